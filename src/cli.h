@@ -1,0 +1,55 @@
+/*
+ * cli.h - parsed command line shared by the command implementations.
+ *
+ * main.c parses argv into one `struct cli` and calls the command's function
+ * (cmd_*.c).  Each command returns a process exit code (enum zmb_exit).
+ * Commands run in the main thread.
+ */
+#ifndef ZMB_CLI_H
+#define ZMB_CLI_H
+
+#include <stdbool.h>
+
+struct cli {
+	const char *cmd;           /* "run", "status", ... */
+	const char *config;        /* -c FILE */
+	const char *state;         /* --state DB */
+	int threads;               /* --threads N, 0 = from job */
+	const char *stage;         /* --stage NAME */
+	bool delta;
+	long long max_runtime;     /* --max-runtime, -1 = unset */
+	const char *until;         /* --until HH:MM */
+	bool dry_run;
+	bool retry_failed;
+	const char *ca_file;       /* --ca-file */
+	bool insecure;
+	bool quiet;
+	bool verbose;
+	const char *format;        /* report --format */
+	const char *output;        /* report --output */
+	const char *state_filter;  /* accounts --state-filter */
+	const char *history;       /* accounts --history ACCOUNT */
+	bool failed;               /* reset --failed */
+	char **args;               /* remaining operands */
+	int nargs;
+};
+
+int cmd_run(struct cli *cli);
+int cmd_status(struct cli *cli);
+int cmd_report(struct cli *cli);
+int cmd_accounts(struct cli *cli);
+int cmd_reset(struct cli *cli);
+int cmd_convert(struct cli *cli);
+int cmd_check(struct cli *cli);
+
+/*
+ * Shared by commands: load the job named by cli->config (default
+ * ./zmbatch.cfg), apply --ca-file/--insecure/--threads, print the error and
+ * return an exit code on failure (0 on success).
+ */
+struct job;
+int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job);
+/* The state DB path: --state, else the job's state.db. */
+const char *cli_state_path(const struct cli *cli, const struct job *job);
+
+#endif

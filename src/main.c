@@ -1,0 +1,234 @@
+/*
+ * main.c - command table, option parsing, global initialisation.
+ */
+#include "cli.h"
+#include "job.h"
+#include "log.h"
+#include "zmb.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum {
+	OPT_STATE = 256, OPT_THREADS, OPT_STAGE, OPT_DELTA, OPT_MAX_RUNTIME, OPT_UNTIL,
+	OPT_DRY_RUN, OPT_RETRY_FAILED, OPT_CA_FILE, OPT_INSECURE, OPT_QUIET,
+	OPT_VERBOSE, OPT_FORMAT, OPT_OUTPUT, OPT_STATE_FILTER, OPT_FAILED,
+	OPT_HISTORY, OPT_HELP,
+};
+
+/* Which options a command accepts, as flags over this table. */
+static const struct option all_opts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "stage", required_argument, NULL, OPT_STAGE },
+	{ "delta", no_argument, NULL, OPT_DELTA },
+	{ "max-runtime", required_argument, NULL, OPT_MAX_RUNTIME },
+	{ "until", required_argument, NULL, OPT_UNTIL },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "retry-failed", no_argument, NULL, OPT_RETRY_FAILED },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "state-filter", required_argument, NULL, OPT_STATE_FILTER },
+	{ "failed", no_argument, NULL, OPT_FAILED },
+	{ "history", required_argument, NULL, OPT_HISTORY },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct command {
+	const char *name;
+	int (*fn)(struct cli *);
+	const char *opts;     /* space-separated long option names accepted */
+	const char *usage;
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{ "run", cmd_run,
+	  "config state threads stage delta max-runtime until dry-run retry-failed ca-file insecure quiet verbose",
+	  "run [-c FILE] [--state DB] [--threads N] [--stage NAME] [--delta]\n"
+	  "            [--max-runtime DURATION] [--until HH:MM] [--dry-run] [--retry-failed]\n"
+	  "            [--ca-file PEM] [--insecure] [--quiet] [--verbose]",
+	  "Run the job: its stages in order (default: one 'migrate' stage), resuming\n"
+	  "where an earlier run stopped.  Exit 0 when everything is done, 1 when some\n"
+	  "accounts or stages failed, 75 when stopped early with work left." },
+	{ "status", cmd_status, "config state",
+	  "status [-c FILE] [--state DB]",
+	  "One screen from the state DB: stages, counts by state, bytes, rate, ETA.\n"
+	  "Safe while a run is in progress." },
+	{ "report", cmd_report, "config state format output",
+	  "report [-c FILE] [--state DB] [--format text|csv|json|prom] [--output FILE]",
+	  "Write a report from the state DB.  --output writes atomically (temp + rename)." },
+	{ "accounts", cmd_accounts, "config state state-filter history",
+	  "accounts [-c FILE] [--state DB] [--state-filter STATE] [--history ACCOUNT]",
+	  "One line per account; --history shows one account's event log." },
+	{ "reset", cmd_reset, "config state failed",
+	  "reset [-c FILE] [--state DB] (ACCOUNT... | --failed)",
+	  "Put accounts back to pending (attempts cleared)." },
+	{ "convert", cmd_convert, "",
+	  "convert ZMZTOZMIG_CONF",
+	  "Print the native job file equivalent to a zmztozmig.conf.  Passwords are\n"
+	  "not printed: the output names a password file to create instead." },
+	{ "check", cmd_check, "config ca-file insecure state",
+	  "check [-c FILE]",
+	  "Validate the job, reach and authenticate to every server (SOAP and LDAP),\n"
+	  "check the directories.  One verdict line per item; exit 0, 69 or 78." },
+};
+
+static void usage_all(FILE *f)
+{
+	fprintf(f, "usage: zmbatch COMMAND [options]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		fprintf(f, "  zmbatch %s\n", commands[i].usage);
+	fprintf(f, "  zmbatch --version | --help | COMMAND --help\n\n"
+		   "DURATION: 90s, 45m, 8h or plain seconds.  See zmbatch(1).\n");
+}
+
+static bool cmd_accepts(const struct command *c, const char *opt)
+{
+	size_t n = strlen(opt);
+	const char *p = c->opts;
+	while ((p = strstr(p, opt)) != NULL) {
+		bool start = p == c->opts || p[-1] == ' ';
+		bool end = p[n] == '\0' || p[n] == ' ';
+		if (start && end)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+static int usage_error(const struct command *c, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "zmbatch: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nusage: zmbatch %s\n(try 'zmbatch %s --help')\n", c->usage, c->name);
+	return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli;
+	const struct command *c = NULL;
+	int rc;
+
+	memset(&cli, 0, sizeof cli);
+	cli.max_runtime = -1;
+	umask(077);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		usage_all(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("zmbatch %s\n", ZMB_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage_all(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			c = &commands[i];
+	if (!c) {
+		fprintf(stderr, "zmbatch: unknown command '%s'\n(try 'zmbatch --help')\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	cli.cmd = c->name;
+
+	optind = 1;
+	opterr = 0;
+	int ac = argc - 1;
+	char **av = argv + 1;
+	int opt, longidx;
+	while ((opt = getopt_long(ac, av, "+:c:hq", all_opts, &longidx)) != -1) {
+		const char *oname = NULL;
+		if (opt == '?')
+			return usage_error(c, "unknown option '%s'", av[optind - 1]);
+		if (opt == ':')
+			return usage_error(c, "option '%s' needs a value", av[optind - 1]);
+		if (opt == 'h' || opt == OPT_HELP) {
+			printf("usage: zmbatch %s\n\n%s\n", c->usage, c->help);
+			return 0;
+		}
+		for (const struct option *o = all_opts; o->name; o++)
+			if (o->val == opt)
+				oname = o->name;
+		if (opt == 'q')
+			oname = "quiet";
+		if (!oname || !cmd_accepts(c, oname))
+			return usage_error(c, "option '%s' is not valid here", av[optind - 1]);
+		switch (opt) {
+		case 'c': cli.config = optarg; break;
+		case OPT_STATE: cli.state = optarg; break;
+		case OPT_THREADS: {
+			long long n;
+			if (parse_ll(optarg, &n) < 0 || n < 1 || n > 256)
+				return usage_error(c, "--threads wants a number from 1 to 256, not '%s'", optarg);
+			cli.threads = (int)n;
+			break;
+		}
+		case OPT_STAGE: cli.stage = optarg; break;
+		case OPT_DELTA: cli.delta = true; break;
+		case OPT_MAX_RUNTIME:
+			if (parse_duration(optarg, &cli.max_runtime) < 0)
+				return usage_error(c, "--max-runtime wants a duration (90s, 45m, 8h), not '%s'", optarg);
+			break;
+		case OPT_UNTIL: {
+			int hh, mm;
+			if (parse_hhmm(optarg, &hh, &mm) < 0)
+				return usage_error(c, "--until wants HH:MM, not '%s'", optarg);
+			cli.until = optarg;
+			break;
+		}
+		case OPT_DRY_RUN: cli.dry_run = true; break;
+		case OPT_RETRY_FAILED: cli.retry_failed = true; break;
+		case OPT_CA_FILE: cli.ca_file = optarg; break;
+		case OPT_INSECURE: cli.insecure = true; break;
+		case 'q':
+		case OPT_QUIET: cli.quiet = true; break;
+		case OPT_VERBOSE: cli.verbose = true; break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
+			    strcmp(optarg, "json") && strcmp(optarg, "prom"))
+				return usage_error(c, "--format wants text, csv, json or prom, not '%s'", optarg);
+			cli.format = optarg;
+			break;
+		case OPT_OUTPUT: cli.output = optarg; break;
+		case OPT_STATE_FILTER: cli.state_filter = optarg; break;
+		case OPT_FAILED: cli.failed = true; break;
+		case OPT_HISTORY: cli.history = optarg; break;
+		}
+	}
+	cli.args = av + optind;
+	cli.nargs = ac - optind;
+
+	if (!strcmp(c->name, "convert") && cli.nargs != 1)
+		return usage_error(c, "%s", "convert takes exactly one file");
+	if (!strcmp(c->name, "reset") && !cli.failed && cli.nargs == 0)
+		return usage_error(c, "%s", "reset needs ACCOUNT... or --failed");
+	if (!strcmp(c->name, "reset") && cli.failed && cli.nargs > 0)
+		return usage_error(c, "%s", "reset takes either ACCOUNT... or --failed, not both");
+	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && cli.nargs > 0)
+		return usage_error(c, "unexpected argument '%s'", cli.args[0]);
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		fprintf(stderr, "zmbatch: cannot initialise libcurl\n");
+		return EXIT_SOFTWARE;
+	}
+	rc = c->fn(&cli);
+	zlog_close();
+	curl_global_cleanup();
+	return rc;
+}

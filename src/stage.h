@@ -1,0 +1,69 @@
+/*
+ * stage.h - job stages: the registry of stage types and the pipeline.
+ *
+ * A job is a list of stages (`stages = ( ... )`, default one "migrate").
+ * Each stage type provides:
+ *   validate(): called by conf_load() in the main thread, before anything
+ *               runs; checks the stage's own keys (sc->settings) and returns
+ *               0, or -1 with *err = "file:line: stage 'name': key: message".
+ *   run():      called by the pipeline in the main thread; may start threads
+ *               of its own (migrate does), must join them before returning.
+ *               Writes human output lines with stage_out() (they go to stdout
+ *               and into the stage row's `output` column).  Returns ZMB_OK,
+ *               or an error with *err naming server and step.  A stage must
+ *               be idempotent: a second run of a done stage changes nothing.
+ */
+#ifndef ZMB_STAGE_H
+#define ZMB_STAGE_H
+
+#include "job.h"
+#include "zmb.h"
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct state;
+struct run_ctl;   /* run control: stop flag, deadline (src/runctl.h) */
+
+struct stage_ctx {
+	const struct job *job;
+	const struct stage_conf *sc;
+	struct state *st;          /* main-thread connection */
+	const char *state_path;    /* to open per-thread connections */
+	int64_t run_id;
+	struct run_ctl *ctl;       /* stop requests, window; never NULL in run() */
+	struct buf out;            /* collected output (stage_out appends) */
+	bool dry_run;
+	bool delta;
+	bool quiet;
+	int exit_hint;             /* migrate: EXIT_PARTIAL / EXIT_TEMPFAIL / 0 */
+};
+
+/* Print one output line of the stage (stdout + stored in the DB). */
+void stage_out(struct stage_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+struct stage_type {
+	const char *name;
+	int (*validate)(const struct stage_conf *sc, const char *file, char **err);
+	enum zmb_rc (*run)(struct stage_ctx *ctx, char **err);
+};
+
+/* NULL if unknown. */
+const struct stage_type *stage_type_find(const char *name);
+/* "migrate, ldap-replcheck, ..." for messages (static string). */
+const char *stage_type_names(void);
+
+/* Stage implementations (each in its own file). */
+int migrate_validate(const struct stage_conf *sc, const char *file, char **err);
+enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err);
+int ldap_replcheck_validate(const struct stage_conf *sc, const char *file, char **err);
+enum zmb_rc ldap_replcheck_run(struct stage_ctx *ctx, char **err);
+int ldap_promote_validate(const struct stage_conf *sc, const char *file, char **err);
+enum zmb_rc ldap_promote_run(struct stage_ctx *ctx, char **err);
+int ldap_verify_validate(const struct stage_conf *sc, const char *file, char **err);
+enum zmb_rc ldap_verify_run(struct stage_ctx *ctx, char **err);
+int localconfig_validate(const struct stage_conf *sc, const char *file, char **err);
+enum zmb_rc localconfig_run(struct stage_ctx *ctx, char **err);
+int exec_validate(const struct stage_conf *sc, const char *file, char **err);
+enum zmb_rc exec_run(struct stage_ctx *ctx, char **err);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * state.h - the SQLite state database.
+ *
+ * One `struct state` is one SQLite connection.  It must only be used by one
+ * thread at a time: every worker thread opens its own (state_open() with the
+ * same path), as SQLite's multi-thread mode requires.  The database runs in
+ * WAL mode with a busy timeout, so `status`/`report` can read while a run
+ * writes.
+ *
+ * Schema: schema/NNN_*.sql, embedded at build time (src/schema_gen.c) and
+ * applied in order by PRAGMA user_version at open (STATE_WRITE only).
+ *
+ * Every state change is one short `BEGIN IMMEDIATE ... COMMIT` transaction
+ * followed by crashpoint() (see zmb.h), so a crash leaves either the old or
+ * the new state, never a mix.
+ *
+ * Account state machine (CONTRACT.md, DESIGN.md):
+ *
+ *   pending ──claim──► exporting ──► exported ──claim──► importing ──► done
+ *   pending ──claim(stream)──────────────────────────►  importing
+ *   exporting ──204 empty──► done      any in-flight ──temp error──► pending/exported
+ *   any in-flight ──permanent / attempts exhausted──► failed
+ *   pending ──policy──► skipped        done/failed/skipped ──reset/delta──► pending
+ *
+ * Strings returned inside rows are owned by the row; free with
+ * state_account_release().
+ */
+#ifndef ZMB_STATE_H
+#define ZMB_STATE_H
+
+#include "zmb.h"
+#include <sqlite3.h>
+#include <stdint.h>
+
+enum acct_state {
+	ACCT_PENDING = 0,
+	ACCT_EXPORTING,
+	ACCT_EXPORTED,
+	ACCT_IMPORTING,
+	ACCT_DONE,
+	ACCT_FAILED,
+	ACCT_SKIPPED,
+	ACCT_NSTATES
+};
+
+const char *acct_state_name(enum acct_state s);      /* "pending" ... */
+int acct_state_parse(const char *s);                 /* -1 if unknown */
+/* Is from -> to a legal transition of the state machine? */
+bool acct_transition_ok(enum acct_state from, enum acct_state to);
+
+enum stage_state { STAGE_PENDING = 0, STAGE_RUNNING, STAGE_DONE, STAGE_FAILED };
+const char *stage_state_name(enum stage_state s);
+int stage_state_parse(const char *s);
+
+struct state;
+
+enum state_flags {
+	STATE_WRITE = 1,    /* create if missing, migrate schema, may write */
+	STATE_READONLY = 2, /* status/report: never writes, never migrates */
+};
+
+/*
+ * Open (and with STATE_WRITE create/migrate) the database at `path`.
+ * `job_identity` ties the DB to its job: stored on first open, compared on
+ * later opens; a mismatch is ZMB_ECONFIG with a message naming both.
+ * NULL skips the check.  Files are created 0600.  On error *err is set.
+ */
+enum zmb_rc state_open(const char *path, const char *job_identity, int flags,
+		       struct state **out, char **err);
+void state_close(struct state *st);          /* NULL-safe */
+sqlite3 *state_db(struct state *st);         /* for report queries */
+/* Last error text of this connection (owned by st, valid until next call). */
+const char *state_errmsg(struct state *st);
+/* The schema version the binary knows (highest NNN in schema/). */
+int state_schema_version(void);
+
+/*
+ * Crash recovery, run once by `run` after it holds the lock and before any
+ * worker starts: accounts left exporting/importing by a dead run return to
+ * their last durable state (importing -> exported when its spool file is
+ * complete on disk, else pending; exporting -> pending, its partial spool
+ * file removed); stages left running -> pending.  *n = rows repaired.
+ */
+enum zmb_rc state_recover(struct state *st, int *n);
+
+/* ---- runs ---- */
+enum zmb_rc state_run_begin(struct state *st, const char *command, int64_t *run_id);
+enum zmb_rc state_run_end(struct state *st, int64_t run_id, int exit_status);
+/* Add to the run's counters (token refreshes, retries, bytes). */
+enum zmb_rc state_run_count(struct state *st, int64_t run_id,
+			    long long refreshes, long long retries, long long bytes);
+
+/* ---- stages ---- */
+struct stage_row {
+	char *name;
+	char *type;
+	int position;
+	enum stage_state state;
+	int attempts;
+	double started_at, ended_at;   /* 0 if unset */
+	char *output;
+	char *error;
+};
+/* Make sure a row exists for each stage (position = order in job). */
+enum zmb_rc state_stage_ensure(struct state *st, const char *name, const char *type, int position);
+enum zmb_rc state_stage_get(struct state *st, const char *name, struct stage_row *row); /* ZMB_ENOTFOUND */
+enum zmb_rc state_stage_begin(struct state *st, const char *name, int64_t run_id);
+/* ok: done; !ok: failed.  output/error may be NULL. */
+enum zmb_rc state_stage_end(struct state *st, const char *name, bool ok,
+			    const char *output, const char *error);
+enum zmb_rc state_stage_reset(struct state *st, const char *name);
+void state_stage_release(struct stage_row *row);
+
+/* ---- accounts ---- */
+struct account_row {
+	int64_t id;
+	char *account;
+	char *target;
+	int64_t seq;
+	long long size;          /* -1 if unknown */
+	enum acct_state state;
+	int attempts;
+	char *last_error;
+	char *error_class;
+	long long bytes;
+	double seconds;
+	char *spool_path;
+	double next_try_at;
+	double started_at, finished_at;
+	long long sync_mark;     /* ms since epoch of last successful sync start; 0 none */
+	bool delta;              /* this pass is a delta pass */
+};
+void state_account_release(struct account_row *r);
+
+/* Group many writes into one transaction (discovery upserts). */
+enum zmb_rc state_begin(struct state *st);
+enum zmb_rc state_commit(struct state *st);
+enum zmb_rc state_rollback(struct state *st);
+
+/*
+ * Discovery: insert a new account row (pending) or refresh target/size of an
+ * existing one that has not started.  size < 0 = unknown.  Call inside
+ * state_begin()/state_commit() for bulk work.
+ */
+enum zmb_rc state_account_upsert(struct state *st, const char *account, const char *target,
+				 int64_t seq, long long size);
+enum zmb_rc state_account_get(struct state *st, const char *account, struct account_row *out);
+
+enum claim_order { CLAIM_LARGEST_FIRST, CLAIM_AS_LISTED };
+
+/*
+ * Hand one claimable account to the caller, atomically (one transaction):
+ * pending with next_try_at <= now -> exporting (spool) or importing (stream);
+ * exported -> importing.  Returns ZMB_ENOTFOUND when nothing is claimable now;
+ * then *wait_s (if not NULL) is the seconds until the earliest backoff expires,
+ * or -1 when no account is waiting at all.  Uses an index, never a scan.
+ */
+enum zmb_rc state_claim(struct state *st, int64_t run_id, enum claim_order order,
+			bool stream, double now, struct account_row *out, double *wait_s);
+
+/* Optional fields of a transition; unset fields are left unchanged. */
+struct acct_update {
+	const char *error;        /* last_error (NULL = leave; "" = clear) */
+	const char *error_class;
+	long long bytes;          /* >= 0 to set */
+	double seconds;           /* >= 0 to set */
+	const char *spool_path;   /* NULL = leave; "" = clear */
+	double next_try_at;       /* > 0 to set */
+	long long sync_mark;      /* > 0 to set */
+	bool add_attempt;         /* attempts += 1 */
+	bool reset_attempts;      /* attempts = 0 */
+	const char *event;        /* event line to record with it (may be NULL) */
+};
+#define ACCT_UPDATE_INIT { NULL, NULL, -1, -1, NULL, 0, 0, false, false, NULL }
+
+/*
+ * Move account `id` from `from` to `to` (one transaction, with an event row).
+ * ZMB_EINTERNAL if the transition is illegal; ZMB_ECONFLICT if the row is not
+ * in state `from` (someone else moved it).
+ */
+enum zmb_rc state_transition(struct state *st, int64_t run_id, int64_t id,
+			     enum acct_state from, enum acct_state to,
+			     const struct acct_update *u);
+
+/*
+ * Requeue accounts: reset (named accounts, or all failed when account ==
+ * NULL) back to pending with attempts 0.  *n = rows changed.
+ * ZMB_ENOTFOUND if a named account is not in the DB.
+ */
+enum zmb_rc state_reset_account(struct state *st, const char *account, int *n);
+enum zmb_rc state_reset_failed(struct state *st, int *n);
+/* --delta: every done account becomes pending with delta = 1. */
+enum zmb_rc state_queue_delta(struct state *st, int *n);
+
+/* Per-state counts (index = enum acct_state). */
+enum zmb_rc state_counts(struct state *st, long long counts[ACCT_NSTATES]);
+
+/* ---- events ---- */
+/* account_id 0 = none, stage NULL = none. level "info"/"warn"/"error". */
+enum zmb_rc state_event(struct state *st, int64_t run_id, int64_t account_id,
+			const char *stage, const char *level, const char *msg);
+
+/* ---- meta ---- */
+enum zmb_rc state_meta_get(struct state *st, const char *key, char **value); /* ENOTFOUND */
+enum zmb_rc state_meta_set(struct state *st, const char *key, const char *value);
+
+#endif
