@@ -1,0 +1,59 @@
+/*
+ * rest.h - REST tgz export / import at /service/home/<account>/.
+ *
+ * All calls run in the thread owning the http handle(s).  The token is sent
+ * only in the ZM_ADMIN_AUTH_TOKEN cookie; the account name is URL-escaped as
+ * one path segment.  On HTTP 401 the token is invalidated and the step is
+ * retried once with a fresh one.
+ *
+ * Result codes: 200 ok; export 204 -> ZMB_OK with *empty = true; 401 twice ->
+ * ZMB_EAUTHEXP; 404 -> ZMB_ENOACCOUNT; 503 -> ZMB_EBUSY; other 5xx, reset,
+ * truncated transfer, stall -> ZMB_ETEMP; other 4xx -> ZMB_EPROTO; local
+ * write/read failure -> ZMB_EIO; stop -> ZMB_ECANCELED; TLS/connect as http.h.
+ * *bytes counts body bytes moved in the last attempt; *err is set (caller
+ * frees) on every error.
+ */
+#ifndef ZMB_REST_H
+#define ZMB_REST_H
+
+#include "http.h"
+#include "token.h"
+#include "zmb.h"
+
+struct rest_export_opts {
+	const char *types;   /* NULL/"" = everything */
+	long long start_ms;  /* 0 = full export, else &start=<ms> */
+};
+
+/*
+ * GET ...?fmt=tgz into fd (a regular file, written from the current offset
+ * with a write loop; nothing buffered beyond curl's chunks).  On ZMB_OK the
+ * data has been fsync()ed (the caller only renames).  On a failed or
+ * retried attempt the fd is truncated back to its starting offset.
+ */
+enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char *account,
+			     const struct rest_export_opts *o, int fd, long long *bytes,
+			     bool *empty, char **err);
+
+/*
+ * POST ...?fmt=tgz&resolve=<r> (resolve NULL = server default) with the whole
+ * file fd as body (read with pread from offset 0, Content-Length = file
+ * size, Content-Type application/octet-stream, never Content-Encoding).
+ * Waits for the answer after the last byte without a read timeout.
+ */
+enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char *target,
+			     const char *resolve, int fd, long long *bytes, char **err);
+
+/*
+ * Export from src piped straight into an import on dst (no disk): both easy
+ * handles in one curl multi in the calling thread, a ring buffer of
+ * http_buffer_size(src) bytes between them, chunked POST.  Export 204 -> no
+ * import, *empty = true.  Failure on either side aborts both; on a 401 from
+ * either side the whole stream is retried once with a fresh token.
+ */
+enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *dst,
+			struct token_cache *dtc, const char *account, const char *target,
+			const struct rest_export_opts *o, const char *resolve, long long *bytes,
+			bool *empty, char **err);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * soap.h - Zimbra admin SOAP (JSON via jansson) at /service/admin/soap.
+ *
+ * All calls run in the thread owning h.  Calls taking a token cache get the
+ * token from it and, on service.AUTH_EXPIRED / AUTH_REQUIRED, invalidate it
+ * and retry once with a fresh one.
+ *
+ * Result codes: fault account.AUTH_FAILED, or service.PERM_DENIED on
+ * AuthRequest -> ZMB_EAUTH; service.AUTH_EXPIRED/AUTH_REQUIRED -> ZMB_EAUTHEXP
+ * (after the one retry); account.NO_SUCH_ACCOUNT -> ZMB_ENOACCOUNT;
+ * service.TEMPORARILY_UNAVAILABLE -> ZMB_ETEMP; other faults -> ZMB_EPROTO;
+ * HTTP 503 -> ZMB_EBUSY; other 5xx without a fault -> ZMB_ETEMP; transport
+ * errors as in http.h.  Error texts keep the fault code:
+ *   "source zcs1:7071: GetAccountRequest: fault account.NO_SUCH_ACCOUNT: no such account: x"
+ * Responses are capped at 64 MiB.  Out-parameters are owned by the caller
+ * and untouched on error; *err is set (caller frees) on every error.
+ */
+#ifndef ZMB_SOAP_H
+#define ZMB_SOAP_H
+
+#include "http.h"
+#include "token.h"
+#include "zmb.h"
+
+/* AuthRequest with the server's admin_user/password; *token caller frees. */
+enum zmb_rc soap_auth(struct http *h, char **token, long long *lifetime_ms, char **err);
+
+struct zaccount {
+	char *name;
+	char *id;
+	char *mailhost;   /* zimbraMailHost, may be NULL */
+};
+void zaccounts_free(struct zaccount *v, size_t n);   /* NULL-safe */
+
+/*
+ * Every non-system account of a domain (SearchDirectoryRequest, paged 500 at
+ * a time).  System accounts are excluded by zimbraIsSystemAccount /
+ * zimbraIsSystemResource = TRUE, never by name.  *out is a new array of *n
+ * (free with zaccounts_free).  account.TOO_MANY_SEARCH_RESULTS -> ZMB_EPROTO
+ * with advice.
+ */
+enum zmb_rc soap_list_accounts(struct http *h, struct token_cache *tc, const char *domain,
+			       struct zaccount **out, size_t *n, char **err);
+/* zimbraId of an account by name; missing -> ZMB_ENOACCOUNT. */
+enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char *name,
+			     char **id, char **err);
+/* Mailbox size in bytes (GetMailboxRequest mbox id -> s). */
+enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char *id,
+			      long long *bytes, char **err);
+/* ModifyAccountRequest: set one attribute. */
+enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const char *id,
+				const char *attr, const char *value, char **err);
+
+#endif
