@@ -1,10 +1,386 @@
-/* cmd_run.c - placeholder until implemented. */
+/*
+ * cmd_run.c - `zmbatch run`: lock, state DB, crash recovery, signals, time
+ * window, the stage pipeline, exit codes.
+ *
+ * Signals are handled in one place: the main thread blocks SIGINT, SIGTERM,
+ * SIGHUP and SIGUSR1 before any thread exists (every thread inherits the
+ * mask), and one signal thread takes them with sigwait():
+ *   SIGTERM/SIGINT  first: graceful stop (no new account; in-flight ones get
+ *                   `grace` seconds); second: abort now
+ *   SIGHUP          reopen the log file (logrotate)
+ *   SIGUSR1         log a progress line
+ */
+#define _GNU_SOURCE
 #include "cli.h"
+#include "job.h"
+#include "lock.h"
+#include "log.h"
+#include "runctl.h"
+#include "stage.h"
+#include "state.h"
 #include "zmb.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sigctx {
+	struct run_ctl *ctl;
+	sigset_t set;
+	pthread_t thread;
+	bool started;
+};
+
+static void *signal_thread(void *arg)
+{
+	struct sigctx *sc = arg;
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&sc->set, &sig) != 0)
+			continue;
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT: {
+			bool second = runctl_stopped(sc->ctl) &&
+				      atomic_load(&sc->ctl->stop) == RUN_STOP_GRACEFUL &&
+				      atomic_load(&sc->ctl->stop_reason) != NULL &&
+				      strcmp(atomic_load(&sc->ctl->stop_reason), "end of window") != 0;
+			runctl_request_stop(sc->ctl, sig == SIGTERM ? "SIGTERM" : "SIGINT", second);
+			if (second)
+				log_warn(NULL, "second %s: aborting in-flight transfers now",
+					 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			else
+				log_warn(NULL, "%s received: no new accounts; in-flight ones may finish "
+					 "(grace %.0f s); send it again to abort now",
+					 sig == SIGTERM ? "SIGTERM" : "SIGINT", sc->ctl->grace);
+			break;
+		}
+		case SIGHUP:
+			zlog_reopen();
+			log_info(NULL, "SIGHUP: log file reopened");
+			break;
+		case SIGUSR1:
+			atomic_store(&sc->ctl->progress_request, 1);
+			break;
+		case SIGUSR2:
+			/* used by run_signals_stop() to end this thread */
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void run_signals_start(struct sigctx *sc, struct run_ctl *ctl)
+{
+	sc->ctl = ctl;
+	sigemptyset(&sc->set);
+	sigaddset(&sc->set, SIGTERM);
+	sigaddset(&sc->set, SIGINT);
+	sigaddset(&sc->set, SIGHUP);
+	sigaddset(&sc->set, SIGUSR1);
+	sigaddset(&sc->set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &sc->set, NULL);
+	sc->started = pthread_create(&sc->thread, NULL, signal_thread, sc) == 0;
+}
+
+static void run_signals_stop(struct sigctx *sc)
+{
+	if (!sc->started)
+		return;
+	pthread_kill(sc->thread, SIGUSR2);
+	pthread_join(sc->thread, NULL);
+	sc->started = false;
+}
+
+/* Seconds from now until the next local HH:MM (tomorrow if already past). */
+static double until_seconds(const char *hhmm)
+{
+	int hh, mm;
+	if (parse_hhmm(hhmm, &hh, &mm) < 0)
+		return 0;
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_sec = 0;
+	tm.tm_isdst = -1;
+	time_t t = mktime(&tm);
+	if (t <= now) {
+		tm.tm_mday += 1;
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	}
+	return difftime(t, now);
+}
+
+static char *command_line(const struct cli *cli)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, "run");
+	if (cli->stage)
+		buf_addf(&b, " --stage %s", cli->stage);
+	if (cli->delta)
+		buf_adds(&b, " --delta");
+	if (cli->retry_failed)
+		buf_adds(&b, " --retry-failed");
+	if (cli->dry_run)
+		buf_adds(&b, " --dry-run");
+	if (cli->threads)
+		buf_addf(&b, " --threads %d", cli->threads);
+	if (cli->max_runtime >= 0)
+		buf_addf(&b, " --max-runtime %llds", cli->max_runtime);
+	if (cli->until)
+		buf_addf(&b, " --until %s", cli->until);
+	return buf_detach(&b);
+}
+
+static void warn_tls(const struct job *job)
+{
+	const struct server *s[2] = { &job->source, &job->target };
+	for (int i = 0; i < 2; i++)
+		if (!s[i]->tls_verify)
+			log_warn(s[i]->role, "TLS certificate verification is OFF for %s:%d "
+				 "(tls_verify = false or --insecure): the admin password and "
+				 "token can be intercepted; prefer ca_file or pinned_pubkey",
+				 s[i]->host, s[i]->port);
+}
+
+/* Run one stage: its row, its output, its verdict.  Returns exit hint. */
+static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
+		     struct state *st, int64_t run_id, bool *stop_pipeline)
+{
+	const struct stage_type *t = stage_type_find(sc->type);
+	char *err = NULL;
+	enum zmb_rc rc;
+	int hint = 0;
+
+	ctx->sc = sc;
+	buf_reset(&ctx->out);
+	ctx->exit_hint = 0;
+	if (!ctx->dry_run && state_stage_begin(st, sc->name, run_id) != ZMB_OK)
+		log_warn(sc->name, "cannot record stage start: %s", state_errmsg(st));
+	log_info(sc->name, "stage '%s' (%s) starting", sc->name, sc->type);
+	double t0 = mono_now();
+	rc = t ? t->run(ctx, &err) : ZMB_EINTERNAL;
+	double dt = mono_now() - t0;
+
+	if (rc == ZMB_OK && ctx->exit_hint == EXIT_TEMPFAIL) {
+		/* stopped early with work left: the stage stays pending */
+		log_warn(sc->name, "stage '%s' stopped early (%s); a later run continues",
+			 sc->name, atomic_load(&ctx->ctl->stop_reason) ? atomic_load(&ctx->ctl->stop_reason) : "stop");
+		if (!ctx->dry_run)
+			state_stage_reset(st, sc->name);
+		*stop_pipeline = true;
+		hint = EXIT_TEMPFAIL;
+	} else if (rc == ZMB_OK && ctx->exit_hint == 0) {
+		log_info(sc->name, "stage '%s' done in %.1f s", sc->name, dt);
+		if (!ctx->dry_run)
+			state_stage_end(st, sc->name, true, ctx->out.s, NULL);
+	} else {
+		const char *msg = err ? err : zmb_rc_str(rc);
+		if (rc == ZMB_OK && ctx->exit_hint == EXIT_PARTIAL && !err)
+			msg = "some accounts failed permanently (see 'zmbatch report')";
+		log_error(sc->name, "stage '%s' (%s) failed: %s", sc->name, sc->type, msg);
+		if (!ctx->dry_run)
+			state_stage_end(st, sc->name, false, ctx->out.s, msg);
+		*stop_pipeline = true;
+		if (rc == ZMB_ECANCELED) {
+			hint = EXIT_TEMPFAIL;
+			if (!ctx->dry_run)
+				state_stage_reset(st, sc->name);
+		} else if (ctx->exit_hint == EXIT_UNAVAILABLE) {
+			hint = EXIT_UNAVAILABLE;
+		} else {
+			hint = EXIT_PARTIAL;
+		}
+	}
+	free(err);
+	return hint;
+}
 
 int cmd_run(struct cli *cli)
 {
-	(void)cli;
-	fprintf(stderr, "zmbatch: 'run' is not implemented yet\n");
-	return EXIT_SOFTWARE;
+	struct job job;
+	struct run_lock *lock = NULL;
+	struct state *st = NULL;
+	struct sigctx sig = { 0 };
+	struct run_ctl ctl;
+	struct stage_ctx ctx;
+	char *err = NULL;
+	char *cmdline = NULL;
+	int64_t run_id = 0;
+	int exit_code = EXIT_SOFTWARE;
+	bool have_job = false;
+
+	memset(&ctx, 0, sizeof ctx);
+	memset(&job, 0, sizeof job);
+	int rc = cli_load_job(cli, true, &job);
+	if (rc)
+		return rc;
+	have_job = true;
+
+	int level = zlog_level_parse(job.log_level);
+	if (level < 0)
+		level = ZLOG_INFO;
+	if (cli->verbose)
+		level = ZLOG_DEBUG;
+	if (zlog_open(job.log_dir, level, cli->quiet, &err) < 0) {
+		fprintf(stderr, "zmbatch: %s\n", err);
+		exit_code = EXIT_CONFIG;
+		goto out;
+	}
+	zlog_add_secret(job.source.password);
+	zlog_add_secret(job.target.password);
+	for (size_t i = 0; i < job.warnings.n; i++)
+		log_warn(NULL, "%s", job.warnings.v[i]);
+	warn_tls(&job);
+
+	const char *db = cli_state_path(cli, &job);
+	cmdline = command_line(cli);
+
+	double deadline = 0;
+	if (job.max_runtime > 0)
+		deadline = mono_now() + (double)job.max_runtime;
+	if (job.until) {
+		double d = mono_now() + until_seconds(job.until);
+		if (deadline == 0 || d < deadline)
+			deadline = d;
+	}
+	runctl_init(&ctl, deadline, (double)job.grace);
+
+	if (!cli->dry_run) {
+		char *dir = xstrdup(db);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (mkdir_p(dir, 0700) < 0)
+				log_warn(NULL, "cannot create directory '%s': %s", dir, strerror(errno));
+		}
+		free(dir);
+		enum zmb_rc lrc = lock_acquire(db, cmdline, &lock, &err);
+		if (lrc == ZMB_EBUSY) {
+			log_error(NULL, "%s; exiting without changes", err);
+			exit_code = EXIT_TEMPFAIL;
+			goto out;
+		} else if (lrc) {
+			log_error(NULL, "%s", err);
+			exit_code = EXIT_SOFTWARE;
+			goto out;
+		}
+	}
+
+	char *ident = job_identity(&job);
+	enum zmb_rc src = state_open(db, ident, cli->dry_run ? STATE_READONLY : STATE_WRITE, &st, &err);
+	free(ident);
+	if (src && cli->dry_run) {
+		/* nothing has run yet: a dry run plans without a DB */
+		free(err);
+		err = NULL;
+		st = NULL;
+	} else if (src) {
+		log_error(NULL, "%s", err ? err : zmb_rc_str(src));
+		exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;
+		goto out;
+	}
+
+	if (!cli->dry_run) {
+		int n = 0;
+		if (state_recover(st, &n) != ZMB_OK) {
+			log_error(NULL, "crash recovery failed on '%s': %s", db, state_errmsg(st));
+			exit_code = EXIT_SOFTWARE;
+			goto out;
+		}
+		if (n > 0)
+			log_warn(NULL, "an earlier run stopped mid-way: %d row(s) returned to their last durable state", n);
+		if (state_run_begin(st, cmdline, &run_id) != ZMB_OK) {
+			log_error(NULL, "cannot record the run in '%s': %s", db, state_errmsg(st));
+			exit_code = EXIT_SOFTWARE;
+			goto out;
+		}
+		if (cli->retry_failed) {
+			int nf = 0;
+			state_reset_failed(st, &nf);
+			log_info(NULL, "--retry-failed: %d failed account(s) requeued", nf);
+		}
+		if (cli->delta) {
+			int nd = 0;
+			state_queue_delta(st, &nd);
+			log_info(NULL, "--delta: %d migrated account(s) queued for a delta pass", nd);
+		}
+	}
+
+	run_signals_start(&sig, &ctl);
+
+	ctx.job = &job;
+	ctx.st = st;
+	ctx.state_path = db;
+	ctx.run_id = run_id;
+	ctx.ctl = &ctl;
+	ctx.dry_run = cli->dry_run;
+	ctx.delta = cli->delta;
+	ctx.quiet = cli->quiet;
+
+	bool found_stage = cli->stage == NULL;
+	bool stop = false;
+	int worst = 0;
+	for (size_t i = 0; i < job.nstages && !stop; i++) {
+		const struct stage_conf *sc = &job.stages[i];
+		if (cli->stage && strcmp(cli->stage, sc->name) != 0)
+			continue;
+		found_stage = true;
+		if (st && !cli->dry_run)
+			state_stage_ensure(st, sc->name, sc->type, (int)i);
+		struct stage_row row;
+		memset(&row, 0, sizeof row);
+		bool rerun_migrate = (cli->delta || cli->retry_failed) && !strcmp(sc->type, "migrate");
+		if (!cli->stage && !rerun_migrate && st &&
+		    state_stage_get(st, sc->name, &row) == ZMB_OK && row.state == STAGE_DONE) {
+			log_info(sc->name, "stage '%s' already done, skipped (use --stage %s to run it again)",
+				 sc->name, sc->name);
+			state_stage_release(&row);
+			continue;
+		}
+		state_stage_release(&row);
+		if (!runctl_may_claim(&ctl)) {
+			worst = EXIT_TEMPFAIL;
+			break;
+		}
+		int hint = run_stage(&ctx, sc, st, run_id, &stop);
+		if (hint == EXIT_UNAVAILABLE || (hint && worst != EXIT_UNAVAILABLE &&
+						  (worst == 0 || hint == EXIT_TEMPFAIL)))
+			worst = hint;
+	}
+	if (!found_stage) {
+		log_error(NULL, "no stage named '%s' in %s", cli->stage, job.path);
+		worst = EXIT_USAGE;
+	}
+	exit_code = worst;
+
+out:
+	run_signals_stop(&sig);
+	if (st && run_id) {
+		state_run_count(st, run_id, atomic_load(&ctl.token_refreshes),
+				atomic_load(&ctl.retries), atomic_load(&ctl.bytes));
+		state_run_end(st, run_id, exit_code);
+	}
+	if (have_job && exit_code != EXIT_CONFIG && exit_code != EXIT_USAGE)
+		log_info(NULL, "run finished, exit %d (%s)", exit_code,
+			 exit_code == 0 ? "everything done" :
+			 exit_code == EXIT_PARTIAL ? "some accounts or stages failed: see 'zmbatch report'" :
+			 exit_code == EXIT_TEMPFAIL ? "stopped early with work left: run again to continue" :
+			 exit_code == EXIT_UNAVAILABLE ? "a server could not be reached or authentication failed" :
+			 "error");
+	buf_release(&ctx.out);
+	state_close(st);
+	lock_release(lock);
+	free(cmdline);
+	free(err);
+	if (have_job)
+		job_release(&job);
+	return exit_code;
 }

@@ -1,16 +1,949 @@
-/* migrate.c - placeholder until implemented (see issues). */
+/*
+ * migrate.c - the `migrate` stage: discovery, plan, worker pool.
+ *
+ * Data flow (main thread unless said otherwise):
+ *   1. log in to both servers (one token cache per server, shared by all
+ *      threads); failure here, before any account work, is "unavailable";
+ *   2. discovery: explicit accounts + accounts_file + every non-system
+ *      account of `domains`; for accounts not yet in the DB (or without a
+ *      size) ask the source for the zimbraId and the mailbox size; upsert
+ *      everything in one transaction;
+ *   3. spool housekeeping: *.part files are removed, complete spool files
+ *      whose account is not 'exported' are moved/deleted;
+ *   4. N worker threads, each with its own SQLite connection and its own
+ *      curl handles, claim accounts from the DB until nothing is left or a
+ *      stop is requested; the main thread shows progress meanwhile;
+ *   5. verdict: every account terminal -> done (exit 0) or some failed
+ *      (exit 1); work left after a stop -> exit 75.
+ *
+ * Per account (worker thread), every durable step is a state transition:
+ *   spool:  exporting -> [spool file renamed] -> exported -> importing -> done
+ *   stream: importing (export piped into import) -> done
+ * Errors are classified (zmb_rc_class): permanent -> failed; temporary ->
+ * back to the last durable state with exponential backoff and jitter, until
+ * max_attempts; a stop request -> back to the last durable state, no attempt
+ * counted.
+ */
+#define _GNU_SOURCE
+#include "http.h"
+#include "job.h"
+#include "log.h"
+#include "rest.h"
+#include "runctl.h"
+#include "soap.h"
 #include "stage.h"
+#include "state.h"
+#include "token.h"
+#include "zmb.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Shared by the workers of one migrate stage; immutable but for `mu` parts. */
+struct migrate {
+	const struct job *job;
+	const char *state_path;
+	int64_t run_id;
+	struct run_ctl *ctl;
+	struct token_cache *src_tc;
+	struct token_cache *dst_tc;
+	bool stream;
+	enum claim_order order;
+
+	pthread_mutex_t mu;          /* guards the fields below */
+	long long reserved_bytes;    /* spool space promised to in-flight exports */
+	int in_flight;
+	long long done_now;          /* accounts finished by this run */
+	long long failed_now;
+	long long bytes_now;
+	int fatal_workers;           /* workers that could not start */
+};
+
+struct worker {
+	struct migrate *m;
+	int index;
+	pthread_t thread;
+	struct state *st;
+	struct http *src;
+	struct http *dst;
+	char ctx[300];               /* log context "account a@b" */
+};
 
 int migrate_validate(const struct stage_conf *sc, const char *file, char **err)
 {
-	(void)sc; (void)file; (void)err;
+	/* a migrate stage has no keys of its own: it uses the job's migration group */
+	for (size_t i = 0; i < sc->settings.n; i++) {
+		const struct cval *v = &sc->settings.items[i];
+		if (v->name && strcmp(v->name, "name") && strcmp(v->name, "type")) {
+			*err = xasprintf("%s:%d: stage '%s': unknown key '%s' (a migrate stage "
+					 "takes its settings from the 'migration' group)",
+					 file, v->line, sc->name, v->name);
+			return -1;
+		}
+	}
 	return 0;
+}
+
+/* ---- helpers ---- */
+
+static double backoff_seconds(const struct job *job, int attempts, enum zmb_rc rc)
+{
+	double base = (double)(job->mig.retry_backoff > 0 ? job->mig.retry_backoff : 30);
+	double max = (double)(job->mig.retry_backoff_max > 0 ? job->mig.retry_backoff_max : 900);
+	if (rc == ZMB_EBUSY)  /* the DoS filter wants us to go away for a while */
+		base *= 2;
+	double d = base * pow(2.0, attempts > 0 ? attempts - 1 : 0);
+	if (d > max)
+		d = max;
+	/* full jitter in [d/2, d] so that throttled workers do not come back together */
+	double j = (double)(rand64() % 1000) / 1000.0;
+	return d / 2 + j * d / 2;
+}
+
+static char *spool_path(const struct job *job, const char *account, const char *suffix)
+{
+	char *safe = path_safe_name(account);
+	char *p = xasprintf("%s/%s.tgz%s", job->mig.working_dir, safe, suffix);
+	free(safe);
+	return p;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* Move (rename, or copy-less fallback: unlink) a finished spool file. */
+static void spool_dispose(const struct job *job, const char *path, bool success, const char *ctx)
+{
+	if (!path || !*path)
+		return;
+	const char *dir = success ? (job->mig.keep_success_files ? job->mig.success_dir : NULL)
+				  : job->mig.failed_dir;
+	if (dir && *dir) {
+		const char *base = strrchr(path, '/');
+		base = base ? base + 1 : path;
+		char *dst = xasprintf("%s/%s", dir, base);
+		if (mkdir_p(dir, 0700) == 0 && rename(path, dst) == 0) {
+			crashpoint("spool moved");
+			free(dst);
+			return;
+		}
+		log_warn(ctx, "cannot move spool file '%s' to '%s': %s", path, dir, strerror(errno));
+		free(dst);
+		if (!success)
+			return;  /* keep a failed archive where it is rather than lose it */
+	}
+	if (unlink(path) == 0)
+		crashpoint("spool removed");
+}
+
+/* Free bytes in the filesystem of dir, -1 if unknown. */
+static long long free_bytes(const char *dir)
+{
+	struct statvfs sv;
+	if (statvfs(dir, &sv) < 0)
+		return -1;
+	return (long long)sv.f_bavail * (long long)sv.f_frsize;
+}
+
+/* ---- one account ---- */
+
+/*
+ * Schedule a retry or fail the account after `rc`.  `from` is the in-flight
+ * state, `back` the durable state to return to (pending or exported).
+ */
+static void account_error(struct worker *w, const struct account_row *a, enum acct_state from,
+			  enum acct_state back, enum zmb_rc rc, const char *step, const char *msg)
+{
+	struct migrate *m = w->m;
+	const struct job *job = m->job;
+	struct acct_update u = ACCT_UPDATE_INIT;
+	char *text = xasprintf("%s: %s", step, msg ? msg : zmb_rc_str(rc));
+	char *ev = NULL;
+	enum zmb_retry cls = zmb_rc_class(rc);
+
+	u.error = text;
+	u.error_class = zmb_rc_class_name(rc);
+	if (rc == ZMB_ECANCELED) {
+		/* not the account's fault: no attempt counted */
+		ev = xasprintf("%s interrupted by %s; back to %s", step,
+			       atomic_load(&m->ctl->stop_reason) ? atomic_load(&m->ctl->stop_reason) : "stop",
+			       acct_state_name(back));
+		u.event = ev;
+		u.error = NULL;
+		u.error_class = NULL;
+		log_info(w->ctx, "%s", ev);
+		if (state_transition(w->st, m->run_id, a->id, from, back, &u))
+			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+		goto out;
+	}
+	u.add_attempt = true;
+	int attempts = a->attempts + 1;
+	if (cls == ZMB_RETRY_NEVER || attempts >= job->mig.max_attempts) {
+		ev = xasprintf("failed permanently after %d attempt(s): %s", attempts, text);
+		u.event = ev;
+		log_error(w->ctx, "%s", ev);
+		if (state_transition(w->st, m->run_id, a->id, from, ACCT_FAILED, &u))
+			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+		else if (back == ACCT_EXPORTED && a->spool_path)
+			spool_dispose(job, a->spool_path, false, w->ctx);
+		pthread_mutex_lock(&m->mu);
+		m->failed_now++;
+		pthread_mutex_unlock(&m->mu);
+	} else {
+		double wait = backoff_seconds(job, attempts, rc);
+		u.next_try_at = wall_now() + wait;
+		ev = xasprintf("attempt %d/%d failed (%s), retry in %.0f s: %s", attempts,
+			       job->mig.max_attempts, zmb_rc_class_name(rc), wait, text);
+		u.event = ev;
+		log_warn(w->ctx, "%s", ev);
+		atomic_fetch_add(&m->ctl->retries, 1);
+		if (state_transition(w->st, m->run_id, a->id, from, back, &u))
+			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+	}
+out:
+	free(ev);
+	free(text);
+}
+
+static void account_done(struct worker *w, const struct account_row *a, enum acct_state from,
+			 long long bytes, double seconds, long long mark_ms, const char *what)
+{
+	struct migrate *m = w->m;
+	struct acct_update u = ACCT_UPDATE_INIT;
+	char *ev = xasprintf("%s: %lld bytes in %.1f s", what, bytes, seconds);
+	u.error = "";
+	u.error_class = "";
+	u.bytes = bytes;
+	u.seconds = seconds;
+	u.sync_mark = mark_ms;
+	u.spool_path = "";
+	u.add_attempt = true;
+	u.event = ev;
+	if (state_transition(w->st, m->run_id, a->id, from, ACCT_DONE, &u)) {
+		log_error(w->ctx, "cannot record done: %s", state_errmsg(w->st));
+	} else {
+		log_info(w->ctx, "%s", ev);
+		pthread_mutex_lock(&m->mu);
+		m->done_now++;
+		m->bytes_now += bytes;
+		pthread_mutex_unlock(&m->mu);
+		atomic_fetch_add(&m->ctl->bytes, bytes);
+	}
+	free(ev);
+}
+
+/* The target must exist (zmztozmig's rule: we never create accounts). */
+static enum zmb_rc check_target(struct worker *w, const struct account_row *a, char **target_id, char **err)
+{
+	enum zmb_rc rc = soap_get_account(w->dst, w->m->dst_tc, a->target, target_id, err);
+	if (rc == ZMB_ENOACCOUNT) {
+		char *e = xasprintf("target account '%s' does not exist on %s:%d (create it first: "
+				    "zmbatch, like zmztozmig, never creates accounts)%s%s",
+				    a->target, w->m->job->target.host, w->m->job->target.port,
+				    *err ? "; " : "", *err ? *err : "");
+		free(*err);
+		*err = e;
+	}
+	return rc;
+}
+
+static enum zmb_rc set_transport(struct worker *w, const char *target_id, char **err)
+{
+	const char *t = w->m->job->mig.mail_transport;
+	if (!t || !*t || !target_id)
+		return ZMB_OK;
+	return soap_modify_account(w->dst, w->m->dst_tc, target_id, "zimbraMailTransport", t, err);
+}
+
+static void export_opts(const struct migrate *m, const struct account_row *a, struct rest_export_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->types = m->job->mig.types;
+	if (a->delta && a->sync_mark > 0) {
+		long long start = a->sync_mark - m->job->mig.delta_overlap * 1000;
+		o->start_ms = start > 0 ? start : 1;
+	}
+}
+
+/* Reserve spool space; false = not enough room now (caller retries later). */
+static bool spool_reserve(struct worker *w, const struct account_row *a, long long *reserved)
+{
+	struct migrate *m = w->m;
+	*reserved = 0;
+	if (a->size <= 0)
+		return true;
+	long long need = a->size + a->size / 10 + 1024 * 1024;
+	long long freeb = free_bytes(m->job->mig.working_dir);
+	if (freeb < 0)
+		return true;
+	pthread_mutex_lock(&m->mu);
+	bool ok = freeb - m->reserved_bytes >= need;
+	if (ok)
+		m->reserved_bytes += need;
+	pthread_mutex_unlock(&m->mu);
+	if (ok)
+		*reserved = need;
+	else
+		log_warn(w->ctx, "not enough space in '%s' for a %lld-byte archive (%lld free, %lld promised "
+			 "to transfers in flight): waiting", m->job->mig.working_dir, a->size, freeb,
+			 m->reserved_bytes);
+	return ok;
+}
+
+static void spool_unreserve(struct migrate *m, long long reserved)
+{
+	if (!reserved)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->reserved_bytes -= reserved;
+	pthread_mutex_unlock(&m->mu);
+}
+
+static void process_spool(struct worker *w, struct account_row *a)
+{
+	struct migrate *m = w->m;
+	const struct job *job = m->job;
+	char *err = NULL, *target_id = NULL, *part = NULL, *final = NULL;
+	enum zmb_rc rc;
+	long long reserved = 0;
+	long long mark_ms = (long long)(wall_now() * 1000);
+	double t0 = mono_now();
+	enum acct_state cur = a->state;   /* exporting or importing (from exported) */
+
+	rc = check_target(w, a, &target_id, &err);
+	if (rc) {
+		account_error(w, a, cur, cur == ACCT_IMPORTING ? ACCT_EXPORTED : ACCT_PENDING, rc,
+			      "check target", err);
+		goto out;
+	}
+
+	if (cur == ACCT_EXPORTING) {
+		if (!spool_reserve(w, a, &reserved)) {
+			struct acct_update u = ACCT_UPDATE_INIT;
+			u.next_try_at = wall_now() + 60;
+			u.event = "waiting for free space in working_dir";
+			state_transition(w->st, m->run_id, a->id, ACCT_EXPORTING, ACCT_PENDING, &u);
+			goto out;
+		}
+		struct rest_export_opts o;
+		export_opts(m, a, &o);
+		part = spool_path(job, a->account, ".part");
+		final = spool_path(job, a->account, "");
+		int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			char *e = xasprintf("cannot create spool file '%s': %s", part, strerror(errno));
+			account_error(w, a, ACCT_EXPORTING, ACCT_PENDING, ZMB_EIO, "export", e);
+			free(e);
+			goto out;
+		}
+		long long bytes = 0;
+		bool empty = false;
+		log_info(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
+			 o.start_ms ? " (delta)" : "");
+		rc = rest_export_file(w->src, m->src_tc, a->account, &o, fd, &bytes, &empty, &err);
+		if (rc == ZMB_OK && fsync(fd) < 0) {
+			rc = errno == ENOSPC ? ZMB_ENOSPACE : ZMB_EIO;
+			err = xasprintf("cannot write spool file '%s': %s", part, strerror(errno));
+		}
+		if (close(fd) < 0 && rc == ZMB_OK) {
+			rc = ZMB_EIO;
+			err = xasprintf("cannot write spool file '%s': %s", part, strerror(errno));
+		}
+		if (rc) {
+			unlink(part);
+			account_error(w, a, ACCT_EXPORTING, ACCT_PENDING, rc, "export", err);
+			goto out;
+		}
+		if (empty) {
+			unlink(part);
+			account_done(w, a, ACCT_EXPORTING, 0, mono_now() - t0, mark_ms,
+				     "nothing to migrate (export answered 204)");
+			goto out;
+		}
+		if (rename(part, final) < 0) {
+			char *e = xasprintf("cannot rename '%s': %s", part, strerror(errno));
+			unlink(part);
+			account_error(w, a, ACCT_EXPORTING, ACCT_PENDING, ZMB_EIO, "export", e);
+			free(e);
+			goto out;
+		}
+		fsync_dir(job->mig.working_dir);
+		crashpoint("spool renamed");
+		struct acct_update u = ACCT_UPDATE_INIT;
+		char *ev = xasprintf("exported %lld bytes to spool", bytes);
+		u.spool_path = final;
+		u.bytes = bytes;
+		u.sync_mark = mark_ms;
+		u.event = ev;
+		rc = state_transition(w->st, m->run_id, a->id, ACCT_EXPORTING, ACCT_EXPORTED, &u);
+		free(ev);
+		if (rc) {
+			log_error(w->ctx, "cannot record export: %s", state_errmsg(w->st));
+			goto out;
+		}
+		free(a->spool_path);
+		a->spool_path = xstrdup(final);
+		a->sync_mark = mark_ms;
+		spool_unreserve(m, reserved);
+		reserved = 0;
+		if (!runctl_may_claim(m->ctl))
+			goto out;   /* stop requested: the archive waits on disk for the next run */
+		u = (struct acct_update)ACCT_UPDATE_INIT;
+		u.event = "import starting";
+		if (state_transition(w->st, m->run_id, a->id, ACCT_EXPORTED, ACCT_IMPORTING, &u)) {
+			log_error(w->ctx, "cannot record import start: %s", state_errmsg(w->st));
+			goto out;
+		}
+	}
+
+	/* importing from the complete spool file */
+	int fd = a->spool_path ? open(a->spool_path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0) {
+		/* the archive vanished (deleted by hand): export again */
+		char *e = xasprintf("spool file '%s' is missing: %s", a->spool_path ? a->spool_path : "",
+				    strerror(errno));
+		struct acct_update u = ACCT_UPDATE_INIT;
+		u.spool_path = "";
+		u.event = e;
+		log_warn(w->ctx, "%s; exporting again", e);
+		state_transition(w->st, m->run_id, a->id, ACCT_IMPORTING, ACCT_PENDING, &u);
+		free(e);
+		goto out;
+	}
+	long long bytes = 0;
+	log_info(w->ctx, "import into %s on %s:%d (resolve=%s)", a->target, job->target.host,
+		 job->target.port, job->mig.resolve);
+	rc = rest_import_file(w->dst, m->dst_tc, a->target, job->mig.resolve, fd, &bytes, &err);
+	close(fd);
+	if (rc == ZMB_OK)
+		rc = set_transport(w, target_id, &err);
+	if (rc) {
+		account_error(w, a, ACCT_IMPORTING, ACCT_EXPORTED, rc, "import", err);
+		goto out;
+	}
+	char *spool = xstrdup(a->spool_path);
+	account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0,
+		     a->sync_mark > 0 ? a->sync_mark : mark_ms, a->delta ? "delta pass done" : "migrated");
+	spool_dispose(job, spool, true, w->ctx);
+	free(spool);
+out:
+	spool_unreserve(m, reserved);
+	free(part);
+	free(final);
+	free(target_id);
+	free(err);
+}
+
+static void process_stream(struct worker *w, struct account_row *a)
+{
+	struct migrate *m = w->m;
+	const struct job *job = m->job;
+	char *err = NULL, *target_id = NULL;
+	long long mark_ms = (long long)(wall_now() * 1000);
+	double t0 = mono_now();
+	enum zmb_rc rc = check_target(w, a, &target_id, &err);
+	if (rc) {
+		account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "check target", err);
+		goto out;
+	}
+	struct rest_export_opts o;
+	export_opts(m, a, &o);
+	long long bytes = 0;
+	bool empty = false;
+	log_info(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
+		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
+	rc = rest_stream(w->src, m->src_tc, w->dst, m->dst_tc, a->account, a->target, &o,
+			 job->mig.resolve, &bytes, &empty, &err);
+	if (rc == ZMB_OK && !empty)
+		rc = set_transport(w, target_id, &err);
+	if (rc) {
+		account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "stream", err);
+		goto out;
+	}
+	account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0, mark_ms,
+		     empty ? "nothing to migrate (export answered 204)" :
+		     a->delta ? "delta pass done" : "migrated");
+out:
+	free(target_id);
+	free(err);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct migrate *m = w->m;
+	char *err = NULL;
+
+	if (state_open(m->state_path, NULL, STATE_WRITE, &w->st, &err)) {
+		log_error(NULL, "worker %d: cannot open state DB: %s", w->index, err ? err : "?");
+		pthread_mutex_lock(&m->mu);
+		m->fatal_workers++;
+		pthread_mutex_unlock(&m->mu);
+		goto out;
+	}
+	w->src = http_new(&m->job->source, m->job, m->ctl);
+	w->dst = http_new(&m->job->target, m->job, m->ctl);
+
+	while (runctl_may_claim(m->ctl)) {
+		struct account_row a;
+		double wait = -1;
+		memset(&a, 0, sizeof a);
+		enum zmb_rc rc = state_claim(w->st, m->run_id, m->order, m->stream, wall_now(), &a, &wait);
+		if (rc == ZMB_ENOTFOUND) {
+			pthread_mutex_lock(&m->mu);
+			int busy = m->in_flight;
+			pthread_mutex_unlock(&m->mu);
+			if (wait < 0 && busy == 0)
+				break;          /* nothing pending, nothing that could come back */
+			/* something is in backoff, or in flight and may come back: wait a bit */
+			double s = wait < 0 || wait > 1.0 ? 1.0 : wait;
+			struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (rc) {
+			log_error(NULL, "worker %d: claim failed: %s", w->index, state_errmsg(w->st));
+			struct timespec ts = { 1, 0 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		pthread_mutex_lock(&m->mu);
+		m->in_flight++;
+		pthread_mutex_unlock(&m->mu);
+		snprintf(w->ctx, sizeof w->ctx, "account %s", a.account);
+		if (m->stream)
+			process_stream(w, &a);
+		else
+			process_spool(w, &a);
+		pthread_mutex_lock(&m->mu);
+		m->in_flight--;
+		pthread_mutex_unlock(&m->mu);
+		state_account_release(&a);
+	}
+out:
+	http_free(w->src);
+	http_free(w->dst);
+	state_close(w->st);
+	free(err);
+	return NULL;
+}
+
+/* ---- discovery ---- */
+
+static enum zmb_rc read_accounts_file(const char *path, struct strlist *out, char **err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		*err = xasprintf("cannot read accounts_file '%s': %s", path, strerror(errno));
+		return ZMB_ECONFIG;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0;
+	enum zmb_rc rc = ZMB_OK;
+	while (getline(&line, &cap, f) > 0) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		strtrim(line);
+		if (!*line)
+			continue;
+		if (!strchr(line, '@') || strchr(line, ' ') || strchr(line, '/')) {
+			*err = xasprintf("%s:%d: '%s' is not an account address", path, lineno, line);
+			rc = ZMB_ECONFIG;
+			break;
+		}
+		strlist_add(out, line);
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+struct found {
+	char *account;
+	char *id;       /* may be NULL: looked up later */
+};
+
+static enum zmb_rc discover(struct migrate *m, struct stage_ctx *ctx, struct http *src,
+			    struct found **out, size_t *nout, char **err)
+{
+	const struct job *job = m->job;
+	struct strlist names = STRLIST_INIT;
+	struct found *f = NULL;
+	size_t n = 0, cap = 0;
+	enum zmb_rc rc = ZMB_OK;
+
+	for (size_t i = 0; i < job->mig.accounts.n; i++)
+		strlist_add(&names, job->mig.accounts.v[i]);
+	if (job->mig.accounts_file && (rc = read_accounts_file(job->mig.accounts_file, &names, err)))
+		goto out;
+	for (size_t i = 0; i < names.n; i++) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			f = xrealloc(f, cap * sizeof *f);
+		}
+		f[n].account = xstrlower(names.v[i]);
+		f[n].id = NULL;
+		n++;
+	}
+	for (size_t d = 0; d < job->mig.domains.n; d++) {
+		struct zaccount *za = NULL;
+		size_t nz = 0;
+		rc = soap_list_accounts(src, m->src_tc, job->mig.domains.v[d], &za, &nz, err);
+		if (rc)
+			goto out;
+		stage_out(ctx, "domain %s: %zu account(s) (system accounts excluded)", job->mig.domains.v[d], nz);
+		for (size_t i = 0; i < nz; i++) {
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				f = xrealloc(f, cap * sizeof *f);
+			}
+			f[n].account = xstrlower(za[i].name);
+			f[n].id = za[i].id;
+			za[i].id = NULL;
+			n++;
+			free(za[i].name);
+			free(za[i].mailhost);
+		}
+		free(za);
+	}
+out:
+	strlist_release(&names);
+	*out = f;
+	*nout = n;
+	return rc;
+}
+
+static void found_free(struct found *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(f[i].account);
+		free(f[i].id);
+	}
+	free(f);
+}
+
+/*
+ * Upsert discovered accounts.  Sizes are asked only for accounts the DB does
+ * not know yet (or knows without a size) and that have not started, so a
+ * resumed run of 10k accounts costs no 10k SOAP calls.
+ */
+static enum zmb_rc plan(struct migrate *m, struct stage_ctx *ctx, struct state *st, struct http *src,
+			struct found *f, size_t n, long long *total_size, char **err)
+{
+	const struct job *job = m->job;
+	enum zmb_rc rc = ZMB_OK;
+	struct strlist seen = STRLIST_INIT;
+	long long unknown_sizes = 0;
+
+	*total_size = 0;
+	if (st && (rc = state_begin(st)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (strlist_has(&seen, f[i].account))
+			continue;  /* listed twice: once is enough */
+		strlist_add(&seen, f[i].account);
+		struct account_row row;
+		memset(&row, 0, sizeof row);
+		bool known = st && state_account_get(st, f[i].account, &row) == ZMB_OK;
+		long long size = known ? row.size : -1;
+		bool need_size = !known || (row.size < 0 && row.state == ACCT_PENDING);
+		state_account_release(&row);
+		if (need_size) {
+			char *id = f[i].id ? xstrdup(f[i].id) : NULL;
+			char *e = NULL;
+			enum zmb_rc r = ZMB_OK;
+			if (!id)
+				r = soap_get_account(src, m->src_tc, f[i].account, &id, &e);
+			if (r == ZMB_OK)
+				r = soap_mailbox_size(src, m->src_tc, id, &size, &e);
+			if (r == ZMB_ENOACCOUNT) {
+				stage_out(ctx, "warning: source account '%s' does not exist on %s:%d; it will fail",
+					  f[i].account, job->source.host, job->source.port);
+				size = -1;
+			} else if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT) {
+				*err = xasprintf("source %s:%d: %s", job->source.host, job->source.port,
+						 e ? e : zmb_rc_str(r));
+				free(e);
+				free(id);
+				rc = r;
+				goto out;
+			} else if (r) {
+				log_warn(f[i].account, "mailbox size unknown: %s", e ? e : zmb_rc_str(r));
+				size = -1;
+			}
+			free(e);
+			free(id);
+		}
+		if (size > 0)
+			*total_size += size;
+		else if (size < 0)
+			unknown_sizes++;
+		char *target = job_map_account(job, f[i].account);
+		if (st && (rc = state_account_upsert(st, f[i].account, target, (int64_t)i, size))) {
+			*err = xasprintf("cannot record account '%s': %s", f[i].account, state_errmsg(st));
+			free(target);
+			goto out;
+		}
+		if (ctx->dry_run)
+			stage_out(ctx, "  %-40s -> %-40s %12lld bytes", f[i].account, target, size);
+		free(target);
+	}
+	if (st && (rc = state_commit(st))) {
+		*err = xasprintf("cannot commit discovery: %s", state_errmsg(st));
+		goto out;
+	}
+	stage_out(ctx, "%zu account(s) planned, %lld bytes known%s", seen.n, *total_size,
+		  unknown_sizes ? " (some sizes unknown)" : "");
+out:
+	if (rc && st)
+		state_rollback(st);
+	strlist_release(&seen);
+	return rc;
+}
+
+/* Clean working_dir of what a dead run may have left. */
+static void spool_housekeeping(struct migrate *m, struct state *st)
+{
+	const struct job *job = m->job;
+	DIR *d = opendir(job->mig.working_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		char *path = xasprintf("%s/%s", job->mig.working_dir, de->d_name);
+		if (len > 9 && !strcmp(de->d_name + len - 9, ".tgz.part")) {
+			log_info(NULL, "removing partial spool file '%s' left by an earlier run", path);
+			unlink(path);
+		} else if (len > 4 && !strcmp(de->d_name + len - 4, ".tgz")) {
+			/* a complete archive: keep it only if its account waits for import */
+			sqlite3_stmt *q = NULL;
+			bool keep = false;
+			if (sqlite3_prepare_v2(state_db(st),
+					       "SELECT 1 FROM accounts WHERE spool_path = ?1 AND state = 'exported'",
+					       -1, &q, NULL) == SQLITE_OK) {
+				sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
+				keep = sqlite3_step(q) == SQLITE_ROW;
+			}
+			sqlite3_finalize(q);
+			if (!keep) {
+				log_info(NULL, "spool file '%s' belongs to no pending import: disposing of it", path);
+				spool_dispose(job, path, true, NULL);
+			}
+		}
+		free(path);
+	}
+	closedir(d);
+}
+
+/* ---- progress ---- */
+
+static void progress_line(struct migrate *m, struct state *st, double t0, bool tty, bool log)
+{
+	long long c[ACCT_NSTATES];
+	if (state_counts(st, c))
+		return;
+	long long total = 0;
+	for (int i = 0; i < ACCT_NSTATES; i++)
+		total += c[i];
+	pthread_mutex_lock(&m->mu);
+	long long bytes = m->bytes_now;
+	int inflight = m->in_flight;
+	pthread_mutex_unlock(&m->mu);
+	double el = mono_now() - t0;
+	double rate = el > 0 ? bytes / el : 0;
+	char *line = xasprintf("%lld/%lld done, %lld failed, %d in flight, %.2f GB moved, %.1f MB/s",
+			       c[ACCT_DONE], total, c[ACCT_FAILED], inflight, bytes / 1e9, rate / 1e6);
+	if (tty) {
+		fprintf(stderr, "\r\033[K%s", line);
+		fflush(stderr);
+	}
+	if (log)
+		log_info("progress", "%s", line);
+	free(line);
+}
+
+static void tty_clear(void)
+{
+	fputs("\r\033[K", stderr);
 }
 
 enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 {
-	(void)ctx;
-	*err = xstrdup("stage type not implemented yet");
-	return ZMB_EINTERNAL;
-}
+	const struct job *job = ctx->job;
+	struct migrate m;
+	struct http *src = NULL, *dst = NULL;
+	struct found *found = NULL;
+	size_t nfound = 0;
+	struct worker *workers = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	char *tok = NULL;
+	int nthreads = job->mig.threads > 0 ? job->mig.threads : 1;
 
+	memset(&m, 0, sizeof m);
+	pthread_mutex_init(&m.mu, NULL);
+	m.job = job;
+	m.state_path = ctx->state_path;
+	m.run_id = ctx->run_id;
+	m.ctl = ctx->ctl;
+	m.stream = job->mig.transfer == TRANSFER_STREAM;
+	m.order = job->mig.order == ORDER_AS_LISTED ? CLAIM_AS_LISTED : CLAIM_LARGEST_FIRST;
+	m.src_tc = token_cache_new(&job->source, job->token_refresh_margin, ctx->ctl);
+	m.dst_tc = token_cache_new(&job->target, job->token_refresh_margin, ctx->ctl);
+
+	if (!m.stream && !ctx->dry_run) {
+		const char *dirs[3] = { job->mig.working_dir, job->mig.success_dir, job->mig.failed_dir };
+		for (int i = 0; i < 3; i++) {
+			if (dirs[i] && *dirs[i] && mkdir_p(dirs[i], 0700) < 0) {
+				*err = xasprintf("cannot create directory '%s': %s", dirs[i], strerror(errno));
+				rc = ZMB_EIO;
+				goto out;
+			}
+		}
+	}
+
+	/* 1. both servers must answer and accept our credentials before any work */
+	src = http_new(&job->source, job, ctx->ctl);
+	dst = http_new(&job->target, job, ctx->ctl);
+	struct {
+		const struct server *s;
+		struct token_cache *tc;
+		struct http *h;
+	} ends[2] = { { &job->source, m.src_tc, src }, { &job->target, m.dst_tc, dst } };
+	for (int i = 0; i < 2; i++) {
+		char *e = NULL;
+		rc = token_get(ends[i].tc, ends[i].h, &tok, &e);
+		free(tok);
+		tok = NULL;
+		if (rc) {
+			*err = xasprintf("%s %s:%d: cannot log in as '%s': %s", ends[i].s->role,
+					 ends[i].s->host, ends[i].s->port, ends[i].s->admin_user,
+					 e ? e : zmb_rc_str(rc));
+			free(e);
+			ctx->exit_hint = EXIT_UNAVAILABLE;
+			goto out;
+		}
+		stage_out(ctx, "%s %s:%d: logged in as %s", ends[i].s->role, ends[i].s->host,
+			  ends[i].s->port, ends[i].s->admin_user);
+	}
+
+	/* 2. discovery and plan */
+	rc = discover(&m, ctx, src, &found, &nfound, err);
+	if (rc) {
+		if (rc == ZMB_EAUTH || rc == ZMB_ECONNECT || rc == ZMB_ETLS)
+			ctx->exit_hint = EXIT_UNAVAILABLE;
+		goto out;
+	}
+	long long total = 0;
+	rc = plan(&m, ctx, ctx->dry_run ? NULL : ctx->st, src, found, nfound, &total, err);
+	if (rc) {
+		if (rc == ZMB_EAUTH || rc == ZMB_ECONNECT || rc == ZMB_ETLS)
+			ctx->exit_hint = EXIT_UNAVAILABLE;
+		goto out;
+	}
+	if (ctx->dry_run) {
+		stage_out(ctx, "dry run: order %s, %d thread(s), transfer %s",
+			  m.order == CLAIM_AS_LISTED ? "as-listed" : "largest-first", nthreads,
+			  m.stream ? "stream" : "spool");
+		if (!m.stream)
+			stage_out(ctx, "dry run: spool space needed at most about %lld bytes in '%s' "
+				  "(the largest %d archives at once)", total, job->mig.working_dir, nthreads);
+		goto out;
+	}
+	if (!m.stream)
+		spool_housekeeping(&m, ctx->st);
+
+	/* 3. workers */
+	bool tty = isatty(2) && !ctx->quiet;
+	if (tty)
+		zlog_set_tty_hook(tty_clear);
+	workers = xcalloc((size_t)nthreads, sizeof *workers);
+	int started = 0;
+	for (int i = 0; i < nthreads; i++) {
+		workers[i].m = &m;
+		workers[i].index = i;
+		if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+			log_error(NULL, "cannot start worker thread %d: %s", i, strerror(errno));
+			break;
+		}
+		started++;
+	}
+	double t0 = mono_now(), last_log = t0;
+	double interval = job->progress_interval > 0 ? (double)job->progress_interval : 300;
+	for (;;) {
+		struct timespec ts = { 0, 250 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		bool all_exited = true;
+		for (int i = 0; i < started; i++)
+			if (pthread_tryjoin_np(workers[i].thread, NULL) != 0)
+				all_exited = false;
+			else
+				workers[i].thread = 0;
+		if (all_exited)
+			break;
+		bool log_now = atomic_exchange(&ctx->ctl->progress_request, 0) ||
+			       (!tty && mono_now() - last_log >= interval);
+		if (log_now)
+			last_log = mono_now();
+		if (tty || log_now)
+			progress_line(&m, ctx->st, t0, tty, log_now);
+	}
+	for (int i = 0; i < started; i++)
+		if (workers[i].thread)
+			pthread_join(workers[i].thread, NULL);
+	if (tty) {
+		tty_clear();
+		zlog_set_tty_hook(NULL);
+	}
+	progress_line(&m, ctx->st, t0, false, true);
+
+	/* 4. verdict from the DB: what is left? */
+	long long c[ACCT_NSTATES];
+	if ((rc = state_counts(ctx->st, c))) {
+		*err = xasprintf("cannot count accounts: %s", state_errmsg(ctx->st));
+		goto out;
+	}
+	long long left = c[ACCT_PENDING] + c[ACCT_EXPORTED] + c[ACCT_EXPORTING] + c[ACCT_IMPORTING];
+	stage_out(ctx, "accounts: %lld done, %lld failed, %lld skipped, %lld left", c[ACCT_DONE],
+		  c[ACCT_FAILED], c[ACCT_SKIPPED], left);
+	if (started == 0 || m.fatal_workers == started) {
+		*err = xstrdup("no worker could start");
+		rc = ZMB_EINTERNAL;
+	} else if (left > 0) {
+		ctx->exit_hint = EXIT_TEMPFAIL;
+	} else if (c[ACCT_FAILED] > 0) {
+		ctx->exit_hint = EXIT_PARTIAL;
+		*err = xasprintf("%lld account(s) failed permanently (see 'zmbatch report')", c[ACCT_FAILED]);
+	}
+out:
+	if (ctx->ctl)
+		log_debug(NULL, "AuthRequests: source %lld, target %lld", token_auth_count(m.src_tc),
+			  token_auth_count(m.dst_tc));
+	free(workers);
+	found_free(found, nfound);
+	http_free(src);
+	http_free(dst);
+	token_cache_free(m.src_tc);
+	token_cache_free(m.dst_tc);
+	pthread_mutex_destroy(&m.mu);
+	return rc;
+}

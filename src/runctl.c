@@ -13,6 +13,7 @@ void runctl_init(struct run_ctl *c, double deadline, double grace)
 	atomic_init(&c->token_refreshes, 0);
 	atomic_init(&c->retries, 0);
 	atomic_init(&c->bytes, 0);
+	atomic_init(&c->progress_request, 0);
 	atomic_init(&c->stop_reason, NULL);
 }
 

@@ -21,6 +21,7 @@ struct run_ctl {
 	atomic_llong token_refreshes;
 	atomic_llong retries;
 	atomic_llong bytes;
+	atomic_int progress_request; /* SIGUSR1: log a progress line */
 	_Atomic(const char *) stop_reason; /* "end of window", "SIGTERM" (static strings) */
 };
 
