@@ -1,10 +1,213 @@
-/* cmd_check.c - placeholder until implemented (see issues). */
+/*
+ * cmd_check.c - `zmbatch check`: validate the job, reach and authenticate
+ * to every server (Zimbra admin SOAP and LDAP), check the directories.
+ * One verdict line per item.  Exit 0 when everything is fine, 78 when the
+ * job file is wrong, 69 when a server cannot be reached or refuses us.
+ */
+#define _GNU_SOURCE
 #include "cli.h"
+#include "http.h"
+#include "job.h"
+#include "ldapc.h"
+#include "log.h"
+#include "runctl.h"
+#include "stage.h"
+#include "token.h"
 #include "zmb.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+static void verdict(bool ok, const char *what, const char *detail)
+{
+	printf("%-4s %s%s%s\n", ok ? "ok" : "FAIL", what, detail ? ": " : "", detail ? detail : "");
+}
+
+static bool check_server(const struct job *job, const struct server *s, struct run_ctl *ctl)
+{
+	struct token_cache *tc = token_cache_new(s, job->token_refresh_margin, ctl);
+	struct http *h = http_new(s, job, ctl);
+	char *tok = NULL, *err = NULL;
+	char *what = xasprintf("%s %s:%d login as %s%s", s->role, s->host, s->port, s->admin_user,
+			       s->tls_verify ? "" : " (TLS verification OFF)");
+	enum zmb_rc rc = token_get(tc, h, &tok, &err);
+	verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
+	free(what);
+	free(tok);
+	free(err);
+	http_free(h);
+	token_cache_free(tc);
+	return rc == ZMB_OK;
+}
+
+static bool check_dir(const char *label, const char *dir)
+{
+	char *what = xasprintf("%s '%s'", label, dir);
+	bool ok = false;
+	char detail[256] = "";
+	if (mkdir_p(dir, 0700) < 0) {
+		snprintf(detail, sizeof detail, "cannot create: %s", strerror(errno));
+		goto out;
+	}
+	char *probe = xasprintf("%s/.zmbatch-check.%ld", dir, (long)getpid());
+	int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(detail, sizeof detail, "not writable: %s", strerror(errno));
+		free(probe);
+		goto out;
+	}
+	close(fd);
+	unlink(probe);
+	free(probe);
+	struct statvfs sv;
+	if (statvfs(dir, &sv) == 0)
+		snprintf(detail, sizeof detail, "writable, %.1f GB free",
+			 (double)sv.f_bavail * (double)sv.f_frsize / 1e9);
+	ok = true;
+out:
+	verdict(ok, what, detail);
+	free(what);
+	return ok;
+}
+
+/* Every LDAP URI named by a stage, with the stage's bind settings. */
+static bool check_ldap_stage(const struct job *job, const struct stage_conf *sc)
+{
+	const struct cval *g = &sc->settings;
+	struct strlist uris = STRLIST_INIT;
+	const char *bind_dn = NULL, *pwfile = NULL, *ca_file = NULL;
+	char *err = NULL, *pw = NULL;
+	bool ok = true, starttls = false;
+
+	cval_strlist(g, "masters", &uris, job->path, &err);
+	free(err);
+	err = NULL;
+	cval_strlist(g, "replicas", &uris, job->path, &err);
+	free(err);
+	err = NULL;
+	cval_strlist(g, "servers", &uris, job->path, &err);
+	free(err);
+	err = NULL;
+	const struct cval *rep = cval_get(g, "replica");
+	if (rep && rep->type == CV_STR)
+		strlist_add(&uris, rep->str);
+	const struct cval *ms = cval_get(g, "masters");
+	if (ms && ms->type == CV_LIST) {
+		for (size_t i = 0; i < ms->n; i++) {
+			const struct cval *u = cval_get(&ms->items[i], "uri");
+			if (u && u->type == CV_STR)
+				strlist_add(&uris, u->str);
+		}
+	}
+	cval_str(g, "bind_dn", NULL, &bind_dn, job->path, &err);
+	free(err);
+	err = NULL;
+	cval_str(g, "password_file", NULL, &pwfile, job->path, &err);
+	free(err);
+	err = NULL;
+	cval_str(g, "ca_file", NULL, &ca_file, job->path, &err);
+	free(err);
+	err = NULL;
+	cval_bool(g, "starttls", false, &starttls, job->path, &err);
+	free(err);
+	err = NULL;
+	if (pwfile && secret_read_file(pwfile, &pw, &err) != ZMB_OK) {
+		char *what = xasprintf("stage '%s': password_file", sc->name);
+		verdict(false, what, err);
+		free(what);
+		free(err);
+		err = NULL;
+		ok = false;
+		goto out;
+	}
+	for (size_t i = 0; i < uris.n; i++) {
+		struct ldc_opts o;
+		memset(&o, 0, sizeof o);
+		o.starttls = starttls;
+		o.ca_file = ca_file;
+		o.tls_verify = true;
+		o.timeout = 10;
+		struct ldc *c = NULL;
+		char *what = xasprintf("stage '%s': ldap %s bind as %s", sc->name, uris.v[i],
+				       bind_dn ? bind_dn : "anonymous");
+		enum zmb_rc rc = ldc_open(uris.v[i], &o, &c, &err);
+		if (rc == ZMB_OK)
+			rc = ldc_bind(c, bind_dn, pw, &err);
+		verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
+		if (rc)
+			ok = false;
+		free(what);
+		free(err);
+		err = NULL;
+		ldc_close(c);
+	}
+out:
+	secret_free(pw);
+	strlist_release(&uris);
+	return ok;
+}
 
 int cmd_check(struct cli *cli)
 {
-	(void)cli;
-	fprintf(stderr, "zmbatch: 'check' is not implemented yet\n");
-	return EXIT_SOFTWARE;
+	struct job job;
+	struct run_ctl ctl;
+	bool ok = true, has_migrate = false, has_ldap = false;
+
+	memset(&job, 0, sizeof job);
+	int rc = cli_load_job(cli, true, &job);
+	if (rc)
+		return rc;
+	verdict(true, "job file", job.path);
+	for (size_t i = 0; i < job.warnings.n; i++)
+		printf("warn %s\n", job.warnings.v[i]);
+	zlog_open(NULL, ZLOG_ERROR, true, NULL);
+	zlog_add_secret(job.source.password);
+	zlog_add_secret(job.target.password);
+	runctl_init(&ctl, 0, 0);
+
+	for (size_t i = 0; i < job.nstages; i++) {
+		if (!strcmp(job.stages[i].type, "migrate"))
+			has_migrate = true;
+		if (!strncmp(job.stages[i].type, "ldap-", 5))
+			has_ldap = true;
+	}
+	bool reach = true;
+	if (has_migrate) {
+		reach &= check_server(&job, &job.source, &ctl);
+		reach &= check_server(&job, &job.target, &ctl);
+		if (job.mig.transfer == TRANSFER_SPOOL) {
+			ok &= check_dir("working_dir", job.mig.working_dir);
+			if (job.mig.keep_success_files && job.mig.success_dir)
+				ok &= check_dir("success_dir", job.mig.success_dir);
+			if (job.mig.failed_dir)
+				ok &= check_dir("failed_dir", job.mig.failed_dir);
+		}
+	}
+	if (has_ldap)
+		for (size_t i = 0; i < job.nstages; i++)
+			if (!strncmp(job.stages[i].type, "ldap-", 5))
+				reach &= check_ldap_stage(&job, &job.stages[i]);
+	const char *db = cli_state_path(cli, &job);
+	if (db) {
+		char *dir = xstrdup(db);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			ok &= check_dir("state directory", dir);
+		}
+		free(dir);
+	}
+	if (job.log_dir)
+		ok &= check_dir("log.dir", job.log_dir);
+
+	int code = !reach ? EXIT_UNAVAILABLE : ok ? 0 : EXIT_CONFIG;
+	printf("%s\n", code == 0 ? "check passed" : code == EXIT_UNAVAILABLE ?
+	       "check failed: a server could not be reached or refused the credentials" :
+	       "check failed: fix the items marked FAIL");
+	job_release(&job);
+	return code;
 }
