@@ -1,0 +1,128 @@
+/*
+ * report.h - the read side of the state DB: report renderers (text, csv,
+ * json, prom), the `status` screen, the `accounts` listing and one
+ * account's history.
+ *
+ * Every function here only reads: it takes a plain sqlite3 connection (from
+ * state_db() on a STATE_READONLY state, or any connection in tests) and
+ * writes to a stdio stream owned by the caller.  Queries are aggregates or
+ * streamed row by row (no per-account allocation that grows with the number
+ * of accounts, no O(n^2)), so 100,000 accounts render well under 2 s.  The
+ * whole rendering of one report runs inside one read transaction, so the
+ * numbers are one consistent snapshot even while a run writes (WAL).
+ *
+ * Main thread only (commands); a connection must not be shared with another
+ * thread while a function here runs.
+ *
+ * Definitions used by every format:
+ *   bytes_done    sum of `bytes` over accounts in state done
+ *   bytes_total   planned bytes: over every account not skipped, `bytes` when
+ *                 done, else its mailbox `size` (unknown = 0); so
+ *                 bytes_done <= bytes_total
+ *   remaining     sum of `size` over pending/exporting/exported/importing
+ *   throughput    (report) bytes_done / summed wall time of all runs (a run
+ *                 still going counts up to now; a run that died without
+ *                 ended_at counts 0);
+ *                 (status) bytes of accounts that reached done in the last
+ *                 10 minutes / 600 s, or / time since the start of the current
+ *                 run when that is shorter; 0 when no run is in progress
+ *   ETA           remaining / throughput (bytes weighted); unknown when the
+ *                 rate is 0
+ *   last run      the runs row with the highest id; "running" when ended_at
+ *                 is NULL and its pid is alive on this host, "died" when
+ *                 ended_at is NULL and the pid is gone
+ *
+ * Formats (CONTRACT.md "Report formats"; field names are the contract):
+ *   json  one object: job, generated_at (ISO 8601 UTC), counts (every
+ *         account state, zeros included), bytes_done, bytes_total, stages
+ *         [{name,type,state,attempts,error}], runs {count,
+ *         token_refreshes_total, retries_total, last_success_at, last:
+ *         {id,started_at,ended_at,duration_seconds,host,pid,command,
+ *         exit_status,status,token_refreshes,retries,bytes} | null},
+ *         accounts [{account,target,state,attempts,bytes,seconds,error}]
+ *         (seconds is a number, 0 when unknown; error is null when none).
+ *   csv   RFC 4180 with CRLF line ends, header
+ *         account,target,state,attempts,bytes,seconds,error; a field is
+ *         quoted when it contains , " CR or LF, quotes doubled; seconds
+ *         with 3 decimals, empty when unknown.
+ *   prom  Prometheus text exposition 0.0.4; HELP/TYPE for every family;
+ *         base units; counters end in _total; no account name in any label.
+ *         Families: zmbatch_accounts{state}, zmbatch_done_bytes,
+ *         zmbatch_planned_bytes, zmbatch_remaining_bytes,
+ *         zmbatch_transferred_bytes_total, zmbatch_runs_total,
+ *         zmbatch_last_run_running, zmbatch_run_duration_seconds,
+ *         zmbatch_last_run_exit_code (absent while running / after a crash),
+ *         zmbatch_last_run_timestamp_seconds (start of the last run),
+ *         zmbatch_last_success_timestamp_seconds (end of the last run that
+ *         exited 0; absent if none), zmbatch_token_refreshes_total,
+ *         zmbatch_retries_total, zmbatch_stage_state{stage,state} 0/1,
+ *         zmbatch_report_timestamp_seconds.
+ *   text  for people: counts, bytes, throughput, ETA, the 5 slowest
+ *         accounts, failures grouped by class and listed with reasons,
+ *         stages, last run.
+ *
+ * Exit codes of the commands built on this (cmd_status.c, cmd_report.c,
+ * cmd_accounts.c, cmd_reset.c):
+ *   0   ok
+ *   1   the state DB does not exist ("nothing has run yet"), an unknown
+ *       account (accounts --history, reset), or a DB read error
+ *   64  usage (unknown --state-filter state: the message lists valid ones)
+ *   75  reset: another run holds the lock
+ *   78  configuration error (job file)
+ * With --state DB and no -c, status/report/accounts/reset work from the DB
+ * alone (job name from the DB's meta table; reset then skips the job
+ * identity check).
+ *
+ * --output FILE: written to FILE.tmp.<pid> in the same directory, fsync'd,
+ * renamed over FILE (and the directory fsync'd), so node_exporter's textfile
+ * collector never sees a half file.  Mode 0644 for prom (a metrics file read
+ * by node_exporter, no account names in it), 0600 for the other formats
+ * (they list account addresses and error texts).
+ */
+#ifndef ZMB_REPORT_H
+#define ZMB_REPORT_H
+
+#include "zmb.h"
+#include <sqlite3.h>
+#include <stdio.h>
+
+enum report_format { REPORT_TEXT = 0, REPORT_CSV, REPORT_JSON, REPORT_PROM };
+
+/* "text"|"csv"|"json"|"prom" -> format; -1 if unknown.  NULL -> text. */
+int report_format_parse(const char *s);
+
+/*
+ * Render a report of the DB.  job_name labels it (NULL: the DB's meta
+ * job_name, else "").  now = wall-clock time used for generated_at and for
+ * the elapsed time of a run in progress.  On error returns ZMB_ESTATE (or
+ * ZMB_EIO when writing to out failed) with *err set (caller frees).
+ */
+enum zmb_rc report_render(sqlite3 *db, const char *job_name, enum report_format fmt,
+			  double now, FILE *out, char **err);
+
+/*
+ * The same, written atomically to path (temp file in the same directory,
+ * fsync, rename).  Mode as described above.  Nothing is left behind on error.
+ */
+enum zmb_rc report_render_file(sqlite3 *db, const char *job_name, enum report_format fmt,
+			       double now, const char *path, char **err);
+
+/* The `status` screen.  db_path is only printed. */
+enum zmb_rc report_status(sqlite3 *db, const char *job_name, const char *db_path,
+			  double now, FILE *out, char **err);
+
+/*
+ * `accounts`: one line per account (account, target, state, attempts,
+ * bytes, error with newlines flattened), in listing order.  state < 0 = all,
+ * else only accounts in that enum acct_state.
+ */
+enum zmb_rc report_accounts(sqlite3 *db, int state, FILE *out, char **err);
+
+/*
+ * `accounts --history ACCOUNT`: the account's events in order, one line
+ * each: time (ISO 8601 UTC), run id, level, stage, message.
+ * ZMB_ENOTFOUND (with *err naming the account) if it is not in the DB.
+ */
+enum zmb_rc report_history(sqlite3 *db, const char *account, FILE *out, char **err);
+
+#endif
