@@ -143,6 +143,9 @@ enum zmb_rc conf_load(const char *path, bool resolve_secrets, struct job *job, c
 bool conf_is_legacy(const char *text);
 /* Legacy reader, used by conf_load; exposed for tests. */
 enum zmb_rc conf_legacy_parse(const char *path, const char *text, struct job *job, char **err);
+/* An empty job with every default set (both readers start from it; tests
+ * may build a job in memory from it).  Release with job_release(). */
+void job_init(struct job *job);
 /* Apply defaults and cross-field validation (both formats). */
 enum zmb_rc conf_finish(struct job *job, bool resolve_secrets, char **err);
 /* Write the job as a native libconfig job file (convert). No secret printed. */
