@@ -1,0 +1,648 @@
+/*
+ * rest.c - REST tgz export (GET) and import (POST) at /service/home/<account>/.
+ *
+ * Bodies are never held whole in memory: export writes each curl chunk to
+ * the fd, import reads the fd with pread in curl-sized pieces, and the
+ * stream mode passes chunks through a bounded ring buffer.
+ */
+#include "rest.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ERRBODY_CAP 2048
+
+/* Add up to ERRBODY_CAP bytes of a non-200 answer, for the error text. */
+static void errbody_add(struct buf *b, const char *p, size_t len)
+{
+	if (b->len >= ERRBODY_CAP)
+		return;
+	if (len > ERRBODY_CAP - b->len)
+		len = ERRBODY_CAP - b->len;
+	buf_add(b, p, len);
+}
+
+/* A short, single-line, redacted excerpt of an error body ("" if none). */
+static char *errbody_text(const struct buf *b)
+{
+	if (!b->s || !b->len)
+		return xstrdup("");
+	char *t = xstrndup(b->s, b->len > 200 ? 200 : b->len);
+	for (char *p = t; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t' || (unsigned char)*p < 0x20)
+			*p = ' ';
+	strtrim(t);
+	char *r = zlog_redact(t);
+	free(t);
+	char *out = *r ? xasprintf(": %s", r) : xstrdup("");
+	free(r);
+	return out;
+}
+
+/* Map a final HTTP status (not 200/204) to a result code and text. */
+static enum zmb_rc status_rc(struct http *h, const char *what, const char *who, long st,
+			     const struct buf *body, char **err)
+{
+	enum zmb_rc rc;
+	const char *why;
+	if (st == 401) {
+		rc = ZMB_EAUTHEXP;
+		why = "authentication rejected";
+	} else if (st == 404) {
+		rc = ZMB_ENOACCOUNT;
+		why = "no such account";
+	} else if (st == 503) {
+		rc = ZMB_EBUSY;
+		why = "server busy";
+	} else if (st >= 500) {
+		rc = ZMB_ETEMP;
+		why = "server error";
+	} else {
+		rc = ZMB_EPROTO;
+		why = "unexpected answer";
+	}
+	char *t = errbody_text(body);
+	*err = xasprintf("%s: %s %s: http %ld (%s)%s", http_label(h), what, who, st, why, t);
+	free(t);
+	return rc;
+}
+
+static char *home_path(struct http *h, const char *account, const char *query)
+{
+	char *acct = http_escape(h, account);
+	char *p = xasprintf("/service/home/%s/?%s", acct, query);
+	free(acct);
+	return p;
+}
+
+static char *export_query(struct http *h, const struct rest_export_opts *o)
+{
+	struct buf q = BUF_INIT;
+	buf_adds(&q, "fmt=tgz");
+	if (o && o->types && *o->types) {
+		char *t = http_escape(h, o->types);
+		buf_addf(&q, "&types=%s", t);
+		free(t);
+	}
+	if (o && o->start_ms > 0)
+		buf_addf(&q, "&start=%lld", o->start_ms);
+	return buf_detach(&q);
+}
+
+static char *import_query(struct http *h, const char *resolve)
+{
+	if (!resolve || !*resolve)
+		return xstrdup("fmt=tgz");
+	char *r = http_escape(h, resolve);
+	char *q = xasprintf("fmt=tgz&resolve=%s", r);
+	free(r);
+	return q;
+}
+
+/* ------------------------------------------------------------------ export */
+
+struct file_sink {
+	struct http *h;
+	int fd;
+	long long bytes;
+	struct buf errbody;
+};
+
+static size_t file_write_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct file_sink *s = ud;
+	size_t len = sz * n;
+	if (http_status(s->h) != 200) {
+		errbody_add(&s->errbody, p, len);
+		return len;
+	}
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = write(s->fd, p + done, len - done);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			char *m = xasprintf("cannot write spool file: %s", strerror(errno));
+			http_set_local_error(s->h, errno == ENOSPC ? ZMB_ENOSPACE : ZMB_EIO, m);
+			free(m);
+			return 0;
+		}
+		done += (size_t)w;
+	}
+	s->bytes += (long long)len;
+	return len;
+}
+
+/* Put fd back to offset off with nothing after it. */
+static enum zmb_rc rewind_fd(struct http *h, int fd, off_t off, char **err)
+{
+	if (ftruncate(fd, off) < 0 || lseek(fd, off, SEEK_SET) < 0) {
+		*err = xasprintf("%s: export: cannot truncate spool file: %s", http_label(h),
+				 strerror(errno));
+		return ZMB_EIO;
+	}
+	return ZMB_OK;
+}
+
+enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char *account,
+			     const struct rest_export_opts *o, int fd, long long *bytes,
+			     bool *empty, char **err)
+{
+	char *e = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	char *q = export_query(h, o);
+	char *path = home_path(h, account, q);
+	char *url = http_url(h, path);
+	char *tok = NULL;
+	struct file_sink sink = { h, fd, 0, BUF_INIT };
+	off_t off0 = lseek(fd, 0, SEEK_CUR);
+
+	*bytes = 0;
+	*empty = false;
+	if (off0 < 0)
+		off0 = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		free(e);
+		e = NULL;
+		secret_free(tok);
+		tok = NULL;
+		sink.bytes = 0;
+		buf_reset(&sink.errbody);
+		if (attempt > 0 && (rc = rewind_fd(h, fd, off0, &e)))
+			goto out;
+		rc = token_get(tc, h, &tok, &e);
+		if (rc)
+			goto out;
+		CURL *c = http_begin(h, url, false);
+		http_set_token_cookie(h, tok);
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, file_write_cb);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+		CURLcode cc = curl_easy_perform(c);
+		http_set_token_cookie(h, NULL);
+		*bytes = sink.bytes;
+		rc = http_error(h, cc, "export", &e);
+		if (rc)
+			break;
+		long st = http_status(h);
+		if (st == 200)
+			break;
+		if (st == 204) {
+			*empty = true;
+			break;
+		}
+		rc = status_rc(h, "export", account, st, &sink.errbody, &e);
+		if (rc == ZMB_EAUTHEXP && attempt == 0) {
+			token_invalidate(tc, tok);
+			continue;
+		}
+		break;
+	}
+	if (rc == ZMB_OK && !*empty && fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
+		e = xasprintf("%s: export %s: cannot fsync spool file: %s", http_label(h), account,
+				 strerror(errno));
+		rc = ZMB_EIO;
+	}
+	if (rc) {
+		char *e2 = NULL;
+		if (rewind_fd(h, fd, off0, &e2))
+			free(e2);
+	}
+out:
+	secret_free(tok);
+	buf_release(&sink.errbody);
+	free(url);
+	free(path);
+	free(q);
+	if (rc)
+		*err = e;
+	else
+		free(e);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ import */
+
+struct file_source {
+	struct http *h;
+	int fd;
+	off_t pos;
+	off_t size;
+	struct buf errbody;
+};
+
+static size_t file_read_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct file_source *s = ud;
+	size_t want = sz * n;
+	if (s->pos >= s->size) {
+		http_upload_done(s->h);
+		return 0;
+	}
+	if ((off_t)want > s->size - s->pos)
+		want = (size_t)(s->size - s->pos);
+	for (;;) {
+		ssize_t r = pread(s->fd, p, want, s->pos);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			char *m = xasprintf("cannot read spool file: %s",
+					    r < 0 ? strerror(errno) : "file shrank");
+			http_set_local_error(s->h, ZMB_EIO, m);
+			free(m);
+			return CURL_READFUNC_ABORT;
+		}
+		s->pos += r;
+		return (size_t)r;
+	}
+}
+
+static int file_seek_cb(void *ud, curl_off_t offset, int origin)
+{
+	struct file_source *s = ud;
+	if (origin != SEEK_SET || offset < 0 || offset > s->size)
+		return CURL_SEEKFUNC_CANTSEEK;
+	s->pos = (off_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static size_t errbody_write_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct buf *b = ud;
+	errbody_add(b, p, sz * n);
+	return sz * n;
+}
+
+enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char *target,
+			     const char *resolve, int fd, long long *bytes, char **err)
+{
+	char *e = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	char *q = import_query(h, resolve);
+	char *path = home_path(h, target, q);
+	char *url = http_url(h, path);
+	char *tok = NULL;
+	struct file_source src = { h, fd, 0, 0, BUF_INIT };
+	struct stat stt;
+
+	*bytes = 0;
+	if (fstat(fd, &stt) < 0) {
+		e = xasprintf("%s: import %s: cannot stat spool file: %s", http_label(h), target,
+				 strerror(errno));
+		rc = ZMB_EIO;
+		goto out;
+	}
+	src.size = stt.st_size;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		free(e);
+		e = NULL;
+		secret_free(tok);
+		tok = NULL;
+		src.pos = 0;
+		buf_reset(&src.errbody);
+		rc = token_get(tc, h, &tok, &e);
+		if (rc)
+			goto out;
+		CURL *c = http_begin(h, url, true);
+		http_set_token_cookie(h, tok);
+		http_add_header(h, "Content-Type: application/octet-stream");
+		http_add_header(h, "Expect:");
+		http_apply_headers(h);
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)src.size);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, file_read_cb);
+		curl_easy_setopt(c, CURLOPT_READDATA, &src);
+		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, file_seek_cb);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, &src);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, errbody_write_cb);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &src.errbody);
+		CURLcode cc = curl_easy_perform(c);
+		http_set_token_cookie(h, NULL);
+		*bytes = (long long)src.pos;
+		long st = http_status(h);
+		if (cc != CURLE_OK && st >= 400) {
+			/* the server answered before taking the whole body: judge by status */
+			cc = CURLE_OK;
+		}
+		rc = http_error(h, cc, "import", &e);
+		if (rc)
+			break;
+		if (st == 200)
+			break;
+		rc = status_rc(h, "import", target, st, &src.errbody, &e);
+		if (rc == ZMB_EAUTHEXP && attempt == 0) {
+			token_invalidate(tc, tok);
+			continue;
+		}
+		break;
+	}
+out:
+	secret_free(tok);
+	buf_release(&src.errbody);
+	free(url);
+	free(path);
+	free(q);
+	if (rc)
+		*err = e;
+	else
+		free(e);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ stream */
+
+struct ring {
+	char *b;
+	size_t cap;
+	size_t head;   /* read position */
+	size_t len;    /* bytes stored */
+};
+
+static size_t ring_free(const struct ring *r)
+{
+	return r->cap - r->len;
+}
+
+static void ring_put(struct ring *r, const char *p, size_t n)
+{
+	size_t tail = (r->head + r->len) % r->cap;
+	size_t first = r->cap - tail < n ? r->cap - tail : n;
+	memcpy(r->b + tail, p, first);
+	memcpy(r->b, p + first, n - first);
+	r->len += n;
+}
+
+static size_t ring_get(struct ring *r, char *p, size_t n)
+{
+	if (n > r->len)
+		n = r->len;
+	size_t first = r->cap - r->head < n ? r->cap - r->head : n;
+	memcpy(p, r->b + r->head, first);
+	memcpy(p + first, r->b, n - first);
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+	if (r->len == 0)
+		r->head = 0;
+	return n;
+}
+
+struct pipe {
+	struct http *src, *dst;
+	struct ring ring;
+	bool get_200;       /* the export answered 200 and sent data */
+	bool get_paused;
+	bool get_done;
+	bool post_paused;
+	long long in, out;
+	struct buf get_err, post_err;
+};
+
+static size_t pipe_write_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct pipe *s = ud;
+	size_t len = sz * n;
+	if (http_status(s->src) != 200) {
+		errbody_add(&s->get_err, p, len);
+		return len;
+	}
+	s->get_200 = true;
+	if (len > s->ring.cap && s->ring.len == 0) {
+		/* a single chunk larger than the ring (never with curl's 16 KiB chunks) */
+		s->ring.b = xrealloc(s->ring.b, len);
+		s->ring.cap = len;
+		s->ring.head = 0;
+	}
+	if (ring_free(&s->ring) < len) {
+		s->get_paused = true;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	ring_put(&s->ring, p, len);
+	s->in += (long long)len;
+	return len;
+}
+
+static size_t pipe_read_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct pipe *s = ud;
+	if (s->ring.len == 0) {
+		if (s->get_done) {
+			http_upload_done(s->dst);
+			return 0;
+		}
+		s->post_paused = true;
+		http_upload_starved(s->dst, true);
+		return CURL_READFUNC_PAUSE;
+	}
+	size_t got = ring_get(&s->ring, p, sz * n);
+	s->out += (long long)got;
+	return got;
+}
+
+/*
+ * One attempt of the stream.  *auth_src / *auth_dst tell which side (if any)
+ * got a 401, for the caller's one retry.
+ */
+static enum zmb_rc stream_once(struct pipe *s, const char *get_url, const char *post_url,
+			       const char *stok, const char *dtok, const char *account,
+			       const char *target, bool *empty, bool *auth_src, bool *auth_dst,
+			       char **err)
+{
+	enum zmb_rc rc = ZMB_OK;
+	CURLM *m = curl_multi_init();
+	if (!m)
+		abort();
+	CURL *g = http_begin(s->src, get_url, false);
+	http_set_token_cookie(s->src, stok);
+	curl_easy_setopt(g, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(g, CURLOPT_WRITEFUNCTION, pipe_write_cb);
+	curl_easy_setopt(g, CURLOPT_WRITEDATA, s);
+
+	CURL *p = http_begin(s->dst, post_url, true);
+	http_set_token_cookie(s->dst, dtok);
+	http_add_header(s->dst, "Content-Type: application/octet-stream");
+	http_add_header(s->dst, "Transfer-Encoding: chunked");
+	http_add_header(s->dst, "Expect:");
+	http_apply_headers(s->dst);
+	curl_easy_setopt(p, CURLOPT_POST, 1L);
+	curl_easy_setopt(p, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+	curl_easy_setopt(p, CURLOPT_READFUNCTION, pipe_read_cb);
+	curl_easy_setopt(p, CURLOPT_READDATA, s);
+	curl_easy_setopt(p, CURLOPT_WRITEFUNCTION, errbody_write_cb);
+	curl_easy_setopt(p, CURLOPT_WRITEDATA, &s->post_err);
+
+	bool g_in = false, p_in = false, p_started = false, p_done = false;
+	CURLcode g_cc = CURLE_OK, p_cc = CURLE_OK;
+	curl_multi_add_handle(m, g);
+	g_in = true;
+
+	for (;;) {
+		int running = 0;
+		CURLMcode mc = curl_multi_perform(m, &running);
+		if (mc != CURLM_OK) {
+			*err = xasprintf("%s: stream %s: curl multi: %s", http_label(s->src), account,
+					 curl_multi_strerror(mc));
+			rc = ZMB_EINTERNAL;
+			goto out;
+		}
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			if (msg->easy_handle == g) {
+				s->get_done = true;
+				g_cc = msg->data.result;
+			} else if (msg->easy_handle == p) {
+				p_done = true;
+				p_cc = msg->data.result;
+			}
+		}
+		long gst = http_status(s->src);
+		/* export finished: judge it */
+		if (s->get_done && g_in) {
+			curl_multi_remove_handle(m, g);
+			g_in = false;
+			rc = http_error(s->src, g_cc, "stream export", err);
+			if (!rc && gst == 204) {
+				*empty = true;
+				goto out;
+			}
+			if (!rc && gst != 200) {
+				rc = status_rc(s->src, "export", account, gst, &s->get_err, err);
+				*auth_src = rc == ZMB_EAUTHEXP;
+			}
+			if (!rc && !s->get_200) {
+				*empty = true;  /* 200 without a byte: nothing to import */
+				goto out;
+			}
+			if (rc)
+				goto out;   /* removing an unfinished POST aborts it */
+		}
+		if (p_done && p_in) {
+			curl_multi_remove_handle(m, p);
+			p_in = false;
+			long pst = http_status(s->dst);
+			if (p_cc != CURLE_OK && pst >= 400)
+				p_cc = CURLE_OK;
+			rc = http_error(s->dst, p_cc, "stream import", err);
+			if (!rc && pst != 200) {
+				rc = status_rc(s->dst, "import", target, pst, &s->post_err, err);
+				*auth_dst = rc == ZMB_EAUTHEXP;
+			}
+			if (!rc && !s->get_done) {
+				*err = xasprintf("%s: import %s: answered before the export ended",
+						 http_label(s->dst), target);
+				rc = ZMB_EPROTO;
+			}
+			goto out;
+		}
+		/* start the import at the first byte of a 200 export */
+		if (!p_started && s->get_200 && s->ring.len > 0) {
+			curl_multi_add_handle(m, p);
+			p_started = p_in = true;
+		}
+		if (s->post_paused && (s->ring.len > 0 || s->get_done)) {
+			s->post_paused = false;
+			http_upload_starved(s->dst, false);
+			curl_easy_pause(p, CURLPAUSE_CONT);
+		}
+		if (s->get_paused && ring_free(&s->ring) >= s->ring.cap / 2) {
+			s->get_paused = false;
+			curl_easy_pause(g, CURLPAUSE_CONT);
+		}
+		if (!g_in && !p_in)
+			goto out;
+		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
+		if (mc != CURLM_OK) {
+			*err = xasprintf("%s: stream %s: curl multi: %s", http_label(s->src), account,
+					 curl_multi_strerror(mc));
+			rc = ZMB_EINTERNAL;
+			goto out;
+		}
+	}
+out:
+	if (g_in)
+		curl_multi_remove_handle(m, g);
+	if (p_in)
+		curl_multi_remove_handle(m, p);
+	curl_multi_cleanup(m);
+	http_set_token_cookie(s->src, NULL);
+	http_set_token_cookie(s->dst, NULL);
+	return rc;
+}
+
+enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *dst,
+			struct token_cache *dtc, const char *account, const char *target,
+			const struct rest_export_opts *o, const char *resolve, long long *bytes,
+			bool *empty, char **err)
+{
+	char *e = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	char *eq = export_query(src, o);
+	char *gpath = home_path(src, account, eq);
+	char *gurl = http_url(src, gpath);
+	char *iq = import_query(dst, resolve);
+	char *ppath = home_path(dst, target, iq);
+	char *purl = http_url(dst, ppath);
+	char *stok = NULL, *dtok = NULL;
+	struct pipe s;
+
+	memset(&s, 0, sizeof(s));
+	s.src = src;
+	s.dst = dst;
+	s.ring.cap = http_buffer_size(src);
+	s.ring.b = xmalloc(s.ring.cap);
+	*bytes = 0;
+	*empty = false;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool auth_src = false, auth_dst = false;
+		free(e);
+		e = NULL;
+		secret_free(stok);
+		secret_free(dtok);
+		stok = dtok = NULL;
+		rc = token_get(stc, src, &stok, &e);
+		if (!rc)
+			rc = token_get(dtc, dst, &dtok, &e);
+		if (rc)
+			goto out;
+		s.ring.head = s.ring.len = 0;
+		s.get_200 = s.get_paused = s.get_done = s.post_paused = false;
+		s.in = s.out = 0;
+		buf_reset(&s.get_err);
+		buf_reset(&s.post_err);
+		rc = stream_once(&s, gurl, purl, stok, dtok, account, target, empty, &auth_src,
+				 &auth_dst, &e);
+		*bytes = s.out;
+		if (rc == ZMB_EAUTHEXP && attempt == 0 && (auth_src || auth_dst)) {
+			if (auth_src)
+				token_invalidate(stc, stok);
+			if (auth_dst)
+				token_invalidate(dtc, dtok);
+			continue;
+		}
+		break;
+	}
+out:
+	secret_free(stok);
+	secret_free(dtok);
+	buf_release(&s.get_err);
+	buf_release(&s.post_err);
+	free(s.ring.b);
+	free(gurl);
+	free(gpath);
+	free(eq);
+	free(purl);
+	free(ppath);
+	free(iq);
+	if (rc)
+		*err = e;
+	else
+		free(e);
+	return rc;
+}

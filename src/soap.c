@@ -1,0 +1,402 @@
+/*
+ * soap.c - Zimbra admin SOAP in its JSON form (jansson builds and parses).
+ */
+#include "soap.h"
+#include "log.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SOAP_PATH "/service/admin/soap"
+#define SOAP_CAP ((size_t)64 << 20)
+#define PAGE 500
+#define MAX_RESULTS 1000000000LL
+
+/* A JSON value holding a string: "x", {"_content":"x"}, [{"_content":"x"}], 12. */
+static const char *jstr(json_t *v)
+{
+	if (json_is_array(v))
+		v = json_array_get(v, 0);
+	if (json_is_object(v))
+		v = json_object_get(v, "_content");
+	if (json_is_string(v))
+		return json_string_value(v);
+	return NULL;
+}
+
+static bool jnum(json_t *v, long long *out)
+{
+	if (json_is_array(v))
+		v = json_array_get(v, 0);
+	if (json_is_object(v))
+		v = json_object_get(v, "_content");
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return true;
+	}
+	if (json_is_real(v)) {
+		*out = (long long)json_real_value(v);
+		return true;
+	}
+	if (json_is_string(v))
+		return parse_ll(json_string_value(v), out) == 0;
+	return false;
+}
+
+static bool jtrue(json_t *v)
+{
+	if (json_is_array(v))
+		v = json_array_get(v, 0);
+	if (json_is_object(v))
+		v = json_object_get(v, "_content");
+	if (json_is_true(v))
+		return true;
+	if (json_is_integer(v))
+		return json_integer_value(v) != 0;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		return streq_ci(s, "true") || streq(s, "1");
+	}
+	return false;
+}
+
+/* First element of a non-unique element (array) or the element itself. */
+static json_t *jfirst(json_t *v)
+{
+	return json_is_array(v) ? json_array_get(v, 0) : v;
+}
+
+static enum zmb_rc fault_rc(const char *code, bool is_auth)
+{
+	if (!code)
+		return ZMB_EPROTO;
+	if (!strcmp(code, "service.AUTH_EXPIRED") || !strcmp(code, "service.AUTH_REQUIRED"))
+		return is_auth ? ZMB_EAUTH : ZMB_EAUTHEXP;
+	if (!strcmp(code, "account.AUTH_FAILED"))
+		return ZMB_EAUTH;
+	if (!strcmp(code, "service.PERM_DENIED"))
+		return is_auth ? ZMB_EAUTH : ZMB_EPROTO;
+	if (!strcmp(code, "account.NO_SUCH_ACCOUNT"))
+		return ZMB_ENOACCOUNT;
+	if (!strcmp(code, "service.TEMPORARILY_UNAVAILABLE"))
+		return ZMB_ETEMP;
+	return ZMB_EPROTO;
+}
+
+/*
+ * Send one envelope {"Header":{"context":...},"Body":{<req>:...}} and return
+ * the Body member <resp> (a new reference in *out).  token may be NULL.
+ * The envelope text may contain the password: it is wiped after sending.
+ */
+static enum zmb_rc soap_exchange(struct http *h, const char *req, json_t *req_body,
+				 const char *token, json_t **out, char **err)
+{
+	enum zmb_rc rc = ZMB_OK;
+	struct buf resp = BUF_INIT;
+	json_t *env = NULL, *root = NULL;
+	char *text = NULL;
+	char *e = NULL;
+	long status = 0;
+	bool is_auth = !strcmp(req, "AuthRequest");
+
+	json_t *ctx = json_pack("{s:s, s:{s:s}}", "_jsns", "urn:zimbra", "format", "type", "js");
+	if (token)
+		json_object_set_new(ctx, "authToken", json_pack("{s:s}", "_content", token));
+	env = json_pack("{s:{s:o}, s:{s:O}}", "Header", "context", ctx, "Body", req, req_body);
+	if (!env) {
+		*err = xasprintf("%s: %s: cannot build request", http_label(h), req);
+		rc = ZMB_EINTERNAL;
+		goto out;
+	}
+	text = json_dumps(env, JSON_COMPACT);
+	if (!text)
+		abort();
+	rc = http_post_small(h, SOAP_PATH, "application/json; charset=utf-8", text, strlen(text),
+			     SOAP_CAP, &status, &resp, req, err);
+	if (rc)
+		goto out;
+
+	json_error_t jerr;
+	root = json_loadb(resp.s, resp.len, 0, &jerr);
+	json_t *body = root ? json_object_get(root, "Body") : NULL;
+	json_t *fault = body ? json_object_get(body, "Fault") : NULL;
+	if (fault) {
+		json_t *detail = json_object_get(fault, "Detail");
+		json_t *error = detail ? json_object_get(detail, "Error") : NULL;
+		const char *code = error ? jstr(json_object_get(error, "Code")) : NULL;
+		json_t *reason = json_object_get(fault, "Reason");
+		const char *text_r = reason ? jstr(json_object_get(reason, "Text")) : NULL;
+		rc = status == 503 ? ZMB_EBUSY : fault_rc(code, is_auth);
+		e = zlog_redact(text_r ? text_r : "");
+		*err = xasprintf("%s: %s: fault %s: %s", http_label(h), req, code ? code : "(no code)", e);
+		goto out;
+	}
+	if (status == 503) {
+		*err = xasprintf("%s: %s: http 503 (server busy)", http_label(h), req);
+		rc = ZMB_EBUSY;
+		goto out;
+	}
+	if (status >= 500) {
+		*err = xasprintf("%s: %s: http %ld", http_label(h), req, status);
+		rc = ZMB_ETEMP;
+		goto out;
+	}
+	if (status == 401) {
+		*err = xasprintf("%s: %s: http 401", http_label(h), req);
+		rc = is_auth ? ZMB_EAUTH : ZMB_EAUTHEXP;
+		goto out;
+	}
+	if (status != 200) {
+		*err = xasprintf("%s: %s: unexpected http %ld", http_label(h), req, status);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	if (!body) {
+		*err = xasprintf("%s: %s: bad JSON answer%s%s", http_label(h), req,
+				 root ? "" : ": ", root ? "" : jerr.text);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	/* FooRequest -> FooResponse */
+	size_t rl = strlen(req);
+	char *rname = xasprintf("%.*sResponse", (int)(rl > 7 ? rl - 7 : rl), req);
+	json_t *r = json_object_get(body, rname);
+	if (!r) {
+		*err = xasprintf("%s: %s: answer has no %s", http_label(h), req, rname);
+		rc = ZMB_EPROTO;
+	} else {
+		*out = json_incref(r);
+	}
+	free(rname);
+out:
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	if (resp.s)
+		explicit_bzero(resp.s, resp.len);   /* AuthResponse holds a token */
+	buf_release(&resp);
+	free(e);
+	json_decref(env);
+	json_decref(root);
+	return rc;
+}
+
+/* Authenticated call with one retry after AUTH_EXPIRED/AUTH_REQUIRED. */
+static enum zmb_rc soap_call(struct http *h, struct token_cache *tc, const char *req,
+			     json_t *req_body, json_t **out, char **err)
+{
+	enum zmb_rc rc = ZMB_OK;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *tok = NULL;
+		rc = token_get(tc, h, &tok, err);
+		if (rc)
+			break;
+		rc = soap_exchange(h, req, req_body, tok, out, err);
+		if (rc == ZMB_EAUTHEXP && attempt == 0) {
+			token_invalidate(tc, tok);
+			secret_free(tok);
+			free(*err);
+			*err = NULL;
+			continue;
+		}
+		secret_free(tok);
+		break;
+	}
+	json_decref(req_body);
+	return rc;
+}
+
+enum zmb_rc soap_auth(struct http *h, char **token, long long *lifetime_ms, char **err)
+{
+	const struct server *srv = http_server(h);
+	json_t *resp = NULL;
+	enum zmb_rc rc;
+
+	json_t *req = json_pack("{s:s, s:s, s:s}", "_jsns", "urn:zimbraAdmin", "name",
+				srv->admin_user ? srv->admin_user : "", "password",
+				srv->password ? srv->password : "");
+	rc = soap_exchange(h, "AuthRequest", req, NULL, &resp, err);
+	json_decref(req);
+	if (rc)
+		goto out;
+	const char *tok = jstr(json_object_get(resp, "authToken"));
+	long long life = 0;
+	if (!tok || !*tok || !jnum(json_object_get(resp, "lifetime"), &life) || life <= 0) {
+		*err = xasprintf("%s: AuthRequest: answer without authToken or lifetime", http_label(h));
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	zlog_add_secret(tok);
+	*token = xstrdup(tok);
+	*lifetime_ms = life;
+out:
+	json_decref(resp);
+	return rc;
+}
+
+void zaccounts_free(struct zaccount *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].id);
+		free(v[i].mailhost);
+	}
+	free(v);
+}
+
+/* Value of <a n="name"> in an admin object's "a" array. */
+static const char *attr_of(json_t *obj, const char *name)
+{
+	json_t *a = json_object_get(obj, "a");
+	if (json_is_object(a)) {
+		const char *n = jstr(json_object_get(a, "n"));
+		return streq(n, name) ? jstr(a) : NULL;
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(a, i, it) {
+		const char *n = jstr(json_object_get(it, "n"));
+		if (streq(n, name))
+			return jstr(it);
+	}
+	return NULL;
+}
+
+enum zmb_rc soap_list_accounts(struct http *h, struct token_cache *tc, const char *domain,
+			       struct zaccount **out, size_t *n, char **err)
+{
+	enum zmb_rc rc = ZMB_OK;
+	struct zaccount *v = NULL;
+	size_t cnt = 0, alloc = 0;
+	long long offset = 0;
+
+	for (;;) {
+		json_t *resp = NULL;
+		json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s}",
+					"_jsns", "urn:zimbraAdmin", "domain", domain, "types", "accounts",
+					"attrs", "zimbraId,zimbraIsSystemAccount,zimbraIsSystemResource,zimbraMailHost",
+					"limit", (json_int_t)PAGE, "offset", (json_int_t)offset,
+					"maxResults", (json_int_t)MAX_RESULTS, "applyCos", 0,
+					"sortBy", "name");
+		rc = soap_call(h, tc, "SearchDirectoryRequest", req, &resp, err);
+		if (rc) {
+			if (*err && strstr(*err, "account.TOO_MANY_SEARCH_RESULTS")) {
+				char *e = xasprintf("%s (domain %s has more accounts than the server lets one "
+						    "search return: raise zimbra_directory_max_search_result "
+						    "with zmlocalconfig, or list the accounts in accounts_file)",
+						    *err, domain);
+				free(*err);
+				*err = e;
+			} else if (rc == ZMB_ENOACCOUNT) {
+				rc = ZMB_EPROTO;
+			}
+			goto out;
+		}
+		json_t *accts = json_object_get(resp, "account");
+		size_t page = 0;
+		if (json_is_object(accts)) {
+			json_t *arr = json_array();
+			json_array_append(arr, accts);
+			accts = arr;
+		} else {
+			json_incref(accts);
+		}
+		size_t i;
+		json_t *a;
+		json_array_foreach(accts, i, a) {
+			page++;
+			const char *name = jstr(json_object_get(a, "name"));
+			const char *id = jstr(json_object_get(a, "id"));
+			if (!id)
+				id = attr_of(a, "zimbraId");
+			if (!name || !id)
+				continue;
+			const char *sys = attr_of(a, "zimbraIsSystemAccount");
+			const char *res = attr_of(a, "zimbraIsSystemResource");
+			if (streq_ci(sys, "TRUE") || streq_ci(res, "TRUE"))
+				continue;
+			if (cnt == alloc) {
+				alloc = alloc ? alloc * 2 : 64;
+				v = xrealloc(v, alloc * sizeof(*v));
+			}
+			v[cnt].name = xstrdup(name);
+			v[cnt].id = xstrdup(id);
+			v[cnt].mailhost = xstrdup(attr_of(a, "zimbraMailHost"));
+			cnt++;
+		}
+		json_decref(accts);
+		bool more = jtrue(json_object_get(resp, "more"));
+		json_decref(resp);
+		if (!more || page == 0)
+			break;
+		offset += (long long)page;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	cnt = 0;
+out:
+	zaccounts_free(v, cnt);
+	return rc;
+}
+
+enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char *name,
+			     char **id, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyCos", 0, "attrs", "zimbraId", "account", "by", "name",
+				"_content", name);
+	enum zmb_rc rc = soap_call(h, tc, "GetAccountRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *acct = jfirst(json_object_get(resp, "account"));
+	const char *v = acct ? jstr(json_object_get(acct, "id")) : NULL;
+	if (!v && acct)
+		v = attr_of(acct, "zimbraId");
+	if (!v) {
+		*err = xasprintf("%s: GetAccountRequest: answer for %s has no id", http_label(h), name);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	*id = xstrdup(v);
+out:
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char *id,
+			      long long *bytes, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s}}", "_jsns", "urn:zimbraAdmin", "mbox", "id", id);
+	enum zmb_rc rc = soap_call(h, tc, "GetMailboxRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *mbox = jfirst(json_object_get(resp, "mbox"));
+	long long s = 0;
+	if (!mbox || !jnum(json_object_get(mbox, "s"), &s) || s < 0) {
+		*err = xasprintf("%s: GetMailboxRequest: answer for %s has no size", http_label(h), id);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	*bytes = s;
+out:
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const char *id,
+				const char *attr, const char *value, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "_jsns", "urn:zimbraAdmin", "id", id,
+				"a", "n", attr, "_content", value ? value : "");
+	enum zmb_rc rc = soap_call(h, tc, "ModifyAccountRequest", req, &resp, err);
+	json_decref(resp);
+	return rc;
+}
