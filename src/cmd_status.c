@@ -1,10 +1,30 @@
-/* cmd_status.c - placeholder until implemented (see issues). */
+/*
+ * cmd_status.c - `zmbatch status`: one screen from the state DB, read-only
+ * (WAL reader), safe while a run writes.  Exit codes: see report.h.
+ */
 #include "cli.h"
+#include "report.h"
+#include "state.h"
 #include "zmb.h"
+
+#include <stdlib.h>
 
 int cmd_status(struct cli *cli)
 {
-	(void)cli;
-	fprintf(stderr, "zmbatch: 'status' is not implemented yet\n");
-	return EXIT_SOFTWARE;
+	struct report_db r;
+	char *err = NULL;
+	int ex = report_db_load(cli, &r);
+	if (ex)
+		goto out;
+	ex = report_db_open(&r, STATE_READONLY);
+	if (ex)
+		goto out;
+	if (report_status(state_db(r.st), r.job_name, r.path, wall_now(), stdout, &err)) {
+		fprintf(stderr, "zmbatch: status of '%s': %s\n", r.path, err ? err : "failed");
+		ex = EXIT_PARTIAL;
+	}
+out:
+	free(err);
+	report_db_close(&r);
+	return ex;
 }

@@ -7,6 +7,7 @@
  * accounts except the output itself.
  */
 #include "report.h"
+#include "state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,9 @@ enum { S_PENDING, S_EXPORTING, S_EXPORTED, S_IMPORTING, S_DONE, S_FAILED, S_SKIP
 
 static const char *const stage_states[] = { "pending", "running", "done", "failed" };
 #define NSTAGESTATES ((int)(sizeof stage_states / sizeof *stage_states))
+
+/* Rows of `runs` that are runs (other writing commands may record rows too). */
+#define RUNS_ONLY "(command = 'run' OR command LIKE 'run %')"
 
 /* The last row of `runs`. */
 struct last_run {
@@ -188,7 +192,7 @@ static enum zmb_rc read_last_run(sqlite3 *db, double now, struct last_run *r, ch
 	enum zmb_rc rc = ZMB_ESTATE;
 	sqlite3_stmt *st = prep(db,
 		"SELECT id, started_at, ended_at, pid, host, command, exit_status, "
-		"token_refreshes, retries, bytes FROM runs ORDER BY id DESC LIMIT 1", err);
+		"token_refreshes, retries, bytes FROM runs WHERE " RUNS_ONLY " ORDER BY id DESC LIMIT 1", err);
 	if (!st)
 		goto out;
 	int s = sqlite3_step(st);
@@ -268,7 +272,7 @@ static enum zmb_rc read_snapshot(sqlite3 *db, const char *job_name, double now,
 	st = prep(db, "SELECT count(*), coalesce(sum(token_refreshes), 0), coalesce(sum(retries), 0), "
 		      "coalesce(sum(bytes), 0), "
 		      "total(CASE WHEN ended_at IS NOT NULL THEN max(ended_at - started_at, 0) ELSE 0 END) "
-		      "FROM runs", err);
+		      "FROM runs WHERE " RUNS_ONLY, err);
 	if (!st)
 		goto out;
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -282,7 +286,7 @@ static enum zmb_rc read_snapshot(sqlite3 *db, const char *job_name, double now,
 	s->run_seconds = sqlite3_column_double(st, 4);
 	sqlite3_finalize(st);
 
-	st = prep(db, "SELECT ended_at FROM runs WHERE exit_status = 0 AND ended_at IS NOT NULL "
+	st = prep(db, "SELECT ended_at FROM runs WHERE " RUNS_ONLY " AND exit_status = 0 AND ended_at IS NOT NULL "
 		      "ORDER BY id DESC LIMIT 1", err);
 	if (!st)
 		goto out;
@@ -1212,4 +1216,59 @@ enum zmb_rc report_history(sqlite3 *db, const char *account, FILE *out, char **e
 out:
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* ---- command helpers ---- */
+
+int report_db_load(struct cli *cli, struct report_db *r)
+{
+	struct stat sb;
+	memset(r, 0, sizeof *r);
+	if (cli->config || !cli->state) {
+		int ex = cli_load_job(cli, false, &r->job);
+		if (ex)
+			return ex;
+		r->have_job = true;
+		r->job_name = r->job.name;
+	}
+	r->path = r->have_job ? cli_state_path(cli, &r->job) : cli->state;
+	if (!r->path || !*r->path) {
+		fprintf(stderr, "zmbatch: no state database configured (state.db in the job, or --state)\n");
+		return EXIT_CONFIG;
+	}
+	if (stat(r->path, &sb) != 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "zmbatch: no state database at '%s': nothing has run yet\n", r->path);
+		else
+			fprintf(stderr, "zmbatch: cannot reach state database '%s': %s\n", r->path,
+				strerror(errno));
+		return EXIT_PARTIAL;
+	}
+	return 0;
+}
+
+int report_db_open(struct report_db *r, int flags)
+{
+	char *err = NULL, *ident = NULL;
+	int ex = 0;
+	if ((flags & STATE_WRITE) && r->have_job)
+		ident = job_identity(&r->job);
+	enum zmb_rc rc = state_open(r->path, ident, flags, &r->st, &err);
+	if (rc) {
+		fprintf(stderr, "zmbatch: %s\n", err ? err : zmb_rc_str(rc));
+		ex = rc == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_PARTIAL;
+		r->st = NULL;
+	}
+	free(err);
+	free(ident);
+	return ex;
+}
+
+void report_db_close(struct report_db *r)
+{
+	state_close(r->st);
+	r->st = NULL;
+	if (r->have_job)
+		job_release(&r->job);
+	r->have_job = false;
 }

@@ -125,4 +125,32 @@ enum zmb_rc report_accounts(sqlite3 *db, int state, FILE *out, char **err);
  */
 enum zmb_rc report_history(sqlite3 *db, const char *account, FILE *out, char **err);
 
+/* ---- shared by the read-side commands (cmd_status/report/accounts/reset) ---- */
+
+#include "cli.h"
+#include "job.h"
+
+struct state;
+
+/* What a command needs to reach the DB.  Owned by the command (main thread). */
+struct report_db {
+	struct job job;         /* loaded when have_job */
+	bool have_job;
+	const char *path;       /* the state DB path (cli or job owned) */
+	const char *job_name;   /* job.name, or NULL to take it from the DB */
+	struct state *st;       /* after report_db_open() */
+};
+
+/*
+ * Load the job (-c, or ./zmbatch.cfg unless --state alone was given),
+ * resolve the DB path and make sure the DB exists; prints the error and
+ * returns the exit code (0 ok, 78 config, 1 no DB yet).  Secrets are not
+ * resolved.  report_db_close() must be called whatever it returns.
+ */
+int report_db_load(struct cli *cli, struct report_db *r);
+/* state_open() with flags (identity checked for STATE_WRITE when the job is
+ * loaded); prints the error and returns the exit code (0, 78, or 1). */
+int report_db_open(struct report_db *r, int flags);
+void report_db_close(struct report_db *r);   /* NULL-safe members */
+
 #endif
