@@ -63,10 +63,14 @@ CREATE TABLE accounts (
 );
 
 -- Claiming: only claimable rows are in these indexes, ordered as claimed.
-CREATE INDEX accounts_claim_size ON accounts (size DESC, seq)
-	WHERE state IN ('pending', 'exported');
-CREATE INDEX accounts_claim_seq ON accounts (seq)
-	WHERE state IN ('pending', 'exported');
+-- state leads so that a claim ("state = 'pending' ORDER BY size DESC, seq
+-- LIMIT 1") is an index SEARCH that stops at the first row.  The WHERE is
+-- written with OR, not IN: SQLite proves "state = 'pending'" implies an OR of
+-- equalities, but not an IN list, and would not use the index at all.
+CREATE INDEX accounts_claim_size ON accounts (state, size DESC, seq)
+	WHERE state = 'pending' OR state = 'exported';
+CREATE INDEX accounts_claim_seq ON accounts (state, seq)
+	WHERE state = 'pending' OR state = 'exported';
 CREATE INDEX accounts_state ON accounts (state);
 
 -- Per-account and per-stage history.

@@ -90,6 +90,16 @@ enum zmb_rc state_run_end(struct state *st, int64_t run_id, int exit_status);
 enum zmb_rc state_run_count(struct state *st, int64_t run_id,
 			    long long refreshes, long long retries, long long bytes);
 
+/* ---- servers (schema 002) ---- */
+/*
+ * Add to the counters of one server role ("source"/"target", table
+ * `servers`): successful AuthRequests, token refreshes, failed
+ * authentications.  host is recorded as given (no secret in it).
+ */
+enum zmb_rc state_server_count(struct state *st, const char *role, const char *host,
+			       long long auth_requests, long long token_refreshes,
+			       long long auth_failures);
+
 /* ---- stages ---- */
 struct stage_row {
 	char *name;
