@@ -10,6 +10,7 @@
  *
  * Main thread only (loading); the resulting job is then read-only.
  */
+#define _GNU_SOURCE
 #include "job.h"
 #include "stage.h"
 
@@ -172,9 +173,18 @@ static const char *const legacy_marker_keys[] = {
 	"Domains", "Accounts", NULL
 };
 
+/*
+ * A zmztozmig.conf has bare `Key=Value` lines with zmztozmig's keys; a native
+ * file has `key = value;`, quoted strings and groups.  Some words are both
+ * ("threads" is a native key too), so each significant line votes: legacy
+ * when it names a zmztozmig key with a bare value and no trailing ';', native
+ * when it has libconfig punctuation.  Ties go to native.
+ */
 bool conf_is_legacy(const char *text)
 {
 	const char *p = text ? text : "";
+	int legacy = 0, native = 0;
+	bool in_comment = false;
 	while (*p) {
 		const char *eol = strchr(p, '\n');
 		size_t len = eol ? (size_t)(eol - p) : strlen(p);
@@ -183,8 +193,25 @@ bool conf_is_legacy(const char *text)
 		p = eol ? eol + 1 : e;
 		while (s < e && isspace((unsigned char)*s))
 			s++;
-		if (s == e || *s == '#' || *s == '/')
+		while (e > s && isspace((unsigned char)e[-1]))
+			e--;
+		if (in_comment) {
+			if (memmem(s, (size_t)(e - s), "*/", 2))
+				in_comment = false;
 			continue;
+		}
+		if (s == e || *s == '#' || (e - s >= 2 && s[0] == '/' && s[1] == '/'))
+			continue;
+		if (e - s >= 2 && s[0] == '/' && s[1] == '*') {
+			in_comment = !memmem(s + 2, (size_t)(e - s - 2), "*/", 2);
+			native++;
+			continue;
+		}
+		if (strchr("{}()[]", *s) || e[-1] == ';' || e[-1] == '{' || e[-1] == '(' ||
+		    e[-1] == ',') {
+			native++;
+			continue;
+		}
 		/* the key: letters only, then optional blanks, then '=' */
 		const char *k = s;
 		while (s < e && isalpha((unsigned char)*s))
@@ -192,14 +219,23 @@ bool conf_is_legacy(const char *text)
 		size_t klen = (size_t)(s - k);
 		while (s < e && (*s == ' ' || *s == '\t'))
 			s++;
-		if (!klen || s == e || *s != '=')
+		if (!klen || s == e || (*s != '=' && *s != ':'))
 			continue;
+		const char *v = s + 1;
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		if (*s == ':' || (v < e && strchr("\"{([", *v))) {
+			native++;
+			continue;
+		}
 		for (size_t i = 0; legacy_marker_keys[i]; i++)
 			if (strlen(legacy_marker_keys[i]) == klen &&
-			    !strncasecmp(legacy_marker_keys[i], k, klen))
-				return true;
+			    !strncasecmp(legacy_marker_keys[i], k, klen)) {
+				legacy++;
+				break;
+			}
 	}
-	return false;
+	return legacy > native;
 }
 
 /* ---- native reader: libconfig -> cval ---- */
@@ -1049,8 +1085,10 @@ static void put_kv(FILE *out, const char *indent, const char *key, const char *v
 static void put_duration(FILE *out, const char *indent, const char *key, long long s)
 {
 	struct buf b = BUF_INIT;
-	if (s == 0)
-		buf_adds(&b, "0s");
+	if (s == 0) {
+		fprintf(out, "%s%s = 0;\n", indent, key);
+		return;
+	}
 	if (s >= 86400 && s % 86400 == 0)
 		buf_addf(&b, "%lldd", s / 86400), s = 0;
 	if (s >= 3600)
@@ -1070,6 +1108,10 @@ static void put_bytes(FILE *out, const char *indent, const char *key, long long 
 	while (n && n % 1024 == 0 && u < 3) {
 		n /= 1024;
 		u++;
+	}
+	if (u < 0 && n <= 2147483647LL) {
+		fprintf(out, "%s%s = %lld;\n", indent, key, n);
+		return;
 	}
 	char *v = u >= 0 ? xasprintf("%lld%c", n, units[u]) : xasprintf("%lld", n);
 	put_kv(out, indent, key, v);
