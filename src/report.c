@@ -60,6 +60,7 @@ struct snapshot {
 	double run_seconds;          /* summed wall time of runs */
 	double last_success_at;      /* 0 = none */
 	struct last_run last;
+	bool has_servers;            /* schema 002: per-server auth counters */
 };
 
 /* ---- small helpers ---- */
@@ -172,6 +173,22 @@ static void snapshot_release(struct snapshot *s)
 	free(s->job);
 	last_run_release(&s->last);
 }
+
+static bool table_exists(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
+#define SERVERS_SQL "SELECT role, host, auth_requests, token_refreshes, auth_failures, last_auth_at " \
+	"FROM servers ORDER BY role"
 
 /* Is the process of a run with ended_at NULL still alive? */
 static const char *run_liveness(const char *host, long long pid)
@@ -308,14 +325,17 @@ static enum zmb_rc read_snapshot(sqlite3 *db, const char *job_name, double now,
 	if (job_name) {
 		s->job = xstrdup(job_name);
 	} else {
-		st = prep(db, "SELECT value FROM meta WHERE key = 'job_name'", err);
+		/* no job file: the name is the first field of the stored identity */
+		st = prep(db, "SELECT key, value FROM meta WHERE key IN ('job_name', 'job_identity') "
+			      "ORDER BY key = 'job_name' DESC LIMIT 1", err);
 		if (!st)
 			goto out;
 		r = sqlite3_step(st);
-		s->job = xstrdup(r == SQLITE_ROW ? col_text(st, 0) : "");
-		if (!s->job)
-			s->job = xstrdup("");
+		s->job = xstrdup(r == SQLITE_ROW && col_text(st, 1) ? col_text(st, 1) : "");
+		if (r == SQLITE_ROW && strcmp(col_text(st, 0), "job_identity") == 0)
+			s->job[strcspn(s->job, "|")] = '\0';
 	}
+	s->has_servers = table_exists(db, "servers");
 	rc = ZMB_OK;
 out:
 	sqlite3_finalize(st);
@@ -464,6 +484,30 @@ static enum zmb_rc render_json(sqlite3 *db, const struct snapshot *s, FILE *out,
 	last = NULL;
 	json_object_set_new(root, "runs", runs);
 	runs = NULL;
+
+	if (s->has_servers) {
+		json_t *srv = json_array();
+		json_object_set_new(root, "servers", srv);
+		st = prep(db, SERVERS_SQL, err);
+		if (!st)
+			goto out;
+		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+			json_t *o = json_object();
+			json_object_set_new(o, "role", jstr(col_text(st, 0)));
+			json_object_set_new(o, "host", jstr(col_text(st, 1)));
+			json_object_set_new(o, "auth_requests", json_integer(sqlite3_column_int64(st, 2)));
+			json_object_set_new(o, "token_refreshes", json_integer(sqlite3_column_int64(st, 3)));
+			json_object_set_new(o, "auth_failures", json_integer(sqlite3_column_int64(st, 4)));
+			json_object_set_new(o, "last_auth_at", jtime(col_time(st, 5)));
+			json_array_append_new(srv, o);
+		}
+		if (r != SQLITE_DONE) {
+			set_dberr(db, err, "servers");
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
 
 	/* the head without its closing brace, then the accounts streamed */
 	head = json_dumps(root, JFLAGS);
@@ -657,6 +701,31 @@ static enum zmb_rc render_prom(sqlite3 *db, const struct snapshot *s, FILE *out,
 		set_dberr(db, err, "stages");
 		goto out;
 	}
+	if (s->has_servers) {
+		static const char *const fam[][2] = {
+			{ "zmbatch_auth_requests_total", "Admin AuthRequests sent, by server role." },
+			{ "zmbatch_auth_failures_total", "Failed admin authentications, by server role." },
+		};
+		for (int f = 0; f < 2; f++) {
+			sqlite3_finalize(st);
+			st = prep(db, SERVERS_SQL, err);
+			if (!st)
+				goto out;
+			bool any = false;
+			while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+				if (!any)
+					prom_head(out, fam[f][0], "counter", fam[f][1]);
+				any = true;
+				fprintf(out, "%s{role=\"", fam[f][0]);
+				prom_label(out, col_text(st, 0));
+				fprintf(out, "\"} %lld\n", (long long)sqlite3_column_int64(st, f == 0 ? 2 : 4));
+			}
+			if (r != SQLITE_DONE) {
+				set_dberr(db, err, "servers");
+				goto out;
+			}
+		}
+	}
 	prom_d(out, "zmbatch_report_timestamp_seconds", "gauge",
 	       "When this report was generated, unix seconds.", s->now);
 	rc = write_failed(out, err) ? ZMB_EIO : ZMB_OK;
@@ -799,6 +868,26 @@ static enum zmb_rc render_text(sqlite3 *db, const struct snapshot *s, FILE *out,
 		fmt_time(s->last_success_at, t);
 		fprintf(out, "last successful run ended %s\n", t);
 	}
+	if (s->has_servers) {
+		st = prep(db, SERVERS_SQL, err);
+		if (!st)
+			goto out;
+		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+			char *role = flat(col_text(st, 0)), *host = flat(col_text(st, 1));
+			fmt_time(col_time(st, 5), t);
+			fprintf(out, "server %s %s: %lld logins, %lld token refreshes, %lld auth failures, "
+				"last login %s\n", role, host, (long long)sqlite3_column_int64(st, 2),
+				(long long)sqlite3_column_int64(st, 3), (long long)sqlite3_column_int64(st, 4), t);
+			free(role);
+			free(host);
+		}
+		if (r != SQLITE_DONE) {
+			set_dberr(db, err, "servers");
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
 	fputc('\n', out);
 	if (text_stages(db, out, false, err))
 		goto out;
@@ -828,6 +917,7 @@ static enum zmb_rc render_text(sqlite3 *db, const struct snapshot *s, FILE *out,
 	if (!n)
 		fprintf(out, "  none finished yet\n");
 	sqlite3_finalize(st);
+	st = NULL;
 
 	fprintf(out, "\nfailures: %lld\n", s->counts[S_FAILED]);
 	if (s->counts[S_FAILED] > 0) {

@@ -39,8 +39,11 @@
  *         token_refreshes_total, retries_total, last_success_at, last:
  *         {id,started_at,ended_at,duration_seconds,host,pid,command,
  *         exit_status,status,token_refreshes,retries,bytes} | null},
+ *         servers [{role,host,auth_requests,token_refreshes,auth_failures,
+ *         last_auth_at}] (schema 002 and later),
  *         accounts [{account,target,state,attempts,bytes,seconds,error}]
  *         (seconds is a number, 0 when unknown; error is null when none).
+ *         The accounts array is streamed last, one account per line.
  *   csv   RFC 4180 with CRLF line ends, header
  *         account,target,state,attempts,bytes,seconds,error; a field is
  *         quoted when it contains , " CR or LF, quotes doubled; seconds
@@ -56,7 +59,10 @@
  *         zmbatch_last_success_timestamp_seconds (end of the last run that
  *         exited 0; absent if none), zmbatch_token_refreshes_total,
  *         zmbatch_retries_total, zmbatch_stage_state{stage,state} 0/1,
- *         zmbatch_report_timestamp_seconds.
+ *         zmbatch_auth_requests_total{role}, zmbatch_auth_failures_total{role}
+ *         (schema 002), zmbatch_report_timestamp_seconds.
+ *         Runs are the rows of `runs` whose command is "run" or "run ...";
+ *         rows of other writing commands are ignored.
  *   text  for people: counts, bytes, throughput, ETA, the 5 slowest
  *         accounts, failures grouped by class and listed with reasons,
  *         stages, last run.

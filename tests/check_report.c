@@ -1,0 +1,1137 @@
+/*
+ * check_report.c - report renderers, status, accounts, reset.
+ *
+ * Each test builds a real state DB (state_open + state API, raw SQL only to
+ * pin timestamps and states), renders, and parses the output with real
+ * parsers: jansson for JSON, an RFC 4180 reader written here for CSV, and a
+ * line-by-line checker of the Prometheus text format.  The CLI tests run
+ * bin/zmbatch on the same DBs.
+ */
+#define _GNU_SOURCE
+#include "lock.h"
+#include "report.h"
+#include "state.h"
+#include "testutil.h"
+#include "zmb.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define IDENT "testjob|zcs1.example.com:7071|zcs2.example.com:7071"
+
+static const char *const ERR3 = "quota \"exceeded\", see: line1\nline2";
+static const char *const ERR4 = "comma, here\r\nand \xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9";
+static const char *const STAGE3 = "we\"ird\\stage\nx";
+
+struct fixture {
+	char *dir;
+	char *db;
+	struct state *st;
+	int64_t run1, run2;
+	double now;
+};
+
+static void sql(struct state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sql(struct state *st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *q = xvasprintf(fmt, ap);
+	va_end(ap);
+	char *e = NULL;
+	int rc = sqlite3_exec(state_db(st), q, NULL, NULL, &e);
+	ck_assert_msg(rc == SQLITE_OK, "sql '%s': %s", q, e ? e : "?");
+	free(q);
+}
+
+static int64_t acct_id(struct state *st, const char *account)
+{
+	struct account_row r;
+	memset(&r, 0, sizeof r);
+	ck_assert_int_eq(state_account_get(st, account, &r), ZMB_OK);
+	int64_t id = r.id;
+	state_account_release(&r);
+	return id;
+}
+
+static void set_acct(struct state *st, const char *account, const char *state, int attempts,
+		     long long bytes, double seconds, const char *cls, const char *err,
+		     double started, double finished)
+{
+	sqlite3_stmt *s = NULL;
+	ck_assert_int_eq(sqlite3_prepare_v2(state_db(st),
+		"UPDATE accounts SET state = ?2, attempts = ?3, bytes = ?4, seconds = ?5, "
+		"error_class = ?6, last_error = ?7, started_at = ?8, finished_at = ?9 WHERE account = ?1",
+		-1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, attempts);
+	sqlite3_bind_int64(s, 4, bytes);
+	if (seconds >= 0)
+		sqlite3_bind_double(s, 5, seconds);
+	if (cls)
+		sqlite3_bind_text(s, 6, cls, -1, SQLITE_STATIC);
+	if (err)
+		sqlite3_bind_text(s, 7, err, -1, SQLITE_STATIC);
+	if (started > 0)
+		sqlite3_bind_double(s, 8, started);
+	if (finished > 0)
+		sqlite3_bind_double(s, 9, finished);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_DONE);
+	ck_assert_int_eq(sqlite3_changes(state_db(st)), 1);
+	sqlite3_finalize(s);
+}
+
+/*
+ * 8 accounts: done 2 (6000 bytes), failed 2, pending 1, importing 1,
+ * exported 1, skipped 1; 3 stages; run 1 exited 1, run 2 in progress (this
+ * process), plus a 'reset' row that must not count as a run.
+ */
+static void fixture_open(struct fixture *f)
+{
+	char *err = NULL;
+	memset(f, 0, sizeof *f);
+	f->dir = tu_tmpdir("report");
+	ck_assert_ptr_nonnull(f->dir);
+	f->db = xasprintf("%s/state.db", f->dir);
+	ck_assert_msg(state_open(f->db, IDENT, STATE_WRITE, &f->st, &err) == ZMB_OK, "open: %s", err);
+	f->now = wall_now();
+	struct state *st = f->st;
+
+	ck_assert_int_eq(state_stage_ensure(st, "replcheck", "ldap-replcheck", 0), ZMB_OK);
+	ck_assert_int_eq(state_stage_ensure(st, "mail", "migrate", 1), ZMB_OK);
+	ck_assert_int_eq(state_stage_ensure(st, STAGE3, "exec", 2), ZMB_OK);
+
+	ck_assert_int_eq(state_run_begin(st, "run", &f->run1), ZMB_OK);
+	ck_assert_int_eq(state_run_count(st, f->run1, 2, 3, 4000), ZMB_OK);
+	ck_assert_int_eq(state_run_end(st, f->run1, 1), ZMB_OK);
+	sql(st, "UPDATE runs SET started_at = %f, ended_at = %f WHERE id = %lld",
+	    f->now - 7200, f->now - 3600, (long long)f->run1);
+	ck_assert_int_eq(state_stage_begin(st, "replcheck", f->run1), ZMB_OK);
+	ck_assert_int_eq(state_stage_end(st, "replcheck", true, "ok", NULL), ZMB_OK);
+
+	ck_assert_int_eq(state_run_begin(st, "run --delta", &f->run2), ZMB_OK);
+	ck_assert_int_eq(state_run_count(st, f->run2, 1, 1, 2000), ZMB_OK);
+	sql(st, "UPDATE runs SET started_at = %f WHERE id = %lld", f->now - 300, (long long)f->run2);
+	ck_assert_int_eq(state_stage_begin(st, "mail", f->run2), ZMB_OK);
+	sql(st, "INSERT INTO runs (started_at, ended_at, pid, host, user, command, exit_status) "
+		"VALUES (%f, %f, 1, 'h', 'u', 'reset', 0)", f->now - 10, f->now - 9);
+
+	static const struct { const char *a, *t; long long size; } acc[] = {
+		{ "a1@ex.com", "b1@new.com", 1200 }, { "a2@ex.com", "a2@ex.com", 5000 },
+		{ "a3@ex.com", "a3@ex.com", 700 },   { "a4@ex.com", "a4@ex.com", 300 },
+		{ "a5@ex.com", "a5@ex.com", 2000 },  { "a6@ex.com", "a6@ex.com", 4000 },
+		{ "a7@ex.com", "a7@ex.com", 9999 },  { "a8@ex.com", "a8@ex.com", 100 },
+	};
+	ck_assert_int_eq(state_begin(st), ZMB_OK);
+	for (size_t i = 0; i < sizeof acc / sizeof *acc; i++)
+		ck_assert_int_eq(state_account_upsert(st, acc[i].a, acc[i].t, (int64_t)i, acc[i].size), ZMB_OK);
+	ck_assert_int_eq(state_commit(st), ZMB_OK);
+	double n = f->now;
+	set_acct(st, "a1@ex.com", "done", 1, 1000, 10.5, NULL, NULL, n - 200, n - 100);
+	set_acct(st, "a2@ex.com", "done", 2, 5000, 50, "temporary", "old error", n - 4100, n - 4000);
+	set_acct(st, "a3@ex.com", "failed", 3, 0, -1, "permanent", ERR3, n - 500, n - 400);
+	set_acct(st, "a4@ex.com", "failed", 1, 0, -1, "temporary", ERR4, n - 500, n - 450);
+	set_acct(st, "a6@ex.com", "importing", 0, 0, -1, NULL, NULL, n - 65, 0);
+	set_acct(st, "a7@ex.com", "skipped", 0, 0, -1, NULL, NULL, 0, 0);
+	set_acct(st, "a8@ex.com", "exported", 1, 0, -1, NULL, NULL, n - 30, 0);
+
+	ck_assert_int_eq(state_event(st, f->run2, acct_id(st, "a3@ex.com"), NULL, "info",
+				     "claimed"), ZMB_OK);
+	ck_assert_int_eq(state_event(st, f->run2, acct_id(st, "a3@ex.com"), "mail", "error",
+				     "export failed: HTTP 500"), ZMB_OK);
+	ck_assert_int_eq(state_event(st, f->run2, acct_id(st, "a3@ex.com"), NULL, "info",
+				     "gave up"), ZMB_OK);
+	ck_assert_int_eq(state_server_count(st, "source", "zcs1.example.com", 4, 2, 1), ZMB_OK);
+	free(err);
+}
+
+static void fixture_close(struct fixture *f)
+{
+	state_close(f->st);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f->db);
+}
+
+/* Render into a string (open_memstream), asserting success. */
+static char *render(struct fixture *f, enum report_format fmt)
+{
+	char *buf = NULL, *err = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(m);
+	enum zmb_rc rc = report_render(state_db(f->st), NULL, fmt, f->now, m, &err);
+	fclose(m);
+	ck_assert_msg(rc == ZMB_OK, "render %d: %s", (int)fmt, err ? err : "?");
+	ck_assert_uint_eq(strlen(buf), len);
+	free(err);
+	return buf;
+}
+
+static char *render_status(struct fixture *f)
+{
+	char *buf = NULL, *err = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	enum zmb_rc rc = report_status(state_db(f->st), NULL, f->db, f->now, m, &err);
+	fclose(m);
+	ck_assert_msg(rc == ZMB_OK, "status: %s", err ? err : "?");
+	free(err);
+	return buf;
+}
+
+static bool matches(const char *re, const char *s)
+{
+	regex_t r;
+	ck_assert_int_eq(regcomp(&r, re, REG_EXTENDED | REG_NOSUB), 0);
+	bool ok = regexec(&r, s, 0, NULL, 0) == 0;
+	regfree(&r);
+	return ok;
+}
+
+/* ---- JSON ---- */
+
+static json_t *jget(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	ck_assert_msg(v != NULL, "json: missing key '%s'", key);
+	return v;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+	json_t *v = jget(o, key);
+	ck_assert_msg(json_is_integer(v), "json: '%s' is not an integer", key);
+	return json_integer_value(v);
+}
+
+static const char *jstring(json_t *o, const char *key)
+{
+	json_t *v = jget(o, key);
+	ck_assert_msg(json_is_string(v), "json: '%s' is not a string", key);
+	return json_string_value(v);
+}
+
+static json_t *account_obj(json_t *accounts, const char *name)
+{
+	size_t i;
+	json_t *a;
+	json_array_foreach(accounts, i, a)
+		if (strcmp(jstring(a, "account"), name) == 0)
+			return a;
+	ck_abort_msg("json: account %s missing", name);
+	return NULL;
+}
+
+START_TEST(test_json_contract)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *out = render(&f, REPORT_JSON);
+	json_error_t je;
+	json_t *root = json_loads(out, JSON_REJECT_DUPLICATES, &je);
+	ck_assert_msg(root != NULL, "invalid JSON at line %d: %s", je.line, je.text);
+	ck_assert(json_is_object(root));
+
+	ck_assert_str_eq(jstring(root, "job"), "testjob");
+	ck_assert_msg(matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+			      jstring(root, "generated_at")), "generated_at %s", jstring(root, "generated_at"));
+
+	json_t *counts = jget(root, "counts");
+	ck_assert(json_is_object(counts));
+	static const char *const states[] = { "pending", "exporting", "exported", "importing",
+					      "done", "failed", "skipped" };
+	static const long long want[] = { 1, 0, 1, 1, 2, 2, 1 };
+	ck_assert_uint_eq(json_object_size(counts), 7);
+	for (int i = 0; i < 7; i++)
+		ck_assert_int_eq(jint(counts, states[i]), want[i]);
+	ck_assert_int_eq(jint(root, "bytes_done"), 6000);
+	ck_assert_int_eq(jint(root, "bytes_total"), 6000 + 700 + 300 + 2000 + 4000 + 100);
+
+	json_t *stages = jget(root, "stages");
+	ck_assert(json_is_array(stages));
+	ck_assert_uint_eq(json_array_size(stages), 3);
+	size_t i;
+	json_t *s;
+	json_array_foreach(stages, i, s) {
+		jstring(s, "name");
+		jstring(s, "type");
+		jstring(s, "state");
+		jint(s, "attempts");
+		json_t *e = jget(s, "error");
+		ck_assert(json_is_null(e) || json_is_string(e));
+	}
+	ck_assert_str_eq(jstring(json_array_get(stages, 0), "name"), "replcheck");
+	ck_assert_str_eq(jstring(json_array_get(stages, 0), "state"), "done");
+	ck_assert_str_eq(jstring(json_array_get(stages, 1), "state"), "running");
+	ck_assert_str_eq(jstring(json_array_get(stages, 2), "name"), STAGE3);
+
+	json_t *runs = jget(root, "runs");
+	ck_assert(json_is_object(runs));
+	ck_assert_int_eq(jint(runs, "count"), 2);          /* the 'reset' row is not a run */
+	ck_assert_int_eq(jint(runs, "token_refreshes_total"), 3);
+	ck_assert_int_eq(jint(runs, "retries_total"), 4);
+	ck_assert(json_is_null(jget(runs, "last_success_at")));
+	json_t *last = jget(runs, "last");
+	ck_assert(json_is_object(last));
+	ck_assert_int_eq(jint(last, "id"), f.run2);
+	ck_assert_str_eq(jstring(last, "status"), "running");
+	ck_assert_str_eq(jstring(last, "command"), "run --delta");
+	ck_assert(json_is_null(jget(last, "exit_status")));
+	ck_assert(json_is_null(jget(last, "ended_at")));
+	ck_assert(json_is_real(jget(last, "duration_seconds")));
+
+	json_t *servers = jget(root, "servers");
+	ck_assert_uint_eq(json_array_size(servers), 1);
+	ck_assert_int_eq(jint(json_array_get(servers, 0), "auth_requests"), 4);
+
+	json_t *accounts = jget(root, "accounts");
+	ck_assert(json_is_array(accounts));
+	ck_assert_uint_eq(json_array_size(accounts), 8);
+	json_t *a;
+	json_array_foreach(accounts, i, a) {
+		ck_assert_uint_eq(json_object_size(a), 7);
+		jstring(a, "account");
+		jstring(a, "target");
+		const char *st = jstring(a, "state");
+		bool known = false;
+		for (int k = 0; k < 7; k++)
+			known |= strcmp(st, states[k]) == 0;
+		ck_assert_msg(known, "state %s", st);
+		jint(a, "attempts");
+		jint(a, "bytes");
+		ck_assert_msg(json_is_real(jget(a, "seconds")), "seconds not a number");
+		json_t *e = jget(a, "error");
+		ck_assert(json_is_null(e) || json_is_string(e));
+	}
+	/* listing order */
+	ck_assert_str_eq(jstring(json_array_get(accounts, 0), "account"), "a1@ex.com");
+	ck_assert_str_eq(jstring(json_array_get(accounts, 7), "account"), "a8@ex.com");
+	a = account_obj(accounts, "a1@ex.com");
+	ck_assert_str_eq(jstring(a, "target"), "b1@new.com");
+	ck_assert_str_eq(jstring(a, "state"), "done");
+	ck_assert_int_eq(jint(a, "bytes"), 1000);
+	ck_assert_double_eq_tol(json_real_value(jget(a, "seconds")), 10.5, 1e-9);
+	ck_assert(json_is_null(jget(a, "error")));
+	a = account_obj(accounts, "a3@ex.com");
+	ck_assert_str_eq(jstring(a, "error"), ERR3);
+	ck_assert_int_eq(jint(a, "attempts"), 3);
+	ck_assert_str_eq(jstring(account_obj(accounts, "a4@ex.com"), "error"), ERR4);
+
+	json_decref(root);
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+/* Invalid UTF-8 in an error text still gives valid JSON. */
+START_TEST(test_json_bad_utf8)
+{
+	struct fixture f;
+	fixture_open(&f);
+	set_acct(f.st, "a5@ex.com", "failed", 1, 0, -1, "permanent", "bad \xff\xfe bytes \xc3", 0, 0);
+	char *out = render(&f, REPORT_JSON);
+	json_error_t je;
+	json_t *root = json_loads(out, 0, &je);
+	ck_assert_msg(root != NULL, "invalid JSON: %s", je.text);
+	const char *e = jstring(account_obj(jget(root, "accounts"), "a5@ex.com"), "error");
+	ck_assert(strncmp(e, "bad ", 4) == 0 && strstr(e, " bytes ") != NULL);
+	json_decref(root);
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+/* ---- CSV: an RFC 4180 reader ---- */
+
+struct csv {
+	char ***rows;     /* rows[i][j] */
+	size_t *nf;
+	size_t n;
+	bool crlf_only;   /* every record ended by CRLF */
+};
+
+static void csv_release(struct csv *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		for (size_t j = 0; j < c->nf[i]; j++)
+			free(c->rows[i][j]);
+		free(c->rows[i]);
+	}
+	free(c->rows);
+	free(c->nf);
+}
+
+/* Strict: a quote in an unquoted field, or text after a closing quote, fails. */
+static bool csv_parse(const char *p, struct csv *c)
+{
+	memset(c, 0, sizeof *c);
+	c->crlf_only = true;
+	while (*p) {
+		char **row = NULL;
+		size_t nf = 0;
+		for (;;) {
+			struct buf fld = BUF_INIT;
+			if (*p == '"') {
+				p++;
+				for (;;) {
+					if (!*p)
+						return false;
+					if (*p == '"' && p[1] == '"') {
+						buf_add(&fld, "\"", 1);
+						p += 2;
+					} else if (*p == '"') {
+						p++;
+						break;
+					} else {
+						buf_add(&fld, p++, 1);
+					}
+				}
+				if (*p && *p != ',' && *p != '\r' && *p != '\n')
+					return false;
+			} else {
+				while (*p && *p != ',' && *p != '\r' && *p != '\n') {
+					if (*p == '"')
+						return false;
+					buf_add(&fld, p++, 1);
+				}
+			}
+			row = xrealloc(row, (nf + 1) * sizeof *row);
+			row[nf++] = fld.s ? buf_detach(&fld) : xstrdup("");
+			if (*p == ',') {
+				p++;
+				continue;
+			}
+			if (*p == '\r' && p[1] == '\n')
+				p += 2;
+			else if (*p == '\n') {
+				c->crlf_only = false;
+				p++;
+			} else if (*p) {
+				return false;
+			} else {
+				c->crlf_only = false;   /* last record without line end */
+			}
+			break;
+		}
+		c->rows = xrealloc(c->rows, (c->n + 1) * sizeof *c->rows);
+		c->nf = xrealloc(c->nf, (c->n + 1) * sizeof *c->nf);
+		c->rows[c->n] = row;
+		c->nf[c->n++] = nf;
+	}
+	return true;
+}
+
+START_TEST(test_csv_reader_selftest)
+{
+	struct csv c;
+	ck_assert(csv_parse("a,\"b,\"\"c\"\"\r\nd\",\r\n", &c));
+	ck_assert_uint_eq(c.n, 1);
+	ck_assert_uint_eq(c.nf[0], 3);
+	ck_assert_str_eq(c.rows[0][1], "b,\"c\"\r\nd");
+	ck_assert_str_eq(c.rows[0][2], "");
+	csv_release(&c);
+	ck_assert(!csv_parse("a\"b,c\r\n", &c));
+	csv_release(&c);
+	ck_assert(!csv_parse("\"ab\"x,c\r\n", &c));
+	csv_release(&c);
+}
+END_TEST
+
+START_TEST(test_csv_rfc4180)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *out = render(&f, REPORT_CSV);
+	struct csv c;
+	ck_assert_msg(csv_parse(out, &c), "not RFC 4180:\n%s", out);
+	ck_assert(c.crlf_only);
+	ck_assert_uint_eq(c.n, 9);
+	static const char *const head[] = { "account", "target", "state", "attempts", "bytes",
+					    "seconds", "error" };
+	for (size_t i = 0; i < c.n; i++)
+		ck_assert_uint_eq(c.nf[i], 7);
+	for (int j = 0; j < 7; j++)
+		ck_assert_str_eq(c.rows[0][j], head[j]);
+	ck_assert_str_eq(c.rows[1][0], "a1@ex.com");
+	ck_assert_str_eq(c.rows[1][1], "b1@new.com");
+	ck_assert_str_eq(c.rows[1][2], "done");
+	ck_assert_str_eq(c.rows[1][3], "1");
+	ck_assert_str_eq(c.rows[1][4], "1000");
+	ck_assert_double_eq_tol(strtod(c.rows[1][5], NULL), 10.5, 1e-9);
+	ck_assert_str_eq(c.rows[1][6], "");
+	ck_assert_str_eq(c.rows[3][0], "a3@ex.com");
+	ck_assert_str_eq(c.rows[3][5], "");               /* unknown seconds: empty */
+	ck_assert_str_eq(c.rows[3][6], ERR3);
+	ck_assert_str_eq(c.rows[4][6], ERR4);
+	csv_release(&c);
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+/* ---- Prometheus text format ---- */
+
+static bool name_ok(const char **pp)
+{
+	const char *p = *pp;
+	if (!(*p == '_' || *p == ':' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+		return false;
+	while (*p == '_' || *p == ':' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+	       (*p >= '0' && *p <= '9'))
+		p++;
+	*pp = p;
+	return true;
+}
+
+/* Parse one sample line; name copied to out_name (caller frees). */
+static bool prom_sample(const char *line, char **out_name, double *value)
+{
+	const char *p = line, *start = line;
+	if (!name_ok(&p))
+		return false;
+	*out_name = xstrndup(start, (size_t)(p - start));
+	if (*p == '{') {
+		p++;
+		for (;;) {
+			const char *ls = p;
+			if (!name_ok(&p) || p == ls || *p++ != '=' || *p++ != '"')
+				return false;
+			if (ls[0] == '_' && ls[1] == '_')
+				return false;      /* reserved label names */
+			while (*p != '"') {
+				if (!*p || *p == '\n')
+					return false;
+				if (*p == '\\') {
+					if (p[1] != '\\' && p[1] != '"' && p[1] != 'n')
+						return false;
+					p++;
+				}
+				p++;
+			}
+			p++;
+			if (*p == ',') {
+				p++;
+				if (*p == '}')
+					break;
+				continue;
+			}
+			if (*p != '}')
+				return false;
+			break;
+		}
+		p++;
+	}
+	if (*p++ != ' ')
+		return false;
+	if (!strcmp(p, "NaN") || !strcmp(p, "+Inf") || !strcmp(p, "-Inf"))
+		return true;
+	char *end;
+	*value = strtod(p, &end);
+	return end != p && *end == '\0';
+}
+
+/* Check every line; return the value of the sample `want` (a full name{labels}). */
+static void prom_check(const char *text, const char *const *forbidden)
+{
+	char *copy = xstrdup(text), *save = NULL;
+	struct strlist typed = STRLIST_INIT, helped = STRLIST_INIT, seen_fam = STRLIST_INIT;
+	char *cur_fam = NULL;
+	ck_assert_msg(text[0] && text[strlen(text) - 1] == '\n', "must end with a newline");
+	for (const char *const *f = forbidden; f && *f; f++)
+		ck_assert_msg(strstr(text, *f) == NULL, "forbidden '%s' in metrics", *f);
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#') {
+			char kind[8], name[200], rest[400];
+			int n = sscanf(line, "# %7s %199s %399[^\n]", kind, name, rest);
+			ck_assert_msg(n == 3, "bad comment line '%s'", line);
+			const char *p = name;
+			ck_assert_msg(name_ok(&p) && *p == '\0', "bad name in '%s'", line);
+			if (!strcmp(kind, "HELP")) {
+				ck_assert_msg(!strlist_has(&helped, name), "second HELP for %s", name);
+				strlist_add(&helped, name);
+			} else {
+				ck_assert_str_eq(kind, "TYPE");
+				ck_assert_msg(!strcmp(rest, "counter") || !strcmp(rest, "gauge"),
+					      "type '%s'", rest);
+				ck_assert_msg(!strlist_has(&typed, name), "second TYPE for %s", name);
+				ck_assert_msg(!strlist_has(&seen_fam, name), "TYPE after samples of %s", name);
+				size_t L = strlen(name);
+				bool total = L > 6 && !strcmp(name + L - 6, "_total");
+				ck_assert_msg(total == !strcmp(rest, "counter"),
+					      "%s: _total iff counter", name);
+				ck_assert_msg(strncmp(name, "zmbatch_", 8) == 0, "prefix: %s", name);
+				strlist_add(&typed, name);
+			}
+			continue;
+		}
+		char *name = NULL;
+		double v = 0;
+		ck_assert_msg(prom_sample(line, &name, &v), "bad sample line '%s'", line);
+		ck_assert_msg(strlist_has(&typed, name), "sample before TYPE: '%s'", line);
+		ck_assert_msg(strlist_has(&helped, name), "sample without HELP: '%s'", line);
+		if (!cur_fam || strcmp(cur_fam, name) != 0) {
+			ck_assert_msg(!strlist_has(&seen_fam, name), "family %s not contiguous", name);
+			strlist_add(&seen_fam, name);
+			free(cur_fam);
+			cur_fam = xstrdup(name);
+		}
+		free(name);
+	}
+	free(cur_fam);
+	strlist_release(&typed);
+	strlist_release(&helped);
+	strlist_release(&seen_fam);
+	free(copy);
+}
+
+/* Value of the exact sample `key` (name plus labels as printed); NAN if absent. */
+static double prom_value(const char *text, const char *key)
+{
+	size_t k = strlen(key);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, key, k) && p[k] == ' ')
+			return strtod(p + k + 1, NULL);
+	return NAN;
+}
+
+static const char *const acct_names[] = { "a1@", "a2@", "a3@", "a4@", "a5@", "a6@", "a7@",
+					  "a8@", "ex.com", "new.com", NULL };
+
+START_TEST(test_prom_format)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *out = render(&f, REPORT_PROM);
+	prom_check(out, acct_names);
+	static const char *const states[] = { "pending", "exporting", "exported", "importing",
+					      "done", "failed", "skipped" };
+	static const double want[] = { 1, 0, 1, 1, 2, 2, 1 };
+	for (int i = 0; i < 7; i++) {
+		char *k = xasprintf("zmbatch_accounts{state=\"%s\"}", states[i]);
+		ck_assert_double_eq(prom_value(out, k), want[i]);
+		free(k);
+	}
+	ck_assert_double_eq(prom_value(out, "zmbatch_done_bytes"), 6000);
+	ck_assert_double_eq(prom_value(out, "zmbatch_planned_bytes"), 13100);
+	ck_assert_double_eq(prom_value(out, "zmbatch_remaining_bytes"), 6100);
+	ck_assert_double_eq(prom_value(out, "zmbatch_transferred_bytes_total"), 6000);
+	ck_assert_double_eq(prom_value(out, "zmbatch_token_refreshes_total"), 3);
+	ck_assert_double_eq(prom_value(out, "zmbatch_retries_total"), 4);
+	ck_assert_double_eq(prom_value(out, "zmbatch_runs_total"), 2);
+	ck_assert_double_eq(prom_value(out, "zmbatch_last_run_running"), 1);
+	ck_assert(isnan(prom_value(out, "zmbatch_last_run_exit_code")));
+	ck_assert(isnan(prom_value(out, "zmbatch_last_success_timestamp_seconds")));
+	double d = prom_value(out, "zmbatch_run_duration_seconds");
+	ck_assert_msg(fabs(d - 300) < 1, "duration %f", d);
+	ck_assert_double_eq_tol(prom_value(out, "zmbatch_last_run_timestamp_seconds"), f.now - 300, 0.01);
+	ck_assert_double_eq(prom_value(out, "zmbatch_stage_state{stage=\"replcheck\",state=\"done\"}"), 1);
+	ck_assert_double_eq(prom_value(out, "zmbatch_stage_state{stage=\"replcheck\",state=\"running\"}"), 0);
+	ck_assert_double_eq(prom_value(out, "zmbatch_stage_state{stage=\"mail\",state=\"running\"}"), 1);
+	ck_assert_double_eq(prom_value(out,
+		"zmbatch_stage_state{stage=\"we\\\"ird\\\\stage\\nx\",state=\"pending\"}"), 1);
+	ck_assert_double_eq(prom_value(out, "zmbatch_auth_requests_total{role=\"source\"}"), 4);
+	ck_assert_double_eq(prom_value(out, "zmbatch_auth_failures_total{role=\"source\"}"), 1);
+	free(out);
+
+	/* the run ends well: exit code 0 and a last-success time appear */
+	ck_assert_int_eq(state_run_end(f.st, f.run2, 0), ZMB_OK);
+	out = render(&f, REPORT_PROM);
+	prom_check(out, acct_names);
+	ck_assert_double_eq(prom_value(out, "zmbatch_last_run_exit_code"), 0);
+	ck_assert_double_eq(prom_value(out, "zmbatch_last_run_running"), 0);
+	ck_assert(!isnan(prom_value(out, "zmbatch_last_success_timestamp_seconds")));
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_prom_checker_rejects)
+{
+	char *n = NULL;
+	double v;
+	ck_assert(prom_sample("zmbatch_x{a=\"b\\\"c\"} 1", &n, &v));
+	free(n);
+	n = NULL;
+	ck_assert(!prom_sample("zmbatch_x{a=\"b\"c\"} 1", &n, &v));
+	free(n);
+	n = NULL;
+	ck_assert(!prom_sample("zmbatch_x{a=\"b\\q\"} 1", &n, &v));
+	free(n);
+	n = NULL;
+	ck_assert(!prom_sample("zmbatch_x 1 2 x", &n, &v));
+	free(n);
+}
+END_TEST
+
+/* ---- text, status, accounts, history ---- */
+
+START_TEST(test_text_report)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *out = render(&f, REPORT_TEXT);
+	ck_assert_msg(tu_contains(out, "job 'testjob'"), "%s", out);
+	ck_assert(matches("done +2\n", out));
+	ck_assert(matches("failed +2\n", out));
+	ck_assert(tu_contains(out, "failures: 2"));
+	ck_assert(tu_contains(out, "[permanent] quota \"exceeded\", see: line1 line2"));
+	ck_assert(tu_contains(out, "by class: permanent 1, temporary 1"));
+	ck_assert(tu_contains(out, "ETA:"));
+	ck_assert(tu_contains(out, "throughput:"));
+	/* slowest: a2 (50 s) before a1 (10.5 s) */
+	const char *s = strstr(out, "slowest accounts:");
+	ck_assert_ptr_nonnull(s);
+	ck_assert_ptr_nonnull(strstr(s, "a2@ex.com"));
+	ck_assert(strstr(s, "a2@ex.com") < strstr(s, "a1@ex.com"));
+	/* no raw control characters from error texts */
+	for (const char *p = out; *p; p++)
+		ck_assert_msg(*p == '\n' || (unsigned char)*p >= 0x20, "control char in text");
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_status_running_and_died)
+{
+	struct fixture f;
+	fixture_open(&f);
+	/* a6 and a1 finished in the window: rate counts a1 only (a2 long ago) */
+	char *out = render_status(&f);
+	ck_assert_msg(tu_contains(out, "running for"), "%s", out);
+	ck_assert(tu_contains(out, f.db));
+	ck_assert(tu_contains(out, "in flight:  1"));
+	ck_assert(matches("a6@ex.com +importing +1m0[0-9]s", out));
+	ck_assert(tu_contains(out, "export failed: HTTP 500"));
+	ck_assert(tu_contains(out, "a3@ex.com: export failed"));
+	ck_assert(tu_contains(out, "mail (migrate) running"));
+	ck_assert(tu_contains(out, "done 2"));
+	/* 1000 bytes over the 300 s since the run started */
+	ck_assert_msg(tu_contains(out, "rate:       3 B/s"), "%s", out);
+	free(out);
+
+	/* the run's process is gone without an end: "died" */
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	waitpid(p, NULL, 0);
+	sql(f.st, "UPDATE runs SET pid = %ld WHERE id = %lld", (long)p, (long long)f.run2);
+	out = render_status(&f);
+	ck_assert_msg(tu_contains(out, "died"), "%s", out);
+	ck_assert(tu_contains(out, "no run in progress"));
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_accounts_and_history)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *buf = NULL, *err = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_accounts(state_db(f.st), ACCT_FAILED, m, &err), ZMB_OK);
+	fclose(m);
+	ck_assert_str_eq(buf, "a3@ex.com\ta3@ex.com\tfailed\t3\t0\tquota \"exceeded\", see: line1 line2\n"
+			      "a4@ex.com\ta4@ex.com\tfailed\t1\t0\tcomma, here  and \xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9\n");
+	free(buf);
+
+	m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_accounts(state_db(f.st), -1, m, &err), ZMB_OK);
+	fclose(m);
+	int lines = 0;
+	for (char *p = buf; *p; p++)
+		lines += *p == '\n';
+	ck_assert_int_eq(lines, 8);
+	ck_assert(strncmp(buf, "a1@ex.com\tb1@new.com\tdone\t1\t1000\t\n", 33) == 0);
+	free(buf);
+
+	m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_history(state_db(f.st), "a3@ex.com", m, &err), ZMB_OK);
+	fclose(m);
+	const char *c = strstr(buf, "claimed"), *e = strstr(buf, "mail: export failed: HTTP 500");
+	const char *g = strstr(buf, "gave up");
+	ck_assert_msg(c && e && g && c < e && e < g, "%s", buf);
+	char *want = xasprintf(" run %lld error mail: export failed", (long long)f.run2);
+	ck_assert_msg(tu_contains(buf, want), "%s", buf);
+	free(want);
+	free(buf);
+
+	m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_history(state_db(f.st), "nobody@ex.com", m, &err), ZMB_ENOTFOUND);
+	fclose(m);
+	ck_assert(tu_contains(err, "nobody@ex.com"));
+	free(err);
+	free(buf);
+	fixture_close(&f);
+}
+END_TEST
+
+/* ---- --output: atomic, mode ---- */
+
+static int count_tmp(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(d)) != NULL)
+		n += strstr(e->d_name, ".tmp.") != NULL;
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_output_file)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *err = NULL, *path = xasprintf("%s/zmbatch.prom", f.dir);
+	struct stat sb;
+	umask(077);
+	ck_assert_int_eq(report_render_file(state_db(f.st), NULL, REPORT_PROM, f.now, path, &err), ZMB_OK);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0644);
+	char *a = tu_read(path), *b = render(&f, REPORT_PROM);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	ck_assert_int_eq(count_tmp(f.dir), 0);
+
+	char *csv = xasprintf("%s/r.csv", f.dir);
+	ck_assert_int_eq(report_render_file(state_db(f.st), NULL, REPORT_CSV, f.now, csv, &err), ZMB_OK);
+	ck_assert_int_eq(stat(csv, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+
+	char *bad = xasprintf("%s/missing/dir/x.prom", f.dir);
+	ck_assert_int_eq(report_render_file(state_db(f.st), NULL, REPORT_PROM, f.now, bad, &err), ZMB_EIO);
+	ck_assert(tu_contains(err, "missing/dir"));
+	ck_assert_int_eq(count_tmp(f.dir), 0);
+	free(err);
+	free(bad);
+	free(csv);
+	free(path);
+	fixture_close(&f);
+}
+END_TEST
+
+/* An empty DB (nothing discovered yet) renders everything with zeros. */
+START_TEST(test_empty_db)
+{
+	char *dir = tu_tmpdir("report-empty"), *db = xasprintf("%s/s.db", dir), *err = NULL;
+	struct state *st = NULL;
+	ck_assert_int_eq(state_open(db, IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+	for (int fmt = REPORT_TEXT; fmt <= REPORT_PROM; fmt++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+		ck_assert_int_eq(report_render(state_db(st), "j", (enum report_format)fmt, wall_now(), m, &err),
+				 ZMB_OK);
+		fclose(m);
+		if (fmt == REPORT_JSON) {
+			json_t *r = json_loads(buf, 0, NULL);
+			ck_assert_ptr_nonnull(r);
+			ck_assert_uint_eq(json_array_size(json_object_get(r, "accounts")), 0);
+			ck_assert(json_is_null(json_object_get(json_object_get(r, "runs"), "last")));
+			json_decref(r);
+		}
+		if (fmt == REPORT_PROM) {
+			prom_check(buf, NULL);
+			ck_assert_double_eq(prom_value(buf, "zmbatch_accounts{state=\"pending\"}"), 0);
+		}
+		free(buf);
+	}
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(db);
+}
+END_TEST
+
+/* ---- scale: 100,000 accounts ---- */
+
+static double time_render(sqlite3 *db, int what, const char *path)
+{
+	char *err = NULL;
+	FILE *o = fopen(path, "w");
+	ck_assert_ptr_nonnull(o);
+	double t0 = mono_now();
+	enum zmb_rc rc = what < 0 ? report_status(db, NULL, "db", wall_now(), o, &err)
+		       : what == 9 ? report_accounts(db, -1, o, &err)
+				   : report_render(db, NULL, (enum report_format)what, wall_now(), o, &err);
+	double t = mono_now() - t0;
+	fclose(o);
+	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "?");
+	return t;
+}
+
+START_TEST(test_scale_100k)
+{
+	char *dir = tu_tmpdir("report-100k"), *db = xasprintf("%s/s.db", dir), *err = NULL;
+	char *out = xasprintf("%s/out", dir);
+	struct state *st = NULL;
+	ck_assert_int_eq(state_open(db, IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+	double t0 = mono_now();
+	ck_assert_int_eq(state_begin(st), ZMB_OK);
+	for (int i = 0; i < 100000; i++) {
+		char a[64];
+		snprintf(a, sizeof a, "user%06d@example.com", i);
+		ck_assert_int_eq(state_account_upsert(st, a, a, i, (long long)(i % 1000) * 1024), ZMB_OK);
+	}
+	ck_assert_int_eq(state_commit(st), ZMB_OK);
+	double now = wall_now();
+	sql(st, "UPDATE accounts SET state = CASE id %% 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'pending' "
+		"WHEN 2 THEN 'importing' ELSE 'done' END, bytes = coalesce(size, 0), seconds = (id %% 97) + 0.5, "
+		"finished_at = %f - (id %% 3600), started_at = %f - (id %% 3600) - 60, "
+		"last_error = CASE id %% 10 WHEN 0 THEN 'mailbox \"x\", gone' END, "
+		"error_class = CASE id %% 10 WHEN 0 THEN 'permanent' END", now, now);
+	int64_t run = 0;
+	ck_assert_int_eq(state_run_begin(st, "run", &run), ZMB_OK);
+	sql(st, "INSERT INTO events (at, run_id, account_id, level, message) "
+		"SELECT %f, %lld, id, CASE WHEN id %% 10 = 0 THEN 'error' ELSE 'info' END, 'step' "
+		"FROM accounts", now, (long long)run);
+	sql(st, "INSERT INTO events (at, run_id, account_id, level, message) "
+		"SELECT %f, %lld, id, 'info', 'done' FROM accounts", now, (long long)run);
+	printf("100k: building the DB took %.2f s\n", mono_now() - t0);
+	state_close(st);
+
+	/* a fresh read-only connection, as the commands use */
+	ck_assert_int_eq(state_open(db, NULL, STATE_READONLY, &st, &err), ZMB_OK);
+	static const char *const names[] = { "text", "csv", "json", "prom" };
+	for (int fmt = 0; fmt < 4; fmt++) {
+		double t = time_render(state_db(st), fmt, out);
+		printf("100k: report --format %s: %.3f s\n", names[fmt], t);
+		ck_assert_msg(t < 10, "report %s took %.1f s", names[fmt], t);
+	}
+	double t = time_render(state_db(st), -1, out);
+	printf("100k: status: %.3f s\n", t);
+	ck_assert_msg(t < 10, "status took %.1f s", t);
+	t = time_render(state_db(st), 9, out);
+	printf("100k: accounts: %.3f s\n", t);
+	ck_assert_msg(t < 10, "accounts took %.1f s", t);
+
+	/* the JSON is still complete and valid */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_render(state_db(st), NULL, REPORT_JSON, wall_now(), m, &err), ZMB_OK);
+	fclose(m);
+	json_t *r = json_loads(buf, 0, NULL);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(json_array_size(json_object_get(r, "accounts")), 100000);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "counts"), "failed")), 10000);
+	json_decref(r);
+	free(buf);
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(db);
+	free(out);
+}
+END_TEST
+
+/* ---- the commands, through bin/zmbatch ---- */
+
+static int zmb(struct tu_proc *p, const char *a1, const char *a2, const char *a3, const char *a4,
+	       const char *a5, const char *a6)
+{
+	char *argv[] = { (char *)tu_zmbatch(), (char *)a1, (char *)a2, (char *)a3, (char *)a4,
+			 (char *)a5, (char *)a6, NULL };
+	memset(p, 0, sizeof *p);
+	return tu_run(argv, NULL, 30, p);
+}
+
+START_TEST(test_cli_read_commands)
+{
+	struct fixture f;
+	struct tu_proc p;
+	fixture_open(&f);
+
+	zmb(&p, "report", "--state", f.db, "--format", "json", NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	json_t *r = json_loads(p.out, 0, NULL);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "job")), "testjob");
+	json_decref(r);
+	tu_proc_release(&p);
+
+	char *prom = xasprintf("%s/node/zmbatch.prom", f.dir);
+	char *nd = xasprintf("%s/node", f.dir);
+	mkdir(nd, 0755);
+	zmb(&p, "report", "--state", f.db, "--format", "prom", "--output");
+	ck_assert_int_eq(p.status, 64);      /* --output without a value */
+	tu_proc_release(&p);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"report", (char *)"--state", f.db,
+			 (char *)"--format", (char *)"prom", (char *)"--output", prom, NULL };
+	memset(&p, 0, sizeof p);
+	tu_run(argv, NULL, 30, &p);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	ck_assert_str_eq(p.out, "");
+	struct stat sb;
+	ck_assert_int_eq(stat(prom, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0644);     /* despite zmbatch's umask 077 */
+	char *txt = tu_read(prom);
+	prom_check(txt, acct_names);
+	free(txt);
+	ck_assert_int_eq(count_tmp(nd), 0);
+	tu_proc_release(&p);
+
+	zmb(&p, "report", "--state", f.db, "--format", "csv", NULL);
+	ck_assert_int_eq(p.status, 0);
+	struct csv c;
+	ck_assert(csv_parse(p.out, &c));
+	ck_assert_uint_eq(c.n, 9);
+	csv_release(&c);
+	tu_proc_release(&p);
+
+	zmb(&p, "report", "--state", f.db, NULL, NULL, NULL);
+	ck_assert_int_eq(p.status, 0);
+	ck_assert(tu_contains(p.out, "failures: 2"));
+	tu_proc_release(&p);
+
+	zmb(&p, "status", "--state", f.db, NULL, NULL, NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	ck_assert(tu_contains(p.out, "a6@ex.com"));
+	tu_proc_release(&p);
+
+	zmb(&p, "accounts", "--state", f.db, "--state-filter", "failed", NULL);
+	ck_assert_int_eq(p.status, 0);
+	ck_assert(tu_contains(p.out, "a3@ex.com\t") && tu_contains(p.out, "a4@ex.com\t"));
+	ck_assert(!tu_contains(p.out, "a1@ex.com"));
+	tu_proc_release(&p);
+
+	zmb(&p, "accounts", "--state", f.db, "--state-filter", "bogus", NULL);
+	ck_assert_int_eq(p.status, 64);
+	ck_assert_msg(tu_contains(p.err, "bogus") && tu_contains(p.err, "pending") &&
+		      tu_contains(p.err, "skipped"), "%s", p.err);
+	tu_proc_release(&p);
+
+	zmb(&p, "accounts", "--state", f.db, "--history", "a3@ex.com", NULL);
+	ck_assert_int_eq(p.status, 0);
+	ck_assert(tu_contains(p.out, "export failed: HTTP 500"));
+	tu_proc_release(&p);
+
+	zmb(&p, "accounts", "--state", f.db, "--history", "nobody@ex.com", NULL);
+	ck_assert_int_eq(p.status, 1);
+	ck_assert(tu_contains(p.err, "nobody@ex.com"));
+	tu_proc_release(&p);
+
+	char *missing = xasprintf("%s/none.db", f.dir);
+	for (int i = 0; i < 3; i++) {
+		static const char *const cmd[] = { "status", "report", "accounts" };
+		zmb(&p, cmd[i], "--state", missing, NULL, NULL, NULL);
+		ck_assert_int_eq(p.status, 1);
+		ck_assert_msg(tu_contains(p.err, "nothing has run yet"), "%s", p.err);
+		tu_proc_release(&p);
+		ck_assert_int_ne(access(missing, F_OK), 0);   /* not created */
+	}
+	free(missing);
+	free(prom);
+	free(nd);
+	fixture_close(&f);
+}
+END_TEST
+
+START_TEST(test_cli_reset)
+{
+	struct fixture f;
+	struct tu_proc p;
+	struct account_row row;
+	fixture_open(&f);
+	state_close(f.st);
+	f.st = NULL;
+	char *err = NULL;
+
+	/* an unknown name: nothing changes, the name is given */
+	zmb(&p, "reset", "--state", f.db, "a3@ex.com", "nobody@ex.com", NULL);
+	ck_assert_int_eq(p.status, 1);
+	ck_assert(tu_contains(p.err, "nobody@ex.com"));
+	tu_proc_release(&p);
+
+	/* a run holds the lock: 75, nothing changes */
+	struct run_lock *lk = NULL;
+	ck_assert_int_eq(lock_acquire(f.db, "run", &lk, &err), ZMB_OK);
+	zmb(&p, "reset", "--state", f.db, "--failed", NULL, NULL);
+	ck_assert_int_eq(p.status, 75);
+	ck_assert_msg(tu_contains(p.err, "lock"), "%s", p.err);
+	tu_proc_release(&p);
+	lock_release(lk);
+
+	ck_assert_int_eq(state_open(f.db, NULL, STATE_READONLY, &f.st, &err), ZMB_OK);
+	memset(&row, 0, sizeof row);
+	ck_assert_int_eq(state_account_get(f.st, "a3@ex.com", &row), ZMB_OK);
+	ck_assert_int_eq(row.state, ACCT_FAILED);
+	state_account_release(&row);
+	state_close(f.st);
+	f.st = NULL;
+
+	zmb(&p, "reset", "--state", f.db, "a3@ex.com", NULL, NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	ck_assert_str_eq(p.out, "requeued 1 account\n");
+	tu_proc_release(&p);
+
+	zmb(&p, "reset", "--state", f.db, "--failed", NULL, NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	ck_assert_str_eq(p.out, "requeued 1 account\n");    /* a4 only, a3 already pending */
+	tu_proc_release(&p);
+
+	zmb(&p, "accounts", "--state", f.db, "--state-filter", "failed", NULL);
+	ck_assert_int_eq(p.status, 0);
+	ck_assert_str_eq(p.out, "");
+	tu_proc_release(&p);
+
+	ck_assert_int_eq(state_open(f.db, NULL, STATE_READONLY, &f.st, &err), ZMB_OK);
+	memset(&row, 0, sizeof row);
+	ck_assert_int_eq(state_account_get(f.st, "a3@ex.com", &row), ZMB_OK);
+	ck_assert_int_eq(row.state, ACCT_PENDING);
+	ck_assert_int_eq(row.attempts, 0);
+	state_account_release(&row);
+
+	zmb(&p, "reset", "--state", f.db, NULL, NULL, NULL);
+	ck_assert_int_eq(p.status, 64);
+	tu_proc_release(&p);
+	free(err);
+	fixture_close(&f);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("report");
+	TCase *tc = tcase_create("render");
+	tcase_add_test(tc, test_json_contract);
+	tcase_add_test(tc, test_json_bad_utf8);
+	tcase_add_test(tc, test_csv_reader_selftest);
+	tcase_add_test(tc, test_csv_rfc4180);
+	tcase_add_test(tc, test_prom_checker_rejects);
+	tcase_add_test(tc, test_prom_format);
+	tcase_add_test(tc, test_text_report);
+	tcase_add_test(tc, test_status_running_and_died);
+	tcase_add_test(tc, test_accounts_and_history);
+	tcase_add_test(tc, test_output_file);
+	tcase_add_test(tc, test_empty_db);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("scale");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_scale_100k);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cli");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_cli_read_commands);
+	tcase_add_test(tc, test_cli_reset);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+#include "ckmain.h"
