@@ -67,6 +67,10 @@ struct zsim {
 	char *admin_user;   /* from the config (default admin@example.com) */
 	char *admin_password; /* from the config (default test123) */
 	struct zsim_pki *own_pki; /* private pki, if opts.pki was NULL */
+	/* what the harness itself trusts for its own requests (zsim_http):
+	 * the CA, or the self-signed cert; host check off for ZSIM_CERT_WRONG */
+	char *trust_file;
+	bool verify_host;
 };
 
 struct zsim *zsim_start(const struct zsim_opts *o);
