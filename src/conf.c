@@ -240,6 +240,51 @@ bool conf_is_legacy(const char *text)
 
 /* ---- native reader: libconfig -> cval ---- */
 
+/*
+ * libconfig 1.5 silently truncates a decimal integer beyond 32 bits that has
+ * no 'L' suffix.  Find such a literal on a line (outside strings/comments) so
+ * the reader can refuse it instead of using a wrong number.
+ */
+static bool line_has_big_int(const char *text, int line)
+{
+	const char *p = text;
+	for (int l = 1; l < line && p; l++) {
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return false;
+	bool in_str = false;
+	for (; *p && *p != '\n'; p++) {
+		if (in_str) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				in_str = false;
+			continue;
+		}
+		if (*p == '"') {
+			in_str = true;
+			continue;
+		}
+		if (*p == '#' || (*p == '/' && (p[1] == '/' || p[1] == '*')))
+			return false;
+		if (isdigit((unsigned char)*p) && (p == text || !isalnum((unsigned char)p[-1]))) {
+			if (*p == '0' && (p[1] == 'x' || p[1] == 'X'))
+				return false;
+			const char *d = p;
+			while (isdigit((unsigned char)*p))
+				p++;
+			if (*p != 'L' && *p != '.' && *p != 'e' && *p != 'E' &&
+			    (p - d > 10 || (p - d == 10 && strncmp(d, "2147483647", 10) > 0)))
+				return true;
+			p--;
+		}
+	}
+	return false;
+}
+
 static void cv_from_setting(const config_setting_t *s, struct cval *out, int parent_line)
 {
 	memset(out, 0, sizeof *out);
@@ -744,6 +789,19 @@ static void parse_native(struct np *np, const struct cval *root)
 		parse_stages(np, st);
 }
 
+static int check_big_ints(struct np *np, const struct cval *v, const char *text)
+{
+	if (v->type == CV_INT && v->line > 0 && v->i >= -2147483648LL && v->i <= 2147483647LL &&
+	    line_has_big_int(text, v->line))
+		return np_fail(np, v->line, "%s%s%sinteger too large: write it with an L suffix "
+			       "or as a string (\"10G\", \"48h\")", v->name ? "key '" : "",
+			       v->name ? v->name : "", v->name ? "': " : "");
+	for (size_t i = 0; i < v->n; i++)
+		if (check_big_ints(np, &v->items[i], text))
+			return -1;
+	return 0;
+}
+
 static char *dir_of(const char *path)
 {
 	const char *sl = strrchr(path, '/');
@@ -771,6 +829,8 @@ static enum zmb_rc native_parse(const char *path, const char *text, struct job *
 		goto out;
 	}
 	cv_from_setting(config_root_setting(&cfg), &root, 0);
+	if (check_big_ints(&np, &root, text))
+		goto out;
 	parse_native(&np, &root);
 out:
 	/* the tree may hold an inline password: wipe it */
