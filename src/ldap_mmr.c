@@ -613,6 +613,8 @@ static bool rc_judge(struct rc_srv *s, size_t n, size_t nmasters)
 	double worst = 0;
 	for (size_t i = 1; i < n; i++) {
 		if (s[i].code || s[0].code) {
+			if (!s[i].code)
+				s[i].status = xstrdup("Not compared (reference master unavailable)");
 			all = false;
 			continue;
 		}

@@ -149,6 +149,8 @@ enum zmb_rc ldc_bind(struct ldc *c, const char *dn, const char *pw, char **err)
 		cred.bv_len = strlen(pw);
 	}
 	lrc = ldap_sasl_bind_s(c->ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	if (lrc == LDAP_SERVER_DOWN || lrc == LDAP_CONNECT_ERROR || lrc == LDAP_TIMEOUT)
+		return ldc_fail(c, lrc, "connect", "cannot connect", err);
 	if (lrc != LDAP_SUCCESS) {
 		char *what = dn ? xasprintf("simple bind as '%s' failed", dn)
 				: xstrdup("anonymous bind failed");

@@ -1,0 +1,294 @@
+/*
+ * check_ldap_mmr.c - the LDAP stages against two real slapd instances.
+ *
+ * Each test starts its own master + replica pair (tests/slapd.c) in a
+ * checked fixture, so a failure never leaves a slapd behind.
+ */
+#include "slapd.h"
+#include "testutil.h"
+#include "zmb.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct result {
+	enum zmb_rc rc;
+	char *err;
+	char *out;
+};
+
+static void result_release(struct result *r)
+{
+	free(r->err);
+	free(r->out);
+	memset(r, 0, sizeof *r);
+}
+
+static struct result run_settings(const char *type, struct cval *g)
+{
+	struct stage_run sr;
+	struct result r = { 0, NULL, NULL };
+	stage_run_init(&sr, type, type, g);
+	r.rc = stage_run_go(&sr, &r.err);
+	r.out = xstrdup(sr.ctx.out.s ? sr.ctx.out.s : "");
+	stage_run_release(&sr);
+	if (getenv("ZMB_TEST_VERBOSE") && r.err)
+		fprintf(stderr, "%s: %s\n", type, r.err);
+	return r;
+}
+
+static struct result replcheck(const struct slapd_pair *p, const char *pwfile, long long wait)
+{
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "masters", p->s[0].uri, NULL);
+	tcv_strs(g, "replicas", p->s[1].uri, NULL);
+	tcv_str(g, "password_file", pwfile);
+	tcv_str(g, "suffix", p->suffix);
+	tcv_int(g, "wait", wait);
+	return run_settings("ldap-replcheck", g);
+}
+
+/* promote with optional overrides: master URI, master rid, password file */
+static struct result promote(const struct slapd_pair *p, const char *master_uri, long long rid,
+			     const char *pwfile)
+{
+	struct cval *g = tcv_group(NULL, NULL);
+	char *aldir = xasprintf("%s/accesslog", p->s[1].dir);
+	tcv_str(g, "replica", p->s[1].uri);
+	tcv_int(g, "server_id", 2);
+	struct cval *l = tcv_list(g, "masters");
+	struct cval *m = tcv_list_group(l);
+	tcv_str(m, "uri", master_uri ? master_uri : p->s[0].uri);
+	tcv_int(m, "server_id", 1);
+	if (rid >= 0)
+		tcv_int(m, "rid", rid);
+	tcv_str(g, "password_file", pwfile ? pwfile : p->config_pw_file);
+	tcv_str(g, "replication_dn", p->repl_dn);
+	tcv_str(g, "replication_password_file", p->repl_pw_file);
+	tcv_str(g, "suffix", p->suffix);
+	tcv_str(g, "retry", "1 +");
+	tcv_str(g, "accesslog_dir", aldir);
+	tcv_str(g, "network_timeout", "3s");
+	free(aldir);
+	return run_settings("ldap-promote-mmr", g);
+}
+
+static struct result verify(const struct slapd_pair *p)
+{
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "servers", p->s[0].uri, p->s[1].uri, NULL);
+	tcv_str(g, "password_file", p->config_pw_file);
+	tcv_str(g, "suffix", p->suffix);
+	tcv_str(g, "marker_base", p->base);
+	tcv_int(g, "timeout", 10);
+	return run_settings("ldap-mmr-verify", g);
+}
+
+static struct slapd_pair pair;
+
+static void start_plain(void)
+{
+	char *err = NULL;
+	if (slapd_pair_start(&pair, SLAPD_PLAIN, "dc=example,dc=com", &err))
+		ck_abort_msg("fixture: %s", err);
+}
+
+static void start_delta_empty(void)
+{
+	char *err = NULL;
+	if (slapd_pair_start(&pair, SLAPD_DELTA, "", &err))
+		ck_abort_msg("fixture: %s", err);
+}
+
+static void stop_pair(void)
+{
+	slapd_pair_stop(&pair);
+}
+
+static void assert_no_secret(const struct result *r)
+{
+	ck_assert_msg(!tu_contains(r->out, SLAPD_REPL_PW) && !tu_contains(r->err, SLAPD_REPL_PW),
+		      "replication password leaked");
+	ck_assert_msg(!tu_contains(r->out, SLAPD_CONFIG_PW) &&
+		      !tu_contains(r->err, SLAPD_CONFIG_PW), "config password leaked");
+	ck_assert(!tu_contains(r->out, "credentials="));
+}
+
+/* replcheck -> promote -> verify, writes both ways, second run changes nothing */
+static void full_flow(void)
+{
+	struct result r = replcheck(&pair, pair.config_pw_file, 10);
+	ck_assert_msg(r.rc == ZMB_OK, "replcheck: %s\n%s", r.err, r.out);
+	ck_assert(tu_contains(r.out, "Code: 0 Status: In Sync"));
+	ck_assert(tu_contains(r.out, "Replica: "));
+	result_release(&r);
+
+	r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "promote: %s\n%s", r.err, r.out);
+	ck_assert(tu_contains(r.out, "server id: added 2"));
+	ck_assert(tu_contains(r.out, "multi-provider: enabled"));
+	ck_assert(tu_contains(r.out, "olcUpdateRef: removed"));
+	assert_no_secret(&r);
+	result_release(&r);
+
+	r = verify(&pair);
+	ck_assert_msg(r.rc == ZMB_OK, "verify: %s\n%s", r.err, r.out);
+	ck_assert(tu_contains(r.out, "Master Server ID: 1"));
+	ck_assert(tu_contains(r.out, "Master Server ID: 2"));
+	ck_assert(tu_contains(r.out, "contextCSN converged"));
+	assert_no_secret(&r);
+	result_release(&r);
+
+	/* a write on either side reaches the other */
+	ck_assert_int_eq(slapd_add_person(&pair.s[1], pair.base, "bob"), 0);
+	ck_assert_int_eq(slapd_add_person(&pair.s[0], pair.base, "carol"), 0);
+	char *bob = xasprintf("uid=bob,ou=people,%s", pair.base);
+	char *carol = xasprintf("uid=carol,ou=people,%s", pair.base);
+	ck_assert_msg(slapd_wait_entry(&pair.s[0], bob, true, 10), "replica -> master");
+	ck_assert_msg(slapd_wait_entry(&pair.s[1], carol, true, 10), "master -> replica");
+	free(bob);
+	free(carol);
+
+	/* rerun: only no-ops, cn=config untouched */
+	char *before0 = slapd_dump_config(&pair.s[0]), *before1 = slapd_dump_config(&pair.s[1]);
+	r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "promote rerun: %s\n%s", r.err, r.out);
+	ck_assert_msg(!tu_contains(r.out, ": added") && !tu_contains(r.out, "enabled") &&
+		      !tu_contains(r.out, "removed") && !tu_contains(r.out, "updated"),
+		      "second run wrote something:\n%s", r.out);
+	result_release(&r);
+	r = replcheck(&pair, pair.config_pw_file, 10);
+	ck_assert_msg(r.rc == ZMB_OK, "replcheck after: %s\n%s", r.err, r.out);
+	ck_assert(tu_contains(r.out, "ServerID: 1 Code: 0"));
+	result_release(&r);
+	char *after0 = slapd_dump_config(&pair.s[0]), *after1 = slapd_dump_config(&pair.s[1]);
+	ck_assert_str_eq(before0, after0);
+	ck_assert_str_eq(before1, after1);
+	ck_assert_msg(tu_contains(after0, "olcMultiProvider: TRUE"), "%s", after0);
+	ck_assert(!tu_contains(after1, "olcUpdateRef"));
+	free(before0);
+	free(before1);
+	free(after0);
+	free(after1);
+}
+
+START_TEST(test_plain_flow)
+{
+	full_flow();
+}
+END_TEST
+
+START_TEST(test_delta_empty_suffix_flow)
+{
+	full_flow();
+	char *cfg = slapd_dump_config(&pair.s[1]);
+	ck_assert_msg(tu_contains(cfg, "olcSuffix: cn=accesslog"), "no accesslog DB on replica");
+	ck_assert(tu_contains(cfg, "olcAccessLogDB: cn=accesslog"));
+	ck_assert(tu_contains(cfg, "syncdata=accesslog"));
+	free(cfg);
+}
+END_TEST
+
+/* each failure: a message naming server and step, cn=config unchanged on both */
+static void assert_fails_untouched(long long rid, const char *master_uri, const char *pwfile,
+				   enum zmb_rc want, const char *server, const char *step)
+{
+	char *b0 = slapd_dump_config(&pair.s[0]), *b1 = slapd_dump_config(&pair.s[1]);
+	struct result r = promote(&pair, master_uri, rid, pwfile);
+	ck_assert_msg(r.rc == want, "rc %s, want %s: %s", zmb_rc_name(r.rc), zmb_rc_name(want),
+		      r.err);
+	ck_assert_msg(tu_contains(r.err, server), "server not named: %s", r.err);
+	ck_assert_msg(tu_contains(r.err, step), "step '%s' not named: %s", step, r.err);
+	assert_no_secret(&r);
+	result_release(&r);
+	char *a0 = slapd_dump_config(&pair.s[0]), *a1 = slapd_dump_config(&pair.s[1]);
+	ck_assert_str_eq(b0, a0);
+	ck_assert_str_eq(b1, a1);
+	free(b0);
+	free(b1);
+	free(a0);
+	free(a1);
+}
+
+START_TEST(test_wrong_password)
+{
+	assert_fails_untouched(-1, NULL, pair.wrong_pw_file, ZMB_EAUTH, pair.s[1].uri,
+			       "step 'bind'");
+	struct result r = replcheck(&pair, pair.wrong_pw_file, 0);
+	ck_assert_int_eq(r.rc, ZMB_EAUTH);
+	ck_assert(tu_contains(r.err, pair.s[0].uri) && tu_contains(r.err, "bind"));
+	result_release(&r);
+}
+END_TEST
+
+START_TEST(test_unreachable)
+{
+	char *dead = xasprintf("ldap://127.0.0.1:%d/", tu_free_port());
+	assert_fails_untouched(-1, dead, NULL, ZMB_ECONNECT, dead, "step 'connect'");
+	free(dead);
+}
+END_TEST
+
+START_TEST(test_server_id_conflict)
+{
+	ck_assert_int_eq(slapd_modify_add(&pair.s[1], "cn=config", "olcServerID", "7"), 0);
+	assert_fails_untouched(-1, NULL, NULL, ZMB_ECONFLICT, pair.s[1].uri,
+			       "step 'check server id'");
+}
+END_TEST
+
+START_TEST(test_duplicate_rid)
+{
+	char *sr = xasprintf("rid=101 provider=ldap://127.0.0.1:9/ bindmethod=simple "
+			     "binddn=\"%s\" credentials=x searchbase=\"%s\" "
+			     "type=refreshAndPersist retry=\"60 +\" timeout=0 network-timeout=0",
+			     pair.repl_dn, pair.suffix);
+	char *db = NULL;
+	/* the master's data DB is {1}mdb in the plain layout */
+	db = xstrdup("olcDatabase={1}mdb,cn=config");
+	ck_assert_int_eq(slapd_modify_add(&pair.s[0], db, "olcSyncrepl", sr), 0);
+	assert_fails_untouched(101, NULL, NULL, ZMB_ECONFLICT, pair.s[0].uri,
+			       "step 'check rid'");
+	free(sr);
+	free(db);
+}
+END_TEST
+
+START_TEST(test_replcheck_out_of_sync)
+{
+	/* cut the replica off its provider, then write on the master */
+	ck_assert_int_eq(slapd_modify_del(&pair.s[1], "olcDatabase={1}mdb,cn=config",
+					  "olcSyncrepl"), 0);
+	tu_sleep(1.1);   /* CSN timestamps are what the lag is computed from */
+	ck_assert_int_eq(slapd_add_person(&pair.s[0], pair.base, "dave"), 0);
+	struct result r = replcheck(&pair, pair.config_pw_file, 1);
+	ck_assert_msg(r.rc == ZMB_ETIMEOUT, "rc %s: %s\n%s", zmb_rc_name(r.rc), r.err, r.out);
+	ck_assert_msg(tu_contains(r.out, "Code: 6") && tu_contains(r.out, "behind"), "%s", r.out);
+	ck_assert(tu_contains(r.err, pair.s[1].uri) && tu_contains(r.err, "not in sync"));
+	result_release(&r);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("ldap_mmr");
+	TCase *tc = tcase_create("plain");
+	tcase_add_checked_fixture(tc, start_plain, stop_pair);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_plain_flow);
+	tcase_add_test(tc, test_wrong_password);
+	tcase_add_test(tc, test_unreachable);
+	tcase_add_test(tc, test_server_id_conflict);
+	tcase_add_test(tc, test_duplicate_rid);
+	tcase_add_test(tc, test_replcheck_out_of_sync);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("delta");
+	tcase_add_checked_fixture(tc, start_delta_empty, stop_pair);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_delta_empty_suffix_flow);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+#include "ckmain.h"

@@ -1,0 +1,604 @@
+/*
+ * slapd.c - two private slapd instances for the LDAP stage tests (slapd.h).
+ */
+#define _GNU_SOURCE
+#include "slapd.h"
+
+#include "testutil.h"
+#include "zmb.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ldap.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SLAPD_BIN "/usr/sbin/slapd"
+#define SLAPADD_BIN "/usr/sbin/slapadd"
+#define MODULE_DIR "/usr/lib/ldap"
+#define SCHEMA_DIR "/etc/ldap/schema"
+
+/* the pair to stop from the atexit hook (test child only; one at a time) */
+static struct slapd_pair *atexit_pair;
+
+static void atexit_stop(void)
+{
+	if (atexit_pair)
+		slapd_pair_stop(atexit_pair);
+}
+
+static int fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *m = xvasprintf(fmt, ap);
+	va_end(ap);
+	if (err && !*err)
+		*err = m;
+	else
+		free(m);
+	return -1;
+}
+
+static char *log_tail(const char *path)
+{
+	char *t = tu_read(path);
+	if (!t)
+		return xstrdup("(no log)");
+	size_t n = strlen(t);
+	char *r = xstrdup(n > 1500 ? t + n - 1500 : t);
+	free(t);
+	return r;
+}
+
+/* fork/exec argv; the child dies with us (PDEATHSIG); stdout/stderr to log */
+static pid_t spawn_child(char *const argv[], const char *log)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+	int nul = open("/dev/null", O_RDONLY);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	if (nul >= 0)
+		dup2(nul, 0);
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+static void stop_pid(pid_t *pid)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	if (tu_wait(*pid, 5) < 0) {
+		kill(*pid, SIGKILL);
+		tu_wait(*pid, 5);
+	}
+	*pid = 0;
+}
+
+static void config_ldif(struct buf *b, const struct slapd_pair *p, int i)
+{
+	const struct slapd_inst *s = &p->s[i];
+	bool delta = p->layout == SLAPD_DELTA;
+	int datadb = delta && i == 0 ? 2 : 1;
+
+	buf_addf(b, "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n"
+		 "olcPidFile: %s/slapd.pid\nolcArgsFile: %s/slapd.args\n\n", s->dir, s->dir);
+	buf_addf(b, "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n"
+		 "olcModulePath: " MODULE_DIR "\nolcModuleLoad: {0}back_mdb\n"
+		 "olcModuleLoad: {1}syncprov\nolcModuleLoad: {2}accesslog\n\n");
+	buf_addf(b, "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
+		 "include: file://" SCHEMA_DIR "/core.ldif\n\n"
+		 "include: file://" SCHEMA_DIR "/cosine.ldif\n\n"
+		 "include: file://" SCHEMA_DIR "/inetorgperson.ldif\n\n");
+	buf_addf(b, "dn: olcDatabase={-1}frontend,cn=config\nobjectClass: olcDatabaseConfig\n"
+		 "objectClass: olcFrontendConfig\nolcDatabase: {-1}frontend\n"
+		 "olcAccess: {0}to dn.base=\"\" by * read\n"
+		 "olcAccess: {1}to dn.base=\"cn=Subschema\" by * read\n\n");
+	buf_addf(b, "dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\n"
+		 "olcDatabase: {0}config\nolcRootDN: cn=config\nolcRootPW: " SLAPD_CONFIG_PW "\n"
+		 "olcAccess: {0}to * by * none\n\n");
+	if (delta && i == 0) {
+		buf_addf(b, "dn: olcDatabase={1}mdb,cn=config\nobjectClass: olcDatabaseConfig\n"
+			 "objectClass: olcMdbConfig\nolcDatabase: {1}mdb\nolcSuffix: cn=accesslog\n"
+			 "olcDbDirectory: %s/accesslog\nolcRootDN: cn=config\n"
+			 "olcDbMaxSize: 268435456\n"
+			 "olcDbIndex: entryCSN,objectClass,reqEnd,reqResult,reqStart eq\n"
+			 "olcAccess: {0}to * by dn.exact=\"%s\" read by * none\n"
+			 "olcLimits: {0}dn.exact=\"%s\" size=unlimited time=unlimited\n\n",
+			 s->dir, p->repl_dn, p->repl_dn);
+		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config\n"
+			 "objectClass: olcOverlayConfig\nobjectClass: olcSyncProvConfig\n"
+			 "olcOverlay: {0}syncprov\nolcSpNoPresent: TRUE\nolcSpReloadHint: TRUE\n\n");
+	}
+	buf_addf(b, "dn: olcDatabase={%d}mdb,cn=config\nobjectClass: olcDatabaseConfig\n"
+		 "objectClass: olcMdbConfig\nolcDatabase: {%d}mdb\nolcSuffix: %s\n"
+		 "olcDbDirectory: %s/db\nolcRootDN: cn=config\nolcDbMaxSize: 268435456\n"
+		 "olcDbIndex: objectClass eq\nolcDbIndex: entryCSN eq\nolcDbIndex: entryUUID eq\n"
+		 "olcAccess: {0}to attrs=userPassword by self write by anonymous auth "
+		 "by dn.exact=\"%s\" read by * none\n"
+		 "olcAccess: {1}to * by dn.exact=\"%s\" read by * read\n"
+		 "olcLimits: {0}dn.exact=\"%s\" size=unlimited time=unlimited\n",
+		 datadb, datadb, p->suffix, s->dir, p->repl_dn, p->repl_dn, p->repl_dn);
+	if (i == 1) {
+		buf_addf(b, "olcSyncrepl: {0}rid=100 provider=%s bindmethod=simple "
+			 "binddn=\"%s\" credentials=" SLAPD_REPL_PW " searchbase=\"%s\" scope=sub "
+			 "schemachecking=off type=refreshAndPersist retry=\"1 +\" timeout=0 "
+			 "network-timeout=0 keepalive=240:10:30", p->s[0].uri, p->repl_dn, p->suffix);
+		if (delta)
+			buf_adds(b, " logbase=\"cn=accesslog\" "
+				 "logfilter=\"(&(objectClass=auditWriteObject)(reqResult=0))\" "
+				 "syncdata=accesslog");
+		buf_addf(b, "\nolcUpdateRef: %s\n", p->s[0].uri);
+	}
+	buf_adds(b, "\n");
+	if (i == 0 || delta)
+		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={%d}mdb,cn=config\n"
+			 "objectClass: olcOverlayConfig\nobjectClass: olcSyncProvConfig\n"
+			 "olcOverlay: {0}syncprov\nolcSpCheckpoint: 20 10\nolcSpSessionLog: 100000\n\n",
+			 datadb);
+	if (i == 0 && delta)
+		buf_addf(b, "dn: olcOverlay={1}accesslog,olcDatabase={2}mdb,cn=config\n"
+			 "objectClass: olcOverlayConfig\nobjectClass: olcAccessLogConfig\n"
+			 "olcOverlay: {1}accesslog\nolcAccessLogDB: cn=accesslog\n"
+			 "olcAccessLogOps: writes\nolcAccessLogSuccess: TRUE\n"
+			 "olcAccessLogPurge: 01+00:00 00+04:00\n\n");
+}
+
+static LDAP *conn(const struct slapd_inst *s, bool bind)
+{
+	LDAP *ld = NULL;
+	int v3 = LDAP_VERSION3;
+	struct timeval tv = { 2, 0 };
+	if (ldap_initialize(&ld, s->uri) != LDAP_SUCCESS)
+		return NULL;
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+	struct berval cred = { 0, NULL };
+	if (bind) {
+		cred.bv_val = (char *)SLAPD_CONFIG_PW;
+		cred.bv_len = strlen(SLAPD_CONFIG_PW);
+	}
+	if (ldap_sasl_bind_s(ld, bind ? "cn=config" : NULL, LDAP_SASL_SIMPLE, &cred, NULL, NULL,
+			     NULL) != LDAP_SUCCESS) {
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		return NULL;
+	}
+	return ld;
+}
+
+static int start_inst(struct slapd_pair *p, int i, char **err)
+{
+	struct slapd_inst *s = &p->s[i];
+	char *hosts = xasprintf("ldap://127.0.0.1:%d/", s->port);
+	char *cfg = xasprintf("%s/slapd.d", s->dir);
+	char *argv[] = { (char *)SLAPD_BIN, (char *)"-d", (char *)"none", (char *)"-F", cfg,
+			 (char *)"-h", hosts, NULL };
+	int rc = -1;
+	s->pid = spawn_child(argv, s->log);
+	if (s->pid < 0) {
+		fail(err, "fork slapd: %s", strerror(errno));
+		goto out;
+	}
+	double t0 = mono_now();
+	while (mono_now() - t0 < 10) {
+		int st;
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->pid = 0;
+			char *t = log_tail(s->log);
+			fail(err, "slapd %d exited at start: %s", i, t);
+			free(t);
+			goto out;
+		}
+		LDAP *ld = conn(s, false);
+		if (ld) {
+			ldap_unbind_ext_s(ld, NULL, NULL);
+			rc = 0;
+			goto out;
+		}
+		tu_sleep(0.02);
+	}
+	fail(err, "slapd %d did not answer within 10 s", i);
+out:
+	free(hosts);
+	free(cfg);
+	return rc;
+}
+
+static int add_entry(LDAP *ld, const char *dn, const char *const *av)
+{
+	/* av: attr, value, attr, value, ..., NULL; repeated attrs must be adjacent */
+	LDAPMod mods[16], *mp[17];
+	char *vals[16][8];
+	size_t n = 0, k = 0;
+	for (size_t i = 0; av[i] && n < 16; i += 2) {
+		if (n && !strcmp(mods[n - 1].mod_type, av[i]) && k < 7) {
+			vals[n - 1][k++] = (char *)av[i + 1];
+			vals[n - 1][k] = NULL;
+			continue;
+		}
+		k = 0;
+		vals[n][k++] = (char *)av[i + 1];
+		vals[n][k] = NULL;
+		mods[n].mod_op = LDAP_MOD_ADD;
+		mods[n].mod_type = (char *)av[i];
+		mods[n].mod_values = vals[n];
+		mp[n] = &mods[n];
+		n++;
+	}
+	mp[n] = NULL;
+	return ldap_add_ext_s(ld, dn, mp, NULL, NULL);
+}
+
+static int seed(struct slapd_pair *p, char **err)
+{
+	LDAP *ld = conn(&p->s[0], true);
+	int rc = -1;
+	char *ou = xasprintf("ou=people,%s", p->base);
+	if (!ld)
+		return fail(err, "seed: cannot bind to the master as cn=config");
+	int lrc;
+	if (*p->suffix) {
+		const char *a[] = { "objectClass", "dcObject", "objectClass", "organization",
+				    "dc", "example", "o", "example", NULL };
+		lrc = add_entry(ld, p->base, a);
+	} else {
+		const char *a[] = { "objectClass", "organizationalRole", "cn", "zimbra", NULL };
+		lrc = add_entry(ld, p->base, a);
+	}
+	if (lrc != LDAP_SUCCESS) {
+		fail(err, "seed %s: %s", p->base, ldap_err2string(lrc));
+		goto out;
+	}
+	const char *o[] = { "objectClass", "organizationalUnit", "ou", "people", NULL };
+	const char *r[] = { "objectClass", "organizationalRole", "objectClass",
+			    "simpleSecurityObject", "cn", "replicator", "userPassword",
+			    SLAPD_REPL_PW, NULL };
+	if ((lrc = add_entry(ld, ou, o)) != LDAP_SUCCESS ||
+	    (lrc = add_entry(ld, p->repl_dn, r)) != LDAP_SUCCESS) {
+		fail(err, "seed: %s", ldap_err2string(lrc));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(ou);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return rc;
+}
+
+int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
+		     char **err)
+{
+	static const char *const names[2] = { "m", "r" };
+	memset(p, 0, sizeof *p);
+	p->layout = layout;
+	p->suffix = xstrdup(suffix);
+	p->base = xstrdup(*suffix ? suffix : "cn=zimbra");
+	p->repl_dn = xasprintf("cn=replicator,%s", p->base);
+	p->dir = tu_tmpdir("slapd");
+	if (!p->dir)
+		return fail(err, "mkdtemp: %s", strerror(errno));
+	atexit_pair = p;
+	static bool hooked;
+	if (!hooked) {
+		atexit(atexit_stop);
+		hooked = true;
+	}
+	p->config_pw_file = tu_write(p->dir, "config.pw", SLAPD_CONFIG_PW "\n", 0600);
+	p->repl_pw_file = tu_write(p->dir, "repl.pw", SLAPD_REPL_PW "\n", 0600);
+	p->wrong_pw_file = tu_write(p->dir, "wrong.pw", "not-the-password\n", 0600);
+	for (int i = 0; i < 2; i++) {
+		struct slapd_inst *s = &p->s[i];
+		s->port = tu_free_port();
+		s->dir = xasprintf("%s/%s", p->dir, names[i]);
+		s->uri = xasprintf("ldap://127.0.0.1:%d/", s->port);
+		s->log = xasprintf("%s/slapd.log", s->dir);
+	}
+	if (p->s[0].port == p->s[1].port)
+		p->s[1].port++;
+	for (int i = 0; i < 2; i++) {
+		struct slapd_inst *s = &p->s[i];
+		struct buf b = BUF_INIT;
+		char *sub[3] = { xasprintf("%s/slapd.d", s->dir), xasprintf("%s/db", s->dir),
+				 xasprintf("%s/accesslog", s->dir) };
+		for (int k = 0; k < 3; k++)
+			mkdir_p(sub[k], 0700);
+		config_ldif(&b, p, i);
+		char *ldif = tu_write(s->dir, "config.ldif", b.s, 0600);
+		buf_release(&b);
+		char *argv[] = { (char *)SLAPADD_BIN, (char *)"-n0", (char *)"-F", sub[0],
+				 (char *)"-l", ldif, NULL };
+		struct tu_proc pr = { 0 };
+		int st = tu_run(argv, NULL, 20, &pr);
+		if (st != 0)
+			fail(err, "slapadd -n0 for slapd %d failed (%d): %s", i, st, pr.err);
+		tu_proc_release(&pr);
+		free(ldif);
+		for (int k = 0; k < 3; k++)
+			free(sub[k]);
+		if (st != 0)
+			return -1;
+	}
+	if (start_inst(p, 0, err) || seed(p, err) || start_inst(p, 1, err))
+		return -1;
+	char *rdn = xstrdup(p->repl_dn);
+	bool ok = slapd_wait_entry(&p->s[1], rdn, true, 10);
+	free(rdn);
+	if (!ok) {
+		char *t = log_tail(p->s[1].log);
+		fail(err, "replica did not receive the seed within 10 s: %s", t);
+		free(t);
+		return -1;
+	}
+	return 0;
+}
+
+int slapd_inst_restart(struct slapd_pair *p, int i, char **err)
+{
+	stop_pid(&p->s[i].pid);
+	return start_inst(p, i, err);
+}
+
+void slapd_pair_stop(struct slapd_pair *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < 2; i++)
+		stop_pid(&p->s[i].pid);
+	if (atexit_pair == p)
+		atexit_pair = NULL;
+	if (p->dir)
+		tu_rmrf(p->dir);
+	for (int i = 0; i < 2; i++) {
+		free(p->s[i].dir);
+		free(p->s[i].uri);
+		free(p->s[i].log);
+	}
+	free(p->dir);
+	free(p->suffix);
+	free(p->base);
+	free(p->repl_dn);
+	free(p->config_pw_file);
+	free(p->repl_pw_file);
+	free(p->wrong_pw_file);
+	memset(p, 0, sizeof *p);
+}
+
+char *slapd_dump_config(const struct slapd_inst *s)
+{
+	LDAP *ld = conn(s, true);
+	LDAPMessage *msg = NULL;
+	char *attrs[] = { (char *)"*", (char *)"modifyTimestamp", (char *)"entryCSN", NULL };
+	struct buf b = BUF_INIT;
+	if (!ld)
+		return NULL;
+	if (ldap_search_ext_s(ld, "cn=config", LDAP_SCOPE_SUBTREE,
+			      "(!(objectClass=olcSchemaConfig))", attrs, 0, NULL, NULL, NULL, 0,
+			      &msg) != LDAP_SUCCESS)
+		goto out;
+	for (LDAPMessage *e = ldap_first_entry(ld, msg); e; e = ldap_next_entry(ld, e)) {
+		char *dn = ldap_get_dn(ld, e);
+		buf_addf(&b, "dn: %s\n", dn);
+		ldap_memfree(dn);
+		BerElement *ber = NULL;
+		for (char *a = ldap_first_attribute(ld, e, &ber); a;
+		     a = ldap_next_attribute(ld, e, ber)) {
+			struct berval **v = ldap_get_values_len(ld, e, a);
+			for (size_t i = 0; v && v[i]; i++)
+				buf_addf(&b, "%s: %.*s\n", a, (int)v[i]->bv_len, v[i]->bv_val);
+			ldap_value_free_len(v);
+			ldap_memfree(a);
+		}
+		if (ber)
+			ber_free(ber, 0);
+		buf_adds(&b, "\n");
+	}
+out:
+	if (msg)
+		ldap_msgfree(msg);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return buf_detach(&b);
+}
+
+int slapd_add_person(const struct slapd_inst *s, const char *base, const char *uid)
+{
+	LDAP *ld = conn(s, true);
+	if (!ld)
+		return -1;
+	char *dn = xasprintf("uid=%s,ou=people,%s", uid, base);
+	const char *a[] = { "objectClass", "inetOrgPerson", "uid", uid, "cn", uid, "sn", uid,
+			    NULL };
+	int lrc = add_entry(ld, dn, a);
+	free(dn);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return lrc == LDAP_SUCCESS ? 0 : -1;
+}
+
+int slapd_has_entry(const struct slapd_inst *s, const char *dn)
+{
+	LDAP *ld = conn(s, true);
+	LDAPMessage *msg = NULL;
+	char *attrs[] = { (char *)"1.1", NULL };
+	if (!ld)
+		return -1;
+	int lrc = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, NULL, attrs, 0, NULL, NULL, NULL, 0,
+				    &msg);
+	int r = lrc == LDAP_SUCCESS ? ldap_count_entries(ld, msg) > 0
+		: lrc == LDAP_NO_SUCH_OBJECT ? 0 : -1;
+	if (msg)
+		ldap_msgfree(msg);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return r;
+}
+
+bool slapd_wait_entry(const struct slapd_inst *s, const char *dn, bool want, double timeout_s)
+{
+	double t0 = mono_now();
+	do {
+		int r = slapd_has_entry(s, dn);
+		if (r == (want ? 1 : 0))
+			return true;
+		tu_sleep(0.01);
+	} while (mono_now() - t0 < timeout_s);
+	return false;
+}
+
+int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *attr,
+		     const char *val)
+{
+	LDAP *ld = conn(s, true);
+	if (!ld)
+		return -1;
+	char *vals[] = { (char *)val, NULL };
+	LDAPMod mod = { LDAP_MOD_ADD, (char *)attr, { vals } };
+	LDAPMod *mods[] = { &mod, NULL };
+	int lrc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return lrc == LDAP_SUCCESS ? 0 : -1;
+}
+
+int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr)
+{
+	LDAP *ld = conn(s, true);
+	if (!ld)
+		return -1;
+	LDAPMod mod = { LDAP_MOD_DELETE, (char *)attr, { NULL } };
+	LDAPMod *mods[] = { &mod, NULL };
+	int lrc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return lrc == LDAP_SUCCESS ? 0 : -1;
+}
+
+/* ---- cval builder ---- */
+
+#define TCV_MAX 32
+
+static struct cval *tcv_push(struct cval *g, const char *key, enum cval_type t)
+{
+	if (!g->items)
+		g->items = xcalloc(TCV_MAX, sizeof *g->items);
+	if (g->n >= TCV_MAX)
+		abort();
+	struct cval *v = &g->items[g->n++];
+	memset(v, 0, sizeof *v);
+	v->name = xstrdup(key);
+	v->type = t;
+	v->line = 1;
+	return v;
+}
+
+struct cval *tcv_group(struct cval *parent, const char *key)
+{
+	if (!parent) {
+		struct cval *g = xcalloc(1, sizeof *g);
+		g->type = CV_GROUP;
+		g->items = xcalloc(TCV_MAX, sizeof *g->items);
+		g->line = 1;
+		return g;
+	}
+	struct cval *g = tcv_push(parent, key, CV_GROUP);
+	g->items = xcalloc(TCV_MAX, sizeof *g->items);
+	return g;
+}
+
+void tcv_str(struct cval *g, const char *key, const char *val)
+{
+	tcv_push(g, key, CV_STR)->str = xstrdup(val);
+}
+
+void tcv_int(struct cval *g, const char *key, long long v)
+{
+	tcv_push(g, key, CV_INT)->i = v;
+}
+
+void tcv_bool(struct cval *g, const char *key, bool v)
+{
+	struct cval *c = tcv_push(g, key, CV_BOOL);
+	c->b = v;
+	c->i = v;
+}
+
+void tcv_strs(struct cval *g, const char *key, ...)
+{
+	struct cval *l = tcv_push(g, key, CV_LIST);
+	l->items = xcalloc(TCV_MAX, sizeof *l->items);
+	va_list ap;
+	va_start(ap, key);
+	for (const char *s; (s = va_arg(ap, const char *));) {
+		struct cval *v = tcv_push(l, NULL, CV_STR);
+		v->str = xstrdup(s);
+	}
+	va_end(ap);
+}
+
+struct cval *tcv_list(struct cval *g, const char *key)
+{
+	struct cval *l = tcv_push(g, key, CV_LIST);
+	l->items = xcalloc(TCV_MAX, sizeof *l->items);
+	return l;
+}
+
+struct cval *tcv_list_group(struct cval *list)
+{
+	struct cval *g = tcv_push(list, NULL, CV_GROUP);
+	g->items = xcalloc(TCV_MAX, sizeof *g->items);
+	return g;
+}
+
+void stage_run_init(struct stage_run *r, const char *name, const char *type,
+		    struct cval *settings)
+{
+	memset(r, 0, sizeof *r);
+	r->job.path = xstrdup("test.conf");
+	r->job.name = xstrdup("test");
+	r->sc.name = xstrdup(name);
+	r->sc.type = xstrdup(type);
+	r->sc.settings = *settings;
+	r->sc.settings.name = NULL;
+	r->sc.line = 1;
+	free(settings);
+	runctl_init(&r->ctl, 0, 0);
+	r->ctx.job = &r->job;
+	r->ctx.sc = &r->sc;
+	r->ctx.ctl = &r->ctl;
+	r->ctx.quiet = getenv("ZMB_TEST_VERBOSE") == NULL;
+}
+
+enum zmb_rc stage_run_go(struct stage_run *r, char **err)
+{
+	const struct stage_type *t = stage_type_find(r->sc.type);
+	if (!t)
+		return ZMB_EINTERNAL;
+	if (t->validate(&r->sc, r->job.path, err))
+		return ZMB_ECONFIG;
+	return t->run(&r->ctx, err);
+}
+
+void stage_run_release(struct stage_run *r)
+{
+	cval_release(&r->sc.settings);
+	free(r->sc.name);
+	free(r->sc.type);
+	free(r->job.path);
+	free(r->job.name);
+	buf_release(&r->ctx.out);
+	memset(r, 0, sizeof *r);
+}

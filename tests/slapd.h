@@ -1,0 +1,101 @@
+/*
+ * slapd.h - test fixture: two private slapd instances on 127.0.0.1 in the
+ * "master + replica" starting state (what zmldapenablereplica leaves), plus
+ * small helpers the stage suites share (a hand-built cval tree, a stage
+ * context).
+ *
+ * Call from checked fixtures or test bodies only (inside Check's forked
+ * child).  Each slapd is our own child, started with PR_SET_PDEATHSIG so it
+ * dies with the test process even when a failed ck_assert exits the child
+ * before the teardown runs; slapd_pair_stop() stops them by PID (TERM, then
+ * KILL) and removes the temp dir.  An atexit hook does the same on exit().
+ *
+ * Layouts: SLAPD_PLAIN (syncprov on the master, plain consumer) and
+ * SLAPD_DELTA (accesslog DB on the master, delta-syncrepl consumer carrying
+ * syncprov, as Zimbra replicas do).  suffix "dc=example,dc=com" or "" (the
+ * Zimbra/Carbonio layout; entries then live under cn=zimbra).
+ * cn=config and the data DB share the root DN cn=config (password in
+ * config_pw_file); the replicator is REPL_DN with the password in
+ * repl_pw_file.  Consumers use retry="1 +".
+ */
+#ifndef ZMB_TEST_SLAPD_H
+#define ZMB_TEST_SLAPD_H
+
+#include "job.h"
+#include "runctl.h"
+#include "stage.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum slapd_layout { SLAPD_PLAIN, SLAPD_DELTA };
+
+struct slapd_inst {
+	pid_t pid;
+	int port;
+	char *dir;        /* <pair dir>/<name> : slapd.d/ db/ accesslog/ slapd.log */
+	char *uri;        /* ldap://127.0.0.1:PORT/ */
+	char *log;
+};
+
+struct slapd_pair {
+	char *dir;
+	char *suffix;     /* data DB suffix */
+	char *base;       /* where entries live: suffix, or cn=zimbra for "" */
+	char *repl_dn;
+	enum slapd_layout layout;
+	struct slapd_inst s[2];   /* [0] master (provider), [1] replica (consumer) */
+	char *config_pw_file;
+	char *repl_pw_file;
+	char *wrong_pw_file;
+};
+
+#define SLAPD_CONFIG_PW "configpw"
+#define SLAPD_REPL_PW "replpw"
+
+/* Start both, seed the master, wait until the replica holds the seed.  0 / -1 (+ *err). */
+int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
+		     char **err);
+void slapd_pair_stop(struct slapd_pair *p);
+int slapd_inst_restart(struct slapd_pair *p, int i, char **err);
+
+/* cn=config (no schema) as text: every entry, every attribute incl. modifyTimestamp. */
+char *slapd_dump_config(const struct slapd_inst *s);
+/* Add/modify/read helpers over libldap as cn=config.  0 / -1. */
+int slapd_add_person(const struct slapd_inst *s, const char *base, const char *uid);
+/* 1 present, 0 absent, -1 error */
+int slapd_has_entry(const struct slapd_inst *s, const char *dn);
+/* Wait up to timeout_s for dn to appear (want=true) or vanish. true on success. */
+bool slapd_wait_entry(const struct slapd_inst *s, const char *dn, bool want, double timeout_s);
+/* Apply an LDIF-less modify: add one value of attr on dn. 0 / -1. */
+int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *attr,
+		     const char *val);
+
+/* Delete every value of attr on dn. 0 / -1. */
+int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr);
+
+/* ---- hand-built stage settings (what conf_load would produce) ---- */
+struct cval *tcv_group(struct cval *parent, const char *key);  /* parent NULL: new root */
+void tcv_str(struct cval *g, const char *key, const char *val);
+void tcv_int(struct cval *g, const char *key, long long v);
+void tcv_bool(struct cval *g, const char *key, bool v);
+/* key = [ vals... ] (NULL-terminated) */
+void tcv_strs(struct cval *g, const char *key, ...);
+/* key = ( ) : returns the list; tcv_list_group adds a { } element */
+struct cval *tcv_list(struct cval *g, const char *key);
+struct cval *tcv_list_group(struct cval *list);
+
+/* A stage context around settings (the stage_conf owns a copy of nothing: settings moved in). */
+struct stage_run {
+	struct job job;
+	struct stage_conf sc;
+	struct run_ctl ctl;
+	struct stage_ctx ctx;
+};
+void stage_run_init(struct stage_run *r, const char *name, const char *type,
+		    struct cval *settings);
+/* Validate then run; returns rc (validation failure -> ZMB_ECONFIG); *err as the stage set it. */
+enum zmb_rc stage_run_go(struct stage_run *r, char **err);
+void stage_run_release(struct stage_run *r);
+
+#endif
