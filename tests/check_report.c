@@ -1104,6 +1104,88 @@ START_TEST(test_cli_reset)
 }
 END_TEST
 
+/* With -c: the DB path comes from the job, reset checks the job identity. */
+START_TEST(test_cli_job_file)
+{
+	struct fixture f;
+	struct tu_proc p;
+	fixture_open(&f);
+	state_close(f.st);
+	f.st = NULL;
+	static const char *const tmpl =
+		"job = \"%s\";\n"
+		"source = { host = \"zcs1.example.com\"; admin_user = \"admin@example.com\";"
+		" admin_password_file = \"src.pw\"; };\n"
+		"target = { host = \"zcs2.example.com\"; admin_user = \"admin@example.com\";"
+		" admin_password_file = \"tgt.pw\"; };\n"
+		"migration = { accounts = [ \"a1@ex.com\" ]; working_dir = \"work\"; };\n"
+		"state = { db = \"%s\"; };\n";
+	char *text = xasprintf(tmpl, "testjob", f.db);
+	char *job = tu_write(f.dir, "job.cfg", text, 0600);
+	free(text);
+	text = xasprintf(tmpl, "otherjob", f.db);
+	char *other = tu_write(f.dir, "other.cfg", text, 0600);
+	free(text);
+	char *bad = tu_write(f.dir, "bad.cfg", "job = ;\n", 0600);
+
+	zmb(&p, "status", "-c", job, NULL, NULL, NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	ck_assert(tu_contains(p.out, "job:        testjob"));
+	ck_assert(tu_contains(p.out, f.db));
+	tu_proc_release(&p);
+
+	zmb(&p, "report", "-c", bad, "--format", "json", NULL);
+	ck_assert_int_eq(p.status, 78);
+	ck_assert_msg(tu_contains(p.err, "bad.cfg:1"), "%s", p.err);
+	tu_proc_release(&p);
+
+	/* the DB belongs to testjob: reset with another job's file changes nothing */
+	zmb(&p, "reset", "-c", other, "--failed", NULL, NULL);
+	ck_assert_int_eq(p.status, 78);
+	ck_assert_msg(tu_contains(p.err, "testjob"), "%s", p.err);
+	tu_proc_release(&p);
+	zmb(&p, "accounts", "--state", f.db, "--state-filter", "failed", NULL);
+	ck_assert(tu_contains(p.out, "a3@ex.com"));
+	tu_proc_release(&p);
+
+	zmb(&p, "reset", "-c", job, "--failed", NULL, NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	ck_assert_str_eq(p.out, "requeued 2 accounts\n");
+	tu_proc_release(&p);
+	free(job);
+	free(other);
+	free(bad);
+	fixture_close(&f);
+}
+END_TEST
+
+/* A run holding a write transaction does not block status/report (WAL). */
+START_TEST(test_cli_while_writing)
+{
+	struct fixture f;
+	struct tu_proc p;
+	fixture_open(&f);
+	sql(f.st, "BEGIN IMMEDIATE");
+	sql(f.st, "UPDATE accounts SET state = 'done', bytes = 1 WHERE account = 'a5@ex.com'");
+	double t0 = mono_now();
+	zmb(&p, "status", "--state", f.db, NULL, NULL, NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	ck_assert(tu_contains(p.out, "done 2"));          /* the uncommitted change is not seen */
+	tu_proc_release(&p);
+	zmb(&p, "report", "--state", f.db, "--format", "prom", NULL);
+	ck_assert_int_eq(p.status, 0);
+	ck_assert_double_eq(prom_value(p.out, "zmbatch_accounts{state=\"done\"}"), 2);
+	tu_proc_release(&p);
+	double t = mono_now() - t0;
+	ck_assert_msg(t < 2, "readers waited %.1f s for the writer", t);
+	sql(f.st, "COMMIT");
+	zmb(&p, "report", "--state", f.db, "--format", "prom", NULL);
+	ck_assert_double_eq(prom_value(p.out, "zmbatch_accounts{state=\"done\"}"), 3);
+	tu_proc_release(&p);
+	fixture_close(&f);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("report");
@@ -1130,6 +1212,8 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_cli_read_commands);
 	tcase_add_test(tc, test_cli_reset);
+	tcase_add_test(tc, test_cli_job_file);
+	tcase_add_test(tc, test_cli_while_writing);
 	suite_add_tcase(s, tc);
 	return s;
 }
