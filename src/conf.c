@@ -985,10 +985,7 @@ static enum zmb_rc finish_server(struct job *job, struct server *s, bool require
 		s->scheme = xstrdup("https");
 	absolutize(job, &s->ca_file);
 	absolutize(job, &s->password_file);
-	if (!s->tls_verify)
-		strlist_add_nodup(&job->warnings,
-				  xasprintf("%s:%d: %s: tls_verify = false: the server certificate "
-					    "is not checked", job->path, s->line, s->role));
+	/* tls_verify = false is warned about by run/check themselves (also --insecure) */
 	if (s->password_inline && file_readable_by_others(job->path))
 		strlist_add_nodup(&job->warnings,
 				  xasprintf("%s: the %s admin password is written in a file readable "
