@@ -72,6 +72,7 @@ struct worker {
 	struct migrate *m;
 	int index;
 	pthread_t thread;
+	bool joined;
 	struct state *st;
 	struct http *src;
 	struct http *dst;
@@ -385,13 +386,21 @@ static void process_spool(struct worker *w, struct account_row *a)
 		}
 		fsync_dir(job->mig.working_dir);
 		crashpoint("spool renamed");
+		/*
+		 * The archive is complete and durable.  Normally this worker
+		 * imports it at once (exporting -> importing with spool_path in
+		 * the same transaction: no other worker can claim it in between);
+		 * after a stop request it is left 'exported' for the next run.
+		 */
+		bool go_on = runctl_may_claim(m->ctl);
 		struct acct_update u = ACCT_UPDATE_INIT;
-		char *ev = xasprintf("exported %lld bytes to spool", bytes);
+		char *ev = xasprintf("exported %lld bytes to spool%s", bytes, go_on ? "; import starting" : "");
 		u.spool_path = final;
 		u.bytes = bytes;
 		u.sync_mark = mark_ms;
 		u.event = ev;
-		rc = state_transition(w->st, m->run_id, a->id, ACCT_EXPORTING, ACCT_EXPORTED, &u);
+		rc = state_transition(w->st, m->run_id, a->id, ACCT_EXPORTING,
+				      go_on ? ACCT_IMPORTING : ACCT_EXPORTED, &u);
 		free(ev);
 		if (rc) {
 			log_error(w->ctx, "cannot record export: %s", state_errmsg(w->st));
@@ -402,14 +411,8 @@ static void process_spool(struct worker *w, struct account_row *a)
 		a->sync_mark = mark_ms;
 		spool_unreserve(m, reserved);
 		reserved = 0;
-		if (!runctl_may_claim(m->ctl))
-			goto out;   /* stop requested: the archive waits on disk for the next run */
-		u = (struct acct_update)ACCT_UPDATE_INIT;
-		u.event = "import starting";
-		if (state_transition(w->st, m->run_id, a->id, ACCT_EXPORTED, ACCT_IMPORTING, &u)) {
-			log_error(w->ctx, "cannot record import start: %s", state_errmsg(w->st));
-			goto out;
-		}
+		if (!go_on)
+			goto out;   /* the archive waits on disk for the next run */
 	}
 
 	/* importing from the complete spool file */
@@ -893,11 +896,14 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 		struct timespec ts = { 0, 250 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 		bool all_exited = true;
-		for (int i = 0; i < started; i++)
-			if (pthread_tryjoin_np(workers[i].thread, NULL) != 0)
-				all_exited = false;
+		for (int i = 0; i < started; i++) {
+			if (workers[i].joined)
+				continue;
+			if (pthread_tryjoin_np(workers[i].thread, NULL) == 0)
+				workers[i].joined = true;
 			else
-				workers[i].thread = 0;
+				all_exited = false;
+		}
 		if (all_exited)
 			break;
 		bool log_now = atomic_exchange(&ctx->ctl->progress_request, 0) ||
@@ -908,7 +914,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 			progress_line(&m, ctx->st, t0, tty, log_now);
 	}
 	for (int i = 0; i < started; i++)
-		if (workers[i].thread)
+		if (!workers[i].joined)
 			pthread_join(workers[i].thread, NULL);
 	if (tty) {
 		tty_clear();

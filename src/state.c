@@ -55,7 +55,10 @@ int acct_state_parse(const char *s)
 /*
  * legal[from][to].  Claims are pending->exporting|importing and
  * exported->importing; the worker then moves its account on:
- *   exporting -> exported (archive complete), done (204: nothing to move),
+ *   exporting -> exported (archive complete), importing (archive complete
+ *                and the same worker imports it at once: spool_path is set
+ *                in the same transaction, so recovery finds the archive),
+ *                done (204: nothing to move),
  *                pending (temporary error), failed
  *   exported  -> importing (same worker goes on), pending (archive lost)
  *   importing -> done, exported (temporary error, archive kept),
@@ -66,7 +69,7 @@ int acct_state_parse(const char *s)
 static const bool legal[ACCT_NSTATES][ACCT_NSTATES] = {
 	[ACCT_PENDING] = { [ACCT_EXPORTING] = true, [ACCT_IMPORTING] = true,
 			   [ACCT_SKIPPED] = true },
-	[ACCT_EXPORTING] = { [ACCT_EXPORTED] = true, [ACCT_DONE] = true,
+	[ACCT_EXPORTING] = { [ACCT_EXPORTED] = true, [ACCT_IMPORTING] = true, [ACCT_DONE] = true,
 			     [ACCT_PENDING] = true, [ACCT_FAILED] = true },
 	[ACCT_EXPORTED] = { [ACCT_IMPORTING] = true, [ACCT_PENDING] = true },
 	[ACCT_IMPORTING] = { [ACCT_DONE] = true, [ACCT_EXPORTED] = true,
