@@ -17,6 +17,7 @@
  * Account state machine (CONTRACT.md, DESIGN.md):
  *
  *   pending ──claim──► exporting ──► exported ──claim──► importing ──► done
+ *                      exporting ──archive complete, same worker goes on──► importing
  *   pending ──claim(stream)──────────────────────────►  importing
  *   exporting ──204 empty──► done      any in-flight ──temp error──► pending/exported
  *   any in-flight ──permanent / attempts exhausted──► failed
