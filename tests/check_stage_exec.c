@@ -1,0 +1,182 @@
+/*
+ * check_stage_exec.c - the exec stage with real processes.
+ */
+#include "slapd.h"
+#include "testutil.h"
+#include "zmb.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct res {
+	enum zmb_rc rc;
+	char *err;
+	char *out;
+};
+
+static struct res run(struct cval *g)
+{
+	struct stage_run sr;
+	struct res r = { 0, NULL, NULL };
+	stage_run_init(&sr, "x", "exec", g);
+	r.rc = stage_run_go(&sr, &r.err);
+	r.out = xstrdup(sr.ctx.out.s ? sr.ctx.out.s : "");
+	stage_run_release(&sr);
+	return r;
+}
+
+static void res_release(struct res *r)
+{
+	free(r->err);
+	free(r->out);
+}
+
+START_TEST(test_success_env_cwd)
+{
+	char *dir = tu_tmpdir("exec");
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "command", "sh", "-c", "echo hello $ZMB_X; pwd; echo to-stderr >&2", NULL);
+	struct cval *env = tcv_group(g, "env");
+	tcv_str(env, "ZMB_X", "world");
+	tcv_str(g, "cwd", dir);
+	struct res r = run(g);
+	ck_assert_msg(r.rc == ZMB_OK, "%s", r.err);
+	ck_assert_msg(tu_contains(r.out, "| hello world"), "%s", r.out);
+	ck_assert(tu_contains(r.out, dir));
+	ck_assert(tu_contains(r.out, "| to-stderr"));
+	ck_assert(tu_contains(r.out, "exit status 0"));
+	res_release(&r);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_failure_status)
+{
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "command", "sh", "-c", "echo boom; exit 3", NULL);
+	struct res r = run(g);
+	ck_assert_int_eq(r.rc, ZMB_EPROTO);
+	ck_assert_msg(tu_contains(r.err, "exit status 3") && tu_contains(r.err, "sh -c"), "%s",
+		      r.err);
+	ck_assert(tu_contains(r.out, "| boom"));
+	res_release(&r);
+}
+END_TEST
+
+START_TEST(test_not_found)
+{
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "command", "/nonexistent/zmcontrol", "restart", NULL);
+	struct res r = run(g);
+	ck_assert_int_eq(r.rc, ZMB_ECONFIG);
+	ck_assert(tu_contains(r.err, "/nonexistent/zmcontrol"));
+	res_release(&r);
+}
+END_TEST
+
+START_TEST(test_timeout_kills_group)
+{
+	char *dir = tu_tmpdir("exec");
+	char *pidf = xasprintf("%s/child.pid", dir);
+	char *script = xasprintf("sleep 30 & echo $! > %s; wait", pidf);
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "command", "sh", "-c", script, NULL);
+	tcv_int(g, "timeout", 1);
+	double t0 = mono_now();
+	struct res r = run(g);
+	double took = mono_now() - t0;
+	ck_assert_int_eq(r.rc, ZMB_ETIMEOUT);
+	ck_assert_msg(took < 4, "took %.1fs", took);
+	ck_assert(tu_contains(r.err, "timed out"));
+	char *pid = tu_read(pidf);
+	ck_assert(pid != NULL);
+	tu_sleep(0.1);
+	/* gone, or a zombie waiting for init to reap it */
+	char *statf = xasprintf("/proc/%d/stat", atoi(pid));
+	char *st = tu_read(statf);
+	const char *state = st && strrchr(st, ')') ? strrchr(st, ')') + 2 : "Z";
+	ck_assert_msg(*state == 'Z' || *state == 'X', "grandchild %s survived: %s", pid, st);
+	free(st);
+	free(statf);
+	free(pid);
+	res_release(&r);
+	free(script);
+	free(pidf);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(test_tail_bounded)
+{
+	struct cval *g = tcv_group(NULL, NULL);
+	/* ~1 MB of output: only the last lines are kept */
+	tcv_strs(g, "command", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do "
+		 "echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done", NULL);
+	tcv_int(g, "tail_lines", 3);
+	struct res r = run(g);
+	ck_assert_msg(r.rc == ZMB_OK, "%s", r.err);
+	ck_assert(tu_contains(r.out, "| line-19999-"));
+	ck_assert(tu_contains(r.out, "| line-19997-"));
+	ck_assert(!tu_contains(r.out, "| line-19996-"));
+	ck_assert(strlen(r.out) < 1000);
+	res_release(&r);
+}
+END_TEST
+
+START_TEST(test_idempotent_rerun)
+{
+	for (int i = 0; i < 2; i++) {
+		struct cval *g = tcv_group(NULL, NULL);
+		tcv_strs(g, "command", "true", NULL);
+		struct res r = run(g);
+		ck_assert_int_eq(r.rc, ZMB_OK);
+		res_release(&r);
+	}
+}
+END_TEST
+
+START_TEST(test_validate)
+{
+	struct stage_run sr;
+	char *err = NULL;
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_int(g, "timeout", 5);
+	stage_run_init(&sr, "restart", "exec", g);
+	ck_assert_int_eq(exec_validate(&sr.sc, "job.conf", &err), -1);
+	ck_assert_msg(tu_contains(err, "job.conf:1: stage 'restart': key 'command'"), "%s", err);
+	free(err);
+	stage_run_release(&sr);
+	g = tcv_group(NULL, NULL);
+	tcv_strs(g, "command", "true", NULL);
+	tcv_str(g, "timeout", "soon");
+	stage_run_init(&sr, "restart", "exec", g);
+	err = NULL;
+	ck_assert_int_eq(exec_validate(&sr.sc, "job.conf", &err), -1);
+	ck_assert_msg(tu_contains(err, "stage 'restart': key 'timeout'"), "%s", err);
+	free(err);
+	stage_run_release(&sr);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("stage_exec");
+	TCase *tc = tcase_create("exec");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_success_env_cwd);
+	tcase_add_test(tc, test_failure_status);
+	tcase_add_test(tc, test_not_found);
+	tcase_add_test(tc, test_timeout_kills_group);
+	tcase_add_test(tc, test_tail_bounded);
+	tcase_add_test(tc, test_idempotent_rerun);
+	tcase_add_test(tc, test_validate);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+#include "ckmain.h"
