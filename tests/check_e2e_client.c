@@ -665,7 +665,7 @@ START_TEST(test_stream)
 
 	/* a reset in the middle of the export aborts the import too */
 	json_decref(zsim_post(E.src, "/zsim/knobs",
-			      "{\"faults\":[{\"op\":\"export\",\"action\":\"reset\",\"after_bytes\":300000,"
+			      "{\"faults\":[{\"op\":\"export\",\"action\":\"reset\",\"after_bytes\":100000,"
 			      "\"count\":1}]}"));
 	rc = rest_stream(hs, ts, hd, td, "alice@example.com", "alice@example.net", &o, "skip", &bytes,
 			 &empty, &err);
