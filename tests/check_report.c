@@ -375,18 +375,20 @@ static void csv_release(struct csv *c)
 /* Strict: a quote in an unquoted field, or text after a closing quote, fails. */
 static bool csv_parse(const char *p, struct csv *c)
 {
+	struct buf fld = BUF_INIT;
+	char **row = NULL;
+	size_t nf = 0;
 	memset(c, 0, sizeof *c);
 	c->crlf_only = true;
 	while (*p) {
-		char **row = NULL;
-		size_t nf = 0;
 		for (;;) {
-			struct buf fld = BUF_INIT;
+			buf_reset(&fld);
+			buf_add(&fld, "", 0);
 			if (*p == '"') {
 				p++;
 				for (;;) {
 					if (!*p)
-						return false;
+						goto fail;
 					if (*p == '"' && p[1] == '"') {
 						buf_add(&fld, "\"", 1);
 						p += 2;
@@ -398,16 +400,16 @@ static bool csv_parse(const char *p, struct csv *c)
 					}
 				}
 				if (*p && *p != ',' && *p != '\r' && *p != '\n')
-					return false;
+					goto fail;
 			} else {
 				while (*p && *p != ',' && *p != '\r' && *p != '\n') {
 					if (*p == '"')
-						return false;
+						goto fail;
 					buf_add(&fld, p++, 1);
 				}
 			}
 			row = xrealloc(row, (nf + 1) * sizeof *row);
-			row[nf++] = fld.s ? buf_detach(&fld) : xstrdup("");
+			row[nf++] = xstrdup(fld.s);
 			if (*p == ',') {
 				p++;
 				continue;
@@ -418,7 +420,7 @@ static bool csv_parse(const char *p, struct csv *c)
 				c->crlf_only = false;
 				p++;
 			} else if (*p) {
-				return false;
+				goto fail;
 			} else {
 				c->crlf_only = false;   /* last record without line end */
 			}
@@ -428,8 +430,17 @@ static bool csv_parse(const char *p, struct csv *c)
 		c->nf = xrealloc(c->nf, (c->n + 1) * sizeof *c->nf);
 		c->rows[c->n] = row;
 		c->nf[c->n++] = nf;
+		row = NULL;
+		nf = 0;
 	}
+	buf_release(&fld);
 	return true;
+fail:
+	for (size_t i = 0; i < nf; i++)
+		free(row[i]);
+	free(row);
+	buf_release(&fld);
+	return false;
 }
 
 START_TEST(test_csv_reader_selftest)
