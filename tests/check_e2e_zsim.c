@@ -1,0 +1,665 @@
+/*
+ * check_e2e_zsim.c - tests of the simulated Zimbra server itself
+ * (tests/zsim/zsim.py via tests/zsim.c), driven over HTTPS with libcurl.
+ * If these fail, every other e2e suite's verdict is worthless.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "zmb.h"
+#include "zsim.h"
+
+#define SRC_CFG                                                                              \
+	"{\"name\":\"src\",\"token_lifetime\":%g,\"domains\":["                                 \
+	"{\"name\":\"example.com\",\"system_accounts\":true,\"accounts\":["                     \
+	"{\"name\":\"alice@example.com\",\"items\":12,\"item_size\":[200,20000],"                \
+	" \"folders\":[\"Inbox\",\"Archive/2023\"]},"                                            \
+	"{\"name\":\"bob@example.com\",\"sizes\":[100,70000,3000]},"                             \
+	"{\"name\":\"empty@example.com\"}]},"                                                    \
+	"{\"name\":\"example.net\",\"generate\":{\"count\":7,\"items\":[0,3],\"item_size\":500}}]}"
+
+#define DST_CFG                                                                              \
+	"{\"name\":\"dst\",\"domains\":[{\"name\":\"example.com\",\"accounts\":["                \
+	"{\"name\":\"alice@example.com\"},{\"name\":\"bob@example.com\"}]}]}"
+
+static struct {
+	struct zsim_pki *pki;
+	struct zsim *src, *dst;
+} E;
+
+static struct zsim *start(const char *name, const char *cfg)
+{
+	struct zsim_opts o = { .name = name, .config_json = cfg, .pki = E.pki, .max_lifetime = 120 };
+	struct zsim *z = zsim_start(&o);
+	ck_assert_msg(z != NULL, "simulator %s did not start", name);
+	return z;
+}
+
+static void setup_lifetime(double lifetime)
+{
+	E.pki = zsim_pki_new(NULL);
+	ck_assert_ptr_nonnull(E.pki);
+	char *cfg = xasprintf(SRC_CFG, lifetime);
+	E.src = start("src", cfg);
+	free(cfg);
+	E.dst = start("dst", DST_CFG);
+}
+
+static void setup(void)
+{
+	setup_lifetime(43200);
+}
+
+static void setup_short(void)
+{
+	setup_lifetime(1.0);
+}
+
+static void teardown(void)
+{
+	zsim_stop(E.src);
+	zsim_stop(E.dst);
+	zsim_pki_free(E.pki);
+	memset(&E, 0, sizeof E);
+}
+
+/* ---- helpers ---- */
+
+static json_t *fault(json_t *r)
+{
+	return json_object_get(json_object_get(r, "Body"), "Fault");
+}
+
+static const char *fault_code(json_t *r)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(fault(r), "Detail"), "Error"),
+						 "Code"));
+}
+
+static const char *fault_value(json_t *r)
+{
+	return json_string_value(json_object_get(json_object_get(fault(r), "Code"), "Value"));
+}
+
+static json_t *resp(json_t *r, const char *name)
+{
+	return json_object_get(json_object_get(r, "Body"), name);
+}
+
+static long soap_req(struct zsim *z, const char *tok, const char *req_json, json_t **reply)
+{
+	json_error_t e;
+	json_t *req = json_loads(req_json, 0, &e);
+	ck_assert_msg(req != NULL, "bad test JSON: %s", e.text);
+	return zsim_soap(z, tok, req, reply);
+}
+
+static long rest(struct zsim *z, const char *method, const char *path, const char *tok,
+		 const void *body, size_t len, char **out, size_t *out_len, char **hdrs)
+{
+	char *ck = tok ? xasprintf("Cookie: ZM_ADMIN_AUTH_TOKEN=%s", tok) : NULL;
+	const char *h[] = { ck, "Content-Type: application/octet-stream", NULL };
+	long st = zsim_http(z, method, path, ck ? h : h + 1, body, len, out, out_len, hdrs);
+	free(ck);
+	return st;
+}
+
+/* ---- SOAP ---- */
+
+START_TEST(auth_ok_and_faults)
+{
+	json_t *r = NULL;
+	char *hdrs = NULL;
+	long st = soap_req(E.src, NULL,
+			   "{\"AuthRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"name\":\"admin@example.com\","
+			   "\"password\":\"test123\"}}", &r);
+	ck_assert_int_eq(st, 200);
+	json_t *ar = resp(r, "AuthResponse");
+	const char *tok = json_string_value(json_object_get(json_array_get(json_object_get(ar, "authToken"), 0),
+							    "_content"));
+	ck_assert_ptr_nonnull(tok);
+	ck_assert(!strncmp(tok, "0_", 2) && strchr(tok + 2, '_'));
+	long long life = json_integer_value(json_object_get(ar, "lifetime"));
+	ck_assert(life > 43100000 && life <= 43200000);
+	char *t = xstrdup(tok);
+	json_decref(r);
+
+	/* Set-Cookie on the raw reply */
+	const char *body = "{\"Body\":{\"AuthRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"name\":\"admin@example.com\","
+			   "\"password\":\"test123\"}}}";
+	ck_assert_int_eq(zsim_http(E.src, "POST", "/service/admin/soap", NULL, body, strlen(body), NULL, NULL,
+				   &hdrs), 200);
+	ck_assert(tu_contains(hdrs, "Set-Cookie: ZM_ADMIN_AUTH_TOKEN=0_"));
+	ck_assert(tu_contains(hdrs, "text/javascript"));
+	free(hdrs);
+
+	/* bad password */
+	st = soap_req(E.src, NULL, "{\"AuthRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"name\":\"admin@example.com\","
+				   "\"password\":\"wrong\"}}", &r);
+	ck_assert_int_eq(st, 500);
+	ck_assert_str_eq(fault_code(r), "account.AUTH_FAILED");
+	ck_assert_str_eq(fault_value(r), "soap:Sender");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(fault(r), "Reason"), "Text")),
+			 "authentication failed for [admin@example.com]");
+	json_decref(r);
+
+	/* token-only AuthRequest returns the same token */
+	char *req = xasprintf("{\"AuthRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"authToken\":[{\"_content\":\"%s\"}]}}", t);
+	ck_assert_int_eq(soap_req(E.src, NULL, req, &r), 200);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(
+		resp(r, "AuthResponse"), "authToken"), 0), "_content")), t);
+	json_decref(r);
+	free(req);
+
+	/* no token, garbage token, another server's token */
+	ck_assert_int_eq(soap_req(E.src, NULL, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.AUTH_REQUIRED");
+	json_decref(r);
+	ck_assert_int_eq(soap_req(E.src, "0_abc_def", "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}",
+				  &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.AUTH_REQUIRED");
+	json_decref(r);
+	char *dt = zsim_login(E.dst);
+	ck_assert_int_eq(soap_req(E.src, dt, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.AUTH_REQUIRED");
+	json_decref(r);
+	free(dt);
+
+	/* unknown and malformed */
+	ck_assert_int_eq(soap_req(E.src, t, "{\"NoSuchRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.UNKNOWN_DOCUMENT");
+	json_decref(r);
+	char *out = NULL;
+	ck_assert_int_eq(zsim_http(E.src, "POST", "/service/admin/soap", NULL, "{\"Body\":", 8, &out, NULL, NULL), 500);
+	r = json_loads(out, 0, NULL);
+	ck_assert_str_eq(fault_code(r), "service.INVALID_REQUEST");
+	json_decref(r);
+	free(out);
+
+	/* cookie instead of header */
+	char *ck = xasprintf("Cookie: ZM_ADMIN_AUTH_TOKEN=%s", t);
+	const char *h[] = { ck, NULL };
+	const char *ga = "{\"Body\":{\"GetAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+			 "\"account\":{\"by\":\"name\",\"_content\":\"alice@example.com\"}}}}";
+	ck_assert_int_eq(zsim_http(E.src, "POST", "/service/admin/soap", h, ga, strlen(ga), &out, NULL, NULL), 200);
+	ck_assert(tu_contains(out, "\"name\": \"alice@example.com\""));
+	free(out);
+	free(ck);
+
+	json_t *st_ = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_int(st_, "auth_requests/total"), 3);
+	ck_assert_int_eq(zsim_stat_int(st_, "auth_requests/failed"), 1);
+	ck_assert_int_eq(zsim_stat_int(st_, "soap_faults/service.AUTH_REQUIRED"), 3);
+	json_decref(st_);
+	free(t);
+}
+END_TEST
+
+START_TEST(xml_soap)
+{
+	const char *auth =
+		"<soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\"><soap:Header>"
+		"<context xmlns=\"urn:zimbra\"/></soap:Header><soap:Body><AuthRequest xmlns=\"urn:zimbraAdmin\">"
+		"<name>admin@example.com</name><password>test123</password></AuthRequest></soap:Body></soap:Envelope>";
+	const char *h[] = { "Content-Type: application/soap+xml; charset=utf-8", NULL };
+	char *out = NULL, *hdrs = NULL;
+	ck_assert_int_eq(zsim_http(E.src, "POST", "/service/admin/soap/", h, auth, strlen(auth), &out, NULL, &hdrs),
+			 200);
+	ck_assert(tu_contains(hdrs, "text/xml"));
+	ck_assert(tu_contains(out, "<lifetime>"));
+	char *a = strstr(out, "<authToken>");
+	ck_assert_ptr_nonnull(a);
+	a += strlen("<authToken>");
+	char *tok = xstrndup(a, (size_t)(strstr(a, "</authToken>") - a));
+	free(out);
+	free(hdrs);
+
+	char *ga = xasprintf("<soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\"><soap:Header>"
+			     "<context xmlns=\"urn:zimbra\"><authToken>%s</authToken></context></soap:Header><soap:Body>"
+			     "<GetAccountRequest xmlns=\"urn:zimbraAdmin\" applyCos=\"0\"><account by=\"name\">%s</account>"
+			     "</GetAccountRequest></soap:Body></soap:Envelope>", tok, "nobody@example.com");
+	ck_assert_int_eq(zsim_http(E.src, "POST", "/service/admin/soap", h, ga, strlen(ga), &out, NULL, NULL), 500);
+	ck_assert(tu_contains(out, "<Code>account.NO_SUCH_ACCOUNT</Code>"));
+	ck_assert(tu_contains(out, "soap:Sender"));
+	ck_assert(tu_contains(out, "no such account: nobody@example.com"));
+	free(out);
+	free(ga);
+	free(tok);
+}
+END_TEST
+
+START_TEST(token_expiry)
+{
+	char *t = zsim_login(E.src);
+	ck_assert_ptr_nonnull(t);
+	json_t *r = NULL;
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 200);
+	json_decref(r);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/bob@example.com/?fmt=tgz", t, NULL, 0, NULL, NULL, NULL),
+			 200);
+	tu_sleep(1.2);
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.AUTH_EXPIRED");
+	json_decref(r);
+	/* voidOnExpired: treated as missing */
+	char *env = xasprintf("{\"Header\":{\"context\":{\"_jsns\":\"urn:zimbra\",\"authToken\":{\"_content\":\"%s\"},"
+			      "\"authTokenControl\":{\"voidOnExpired\":\"1\"}}},\"Body\":{\"GetAllAccountsRequest\":"
+			      "{\"_jsns\":\"urn:zimbraAdmin\"}}}", t);
+	char *out = NULL;
+	ck_assert_int_eq(zsim_http(E.src, "POST", "/service/admin/soap", NULL, env, strlen(env), &out, NULL, NULL), 500);
+	ck_assert(tu_contains(out, "service.AUTH_REQUIRED"));
+	free(out);
+	free(env);
+	char *hdrs = NULL;
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/bob@example.com/?fmt=tgz", t, NULL, 0, NULL, NULL, &hdrs),
+			 401);
+	ck_assert(!tu_contains(hdrs, "WWW-Authenticate"));
+	free(hdrs);
+	free(t);
+
+	/* a fresh login works again; revoke makes it AUTH_EXPIRED at once */
+	t = zsim_login(E.src);
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 200);
+	json_decref(r);
+	json_t *rv = zsim_post(E.src, "/zsim/revoke", "{}");
+	ck_assert_int_ge(json_integer_value(json_object_get(rv, "revoked")), 1);
+	json_decref(rv);
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.AUTH_EXPIRED");
+	json_decref(r);
+	free(t);
+}
+END_TEST
+
+START_TEST(search_directory)
+{
+	char *t = zsim_login(E.src);
+	json_t *r = NULL;
+	int seen = 0, sys = 0, offset = 0;
+	bool more = true;
+	while (more) {
+		char *req = xasprintf("{\"SearchDirectoryRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"domain\":\"example.com\","
+				      "\"types\":\"accounts\",\"attrs\":\"zimbraIsSystemAccount,zimbraIsSystemResource,"
+				      "zimbraMailHost\",\"limit\":2,\"offset\":%d}}", offset);
+		ck_assert_int_eq(soap_req(E.src, t, req, &r), 200);
+		free(req);
+		json_t *sr = resp(r, "SearchDirectoryResponse");
+		ck_assert_int_eq(json_integer_value(json_object_get(sr, "searchTotal")), 7);
+		json_t *accts = json_object_get(sr, "account"), *a;
+		size_t i;
+		ck_assert_int_le(json_array_size(accts), 2);
+		json_array_foreach(accts, i, a) {
+			seen++;
+			json_t *attrs = json_object_get(a, "a"), *x;
+			size_t k;
+			ck_assert_ptr_nonnull(json_string_value(json_object_get(a, "id")));
+			json_array_foreach(attrs, k, x) {
+				const char *n = json_string_value(json_object_get(x, "n"));
+				if (!strcmp(n, "zimbraIsSystemAccount") || !strcmp(n, "zimbraIsSystemResource")) {
+					ck_assert_str_eq(json_string_value(json_object_get(x, "_content")), "TRUE");
+					sys++;
+					break;
+				}
+			}
+		}
+		more = json_is_true(json_object_get(sr, "more"));
+		offset += 2;
+		json_decref(r);
+	}
+	ck_assert_int_eq(seen, 7);   /* alice, bob, empty + 4 system accounts */
+	ck_assert_int_eq(sys, 4);
+
+	/* maxResults */
+	ck_assert_int_eq(soap_req(E.src, t, "{\"SearchDirectoryRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+					    "\"types\":\"accounts\",\"maxResults\":5}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "account.TOO_MANY_SEARCH_RESULTS");
+	ck_assert_str_eq(fault_value(r), "soap:Receiver");
+	json_decref(r);
+	/* generated domain, GetAllAccounts */
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+					    "\"domain\":{\"by\":\"name\",\"_content\":\"example.net\"}}}", &r), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(resp(r, "GetAllAccountsResponse"), "account")), 7);
+	json_decref(r);
+
+	/* GetAccount -> id -> GetMailbox size; ModifyAccount visible in stats */
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"applyCos\":0,"
+					    "\"account\":{\"by\":\"name\",\"_content\":\"bob@example.com\"}}}", &r), 200);
+	char *id = xstrdup(json_string_value(json_object_get(json_array_get(json_object_get(
+		resp(r, "GetAccountResponse"), "account"), 0), "id")));
+	json_decref(r);
+	char *req = xasprintf("{\"GetMailboxRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"mbox\":{\"id\":\"%s\"}}}", id);
+	ck_assert_int_eq(soap_req(E.src, t, req, &r), 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(
+		resp(r, "GetMailboxResponse"), "mbox"), 0), "s")), 100 + 70000 + 3000);
+	json_decref(r);
+	free(req);
+	req = xasprintf("{\"ModifyAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"id\":{\"_content\":\"%s\"},"
+			"\"a\":[{\"n\":\"zimbraMailTransport\",\"_content\":\"smtp:new.example.com\"}]}}", id);
+	ck_assert_int_eq(soap_req(E.src, t, req, &r), 200);
+	json_decref(r);
+	free(req);
+	json_t *st = zsim_stats(E.src);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(
+		st, "accounts"), "bob@example.com"), "attrs"), "zimbraMailTransport")), "smtp:new.example.com");
+	ck_assert_int_eq(zsim_stat_int(st, "soap/SearchDirectoryRequest"), 5);
+	json_decref(st);
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+					    "\"account\":{\"by\":\"name\",\"_content\":\"x@example.com\"}}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "account.NO_SUCH_ACCOUNT");
+	json_decref(r);
+	free(id);
+	free(t);
+}
+END_TEST
+
+/* ---- REST ---- */
+
+START_TEST(export_import_roundtrip)
+{
+	char *ts = zsim_login(E.src), *td = zsim_login(E.dst);
+	char *tgz = NULL, *hdrs = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz", ts, NULL, 0, &tgz, &len, &hdrs),
+			 200);
+	ck_assert(tu_contains(hdrs, "Content-Type: application/x-compressed-tar"));
+	ck_assert(tu_contains(hdrs, "Content-Disposition: attachment; filename="));
+	ck_assert(!tu_contains(hdrs, "Content-Length"));
+	ck_assert(tu_contains(hdrs, "Transfer-Encoding: chunked"));
+	ck_assert((unsigned char)tgz[0] == 0x1f && (unsigned char)tgz[1] == 0x8b);
+	free(hdrs);
+
+	/* import chunked */
+	char *ck = xasprintf("Cookie: ZM_ADMIN_AUTH_TOKEN=%s", td);
+	const char *h[] = { ck, "Transfer-Encoding: chunked", "Content-Type: application/octet-stream", NULL };
+	char *out = NULL;
+	ck_assert_int_eq(zsim_http(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz&resolve=skip", h, tgz, len,
+				   &out, NULL, NULL), 200);
+	ck_assert_str_eq(out, "");
+	free(out);
+	json_t *a = zsim_stats(E.src), *b = zsim_stats(E.dst);
+	ck_assert_str_eq(zsim_fingerprint(a, "alice@example.com"), zsim_fingerprint(b, "alice@example.com"));
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 12);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "size"),
+			 zsim_stat_acct(a, "accounts", "alice@example.com", "size"));
+	ck_assert_int_eq(zsim_stat_acct(b, "imports", "alice@example.com", "added"), 12);
+	ck_assert_int_eq(zsim_stat_acct(a, "exports", "alice@example.com", "bytes"), (long long)len);
+	json_t *log = json_object_get(b, "requests"), *e;
+	size_t i;
+	bool chunked = false;
+	json_array_foreach(log, i, e)
+		if (json_is_string(json_object_get(e, "te")) && json_object_get(e, "account"))
+			chunked = true;
+	ck_assert(chunked);
+	json_decref(a);
+	json_decref(b);
+
+	/* re-import with skip (Content-Length this time): no duplicates */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz&resolve=skip", td, tgz, len,
+			      NULL, NULL, NULL), 200);
+	/* default resolve is skip too */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz", td, tgz, len,
+			      NULL, NULL, NULL), 200);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 12);
+	ck_assert_int_eq(zsim_stat_acct(b, "imports", "alice@example.com", "skipped"), 24);
+	ck_assert_int_eq(zsim_stat_int(b, "duplicates"), 0);
+	json_decref(b);
+
+	/* the target re-exports the same content */
+	char *tgz2 = NULL;
+	size_t len2 = 0;
+	ck_assert_int_eq(rest(E.dst, "GET", "/home/alice@example.com?fmt=tgz", td, NULL, 0, &tgz2, &len2, NULL), 200);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz&resolve=reset", td, tgz2, len2,
+			      NULL, NULL, NULL), 200);
+	b = zsim_stats(E.dst);
+	ck_assert_str_eq(zsim_fingerprint(b, "alice@example.com"), zsim_fingerprint(b, "bob@example.com"));
+	json_decref(b);
+
+	/* bad resolve */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz&resolve=merge", td, tgz, len,
+			      NULL, NULL, NULL), 400);
+	free(tgz2);
+	free(tgz);
+	free(ck);
+	free(ts);
+	free(td);
+}
+END_TEST
+
+START_TEST(filtered_and_empty_exports)
+{
+	char *t = zsim_login(E.src);
+	char *out = NULL;
+	size_t len = 0;
+	/* a filtered export with no match: 204 */
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/empty@example.com/?fmt=tgz&types=message", t, NULL, 0,
+			      NULL, NULL, NULL), 204);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz&start=4102444800000", t, NULL, 0,
+			      NULL, NULL, NULL), 204);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz&query=after:01/01/2100", t, NULL,
+			      0, NULL, NULL, NULL), 204);
+	/* a full export of an empty mailbox still has the folders */
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/empty@example.com/?fmt=tgz", t, NULL, 0, &out, &len, NULL),
+			 200);
+	ck_assert_int_gt(len, 20);
+	free(out);
+
+	/* delta: new items dated now are the only ones after a mark */
+	json_t *st = zsim_stats(E.src);
+	long long mark = zsim_stat_int(st, "now_ms");
+	json_decref(st);
+	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"alice@example.com\",\"n\":3,\"size\":1000}"));
+	char *path = xasprintf("/service/home/alice@example.com/?fmt=tgz&start=%lld", mark - 1);
+	ck_assert_int_eq(rest(E.src, "GET", path, t, NULL, 0, &out, &len, NULL), 200);
+	free(path);
+	char *td = zsim_login(E.dst);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, out, len, NULL, NULL, NULL),
+			 200);
+	free(out);
+	st = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(st, "accounts", "bob@example.com", "items"), 3);
+	json_decref(st);
+	free(td);
+
+	/* REST auth: none -> 401 + WWW-Authenticate; unknown account with cookie -> 404 */
+	char *hdrs = NULL;
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz", NULL, NULL, 0, NULL, NULL,
+			      &hdrs), 401);
+	ck_assert(tu_contains(hdrs, "WWW-Authenticate: Basic"));
+	free(hdrs);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/nobody@example.com/?fmt=tgz", t, NULL, 0, NULL, NULL, NULL),
+			 404);
+	/* a token in the URL works but is recorded */
+	path = xasprintf("/service/home/bob@example.com/?fmt=tgz&authToken=%s", t);
+	ck_assert_int_eq(rest(E.src, "GET", path, NULL, NULL, 0, NULL, NULL, NULL), 200);
+	free(path);
+	st = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_int(st, "tokens_in_url"), 1);
+	json_t *log = json_object_get(st, "requests"), *e;
+	size_t i;
+	json_array_foreach(log, i, e)
+		ck_assert(!tu_contains(json_string_value(json_object_get(e, "query")), t));
+	json_decref(st);
+	free(t);
+}
+END_TEST
+
+START_TEST(truncated_import_keeps_items)
+{
+	char *ts = zsim_login(E.src), *td = zsim_login(E.dst);
+	char *tgz = NULL;
+	size_t len = 0;
+	/* bob: items of 100, 70000, 3000 bytes; cut inside the big one */
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/bob@example.com/?fmt=tgz", ts, NULL, 0, &tgz, &len, NULL),
+			 200);
+	ck_assert_int_gt(len, 70000);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, tgz, 40000, NULL, NULL, NULL),
+			 500);
+	json_t *st = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(st, "accounts", "bob@example.com", "items"), 1);
+	ck_assert_int_eq(zsim_stat_acct(st, "imports", "bob@example.com", "added"), 1);
+	json_decref(st);
+	/* the retry with skip completes without duplicates */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, tgz, len, NULL, NULL, NULL),
+			 200);
+	st = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(st, "accounts", "bob@example.com", "items"), 3);
+	ck_assert_int_eq(zsim_stat_int(st, "duplicates"), 0);
+	json_t *sst = zsim_stats(E.src);
+	ck_assert_str_eq(zsim_fingerprint(sst, "bob@example.com"), zsim_fingerprint(st, "bob@example.com"));
+	json_decref(sst);
+	json_decref(st);
+	/* garbage is a 500 too */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, "not a tgz", 9, NULL, NULL,
+			      NULL), 500);
+	free(tgz);
+	free(ts);
+	free(td);
+}
+END_TEST
+
+START_TEST(knobs_fire_n_times)
+{
+	char *t = zsim_login(E.src);
+	json_decref(zsim_post(E.src, "/zsim/knobs",
+			      "{\"faults\":[{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"status\","
+			      "\"status\":500,\"count\":2},"
+			      "{\"op\":\"soap\",\"request\":\"GetAccountRequest\",\"action\":\"status\",\"status\":503,"
+			      "\"count\":1},"
+			      "{\"op\":\"soap\",\"request\":\"GetAllAccountsRequest\",\"action\":\"status\",\"count\":1,"
+			      "\"code\":\"service.TEMPORARILY_UNAVAILABLE\"}]}"));
+	const char *p = "/service/home/bob@example.com/?fmt=tgz";
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz", t, NULL, 0, NULL, NULL, NULL),
+			 200);
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 500);
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 500);
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 200);
+	json_t *r = NULL;
+	const char *ga = "{\"GetAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"account\":{\"by\":\"name\","
+			 "\"_content\":\"bob@example.com\"}}}";
+	ck_assert_int_eq(soap_req(E.src, t, ga, &r), 503);
+	json_decref(r);
+	ck_assert_int_eq(soap_req(E.src, t, ga, &r), 200);
+	json_decref(r);
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.TEMPORARILY_UNAVAILABLE");
+	json_decref(r);
+	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAllAccountsRequest\":{\"_jsns\":\"urn:zimbraAdmin\"}}", &r), 200);
+	json_decref(r);
+	json_t *st = zsim_stats(E.src);
+	json_t *f = json_object_get(st, "faults");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(f, 0), "fired")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(f, 0), "count")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(f, 1), "fired")), 1);
+	json_decref(st);
+
+	/* reset mid-export: transport error; truncated export: 200 but the import says 500 */
+	json_decref(zsim_post(E.src, "/zsim/knobs",
+			      "{\"faults\":[{\"op\":\"export\",\"action\":\"reset\",\"after_bytes\":30000,\"count\":1},"
+			      "{\"op\":\"export\",\"action\":\"truncate\",\"after_bytes\":30000,\"count\":1}]}"));
+	char *out = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, &out, &len, NULL), 0);
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, &out, &len, NULL), 200);
+	ck_assert_int_eq(len, 30000);
+	char *td = zsim_login(E.dst);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, out, len, NULL, NULL, NULL),
+			 500);
+	free(out);
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 200);
+
+	/* down for a moment: connections reset, then fine */
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"faults\":[],\"down\":0.5}"));
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 0);
+	tu_sleep(0.6);
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 200);
+
+	/* invisible item failures on import */
+	json_decref(zsim_post(E.dst, "/zsim/knobs",
+			      "{\"faults\":[{\"op\":\"import\",\"action\":\"item_fail\",\"every\":2,\"count\":1}]}"));
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, &out, &len, NULL), 200);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, out, len, NULL, NULL, NULL),
+			 200);
+	st = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(st, "accounts", "bob@example.com", "items"), 2);
+	ck_assert_int_eq(zsim_stat_acct(st, "imports", "bob@example.com", "failed"), 1);
+	json_decref(st);
+	free(out);
+	free(td);
+	free(t);
+}
+END_TEST
+
+START_TEST(stream_survives_expiry)
+{
+	/* 1 s token, 100 kB/s: a ~80 kB export runs past the expiry and completes */
+	char *t = zsim_login(E.src);
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":50000}"));
+	json_decref(zsim_post(E.src, "/zsim/revoke", "{}"));
+	free(t);
+	t = zsim_login(E.src);
+	char *out = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/bob@example.com/?fmt=tgz", t, NULL, 0, &out, &len, NULL),
+			 200);
+	ck_assert_int_gt(len, 70000);
+	free(out);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/bob@example.com/?fmt=tgz", t, NULL, 0, NULL, NULL, NULL),
+			 401);
+	free(t);
+}
+END_TEST
+
+START_TEST(tls_variants)
+{
+	struct zsim_opts o = { .name = "self", .pki = E.pki, .cert = ZSIM_CERT_SELF };
+	struct zsim *z = zsim_start(&o);
+	ck_assert_ptr_nonnull(z);
+	ck_assert_int_eq(zsim_http(z, "GET", "/zsim/health", NULL, NULL, 0, NULL, NULL, NULL), 200);
+	/* a client trusting the test CA must refuse it */
+	free(z->trust_file);
+	z->trust_file = xstrdup(E.pki->ca_file);
+	ck_assert_int_eq(zsim_http(z, "GET", "/zsim/health", NULL, NULL, 0, NULL, NULL, NULL), 0);
+	zsim_stop(z);
+	struct zsim_opts w = { .name = "wrong", .pki = E.pki, .cert = ZSIM_CERT_WRONG };
+	z = zsim_start(&w);
+	ck_assert_ptr_nonnull(z);
+	ck_assert_int_eq(zsim_http(z, "GET", "/zsim/health", NULL, NULL, 0, NULL, NULL, NULL), 200);
+	z->verify_host = true;
+	ck_assert_int_eq(zsim_http(z, "GET", "/zsim/health", NULL, NULL, 0, NULL, NULL, NULL), 0);
+	pid_t pid = z->pid;
+	zsim_stop(z);
+	ck_assert_int_ne(kill(pid, 0), 0);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("e2e_zsim");
+	TCase *tc = tcase_create("sim");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, auth_ok_and_faults);
+	tcase_add_test(tc, xml_soap);
+	tcase_add_test(tc, search_directory);
+	tcase_add_test(tc, export_import_roundtrip);
+	tcase_add_test(tc, filtered_and_empty_exports);
+	tcase_add_test(tc, truncated_import_keeps_items);
+	tcase_add_test(tc, knobs_fire_n_times);
+	tcase_add_test(tc, tls_variants);
+	suite_add_tcase(s, tc);
+
+	TCase *ts = tcase_create("short_tokens");
+	tcase_add_checked_fixture(ts, setup_short, teardown);
+	tcase_set_timeout(ts, 30);
+	tcase_add_test(ts, token_expiry);
+	tcase_add_test(ts, stream_survives_expiry);
+	suite_add_tcase(s, ts);
+	return s;
+}
+
+#include "ckmain.h"
