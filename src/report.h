@@ -79,7 +79,7 @@
  * alone (job name from the DB's meta table; reset then skips the job
  * identity check).
  *
- * --output FILE: written to FILE.tmp.<pid> in the same directory, fsync'd,
+ * --output FILE ("-" = stdout): written to FILE.tmp.<pid> in the same directory, fsync'd,
  * renamed over FILE (and the directory fsync'd), so node_exporter's textfile
  * collector never sees a half file.  Mode 0644 for prom (a metrics file read
  * by node_exporter, no account names in it), 0600 for the other formats
@@ -118,9 +118,10 @@ enum zmb_rc report_status(sqlite3 *db, const char *job_name, const char *db_path
 			  double now, FILE *out, char **err);
 
 /*
- * `accounts`: one line per account (account, target, state, attempts,
- * bytes, error with newlines flattened), in listing order.  state < 0 = all,
- * else only accounts in that enum acct_state.
+ * `accounts`: one line per account, tab-separated, no header: account,
+ * target, state, attempts, bytes, error (control characters and tabs
+ * flattened to spaces; empty when none), in listing order (seq).  state < 0
+ * = all, else only accounts in that enum acct_state.
  */
 enum zmb_rc report_accounts(sqlite3 *db, int state, FILE *out, char **err);
 
