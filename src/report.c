@@ -348,8 +348,12 @@ static double avg_rate(const struct snapshot *s)
 }
 
 /* A read transaction around one rendering: every query sees one snapshot. */
-static enum zmb_rc read_begin(sqlite3 *db, char **err)
+static enum zmb_rc read_begin(sqlite3 *db, bool *own, char **err)
 {
+	*own = false;
+	if (!sqlite3_get_autocommit(db))
+		return ZMB_OK;          /* the caller's transaction already pins a snapshot */
+	*own = true;
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		set_dberr(db, err, "begin");
 		return ZMB_ESTATE;
@@ -357,9 +361,10 @@ static enum zmb_rc read_begin(sqlite3 *db, char **err)
 	return ZMB_OK;
 }
 
-static void read_end(sqlite3 *db)
+static void read_end(sqlite3 *db, bool own)
 {
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (own)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 }
 
 /* ---- json ---- */
@@ -987,7 +992,8 @@ enum zmb_rc report_render(sqlite3 *db, const char *job_name, enum report_format 
 			  double now, FILE *out, char **err)
 {
 	struct snapshot s;
-	enum zmb_rc rc = read_begin(db, err);
+	bool own;
+	enum zmb_rc rc = read_begin(db, &own, err);
 	if (rc)
 		return rc;
 	rc = read_snapshot(db, job_name, now, &s, err);
@@ -1004,7 +1010,7 @@ enum zmb_rc report_render(sqlite3 *db, const char *job_name, enum report_format 
 	}
 out:
 	snapshot_release(&s);
-	read_end(db);
+	read_end(db, own);
 	return rc;
 }
 
@@ -1108,7 +1114,8 @@ enum zmb_rc report_status(sqlite3 *db, const char *job_name, const char *db_path
 	char b[32], d[32], t[32];
 	double rate, window;
 	int r, n;
-	enum zmb_rc rc = read_begin(db, err);
+	bool own;
+	enum zmb_rc rc = read_begin(db, &own, err);
 	if (rc)
 		return rc;
 	rc = read_snapshot(db, job_name, now, &s, err);
@@ -1214,7 +1221,7 @@ enum zmb_rc report_status(sqlite3 *db, const char *job_name, const char *db_path
 out:
 	sqlite3_finalize(st);
 	snapshot_release(&s);
-	read_end(db);
+	read_end(db, own);
 	return rc;
 }
 
