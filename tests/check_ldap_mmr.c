@@ -270,6 +270,57 @@ START_TEST(test_replcheck_out_of_sync)
 }
 END_TEST
 
+/* the same flow as a job file through the real binary; a rerun skips done stages */
+START_TEST(test_job_through_binary)
+{
+	char *lc = tu_write(pair.dir, "localconfig.xml",
+			    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<localconfig>\n"
+			    "  <key name=\"ldap_is_master\">\n    <value>false</value>\n  </key>\n"
+			    "</localconfig>\n", 0600);
+	char *job = xasprintf(
+		"job = \"ldap-mmr\";\n"
+		"state = { db = \"%s/state.db\"; };\n"
+		"stages = (\n"
+		" { name = \"replcheck\"; type = \"ldap-replcheck\"; masters = [ \"%s\" ];\n"
+		"   replicas = [ \"%s\" ]; password_file = \"%s\"; suffix = \"%s\"; wait = 10; },\n"
+		" { name = \"promote\"; type = \"ldap-promote-mmr\"; replica = \"%s\"; server_id = 2;\n"
+		"   masters = ( { uri = \"%s\"; server_id = 1; } ); password_file = \"%s\";\n"
+		"   replication_dn = \"%s\"; replication_password_file = \"%s\";\n"
+		"   suffix = \"%s\"; retry = \"1 +\"; },\n"
+		" { name = \"lc\"; type = \"localconfig\"; file = \"%s\";\n"
+		"   set = { ldap_is_master = true; ldap_master_url = \"%s %s\"; }; },\n"
+		" { name = \"verify\"; type = \"ldap-mmr-verify\"; servers = [ \"%s\", \"%s\" ];\n"
+		"   password_file = \"%s\"; suffix = \"%s\"; timeout = 10; }\n"
+		");\n",
+		pair.dir, pair.s[0].uri, pair.s[1].uri, pair.config_pw_file, pair.suffix,
+		pair.s[1].uri, pair.s[0].uri, pair.config_pw_file, pair.repl_dn, pair.repl_pw_file,
+		pair.suffix, lc, pair.s[0].uri, pair.s[1].uri, pair.s[0].uri, pair.s[1].uri,
+		pair.config_pw_file, pair.suffix);
+	char *jf = tu_write(pair.dir, "job.conf", job, 0600);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", jf, NULL };
+	struct tu_proc pr = { 0 };
+	int st = tu_run(argv, NULL, 60, &pr);
+	ck_assert_msg(st == 0, "exit %d\nout:\n%s\nerr:\n%s", st, pr.out, pr.err);
+	ck_assert(!tu_contains(pr.out, SLAPD_REPL_PW) && !tu_contains(pr.err, SLAPD_REPL_PW));
+	tu_proc_release(&pr);
+	char *b0 = slapd_dump_config(&pair.s[0]), *b1 = slapd_dump_config(&pair.s[1]);
+	char *lc1 = tu_read(lc);
+	st = tu_run(argv, NULL, 60, &pr);
+	ck_assert_msg(st == 0, "rerun exit %d\n%s\n%s", st, pr.out, pr.err);
+	tu_proc_release(&pr);
+	char *a0 = slapd_dump_config(&pair.s[0]), *a1 = slapd_dump_config(&pair.s[1]);
+	char *lc2 = tu_read(lc);
+	ck_assert_str_eq(b0, a0);
+	ck_assert_str_eq(b1, a1);
+	ck_assert_str_eq(lc1, lc2);
+	ck_assert(tu_contains(lc2, "<value>true</value>"));
+	free(b0); free(b1); free(a0); free(a1); free(lc1); free(lc2);
+	free(job);
+	free(jf);
+	free(lc);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_mmr");
@@ -282,6 +333,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_server_id_conflict);
 	tcase_add_test(tc, test_duplicate_rid);
 	tcase_add_test(tc, test_replcheck_out_of_sync);
+	tcase_add_test(tc, test_job_through_binary);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("delta");
 	tcase_add_checked_fixture(tc, start_delta_empty, stop_pair);
