@@ -39,9 +39,22 @@ static struct zsim *start(const char *name, const char *cfg)
 	return z;
 }
 
-static void setup_lifetime(double lifetime)
+/* the certificates (files only, no process) are made once, in the parent */
+static void pki_setup(void)
 {
 	E.pki = zsim_pki_new(NULL);
+	if (!E.pki)
+		abort();
+}
+
+static void pki_teardown(void)
+{
+	zsim_pki_free(E.pki);
+	E.pki = NULL;
+}
+
+static void setup_lifetime(double lifetime)
+{
 	ck_assert_ptr_nonnull(E.pki);
 	char *cfg = xasprintf(SRC_CFG, lifetime);
 	E.src = start("src", cfg);
@@ -63,8 +76,7 @@ static void teardown(void)
 {
 	zsim_stop(E.src);
 	zsim_stop(E.dst);
-	zsim_pki_free(E.pki);
-	memset(&E, 0, sizeof E);
+	E.src = E.dst = NULL;
 }
 
 /* ---- helpers ---- */
@@ -641,6 +653,7 @@ static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_zsim");
 	TCase *tc = tcase_create("sim");
+	tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, auth_ok_and_faults);
@@ -654,6 +667,7 @@ static Suite *make_suite(void)
 	suite_add_tcase(s, tc);
 
 	TCase *ts = tcase_create("short_tokens");
+	tcase_add_unchecked_fixture(ts, pki_setup, pki_teardown);
 	tcase_add_checked_fixture(ts, setup_short, teardown);
 	tcase_set_timeout(ts, 30);
 	tcase_add_test(ts, token_expiry);
