@@ -44,11 +44,12 @@ static int xferinfo_cb(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	struct http *h = p;
 	(void)dltotal;
 	(void)dlnow;
-	(void)ultotal;
 	if (h->ctl && runctl_must_abort(h->ctl)) {
 		h->canceled = true;
 		return 1;
 	}
+	if (ultotal > 0 && ulnow >= ultotal)
+		h->upload_finished = true;
 	if (h->upload_watch && !h->upload_finished && h->low_speed_time > 0) {
 		double now = mono_now();
 		if (h->starved || ulnow < h->watch_b0) {

@@ -257,6 +257,8 @@ static size_t file_read_cb(char *p, size_t sz, size_t n, void *ud)
 			return CURL_READFUNC_ABORT;
 		}
 		s->pos += r;
+		if (s->pos >= s->size)
+			http_upload_done(s->h);   /* curl does not ask again with a known size */
 		return (size_t)r;
 	}
 }

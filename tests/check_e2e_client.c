@@ -767,6 +767,79 @@ START_TEST(test_import_errors)
 }
 END_TEST
 
+/* After the last byte the import may take long: no read timeout then... */
+START_TEST(test_import_waits_after_last_byte)
+{
+	struct http *hs = http_new(&E.s, &E.job, &E.ctl);
+	struct token_cache *ts = token_cache_new(&E.s, 1800, &E.ctl);
+	struct token_cache *td = token_cache_new(&E.d, 1800, &E.ctl);
+	char *path = xasprintf("%s/w.tgz", E.dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	long long eb = 0, ib = 0;
+	bool empty = true;
+	char *err = NULL;
+	struct rest_export_opts o = { 0 };
+	enum zmb_rc rc = rest_export_file(hs, ts, "alice@example.com", &o, fd, &eb, &empty, &err);
+	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "");
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"import_delay\":3}"));
+	E.job.mig.low_speed_time = 1;       /* a stall rule far shorter than the wait */
+	E.job.mig.low_speed_limit = 1000;
+	struct http *hd = http_new(&E.d, &E.job, &E.ctl);
+	double t0 = mono_now();
+	rc = rest_import_file(hd, td, "alice@example.net", "skip", fd, &ib, &err);
+	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "");
+	ck_assert_msg(mono_now() - t0 >= 2.9, "import did not wait for the answer");
+	assert_same_content("alice@example.com", "alice@example.net");
+	/*
+	 * ...but an upload that stops flowing is a stall.  The body must be
+	 * larger than what loopback socket buffers swallow at once: a 12 MB
+	 * archive of random data, read by the server at 100 kB/s.
+	 */
+	char *big = xasprintf("%s/big.tgz", E.dir);
+	char *py = xasprintf("import tarfile,io,os\n"
+			     "t=tarfile.open('%s','w:gz',compresslevel=1)\n"
+			     "d=os.urandom(12000000); i=tarfile.TarInfo('Inbox/1.eml'); i.size=len(d)\n"
+			     "t.addfile(i,io.BytesIO(d)); t.close()\n", big);
+	char *argv[] = { (char *)"python3", (char *)"-c", py, NULL };
+	struct tu_proc pr;
+	ck_assert_int_eq(tu_run(argv, NULL, 30, &pr), 0);
+	tu_proc_release(&pr);
+	int bfd = open(big, O_RDONLY);
+	ck_assert_int_ge(bfd, 0);
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"import_delay\":0,\"bandwidth\":100000}"));
+	E.job.mig.low_speed_time = 1;
+	E.job.mig.low_speed_limit = 10000000;
+	http_free(hd);
+	hd = http_new(&E.d, &E.job, &E.ctl);
+	t0 = mono_now();
+	rc = rest_import_file(hd, td, "alice@example.net", "skip", bfd, &ib, &err);
+	ck_assert_int_eq(rc, ZMB_ETEMP);
+	ck_assert_msg(tu_contains(err, "stalled"), "err: %s", err);
+	ck_assert_msg(mono_now() - t0 < 10, "stall detected late");
+	free(err);
+	err = NULL;
+	close(bfd);
+	free(big);
+	free(py);
+	E.job.mig.low_speed_limit = 1000;
+	/* an export whose first byte does not come is a stall too */
+	json_decref(zsim_post(E.src, "/zsim/knobs",
+			      "{\"faults\":[{\"op\":\"export\",\"action\":\"slow\",\"seconds\":4,\"count\":1}]}"));
+	http_free(hs);
+	hs = http_new(&E.s, &E.job, &E.ctl);
+	rc = rest_export_file(hs, ts, "alice@example.com", &o, fd, &eb, &empty, &err);
+	ck_assert_int_eq(rc, ZMB_ETEMP);
+	ck_assert_msg(tu_contains(err, "stalled"), "err: %s", err);
+	free(err);
+	close(fd);
+	free(path);
+	token_cache_free(ts);
+	token_cache_free(td);
+	http_free(hs);
+	http_free(hd);
+}
+END_TEST
+
 START_TEST(test_cancel)
 {
 	/* a stop request aborts a throttled export quickly */
@@ -840,6 +913,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_stream);
 	tcase_add_test(tc, test_export_204_503_404);
 	tcase_add_test(tc, test_import_errors);
+	tcase_add_test(tc, test_import_waits_after_last_byte);
 	tcase_add_test(tc, test_cancel);
 	suite_add_tcase(s, tc);
 	return s;
