@@ -385,7 +385,7 @@ class Sim:
         self.domains = []
         self.accounts = {}
         self.by_id = {}
-        self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 1,
+        self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 0,
                       "export_close_delimited": False, "dedup": True}
         self.faults = []
         self.down_until = 0.0
