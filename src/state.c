@@ -411,8 +411,14 @@ static enum zmb_rc check_not_newer(struct state *st, int v)
  */
 static enum zmb_rc migrate(struct state *st)
 {
-	enum zmb_rc rc = ZMB_OK;
+	enum zmb_rc rc;
+	int cur = 0;
 
+	/* the common case, up to date: no write lock at all */
+	if ((rc = read_user_version(st, &cur)) != ZMB_OK)
+		return rc;
+	if (cur >= state_schema_version())
+		return check_not_newer(st, cur);
 	for (int i = 0; zmb_schema[i] && rc == ZMB_OK; i++) {
 		int n = schema_number(zmb_schema_names[i]), v = 0;
 		bool own;
@@ -1122,7 +1128,8 @@ enum zmb_rc state_claim(struct state *st, int64_t run_id, enum claim_order order
 	stmt_done(s);
 out:
 	if (rc == ZMB_ENOTFOUND) {
-		tx_rollback(st);     /* nothing changed: not a durable step */
+		if (own)
+			tx_rollback(st);     /* nothing changed: not a durable step */
 		return rc;
 	}
 	rc = tx_end(st, own, rc, "claim");

@@ -505,6 +505,61 @@ START_TEST(test_claim_concurrent)
 }
 END_TEST
 
+/* 8 threads open (create, WAL switch, migrate, identity) one new DB at once. */
+struct open_race {
+	const char *path;
+	pthread_barrier_t start;
+	enum zmb_rc rc[CONC_THREADS];
+	char *err[CONC_THREADS];
+	int idx;
+	pthread_mutex_t mu;
+};
+
+static void *open_racer(void *p)
+{
+	struct open_race *o = p;
+	struct state *st = NULL;
+	pthread_mutex_lock(&o->mu);
+	int i = o->idx++;
+	pthread_mutex_unlock(&o->mu);
+	pthread_barrier_wait(&o->start);
+	o->rc[i] = state_open(o->path, IDENT, STATE_WRITE, &st, &o->err[i]);
+	if (o->rc[i] == ZMB_OK)
+		o->rc[i] = state_account_upsert(st, "same@x.test", "same@x.test", i, 1);
+	state_close(st);
+	return NULL;
+}
+
+START_TEST(test_open_concurrent)
+{
+	char *dir = tu_tmpdir("state");
+	char *path = db_path(dir);
+	struct open_race *o = xcalloc(1, sizeof *o);
+	pthread_t th[CONC_THREADS];
+
+	o->path = path;
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_barrier_init(&o->start, NULL, CONC_THREADS);
+	for (int i = 0; i < CONC_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, open_racer, o), 0);
+	for (int i = 0; i < CONC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < CONC_THREADS; i++)
+		ck_assert_msg(o->rc[i] == ZMB_OK, "thread %d: %s", i, o->err[i] ? o->err[i] : "?");
+	struct state *st = open_rw(path);
+	ck_assert_int_eq(q_int(st, "PRAGMA user_version"), state_schema_version());
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM accounts"), 1);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM meta WHERE key = 'job_identity'"), 1);
+	state_close(st);
+	pthread_barrier_destroy(&o->start);
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+	tu_rmrf(dir);
+	free(path);
+	free(dir);
+}
+END_TEST
+
 /* ---- the claim plan on 100k rows ---- */
 
 START_TEST(test_claim_uses_index)
@@ -1263,6 +1318,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_claim_as_listed_exported_first);
 	tcase_add_test(tc, test_claim_backoff);
 	tcase_add_test(tc, test_claim_concurrent);
+	tcase_add_test(tc, test_open_concurrent);
 	tcase_add_test(tc, test_claim_uses_index);
 	suite_add_tcase(s, tc);
 
