@@ -273,6 +273,13 @@ enum zmb_rc http_error(struct http *h, CURLcode cc, const char *what, char **err
 				 what, h->low_speed_limit, h->low_speed_time);
 		return ZMB_ETEMP;
 	}
+	if (cc == CURLE_SSL_CONNECT_ERROR &&
+	    (strstr(h->errbuf, "reset") || strstr(h->errbuf, "SYSCALL") ||
+	     strstr(h->errbuf, "unexpected eof") || strstr(h->errbuf, "timed out"))) {
+		/* the connection died during the handshake: not a trust problem */
+		*err = xasprintf("%s: %s: tls handshake interrupted: %s", h->label, what, detail(h, cc));
+		return ZMB_ETEMP;
+	}
 	switch (cc) {
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CONNECT_ERROR:
