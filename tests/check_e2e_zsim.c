@@ -8,6 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "zmb.h"
@@ -649,6 +652,114 @@ START_TEST(tls_variants)
 }
 END_TEST
 
+START_TEST(import_variants)
+{
+	char *ts = zsim_login(E.src), *td = zsim_login(E.dst);
+	char *tgz = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/bob@example.com/?fmt=tgz", ts, NULL, 0, &tgz, &len, NULL),
+			 200);
+	/* multipart/form-data: the first file part is the archive */
+	const char *pre = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.tgz\"\r\n"
+			  "Content-Type: application/octet-stream\r\n\r\n";
+	const char *post = "\r\n--XyZ--\r\n";
+	size_t n = strlen(pre) + len + strlen(post);
+	char *mp = xmalloc(n);
+	memcpy(mp, pre, strlen(pre));
+	memcpy(mp + strlen(pre), tgz, len);
+	memcpy(mp + strlen(pre) + len, post, strlen(post));
+	char *ck = xasprintf("Cookie: ZM_ADMIN_AUTH_TOKEN=%s", td);
+	const char *h[] = { ck, "Content-Type: multipart/form-data; boundary=XyZ", NULL };
+	ck_assert_int_eq(zsim_http(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", h, mp, n, NULL, NULL, NULL),
+			 200);
+	json_t *a = zsim_stats(E.src), *b = zsim_stats(E.dst);
+	ck_assert_str_eq(zsim_fingerprint(a, "bob@example.com"), zsim_fingerprint(b, "bob@example.com"));
+	json_decref(a);
+	json_decref(b);
+	free(mp);
+
+	/* the server dies mid-upload: transport error, items before the cut stay */
+	json_decref(zsim_post(E.dst, "/zsim/knobs",
+			      "{\"faults\":[{\"op\":\"import\",\"action\":\"reset\",\"after_bytes\":60000}]}"));
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz", td, tgz, len, NULL, NULL, NULL),
+			 0);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 1);
+	ck_assert_int_eq(zsim_stat_acct(b, "imports", "alice@example.com", "count"), 1);
+	json_decref(b);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz", td, tgz, len, NULL, NULL, NULL),
+			 200);
+
+	/* a slow first byte and an import that takes its time to answer */
+	json_decref(zsim_post(E.src, "/zsim/knobs",
+			      "{\"faults\":[{\"op\":\"export\",\"action\":\"slow\",\"seconds\":0.7}]}"));
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"import_delay\":0.7}"));
+	double t0 = (double)time(NULL);
+	struct timespec s0, s1;
+	clock_gettime(CLOCK_MONOTONIC, &s0);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/bob@example.com/?fmt=tgz", ts, NULL, 0, NULL, NULL, NULL),
+			 200);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, tgz, len, NULL, NULL, NULL),
+			 200);
+	clock_gettime(CLOCK_MONOTONIC, &s1);
+	(void)t0;
+	ck_assert((double)(s1.tv_sec - s0.tv_sec) + (double)(s1.tv_nsec - s0.tv_nsec) / 1e9 >= 1.4);
+
+	/* delete-account, then CreateAccountRequest makes an empty one */
+	json_t *r = zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"bob@example.com\"}");
+	ck_assert(json_is_true(json_object_get(r, "deleted")));
+	json_decref(r);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz", td, tgz, len, NULL, NULL, NULL),
+			 404);
+	ck_assert_int_eq(soap_req(E.dst, td, "{\"CreateAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+					     "\"name\":\"bob@example.com\",\"password\":\"x\"}}", &r), 200);
+	json_decref(r);
+	ck_assert_int_eq(soap_req(E.dst, td, "{\"CreateAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+					     "\"name\":\"bob@example.com\"}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "account.ACCOUNT_EXISTS");
+	json_decref(r);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "bob@example.com", "items"), 0);
+	json_decref(b);
+	free(ck);
+	free(tgz);
+	free(ts);
+	free(td);
+}
+END_TEST
+
+/* A test process that dies without zsim_stop leaves no simulator behind. */
+START_TEST(dies_with_parent)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		struct zsim_opts o = { .name = "orphan", .pki = E.pki };
+		struct zsim *z = zsim_start(&o);
+		pid_t p = z ? z->pid : -1;
+		if (write(fds[1], &p, sizeof p) != sizeof p)
+			_exit(1);
+		_exit(0);       /* no zsim_stop */
+	}
+	close(fds[1]);
+	pid_t sim = -1;
+	ck_assert_int_eq(read(fds[0], &sim, sizeof sim), (ssize_t)sizeof sim);
+	close(fds[0]);
+	waitpid(child, NULL, 0);
+	ck_assert_int_gt(sim, 0);
+	bool gone = false;
+	for (int i = 0; i < 300 && !gone; i++) {
+		gone = kill(sim, 0) != 0;
+		tu_sleep(0.01);
+	}
+	if (!gone)
+		kill(sim, SIGKILL);
+	ck_assert_msg(gone, "simulator %d outlived its parent", (int)sim);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_zsim");
@@ -664,6 +775,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, truncated_import_keeps_items);
 	tcase_add_test(tc, knobs_fire_n_times);
 	tcase_add_test(tc, tls_variants);
+	tcase_add_test(tc, import_variants);
+	tcase_add_test(tc, dies_with_parent);
 	suite_add_tcase(s, tc);
 
 	TCase *ts = tcase_create("short_tokens");

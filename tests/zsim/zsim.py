@@ -711,9 +711,12 @@ class BodyReader(io.RawIOBase):
                 if not b:
                     return b"".join(parts)
                 parts.append(b)
+        if self.reset_after is not None:
+            # hand out the bytes before the cut (they get processed), then reset
+            if self.count >= self.reset_after:
+                self.h.hard_reset()
+            n = min(n, self.reset_after - self.count)
         b = self._raw(n)
-        if b and self.reset_after is not None and self.count + len(b) >= self.reset_after:
-            self.h.hard_reset()
         self.count += len(b)
         self.throttle.account(len(b))
         return b
