@@ -33,7 +33,7 @@ ifeq ($(VARIANT),tsan)
 SAN := -fsanitize=thread -fno-omit-frame-pointer
 endif
 
-PKGS := libconfig sqlite3 libcurl jansson libxml-2.0
+PKGS := libconfig sqlite3 libcurl jansson libxml-2.0 zlib
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 ifeq ($(shell $(PKG_CONFIG) --exists ldap && echo 1),1)

@@ -25,6 +25,7 @@
  * counted.
  */
 #define _GNU_SOURCE
+#include "archive.h"
 #include "http.h"
 #include "job.h"
 #include "log.h"
@@ -346,7 +347,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 		export_opts(m, a, &o);
 		part = spool_path(job, a->account, ".part");
 		final = spool_path(job, a->account, "");
-		int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		int fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0) {
 			char *e = xasprintf("cannot create spool file '%s': %s", part, strerror(errno));
 			account_error(w, a, ACCT_EXPORTING, ACCT_PENDING, ZMB_EIO, "export", e);
@@ -358,10 +359,9 @@ static void process_spool(struct worker *w, struct account_row *a)
 		log_info(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
 			 o.start_ms ? " (delta)" : "");
 		rc = rest_export_file(w->src, m->src_tc, a->account, &o, fd, &bytes, &empty, &err);
-		if (rc == ZMB_OK && fsync(fd) < 0) {
-			rc = errno == ENOSPC ? ZMB_ENOSPACE : ZMB_EIO;
-			err = xasprintf("cannot write spool file '%s': %s", part, strerror(errno));
-		}
+		/* rest_export_file fsync()s; a clean 200 may still carry a cut-off archive */
+		if (rc == ZMB_OK && !empty)
+			rc = archive_check_gzip(fd, NULL, &err);
 		if (close(fd) < 0 && rc == ZMB_OK) {
 			rc = ZMB_EIO;
 			err = xasprintf("cannot write spool file '%s': %s", part, strerror(errno));
