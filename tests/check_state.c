@@ -1256,6 +1256,33 @@ START_TEST(test_reset_and_upsert)
 }
 END_TEST
 
+/* SQLITE_FULL (here: max_page_count reached) is ZMB_EIO "disk full". */
+START_TEST(test_disk_full)
+{
+	char *dir = tu_tmpdir("state");
+	char *path = db_path(dir);
+	struct state *st = open_rw(path);
+	char *big = xmalloc(200000);
+
+	memset(big, 'x', 199999);
+	big[199999] = '\0';
+	long long pages = q_int(st, "PRAGMA page_count");
+	char *sql = xasprintf("PRAGMA max_page_count = %lld", pages + 2);
+	exec_ok(st, sql);
+	free(sql);
+	ck_assert_int_eq(state_event(st, 0, 0, NULL, "info", big), ZMB_EIO);
+	ck_assert_msg(tu_contains(state_errmsg(st), "disk full") &&
+		      tu_contains(state_errmsg(st), path), "%s", state_errmsg(st));
+	ck_assert(sqlite3_get_autocommit(state_db(st)));     /* rolled back */
+	ck_assert_int_eq(state_event(st, 0, 0, NULL, "info", "small"), ZMB_OK);
+	free(big);
+	state_close(st);
+	tu_rmrf(dir);
+	free(path);
+	free(dir);
+}
+END_TEST
+
 /* Another process holds the write lock longer than busy_timeout. */
 START_TEST(test_busy)
 {
@@ -1337,6 +1364,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_runs_stages_meta);
 	tcase_add_test(tc, test_reset_and_upsert);
 	tcase_add_test(tc, test_busy);
+	tcase_add_test(tc, test_disk_full);
 	suite_add_tcase(s, tc);
 	return s;
 }
