@@ -130,6 +130,16 @@ install: $(BIN)
 	install -m 0644 $(filter-out conf/zmbatch.1,$(wildcard conf/*)) \
 		$(DESTDIR)$(PREFIX)/share/doc/zmbatch/examples/
 
+# benchmarks (issue 6): tests/bench/run drives them; figures go to tests/bench/RESULTS.md
+BENCH_DBSCALE := $(B)/tests/bench/dbscale
+$(BENCH_DBSCALE): tests/bench/dbscale.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -o $@ $< $(LIB_OBJS) $(ALL_LIBS)
+
+bench: $(BIN) $(BENCH_DBSCALE)
+	ZMBATCH_BIN=$(abspath $(BIN)) DBSCALE_BIN=$(abspath $(BENCH_DBSCALE)) PYTHON=$(PYTHON) \
+		sh tests/bench/run
+
 demo: $(BIN)
 	sh bin/demo
 
