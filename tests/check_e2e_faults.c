@@ -1,0 +1,794 @@
+/*
+ * check_e2e_faults.c - end-to-end fault matrix (issue 7, "Faults from
+ * outside"): bin/zmbatch against two simulated Zimbra servers (tests/zsim)
+ * that misbehave on purpose, plus real disk-full (tmpfs) and read-only
+ * filesystems under the working directory and the state DB, and another
+ * process holding SQLite's write lock.
+ *
+ * Every test asserts the expected outcome (retried and done, or failed
+ * with a reason in the state DB and in `zmbatch report`) and, always, that
+ * no account the DB calls done has content on the target that differs from
+ * the source (zsim fingerprints) or has duplicates.
+ *
+ * The tmpfs tests need mount(2) (root or CAP_SYS_ADMIN); where that is not
+ * possible they print "SKIP" and pass.
+ */
+#define _GNU_SOURCE
+#include "testutil.h"
+#include "zsim.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXMOUNTS 4
+
+struct env {
+	char *dir;
+	struct zsim_pki *pki;
+	struct zsim *src;
+	struct zsim *dst;
+	char *job;
+	char *db;
+	char *mounts[MAXMOUNTS];   /* tmpfs mount points to detach in teardown */
+	int nmounts;
+};
+
+static struct env E;
+
+/* ~650 KB in four mailboxes; same names on both sides (no domain map). */
+static const char *SRC_CFG =
+	"{\"name\":\"src\",\"domains\":[{\"name\":\"example.com\",\"accounts\":["
+	"{\"name\":\"alice@example.com\",\"items\":30,\"item_size\":[500,20000]},"
+	"{\"name\":\"bob@example.com\",\"items\":12,\"item_size\":4000,\"folders\":[\"Inbox\",\"Sent\"]},"
+	"{\"name\":\"carol@example.com\",\"sizes\":[100,300000,2000]},"
+	"{\"name\":\"dave@example.com\",\"items\":5,\"item_size\":1000}]}]}";
+static const char *DST_CFG =
+	"{\"name\":\"dst\",\"domains\":[{\"name\":\"example.com\",\"accounts\":["
+	"{\"name\":\"alice@example.com\"},{\"name\":\"bob@example.com\"},"
+	"{\"name\":\"carol@example.com\"},{\"name\":\"dave@example.com\"}]}]}";
+static const char *const USERS[] = {
+	"alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com",
+};
+#define NUSERS (sizeof USERS / sizeof *USERS)
+#define ACCOUNTS_LIST "accounts = [ \"alice@example.com\", \"bob@example.com\", " \
+	"\"carol@example.com\", \"dave@example.com\" ];"
+
+static char *xfmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
+
+static void start_sims(const char *src_cfg, const char *dst_cfg)
+{
+	E.dir = tu_tmpdir("faults");
+	ck_assert_ptr_nonnull(E.dir);
+	E.pki = zsim_pki_new(NULL);
+	ck_assert_msg(E.pki != NULL, "cannot make test certificates");
+	struct zsim_opts so = { .name = "src", .config_json = src_cfg, .pki = E.pki };
+	struct zsim_opts dopt = { .name = "dst", .config_json = dst_cfg, .pki = E.pki };
+	E.src = zsim_start(&so);
+	ck_assert_msg(E.src != NULL, "source simulator did not start");
+	E.dst = zsim_start(&dopt);
+	ck_assert_msg(E.dst != NULL, "target simulator did not start");
+	free(tu_write(E.dir, "src.pw", "test123\n", 0600));
+	free(tu_write(E.dir, "dst.pw", "test123\n", 0600));
+	E.db = xfmt("%s/state.db", E.dir);
+}
+
+static void setup(void)
+{
+	memset(&E, 0, sizeof E);
+	start_sims(SRC_CFG, DST_CFG);
+}
+
+static void teardown(void)
+{
+	zsim_stop(E.src);
+	zsim_stop(E.dst);
+	zsim_pki_free(E.pki);
+	for (int i = E.nmounts - 1; i >= 0; i--) {
+		umount2(E.mounts[i], MNT_DETACH);
+		free(E.mounts[i]);
+	}
+	if (E.dir)
+		tu_rmrf(E.dir);
+	free(E.dir);
+	free(E.job);
+	free(E.db);
+	memset(&E, 0, sizeof E);
+}
+
+/* Mount a tmpfs of `size` (mount(8) syntax: "2m") at E.dir/rel; false if not permitted. */
+static bool mount_tmpfs(const char *rel, const char *size, bool ro)
+{
+	char *p = xfmt("%s/%s", E.dir, rel);
+	char *opts = xfmt("size=%s,mode=0700", size);
+	mkdir(p, 0700);
+	bool ok = mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), opts) == 0;
+	if (!ok) {
+		fprintf(stderr, "SKIP: cannot mount a tmpfs on %s: %s\n", p, strerror(errno));
+		free(p);
+	} else {
+		ck_assert_int_lt(E.nmounts, MAXMOUNTS);
+		E.mounts[E.nmounts++] = p;
+	}
+	free(opts);
+	return ok;
+}
+
+static void remount(const char *rel, const char *opts, bool ro)
+{
+	char *p = xfmt("%s/%s", E.dir, rel);
+	ck_assert_msg(mount("tmpfs", p, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0),
+			    opts) == 0, "remount %s: %s", p, strerror(errno));
+	free(p);
+}
+
+/* Fill the filesystem holding `path` (a new file) until ENOSPC. */
+static void fill_disk(const char *path)
+{
+	static char block[16384];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+	size_t bs = sizeof block;
+	while (bs >= 512) {
+		if (write(fd, block, bs) < 0)
+			bs /= 2;
+	}
+	close(fd);
+}
+
+/*
+ * The native job file.  extra_mig goes into migration{}, extra_top at the
+ * end; work/db may redirect working_dir and the state DB (NULL = default).
+ */
+static void write_job_ex(int threads, const char *extra_mig, const char *extra_top, const char *work)
+{
+	char *w = work ? xfmt("%s", work) : xfmt("%s/work", E.dir);
+	char *text = xfmt(
+		"job = \"faults\";\n"
+		"source = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
+		"  admin_password_file = \"%s/src.pw\"; ca_file = \"%s\"; };\n"
+		"target = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
+		"  admin_password_file = \"%s/dst.pw\"; ca_file = \"%s\"; };\n"
+		"migration = {\n"
+		"  " ACCOUNTS_LIST "\n"
+		"  threads = %d;\n"
+		"  working_dir = \"%s\"; success_dir = \"%s/success\"; failed_dir = \"%s/failed\";\n"
+		"  retry_backoff = \"1s\"; retry_backoff_max = \"2s\"; max_attempts = 4;\n"
+		"  %s\n"
+		"};\n"
+		"state = { db = \"%s\"; };\n"
+		"log = { dir = \"%s/log\"; level = \"debug\"; };\n"
+		"%s\n",
+		E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file, threads, w,
+		E.dir, E.dir, extra_mig ? extra_mig : "", E.db, E.dir, extra_top ? extra_top : "");
+	free(E.job);
+	E.job = tu_write(E.dir, "job.cfg", text, 0600);
+	free(text);
+	free(w);
+}
+
+static void write_job(int threads, const char *extra_mig)
+{
+	write_job_ex(threads, extra_mig, NULL, NULL);
+}
+
+/* Run bin/zmbatch with a NULL-terminated argument list; output in p. */
+static int zmbatch(struct tu_proc *p, double timeout, ...)
+{
+	char *argv[16];
+	int n = 0;
+	va_list ap;
+	argv[n++] = (char *)tu_zmbatch();
+	va_start(ap, timeout);
+	const char *a;
+	while ((a = va_arg(ap, const char *)) != NULL && n < 15)
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	int rc = tu_run(argv, NULL, timeout, p);
+	fprintf(stderr, "---- zmbatch %s exited %d\n---- stdout:\n%s\n---- stderr:\n%s\n",
+		argv[1], rc, p->out ? p->out : "", p->err ? p->err : "");
+	return rc;
+}
+
+static int run_job(double timeout)
+{
+	struct tu_proc p;
+	int rc = zmbatch(&p, timeout, "run", "-c", E.job, (char *)NULL);
+	tu_proc_release(&p);
+	return rc;
+}
+
+/* Start `zmbatch run` in the background; output to E.dir/run.out|err. */
+static pid_t spawn_run(void)
+{
+	char *out = xfmt("%s/run.out", E.dir), *err = xfmt("%s/run.err", E.dir);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
+	pid_t pid = tu_spawn(argv, NULL, out, err);
+	ck_assert_int_gt(pid, 0);
+	free(out);
+	free(err);
+	return pid;
+}
+
+static int wait_run(pid_t pid, double timeout)
+{
+	int rc = tu_wait(pid, timeout);
+	if (rc < 0) {
+		kill(pid, SIGKILL);
+		tu_wait(pid, 5);
+	}
+	char *ep = xfmt("%s/run.err", E.dir);
+	char *e = tu_read(ep);
+	fprintf(stderr, "---- background zmbatch run exited %d\n---- stderr:\n%s\n", rc, e ? e : "");
+	free(e);
+	free(ep);
+	return rc;
+}
+
+/* One integer from the state DB (read-only connection; -1 if no row / no DB). */
+static long long db_int(const char *fmt, ...)
+{
+	va_list ap;
+	char *sql = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&sql, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long n = -1;
+	if (sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 5000);
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(sql);
+	return n;
+}
+
+/* last_error of an account (malloc'd, NULL if none). */
+static char *db_last_error(const char *account)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *r = NULL;
+	if (sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT last_error FROM accounts WHERE account = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+			r = strdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return r;
+}
+
+static char *acct_state(const char *account)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *r = NULL;
+	if (sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT state FROM accounts WHERE account = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 5000);
+		sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+			r = strdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return r;
+}
+
+static bool state_is(const char *account, const char *state)
+{
+	char *s = acct_state(account);
+	bool r = s && strcmp(s, state) == 0;
+	free(s);
+	return r;
+}
+
+/*
+ * The invariant of the whole suite: an account the DB calls done has the
+ * source's content on the target, once.  Returns how many are done.
+ */
+static int assert_truthful(void)
+{
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	ck_assert_ptr_nonnull(ss);
+	ck_assert_ptr_nonnull(ds);
+	int done = 0;
+	for (size_t i = 0; i < NUSERS; i++) {
+		ck_assert_int_eq(zsim_stat_acct(ds, "accounts", USERS[i], "duplicates"), 0);
+		if (!state_is(USERS[i], "done"))
+			continue;
+		done++;
+		const char *a = zsim_fingerprint(ss, USERS[i]);
+		const char *b = zsim_fingerprint(ds, USERS[i]);
+		ck_assert_msg(a && b && strcmp(a, b) == 0, "%s reported done but its content differs", USERS[i]);
+	}
+	ck_assert_int_eq(zsim_stat_int(ds, "duplicates"), 0);
+	ck_assert_int_eq(zsim_stat_int(ss, "tokens_in_url"), 0);
+	ck_assert_int_eq(zsim_stat_int(ds, "tokens_in_url"), 0);
+	json_decref(ss);
+	json_decref(ds);
+	return done;
+}
+
+static void assert_all_done(void)
+{
+	ck_assert_int_eq(assert_truthful(), (int)NUSERS);
+}
+
+/* Account failed: state 'failed', a reason in the DB containing `why`
+ * (NULL = any), and the same in `zmbatch report --format json`. */
+static void assert_failed_with_reason(const char *account, const char *why)
+{
+	ck_assert_msg(state_is(account, "failed"), "%s is not failed", account);
+	char *e = db_last_error(account);
+	ck_assert_msg(e && *e, "%s failed without a reason in the DB", account);
+	if (why)
+		ck_assert_msg(strcasestr(e, why) != NULL, "%s: reason '%s' does not mention '%s'", account, e, why);
+	struct tu_proc p;
+	int rc = zmbatch(&p, 30, "report", "-c", E.job, "--format", "json", (char *)NULL);
+	ck_assert_int_eq(rc, 0);
+	json_error_t je;
+	json_t *r = json_loads(p.out, 0, &je);
+	ck_assert_msg(r != NULL, "report is not JSON: %s", je.text);
+	json_t *accts = json_object_get(r, "accounts"), *a;
+	size_t i;
+	bool seen = false;
+	json_array_foreach(accts, i, a) {
+		if (strcmp(json_string_value(json_object_get(a, "account")), account) != 0)
+			continue;
+		seen = true;
+		ck_assert_str_eq(json_string_value(json_object_get(a, "state")), "failed");
+		const char *re = json_string_value(json_object_get(a, "error"));
+		ck_assert_msg(re && *re, "report has no error for %s", account);
+		if (why)
+			ck_assert_msg(strcasestr(re, why) != NULL, "report error '%s' lacks '%s'", re, why);
+	}
+	ck_assert_msg(seen, "%s missing from the report", account);
+	json_decref(r);
+	free(e);
+	tu_proc_release(&p);
+}
+
+static void knobs(struct zsim *z, const char *json)
+{
+	json_t *r = zsim_post(z, "/zsim/knobs", json);
+	ck_assert_msg(r != NULL, "knobs rejected: %s", json);
+	json_decref(r);
+}
+
+static long long exports_of(const char *account)
+{
+	json_t *ss = zsim_stats(E.src);
+	long long n = zsim_stat_acct(ss, "exports", account, "count");
+	json_decref(ss);
+	return n;
+}
+
+/* Wait until cond_sql (a count) is >= 1, at most timeout seconds. */
+static bool wait_db(double timeout, const char *sql)
+{
+	for (double t = 0; t < timeout; t += 0.05) {
+		if (access(E.db, F_OK) == 0 && db_int("%s", sql) >= 1)
+			return true;
+		tu_sleep(0.05);
+	}
+	return false;
+}
+
+/* ---- HTTP status faults ---- */
+
+START_TEST(test_http_500_503_retried)
+{
+	knobs(E.src, "{\"faults\":["
+	      "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
+	      "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"status\",\"status\":503,\"count\":2},"
+	      "{\"op\":\"soap\",\"request\":\"GetMailboxRequest\",\"action\":\"status\",\"status\":500,\"count\":1}]}");
+	knobs(E.dst, "{\"faults\":["
+	      "{\"op\":\"import\",\"account\":\"carol@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
+	      "{\"op\":\"import\",\"account\":\"dave@example.com\",\"action\":\"status\",\"status\":503,\"count\":1}]}");
+	write_job(2, NULL);
+	int rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_ge(exports_of("bob@example.com"), 3);
+	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='alice@example.com'"), 2);
+	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='carol@example.com'"), 2);
+}
+END_TEST
+
+START_TEST(test_http_500_forever_fails)
+{
+	knobs(E.src, "{\"faults\":[{\"op\":\"export\",\"account\":\"alice@example.com\","
+	      "\"action\":\"status\",\"status\":500,\"count\":-1}]}");
+	write_job(2, "max_attempts = 2;");
+	int rc = run_job(120);
+	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
+	ck_assert_int_eq(assert_truthful(), (int)NUSERS - 1);
+	assert_failed_with_reason("alice@example.com", "500");
+	ck_assert_int_eq(exports_of("alice@example.com"), 2);
+	json_t *ds = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(ds, "accounts", "alice@example.com", "items"), 0);
+	json_decref(ds);
+}
+END_TEST
+
+/* ---- token revoked while the run is going on ---- */
+
+START_TEST(test_token_revoked_mid_run)
+{
+	knobs(E.src, "{\"bandwidth\":250000}");
+	write_job(1, "order = \"as-listed\";");
+	pid_t pid = spawn_run();
+	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state='done'"), "nothing got done");
+	json_decref(zsim_post(E.src, "/zsim/revoke", "{}"));
+	json_decref(zsim_post(E.dst, "/zsim/revoke", "{}"));
+	int rc = wait_run(pid, 120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	/* the revoked token was noticed (401 or AUTH_EXPIRED) and replaced by a new login */
+	long long seen = zsim_stat_int(ss, "rest_status/401") + zsim_stat_int(ss, "soap_faults/service.AUTH_EXPIRED") +
+			 zsim_stat_int(ds, "rest_status/401") + zsim_stat_int(ds, "soap_faults/service.AUTH_EXPIRED");
+	ck_assert_msg(seen >= 1, "no request ever met the revoked token");
+	ck_assert_int_ge(zsim_stat_int(ss, "auth_requests/ok") + zsim_stat_int(ds, "auth_requests/ok"), 3);
+	/* a revoked token is not a failure of the account */
+	ck_assert_int_eq(db_int("SELECT count(*) FROM accounts WHERE state='failed'"), 0);
+	json_decref(ss);
+	json_decref(ds);
+}
+END_TEST
+
+/* ---- connection resets, truncated gzip ---- */
+
+static void resets(const char *transfer)
+{
+	knobs(E.src, "{\"faults\":["
+	      "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"reset\",\"after_bytes\":20000,\"count\":1},"
+	      "{\"op\":\"export\",\"account\":\"carol@example.com\",\"action\":\"reset\",\"after_bytes\":150000,\"count\":1}]}");
+	knobs(E.dst, "{\"faults\":["
+	      "{\"op\":\"import\",\"account\":\"bob@example.com\",\"action\":\"reset\",\"after_bytes\":5000,\"count\":1},"
+	      "{\"op\":\"import\",\"account\":\"carol@example.com\",\"action\":\"reset\",\"after_bytes\":100000,\"count\":1}]}");
+	char *mig = xfmt("transfer = \"%s\";", transfer);
+	write_job(2, mig);
+	free(mig);
+	int rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_ge(exports_of("alice@example.com"), 2);
+	json_t *ds = zsim_stats(E.dst);
+	ck_assert_int_ge(zsim_stat_acct(ds, "imports", "bob@example.com", "count"), 2);
+	json_decref(ds);
+}
+
+START_TEST(test_reset_mid_export_import_spool)
+{
+	resets("spool");
+}
+END_TEST
+
+START_TEST(test_reset_mid_export_import_stream)
+{
+	resets("stream");
+}
+END_TEST
+
+START_TEST(test_truncated_gzip_spool)
+{
+	/* once for alice (exported again, then done); always for bob (fails, never imported) */
+	knobs(E.src, "{\"faults\":["
+	      "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"truncate\",\"after_bytes\":3000,\"count\":1},"
+	      "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"truncate\",\"after_bytes\":3000,\"count\":-1}]}");
+	write_job(2, "max_attempts = 2;");
+	int rc = run_job(120);
+	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
+	ck_assert_int_eq(assert_truthful(), (int)NUSERS - 1);
+	ck_assert_int_ge(exports_of("alice@example.com"), 2);
+	assert_failed_with_reason("bob@example.com", NULL);
+	json_t *ds = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(ds, "imports", "bob@example.com", "count"), 0);
+	json_decref(ds);
+}
+END_TEST
+
+START_TEST(test_truncated_gzip_stream)
+{
+	knobs(E.src, "{\"faults\":["
+	      "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"truncate\",\"after_bytes\":3000,\"count\":1},"
+	      "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"truncate\",\"after_bytes\":3000,\"count\":-1}]}");
+	write_job(2, "max_attempts = 2; transfer = \"stream\";");
+	int rc = run_job(120);
+	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
+	ck_assert_int_eq(assert_truthful(), (int)NUSERS - 1);
+	assert_failed_with_reason("bob@example.com", NULL);
+}
+END_TEST
+
+/* ---- slow first byte, server down then back ---- */
+
+START_TEST(test_slow_first_byte)
+{
+	knobs(E.src, "{\"faults\":[{\"op\":\"export\",\"account\":\"alice@example.com\","
+	      "\"action\":\"slow\",\"seconds\":5,\"count\":1}]}");
+	write_job(2, "low_speed_time = \"2s\"; low_speed_limit = 1;");
+	time_t t0 = time(NULL);
+	int rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_ge(exports_of("alice@example.com"), 2);
+	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='alice@example.com'"), 2);
+	/* gave up on the stalled export instead of waiting the whole 5 s */
+	ck_assert_msg(time(NULL) - t0 < 30, "run took %ld s", (long)(time(NULL) - t0));
+}
+END_TEST
+
+START_TEST(test_server_down_then_back)
+{
+	/* the first export starts a 3 s outage of the source; later one of the target */
+	knobs(E.src, "{\"faults\":[{\"op\":\"export\",\"action\":\"down\",\"seconds\":3,\"count\":1}]}");
+	knobs(E.dst, "{\"faults\":[{\"op\":\"import\",\"account\":\"dave@example.com\","
+	      "\"action\":\"down\",\"seconds\":2,\"count\":1}]}");
+	write_job(2, "max_attempts = 6;");
+	int rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_ge(db_int("SELECT max(attempts) FROM accounts"), 2);
+}
+END_TEST
+
+/* ---- target account deleted mid-run ---- */
+
+START_TEST(test_target_deleted_mid_run)
+{
+	/* bob's export stalls 3 s (under the low-speed limit), the admin deletes his target meanwhile */
+	knobs(E.src, "{\"faults\":[{\"op\":\"export\",\"account\":\"bob@example.com\","
+	      "\"action\":\"slow\",\"seconds\":3,\"count\":1}]}");
+	write_job(2, "max_attempts = 3;");
+	pid_t pid = spawn_run();
+	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE account='bob@example.com' AND state='exporting'"),
+		      "bob never started exporting");
+	json_t *r = zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"bob@example.com\"}");
+	ck_assert(json_is_true(json_object_get(r, "deleted")));
+	json_decref(r);
+	int rc = wait_run(pid, 120);
+	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
+	ck_assert_int_eq(assert_truthful(), (int)NUSERS - 1);
+	assert_failed_with_reason("bob@example.com", NULL);
+}
+END_TEST
+
+/* ---- disk full in working_dir (a real tmpfs) ---- */
+
+START_TEST(test_disk_full_working_dir)
+{
+	/* tiny: 1200 items of ~300 bytes: the estimate (size + 10% + 1 MiB) fits
+	 * in 1.6 MB, the archive (two tar entries per item) does not */
+	teardown();
+	memset(&E, 0, sizeof E);
+	char *src_cfg = xfmt("{\"name\":\"src\",\"knobs\":{\"gzip_level\":0},%s",
+			     strstr(SRC_CFG, "\"domains\""));
+	start_sims(src_cfg, DST_CFG);
+	free(src_cfg);
+	json_decref(zsim_post(E.src, "/zsim/add-account",
+			      "{\"name\":\"tiny@example.com\",\"items\":1200,\"item_size\":300}"));
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"tiny@example.com\"}"));
+	if (!mount_tmpfs("work", "1600k", false))
+		return;
+	char *work = xfmt("%s/work", E.dir);
+	write_job_ex(1, "max_attempts = 2; accounts = [ \"tiny@example.com\" ];", NULL, work);
+	/* ACCOUNTS_LIST and the extra list: libconfig rejects a duplicate setting, so write by hand */
+	char *text = tu_read(E.job);
+	char *pos = strstr(text, ACCOUNTS_LIST);
+	ck_assert_ptr_nonnull(pos);
+	memset(pos, ' ', strlen(ACCOUNTS_LIST));
+	free(tu_write(E.dir, "job.cfg", text, 0600));
+	free(text);
+
+	int rc = run_job(120);
+	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
+	assert_failed_with_reason("tiny@example.com", "space");
+	json_t *ds = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(ds, "imports", "tiny@example.com", "count"), 0);
+	json_decref(ds);
+	/* nothing left behind on the full disk */
+	char *cmd = xfmt("test -z \"$(ls -A '%s')\"", work);
+	ck_assert_msg(system(cmd) == 0, "files left in the full working_dir");
+	free(cmd);
+
+	/* the admin grows the filesystem and retries the failed account */
+	remount("work", "size=16m,mode=0700", false);
+	struct tu_proc p;
+	rc = zmbatch(&p, 120, "run", "-c", E.job, "--retry-failed", (char *)NULL);
+	tu_proc_release(&p);
+	ck_assert_msg(rc == 0, "retry exit %d", rc);
+	ck_assert(state_is("tiny@example.com", "done"));
+	json_t *ss = zsim_stats(E.src);
+	ds = zsim_stats(E.dst);
+	ck_assert_str_eq(zsim_fingerprint(ss, "tiny@example.com"), zsim_fingerprint(ds, "tiny@example.com"));
+	ck_assert_int_eq(zsim_stat_acct(ds, "accounts", "tiny@example.com", "duplicates"), 0);
+	json_decref(ss);
+	json_decref(ds);
+	free(work);
+}
+END_TEST
+
+START_TEST(test_disk_filled_during_export)
+{
+	/* another program fills the disk while carol's 300 KB export is being written;
+	 * once the export has failed the space comes back and the retry succeeds */
+	if (!mount_tmpfs("work", "3m", false))
+		return;
+	knobs(E.src, "{\"bandwidth\":200000}");
+	char *work = xfmt("%s/work", E.dir);
+	char *filler = xfmt("%s/filler", work);
+	write_job_ex(1, "order = \"largest-first\";", NULL, work);
+	pid_t pid = spawn_run();
+	char *part = xfmt("%s/carol@example.com.tgz.part", work);
+	bool seen = false;
+	for (int i = 0; i < 600 && !seen; i++) {
+		seen = access(part, F_OK) == 0;
+		if (!seen)
+			tu_sleep(0.02);
+	}
+	ck_assert_msg(seen, "carol's spool file never appeared");
+	fill_disk(filler);
+	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE account='carol@example.com' "
+			      "AND last_error LIKE '%space%'"), "no disk-full error recorded for carol");
+	unlink(filler);
+	int rc = wait_run(pid, 120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_ge(exports_of("carol@example.com"), 2);
+	free(part);
+	free(filler);
+	free(work);
+}
+END_TEST
+
+/* ---- the state DB: read-only path, busy, full ---- */
+
+START_TEST(test_state_db_readonly)
+{
+	if (!mount_tmpfs("ro", "1m", true))
+		return;
+	free(E.db);
+	E.db = xfmt("%s/ro/state.db", E.dir);
+	write_job(2, NULL);
+	struct tu_proc p;
+	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc != 0 && rc < 128, "exit %d", rc);
+	ck_assert_msg(tu_contains(p.err, "/ro/state.db"), "the error does not name the DB");
+	tu_proc_release(&p);
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_int(ss, "rest_status/200"), 0);  /* nothing exported without a state DB */
+	json_decref(ss);
+
+	/* a DB that exists, then becomes read-only: refused cleanly, content intact */
+	remount("ro", "size=1m,mode=0700", false);
+	rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	remount("ro", "size=1m,mode=0700", true);
+	rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc != 0 && rc < 128, "run on a read-only DB: exit %d", rc);
+	ck_assert_msg(tu_contains(p.err, "state.db"), "the error does not name the DB");
+	tu_proc_release(&p);
+	rc = zmbatch(&p, 60, "status", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc < 128, "status on a read-only DB crashed: %d", rc);
+	tu_proc_release(&p);
+	assert_all_done();
+}
+END_TEST
+
+START_TEST(test_sqlite_busy_other_process)
+{
+	/* another process holds the write lock for 4 s (less than the 10 s busy timeout) mid-run */
+	knobs(E.src, "{\"bandwidth\":300000}");
+	write_job(2, NULL);
+	pid_t pid = spawn_run();
+	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state IN ('exporting','importing')"),
+		      "nothing started");
+	pid_t holder = fork();
+	ck_assert_int_ge(holder, 0);
+	if (holder == 0) {
+		sqlite3 *db = NULL;
+		int ok = sqlite3_open(E.db, &db) == SQLITE_OK;
+		sqlite3_busy_timeout(db, 10000);
+		ok = ok && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+		ok = ok && sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS zz_busy(x); INSERT INTO zz_busy VALUES(1)",
+					NULL, NULL, NULL) == SQLITE_OK;
+		sleep(4);
+		ok = ok && sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK;
+		sqlite3_close(db);
+		_exit(ok ? 0 : 1);
+	}
+	ck_assert_int_eq(tu_wait(holder, 30), 0);
+	int rc = wait_run(pid, 120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_eq(db_int("SELECT count(*) FROM accounts WHERE attempts > 1"), 0);
+}
+END_TEST
+
+START_TEST(test_sqlite_full)
+{
+	/* the state DB's filesystem fills up during the run */
+	if (!mount_tmpfs("dbfs", "2m", false))
+		return;
+	free(E.db);
+	E.db = xfmt("%s/dbfs/state.db", E.dir);
+	char *filler = xfmt("%s/dbfs/filler", E.dir);
+	knobs(E.src, "{\"bandwidth\":250000}");
+	write_job(1, "order = \"as-listed\";");
+	pid_t pid = spawn_run();
+	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state='done'"), "nothing got done");
+	fill_disk(filler);
+	int rc = wait_run(pid, 120);
+	ck_assert_msg(rc != 0 && rc < 128, "exit %d with a full state DB", rc);
+	char *ep = xfmt("%s/run.err", E.dir);
+	char *err = tu_read(ep);
+	ck_assert_msg(tu_contains(err, "disk full") || tu_contains(err, "full"), "no disk-full message");
+	free(err);
+	free(ep);
+	assert_truthful();
+	/* space back: the next run finishes the job, nothing twice */
+	unlink(filler);
+	knobs(E.src, "{\"bandwidth\":0}");
+	rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d after the disk was freed", rc);
+	assert_all_done();
+	free(filler);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("e2e_faults");
+	TCase *tc = tcase_create("faults");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, test_http_500_503_retried);
+	tcase_add_test(tc, test_http_500_forever_fails);
+	tcase_add_test(tc, test_token_revoked_mid_run);
+	tcase_add_test(tc, test_reset_mid_export_import_spool);
+	tcase_add_test(tc, test_reset_mid_export_import_stream);
+	tcase_add_test(tc, test_truncated_gzip_spool);
+	tcase_add_test(tc, test_truncated_gzip_stream);
+	tcase_add_test(tc, test_slow_first_byte);
+	tcase_add_test(tc, test_server_down_then_back);
+	tcase_add_test(tc, test_target_deleted_mid_run);
+	tcase_add_test(tc, test_disk_full_working_dir);
+	tcase_add_test(tc, test_disk_filled_during_export);
+	tcase_add_test(tc, test_state_db_readonly);
+	tcase_add_test(tc, test_sqlite_busy_other_process);
+	tcase_add_test(tc, test_sqlite_full);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+#include "ckmain.h"
