@@ -85,6 +85,76 @@ static enum zmb_rc fault_rc(const char *code, bool is_auth)
 }
 
 /*
+ * Judge one answer to `req` (HTTP status + body) and return the Body member
+ * <resp> (a new reference in *out).  No I/O: also the entry for fuzzing.
+ */
+static enum zmb_rc soap_answer(const char *label, const char *req, long status, const char *data,
+			       size_t len, json_t **out, char **err)
+{
+	enum zmb_rc rc = ZMB_OK;
+	json_t *root = NULL;
+	char *e = NULL;
+	bool is_auth = !strcmp(req, "AuthRequest");
+
+	json_error_t jerr;
+	root = json_loadb(data, len, 0, &jerr);
+	json_t *body = root ? json_object_get(root, "Body") : NULL;
+	json_t *fault = body ? json_object_get(body, "Fault") : NULL;
+	if (fault) {
+		json_t *detail = json_object_get(fault, "Detail");
+		json_t *error = detail ? json_object_get(detail, "Error") : NULL;
+		const char *code = error ? jstr(json_object_get(error, "Code")) : NULL;
+		json_t *reason = json_object_get(fault, "Reason");
+		const char *text_r = reason ? jstr(json_object_get(reason, "Text")) : NULL;
+		rc = status == 503 ? ZMB_EBUSY : fault_rc(code, is_auth);
+		e = zlog_redact(text_r ? text_r : "");
+		*err = xasprintf("%s: %s: fault %s: %s", label, req, code ? code : "(no code)", e);
+		goto out;
+	}
+	if (status == 503) {
+		*err = xasprintf("%s: %s: http 503 (server busy)", label, req);
+		rc = ZMB_EBUSY;
+		goto out;
+	}
+	if (status >= 500) {
+		*err = xasprintf("%s: %s: http %ld", label, req, status);
+		rc = ZMB_ETEMP;
+		goto out;
+	}
+	if (status == 401) {
+		*err = xasprintf("%s: %s: http 401", label, req);
+		rc = is_auth ? ZMB_EAUTH : ZMB_EAUTHEXP;
+		goto out;
+	}
+	if (status != 200) {
+		*err = xasprintf("%s: %s: unexpected http %ld", label, req, status);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	if (!body) {
+		*err = xasprintf("%s: %s: bad JSON answer%s%s", label, req,
+				 root ? "" : ": ", root ? "" : jerr.text);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	/* FooRequest -> FooResponse */
+	size_t rl = strlen(req);
+	char *rname = xasprintf("%.*sResponse", (int)(rl > 7 ? rl - 7 : rl), req);
+	json_t *r = json_object_get(body, rname);
+	if (!r) {
+		*err = xasprintf("%s: %s: answer has no %s", label, req, rname);
+		rc = ZMB_EPROTO;
+	} else {
+		*out = json_incref(r);
+	}
+	free(rname);
+out:
+	free(e);
+	json_decref(root);
+	return rc;
+}
+
+/*
  * Send one envelope {"Header":{"context":...},"Body":{<req>:...}} and return
  * the Body member <resp> (a new reference in *out).  token may be NULL.
  * The envelope text may contain the password: it is wiped after sending.
@@ -94,11 +164,9 @@ static enum zmb_rc soap_exchange(struct http *h, const char *req, json_t *req_bo
 {
 	enum zmb_rc rc = ZMB_OK;
 	struct buf resp = BUF_INIT;
-	json_t *env = NULL, *root = NULL;
+	json_t *env = NULL;
 	char *text = NULL;
-	char *e = NULL;
 	long status = 0;
-	bool is_auth = !strcmp(req, "AuthRequest");
 
 	json_t *ctx = json_pack("{s:s, s:{s:s}}", "_jsns", "urn:zimbra", "format", "type", "js");
 	if (token)
@@ -117,58 +185,7 @@ static enum zmb_rc soap_exchange(struct http *h, const char *req, json_t *req_bo
 	if (rc)
 		goto out;
 
-	json_error_t jerr;
-	root = json_loadb(resp.s, resp.len, 0, &jerr);
-	json_t *body = root ? json_object_get(root, "Body") : NULL;
-	json_t *fault = body ? json_object_get(body, "Fault") : NULL;
-	if (fault) {
-		json_t *detail = json_object_get(fault, "Detail");
-		json_t *error = detail ? json_object_get(detail, "Error") : NULL;
-		const char *code = error ? jstr(json_object_get(error, "Code")) : NULL;
-		json_t *reason = json_object_get(fault, "Reason");
-		const char *text_r = reason ? jstr(json_object_get(reason, "Text")) : NULL;
-		rc = status == 503 ? ZMB_EBUSY : fault_rc(code, is_auth);
-		e = zlog_redact(text_r ? text_r : "");
-		*err = xasprintf("%s: %s: fault %s: %s", http_label(h), req, code ? code : "(no code)", e);
-		goto out;
-	}
-	if (status == 503) {
-		*err = xasprintf("%s: %s: http 503 (server busy)", http_label(h), req);
-		rc = ZMB_EBUSY;
-		goto out;
-	}
-	if (status >= 500) {
-		*err = xasprintf("%s: %s: http %ld", http_label(h), req, status);
-		rc = ZMB_ETEMP;
-		goto out;
-	}
-	if (status == 401) {
-		*err = xasprintf("%s: %s: http 401", http_label(h), req);
-		rc = is_auth ? ZMB_EAUTH : ZMB_EAUTHEXP;
-		goto out;
-	}
-	if (status != 200) {
-		*err = xasprintf("%s: %s: unexpected http %ld", http_label(h), req, status);
-		rc = ZMB_EPROTO;
-		goto out;
-	}
-	if (!body) {
-		*err = xasprintf("%s: %s: bad JSON answer%s%s", http_label(h), req,
-				 root ? "" : ": ", root ? "" : jerr.text);
-		rc = ZMB_EPROTO;
-		goto out;
-	}
-	/* FooRequest -> FooResponse */
-	size_t rl = strlen(req);
-	char *rname = xasprintf("%.*sResponse", (int)(rl > 7 ? rl - 7 : rl), req);
-	json_t *r = json_object_get(body, rname);
-	if (!r) {
-		*err = xasprintf("%s: %s: answer has no %s", http_label(h), req, rname);
-		rc = ZMB_EPROTO;
-	} else {
-		*out = json_incref(r);
-	}
-	free(rname);
+	rc = soap_answer(http_label(h), req, status, resp.s, resp.len, out, err);
 out:
 	if (text) {
 		explicit_bzero(text, strlen(text));
@@ -177,9 +194,7 @@ out:
 	if (resp.s)
 		explicit_bzero(resp.s, resp.len);   /* AuthResponse holds a token */
 	buf_release(&resp);
-	free(e);
 	json_decref(env);
-	json_decref(root);
 	return rc;
 }
 
@@ -208,6 +223,20 @@ static enum zmb_rc soap_call(struct http *h, struct token_cache *tc, const char 
 	return rc;
 }
 
+static enum zmb_rc auth_answer(const char *label, json_t *resp, char **token,
+			       long long *lifetime_ms, char **err)
+{
+	const char *tok = jstr(json_object_get(resp, "authToken"));
+	long long life = 0;
+	if (!tok || !*tok || !jnum(json_object_get(resp, "lifetime"), &life) || life <= 0) {
+		*err = xasprintf("%s: AuthRequest: answer without authToken or lifetime", label);
+		return ZMB_EPROTO;
+	}
+	*token = xstrdup(tok);
+	*lifetime_ms = life;
+	return ZMB_OK;
+}
+
 enum zmb_rc soap_auth(struct http *h, char **token, long long *lifetime_ms, char **err)
 {
 	const struct server *srv = http_server(h);
@@ -221,16 +250,9 @@ enum zmb_rc soap_auth(struct http *h, char **token, long long *lifetime_ms, char
 	json_decref(req);
 	if (rc)
 		goto out;
-	const char *tok = jstr(json_object_get(resp, "authToken"));
-	long long life = 0;
-	if (!tok || !*tok || !jnum(json_object_get(resp, "lifetime"), &life) || life <= 0) {
-		*err = xasprintf("%s: AuthRequest: answer without authToken or lifetime", http_label(h));
-		rc = ZMB_EPROTO;
-		goto out;
-	}
-	zlog_add_secret(tok);
-	*token = xstrdup(tok);
-	*lifetime_ms = life;
+	rc = auth_answer(http_label(h), resp, token, lifetime_ms, err);
+	if (!rc)
+		zlog_add_secret(*token);
 out:
 	json_decref(resp);
 	return rc;
@@ -266,6 +288,47 @@ static const char *attr_of(json_t *obj, const char *name)
 	return NULL;
 }
 
+/*
+ * Append the accounts of one SearchDirectoryResponse page to *v (*cnt used of
+ * *alloc); *page = entries on the page.  Returns the page's "more" flag.
+ */
+static bool search_page(json_t *resp, struct zaccount **v, size_t *cnt, size_t *alloc, size_t *page)
+{
+	json_t *accts = json_object_get(resp, "account");
+	if (json_is_object(accts)) {
+		json_t *arr = json_array();
+		json_array_append(arr, accts);
+		accts = arr;
+	} else {
+		json_incref(accts);
+	}
+	size_t i;
+	json_t *a;
+	json_array_foreach(accts, i, a) {
+		(*page)++;
+		const char *name = jstr(json_object_get(a, "name"));
+		const char *id = jstr(json_object_get(a, "id"));
+		if (!id)
+			id = attr_of(a, "zimbraId");
+		if (!name || !id)
+			continue;
+		const char *sys = attr_of(a, "zimbraIsSystemAccount");
+		const char *res = attr_of(a, "zimbraIsSystemResource");
+		if (streq_ci(sys, "TRUE") || streq_ci(res, "TRUE"))
+			continue;
+		if (*cnt == *alloc) {
+			*alloc = *alloc ? *alloc * 2 : 64;
+			*v = xrealloc(*v, *alloc * sizeof(**v));
+		}
+		(*v)[*cnt].name = xstrdup(name);
+		(*v)[*cnt].id = xstrdup(id);
+		(*v)[*cnt].mailhost = xstrdup(attr_of(a, "zimbraMailHost"));
+		(*cnt)++;
+	}
+	json_decref(accts);
+	return jtrue(json_object_get(resp, "more"));
+}
+
 enum zmb_rc soap_list_accounts(struct http *h, struct token_cache *tc, const char *domain,
 			       struct zaccount **out, size_t *n, char **err)
 {
@@ -296,40 +359,8 @@ enum zmb_rc soap_list_accounts(struct http *h, struct token_cache *tc, const cha
 			}
 			goto out;
 		}
-		json_t *accts = json_object_get(resp, "account");
 		size_t page = 0;
-		if (json_is_object(accts)) {
-			json_t *arr = json_array();
-			json_array_append(arr, accts);
-			accts = arr;
-		} else {
-			json_incref(accts);
-		}
-		size_t i;
-		json_t *a;
-		json_array_foreach(accts, i, a) {
-			page++;
-			const char *name = jstr(json_object_get(a, "name"));
-			const char *id = jstr(json_object_get(a, "id"));
-			if (!id)
-				id = attr_of(a, "zimbraId");
-			if (!name || !id)
-				continue;
-			const char *sys = attr_of(a, "zimbraIsSystemAccount");
-			const char *res = attr_of(a, "zimbraIsSystemResource");
-			if (streq_ci(sys, "TRUE") || streq_ci(res, "TRUE"))
-				continue;
-			if (cnt == alloc) {
-				alloc = alloc ? alloc * 2 : 64;
-				v = xrealloc(v, alloc * sizeof(*v));
-			}
-			v[cnt].name = xstrdup(name);
-			v[cnt].id = xstrdup(id);
-			v[cnt].mailhost = xstrdup(attr_of(a, "zimbraMailHost"));
-			cnt++;
-		}
-		json_decref(accts);
-		bool more = jtrue(json_object_get(resp, "more"));
+		bool more = search_page(resp, &v, &cnt, &alloc, &page);
 		json_decref(resp);
 		if (!more || page == 0)
 			break;
@@ -344,6 +375,21 @@ out:
 	return rc;
 }
 
+static enum zmb_rc account_answer(const char *label, const char *name, json_t *resp, char **id,
+				  char **err)
+{
+	json_t *acct = jfirst(json_object_get(resp, "account"));
+	const char *v = acct ? jstr(json_object_get(acct, "id")) : NULL;
+	if (!v && acct)
+		v = attr_of(acct, "zimbraId");
+	if (!v) {
+		*err = xasprintf("%s: GetAccountRequest: answer for %s has no id", label, name);
+		return ZMB_EPROTO;
+	}
+	*id = xstrdup(v);
+	return ZMB_OK;
+}
+
 enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char *name,
 			     char **id, char **err)
 {
@@ -354,19 +400,23 @@ enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char 
 	enum zmb_rc rc = soap_call(h, tc, "GetAccountRequest", req, &resp, err);
 	if (rc)
 		goto out;
-	json_t *acct = jfirst(json_object_get(resp, "account"));
-	const char *v = acct ? jstr(json_object_get(acct, "id")) : NULL;
-	if (!v && acct)
-		v = attr_of(acct, "zimbraId");
-	if (!v) {
-		*err = xasprintf("%s: GetAccountRequest: answer for %s has no id", http_label(h), name);
-		rc = ZMB_EPROTO;
-		goto out;
-	}
-	*id = xstrdup(v);
+	rc = account_answer(http_label(h), name, resp, id, err);
 out:
 	json_decref(resp);
 	return rc;
+}
+
+static enum zmb_rc mailbox_answer(const char *label, const char *id, json_t *resp,
+				  long long *bytes, char **err)
+{
+	json_t *mbox = jfirst(json_object_get(resp, "mbox"));
+	long long s = 0;
+	if (!mbox || !jnum(json_object_get(mbox, "s"), &s) || s < 0) {
+		*err = xasprintf("%s: GetMailboxRequest: answer for %s has no size", label, id);
+		return ZMB_EPROTO;
+	}
+	*bytes = s;
+	return ZMB_OK;
 }
 
 enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char *id,
@@ -377,14 +427,7 @@ enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char
 	enum zmb_rc rc = soap_call(h, tc, "GetMailboxRequest", req, &resp, err);
 	if (rc)
 		goto out;
-	json_t *mbox = jfirst(json_object_get(resp, "mbox"));
-	long long s = 0;
-	if (!mbox || !jnum(json_object_get(mbox, "s"), &s) || s < 0) {
-		*err = xasprintf("%s: GetMailboxRequest: answer for %s has no size", http_label(h), id);
-		rc = ZMB_EPROTO;
-		goto out;
-	}
-	*bytes = s;
+	rc = mailbox_answer(http_label(h), id, resp, bytes, err);
 out:
 	json_decref(resp);
 	return rc;
@@ -397,6 +440,37 @@ enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const ch
 	json_t *req = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "_jsns", "urn:zimbraAdmin", "id", id,
 				"a", "n", attr, "_content", value ? value : "");
 	enum zmb_rc rc = soap_call(h, tc, "ModifyAccountRequest", req, &resp, err);
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, size_t n,
+				char **err)
+{
+	const char *label = "fuzz 127.0.0.1:7071";
+	json_t *resp = NULL;
+	enum zmb_rc rc = soap_answer(label, req, status, body, n, &resp, err);
+	if (rc)
+		goto out;
+	if (!strcmp(req, "AuthRequest")) {
+		char *tok = NULL;
+		long long life = 0;
+		rc = auth_answer(label, resp, &tok, &life, err);
+		secret_free(tok);
+	} else if (!strcmp(req, "SearchDirectoryRequest")) {
+		struct zaccount *v = NULL;
+		size_t cnt = 0, alloc = 0, page = 0;
+		search_page(resp, &v, &cnt, &alloc, &page);
+		zaccounts_free(v, cnt);
+	} else if (!strcmp(req, "GetAccountRequest")) {
+		char *id = NULL;
+		rc = account_answer(label, "user@example.com", resp, &id, err);
+		free(id);
+	} else if (!strcmp(req, "GetMailboxRequest")) {
+		long long bytes = 0;
+		rc = mailbox_answer(label, "0", resp, &bytes, err);
+	}
+out:
 	json_decref(resp);
 	return rc;
 }

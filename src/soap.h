@@ -51,4 +51,13 @@ enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char
 enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const char *id,
 				const char *attr, const char *value, char **err);
 
+/*
+ * For tests and fuzzing: judge one answer (HTTP status + body) to req
+ * ("AuthRequest", "SearchDirectoryRequest", "GetAccountRequest",
+ * "GetMailboxRequest" or another) exactly as the calls above do, without any
+ * I/O; results are discarded.  *err as above.
+ */
+enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, size_t n,
+				char **err);
+
 #endif
