@@ -1586,3 +1586,52 @@ out:
 	strlist_release(&k.servers);
 	return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* for tests and fuzzing                                               */
+
+void ldap_mmr_parse_for_fuzz(const char *text)
+{
+	struct strlist lines = STRLIST_INIT, a = STRLIST_INIT, b = STRLIST_INIT;
+	const char *p = text ? text : "";
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		strlist_add_nodup(&lines, xstrndup(p, n));
+		p += n + (p[n] == '\n');
+	}
+	const char *uri = lines.n ? lines.v[0] : "ldap://127.0.0.1:389";
+	for (size_t i = 0; i < lines.n; i++) {
+		const char *v = lines.v[i];
+		static const char *const keys[] = { "rid", "provider", "credentials", "starttls",
+						    "syncdata", "binddn", NULL };
+		for (size_t k = 0; keys[k]; k++)
+			free(sr_token(v, keys[k]));
+		(void)sr_rid(v);
+		(void)sr_provider_is(v, uri);
+		(void)sid_equal(v, 1);
+		(void)db_index(v);
+		(void)dn_eq(v, "cn=accesslog");
+		char sid[4];
+		(void)csn_sid(v, sid);
+		(void)csn_time(v);
+		strlist_add(i % 2 ? &b : &a, v);
+	}
+	free(sid_pick(&lines, uri));
+	double lag = 0;
+	for (int skip = 0; skip < 2; skip++) {
+		bool sync = csn_compare(&a, &b, skip, &lag);
+		char *st = sync ? xstrdup("In Sync")
+				: xasprintf("%.3fs %s", fabs(lag), lag >= 0 ? "behind" : "ahead");
+		free(st);
+	}
+	(void)csn_same_set(&a, &b);
+	if (lines.n <= 16) {
+		char *prov = NULL;
+		long long r = rid_next_free(&lines, 100, NULL, 0);
+		(void)rid_owner(&lines, r < 0 ? 100 : r, &prov);
+		free(prov);
+	}
+	strlist_release(&lines);
+	strlist_release(&a);
+	strlist_release(&b);
+}
