@@ -147,3 +147,57 @@ clean:
 	rm -rf build bin/zmbatch tests/out
 
 -include $(wildcard $(B)/src/*.d $(B)/tests/*.d)
+
+# ---- fuzzing (issue 7) --------------------------------------------------
+# make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="conf soap"]
+# Builds every tests/fuzz/fuzz_<t>.c as a libFuzzer binary build/fuzz/fuzz_<t>
+# with clang -fsanitize=fuzzer,address,undefined, linked against src/ objects
+# compiled with clang and the same sanitizers into build/fuzz/src/, then runs
+# each for FUZZ_SECONDS (-max_total_time) over its seeds tests/fuzz/corpus/<t>
+# and the inputs that once crashed tests/fuzz/regress/<t> (dictionary
+# tests/fuzz/<t>.dict if present).  New corpus units go to build/fuzz/corpus/<t>,
+# crash inputs to build/fuzz/crashes/<t>-*, logs to build/fuzz/fuzz_<t>.log.
+# Fails if any target crashed.  tests/check_fuzz_regress replays the seeds and
+# regression inputs in `make check` with the normal compiler.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_B := build/fuzz
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(filter-out -Wshadow=local,$(WARN)) -O1 -g $(FUZZ_SAN) $(CPPFLAGS_ALL) \
+	$(PKG_CFLAGS) $(LDAP_CFLAGS) -pthread -MMD -MP
+FUZZ_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_B)/src/%.o,$(LIB_SRCS)) $(FUZZ_B)/schema_gen.o
+FUZZ_BINS := $(patsubst %,$(FUZZ_B)/fuzz_%,$(FUZZ_TARGETS))
+
+$(FUZZ_B)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_B)/schema_gen.o: $(B)/schema_gen.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -Wmissing-prototypes,$(FUZZ_CFLAGS)) -c -o $@ $<
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(FUZZ_LIB_OBJS) $(ALL_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@tmp=$$( [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp} ); \
+	fail=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_B)/corpus/$$t $(FUZZ_B)/crashes tests/fuzz/corpus/$$t tests/fuzz/regress/$$t; \
+	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS)s"; \
+	  if ZMB_FUZZ_TMP=$$tmp $(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/crashes/$$t- $$dict \
+	       $(FUZZ_B)/corpus/$$t tests/fuzz/corpus/$$t tests/fuzz/regress/$$t \
+	       >$(FUZZ_B)/fuzz_$$t.log 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|cov: .* (DONE|INITED)' \
+	      $(FUZZ_B)/fuzz_$$t.log | tail -3; \
+	  else \
+	    tail -40 $(FUZZ_B)/fuzz_$$t.log; fail="$$fail $$t"; \
+	    echo "fuzz_$$t FAILED: input in $(FUZZ_B)/crashes/, log $(FUZZ_B)/fuzz_$$t.log"; \
+	  fi; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: crashes in:$$fail"; exit 1; fi; echo "fuzz: no crash"
+
+-include $(wildcard $(FUZZ_B)/src/*.d $(FUZZ_B)/*.d)
