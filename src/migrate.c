@@ -283,29 +283,43 @@ static void export_opts(const struct migrate *m, const struct account_row *a, st
 	}
 }
 
-/* Reserve spool space; false = not enough room now (caller retries later). */
-static bool spool_reserve(struct worker *w, const struct account_row *a, long long *reserved)
+enum fit { FIT_OK, FIT_WAIT, FIT_NEVER };
+
+/*
+ * Preflight for spool mode: reserve room for the archive in working_dir,
+ * counting what transfers in flight have already been promised.  FIT_WAIT:
+ * it would fit once those finish (no attempt counted); FIT_NEVER: it does
+ * not fit even on an idle disk (an attempt, so max_attempts ends it with a
+ * clear reason instead of waiting forever).  Never a half-written file that
+ * fills the disk.  ZMBATCH_TEST_FREE_BYTES overrides statvfs (tests only).
+ */
+static enum fit spool_reserve(struct worker *w, const struct account_row *a, long long *reserved,
+			      char **why)
 {
 	struct migrate *m = w->m;
 	*reserved = 0;
 	if (a->size <= 0)
-		return true;
+		return FIT_OK;
 	long long need = a->size + a->size / 10 + 1024 * 1024;
 	long long freeb = free_bytes(m->job->mig.working_dir);
+	const char *fake = getenv("ZMBATCH_TEST_FREE_BYTES");
+	if (fake)
+		parse_ll(fake, &freeb);
 	if (freeb < 0)
-		return true;
+		return FIT_OK;
 	pthread_mutex_lock(&m->mu);
-	bool ok = freeb - m->reserved_bytes >= need;
-	if (ok)
+	long long promised = m->reserved_bytes;
+	enum fit f = freeb - promised >= need ? FIT_OK : freeb >= need ? FIT_WAIT : FIT_NEVER;
+	if (f == FIT_OK)
 		m->reserved_bytes += need;
 	pthread_mutex_unlock(&m->mu);
-	if (ok)
+	if (f == FIT_OK)
 		*reserved = need;
 	else
-		log_warn(w->ctx, "not enough space in '%s' for a %lld-byte archive (%lld free, %lld promised "
-			 "to transfers in flight): waiting", m->job->mig.working_dir, a->size, freeb,
-			 m->reserved_bytes);
-	return ok;
+		*why = xasprintf("not enough space in '%s' for a %lld-byte archive (need %lld with "
+				 "margin, %lld free, %lld promised to transfers in flight)",
+				 m->job->mig.working_dir, a->size, need, freeb, promised);
+	return f;
 }
 
 static void spool_unreserve(struct migrate *m, long long reserved)
@@ -336,11 +350,19 @@ static void process_spool(struct worker *w, struct account_row *a)
 	}
 
 	if (cur == ACCT_EXPORTING) {
-		if (!spool_reserve(w, a, &reserved)) {
+		char *why = NULL;
+		enum fit f = spool_reserve(w, a, &reserved, &why);
+		if (f == FIT_WAIT) {
 			struct acct_update u = ACCT_UPDATE_INIT;
-			u.next_try_at = wall_now() + 60;
-			u.event = "waiting for free space in working_dir";
+			u.next_try_at = wall_now() + (double)(job->mig.retry_backoff > 0 ? job->mig.retry_backoff : 10);
+			u.event = why;
+			log_info(w->ctx, "%s: waiting", why);
 			state_transition(w->st, m->run_id, a->id, ACCT_EXPORTING, ACCT_PENDING, &u);
+			free(why);
+			goto out;
+		} else if (f == FIT_NEVER) {
+			account_error(w, a, ACCT_EXPORTING, ACCT_PENDING, ZMB_ENOSPACE, "preflight", why);
+			free(why);
 			goto out;
 		}
 		struct rest_export_opts o;

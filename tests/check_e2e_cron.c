@@ -333,6 +333,31 @@ START_TEST(test_failed_then_retry_failed_exits_0)
 }
 END_TEST
 
+START_TEST(test_spool_preflight_disk_space)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, NULL, NULL);
+	/* 1.2 MB "free": alice and carol (~300 kB each) need 1.1 x size + 1 MiB of
+	 * margin and can never fit; the others fit one at a time */
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
+	char *env[] = { (char *)"ZMBATCH_TEST_FREE_BYTES=1200000", NULL };
+	int rc = tu_run(argv, env, 120, &p);
+	ck_assert_msg(rc == 1, "exit %d: %s", rc, p.err);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE account IN "
+				      "('alice@example.com','carol@example.com') "
+				      "AND state='failed' AND error_class='disk-space' "
+				      "AND last_error LIKE '%not enough space%'"), 2);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state='done'"),
+			 (long long)E2E_NUSERS - 2);
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "carol@example.com", "count"), 0);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "alice@example.com", "count"), 0);
+	json_decref(ss);
+	ck_assert_int_eq(e2e_count_files(&E, "work"), 0);
+	tu_proc_release(&p);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_cron");
@@ -347,6 +372,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_dry_run_changes_nothing);
 	tcase_add_test(tc, test_check_command);
 	tcase_add_test(tc, test_failed_then_retry_failed_exits_0);
+	tcase_add_test(tc, test_spool_preflight_disk_space);
 	suite_add_tcase(s, tc);
 	return s;
 }
