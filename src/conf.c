@@ -1053,7 +1053,8 @@ enum zmb_rc conf_finish(struct job *job, bool resolve_secrets, char **err)
 		return finish_fail(job, m->line, err,
 				   "key 'migration.retry_backoff_max': must not be less than retry_backoff");
 	for (size_t i = 0; i < m->nmaps; i++)
-		if (!*m->maps[i].from || !*m->maps[i].to || strchr(m->maps[i].to, '@'))
+		if (!*m->maps[i].from || !*m->maps[i].to || strchr(m->maps[i].to, '@') ||
+		    strchr(m->maps[i].from, '=') || strchr(m->maps[i].to, '='))
 			return finish_fail(job, m->line, err,
 					   "domain map '%s' -> '%s': expected two domain names",
 					   m->maps[i].from, m->maps[i].to);
