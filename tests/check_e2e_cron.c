@@ -70,9 +70,9 @@ static char *read_tag(const char *tag, const char *ext)
 static void wait_until_busy(void)
 {
 	for (int i = 0; i < 300; i++) {
-		if (access(E.db, F_OK) == 0 &&
-		    e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state IN "
-				     "('exporting','importing','done')") > 0)
+		long long n = 0;
+		if (e2e_db_try(&E, "SELECT count(*) FROM accounts WHERE state IN "
+				   "('exporting','importing','done')", &n) && n > 0)
 			return;
 		tu_sleep(0.05);
 	}

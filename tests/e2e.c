@@ -162,6 +162,7 @@ long long e2e_db_count(struct e2e *e, const char *sql)
 	sqlite3_stmt *st = NULL;
 	long long n = -1;
 	ck_assert_int_eq(sqlite3_open_v2(e->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);   /* a run may be writing (WAL) */
 	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
@@ -181,3 +182,21 @@ bool e2e_tree_contains(struct e2e *e, const char *rel, const char *s)
 	return r == 0;
 }
 
+
+bool e2e_db_try(struct e2e *e, const char *sql, long long *out)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+	if (sqlite3_open_v2(e->db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_busy_timeout(db, 2000);
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW) {
+			*out = sqlite3_column_int64(st, 0);
+			ok = true;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ok;
+}
