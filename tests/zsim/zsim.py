@@ -1700,6 +1700,9 @@ class Server(http.server.ThreadingHTTPServer):
         # TLS handshake in the connection's own thread, not in accept()
         try:
             request.settimeout(30)
+            # headers and body go out in separate writes: without TCP_NODELAY every
+            # small reply waits for the client's delayed ACK (~40 ms per request)
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             ss = self.ctx.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return
