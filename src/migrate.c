@@ -582,8 +582,15 @@ static enum zmb_rc read_accounts_file(const char *path, struct strlist *out, cha
 	size_t cap = 0;
 	int lineno = 0;
 	enum zmb_rc rc = ZMB_OK;
-	while (getline(&line, &cap, f) > 0) {
+	ssize_t len;
+	while ((len = getline(&line, &cap, f)) > 0) {
 		lineno++;
+		if (memchr(line, '\0', (size_t)len)) {
+			/* C strings would silently cut the name at the NUL */
+			*err = xasprintf("%s:%d: account name contains a NUL byte", path, lineno);
+			rc = ZMB_ECONFIG;
+			break;
+		}
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
