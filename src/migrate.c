@@ -378,7 +378,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 		}
 		long long bytes = 0;
 		bool empty = false;
-		log_info(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
+		log_debug(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
 			 o.start_ms ? " (delta)" : "");
 		rc = rest_export_file(w->src, m->src_tc, a->account, &o, fd, &bytes, &empty, &err);
 		/* rest_export_file fsync()s; a clean 200 may still carry a cut-off archive */
@@ -452,7 +452,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 		goto out;
 	}
 	long long bytes = 0;
-	log_info(w->ctx, "import into %s on %s:%d (resolve=%s)", a->target, job->target.host,
+	log_debug(w->ctx, "import into %s on %s:%d (resolve=%s)", a->target, job->target.host,
 		 job->target.port, job->mig.resolve);
 	rc = rest_import_file(w->dst, m->dst_tc, a->target, job->mig.resolve, fd, &bytes, &err);
 	close(fd);
@@ -491,7 +491,7 @@ static void process_stream(struct worker *w, struct account_row *a)
 	export_opts(m, a, &o);
 	long long bytes = 0;
 	bool empty = false;
-	log_info(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
+	log_debug(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
 		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
 	rc = rest_stream(w->src, m->src_tc, w->dst, m->dst_tc, a->account, a->target, &o,
 			 job->mig.resolve, &bytes, &empty, &err);
