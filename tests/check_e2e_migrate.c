@@ -294,6 +294,72 @@ START_TEST(test_delta_pass)
 }
 END_TEST
 
+START_TEST(test_accounts_file_types_resolve_transport)
+{
+	struct tu_proc p;
+	free(tu_write(E.dir, "accounts.txt",
+		      "# the pilot group\n"
+		      "bob@example.com\n\n"
+		      "  erin@example.org   # trailing comment\n"
+		      "Grace@Example.org\n", 0600));
+	char *mig;
+	if (asprintf(&mig, "accounts_file = \"%s/accounts.txt\"; types = \"message\"; resolve = \"modify\";\n"
+		     "  mail_transport = \"smtp:mta.example.net\"; keep_success_files = true;", E.dir) < 0)
+		abort();
+	/* accounts_file replaces the domains of the default job */
+	e2e_write_job(&E, 2, mig, NULL);
+	char *job = tu_read(E.job);
+	char *d = strstr(job, "domains = [");
+	ck_assert_ptr_nonnull(d);
+	memcpy(d, "#", 1);  /* comment the domains line out */
+	free(tu_write(E.dir, "job.cfg", job, 0600));
+	free(job);
+	free(mig);
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts"), 3);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	const char *pairs[][2] = { { "bob@example.com", "bob@example.net" },
+				   { "erin@example.org", "erin@example.org" },
+				   { "grace@example.org", "grace@example.org" } };
+	for (int i = 0; i < 3; i++) {
+		ck_assert_str_eq(zsim_fingerprint(ss, pairs[i][0]), zsim_fingerprint(ds, pairs[i][1]));
+		json_t *attrs = json_object_get(json_object_get(json_object_get(ds, "accounts"), pairs[i][1]), "attrs");
+		ck_assert_str_eq(json_string_value(json_object_get(attrs, "zimbraMailTransport")),
+				 "smtp:mta.example.net");
+	}
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "alice@example.com", "count"), 0);
+	/* types= on the export, resolve= on the import, never a token in the query */
+	json_t *reqs = json_object_get(ss, "requests"), *r;
+	size_t i;
+	int exports = 0;
+	json_array_foreach(reqs, i, r) {
+		const char *q = json_string_value(json_object_get(r, "query"));
+		const char *m = json_string_value(json_object_get(r, "method"));
+		if (m && !strcmp(m, "GET") && q && strstr(q, "fmt=tgz")) {
+			ck_assert_msg(strstr(q, "types=message") != NULL, "export query %s", q);
+			exports++;
+		}
+	}
+	ck_assert_int_eq(exports, 3);
+	int imports = 0;
+	json_array_foreach(json_object_get(ds, "requests"), i, r) {
+		const char *q = json_string_value(json_object_get(r, "query"));
+		const char *m = json_string_value(json_object_get(r, "method"));
+		if (m && !strcmp(m, "POST") && q && strstr(q, "fmt=tgz")) {
+			ck_assert_msg(strstr(q, "resolve=modify") != NULL, "import query %s", q);
+			imports++;
+		}
+	}
+	ck_assert_int_eq(imports, 3);
+	/* keep_success_files: the three archives are kept */
+	ck_assert_int_eq(e2e_count_files(&E, "success"), 3);
+	json_decref(ss);
+	json_decref(ds);
+	tu_proc_release(&p);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_migrate");
@@ -308,6 +374,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_token_refresh_short_lifetime);
 	tcase_add_test(tc, test_kill9_resume);
 	tcase_add_test(tc, test_delta_pass);
+	tcase_add_test(tc, test_accounts_file_types_resolve_transport);
 	suite_add_tcase(s, tc);
 	return s;
 }
