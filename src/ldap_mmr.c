@@ -926,6 +926,7 @@ static enum zmb_rc pm_server_id(struct stage_ctx *ctx, struct node *n, char **er
 	enum zmb_rc rc = ldc_modify(n->c, "cn=config", &m, "add server id", err);
 	ldc_mods_release(&m);
 	if (!rc) {
+		crashpoint("ldap server id");
 		n->sid = xstrdup(v);
 		char *msg = xasprintf("added %s", v);
 		pm_say(ctx, n, "server id", msg);
@@ -983,6 +984,7 @@ static enum zmb_rc pm_provider(struct stage_ctx *ctx, struct node *n, const stru
 		ldc_mods_release(&m);
 		if (rc)
 			goto out;
+		crashpoint("ldap accesslog database");
 		pm_say(ctx, n, "accesslog database", "added");
 		rc = node_read(n, k->c.suffix, true, err);   /* the data DB index shifted */
 		if (rc)
@@ -1013,6 +1015,7 @@ static enum zmb_rc pm_provider(struct stage_ctx *ctx, struct node *n, const stru
 			ldc_mods_release(&m);
 			if (rc)
 				goto out;
+			crashpoint("ldap accesslog syncprov");
 			pm_say(ctx, n, "syncprov on cn=accesslog", "added");
 		} else {
 			pm_say(ctx, n, "syncprov on cn=accesslog", "no-op (present)");
@@ -1035,6 +1038,7 @@ static enum zmb_rc pm_provider(struct stage_ctx *ctx, struct node *n, const stru
 		ldc_mods_release(&m);
 		if (rc)
 			goto out;
+		crashpoint("ldap syncprov");
 		pm_say(ctx, n, "syncprov on the data database", "added");
 	} else {
 		const char *cp = ldc_val(&sp, "olcSpCheckpoint");
@@ -1049,6 +1053,7 @@ static enum zmb_rc pm_provider(struct stage_ctx *ctx, struct node *n, const stru
 			ldc_mods_release(&m);
 			if (rc)
 				goto out;
+			crashpoint("ldap syncprov update");
 			pm_say(ctx, n, "syncprov on the data database", "checkpoint/sessionlog updated");
 		} else {
 			pm_say(ctx, n, "syncprov on the data database", "no-op (present)");
@@ -1075,6 +1080,7 @@ static enum zmb_rc pm_provider(struct stage_ctx *ctx, struct node *n, const stru
 			ldc_mods_release(&m);
 			if (rc)
 				goto out;
+			crashpoint("ldap accesslog overlay");
 			pm_say(ctx, n, "accesslog overlay on the data database", "added");
 		} else {
 			pm_say(ctx, n, "accesslog overlay on the data database", "no-op (present)");
@@ -1119,6 +1125,7 @@ static enum zmb_rc pm_multiprovider(struct stage_ctx *ctx, struct node *n,
 				np ? "add agreement" : "enable multi-provider", err);
 		if (rc)
 			goto out;
+		crashpoint("ldap agreement");
 		for (size_t i = 0; i < np; i++) {
 			char *msg = xasprintf("added rid=%03lld provider=%s%s", rids[i], provs[i],
 					      delta ? " (delta)" : "");
@@ -1138,6 +1145,7 @@ static enum zmb_rc pm_multiprovider(struct stage_ctx *ctx, struct node *n,
 		rc = ldc_modify(n->c, n->datadb, &m, "remove update referral", err);
 		if (rc)
 			goto out;
+		crashpoint("ldap update referral removed");
 		n->updateref = false;
 		pm_say(ctx, n, "olcUpdateRef", "removed");
 	} else {
