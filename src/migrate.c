@@ -612,6 +612,11 @@ static enum zmb_rc read_accounts_file(const char *path, struct strlist *out, cha
 struct found {
 	char *account;
 	char *id;       /* may be NULL: looked up later */
+	size_t seq;     /* position as listed/discovered */
+	long long size; /* -1 unknown */
+	bool need_size; /* ask the source (new account, or pending without a size) */
+	enum zmb_rc lookup_rc;
+	char *lookup_err;
 };
 
 static enum zmb_rc discover(struct migrate *m, struct stage_ctx *ctx, struct http *src,
@@ -632,8 +637,9 @@ static enum zmb_rc discover(struct migrate *m, struct stage_ctx *ctx, struct htt
 			cap = cap ? 2 * cap : 64;
 			f = xrealloc(f, cap * sizeof *f);
 		}
+		memset(&f[n], 0, sizeof f[n]);
 		f[n].account = xstrlower(names.v[i]);
-		f[n].id = NULL;
+		f[n].seq = n;
 		n++;
 	}
 	for (size_t d = 0; d < job->mig.domains.n; d++) {
@@ -648,7 +654,9 @@ static enum zmb_rc discover(struct migrate *m, struct stage_ctx *ctx, struct htt
 				cap = cap ? 2 * cap : 64;
 				f = xrealloc(f, cap * sizeof *f);
 			}
+			memset(&f[n], 0, sizeof f[n]);
 			f[n].account = xstrlower(za[i].name);
+			f[n].seq = n;
 			f[n].id = za[i].id;
 			za[i].id = NULL;
 			n++;
@@ -669,70 +677,155 @@ static void found_free(struct found *f, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(f[i].account);
 		free(f[i].id);
+		free(f[i].lookup_err);
 	}
 	free(f);
+}
+
+/* Size lookups, spread over a few threads (each its own curl handle). */
+struct sizer {
+	struct migrate *m;
+	struct found **todo;
+	size_t ntodo;
+	atomic_size_t next;
+	atomic_bool fatal;
+};
+
+static void *sizer_main(void *arg)
+{
+	struct sizer *z = arg;
+	struct http *h = http_new(&z->m->job->source, z->m->job, z->m->ctl);
+	for (;;) {
+		size_t k = atomic_fetch_add(&z->next, 1);
+		if (k >= z->ntodo || atomic_load(&z->fatal) || runctl_must_abort(z->m->ctl))
+			break;
+		struct found *f = z->todo[k];
+		char *id = f->id ? xstrdup(f->id) : NULL;
+		enum zmb_rc r = ZMB_OK;
+		if (!id)
+			r = soap_get_account(h, z->m->src_tc, f->account, &id, &f->lookup_err);
+		if (r == ZMB_OK)
+			r = soap_mailbox_size(h, z->m->src_tc, id, &f->size, &f->lookup_err);
+		if (r)
+			f->size = -1;
+		f->lookup_rc = r;
+		if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT)
+			atomic_store(&z->fatal, true);
+		free(id);
+	}
+	http_free(h);
+	return NULL;
+}
+
+static int cmp_found_name(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+	int c = strcmp(x->account, y->account);
+	return c ? c : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+static int cmp_found_seq(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /*
  * Upsert discovered accounts.  Sizes are asked only for accounts the DB does
  * not know yet (or knows without a size) and that have not started, so a
- * resumed run of 10k accounts costs no 10k SOAP calls.
+ * resumed run of 10k accounts costs no 10k SOAP calls; the lookups that are
+ * needed run on several threads.  Duplicates are dropped by sorting (no
+ * quadratic search over 100k names).  *n is updated to the unique count.
  */
-static enum zmb_rc plan(struct migrate *m, struct stage_ctx *ctx, struct state *st, struct http *src,
-			struct found *f, size_t n, long long *total_size, char **err)
+static enum zmb_rc plan(struct migrate *m, struct stage_ctx *ctx, struct state *st,
+			struct found *f, size_t *np, long long *total_size, char **err)
 {
 	const struct job *job = m->job;
 	enum zmb_rc rc = ZMB_OK;
-	struct strlist seen = STRLIST_INIT;
 	long long unknown_sizes = 0;
+	size_t n = *np, u = 0;
+	struct found **todo = NULL;
+	size_t ntodo = 0;
 
 	*total_size = 0;
-	if (st && (rc = state_begin(st)))
-		goto out;
+	/* 1. unique accounts, first listing wins */
+	qsort(f, n, sizeof *f, cmp_found_name);
 	for (size_t i = 0; i < n; i++) {
-		if (strlist_has(&seen, f[i].account))
-			continue;  /* listed twice: once is enough */
-		strlist_add(&seen, f[i].account);
+		if (u > 0 && !strcmp(f[u - 1].account, f[i].account)) {
+			free(f[i].account);
+			free(f[i].id);
+			continue;
+		}
+		f[u++] = f[i];
+	}
+	*np = n = u;
+	qsort(f, n, sizeof *f, cmp_found_seq);
+
+	/* 2. what does the DB know already? */
+	todo = xcalloc(n ? n : 1, sizeof *todo);
+	for (size_t i = 0; i < n; i++) {
 		struct account_row row;
 		memset(&row, 0, sizeof row);
 		bool known = st && state_account_get(st, f[i].account, &row) == ZMB_OK;
-		long long size = known ? row.size : -1;
-		bool need_size = !known || (row.size < 0 && row.state == ACCT_PENDING);
+		f[i].size = known ? row.size : -1;
+		f[i].need_size = !known || (row.size < 0 && row.state == ACCT_PENDING);
 		state_account_release(&row);
-		if (need_size) {
-			char *id = f[i].id ? xstrdup(f[i].id) : NULL;
-			char *e = NULL;
-			enum zmb_rc r = ZMB_OK;
-			if (!id)
-				r = soap_get_account(src, m->src_tc, f[i].account, &id, &e);
-			if (r == ZMB_OK)
-				r = soap_mailbox_size(src, m->src_tc, id, &size, &e);
-			if (r == ZMB_ENOACCOUNT) {
-				stage_out(ctx, "warning: source account '%s' does not exist on %s:%d; it will fail",
-					  f[i].account, job->source.host, job->source.port);
-				size = -1;
-			} else if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT) {
-				*err = xasprintf("source %s:%d: %s", job->source.host, job->source.port,
-						 e ? e : zmb_rc_str(r));
-				free(e);
-				free(id);
-				rc = r;
-				goto out;
-			} else if (r) {
-				log_warn(f[i].account, "mailbox size unknown: %s", e ? e : zmb_rc_str(r));
-				size = -1;
-			}
-			free(e);
-			free(id);
+		if (f[i].need_size)
+			todo[ntodo++] = &f[i];
+	}
+
+	/* 3. ask the source for the sizes it has to tell */
+	if (ntodo > 0) {
+		struct sizer z = { .m = m, .todo = todo, .ntodo = ntodo };
+		atomic_init(&z.next, 0);
+		atomic_init(&z.fatal, false);
+		int nt = job->mig.threads > 0 ? job->mig.threads : 1;
+		if (nt > 16)
+			nt = 16;
+		if ((size_t)nt > ntodo)
+			nt = (int)ntodo;
+		pthread_t th[16];
+		int started = 0;
+		for (int i = 0; i < nt; i++)
+			if (pthread_create(&th[i], NULL, sizer_main, &z) == 0)
+				started++;
+		if (started == 0)
+			sizer_main(&z);
+		for (int i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+		if (ntodo > 200)
+			stage_out(ctx, "mailbox sizes of %zu account(s) read from the source", ntodo);
+	}
+	for (size_t i = 0; i < n; i++) {
+		enum zmb_rc r = f[i].lookup_rc;
+		if (r == ZMB_ENOACCOUNT) {
+			stage_out(ctx, "warning: source account '%s' does not exist on %s:%d; it will fail",
+				  f[i].account, job->source.host, job->source.port);
+		} else if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT) {
+			*err = xasprintf("source %s:%d: %s", job->source.host, job->source.port,
+					 f[i].lookup_err ? f[i].lookup_err : zmb_rc_str(r));
+			rc = r;
+			goto out;
+		} else if (r) {
+			log_warn(f[i].account, "mailbox size unknown: %s",
+				 f[i].lookup_err ? f[i].lookup_err : zmb_rc_str(r));
 		}
+	}
+
+	/* 4. one transaction for every row */
+	if (st && (rc = state_begin(st)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		long long size = f[i].size;
 		if (size > 0)
 			*total_size += size;
 		else if (size < 0)
 			unknown_sizes++;
 		char *target = job_map_account(job, f[i].account);
-		if (st && (rc = state_account_upsert(st, f[i].account, target, (int64_t)i, size))) {
+		if (st && (rc = state_account_upsert(st, f[i].account, target, (int64_t)f[i].seq, size))) {
 			*err = xasprintf("cannot record account '%s': %s", f[i].account, state_errmsg(st));
 			free(target);
+			state_rollback(st);
 			goto out;
 		}
 		if (ctx->dry_run)
@@ -741,14 +834,13 @@ static enum zmb_rc plan(struct migrate *m, struct stage_ctx *ctx, struct state *
 	}
 	if (st && (rc = state_commit(st))) {
 		*err = xasprintf("cannot commit discovery: %s", state_errmsg(st));
+		state_rollback(st);
 		goto out;
 	}
-	stage_out(ctx, "%zu account(s) planned, %lld bytes known%s", seen.n, *total_size,
+	stage_out(ctx, "%zu account(s) planned, %lld bytes known%s", n, *total_size,
 		  unknown_sizes ? " (some sizes unknown)" : "");
 out:
-	if (rc && st)
-		state_rollback(st);
-	strlist_release(&seen);
+	free(todo);
 	return rc;
 }
 
@@ -886,7 +978,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 		goto out;
 	}
 	long long total = 0;
-	rc = plan(&m, ctx, ctx->dry_run ? NULL : ctx->st, src, found, nfound, &total, err);
+	rc = plan(&m, ctx, ctx->dry_run ? NULL : ctx->st, found, &nfound, &total, err);
 	if (rc) {
 		if (rc == ZMB_EAUTH || rc == ZMB_ECONNECT || rc == ZMB_ETLS)
 			ctx->exit_hint = EXIT_UNAVAILABLE;
