@@ -214,6 +214,8 @@ static void enumerate(enum slapd_layout layout, const char *suffix)
 		      tu_contains(ref1, "olcMultiProvider: TRUE"), "%s: not promoted", what);
 	assert_replication("ref", what);
 	fprintf(stderr, "%s: %ld durable steps\n%s", mode, n, ref_log);
+	if (getenv("ZMB_TEST_VERBOSE"))
+		fprintf(stderr, "---- master cn=config:\n%s---- replica cn=config:\n%s", ref0, ref1);
 	free(job);
 	free(steps);
 	slapd_pair_stop(&pair);
