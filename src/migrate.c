@@ -1062,9 +1062,21 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 		*err = xasprintf("%lld account(s) failed permanently (see 'zmbatch report')", c[ACCT_FAILED]);
 	}
 out:
-	if (ctx->ctl)
-		log_debug(NULL, "AuthRequests: source %lld, target %lld", token_auth_count(m.src_tc),
-			  token_auth_count(m.dst_tc));
+	if (!ctx->dry_run && ctx->st) {
+		/* per-server login counters for reports (servers table) */
+		struct { const char *role; const struct server *s; struct token_cache *tc; } sv[2] = {
+			{ "source", &job->source, m.src_tc }, { "target", &job->target, m.dst_tc } };
+		for (int i = 0; i < 2; i++) {
+			long long req = 0, ok = 0;
+			token_counts(sv[i].tc, &req, &ok);
+			char *host = xasprintf("%s:%d", sv[i].s->host, sv[i].s->port);
+			if (req > 0 && state_server_count(ctx->st, sv[i].role, host, req,
+							  ok > 1 ? ok - 1 : 0, req - ok))
+				log_warn(NULL, "cannot record login counters: %s", state_errmsg(ctx->st));
+			free(host);
+			log_debug(NULL, "%s: %lld AuthRequest(s), %lld ok", sv[i].role, req, ok);
+		}
+	}
 	free(workers);
 	found_free(found, nfound);
 	http_free(src);

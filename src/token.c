@@ -139,3 +139,11 @@ long long token_auth_count(struct token_cache *tc)
 	pthread_mutex_unlock(&tc->mu);
 	return n;
 }
+
+void token_counts(struct token_cache *tc, long long *requests, long long *ok)
+{
+	pthread_mutex_lock(&tc->mu);
+	*requests = tc->auth_count;
+	*ok = tc->logins_ok;
+	pthread_mutex_unlock(&tc->mu);
+}

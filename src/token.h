@@ -42,5 +42,7 @@ enum zmb_rc token_get(struct token_cache *tc, struct http *h, char **token, char
 void token_invalidate(struct token_cache *tc, const char *failed_token);
 /* Number of AuthRequests sent so far (successful or not). */
 long long token_auth_count(struct token_cache *tc);
+/* AuthRequests sent and the successful ones among them (any thread). */
+void token_counts(struct token_cache *tc, long long *requests, long long *ok);
 
 #endif
