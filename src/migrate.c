@@ -69,6 +69,9 @@ struct migrate {
 	int fatal_workers;           /* workers that could not start */
 };
 
+/* consecutive failed claims (each after SQLite's busy wait) before a worker gives up */
+#define MAX_CLAIM_FAILURES 5
+
 struct worker {
 	struct migrate *m;
 	int index;
@@ -525,6 +528,7 @@ static void *worker_main(void *arg)
 	w->src = http_new(&m->job->source, m->job, m->ctl);
 	w->dst = http_new(&m->job->target, m->job, m->ctl);
 
+	int claim_failures = 0;
 	while (runctl_may_claim(m->ctl)) {
 		struct account_row a;
 		double wait = -1;
@@ -544,10 +548,19 @@ static void *worker_main(void *arg)
 		}
 		if (rc) {
 			log_error(NULL, "worker %d: claim failed: %s", w->index, state_errmsg(w->st));
+			/* busy is already waited for inside SQLite; a state DB that keeps
+			 * failing (disk full, read-only, I/O error) must end the run, not
+			 * spin forever: the accounts stay for the next run */
+			if (++claim_failures >= MAX_CLAIM_FAILURES) {
+				log_error(NULL, "worker %d: giving up after %d failed claims in a row", w->index,
+					  claim_failures);
+				break;
+			}
 			struct timespec ts = { 1, 0 };
 			nanosleep(&ts, NULL);
 			continue;
 		}
+		claim_failures = 0;
 		pthread_mutex_lock(&m->mu);
 		m->in_flight++;
 		pthread_mutex_unlock(&m->mu);
