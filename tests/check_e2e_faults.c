@@ -20,6 +20,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -118,6 +119,13 @@ static void teardown(void)
 /* Mount a tmpfs of `size` (mount(8) syntax: "2m") at E.dir/rel; false if not permitted. */
 static bool mount_tmpfs(const char *rel, const char *size, bool ro)
 {
+	/* a private mount namespace for this test process (and the zmbatch and
+	 * simulators it starts): the mounts vanish with it even when a failed
+	 * assertion skips the teardown */
+	static bool unshared;
+	if (!unshared && unshare(CLONE_NEWNS) == 0 &&
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
+		unshared = true;
 	char *p = xfmt("%s/%s", E.dir, rel);
 	char *opts = xfmt("size=%s,mode=0700", size);
 	mkdir(p, 0700);
@@ -169,17 +177,18 @@ static void write_job_ex(int threads, const char *extra_mig, const char *extra_t
 		"target = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
 		"  admin_password_file = \"%s/dst.pw\"; ca_file = \"%s\"; };\n"
 		"migration = {\n"
-		"  " ACCOUNTS_LIST "\n"
+		"  %s\n"
 		"  threads = %d;\n"
 		"  working_dir = \"%s\"; success_dir = \"%s/success\"; failed_dir = \"%s/failed\";\n"
-		"  retry_backoff = \"1s\"; retry_backoff_max = \"2s\"; max_attempts = 4;\n"
+		"  retry_backoff = \"1s\"; retry_backoff_max = \"2s\"; %s\n"
 		"  %s\n"
 		"};\n"
 		"state = { db = \"%s\"; };\n"
 		"log = { dir = \"%s/log\"; level = \"debug\"; };\n"
 		"%s\n",
-		E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file, threads, w,
-		E.dir, E.dir, extra_mig ? extra_mig : "", E.db, E.dir, extra_top ? extra_top : "");
+		E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file,
+		extra_mig && strstr(extra_mig, "accounts") ? "" : ACCOUNTS_LIST, threads, w, E.dir, E.dir,
+		extra_mig && strstr(extra_mig, "max_attempts") ? "" : "max_attempts = 4;", extra_mig ? extra_mig : "", E.db, E.dir, extra_top ? extra_top : "");
 	free(E.job);
 	E.job = tu_write(E.dir, "job.cfg", text, 0600);
 	free(text);
@@ -541,7 +550,7 @@ START_TEST(test_slow_first_byte)
 	int rc = run_job(120);
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	assert_all_done();
-	ck_assert_int_ge(exports_of("alice@example.com"), 2);
+	/* the stalled request never got its headers, so zsim counts one export: count attempts */
 	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='alice@example.com'"), 2);
 	/* gave up on the stalled export instead of waiting the whole 5 s */
 	ck_assert_msg(time(NULL) - t0 < 30, "run took %ld s", (long)(time(NULL) - t0));
@@ -602,13 +611,6 @@ START_TEST(test_disk_full_working_dir)
 		return;
 	char *work = xfmt("%s/work", E.dir);
 	write_job_ex(1, "max_attempts = 2; accounts = [ \"tiny@example.com\" ];", NULL, work);
-	/* ACCOUNTS_LIST and the extra list: libconfig rejects a duplicate setting, so write by hand */
-	char *text = tu_read(E.job);
-	char *pos = strstr(text, ACCOUNTS_LIST);
-	ck_assert_ptr_nonnull(pos);
-	memset(pos, ' ', strlen(ACCOUNTS_LIST));
-	free(tu_write(E.dir, "job.cfg", text, 0600));
-	free(text);
 
 	int rc = run_job(120);
 	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
@@ -682,7 +684,7 @@ START_TEST(test_state_db_readonly)
 	write_job(2, NULL);
 	struct tu_proc p;
 	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
-	ck_assert_msg(rc != 0 && rc < 128, "exit %d", rc);
+	ck_assert_msg(rc > 0 && rc < 128, "exit %d", rc);
 	ck_assert_msg(tu_contains(p.err, "/ro/state.db"), "the error does not name the DB");
 	tu_proc_release(&p);
 	json_t *ss = zsim_stats(E.src);
@@ -693,15 +695,15 @@ START_TEST(test_state_db_readonly)
 	remount("ro", "size=1m,mode=0700", false);
 	rc = run_job(120);
 	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
 	remount("ro", "size=1m,mode=0700", true);
 	rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
-	ck_assert_msg(rc != 0 && rc < 128, "run on a read-only DB: exit %d", rc);
+	ck_assert_msg(rc > 0 && rc < 128, "run on a read-only DB: exit %d", rc);
 	ck_assert_msg(tu_contains(p.err, "state.db"), "the error does not name the DB");
 	tu_proc_release(&p);
 	rc = zmbatch(&p, 60, "status", "-c", E.job, (char *)NULL);
-	ck_assert_msg(rc < 128, "status on a read-only DB crashed: %d", rc);
+	ck_assert_msg(rc >= 0 && rc < 128, "status on a read-only DB crashed: %d", rc);
 	tu_proc_release(&p);
-	assert_all_done();
 }
 END_TEST
 
@@ -749,7 +751,7 @@ START_TEST(test_sqlite_full)
 	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state='done'"), "nothing got done");
 	fill_disk(filler);
 	int rc = wait_run(pid, 120);
-	ck_assert_msg(rc != 0 && rc < 128, "exit %d with a full state DB", rc);
+	ck_assert_msg(rc > 0 && rc < 128, "exit %d with a full state DB (-1: still running)", rc);
 	char *ep = xfmt("%s/run.err", E.dir);
 	char *err = tu_read(ep);
 	ck_assert_msg(tu_contains(err, "disk full") || tu_contains(err, "full"), "no disk-full message");
@@ -772,21 +774,25 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("faults");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 240);
-	tcase_add_test(tc, test_http_500_503_retried);
-	tcase_add_test(tc, test_http_500_forever_fails);
-	tcase_add_test(tc, test_token_revoked_mid_run);
-	tcase_add_test(tc, test_reset_mid_export_import_spool);
-	tcase_add_test(tc, test_reset_mid_export_import_stream);
-	tcase_add_test(tc, test_truncated_gzip_spool);
-	tcase_add_test(tc, test_truncated_gzip_stream);
-	tcase_add_test(tc, test_slow_first_byte);
-	tcase_add_test(tc, test_server_down_then_back);
-	tcase_add_test(tc, test_target_deleted_mid_run);
-	tcase_add_test(tc, test_disk_full_working_dir);
-	tcase_add_test(tc, test_disk_filled_during_export);
-	tcase_add_test(tc, test_state_db_readonly);
-	tcase_add_test(tc, test_sqlite_busy_other_process);
-	tcase_add_test(tc, test_sqlite_full);
+	/* FAULTS_ONLY=test_name runs one test (debugging) */
+	const char *only = getenv("FAULTS_ONLY");
+#define ADD(t) do { if (!only || !strcmp(only, #t)) tcase_add_test(tc, t); } while (0)
+	ADD(test_http_500_503_retried);
+	ADD(test_http_500_forever_fails);
+	ADD(test_token_revoked_mid_run);
+	ADD(test_reset_mid_export_import_spool);
+	ADD(test_reset_mid_export_import_stream);
+	ADD(test_truncated_gzip_spool);
+	ADD(test_truncated_gzip_stream);
+	ADD(test_slow_first_byte);
+	ADD(test_server_down_then_back);
+	ADD(test_target_deleted_mid_run);
+	ADD(test_disk_full_working_dir);
+	ADD(test_disk_filled_during_export);
+	ADD(test_state_db_readonly);
+	ADD(test_sqlite_busy_other_process);
+	ADD(test_sqlite_full);
+#undef ADD
 	suite_add_tcase(s, tc);
 	return s;
 }
