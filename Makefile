@@ -54,9 +54,11 @@ LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 LIB_OBJS := $(patsubst src/%.c,$(B)/src/%.o,$(LIB_SRCS)) $(B)/schema_gen.o
 SCHEMA := $(sort $(wildcard schema/*.sql))
 
-TEST_SRCS := $(sort $(wildcard tests/check_*.c))
+ALL_TEST_SRCS := $(sort $(wildcard tests/check_*.c))
+# TEST_SRCS may be narrowed on the command line (make tsan does)
+TEST_SRCS := $(ALL_TEST_SRCS)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
-TEST_SUPPORT := $(patsubst tests/%.c,$(B)/tests/%.o,$(filter-out $(TEST_SRCS),$(wildcard tests/*.c)))
+TEST_SUPPORT := $(patsubst tests/%.c,$(B)/tests/%.o,$(filter-out $(ALL_TEST_SRCS),$(wildcard tests/*.c)))
 
 ifeq ($(VARIANT),release)
 BIN := bin/zmbatch
@@ -111,16 +113,34 @@ unit: $(BIN) $(TEST_BINS)
 	ZMBATCH_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) TESTS_UNIT_ONLY=1 \
 		sh tests/run-tests $(TEST_BINS)
 
+# ASan + UBSan (+ LeakSanitizer) over the whole suite: the runners and, through
+# ZMBATCH_BIN, the sanitized build/asan/zmbatch they spawn.  Any report fails
+# the run (halt_on_error; UBSan does not recover, see SAN above).
+# tests/lsan.supp lists third-party noise only, each entry justified.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
 asan:
-	$(MAKE) VARIANT=asan CC=$(CC) check
+	$(SAN_ENV) $(MAKE) VARIANT=asan CC=$(CC) check
 
-# ThreadSanitizer over the suites that start threads.
+# ThreadSanitizer over the suites that start threads: state (claim
+# concurrency, 8 threads opening one DB), e2e client (token refresh from
+# several workers), e2e migrate and faults (the worker pool in bin/zmbatch).
+# The single-threaded suites add nothing under TSan and would double its time.
+TSAN_SUITES := check_state check_e2e_client check_e2e_migrate check_e2e_faults
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan.supp)
 tsan:
-	$(MAKE) VARIANT=tsan CC=$(CC) CFLAGS="-O1 -g" check
+	$(TSAN_ENV) $(MAKE) VARIANT=tsan CC=$(CC) CFLAGS="-O1 -g" \
+		TEST_SRCS="$(patsubst %,tests/%.c,$(TSAN_SUITES))" check
 
+# cppcheck over src/ with these checks: warning, style, portability,
+# performance (all enabled classes must be clean); variableScope (a style
+# preference for declaring at first use) is not enforced.
+LINT_CHECKS := warning,style,portability,performance
 lint:
-	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
-		--inline-suppr --suppress=missingIncludeSystem -Isrc src/
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=$(LINT_CHECKS) \
+		--inline-suppr --suppress=missingIncludeSystem --suppress=variableScope -Isrc \
+		-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE src/
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
@@ -155,8 +175,8 @@ clean:
 # compiled with clang and the same sanitizers into build/fuzz/src/, then runs
 # each for FUZZ_SECONDS (-max_total_time) over its seeds tests/fuzz/corpus/<t>
 # and the inputs that once crashed tests/fuzz/regress/<t> (dictionary
-# tests/fuzz/<t>.dict if present).  New corpus units go to build/fuzz/corpus/<t>,
-# crash inputs to build/fuzz/crashes/<t>-*, logs to build/fuzz/fuzz_<t>.log.
+# tests/fuzz/<t>.dict if present; LSan suppressions tests/fuzz/lsan.supp).
+# New corpus units go to build/fuzz/corpus/<t>, crash inputs to build/fuzz/crashes/<t>-*, logs to build/fuzz/fuzz_<t>.log.
 # Fails if any target crashed.  tests/check_fuzz_regress replays the seeds and
 # regression inputs in `make check` with the normal compiler.
 FUZZ_CC ?= clang
@@ -187,7 +207,8 @@ fuzz: $(FUZZ_BINS)
 	  mkdir -p $(FUZZ_B)/corpus/$$t $(FUZZ_B)/crashes tests/fuzz/corpus/$$t tests/fuzz/regress/$$t; \
 	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
 	  echo "== fuzz_$$t: $(FUZZ_SECONDS)s"; \
-	  if ZMB_FUZZ_TMP=$$tmp $(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	  if ZMB_FUZZ_TMP=$$tmp LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp) \
+	       $(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/crashes/$$t- $$dict \
 	       $(FUZZ_B)/corpus/$$t tests/fuzz/corpus/$$t tests/fuzz/regress/$$t \
 	       >$(FUZZ_B)/fuzz_$$t.log 2>&1; then \
