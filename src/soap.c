@@ -36,7 +36,10 @@ static bool jnum(json_t *v, long long *out)
 		return true;
 	}
 	if (json_is_real(v)) {
-		*out = (long long)json_real_value(v);
+		double d = json_real_value(v);
+		if (!(d > -9.2e18 && d < 9.2e18))   /* the cast would be undefined */
+			return false;
+		*out = (long long)d;
 		return true;
 	}
 	if (json_is_string(v))
