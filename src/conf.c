@@ -588,7 +588,8 @@ static void parse_server(struct np *np, const struct cval *g, struct server *s)
 static const char *const migration_keys[] = {
 	"accounts", "accounts_file", "domains", "domain_map", "threads", "working_dir",
 	"success_dir", "failed_dir", "keep_success_files", "transfer", "resolve", "types",
-	"max_attempts", "order", "mail_transport", "max_bytes_per_second", "retry_backoff",
+	"max_attempts", "order", "mail_transport", "max_bytes_per_second",
+	"max_bytes_per_second_total", "retry_backoff",
 	"retry_backoff_max", "delta_overlap", "low_speed_time", "low_speed_limit",
 	"buffer_size", NULL
 };
@@ -655,6 +656,7 @@ static void parse_migration(struct np *np, const struct cval *g, struct migratio
 		m->order = (enum order_mode)o;
 	get_str(np, g, grp, "mail_transport", &m->mail_transport);
 	get_bytes(np, g, grp, "max_bytes_per_second", &m->max_bytes_per_second);
+	get_bytes(np, g, grp, "max_bytes_per_second_total", &m->max_bytes_per_second_total);
 	get_duration(np, g, grp, "retry_backoff", &m->retry_backoff);
 	get_duration(np, g, grp, "retry_backoff_max", &m->retry_backoff_max);
 	get_duration(np, g, grp, "delta_overlap", &m->delta_overlap);
@@ -1326,6 +1328,7 @@ void conf_write_native(const struct job *job, FILE *out)
 	if (m->mail_transport)
 		put_kv(out, "  ", "mail_transport", m->mail_transport);
 	put_bytes(out, "  ", "max_bytes_per_second", m->max_bytes_per_second);
+	put_bytes(out, "  ", "max_bytes_per_second_total", m->max_bytes_per_second_total);
 	put_duration(out, "  ", "retry_backoff", m->retry_backoff);
 	put_duration(out, "  ", "retry_backoff_max", m->retry_backoff_max);
 	put_duration(out, "  ", "delta_overlap", m->delta_overlap);

@@ -94,6 +94,15 @@ struct http *http_new(const struct server *srv, const struct job *job, struct ru
 		if (job->mig.low_speed_time >= 0)
 			h->low_speed_time = job->mig.low_speed_time;
 		h->max_bps = job->mig.max_bytes_per_second > 0 ? job->mig.max_bytes_per_second : 0;
+		/* a total cap is shared evenly by the worker threads */
+		if (job->mig.max_bytes_per_second_total > 0) {
+			long long per = job->mig.max_bytes_per_second_total /
+					(job->mig.threads > 0 ? job->mig.threads : 1);
+			if (per < 1)
+				per = 1;
+			if (h->max_bps == 0 || per < h->max_bps)
+				h->max_bps = per;
+		}
 		if (job->mig.buffer_size > 0)
 			h->buffer_size = (size_t)job->mig.buffer_size;
 	}

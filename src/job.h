@@ -95,6 +95,7 @@ struct migration {
 	enum order_mode order;         /* default largest-first */
 	char *mail_transport;          /* NULL = don't touch */
 	long long max_bytes_per_second; /* per worker; 0 = unlimited */
+	long long max_bytes_per_second_total; /* whole run, shared by threads; 0 = unlimited */
 	long long retry_backoff;       /* base seconds, default 30 */
 	long long retry_backoff_max;   /* default 900 */
 	long long delta_overlap;       /* seconds, default 86400 */

@@ -360,6 +360,27 @@ START_TEST(test_accounts_file_types_resolve_transport)
 }
 END_TEST
 
+START_TEST(test_bandwidth_cap_total)
+{
+	struct tu_proc p;
+	/* 150 kB/s for the whole run, shared by 2 threads: the ~0.9 MB of the job
+	 * cannot move in much less than 6 s, while uncapped it takes about one
+	 * (a lower bound, not a speed test) */
+	e2e_write_job(&E, 2, "max_bytes_per_second_total = \"150k\";", NULL);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_eq(rc, 0);
+	double dt = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	long long bytes = e2e_db_count(&E, "SELECT sum(bytes) FROM accounts");
+	double floor_s = (double)bytes / (150.0 * 1024) * 0.7;
+	ck_assert_msg(dt >= floor_s, "moved %lld bytes in %.2f s: the cap was not applied (>= %.2f s expected)",
+		      bytes, dt, floor_s);
+	tu_proc_release(&p);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_migrate");
@@ -375,6 +396,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_kill9_resume);
 	tcase_add_test(tc, test_delta_pass);
 	tcase_add_test(tc, test_accounts_file_types_resolve_transport);
+	tcase_add_test(tc, test_bandwidth_cap_total);
 	suite_add_tcase(s, tc);
 	return s;
 }
