@@ -5,7 +5,7 @@
  * spool rename/move/removal).  With ZMBATCH_STEP_LOG=F it appends "k what"
  * per step, with ZMBATCH_CRASH_AT=k it _exit(99)s right after step k.
  *
- * For a small job (two mailboxes with mail + an empty one) in spool mode
+ * For a small job (a mailbox with mail in two folders + an empty one) in spool mode
  * and in stream mode:
  *   1. an uninterrupted run counts the steps N and gives the reference DB;
  *   2. for every k in 1..N, on fresh target mailboxes and a fresh state DB
@@ -48,20 +48,22 @@ struct env {
 
 static struct env E;
 
-/* the smallest job that still has mail in two folders and an empty mailbox */
+/*
+ * The smallest job that still has a mailbox with mail (in two folders) and
+ * an empty one: every k costs three runs, the enumeration stays short.
+ */
 static const char *SRC_CFG =
 	"{\"name\":\"src\",\"domains\":[{\"name\":\"example.com\",\"accounts\":["
-	"{\"name\":\"alice@example.com\",\"items\":4,\"item_size\":[300,2000]},"
-	"{\"name\":\"bob@example.com\",\"items\":3,\"item_size\":500,\"folders\":[\"Inbox\",\"Sent\"]},"
+	"{\"name\":\"alice@example.com\",\"items\":5,\"item_size\":[300,2000],"
+	"\"folders\":[\"Inbox\",\"Sent\"]},"
 	"{\"name\":\"empty@example.com\"}]}]}";
 
 static const char *DST_CFG =
 	"{\"name\":\"dst\",\"domains\":[{\"name\":\"example.net\",\"accounts\":["
-	"{\"name\":\"alice@example.net\"},{\"name\":\"bob@example.net\"},{\"name\":\"empty@example.net\"}]}]}";
+	"{\"name\":\"alice@example.net\"},{\"name\":\"empty@example.net\"}]}]}";
 
 static const char *USERS[][2] = {
 	{ "alice@example.com", "alice@example.net" },
-	{ "bob@example.com", "bob@example.net" },
 	{ "empty@example.com", "empty@example.net" },
 };
 #define NUSERS (sizeof USERS / sizeof *USERS)
