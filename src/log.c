@@ -127,15 +127,20 @@ static char *redact_locked(const char *s)
 	for (size_t i = 0; i < L.secrets.n; i++) {
 		const char *sec = L.secrets.v[i];
 		size_t sl = strlen(sec);
-		char *p;
-		while ((p = strstr(out, sec)) != NULL) {
-			struct buf b = BUF_INIT;
-			buf_add(&b, out, (size_t)(p - out));
+		if (!strstr(out, sec))
+			continue;
+		/* one forward scan: the replacement is never searched again, so a
+		 * secret that is itself "***" (or contains it) cannot loop */
+		struct buf b = BUF_INIT;
+		const char *p = out, *q;
+		while ((q = strstr(p, sec)) != NULL) {
+			buf_add(&b, p, (size_t)(q - p));
 			buf_adds(&b, "***");
-			buf_adds(&b, p + sl);
-			free(out);
-			out = buf_detach(&b);
+			p = q + sl;
 		}
+		buf_adds(&b, p);
+		free(out);
+		out = buf_detach(&b);
 	}
 	return out;
 }
