@@ -366,6 +366,22 @@ static char *step_names(const char *log)
 	return out;
 }
 
+/* Number of the first step called name in a step log, 0 if none. */
+static long step_no(const char *log, const char *name)
+{
+	size_t nl = strlen(name);
+	for (const char *p = log; p && *p;) {
+		const char *sp = strchr(p, ' ');
+		const char *eol = strchr(p, '\n');
+		if (!eol)
+			eol = p + strlen(p);
+		if (sp && sp < eol && (size_t)(eol - sp - 1) == nl && !strncmp(sp + 1, name, nl))
+			return strtol(p, NULL, 10);
+		p = *eol ? eol + 1 : eol;
+	}
+	return 0;
+}
+
 static void enumerate(bool stream, bool keep_success)
 {
 	const char *mode = stream ? "stream" : "spool";
@@ -383,6 +399,8 @@ static void enumerate(bool stream, bool keep_success)
 	char *ref_log = read_steps(&t);
 	char *ref_names = step_names(ref_log);
 	long n = count_lines(ref_log);
+	long run_begin = step_no(ref_log, "run begin"), run_end = step_no(ref_log, "run end");
+	ck_assert_msg(run_begin > 0 && run_end > run_begin, "%s: no run begin/end step", what);
 	ck_assert_msg(n >= 10, "%s: only %ld durable steps:\n%s", what, n, ref_log);
 	ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), NUSERS);
 	reset_stats();
@@ -446,6 +464,13 @@ static void enumerate(bool stream, bool keep_success)
 		ck_assert_msg(rc == 0, "%s: third run exited %d", what, rc);
 		assert_migrated(what, true);
 		assert_spool_clean(&t, stream, keep_success, what);
+		/* the crashed run stays on record as unfinished (exit status NULL), the others exit 0 */
+		long long want_open = k >= run_begin && k < run_end ? 1 : 0;
+		ck_assert_msg(db_int(t.db, "SELECT count(*) FROM runs WHERE exit_status IS NULL") == want_open,
+			      "%s: %lld run(s) without exit status, want %lld", what,
+			      db_int(t.db, "SELECT count(*) FROM runs WHERE exit_status IS NULL"), want_open);
+		ck_assert_msg(db_int(t.db, "SELECT count(*) FROM runs WHERE exit_status <> 0") == 0,
+			      "%s: a run recorded a non-zero exit status", what);
 		char *dump2 = db_dump(t.db);
 		ck_assert_msg(strcmp(dump2, dump) == 0, "%s: a rerun changed the DB:\n%s", what, dump2);
 
