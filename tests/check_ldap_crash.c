@@ -22,6 +22,7 @@
 #include "zmb.h"
 
 #include <check.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,24 @@ static char *canon_config(int i)
 	return s;
 }
 
+/* One integer from the pair's state DB (-1 if no row). */
+static long long db_int(const char *sql)
+{
+	char *path = xasprintf("%s/state.db", pair.dir);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long n = -1;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+		      sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(path);
+	return n;
+}
+
 static long count_lines(const char *s)
 {
 	long n = 0;
@@ -244,6 +263,10 @@ static void enumerate(enum slapd_layout layout, const char *suffix)
 		ck_assert_msg(strcmp(c1, ref1) == 0, "%s: replica cn=config differs:\n---- got:\n%s"
 			      "---- want:\n%s", what, c1, ref1);
 		assert_replication("k", what);
+		ck_assert_msg(db_int("SELECT count(*) FROM stages WHERE name = 'promote' AND state = 'done'")
+			      == 1, "%s: the promote stage is not recorded done", what);
+		ck_assert_msg(db_int("SELECT count(*) FROM runs WHERE exit_status <> 0") == 0,
+			      "%s: a run recorded a non-zero exit status", what);
 
 		/* the stage forced to run again: no write at all (timestamps included) */
 		char *b0 = slapd_dump_config(&pair.s[0]), *b1 = slapd_dump_config(&pair.s[1]);
