@@ -5,8 +5,8 @@
  * spool rename/move/removal).  With ZMBATCH_STEP_LOG=F it appends "k what"
  * per step, with ZMBATCH_CRASH_AT=k it _exit(99)s right after step k.
  *
- * For a small job (a mailbox with mail in two folders + an empty one) in spool mode
- * and in stream mode:
+ * For a small job (a mailbox with mail in two folders + an empty one) in
+ * spool mode (archives kept in success_dir, and not) and in stream mode:
  *   1. an uninterrupted run counts the steps N and gives the reference DB;
  *   2. for every k in 1..N, on fresh target mailboxes and a fresh state DB
  *      and spool tree: run with a crash at k (exit 99), run again (exit 0),
@@ -14,6 +14,14 @@
  *      duplicates, no stray spool file, the final DB equal to the
  *      reference modulo timestamps/run ids, and that one more run exports
  *      and imports nothing.
+ *
+ * "Equal DB": accounts (state, attempts, bytes, size, errors, spool_path
+ * cleared, sync_mark set, no owner, no backoff), stages, meta keys, server
+ * roles.  accounts.attempts is counted when an attempt ends, so a crash
+ * does not count one; stages.attempts is counted when a stage starts, so a
+ * stage the crash caught 'running' has exactly one start more than the
+ * reference, which is what the comparison expects.  The crashed run itself
+ * stays in `runs` without an exit status.
  *
  * One worker thread: with several, which durable step is "the k-th" depends
  * on thread scheduling, so a k would not name the same point from run to
