@@ -554,6 +554,8 @@ static void *worker_main(void *arg)
 			if (++claim_failures >= MAX_CLAIM_FAILURES) {
 				log_error(NULL, "worker %d: giving up after %d failed claims in a row", w->index,
 					  claim_failures);
+				/* the DB is unusable for everyone: stop claiming everywhere */
+				runctl_request_stop(m->ctl, "state database errors", false);
 				break;
 			}
 			struct timespec ts = { 1, 0 };

@@ -127,7 +127,7 @@ END_TEST
 START_TEST(test_missing_target_fails_permanently)
 {
 	struct tu_proc p;
-	zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"dave@example.net\"}");
+	json_decref(zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"dave@example.net\"}"));
 	e2e_write_job(&E, 4, NULL, NULL);
 	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
@@ -144,16 +144,16 @@ END_TEST
 START_TEST(test_faults_recovered_by_retries)
 {
 	struct tu_proc p;
-	zsim_post(E.src, "/zsim/knobs",
+	json_decref(zsim_post(E.src, "/zsim/knobs",
 		  "{\"faults\":["
 		  "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
 		  "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"status\",\"status\":503,\"count\":2},"
 		  "{\"op\":\"export\",\"account\":\"carol@example.com\",\"action\":\"reset\",\"after_bytes\":20000,\"count\":1},"
-		  "{\"op\":\"export\",\"account\":\"erin@example.org\",\"action\":\"truncate\",\"after_bytes\":2000,\"count\":1}]}");
-	zsim_post(E.dst, "/zsim/knobs",
+		  "{\"op\":\"export\",\"account\":\"erin@example.org\",\"action\":\"truncate\",\"after_bytes\":2000,\"count\":1}]}"));
+	json_decref(zsim_post(E.dst, "/zsim/knobs",
 		  "{\"faults\":["
 		  "{\"op\":\"import\",\"account\":\"grace@example.org\",\"action\":\"reset\",\"after_bytes\":5000,\"count\":1},"
-		  "{\"op\":\"import\",\"account\":\"frank@example.org\",\"action\":\"status\",\"status\":500,\"count\":1}]}");
+		  "{\"op\":\"import\",\"account\":\"frank@example.org\",\"action\":\"status\",\"status\":500,\"count\":1}]}"));
 	e2e_write_job(&E, 4, NULL, NULL);
 	int rc = e2e_zmbatch(&p, 180, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0, "exit %d (output above)", rc);
@@ -205,7 +205,7 @@ START_TEST(test_kill9_resume)
 {
 	char *out, *errp;
 	e2e_write_job(&E, 2, NULL, NULL);
-	zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000}");
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000}"));
 	if (asprintf(&out, "%s/run1.out", E.dir) < 0 || asprintf(&errp, "%s/run1.err", E.dir) < 0)
 		abort();
 	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
@@ -241,7 +241,7 @@ START_TEST(test_kill9_resume)
 	sqlite3_close(db);
 	json_decref(ss);
 
-	zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":0}");
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":0}"));
 	struct tu_proc p;
 	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0, "resume exit %d", rc);
