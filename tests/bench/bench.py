@@ -349,6 +349,23 @@ def bench_cost(root, pki, quick):
 
 def bench_rss(root, pki, quick):
     say("== 3c. peak RSS of zmbatch, one big mailbox + 15 small ones, 16 threads")
+    rss_big(root, pki, quick)
+    say("== 3d. peak RSS, worst case for the stream buffers: 16 mailboxes in flight, target slower than source")
+    per = 8 * MB if quick else 24 * MB
+    sizes = [per] * 16
+    dbw = int(per / (5.0 if quick else 12.0))
+    env = Env(root, pki, "rss-slowdst", sizes, bandwidth=0, dst_bandwidth=dbw, item=1024 * 1024)
+    try:
+        cfg, db = env.job(16, "stream")
+        r = run_job(env, cfg, "rss slow target")
+        figure("rss", "stream: peak RSS, 16 x %d MB in flight, import %.1f MB/s/conn, export unlimited"
+               % (per // MB, dbw / MB), "%.1f MB" % (r["maxrss_kb"] / 1024),
+               "buffer_size default 4 MiB per stream; wall %.1f s; CPU %.2f s" % (r["wall"], r["cpu"]))
+    finally:
+        env.stop()
+
+
+def rss_big(root, pki, quick):
     bigs = [256 * MB] if quick else [256 * MB, 2000 * MB]
     for big in bigs:
         sizes = [big] + [1 * MB] * 15
@@ -404,23 +421,23 @@ def bench_db(root, pki, quick):
 def bench_token(root, pki, quick):
     say("== 5. token refresh: AuthRequests per server vs run time / (lifetime - margin)")
     lifetime, margin = 4.0, 1.0
-    n = 24
+    n = 120
     total = 24 * MB
-    sizes = heavy_tailed(n, total, total // 6, seed=5)
+    sizes = heavy_tailed(n, total, total // 8, seed=5)
     threads = 4
     bw = int(total / threads / (8.0 if quick else 16.0))
     env = Env(root, pki, "token", sizes, bandwidth=bw, lifetime=lifetime)
     try:
         cfg, db = env.job(threads, "stream", margin=int(margin))
         r = run_job(env, cfg, "token")
-        expect = r["wall"] / (lifetime - margin)
+        expect = 1 + r["wall"] / (lifetime - margin)
         for sim in (env.src, env.dst):
             a = sim.stats()["auth_requests"]
             faults = sim.stats().get("soap_faults", {})
             figure("token", "%s AuthRequests (lifetime %.0f s, margin %.0f s, run %.1f s)"
                    % (sim.name, lifetime, margin, r["wall"]),
                    "%d" % a["total"],
-                   "expected ~ run/(lifetime-margin) = %.1f (+1 first login); failed %d; faults %s"
+                   "expected <= 1 + run/(lifetime-margin) = %.1f; failed %d; faults %s"
                    % (expect, a.get("failed", 0), json.dumps(faults)))
     finally:
         env.stop()

@@ -53,7 +53,8 @@ static void *claim_main(void *arg)
 		if (rc == ZMB_ENOTFOUND)
 			break;
 		if (rc) {
-			c->errors++;
+			if (c->errors++ == 0)
+				fprintf(stderr, "dbscale: claim failed after %.1f s: %s\n", lat, state_errmsg(st));
 			continue;
 		}
 		if (lat > c->max_latency)
