@@ -50,7 +50,7 @@ void job_init(struct job *job)
 	job->mig.delta_overlap = 86400;
 	job->mig.low_speed_time = 300;
 	job->mig.low_speed_limit = 1;
-	job->mig.buffer_size = 4LL * 1024 * 1024;
+	job->mig.buffer_size = 1024 * 1024;  /* stream ring per worker: RSS ~ threads x this */
 	job->token_refresh_margin = 1800;
 	job->grace = 300;
 	job->progress_interval = 300;

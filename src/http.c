@@ -23,6 +23,7 @@ struct http {
 	long long max_bps;
 	size_t buffer_size;
 	struct curl_slist *hdrs;       /* headers of the current request */
+	CURLM *multi;                  /* lazily made for rest_stream; keeps its connections */
 	char errbuf[CURL_ERROR_SIZE];
 
 	/* per-request state, reset by http_begin */
@@ -87,7 +88,7 @@ struct http *http_new(const struct server *srv, const struct job *job, struct ru
 	h->base = xasprintf("%s://%s%s%s:%d", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port);
 	h->low_speed_limit = 1;
 	h->low_speed_time = 300;
-	h->buffer_size = 4u << 20;
+	h->buffer_size = 1u << 20;
 	if (job) {
 		if (job->mig.low_speed_limit > 0)
 			h->low_speed_limit = job->mig.low_speed_limit;
@@ -115,6 +116,8 @@ void http_free(struct http *h)
 {
 	if (!h)
 		return;
+	if (h->multi)
+		curl_multi_cleanup(h->multi);  /* no easy handle is attached between calls */
 	if (h->curl)
 		curl_easy_cleanup(h->curl);
 	curl_slist_free_all(h->hdrs);
@@ -122,6 +125,16 @@ void http_free(struct http *h)
 	free(h->base);
 	free(h->local_msg);
 	free(h);
+}
+
+CURLM *http_multi(struct http *h)
+{
+	if (!h->multi) {
+		h->multi = curl_multi_init();
+		if (!h->multi)
+			abort();
+	}
+	return h->multi;
 }
 
 const struct server *http_server(const struct http *h)

@@ -41,6 +41,14 @@ struct http;
  */
 struct http *http_new(const struct server *srv, const struct job *job, struct run_ctl *ctl);
 void http_free(struct http *h);   /* NULL-safe */
+/*
+ * The handle's curl multi (made on first use, freed by http_free).  rest_stream
+ * runs both sides of a stream in the source handle's multi; keeping it for the
+ * worker's life keeps its connection cache, so stream mode reuses connections
+ * (and TLS sessions) from one account to the next instead of two handshakes
+ * per account.  Easy handles are attached only during a call.
+ */
+CURLM *http_multi(struct http *h);
 
 /* ---- used by soap.c / rest.c / token.c (same thread as the owner) ---- */
 

@@ -101,7 +101,7 @@ struct migration {
 	long long delta_overlap;       /* seconds, default 86400 */
 	long long low_speed_time;      /* stall detection seconds, default 300 */
 	long long low_speed_limit;     /* bytes/s, default 1 */
-	long long buffer_size;         /* stream pipe buffer bytes, default 4 MiB */
+	long long buffer_size;         /* stream pipe buffer bytes, default 1 MiB */
 	int line;
 };
 

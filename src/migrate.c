@@ -61,8 +61,11 @@ struct migrate {
 	enum claim_order order;
 
 	pthread_mutex_t mu;          /* guards the fields below */
+	pthread_cond_t cv;           /* an account finished or a worker exited */
+	pthread_mutex_t dbw;         /* serialises this run's SQLite writers (state_set_write_lock) */
 	long long reserved_bytes;    /* spool space promised to in-flight exports */
 	int in_flight;
+	int exited;                  /* workers that have left their loop */
 	long long done_now;          /* accounts finished by this run */
 	long long failed_now;
 	long long bytes_now;
@@ -76,7 +79,6 @@ struct worker {
 	struct migrate *m;
 	int index;
 	pthread_t thread;
-	bool joined;
 	struct state *st;
 	struct http *src;
 	struct http *dst;
@@ -525,6 +527,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&m->mu);
 		goto out;
 	}
+	state_set_write_lock(w->st, &m->dbw);
 	w->src = http_new(&m->job->source, m->job, m->ctl);
 	w->dst = http_new(&m->job->target, m->job, m->ctl);
 
@@ -536,14 +539,23 @@ static void *worker_main(void *arg)
 		enum zmb_rc rc = state_claim(w->st, m->run_id, m->order, m->stream, wall_now(), &a, &wait);
 		if (rc == ZMB_ENOTFOUND) {
 			pthread_mutex_lock(&m->mu);
-			int busy = m->in_flight;
-			pthread_mutex_unlock(&m->mu);
-			if (wait < 0 && busy == 0)
+			if (wait < 0 && m->in_flight == 0) {
+				pthread_mutex_unlock(&m->mu);
 				break;          /* nothing pending, nothing that could come back */
-			/* something is in backoff, or in flight and may come back: wait a bit */
+			}
+			/*
+			 * Something is in backoff, or in flight and may come back:
+			 * sleep until its backoff ends (at most 1 s, to notice stop
+			 * requests), or until another worker finishes an account.
+			 */
 			double s = wait < 0 || wait > 1.0 ? 1.0 : wait;
-			struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
-			nanosleep(&ts, NULL);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			long long ns = ts.tv_nsec + (long long)(s * 1e9);
+			ts.tv_sec += (time_t)(ns / 1000000000LL);
+			ts.tv_nsec = (long)(ns % 1000000000LL);
+			pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+			pthread_mutex_unlock(&m->mu);
 			continue;
 		}
 		if (rc) {
@@ -573,6 +585,7 @@ static void *worker_main(void *arg)
 			process_spool(w, &a);
 		pthread_mutex_lock(&m->mu);
 		m->in_flight--;
+		pthread_cond_broadcast(&m->cv);
 		pthread_mutex_unlock(&m->mu);
 		state_account_release(&a);
 	}
@@ -581,6 +594,10 @@ out:
 	http_free(w->dst);
 	state_close(w->st);
 	free(err);
+	pthread_mutex_lock(&m->mu);
+	m->exited++;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
 	return NULL;
 }
 
@@ -940,6 +957,10 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 
 	memset(&m, 0, sizeof m);
 	pthread_mutex_init(&m.mu, NULL);
+	pthread_cond_init(&m.cv, NULL);
+	pthread_mutex_init(&m.dbw, NULL);
+	if (ctx->st && !ctx->dry_run)
+		state_set_write_lock(ctx->st, &m.dbw);
 	m.job = job;
 	m.state_path = ctx->state_path;
 	m.run_id = ctx->run_id;
@@ -1029,17 +1050,20 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 	double t0 = mono_now(), last_log = t0;
 	double interval = job->progress_interval > 0 ? (double)job->progress_interval : 300;
 	for (;;) {
-		struct timespec ts = { 0, 250 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-		bool all_exited = true;
-		for (int i = 0; i < started; i++) {
-			if (workers[i].joined)
-				continue;
-			if (pthread_tryjoin_np(workers[i].thread, NULL) == 0)
-				workers[i].joined = true;
-			else
-				all_exited = false;
+		/* wake on a worker's exit at once; otherwise every 250 ms for progress */
+		pthread_mutex_lock(&m.mu);
+		if (m.exited < started) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 250 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&m.cv, &m.mu, &ts);
 		}
+		bool all_exited = m.exited >= started;
+		pthread_mutex_unlock(&m.mu);
 		if (all_exited)
 			break;
 		bool log_now = atomic_exchange(&ctx->ctl->progress_request, 0) ||
@@ -1050,8 +1074,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 			progress_line(&m, ctx->st, t0, tty, log_now);
 	}
 	for (int i = 0; i < started; i++)
-		if (!workers[i].joined)
-			pthread_join(workers[i].thread, NULL);
+		pthread_join(workers[i].thread, NULL);
 	if (tty) {
 		tty_clear();
 		zlog_set_tty_hook(NULL);
@@ -1098,6 +1121,10 @@ out:
 	http_free(dst);
 	token_cache_free(m.src_tc);
 	token_cache_free(m.dst_tc);
+	if (ctx->st && !ctx->dry_run)
+		state_set_write_lock(ctx->st, NULL);
+	pthread_cond_destroy(&m.cv);
+	pthread_mutex_destroy(&m.dbw);
 	pthread_mutex_destroy(&m.mu);
 	return rc;
 }

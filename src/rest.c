@@ -454,9 +454,7 @@ static enum zmb_rc stream_once(struct pipe *s, const char *get_url, const char *
 			       char **err)
 {
 	enum zmb_rc rc = ZMB_OK;
-	CURLM *m = curl_multi_init();
-	if (!m)
-		abort();
+	CURLM *m = http_multi(s->src);
 	CURL *g = http_begin(s->src, get_url, false);
 	http_set_token_cookie(s->src, stok);
 	curl_easy_setopt(g, CURLOPT_HTTPGET, 1L);
@@ -571,7 +569,6 @@ out:
 		curl_multi_remove_handle(m, g);
 	if (p_in)
 		curl_multi_remove_handle(m, p);
-	curl_multi_cleanup(m);
 	http_set_token_cookie(s->src, NULL);
 	http_set_token_cookie(s->dst, NULL);
 	return rc;

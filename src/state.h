@@ -30,6 +30,7 @@
 #define ZMB_STATE_H
 
 #include "zmb.h"
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
@@ -69,6 +70,12 @@ enum state_flags {
 enum zmb_rc state_open(const char *path, const char *job_identity, int flags,
 		       struct state **out, char **err);
 void state_close(struct state *st);          /* NULL-safe */
+/*
+ * Share `mu` among the connections of one process (e.g. a run's workers):
+ * every write transaction then takes it first, so threads queue in order
+ * instead of polling SQLite's busy handler.  mu must outlive the connection.
+ */
+void state_set_write_lock(struct state *st, pthread_mutex_t *mu);
 sqlite3 *state_db(struct state *st);         /* for report queries */
 /* Last error text of this connection (owned by st, valid until next call). */
 const char *state_errmsg(struct state *st);

@@ -298,7 +298,7 @@ START_TEST(test_native_defaults)
 	ck_assert_int_eq(job.mig.retry_backoff_max, 900);
 	ck_assert_int_eq(job.mig.delta_overlap, 86400);
 	ck_assert_int_eq(job.mig.low_speed_time, 300);
-	ck_assert_int_eq(job.mig.buffer_size, 4LL * 1024 * 1024);
+	ck_assert_int_eq(job.mig.buffer_size, 1024 * 1024);
 	ck_assert_int_eq(job.token_refresh_margin, 1800);
 	ck_assert_str_eq(job.log_level, "info");
 	ck_assert_ptr_null(job.log_dir);

@@ -406,6 +406,8 @@ struct conc {
 	int per_thread[CONC_THREADS];
 	int errors;
 	char errmsg[256];
+	bool use_wlock;                /* loop 1: connections share a write lock */
+	pthread_mutex_t wlock;
 };
 
 struct conc_arg {
@@ -421,6 +423,8 @@ static void *conc_worker(void *p)
 	char *err = NULL;
 	enum zmb_rc rc = state_open(c->path, IDENT, STATE_WRITE, &st, &err);
 
+	if (rc == ZMB_OK && c->use_wlock)
+		state_set_write_lock(st, &c->wlock);
 	pthread_barrier_wait(&c->start);     /* all connections open: go */
 	while (rc == ZMB_OK) {
 		struct account_row r;
@@ -470,6 +474,8 @@ START_TEST(test_claim_concurrent)
 	add_accounts(st, CONC_ACCOUNTS, sizes, 5);
 	ck_assert_int_eq(q_int(st, "SELECT max(id) FROM accounts"), CONC_ACCOUNTS);
 	c->path = path;
+	c->use_wlock = _i == 1;
+	pthread_mutex_init(&c->wlock, NULL);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_barrier_init(&c->start, NULL, CONC_THREADS);
 	for (int i = 0; i < CONC_THREADS; i++) {
@@ -496,6 +502,7 @@ START_TEST(test_claim_concurrent)
 	ck_assert_int_eq(counts[ACCT_PENDING], 0);
 	ck_assert_int_eq(counts[ACCT_EXPORTING] + counts[ACCT_IMPORTING], CONC_ACCOUNTS * 3 / 4);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->wlock);
 	pthread_barrier_destroy(&c->start);
 	free(c);
 	state_close(st);
@@ -1091,7 +1098,7 @@ START_TEST(test_file_mode_and_pragmas)
 	ck_assert_str_eq(jm, "wal");
 	free(jm);
 	ck_assert_int_eq(q_int(st, "PRAGMA foreign_keys"), 1);
-	ck_assert_int_eq(q_int(st, "PRAGMA synchronous"), 2);    /* FULL */
+	ck_assert_int_eq(q_int(st, "PRAGMA synchronous"), 1);    /* NORMAL; FULL for final states */
 	ck_assert_int_eq(q_int(st, "PRAGMA busy_timeout"), 10000);
 	/* foreign keys are enforced */
 	ck_assert_int_ne(state_event(st, 12345, 0, NULL, "info", "no such run"), ZMB_OK);
@@ -1344,7 +1351,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_claim_largest_first);
 	tcase_add_test(tc, test_claim_as_listed_exported_first);
 	tcase_add_test(tc, test_claim_backoff);
-	tcase_add_test(tc, test_claim_concurrent);
+	tcase_add_loop_test(tc, test_claim_concurrent, 0, 2);
 	tcase_add_test(tc, test_open_concurrent);
 	tcase_add_test(tc, test_claim_uses_index);
 	suite_add_tcase(s, tc);
