@@ -62,7 +62,7 @@ struct migrate {
 
 	pthread_mutex_t mu;          /* guards the fields below */
 	pthread_cond_t cv;           /* an account finished or a worker exited */
-	pthread_mutex_t dbw;         /* serialises this run's SQLite writers (state_set_write_lock) */
+	struct state_wlock dbw;      /* this run's SQLite writers queue on it (state_set_write_lock) */
 	long long reserved_bytes;    /* spool space promised to in-flight exports */
 	int in_flight;
 	int exited;                  /* workers that have left their loop */
@@ -958,7 +958,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 	memset(&m, 0, sizeof m);
 	pthread_mutex_init(&m.mu, NULL);
 	pthread_cond_init(&m.cv, NULL);
-	pthread_mutex_init(&m.dbw, NULL);
+	state_wlock_init(&m.dbw);
 	if (ctx->st && !ctx->dry_run)
 		state_set_write_lock(ctx->st, &m.dbw);
 	m.job = job;
@@ -1124,7 +1124,7 @@ out:
 	if (ctx->st && !ctx->dry_run)
 		state_set_write_lock(ctx->st, NULL);
 	pthread_cond_destroy(&m.cv);
-	pthread_mutex_destroy(&m.dbw);
+	state_wlock_destroy(&m.dbw);
 	pthread_mutex_destroy(&m.mu);
 	return rc;
 }

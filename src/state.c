@@ -196,29 +196,54 @@ struct state {
 	char *err;                     /* last error text, owned */
 	bool readonly;
 	sqlite3_stmt *stmt[S_NSTMT];   /* prepared on first use */
-	pthread_mutex_t *wlock;        /* shared by the run's connections, or NULL */
+	struct state_wlock *wlock;     /* shared by the run's connections, or NULL */
 	bool wlocked;                  /* this connection holds *wlock */
 };
 
+/* Ticket lock: writers get in in the order they asked. */
 static void wlock_take(struct state *st)
 {
-	if (st->wlock && !st->wlocked) {
-		pthread_mutex_lock(st->wlock);
-		st->wlocked = true;
-	}
+	struct state_wlock *w = st->wlock;
+	if (!w || st->wlocked)
+		return;
+	pthread_mutex_lock(&w->mu);
+	unsigned long t = w->next++;
+	while (t != w->serving)
+		pthread_cond_wait(&w->cv[t % STATE_WLOCK_SLOTS], &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	st->wlocked = true;
 }
 
 static void wlock_give(struct state *st)
 {
-	if (st->wlocked) {
-		st->wlocked = false;
-		pthread_mutex_unlock(st->wlock);
-	}
+	struct state_wlock *w = st->wlock;
+	if (!st->wlocked)
+		return;
+	st->wlocked = false;
+	pthread_mutex_lock(&w->mu);
+	w->serving++;
+	pthread_cond_broadcast(&w->cv[w->serving % STATE_WLOCK_SLOTS]);
+	pthread_mutex_unlock(&w->mu);
 }
 
-void state_set_write_lock(struct state *st, pthread_mutex_t *mu)
+void state_wlock_init(struct state_wlock *wl)
 {
-	st->wlock = mu;
+	memset(wl, 0, sizeof *wl);
+	pthread_mutex_init(&wl->mu, NULL);
+	for (int i = 0; i < STATE_WLOCK_SLOTS; i++)
+		pthread_cond_init(&wl->cv[i], NULL);
+}
+
+void state_wlock_destroy(struct state_wlock *wl)
+{
+	for (int i = 0; i < STATE_WLOCK_SLOTS; i++)
+		pthread_cond_destroy(&wl->cv[i]);
+	pthread_mutex_destroy(&wl->mu);
+}
+
+void state_set_write_lock(struct state *st, struct state_wlock *wl)
+{
+	st->wlock = wl;
 }
 
 static void set_err(struct state *st, char *msg)

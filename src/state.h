@@ -71,11 +71,24 @@ enum zmb_rc state_open(const char *path, const char *job_identity, int flags,
 		       struct state **out, char **err);
 void state_close(struct state *st);          /* NULL-safe */
 /*
- * Share `mu` among the connections of one process (e.g. a run's workers):
- * every write transaction then takes it first, so threads queue in order
- * instead of polling SQLite's busy handler.  mu must outlive the connection.
+ * A fair (first come, first served) lock shared by the connections of one
+ * process, e.g. a run's workers: every write transaction takes it first, so
+ * threads queue in order instead of polling SQLite's busy handler, which
+ * sleeps and lets one thread starve.  Any thread; must outlive the users.
  */
-void state_set_write_lock(struct state *st, pthread_mutex_t *mu);
+#define STATE_WLOCK_SLOTS 16
+struct state_wlock {
+	pthread_mutex_t mu;
+	/* ticket t waits on cv[t % SLOTS]: a hand-over wakes the next writer
+	 * (and at most a few others sharing its slot), not every waiter */
+	pthread_cond_t cv[STATE_WLOCK_SLOTS];
+	unsigned long next;      /* next ticket to hand out */
+	unsigned long serving;   /* ticket allowed to write */
+};
+/* Initialise / destroy (not a static initialiser: the slot array). */
+void state_wlock_init(struct state_wlock *wl);
+void state_wlock_destroy(struct state_wlock *wl);
+void state_set_write_lock(struct state *st, struct state_wlock *wl);   /* NULL = none */
 sqlite3 *state_db(struct state *st);         /* for report queries */
 /* Last error text of this connection (owned by st, valid until next call). */
 const char *state_errmsg(struct state *st);

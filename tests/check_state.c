@@ -407,7 +407,7 @@ struct conc {
 	int errors;
 	char errmsg[256];
 	bool use_wlock;                /* loop 1: connections share a write lock */
-	pthread_mutex_t wlock;
+	struct state_wlock wlock;
 };
 
 struct conc_arg {
@@ -475,7 +475,7 @@ START_TEST(test_claim_concurrent)
 	ck_assert_int_eq(q_int(st, "SELECT max(id) FROM accounts"), CONC_ACCOUNTS);
 	c->path = path;
 	c->use_wlock = _i == 1;
-	pthread_mutex_init(&c->wlock, NULL);
+	state_wlock_init(&c->wlock);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_barrier_init(&c->start, NULL, CONC_THREADS);
 	for (int i = 0; i < CONC_THREADS; i++) {
@@ -502,7 +502,7 @@ START_TEST(test_claim_concurrent)
 	ck_assert_int_eq(counts[ACCT_PENDING], 0);
 	ck_assert_int_eq(counts[ACCT_EXPORTING] + counts[ACCT_IMPORTING], CONC_ACCOUNTS * 3 / 4);
 	pthread_mutex_destroy(&c->mu);
-	pthread_mutex_destroy(&c->wlock);
+	state_wlock_destroy(&c->wlock);
 	pthread_barrier_destroy(&c->start);
 	free(c);
 	state_close(st);

@@ -5,7 +5,8 @@
  *
  * Creates DB (must not exist) with the job identity "bench|127.0.0.1:1|127.0.0.1:2",
  * upserts N accounts (one transaction, state_account_upsert, sizes heavy-tailed),
- * then THREADS threads, each with its own connection (state_open), claim
+ * then THREADS threads, each with its own connection (state_open) and, as
+ * the workers of a run, one shared write lock (state_set_write_lock), claim
  * largest-first until nothing is claimable or CLAIM_SECONDS have passed.
  * Finally the rows get a realistic mix of states (done/failed/pending, with
  * bytes, seconds and error texts) in one SQL transaction, so that `zmbatch
@@ -31,6 +32,7 @@ struct claimer {
 	long long claims;
 	long long errors;
 	double max_latency;
+	struct state_wlock *wlock;   /* shared write lock, as migrate.c gives its workers */
 };
 
 static void *claim_main(void *arg)
@@ -44,6 +46,7 @@ static void *claim_main(void *arg)
 		c->errors++;
 		goto out;
 	}
+	state_set_write_lock(st, c->wlock);
 	while (mono_now() < c->deadline) {
 		struct account_row a;
 		double wait = -1, t = mono_now();
@@ -132,10 +135,13 @@ int main(int argc, char **argv)
 	if (state_run_begin(st, "bench dbscale", &run_id))
 		goto dberr;
 	cl = xcalloc((size_t)threads, sizeof *cl);
+	static struct state_wlock wlock;
+	state_wlock_init(&wlock);
 	t0 = mono_now();
 	int started = 0;
 	for (int i = 0; i < threads; i++) {
 		cl[i].path = path;
+		cl[i].wlock = &wlock;
 		cl[i].run_id = run_id;
 		cl[i].deadline = t0 + claim_s;
 		if (pthread_create(&cl[i].thread, NULL, claim_main, &cl[i]) != 0)
