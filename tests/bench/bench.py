@@ -360,7 +360,7 @@ def bench_rss(root, pki, quick):
         r = run_job(env, cfg, "rss slow target")
         figure("rss", "stream: peak RSS, 16 x %d MB in flight, import %.1f MB/s/conn, export unlimited"
                % (per // MB, dbw / MB), "%.1f MB" % (r["maxrss_kb"] / 1024),
-               "buffer_size default 4 MiB per stream; wall %.1f s; CPU %.2f s" % (r["wall"], r["cpu"]))
+               "buffer_size default 1 MiB per stream; wall %.1f s; CPU %.2f s" % (r["wall"], r["cpu"]))
     finally:
         env.stop()
 
