@@ -913,22 +913,39 @@ static void spool_housekeeping(struct migrate *m, struct state *st)
 
 /* ---- progress ---- */
 
-static void progress_line(struct migrate *m, struct state *st, double t0, bool tty, bool log)
-{
+/* What the progress line shows; counts are re-read from the DB at most once a second. */
+struct progress {
+	double t0;                  /* mono time the workers started */
+	long long remaining0;       /* planned bytes not yet done when they started */
 	long long c[ACCT_NSTATES];
-	if (state_counts(st, c))
-		return;
+	double counted_at;
+};
+
+static void progress_line(struct migrate *m, struct state *st, struct progress *pg, bool tty, bool log)
+{
+	double now = mono_now();
+	if ((log || now - pg->counted_at >= 1.0) && state_counts(st, pg->c) == ZMB_OK)
+		pg->counted_at = now;
 	long long total = 0;
 	for (int i = 0; i < ACCT_NSTATES; i++)
-		total += c[i];
+		total += pg->c[i];
 	pthread_mutex_lock(&m->mu);
 	long long bytes = m->bytes_now;
 	int inflight = m->in_flight;
 	pthread_mutex_unlock(&m->mu);
-	double el = mono_now() - t0;
+	double el = now - pg->t0;
 	double rate = el > 0 ? bytes / el : 0;
-	char *line = xasprintf("%lld/%lld done, %lld failed, %d in flight, %.2f GB moved, %.1f MB/s",
-			       c[ACCT_DONE], total, c[ACCT_FAILED], inflight, bytes / 1e9, rate / 1e6);
+	long long left = pg->remaining0 - bytes;
+	char eta[32] = "ETA --";
+	if (left <= 0)
+		snprintf(eta, sizeof eta, "ETA 0s");
+	else if (rate > 0) {
+		long long s = (long long)(left / rate);
+		snprintf(eta, sizeof eta, "ETA %lldh%02lldm%02llds", s / 3600, s / 60 % 60, s % 60);
+	}
+	char *line = xasprintf("%lld/%lld done, %lld failed, %d in flight, %.2f GB moved, %.1f MB/s, %s",
+			       pg->c[ACCT_DONE], total, pg->c[ACCT_FAILED], inflight, bytes / 1e9,
+			       rate / 1e6, eta);
 	if (tty) {
 		fprintf(stderr, "\r\033[K%s", line);
 		fflush(stderr);
@@ -1047,7 +1064,19 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 		}
 		started++;
 	}
-	double t0 = mono_now(), last_log = t0;
+	struct progress pg;
+	memset(&pg, 0, sizeof pg);
+	pg.t0 = mono_now();
+	{
+		/* bytes still to move, for the ETA (bytes-weighted, like `status`) */
+		sqlite3_stmt *q = NULL;
+		if (sqlite3_prepare_v2(state_db(ctx->st), "SELECT coalesce(sum(size), 0) FROM accounts"
+				       " WHERE size > 0 AND state IN ('pending','exporting','exported','importing')",
+				       -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+			pg.remaining0 = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+	}
+	double last_log = pg.t0;
 	double interval = job->progress_interval > 0 ? (double)job->progress_interval : 300;
 	for (;;) {
 		/* wake on a worker's exit at once; otherwise every 250 ms for progress */
@@ -1071,7 +1100,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 		if (log_now)
 			last_log = mono_now();
 		if (tty || log_now)
-			progress_line(&m, ctx->st, t0, tty, log_now);
+			progress_line(&m, ctx->st, &pg, tty, log_now);
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
@@ -1079,7 +1108,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 		tty_clear();
 		zlog_set_tty_hook(NULL);
 	}
-	progress_line(&m, ctx->st, t0, false, true);
+	progress_line(&m, ctx->st, &pg, false, true);
 
 	/* 4. verdict from the DB: what is left? */
 	long long c[ACCT_NSTATES];

@@ -358,6 +358,29 @@ START_TEST(test_spool_preflight_disk_space)
 }
 END_TEST
 
+START_TEST(test_tty_progress_line)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, NULL, NULL);
+	slow_source(300000);
+	/* a real terminal: script(1) runs zmbatch on a pseudo-tty */
+	char *cmd;
+	if (asprintf(&cmd, "%s run -c %s", tu_zmbatch(), E.job) < 0)
+		abort();
+	char *argv[] = { (char *)"script", (char *)"-qec", cmd, (char *)"/dev/null", NULL };
+	int rc = tu_run(argv, NULL, 120, &p);
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, p.out);
+	/* the live line is redrawn in place (CR + erase line) and shows the ETA */
+	ck_assert_msg(tu_contains(p.out, "\r\033[K"), "no live progress line on the terminal");
+	ck_assert(tu_contains(p.out, " done, "));
+	ck_assert(tu_contains(p.out, "ETA "));
+	/* ...and it does not pollute the log file */
+	ck_assert(!e2e_tree_contains(&E, "log", "\033[K"));
+	free(cmd);
+	tu_proc_release(&p);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_cron");
@@ -373,6 +396,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_check_command);
 	tcase_add_test(tc, test_failed_then_retry_failed_exits_0);
 	tcase_add_test(tc, test_spool_preflight_disk_space);
+	tcase_add_test(tc, test_tty_progress_line);
 	suite_add_tcase(s, tc);
 	return s;
 }
