@@ -609,7 +609,9 @@ out:
 /* Compare everyone against servers[0]; true when all are code 0. */
 static bool rc_judge(struct rc_srv *s, size_t n, size_t nmasters)
 {
-	bool all = true;
+	/* the reference master itself must answer (with a single server the
+	 * loop below compares nothing) */
+	bool all = n > 0 && s[0].code == 0;
 	double worst = 0;
 	for (size_t i = 1; i < n; i++) {
 		if (s[i].code || s[0].code) {
