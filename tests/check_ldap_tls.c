@@ -132,6 +132,33 @@ START_TEST(test_single_master_down)
 }
 END_TEST
 
+/* `zmbatch check` binds to every LDAP server named by the job's stages. */
+START_TEST(test_check_command_ldap)
+{
+	struct tu_proc p;
+	const char *pwfiles[2] = { pair.config_pw_file, pair.wrong_pw_file };
+	int want[2] = { 0, 69 };
+	for (int i = 0; i < 2; i++) {
+		char *text = xasprintf("job = \"ldap-check\";\n"
+				       "state = { db = \"%s/check.db\"; };\n"
+				       "stages = ( { name = \"replcheck\"; type = \"ldap-replcheck\";\n"
+				       "  masters = [ \"%s\" ]; replicas = [ \"%s\" ];\n"
+				       "  bind_dn = \"cn=config\"; password_file = \"%s\";\n"
+				       "  suffix = \"%s\"; } );\n",
+				       pair.dir, pair.s[0].uri, pair.s[1].uri, pwfiles[i], pair.suffix);
+		char *job = tu_write(pair.dir, "check.cfg", text, 0600);
+		char *argv[] = { (char *)tu_zmbatch(), (char *)"check", (char *)"-c", job, NULL };
+		int rc = tu_run(argv, NULL, 60, &p);
+		ck_assert_msg(rc == want[i], "check exit %d, want %d\n%s%s", rc, want[i], p.out, p.err);
+		ck_assert(tu_contains(p.out, pair.s[0].uri));
+		ck_assert(!tu_contains(p.out, SLAPD_CONFIG_PW) && !tu_contains(p.err, SLAPD_CONFIG_PW));
+		tu_proc_release(&p);
+		free(job);
+		free(text);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_tls");
@@ -142,6 +169,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_starttls_untrusted_refused);
 	tcase_add_test(tc, test_starttls_verify_off);
 	tcase_add_test(tc, test_single_master_down);
+	tcase_add_test(tc, test_check_command_ldap);
 	suite_add_tcase(s, tc);
 	return s;
 }
