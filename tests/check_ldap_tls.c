@@ -132,6 +132,27 @@ START_TEST(test_single_master_down)
 }
 END_TEST
 
+/* Local stages talk to slapd over ldapi:// (as the Carbonio scripts do), simple bind as cn=config. */
+START_TEST(test_replcheck_over_ldapi)
+{
+	struct stage_run sr;
+	char *err = NULL;
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "masters", pair.s[0].ldapi, NULL);
+	tcv_strs(g, "replicas", pair.s[1].uri, NULL);
+	tcv_str(g, "password_file", pair.config_pw_file);
+	tcv_str(g, "suffix", pair.suffix);
+	tcv_int(g, "wait", 10);
+	stage_run_init(&sr, "local", "ldap-replcheck", g);
+	enum zmb_rc rc = stage_run_go(&sr, &err);
+	ck_assert_msg(rc == ZMB_OK, "%s\n%s", err ? err : "", sr.ctx.out.s);
+	ck_assert(tu_contains(sr.ctx.out.s, "Master: ldapi://"));
+	ck_assert(tu_contains(sr.ctx.out.s, "In Sync"));
+	stage_run_release(&sr);
+	free(err);
+}
+END_TEST
+
 /* `zmbatch check` binds to every LDAP server named by the job's stages. */
 START_TEST(test_check_command_ldap)
 {
@@ -170,6 +191,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_starttls_verify_off);
 	tcase_add_test(tc, test_single_master_down);
 	tcase_add_test(tc, test_check_command_ldap);
+	tcase_add_test(tc, test_replcheck_over_ldapi);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -188,7 +188,7 @@ static LDAP *conn(const struct slapd_inst *s, bool bind)
 static int start_inst(struct slapd_pair *p, int i, char **err)
 {
 	struct slapd_inst *s = &p->s[i];
-	char *hosts = xasprintf("ldap://127.0.0.1:%d/", s->port);
+	char *hosts = xasprintf("ldap://127.0.0.1:%d/ %s", s->port, s->ldapi);
 	char *cfg = xasprintf("%s/slapd.d", s->dir);
 	char *argv[] = { (char *)SLAPD_BIN, (char *)"-d", (char *)"none", (char *)"-F", cfg,
 			 (char *)"-h", hosts, NULL };
@@ -311,6 +311,13 @@ int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char 
 		s->dir = xasprintf("%s/%s", p->dir, names[i]);
 		s->uri = xasprintf("ldap://127.0.0.1:%d/", s->port);
 		s->log = xasprintf("%s/slapd.log", s->dir);
+		/* the local socket, percent-encoded as ldapi:// URIs want it */
+		struct buf b = BUF_INIT;
+		buf_adds(&b, "ldapi://");
+		for (const char *c = s->dir; *c; c++)
+			*c == '/' ? buf_adds(&b, "%2F") : buf_add(&b, c, 1);
+		buf_adds(&b, "%2Fldapi/");
+		s->ldapi = buf_detach(&b);
 	}
 	if (p->s[0].port == p->s[1].port)
 		p->s[1].port++;
@@ -370,6 +377,7 @@ void slapd_pair_stop(struct slapd_pair *p)
 	for (int i = 0; i < 2; i++) {
 		free(p->s[i].dir);
 		free(p->s[i].uri);
+		free(p->s[i].ldapi);
 		free(p->s[i].log);
 	}
 	free(p->dir);

@@ -35,6 +35,7 @@ struct slapd_inst {
 	int port;
 	char *dir;        /* <pair dir>/<name> : slapd.d/ db/ accesslog/ slapd.log */
 	char *uri;        /* ldap://127.0.0.1:PORT/ */
+	char *ldapi;      /* ldapi://%2F...%2Fldapi/ (a socket in dir; slapd listens there too) */
 	char *log;
 };
 
