@@ -14,7 +14,9 @@
  * possible they print "SKIP" and pass.
  */
 #define _GNU_SOURCE
+#include "e2e.h"
 #include "testutil.h"
+#include "zmb.h"
 #include "zsim.h"
 
 #include <check.h>
@@ -65,17 +67,6 @@ static const char *const USERS[] = {
 #define ACCOUNTS_LIST "accounts = [ \"alice@example.com\", \"bob@example.com\", " \
 	"\"carol@example.com\", \"dave@example.com\" ];"
 
-static char *xfmt(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
 static void start_sims(const char *src_cfg, const char *dst_cfg)
 {
 	E.dir = tu_tmpdir("faults");
@@ -90,7 +81,7 @@ static void start_sims(const char *src_cfg, const char *dst_cfg)
 	ck_assert_msg(E.dst != NULL, "target simulator did not start");
 	free(tu_write(E.dir, "src.pw", "test123\n", 0600));
 	free(tu_write(E.dir, "dst.pw", "test123\n", 0600));
-	E.db = xfmt("%s/state.db", E.dir);
+	E.db = xasprintf("%s/state.db", E.dir);
 }
 
 static void setup(void)
@@ -126,8 +117,8 @@ static bool mount_tmpfs(const char *rel, const char *size, bool ro)
 	if (!unshared && unshare(CLONE_NEWNS) == 0 &&
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0)
 		unshared = true;
-	char *p = xfmt("%s/%s", E.dir, rel);
-	char *opts = xfmt("size=%s,mode=0700", size);
+	char *p = xasprintf("%s/%s", E.dir, rel);
+	char *opts = xasprintf("size=%s,mode=0700", size);
 	mkdir(p, 0700);
 	bool ok = mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), opts) == 0;
 	if (!ok) {
@@ -143,7 +134,7 @@ static bool mount_tmpfs(const char *rel, const char *size, bool ro)
 
 static void remount(const char *rel, const char *opts, bool ro)
 {
-	char *p = xfmt("%s/%s", E.dir, rel);
+	char *p = xasprintf("%s/%s", E.dir, rel);
 	ck_assert_msg(mount("tmpfs", p, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0),
 			    opts) == 0, "remount %s: %s", p, strerror(errno));
 	free(p);
@@ -169,8 +160,8 @@ static void fill_disk(const char *path)
  */
 static void write_job_ex(int threads, const char *extra_mig, const char *extra_top, const char *work)
 {
-	char *w = work ? xfmt("%s", work) : xfmt("%s/work", E.dir);
-	char *text = xfmt(
+	char *w = work ? xasprintf("%s", work) : xasprintf("%s/work", E.dir);
+	char *text = xasprintf(
 		"job = \"faults\";\n"
 		"source = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
 		"  admin_password_file = \"%s/src.pw\"; ca_file = \"%s\"; };\n"
@@ -200,29 +191,10 @@ static void write_job(int threads, const char *extra_mig)
 	write_job_ex(threads, extra_mig, NULL, NULL);
 }
 
-/* Run bin/zmbatch with a NULL-terminated argument list; output in p. */
-static int zmbatch(struct tu_proc *p, double timeout, ...)
-{
-	char *argv[16];
-	int n = 0;
-	va_list ap;
-	argv[n++] = (char *)tu_zmbatch();
-	va_start(ap, timeout);
-	const char *a;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 15)
-		argv[n++] = (char *)a;
-	va_end(ap);
-	argv[n] = NULL;
-	int rc = tu_run(argv, NULL, timeout, p);
-	fprintf(stderr, "---- zmbatch %s exited %d\n---- stdout:\n%s\n---- stderr:\n%s\n",
-		argv[1], rc, p->out ? p->out : "", p->err ? p->err : "");
-	return rc;
-}
-
 static int run_job(double timeout)
 {
 	struct tu_proc p;
-	int rc = zmbatch(&p, timeout, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, timeout, "run", "-c", E.job, (char *)NULL);
 	tu_proc_release(&p);
 	return rc;
 }
@@ -230,7 +202,7 @@ static int run_job(double timeout)
 /* Start `zmbatch run` in the background; output to E.dir/run.out|err. */
 static pid_t spawn_run(void)
 {
-	char *out = xfmt("%s/run.out", E.dir), *err = xfmt("%s/run.err", E.dir);
+	char *out = xasprintf("%s/run.out", E.dir), *err = xasprintf("%s/run.err", E.dir);
 	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
 	pid_t pid = tu_spawn(argv, NULL, out, err);
 	ck_assert_int_gt(pid, 0);
@@ -246,7 +218,7 @@ static int wait_run(pid_t pid, double timeout)
 		kill(pid, SIGKILL);
 		tu_wait(pid, 5);
 	}
-	char *ep = xfmt("%s/run.err", E.dir);
+	char *ep = xasprintf("%s/run.err", E.dir);
 	char *e = tu_read(ep);
 	fprintf(stderr, "---- background zmbatch run exited %d\n---- stderr:\n%s\n", rc, e ? e : "");
 	free(e);
@@ -361,7 +333,7 @@ static void assert_failed_with_reason(const char *account, const char *why)
 	if (why)
 		ck_assert_msg(strcasestr(e, why) != NULL, "%s: reason '%s' does not mention '%s'", account, e, why);
 	struct tu_proc p;
-	int rc = zmbatch(&p, 30, "report", "-c", E.job, "--format", "json", (char *)NULL);
+	int rc = e2e_zmbatch(&p, 30, "report", "-c", E.job, "--format", "json", (char *)NULL);
 	ck_assert_int_eq(rc, 0);
 	json_error_t je;
 	json_t *r = json_loads(p.out, 0, &je);
@@ -484,7 +456,7 @@ static void resets(const char *transfer)
 	knobs(E.dst, "{\"faults\":["
 	      "{\"op\":\"import\",\"account\":\"bob@example.com\",\"action\":\"reset\",\"after_bytes\":5000,\"count\":1},"
 	      "{\"op\":\"import\",\"account\":\"carol@example.com\",\"action\":\"reset\",\"after_bytes\":100000,\"count\":1}]}");
-	char *mig = xfmt("transfer = \"%s\";", transfer);
+	char *mig = xasprintf("transfer = \"%s\";", transfer);
 	write_job(2, mig);
 	free(mig);
 	int rc = run_job(120);
@@ -600,7 +572,7 @@ START_TEST(test_disk_full_working_dir)
 	 * in 1.6 MB, the archive (two tar entries per item) does not */
 	teardown();
 	memset(&E, 0, sizeof E);
-	char *src_cfg = xfmt("{\"name\":\"src\",\"knobs\":{\"gzip_level\":0},%s",
+	char *src_cfg = xasprintf("{\"name\":\"src\",\"knobs\":{\"gzip_level\":0},%s",
 			     strstr(SRC_CFG, "\"domains\""));
 	start_sims(src_cfg, DST_CFG);
 	free(src_cfg);
@@ -609,7 +581,7 @@ START_TEST(test_disk_full_working_dir)
 	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"tiny@example.com\"}"));
 	if (!mount_tmpfs("work", "1600k", false))
 		return;
-	char *work = xfmt("%s/work", E.dir);
+	char *work = xasprintf("%s/work", E.dir);
 	write_job_ex(1, "max_attempts = 2; accounts = [ \"tiny@example.com\" ];", NULL, work);
 
 	int rc = run_job(120);
@@ -619,14 +591,14 @@ START_TEST(test_disk_full_working_dir)
 	ck_assert_int_eq(zsim_stat_acct(ds, "imports", "tiny@example.com", "count"), 0);
 	json_decref(ds);
 	/* nothing left behind on the full disk */
-	char *cmd = xfmt("test -z \"$(ls -A '%s')\"", work);
+	char *cmd = xasprintf("test -z \"$(ls -A '%s')\"", work);
 	ck_assert_msg(system(cmd) == 0, "files left in the full working_dir");
 	free(cmd);
 
 	/* the admin grows the filesystem and retries the failed account */
 	remount("work", "size=16m,mode=0700", false);
 	struct tu_proc p;
-	rc = zmbatch(&p, 120, "run", "-c", E.job, "--retry-failed", (char *)NULL);
+	rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, "--retry-failed", (char *)NULL);
 	tu_proc_release(&p);
 	ck_assert_msg(rc == 0, "retry exit %d", rc);
 	ck_assert(state_is("tiny@example.com", "done"));
@@ -647,11 +619,11 @@ START_TEST(test_disk_filled_during_export)
 	if (!mount_tmpfs("work", "3m", false))
 		return;
 	knobs(E.src, "{\"bandwidth\":200000}");
-	char *work = xfmt("%s/work", E.dir);
-	char *filler = xfmt("%s/filler", work);
+	char *work = xasprintf("%s/work", E.dir);
+	char *filler = xasprintf("%s/filler", work);
 	write_job_ex(1, "order = \"largest-first\";", NULL, work);
 	pid_t pid = spawn_run();
-	char *part = xfmt("%s/carol@example.com.tgz.part", work);
+	char *part = xasprintf("%s/carol@example.com.tgz.part", work);
 	bool seen = false;
 	for (int i = 0; i < 600 && !seen; i++) {
 		seen = access(part, F_OK) == 0;
@@ -680,10 +652,10 @@ START_TEST(test_state_db_readonly)
 	if (!mount_tmpfs("ro", "1m", true))
 		return;
 	free(E.db);
-	E.db = xfmt("%s/ro/state.db", E.dir);
+	E.db = xasprintf("%s/ro/state.db", E.dir);
 	write_job(2, NULL);
 	struct tu_proc p;
-	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc > 0 && rc < 128, "exit %d", rc);
 	ck_assert_msg(tu_contains(p.err, "/ro/state.db"), "the error does not name the DB");
 	tu_proc_release(&p);
@@ -697,11 +669,11 @@ START_TEST(test_state_db_readonly)
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	assert_all_done();
 	remount("ro", "size=1m,mode=0700", true);
-	rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc > 0 && rc < 128, "run on a read-only DB: exit %d", rc);
 	ck_assert_msg(tu_contains(p.err, "state.db"), "the error does not name the DB");
 	tu_proc_release(&p);
-	rc = zmbatch(&p, 60, "status", "-c", E.job, (char *)NULL);
+	rc = e2e_zmbatch(&p, 60, "status", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc >= 0 && rc < 128, "status on a read-only DB crashed: %d", rc);
 	tu_proc_release(&p);
 }
@@ -743,8 +715,8 @@ START_TEST(test_sqlite_full)
 	if (!mount_tmpfs("dbfs", "2m", false))
 		return;
 	free(E.db);
-	E.db = xfmt("%s/dbfs/state.db", E.dir);
-	char *filler = xfmt("%s/dbfs/filler", E.dir);
+	E.db = xasprintf("%s/dbfs/state.db", E.dir);
+	char *filler = xasprintf("%s/dbfs/filler", E.dir);
 	knobs(E.src, "{\"bandwidth\":250000}");
 	write_job(1, "order = \"as-listed\";");
 	pid_t pid = spawn_run();
@@ -752,7 +724,7 @@ START_TEST(test_sqlite_full)
 	fill_disk(filler);
 	int rc = wait_run(pid, 120);
 	ck_assert_msg(rc > 0 && rc < 128, "exit %d with a full state DB (-1: still running)", rc);
-	char *ep = xfmt("%s/run.err", E.dir);
+	char *ep = xasprintf("%s/run.err", E.dir);
 	char *err = tu_read(ep);
 	ck_assert_msg(tu_contains(err, "disk full") || tu_contains(err, "full"), "no disk-full message");
 	free(err);

@@ -17,7 +17,9 @@
  *     NUL) are rejected or safely encoded.
  */
 #define _GNU_SOURCE
+#include "e2e.h"
 #include "testutil.h"
+#include "zmb.h"
 #include "zsim.h"
 
 #include <check.h>
@@ -57,17 +59,6 @@ static const char *DST_CFG =
 	"\"domains\":[{\"name\":\"example.com\",\"accounts\":["
 	"{\"name\":\"alice@example.com\"},{\"name\":\"bob@example.com\"}]}]}";
 
-static char *xfmt(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
-
 static void start_sims(enum zsim_cert src_cert)
 {
 	E.dir = tu_tmpdir("sec");
@@ -82,7 +73,7 @@ static void start_sims(enum zsim_cert src_cert)
 	ck_assert_msg(E.dst != NULL, "target simulator did not start");
 	free(tu_write(E.dir, "src.pw", PW_SRC "\n", 0600));
 	free(tu_write(E.dir, "dst.pw", PW_DST "\n", 0600));
-	E.db = xfmt("%s/state.db", E.dir);
+	E.db = xasprintf("%s/state.db", E.dir);
 }
 
 static void setup(void)
@@ -118,8 +109,8 @@ static void restart_src_cert(enum zsim_cert c)
  */
 static void write_job(const char *src_tls, const char *extra_mig, const char *extra_top)
 {
-	char *def_tls = xfmt("ca_file = \"%s\";", E.pki->ca_file);
-	char *text = xfmt(
+	char *def_tls = xasprintf("ca_file = \"%s\";", E.pki->ca_file);
+	char *text = xasprintf(
 		"job = \"sec\";\n"
 		"source = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
 		"  admin_password_file = \"%s/src.pw\"; %s };\n"
@@ -145,24 +136,6 @@ static void write_job(const char *src_tls, const char *extra_mig, const char *ex
 	E.job = tu_write(E.dir, "job.cfg", text, 0600);
 	free(text);
 	free(def_tls);
-}
-
-static int zmbatch(struct tu_proc *p, double timeout, ...)
-{
-	char *argv[16];
-	int n = 0;
-	va_list ap;
-	argv[n++] = (char *)tu_zmbatch();
-	va_start(ap, timeout);
-	const char *a;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 15)
-		argv[n++] = (char *)a;
-	va_end(ap);
-	argv[n] = NULL;
-	int rc = tu_run(argv, NULL, timeout, p);
-	fprintf(stderr, "---- zmbatch %s exited %d\n---- stdout:\n%s\n---- stderr:\n%s\n",
-		argv[1], rc, p->out ? p->out : "", p->err ? p->err : "");
-	return rc;
 }
 
 /* ---- secret scanning ---- */
@@ -245,7 +218,7 @@ static void walk(const char *path, bool check_modes, int *nfiles)
 		while (d && (de = readdir(d))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			char *p = xfmt("%s/%s", path, de->d_name);
+			char *p = xasprintf("%s/%s", path, de->d_name);
 			walk(p, check_modes, nfiles);
 			free(p);
 		}
@@ -292,16 +265,16 @@ START_TEST(test_tls_untrusted_self_signed)
 	restart_src_cert(ZSIM_CERT_SELF);
 	write_job("", NULL, NULL);   /* no ca_file: the system store does not know this cert */
 	struct tu_proc p;
-	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 69, "expected exit 69, got %d", rc);
 	ck_assert_msg(tu_contains(p.err, "ca_file") && tu_contains(p.err, "pinned_pubkey"),
 		      "the refusal does not say how to trust the server");
 	ck_assert_msg(tu_contains(p.err, "127.0.0.1"), "the refusal does not name the server");
 	tu_proc_release(&p);
 	/* trusting the test CA does not make a self-signed certificate acceptable either */
-	char *tls = xfmt("ca_file = \"%s\";", E.pki->ca_file);
+	char *tls = xasprintf("ca_file = \"%s\";", E.pki->ca_file);
 	write_job(tls, NULL, NULL);
-	rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 69, "expected exit 69, got %d", rc);
 	tu_proc_release(&p);
 	json_t *st = zsim_stats(E.src);
@@ -316,7 +289,7 @@ START_TEST(test_tls_wrong_hostname)
 	restart_src_cert(ZSIM_CERT_WRONG);
 	write_job(NULL, NULL, NULL);
 	struct tu_proc p;
-	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 69, "expected exit 69, got %d", rc);
 	ck_assert_msg(tu_contains(p.err, "127.0.0.1"), "the refusal does not name the server");
 	tu_proc_release(&p);
@@ -329,7 +302,7 @@ END_TEST
 /* sha256//BASE64 of a certificate's public key, via the openssl CLI */
 static char *pin_of(const char *cert)
 {
-	char *cmd = xfmt("openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin -outform der | "
+	char *cmd = xasprintf("openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin -outform der | "
 			 "openssl dgst -sha256 -binary | base64", cert);
 	FILE *f = popen(cmd, "r");
 	char line[256] = "";
@@ -338,26 +311,26 @@ static char *pin_of(const char *cert)
 	pclose(f);
 	free(cmd);
 	line[strcspn(line, "\n")] = '\0';
-	return xfmt("sha256//%s", line);
+	return xasprintf("sha256//%s", line);
 }
 
 START_TEST(test_tls_pinned_pubkey)
 {
 	/* a pin of another key: refused even though the CA is trusted */
 	char *wrong = pin_of(E.pki->self_cert);
-	char *tls = xfmt("ca_file = \"%s\"; pinned_pubkey = \"%s\";", E.pki->ca_file, wrong);
+	char *tls = xasprintf("ca_file = \"%s\"; pinned_pubkey = \"%s\";", E.pki->ca_file, wrong);
 	write_job(tls, NULL, NULL);
 	struct tu_proc p;
-	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 69, "expected exit 69, got %d", rc);
 	ck_assert_msg(tu_contains(p.err, "pinned_pubkey"), "the refusal does not name pinned_pubkey");
 	tu_proc_release(&p);
 	free(tls);
 	/* the right pin works */
 	char *right = pin_of(E.pki->cert_file);
-	tls = xfmt("ca_file = \"%s\"; pinned_pubkey = \"%s\";", E.pki->ca_file, right);
+	tls = xasprintf("ca_file = \"%s\"; pinned_pubkey = \"%s\";", E.pki->ca_file, right);
 	write_job(tls, NULL, NULL);
-	rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0, "the matching pin: exit %d", rc);
 	tu_proc_release(&p);
 	free(tls);
@@ -372,7 +345,7 @@ START_TEST(test_tls_verify_false_warned_every_run)
 	write_job("tls_verify = false;", NULL, NULL);
 	for (int i = 0; i < 2; i++) {
 		struct tu_proc p;
-		int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+		int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 		ck_assert_msg(rc == 0, "run %d with tls_verify = false: exit %d", i + 1, rc);
 		ck_assert_msg(tu_contains(p.err, "tls_verify") || tu_contains(p.err, "TLS verification"),
 			      "run %d: no warning about disabled TLS verification", i + 1);
@@ -381,7 +354,7 @@ START_TEST(test_tls_verify_false_warned_every_run)
 	/* --insecure is the same opt-out, also warned about */
 	write_job("", NULL, NULL);
 	struct tu_proc p;
-	int rc = zmbatch(&p, 60, "run", "-c", E.job, "--insecure", (char *)NULL);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, "--insecure", (char *)NULL);
 	ck_assert_msg(rc == 0, "--insecure: exit %d", rc);
 	ck_assert_msg(tu_contains(p.err, "insecure") || tu_contains(p.err, "TLS verification") ||
 		      tu_contains(p.err, "tls_verify"), "--insecure: no warning");
@@ -403,7 +376,7 @@ static int descendants(pid_t root, pid_t *out, int max)
 			pid_t pid = (pid_t)atoi(de->d_name);
 			if (pid <= 0)
 				continue;
-			char *sp = xfmt("/proc/%d/stat", (int)pid);
+			char *sp = xasprintf("/proc/%d/stat", (int)pid);
 			size_t len;
 			char *s = slurp(sp, &len);
 			free(sp);
@@ -429,16 +402,16 @@ START_TEST(test_no_secrets_anywhere)
 	/* slow enough to sample the processes and the WAL while it runs; an exec
 	 * stage afterwards shows what zmbatch spawns */
 	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000}"));
-	char *marker = xfmt("%s/exec-ran", E.dir);
-	char *stages = xfmt("stages = ( { name = \"mail\"; type = \"migrate\"; },\n"
+	char *marker = xasprintf("%s/exec-ran", E.dir);
+	char *stages = xasprintf("stages = ( { name = \"mail\"; type = \"migrate\"; },\n"
 			    "  { name = \"after\"; type = \"exec\"; command = [ \"/bin/sh\", \"-c\", "
 			    "\"sleep 1.5; touch '%s'\" ]; } );", marker);
 	write_job(NULL, "keep_success_files = true;", stages);
-	char *out = xfmt("%s/run.out", E.dir), *errp = xfmt("%s/run.err", E.dir);
+	char *out = xasprintf("%s/run.out", E.dir), *errp = xasprintf("%s/run.err", E.dir);
 	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, (char *)"--verbose", NULL };
 	pid_t pid = tu_spawn(argv, NULL, out, errp);
 	ck_assert_int_gt(pid, 0);
-	char *wal = xfmt("%s-wal", E.db);
+	char *wal = xasprintf("%s-wal", E.db);
 	int samples = 0, spawned_seen = 0;
 	for (int i = 0; i < 600; i++) {
 		int status = tu_wait(pid, 0.05);
@@ -450,7 +423,7 @@ START_TEST(test_no_secrets_anywhere)
 		pid_t pids[64];
 		int n = descendants(pid, pids, 64);
 		for (int k = 0; k < n; k++) {
-			char *cp = xfmt("/proc/%d/cmdline", (int)pids[k]);
+			char *cp = xasprintf("/proc/%d/cmdline", (int)pids[k]);
 			size_t len;
 			char *c = slurp(cp, &len);
 			if (c) {
@@ -492,13 +465,13 @@ END_TEST
 
 START_TEST(test_password_file_readable_by_others)
 {
-	char *pw = xfmt("%s/src.pw", E.dir);
+	char *pw = xasprintf("%s/src.pw", E.dir);
 	write_job(NULL, NULL, NULL);
 	const unsigned modes[] = { 0644, 0640, 0604 };
 	for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
 		ck_assert_int_eq(chmod(pw, modes[i]), 0);
 		struct tu_proc p;
-		int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+		int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 		ck_assert_msg(rc == 78, "mode %04o: expected exit 78, got %d", modes[i], rc);
 		ck_assert_msg(tu_contains(p.err, "src.pw"), "the refusal does not name the file");
 		assert_no_secret("stderr", p.err, strlen(p.err));
@@ -509,7 +482,7 @@ START_TEST(test_password_file_readable_by_others)
 	json_decref(st);
 	ck_assert_int_eq(chmod(pw, 0600), 0);
 	struct tu_proc p;
-	ck_assert_int_eq(zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL), 0);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL), 0);
 	tu_proc_release(&p);
 	free(pw);
 }
@@ -524,14 +497,14 @@ START_TEST(test_file_modes)
 	write_job(NULL, "keep_success_files = true; max_attempts = 1;", NULL);
 	mode_t old = umask(022);
 	struct tu_proc p;
-	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	umask(old);
 	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
 	tu_proc_release(&p);
 	const char *const dirs[] = { "work", "success", "failed", "log" };
 	int nfiles = 0;
 	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
-		char *d = xfmt("%s/%s", E.dir, dirs[i]);
+		char *d = xasprintf("%s/%s", E.dir, dirs[i]);
 		struct stat sb;
 		ck_assert_msg(stat(d, &sb) == 0, "%s was not created", d);
 		walk(d, true, &nfiles);
@@ -541,7 +514,7 @@ START_TEST(test_file_modes)
 	const char *const sfx[] = { "", ".lock", "-wal", "-shm", "-journal" };
 	int ndb = 0;
 	for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-		char *f = xfmt("%s%s", E.db, sfx[i]);
+		char *f = xasprintf("%s%s", E.db, sfx[i]);
 		struct stat sb;
 		if (stat(f, &sb) == 0) {
 			ck_assert_msg((sb.st_mode & 077) == 0, "%s has mode %04o", f, (unsigned)(sb.st_mode & 07777));
@@ -551,7 +524,7 @@ START_TEST(test_file_modes)
 	}
 	ck_assert_int_ge(ndb, 1);
 	ck_assert_int_ge(nfiles, 3);   /* a log, alice's failed archive, bob's kept archive */
-	char *fd = xfmt("%s/failed", E.dir), *sd = xfmt("%s/success", E.dir);
+	char *fd = xasprintf("%s/failed", E.dir), *sd = xasprintf("%s/success", E.dir);
 	int nf = 0, ns = 0;
 	walk(fd, true, &nf);
 	walk(sd, true, &ns);
@@ -571,10 +544,10 @@ START_TEST(test_hostile_account_names)
 	strcpy(longname + 300, "@example.com");
 	const char *const names[] = { "../../escape@example.com", "a/b@example.com", "..@example.com", longname };
 	const size_t nn = sizeof names / sizeof *names;
-	char *list = xfmt("\"%s\", \"%s\", \"%s\", \"%s\"", names[0], names[1], names[2], names[3]);
+	char *list = xasprintf("\"%s\", \"%s\", \"%s\", \"%s\"", names[0], names[1], names[2], names[3]);
 	for (size_t i = 0; i < nn; i++) {
-		char *a = xfmt("{\"name\":\"%s\",\"items\":3,\"item_size\":500}", names[i]);
-		char *b = xfmt("{\"name\":\"%s\"}", names[i]);
+		char *a = xasprintf("{\"name\":\"%s\",\"items\":3,\"item_size\":500}", names[i]);
+		char *b = xasprintf("{\"name\":\"%s\"}", names[i]);
 		json_t *r1 = zsim_post(E.src, "/zsim/add-account", a);
 		json_t *r2 = zsim_post(E.dst, "/zsim/add-account", b);
 		ck_assert_msg(r1 && r2, "simulator refused %s", names[i]);
@@ -585,21 +558,21 @@ START_TEST(test_hostile_account_names)
 	}
 	/* discovered from the (hostile) source's directory, not listed by hand:
 	 * the spool lives two levels down so that "../../x" would land in E.dir */
-	char *mig = xfmt("keep_success_files = true; domains = [ \"example.com\" ];");
+	char *mig = xasprintf("keep_success_files = true; domains = [ \"example.com\" ];");
 	write_job(NULL, mig, NULL);
 	char *text = tu_read(E.job);
 	char *wd = strstr(text, "/work\";");
 	ck_assert_ptr_nonnull(wd);
 	*wd = '\0';
-	char *fixed = xfmt("%s/w1/w2\";%s", text, wd + strlen("/work\";"));
+	char *fixed = xasprintf("%s/w1/w2\";%s", text, wd + strlen("/work\";"));
 	free(tu_write(E.dir, "job.cfg", fixed, 0600));
 	struct tu_proc p;
-	int rc = zmbatch(&p, 90, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, 90, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0 || rc == 1 || rc == 78, "exit %d", rc);
 	tu_proc_release(&p);
 
 	/* nothing was written outside the job's directories */
-	char *cmd = xfmt("cd '%s' && find . -path ./w1 -prune -o -path ./success -prune -o -path ./failed -prune "
+	char *cmd = xasprintf("cd '%s' && find . -path ./w1 -prune -o -path ./success -prune -o -path ./failed -prune "
 			 "-o -path ./log -prune -o -type f -newer job.cfg -print | grep -v '^./state.db' | "
 			 "grep -q .", E.dir);
 	ck_assert_msg(system(cmd) != 0, "a file was created outside the spool/success/failed/log dirs");
@@ -607,7 +580,7 @@ START_TEST(test_hostile_account_names)
 	/* every file in the spool dirs is directly inside them, with a bounded name */
 	const char *const dirs[] = { "w1/w2", "success", "failed" };
 	for (size_t i = 0; i < 3; i++) {
-		char *d = xfmt("%s/%s", E.dir, dirs[i]);
+		char *d = xasprintf("%s/%s", E.dir, dirs[i]);
 		DIR *dd = opendir(d);
 		struct dirent *de;
 		while (dd && (de = readdir(dd))) {
@@ -642,15 +615,15 @@ START_TEST(test_account_name_with_nul)
 {
 	/* an accounts file with a NUL inside a name: rejected, not silently cut */
 	static const char bad[] = "alice@example.com\nev@example.com\0.evil\n";
-	char *path = xfmt("%s/accts.txt", E.dir);
+	char *path = xasprintf("%s/accts.txt", E.dir);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, bad, sizeof bad - 1), (ssize_t)(sizeof bad - 1));
 	close(fd);
-	char *mig = xfmt("accounts_file = \"%s\";", path);
+	char *mig = xasprintf("accounts_file = \"%s\";", path);
 	write_job(NULL, mig, NULL);
 	struct tu_proc p;
-	int rc = zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 78 || rc == 1, "expected exit 78 or 1 for a NUL in an account name, got %d", rc);
 	ck_assert_msg(tu_contains(p.err, "accts.txt:2"), "the error does not name the file and line");
 	ck_assert_msg(tu_contains(p.err, "NUL"), "the error does not say what is wrong");
