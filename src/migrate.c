@@ -82,6 +82,7 @@ struct worker {
 	struct state *st;
 	struct http *src;
 	struct http *dst;
+	struct gz_check *gz;         /* checks each export's gzip as it arrives */
 	char ctx[300];               /* log context "account a@b" */
 };
 
@@ -372,6 +373,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 		}
 		struct rest_export_opts o;
 		export_opts(m, a, &o);
+		o.verify = w->gz;
 		part = spool_path(job, a->account, ".part");
 		final = spool_path(job, a->account, "");
 		int fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -386,9 +388,10 @@ static void process_spool(struct worker *w, struct account_row *a)
 		log_debug(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
 			 o.start_ms ? " (delta)" : "");
 		rc = rest_export_file(w->src, m->src_tc, a->account, &o, fd, &bytes, &empty, &err);
-		/* rest_export_file fsync()s; a clean 200 may still carry a cut-off archive */
+		/* rest_export_file fsync()s; a clean 200 may still carry a cut-off
+		 * archive: the bytes were checked as they were written */
 		if (rc == ZMB_OK && !empty)
-			rc = archive_check_gzip(fd, NULL, &err);
+			rc = gz_check_finish(w->gz, &err);
 		if (close(fd) < 0 && rc == ZMB_OK) {
 			rc = ZMB_EIO;
 			err = xasprintf("cannot write spool file '%s': %s", part, strerror(errno));
@@ -494,6 +497,7 @@ static void process_stream(struct worker *w, struct account_row *a)
 	}
 	struct rest_export_opts o;
 	export_opts(m, a, &o);
+	o.verify = w->gz;
 	long long bytes = 0;
 	bool empty = false;
 	log_debug(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
@@ -530,6 +534,7 @@ static void *worker_main(void *arg)
 	state_set_write_lock(w->st, &m->dbw);
 	w->src = http_new(&m->job->source, m->job, m->ctl);
 	w->dst = http_new(&m->job->target, m->job, m->ctl);
+	w->gz = gz_check_new();
 
 	int claim_failures = 0;
 	while (runctl_may_claim(m->ctl)) {
@@ -592,6 +597,7 @@ static void *worker_main(void *arg)
 out:
 	http_free(w->src);
 	http_free(w->dst);
+	gz_check_free(w->gz);
 	state_close(w->st);
 	free(err);
 	pthread_mutex_lock(&m->mu);

@@ -6,6 +6,7 @@
  * stream mode passes chunks through a bounded ring buffer.
  */
 #include "rest.h"
+#include "archive.h"
 #include "log.h"
 
 #include <errno.h>
@@ -110,6 +111,7 @@ struct file_sink {
 	int fd;
 	long long bytes;
 	struct buf errbody;
+	struct gz_check *verify;   /* may be NULL */
 };
 
 static size_t file_write_cb(char *p, size_t sz, size_t n, void *ud)
@@ -133,6 +135,8 @@ static size_t file_write_cb(char *p, size_t sz, size_t n, void *ud)
 		}
 		done += (size_t)w;
 	}
+	if (s->verify)
+		gz_check_feed(s->verify, p, len);
 	s->bytes += (long long)len;
 	return len;
 }
@@ -158,7 +162,7 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
 	char *path = home_path(h, account, q);
 	char *url = http_url(h, path);
 	char *tok = NULL;
-	struct file_sink sink = { h, fd, 0, BUF_INIT };
+	struct file_sink sink = { h, fd, 0, BUF_INIT, o ? o->verify : NULL };
 	off_t off0 = lseek(fd, 0, SEEK_CUR);
 
 	*bytes = 0;
@@ -172,6 +176,8 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
 		tok = NULL;
 		sink.bytes = 0;
 		buf_reset(&sink.errbody);
+		if (sink.verify)
+			gz_check_reset(sink.verify);
 		if (attempt > 0 && (rc = rewind_fd(h, fd, off0, &e)))
 			goto out;
 		rc = token_get(tc, h, &tok, &e);
@@ -401,6 +407,7 @@ struct pipe {
 	bool post_paused;
 	long long in, out;
 	struct buf get_err, post_err;
+	struct gz_check *verify;   /* may be NULL */
 };
 
 static size_t pipe_write_cb(char *p, size_t sz, size_t n, void *ud)
@@ -423,6 +430,8 @@ static size_t pipe_write_cb(char *p, size_t sz, size_t n, void *ud)
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	ring_put(&s->ring, p, len);
+	if (s->verify)
+		gz_check_feed(s->verify, p, len);
 	s->in += (long long)len;
 	return len;
 }
@@ -595,6 +604,7 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 	s.dst = dst;
 	s.ring.cap = http_buffer_size(src);
 	s.ring.b = xmalloc(s.ring.cap);
+	s.verify = o ? o->verify : NULL;
 	*bytes = 0;
 	*empty = false;
 
@@ -615,9 +625,21 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 		s.in = s.out = 0;
 		buf_reset(&s.get_err);
 		buf_reset(&s.post_err);
+		if (s.verify)
+			gz_check_reset(s.verify);
 		rc = stream_once(&s, gurl, purl, stok, dtok, account, target, empty, &auth_src,
 				 &auth_dst, &e);
 		*bytes = s.out;
+		if (rc == ZMB_OK && !*empty && s.verify) {
+			/* both sides said 200, but did the whole archive pass? */
+			char *why = NULL;
+			rc = gz_check_finish(s.verify, &why);
+			if (rc) {
+				e = xasprintf("%s: stream %s: %s; what the target imported is kept and "
+					      "a retry skips it (resolve=skip)", http_label(src), account, why);
+				free(why);
+			}
+		}
 		if (rc == ZMB_EAUTHEXP && attempt == 0 && (auth_src || auth_dst)) {
 			if (auth_src)
 				token_invalidate(stc, stok);

@@ -20,9 +20,19 @@
 #include "token.h"
 #include "zmb.h"
 
+struct gz_check;
+
 struct rest_export_opts {
 	const char *types;   /* NULL/"" = everything */
 	long long start_ms;  /* 0 = full export, else &start=<ms> */
+	/*
+	 * Optional (src/archive.h): fed every byte of a 200 answer as it
+	 * arrives, reset at each new attempt.  rest_export_file leaves the
+	 * verdict to the caller (gz_check_finish); rest_stream makes a
+	 * truncated or corrupt archive a temporary error even when both sides
+	 * answered 200, so a cut-off export is never counted as migrated.
+	 */
+	struct gz_check *verify;
 };
 
 /*
