@@ -8,9 +8,10 @@
  * trailer CRC32 and length of every member) and the account is exported
  * again.
  *
- * struct gz_check checks the bytes as they arrive (spool: while they are
- * written; stream: while they pass to the import), so no extra read of the
- * archive is needed.  One per worker thread; not shared between threads.
+ * struct gz_check checks the bytes while they are written to the spool file,
+ * so no extra read of the archive is needed.  (In stream mode the target's
+ * import parses the gzip itself and refuses a truncated one.)  One per
+ * worker thread; not shared between threads.
  * Memory use is one fixed buffer.
  */
 #ifndef ZMB_ARCHIVE_H

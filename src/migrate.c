@@ -496,8 +496,7 @@ static void process_stream(struct worker *w, struct account_row *a)
 		goto out;
 	}
 	struct rest_export_opts o;
-	export_opts(m, a, &o);
-	o.verify = w->gz;
+	export_opts(m, a, &o);   /* no gzip check: the target's import parses the stream */
 	long long bytes = 0;
 	bool empty = false;
 	log_debug(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,

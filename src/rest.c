@@ -407,7 +407,6 @@ struct pipe {
 	bool post_paused;
 	long long in, out;
 	struct buf get_err, post_err;
-	struct gz_check *verify;   /* may be NULL */
 };
 
 static size_t pipe_write_cb(char *p, size_t sz, size_t n, void *ud)
@@ -430,8 +429,6 @@ static size_t pipe_write_cb(char *p, size_t sz, size_t n, void *ud)
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	ring_put(&s->ring, p, len);
-	if (s->verify)
-		gz_check_feed(s->verify, p, len);
 	s->in += (long long)len;
 	return len;
 }
@@ -604,7 +601,6 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 	s.dst = dst;
 	s.ring.cap = http_buffer_size(src);
 	s.ring.b = xmalloc(s.ring.cap);
-	s.verify = o ? o->verify : NULL;
 	*bytes = 0;
 	*empty = false;
 
@@ -625,21 +621,9 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 		s.in = s.out = 0;
 		buf_reset(&s.get_err);
 		buf_reset(&s.post_err);
-		if (s.verify)
-			gz_check_reset(s.verify);
 		rc = stream_once(&s, gurl, purl, stok, dtok, account, target, empty, &auth_src,
 				 &auth_dst, &e);
 		*bytes = s.out;
-		if (rc == ZMB_OK && !*empty && s.verify) {
-			/* both sides said 200, but did the whole archive pass? */
-			char *why = NULL;
-			rc = gz_check_finish(s.verify, &why);
-			if (rc) {
-				e = xasprintf("%s: stream %s: %s; what the target imported is kept and "
-					      "a retry skips it (resolve=skip)", http_label(src), account, why);
-				free(why);
-			}
-		}
 		if (rc == ZMB_EAUTHEXP && attempt == 0 && (auth_src || auth_dst)) {
 			if (auth_src)
 				token_invalidate(stc, stok);

@@ -535,7 +535,9 @@ START_TEST(test_server_down_then_back)
 	knobs(E.src, "{\"faults\":[{\"op\":\"export\",\"action\":\"down\",\"seconds\":3,\"count\":1}]}");
 	knobs(E.dst, "{\"faults\":[{\"op\":\"import\",\"account\":\"dave@example.com\","
 	      "\"action\":\"down\",\"seconds\":2,\"count\":1}]}");
-	write_job(2, "max_attempts = 6;");
+	/* backoff is 0.5-2 s here, so 6 attempts could all fall inside the two
+	 * outages (3 s + 2 s) on a busy machine: allow enough to outlast them */
+	write_job(2, "max_attempts = 12;");
 	int rc = run_job(120);
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	assert_all_done();
