@@ -1246,10 +1246,8 @@ enum zmb_rc report_accounts(sqlite3 *db, int state, FILE *out, char **err)
 	if (!st)
 		goto out;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		/* flat() turns tabs and other control characters into spaces */
 		char *a = flat(col_text(st, 0)), *t = flat(col_text(st, 1)), *e = flat(col_text(st, 5));
-		for (char *p = e; *p; p++)
-			if (*p == '\t')
-				*p = ' ';
 		fprintf(out, "%s\t%s\t%s\t%d\t%lld\t%s\n", a, t, col_text(st, 2), sqlite3_column_int(st, 3),
 			(long long)sqlite3_column_int64(st, 4), e);
 		free(a);
