@@ -33,6 +33,7 @@ struct sigctx {
 	sigset_t set;
 	pthread_t thread;
 	bool started;
+	int term_signals;   /* SIGTERM/SIGINT seen (signal thread only) */
 };
 
 static void *signal_thread(void *arg)
@@ -45,10 +46,8 @@ static void *signal_thread(void *arg)
 		switch (sig) {
 		case SIGTERM:
 		case SIGINT: {
-			bool second = runctl_stopped(sc->ctl) &&
-				      atomic_load(&sc->ctl->stop) == RUN_STOP_GRACEFUL &&
-				      atomic_load(&sc->ctl->stop_reason) != NULL &&
-				      strcmp(atomic_load(&sc->ctl->stop_reason), "end of window") != 0;
+			/* the first one is graceful (also after the window ended), the second aborts */
+			bool second = ++sc->term_signals > 1;
 			runctl_request_stop(sc->ctl, sig == SIGTERM ? "SIGTERM" : "SIGINT", second);
 			if (second)
 				log_warn(NULL, "second %s: aborting in-flight transfers now",

@@ -19,12 +19,16 @@ void runctl_init(struct run_ctl *c, double deadline, double grace)
 
 void runctl_request_stop(struct run_ctl *c, const char *reason, bool abort)
 {
-	int cur = atomic_load(&c->stop);
-	if (abort || cur == RUN_STOP_GRACEFUL) {
+	if (abort) {
 		atomic_store(&c->stop, RUN_STOP_ABORT);
-	} else if (cur == RUN_GO) {
-		atomic_store(&c->stop_since, mono_now());
-		atomic_store(&c->stop, RUN_STOP_GRACEFUL);
+	} else {
+		/* only a running run becomes graceful; never weaken or escalate */
+		int expect = RUN_GO;
+		if (atomic_load(&c->stop) == RUN_GO) {
+			/* since before state: must_abort never sees a stale start time */
+			atomic_store(&c->stop_since, mono_now());
+			atomic_compare_exchange_strong(&c->stop, &expect, RUN_STOP_GRACEFUL);
+		}
 	}
 	const char *none = NULL;
 	atomic_compare_exchange_strong(&c->stop_reason, &none, reason);

@@ -26,7 +26,11 @@ struct run_ctl {
 };
 
 void runctl_init(struct run_ctl *c, double deadline, double grace);
-/* Graceful first, abort on the second call (or when abort is true). */
+/*
+ * abort: stop in-flight transfers now.  Otherwise a graceful stop (no new
+ * claims, in-flight work gets `grace`); a run already stopping stays as it
+ * is.  Escalation policy (a second signal aborts) belongs to the caller.
+ */
 void runctl_request_stop(struct run_ctl *c, const char *reason, bool abort);
 /* May a worker claim new work?  (no stop requested and window still open) */
 bool runctl_may_claim(struct run_ctl *c);
