@@ -274,6 +274,42 @@ static enum zmb_rc db_fail(struct state *st, int src, const char *what)
 	return rc;
 }
 
+/*
+ * Switch the database to WAL.  A new file starts in rollback-journal mode,
+ * and the switch reads page 1 and then upgrades to a write lock: when another
+ * connection (a thread or process creating the same file) holds that lock,
+ * SQLite returns SQLITE_BUSY at once instead of calling the busy handler,
+ * since waiting while holding the read lock could deadlock.  The statement
+ * ends its read lock when it is reset, so retrying it here is safe; it is
+ * retried with a short jittered sleep for as long as the busy timeout.
+ */
+static enum zmb_rc set_wal(struct state *st)
+{
+	sqlite3_stmt *s = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	double deadline = mono_now() + BUSY_TIMEOUT_MS / 1000.0;
+	unsigned seed = (unsigned)(uintptr_t)st ^ (unsigned)getpid();
+	int src = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+
+	while (src == SQLITE_OK) {
+		src = sqlite3_step(s);
+		if ((src & 0xff) != SQLITE_BUSY || mono_now() >= deadline)
+			break;
+		sqlite3_reset(s);
+		src = SQLITE_OK;
+		usleep(2000 + (unsigned)rand_r(&seed) % 8000);
+	}
+	if (src == SQLITE_ROW && sqlite3_stricmp((const char *)sqlite3_column_text(s, 0), "wal") != 0) {
+		set_err(st, xasprintf("%s: cannot switch to WAL mode (journal mode is '%s')",
+				      st->path, sqlite3_column_text(s, 0)));
+		rc = ZMB_ESTATE;
+	} else if (src != SQLITE_ROW) {
+		rc = db_fail(st, src, "set WAL mode");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 static sqlite3_stmt *stmt_get(struct state *st, enum stmt_id id, enum zmb_rc *rc)
 {
 	sqlite3_stmt *s = st->stmt[id];
@@ -600,19 +636,7 @@ enum zmb_rc state_open(const char *path, const char *job_identity, int flags,
 	if ((rc = exec_sql(st, "PRAGMA foreign_keys = ON", "enable foreign keys")) != ZMB_OK)
 		goto out;
 	if (!st->readonly) {
-		sqlite3_stmt *s = NULL;
-		src = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-		if (src == SQLITE_OK)
-			src = sqlite3_step(s);
-		if (src == SQLITE_ROW && sqlite3_stricmp((const char *)sqlite3_column_text(s, 0), "wal") != 0) {
-			set_err(st, xasprintf("%s: cannot switch to WAL mode (journal mode is '%s')",
-					      path, sqlite3_column_text(s, 0)));
-			rc = ZMB_ESTATE;
-		} else if (src != SQLITE_ROW) {
-			rc = db_fail(st, src, "set WAL mode");
-		}
-		sqlite3_finalize(s);
-		if (rc)
+		if ((rc = set_wal(st)) != ZMB_OK)
 			goto out;
 		if ((rc = exec_sql(st, "PRAGMA synchronous = NORMAL", "set synchronous")) != ZMB_OK)
 			goto out;

@@ -1335,6 +1335,57 @@ START_TEST(test_busy)
 }
 END_TEST
 
+/*
+ * A brand-new file is still in rollback-journal mode.  Switching it to WAL
+ * reads page 1 and then upgrades to a write lock; when another connection
+ * holds that lock, SQLite answers SQLITE_BUSY at once without calling the
+ * busy handler (it would deadlock otherwise).  Seen in CI: one of 8 threads
+ * opening a new DB together failed "set WAL mode: database is locked".
+ * Here another process holds the write lock for 400 ms on the new file:
+ * state_open must wait for it, not fail at once.
+ */
+START_TEST(test_open_while_new_file_locked)
+{
+	char *dir = tu_tmpdir("state");
+	char *path = db_path(dir);
+	int pfd[2];
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		sqlite3 *db = NULL;
+		char c = 'x';
+		if (sqlite3_open(path, &db) != SQLITE_OK ||
+		    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(1);
+		if (write(pfd[1], &c, 1) != 1)
+			_exit(2);
+		usleep(400 * 1000);
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(3);
+		sqlite3_close(db);
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+	double t0 = mono_now();
+	struct state *st = NULL;
+	char *err = NULL;
+	enum zmb_rc rc = state_open(path, IDENT, STATE_WRITE, &st, &err);
+	ck_assert_msg(rc == ZMB_OK, "state_open while another process writes: %s", err ? err : "?");
+	ck_assert(mono_now() - t0 >= 0.2);
+	ck_assert_int_eq(q_int(st, "PRAGMA user_version"), state_schema_version());
+	ck_assert_int_eq(wait_child(pid), 0);
+	state_close(st);
+	close(pfd[0]);
+	close(pfd[1]);
+	tu_rmrf(dir);
+	free(path);
+	free(dir);
+}
+END_TEST
+
 /* ---- suite ---- */
 
 static Suite *make_suite(void)
@@ -1352,7 +1403,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_claim_as_listed_exported_first);
 	tcase_add_test(tc, test_claim_backoff);
 	tcase_add_loop_test(tc, test_claim_concurrent, 0, 2);
-	tcase_add_test(tc, test_open_concurrent);
+	tcase_add_loop_test(tc, test_open_concurrent, 0, 20);
 	tcase_add_test(tc, test_claim_uses_index);
 	suite_add_tcase(s, tc);
 
@@ -1371,6 +1422,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_runs_stages_meta);
 	tcase_add_test(tc, test_reset_and_upsert);
 	tcase_add_test(tc, test_busy);
+	tcase_add_test(tc, test_open_while_new_file_locked);
 	tcase_add_test(tc, test_disk_full);
 	suite_add_tcase(s, tc);
 	return s;
