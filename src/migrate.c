@@ -50,6 +50,18 @@
 #include <unistd.h>
 
 /* Shared by the workers of one migrate stage; immutable but for `mu` parts. */
+/* A target account seen in the target's directory when the run started. */
+struct tgt_entry {
+	char *name;   /* lower case */
+	char *id;     /* zimbraId */
+};
+
+/*
+ * Below this many accounts of one target domain, each account's GetAccount
+ * costs less than listing the whole domain.
+ */
+#define TDIR_MIN_ACCOUNTS 16
+
 struct migrate {
 	const struct job *job;
 	const char *state_path;
@@ -59,6 +71,8 @@ struct migrate {
 	struct token_cache *dst_tc;
 	bool stream;
 	enum claim_order order;
+	struct tgt_entry *tdir;      /* target accounts listed at start, sorted by name; */
+	size_t ntdir;                /* read-only once the workers run (see tdir_build) */
 
 	pthread_mutex_t mu;          /* guards the fields below */
 	pthread_cond_t cv;           /* an account finished or a worker exited */
@@ -256,8 +270,23 @@ static void account_done(struct worker *w, const struct account_row *a, enum acc
 	free(ev);
 }
 
-/* The target must exist (zmztozmig's rule: we never create accounts). */
-static enum zmb_rc check_target(struct worker *w, const struct account_row *a, char **target_id, char **err)
+static int cmp_tgt(const void *a, const void *b)
+{
+	return strcmp(((const struct tgt_entry *)a)->name, ((const struct tgt_entry *)b)->name);
+}
+
+static const char *tdir_find(const struct migrate *m, const char *name)
+{
+	if (!m->ntdir)
+		return NULL;
+	struct tgt_entry key = { .name = xstrlower(name), .id = NULL };
+	const struct tgt_entry *e = bsearch(&key, m->tdir, m->ntdir, sizeof *m->tdir, cmp_tgt);
+	free(key.name);
+	return e ? e->id : NULL;
+}
+
+/* The target must exist (zmztozmig's rule: we never create accounts): GetAccount. */
+static enum zmb_rc lookup_target(struct worker *w, const struct account_row *a, char **target_id, char **err)
 {
 	enum zmb_rc rc = soap_get_account(w->dst, w->m->dst_tc, a->target, target_id, err);
 	if (rc == ZMB_ENOACCOUNT) {
@@ -269,6 +298,47 @@ static enum zmb_rc check_target(struct worker *w, const struct account_row *a, c
 		*err = e;
 	}
 	return rc;
+}
+
+/*
+ * The target must exist.  On an account's first attempt the directory read
+ * at the start of the run answers (no round trip); on a retry, or for an
+ * account the directory did not list, GetAccount asks.  *from_dir tells
+ * which: an import refused after a directory answer is checked again
+ * (recheck_target), since the account may have been deleted since.
+ */
+static enum zmb_rc check_target(struct worker *w, const struct account_row *a, char **target_id,
+				bool *from_dir, char **err)
+{
+	*from_dir = false;
+	const char *id = a->attempts == 0 ? tdir_find(w->m, a->target) : NULL;
+	if (id) {
+		*target_id = xstrdup(id);
+		*from_dir = true;
+		return ZMB_OK;
+	}
+	return lookup_target(w, a, target_id, err);
+}
+
+/*
+ * An import into a target taken from the directory failed with 401/404 (the
+ * answers Zimbra gives for a missing account, anti-harvest): ask GetAccount,
+ * and if the account is gone report that instead of the bare HTTP status.
+ */
+static void recheck_target(struct worker *w, const struct account_row *a, bool from_dir,
+			   enum zmb_rc *rc, char **err)
+{
+	if (!from_dir || (*rc != ZMB_ENOACCOUNT && *rc != ZMB_EAUTHEXP))
+		return;
+	char *id = NULL, *e = NULL;
+	if (lookup_target(w, a, &id, &e) == ZMB_ENOACCOUNT) {
+		free(*err);
+		*err = e;
+		*rc = ZMB_ENOACCOUNT;
+		e = NULL;
+	}
+	free(id);
+	free(e);
 }
 
 static enum zmb_rc set_transport(struct worker *w, const char *target_id, char **err)
@@ -347,8 +417,9 @@ static void process_spool(struct worker *w, struct account_row *a)
 	long long mark_ms = (long long)(wall_now() * 1000);
 	double t0 = mono_now();
 	enum acct_state cur = a->state;   /* exporting or importing (from exported) */
+	bool from_dir = false;
 
-	rc = check_target(w, a, &target_id, &err);
+	rc = check_target(w, a, &target_id, &from_dir, &err);
 	if (rc) {
 		account_error(w, a, cur, cur == ACCT_IMPORTING ? ACCT_EXPORTED : ACCT_PENDING, rc,
 			      "check target", err);
@@ -464,6 +535,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 		 job->target.port, job->mig.resolve);
 	rc = rest_import_file(w->dst, m->dst_tc, a->target, job->mig.resolve, fd, &bytes, &err);
 	close(fd);
+	recheck_target(w, a, from_dir, &rc, &err);
 	if (rc == ZMB_OK)
 		rc = set_transport(w, target_id, &err);
 	if (rc) {
@@ -490,7 +562,8 @@ static void process_stream(struct worker *w, struct account_row *a)
 	char *err = NULL, *target_id = NULL;
 	long long mark_ms = (long long)(wall_now() * 1000);
 	double t0 = mono_now();
-	enum zmb_rc rc = check_target(w, a, &target_id, &err);
+	bool from_dir = false;
+	enum zmb_rc rc = check_target(w, a, &target_id, &from_dir, &err);
 	if (rc) {
 		account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "check target", err);
 		goto out;
@@ -503,6 +576,7 @@ static void process_stream(struct worker *w, struct account_row *a)
 		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
 	rc = rest_stream(w->src, m->src_tc, w->dst, m->dst_tc, a->account, a->target, &o,
 			 job->mig.resolve, &bytes, &empty, &err);
+	recheck_target(w, a, from_dir, &rc, &err);
 	if (rc == ZMB_OK && !empty)
 		rc = set_transport(w, target_id, &err);
 	if (rc) {
@@ -965,6 +1039,77 @@ static void tty_clear(void)
 	fputs("\r\033[K", stderr);
 }
 
+/*
+ * Read the target's directory for the target domains of this run, so that
+ * a worker needs no GetAccount round trip per account (one SearchDirectory
+ * page per 500 accounts instead).  Only domains with at least
+ * TDIR_MIN_ACCOUNTS accounts on their first attempt are listed.  A domain that cannot be
+ * listed is not an error: its accounts are checked one by one as before.
+ * Called before the workers start; they only read the result.
+ */
+static void tdir_build(struct migrate *m, struct http *dst, struct state *st)
+{
+	const struct job *job = m->job;
+	struct strlist doms = STRLIST_INIT;
+	sqlite3_stmt *q = NULL;
+	size_t cap = 0;
+
+	/* accounts on their first attempt are the ones that will use it */
+	if (sqlite3_prepare_v2(state_db(st),
+			       "SELECT lower(substr(target, instr(target, '@') + 1)) AS d FROM accounts"
+			       " WHERE attempts = 0 AND instr(target, '@') > 0"
+			       " AND state IN ('pending', 'exporting', 'exported', 'importing')"
+			       " GROUP BY d HAVING count(*) >= ?1 ORDER BY d", -1, &q, NULL) != SQLITE_OK) {
+		sqlite3_finalize(q);
+		return;
+	}
+	sqlite3_bind_int(q, 1, TDIR_MIN_ACCOUNTS);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		strlist_add(&doms, (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+
+	for (size_t i = 0; i < doms.n && !runctl_must_abort(m->ctl); i++) {
+		struct zaccount *za = NULL;
+		size_t nz = 0;
+		char *e = NULL;
+		if (soap_list_accounts(dst, m->dst_tc, doms.v[i], &za, &nz, &e) == ZMB_OK) {
+			for (size_t k = 0; k < nz; k++) {
+				if (!za[k].id || !za[k].name)
+					continue;
+				if (m->ntdir == cap) {
+					cap = cap ? 2 * cap : 256;
+					m->tdir = xrealloc(m->tdir, cap * sizeof *m->tdir);
+				}
+				m->tdir[m->ntdir].name = xstrlower(za[k].name);
+				m->tdir[m->ntdir].id = xstrdup(za[k].id);
+				m->ntdir++;
+			}
+			log_debug(NULL, "target %s:%d: domain %s lists %zu account(s)", job->target.host,
+				  job->target.port, doms.v[i], nz);
+		} else {
+			log_info(NULL, "target %s:%d: cannot list domain %s (%s); each account is "
+				 "checked on its own", job->target.host, job->target.port, doms.v[i],
+				 e ? e : "?");
+		}
+		zaccounts_free(za, nz);
+		free(e);
+	}
+	strlist_release(&doms);
+	if (m->ntdir)
+		qsort(m->tdir, m->ntdir, sizeof *m->tdir, cmp_tgt);
+}
+
+static void tdir_free(struct migrate *m)
+{
+	for (size_t i = 0; i < m->ntdir; i++) {
+		free(m->tdir[i].name);
+		free(m->tdir[i].id);
+	}
+	free(m->tdir);
+	m->tdir = NULL;
+	m->ntdir = 0;
+}
+
 enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 {
 	const struct job *job = ctx->job;
@@ -1053,6 +1198,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 	}
 	if (!m.stream)
 		spool_housekeeping(&m, ctx->st);
+	tdir_build(&m, dst, ctx->st);
 
 	/* 3. workers */
 	bool tty = isatty(2) && !ctx->quiet;
@@ -1151,6 +1297,7 @@ out:
 	}
 	free(workers);
 	found_free(found, nfound);
+	tdir_free(&m);
 	http_free(src);
 	http_free(dst);
 	token_cache_free(m.src_tc);

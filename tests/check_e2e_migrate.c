@@ -11,6 +11,7 @@
 #include "testutil.h"
 #include "e2e.h"
 #include "zsim.h"
+#include "zmb.h"
 
 #include <check.h>
 #include <signal.h>
@@ -138,6 +139,69 @@ START_TEST(test_missing_target_fails_permanently)
 	/* permanent: exactly one attempt, no retries */
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT attempts FROM accounts WHERE account='dave@example.com'"), 1);
 	tu_proc_release(&p);
+}
+END_TEST
+
+/*
+ * The target's directory is read once at the start (SearchDirectory) for a
+ * domain with enough accounts, instead of one GetAccount per account.  A
+ * target deleted after that listing is still caught: its import is refused
+ * (404), GetAccount confirms the account is gone, and it fails with that
+ * reason after one attempt.
+ */
+START_TEST(test_target_directory)
+{
+	char body[160];
+	for (int i = 0; i < 20; i++) {
+		snprintf(body, sizeof body, "{\"name\":\"bulk%02d@example.com\",\"items\":2,\"item_size\":500}", i);
+		json_decref(zsim_post(E.src, "/zsim/add-account", body));
+		snprintf(body, sizeof body, "{\"name\":\"bulk%02d@example.net\"}", i);
+		json_decref(zsim_post(E.dst, "/zsim/add-account", body));
+	}
+	/* alice (listed first) exports slowly; meanwhile the admin deletes dave's target */
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"faults\":[{\"op\":\"export\","
+			      "\"account\":\"alice@example.com\",\"action\":\"slow\",\"seconds\":2,\"count\":1}]}"));
+	e2e_write_job(&E, 1, "order = \"as-listed\";", NULL);
+	char *out = xasprintf("%s/run.out", E.dir), *err = xasprintf("%s/run.err", E.dir);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
+	pid_t pid = tu_spawn(argv, NULL, out, err);
+	ck_assert_int_gt(pid, 0);
+	bool seen = false;
+	for (double t = 0; t < 60 && !seen; t += 0.05) {
+		seen = access(E.db, F_OK) == 0 &&
+		       e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE account = 'alice@example.com' "
+				    "AND state = 'exporting'") == 1;
+		if (!seen)
+			tu_sleep(0.05);
+	}
+	ck_assert_msg(seen, "alice never started exporting");
+	json_t *r = zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"dave@example.net\"}");
+	ck_assert(json_is_true(json_object_get(r, "deleted")));
+	json_decref(r);
+	int rc = tu_wait(pid, 120);
+	if (rc != 1) {
+		char *e = tu_read(err);
+		fprintf(stderr, "run exited %d:\n%s\n", rc, e ? e : "");
+		free(e);
+	}
+	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state = 'done'"),
+			 (long long)E2E_NUSERS + 20 - 1);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE account = 'dave@example.com' "
+				  "AND state = 'failed' AND attempts = 1 AND last_error LIKE '%does not exist%'"), 1);
+	json_t *ds = zsim_stats(E.dst);
+	ck_assert_int_ge(zsim_stat_int(ds, "soap/SearchDirectoryRequest"), 1);
+	/* example.org (3 accounts) is checked account by account; example.net
+	 * (25) comes from the directory; dave's refused import asks once more */
+	ck_assert_int_eq(zsim_stat_int(ds, "soap/GetAccountRequest"), 3 + 1);
+	ck_assert_int_eq(zsim_stat_acct(ds, "imports", "bulk07@example.net", "count"), 1);
+	json_decref(ds);
+	/* dave was exported (the directory said the target existed), once */
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "dave@example.com", "count"), 1);
+	json_decref(ss);
+	free(out);
+	free(err);
 }
 END_TEST
 
@@ -397,6 +461,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_legacy_conf);
 	tcase_add_test(tc, test_stream_mode);
 	tcase_add_test(tc, test_missing_target_fails_permanently);
+	tcase_add_test(tc, test_target_directory);
 	tcase_add_test(tc, test_faults_recovered_by_retries);
 	tcase_add_test(tc, test_token_refresh_short_lifetime);
 	tcase_add_test(tc, test_kill9_resume);
