@@ -459,10 +459,25 @@ static void process_spool(struct worker *w, struct account_row *a)
 		log_debug(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
 			 o.start_ms ? " (delta)" : "");
 		rc = rest_export_file(w->src, m->src_tc, a->account, &o, fd, &bytes, &empty, &err);
-		/* rest_export_file fsync()s; a clean 200 may still carry a cut-off
-		 * archive: the bytes were checked as they were written */
+		/* a clean 200 may still carry a cut-off archive: the bytes were
+		 * checked as they were written */
 		if (rc == ZMB_OK && !empty)
 			rc = gz_check_finish(w->gz, &err);
+		/*
+		 * Normally this worker imports the archive at once (exporting ->
+		 * importing with spool_path in one transaction: no other worker
+		 * can claim it in between), from the page cache: it is not
+		 * fsync()ed, and a small one never reaches the disk before it is
+		 * deleted.  After a stop request it is left 'exported' for the
+		 * next run, and is made durable first.  Whatever a later run
+		 * imports is checked again before it is sent (see below), so an
+		 * archive cut short by a power failure is exported again.
+		 */
+		bool go_on = runctl_may_claim(m->ctl);
+		if (rc == ZMB_OK && !empty && !go_on && fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
+			rc = ZMB_EIO;
+			err = xasprintf("cannot fsync spool file '%s': %s", part, strerror(errno));
+		}
 		if (close(fd) < 0 && rc == ZMB_OK) {
 			rc = ZMB_EIO;
 			err = xasprintf("cannot write spool file '%s': %s", part, strerror(errno));
@@ -485,15 +500,9 @@ static void process_spool(struct worker *w, struct account_row *a)
 			free(e);
 			goto out;
 		}
-		fsync_dir(job->mig.working_dir);
+		if (!go_on)
+			fsync_dir(job->mig.working_dir);
 		crashpoint("spool renamed");
-		/*
-		 * The archive is complete and durable.  Normally this worker
-		 * imports it at once (exporting -> importing with spool_path in
-		 * the same transaction: no other worker can claim it in between);
-		 * after a stop request it is left 'exported' for the next run.
-		 */
-		bool go_on = runctl_may_claim(m->ctl);
 		struct acct_update u = ACCT_UPDATE_INIT;
 		char *ev = xasprintf("exported %lld bytes to spool%s", bytes, go_on ? "; import starting" : "");
 		u.spool_path = final;
@@ -529,6 +538,29 @@ static void process_spool(struct worker *w, struct account_row *a)
 		state_transition(w->st, m->run_id, a->id, ACCT_IMPORTING, ACCT_PENDING, &u);
 		free(e);
 		goto out;
+	}
+	if (cur == ACCT_IMPORTING) {
+		/* an archive an earlier run (or a stopped worker) left: check it whole before sending */
+		char *e = NULL;
+		enum zmb_rc vr = archive_check_gzip(fd, NULL, &e);
+		if (vr == ZMB_ETEMP) {
+			char *ev = xasprintf("spool file '%s' is damaged (%s); exporting again", a->spool_path, e);
+			struct acct_update u = ACCT_UPDATE_INIT;
+			u.spool_path = "";
+			u.event = ev;
+			log_warn(w->ctx, "%s", ev);
+			close(fd);
+			unlink(a->spool_path);
+			state_transition(w->st, m->run_id, a->id, ACCT_IMPORTING, ACCT_PENDING, &u);
+			free(ev);
+			free(e);
+			goto out;
+		} else if (vr) {
+			close(fd);
+			account_error(w, a, ACCT_IMPORTING, ACCT_EXPORTED, vr, "import", e);
+			free(e);
+			goto out;
+		}
 	}
 	long long bytes = 0;
 	log_debug(w->ctx, "import into %s on %s:%d (resolve=%s)", a->target, job->target.host,

@@ -208,11 +208,6 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
 		}
 		break;
 	}
-	if (rc == ZMB_OK && !*empty && fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
-		e = xasprintf("%s: export %s: cannot fsync spool file: %s", http_label(h), account,
-				 strerror(errno));
-		rc = ZMB_EIO;
-	}
 	if (rc) {
 		char *e2 = NULL;
 		if (rewind_fd(h, fd, off0, &e2))

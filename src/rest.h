@@ -38,9 +38,10 @@ struct rest_export_opts {
 
 /*
  * GET ...?fmt=tgz into fd (a regular file, written from the current offset
- * with a write loop; nothing buffered beyond curl's chunks).  On ZMB_OK the
- * data has been fsync()ed (the caller only renames).  On a failed or
- * retried attempt the fd is truncated back to its starting offset.
+ * with a write loop; nothing buffered beyond curl's chunks).  The data is
+ * not fsync()ed: the caller decides (an archive imported at once needs no
+ * trip to the disk).  On a failed or retried attempt the fd is truncated
+ * back to its starting offset.
  */
 enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char *account,
 			     const struct rest_export_opts *o, int fd, long long *bytes,

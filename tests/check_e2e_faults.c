@@ -566,6 +566,54 @@ START_TEST(test_target_deleted_mid_run)
 }
 END_TEST
 
+/* ---- spool archive damaged while the run was down (a power cut) ---- */
+
+/*
+ * An archive being imported is not fsync()ed (it normally never needs the
+ * disk).  After a power cut it may be cut short; the next run must check it
+ * before sending it, export again, and never import the damaged copy.
+ * Here: the run is killed while alice's import hangs, her spool file is
+ * truncated, and the next run re-exports her.
+ */
+START_TEST(test_damaged_spool_after_crash)
+{
+	knobs(E.dst, "{\"faults\":[{\"op\":\"import\",\"account\":\"alice@example.com\","
+	      "\"action\":\"slow\",\"seconds\":30,\"count\":1}]}");
+	write_job(1, "order = \"as-listed\";");
+	pid_t pid = spawn_run();
+	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE account='alice@example.com' "
+			      "AND state='importing'"), "alice never started importing");
+	kill(pid, SIGKILL);
+	wait_run(pid, 10);
+	knobs(E.dst, "{\"faults\":[]}");
+
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *spool = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT spool_path FROM accounts WHERE account = "
+					    "'alice@example.com'", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		spool = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	ck_assert_msg(spool && *spool, "no spool file recorded for alice");
+	struct stat sb;
+	ck_assert_int_eq(stat(spool, &sb), 0);
+	ck_assert_int_gt(sb.st_size, 2000);
+	ck_assert_int_eq(truncate(spool, sb.st_size / 2), 0);
+	long long exports = exports_of("alice@example.com");
+
+	int rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_eq(exports_of("alice@example.com"), exports + 1);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id "
+				"WHERE a.account = 'alice@example.com' AND e.message LIKE '%%damaged%%'"), 1);
+	free(spool);
+}
+END_TEST
+
 /* ---- disk full in working_dir (a real tmpfs) ---- */
 
 START_TEST(test_disk_full_working_dir)
@@ -761,6 +809,7 @@ static Suite *make_suite(void)
 	ADD(test_slow_first_byte);
 	ADD(test_server_down_then_back);
 	ADD(test_target_deleted_mid_run);
+	ADD(test_damaged_spool_after_crash);
 	ADD(test_disk_full_working_dir);
 	ADD(test_disk_filled_during_export);
 	ADD(test_state_db_readonly);
