@@ -4,12 +4,17 @@
 #include "ldapc.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 struct ldc_priv_opts {
 	bool starttls;
+	bool ldaps;
+	bool tls_verify;
+	char *ca_file;
 	double timeout;
 };
 
@@ -18,7 +23,28 @@ struct ldc_full {
 	struct ldc pub;
 	struct ldc_priv_opts o;
 	bool tls_done;
+	bool tcp_up;          /* a TCP connection was made (set by conn_cb.lc_add) */
+	ldap_conncb conn_cb;  /* lives as long as the handle (libldap keeps the pointer) */
 };
+
+/* libldap calls this once TCP is connected, before any ldaps:// TLS handshake. */
+static int ldc_conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+			struct ldap_conncb *ctx)
+{
+	(void)ld;
+	(void)sb;
+	(void)srv;
+	(void)addr;
+	((struct ldc_full *)ctx->lc_arg)->tcp_up = true;
+	return 0;
+}
+
+static void ldc_conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+	(void)ld;
+	(void)sb;
+	(void)ctx;
+}
 
 static enum zmb_rc ldc_map_rc(int lrc)
 {
@@ -95,6 +121,9 @@ enum zmb_rc ldc_open(const char *uri, const struct ldc_opts *o, struct ldc **out
 	*out = NULL;
 	f->pub.uri = xstrdup(uri);
 	f->o.starttls = o && o->starttls && strncmp(uri, "ldap://", 7) == 0;
+	f->o.ldaps = strncmp(uri, "ldaps://", 8) == 0;
+	f->o.tls_verify = !o || o->tls_verify;
+	f->o.ca_file = o && o->ca_file ? xstrdup(o->ca_file) : NULL;
 	f->o.timeout = t;
 	int lrc = ldap_initialize(&f->pub.ld, uri);
 	if (lrc != LDAP_SUCCESS) {
@@ -109,13 +138,39 @@ enum zmb_rc ldc_open(const char *uri, const struct ldc_opts *o, struct ldc **out
 	ldap_set_option(f->pub.ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
 	ldap_set_option(f->pub.ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(f->pub.ld, LDAP_OPT_TIMEOUT, &tv);
-	if (f->o.starttls || strncmp(uri, "ldaps://", 8) == 0) {
-		int req = o && !o->tls_verify ? LDAP_OPT_X_TLS_NEVER : LDAP_OPT_X_TLS_DEMAND;
+	if (f->o.starttls || f->o.ldaps) {
+		int req = f->o.tls_verify ? LDAP_OPT_X_TLS_DEMAND : LDAP_OPT_X_TLS_NEVER;
 		int zero = 0;
 		ldap_set_option(f->pub.ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &req);
-		if (o && o->ca_file)
-			ldap_set_option(f->pub.ld, LDAP_OPT_X_TLS_CACERTFILE, o->ca_file);
-		ldap_set_option(f->pub.ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
+		if (f->o.ca_file)
+			ldap_set_option(f->pub.ld, LDAP_OPT_X_TLS_CACERTFILE, f->o.ca_file);
+		/*
+		 * The handle's own TLS context carries ca_file and tls_verify.  If it cannot
+		 * be made (unreadable ca_file...), libldap would silently use the process-wide
+		 * default context instead: system CAs and ldap.conf's TLS_REQCERT, which may be
+		 * "never".  Refuse rather than connect with settings the job did not ask for.
+		 */
+		if (ldap_set_option(f->pub.ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != LDAP_OPT_SUCCESS) {
+			char *diag = NULL;
+			ldap_get_option(f->pub.ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+			const char *why = diag && *diag ? diag : "TLS context setup failed";
+			if (f->o.ca_file && access(f->o.ca_file, R_OK) != 0)
+				why = strerror(errno);
+			char *what = f->o.ca_file ? xasprintf("cannot use ca_file '%s'", f->o.ca_file)
+				   : xstrdup("cannot load the system CA certificates (ldap.conf TLS_CACERT)");
+			*err = xasprintf("ldap server %s: step 'tls setup': %s: %s", uri, what, why);
+			free(what);
+			if (diag)
+				ldap_memfree(diag);
+			rc = ZMB_ETLS;
+			goto out;
+		}
+	}
+	if (f->o.ldaps) {
+		f->conn_cb.lc_add = ldc_conn_add;
+		f->conn_cb.lc_del = ldc_conn_del;
+		f->conn_cb.lc_arg = f;
+		ldap_set_option(f->pub.ld, LDAP_OPT_CONNECT_CB, &f->conn_cb);
 	}
 	*out = &f->pub;
 	f = NULL;
@@ -125,6 +180,7 @@ out:
 		if (f->pub.ld)
 			ldap_unbind_ext_s(f->pub.ld, NULL, NULL);
 		free(f->pub.uri);
+		free(f->o.ca_file);
 		free(f);
 	}
 	return rc;
@@ -141,6 +197,39 @@ enum zmb_rc ldc_bind(struct ldc *c, const char *dn, const char *pw, char **err)
 		if (lrc != LDAP_SUCCESS) {
 			enum zmb_rc rc = ldc_fail(c, lrc, "starttls", "StartTLS failed", err);
 			return rc == ZMB_ECONNECT ? rc : ZMB_ETLS;
+		}
+		f->tls_done = true;
+	}
+	if (f->o.ldaps && !f->tls_done) {
+		/*
+		 * Connect (TCP + TLS handshake) before the bind, so that a refused handshake
+		 * is not reported as "server down": libldap gives -1 for both, but only after
+		 * a TCP connection has been made can it be the handshake.
+		 */
+		f->tcp_up = false;
+		lrc = ldap_connect(c->ld);
+		if (lrc != LDAP_SUCCESS) {
+			if (!f->tcp_up)
+				return ldc_fail(c, lrc, "connect", "cannot connect", err);
+			char *what = !f->o.tls_verify
+				? xstrdup("TLS handshake failed (is this an ldaps port?)")
+				: f->o.ca_file
+				? xasprintf("TLS handshake failed: certificate not verified with "
+					    "ca_file '%s' (signed by another CA or not issued for "
+					    "this host?)", f->o.ca_file)
+				: xstrdup("TLS handshake failed: certificate not verified with the "
+					  "system CAs (set ca_file to the CA that signed it)");
+			/* libldap's diagnostic is the TLS library's text, when it has one */
+			char *diag = NULL;
+			ldap_get_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+			bool useful = diag && *diag && strcmp(diag, "(unknown error code)") != 0;
+			if (err)
+				*err = xasprintf("ldap server %s: step 'tls': %s%s%s", c->uri, what,
+						 useful ? ": " : "", useful ? diag : "");
+			free(what);
+			if (diag)
+				ldap_memfree(diag);
+			return ZMB_ETLS;
 		}
 		f->tls_done = true;
 	}
@@ -168,6 +257,7 @@ void ldc_close(struct ldc *c)
 	if (c->ld)
 		ldap_unbind_ext_s(c->ld, NULL, NULL);
 	free(c->uri);
+	free(((struct ldc_full *)c)->o.ca_file);
 	free((struct ldc_full *)c);
 }
 

@@ -1,8 +1,20 @@
 /*
- * check_ldap_tls.c - StartTLS for the LDAP stages against a real slapd
- * configured with a test CA (tests/zsim.h makes the certificates): the
- * certificate is verified by default, a server signed by another CA is
- * refused with a message naming the step, tls_verify = false opts out.
+ * check_ldap_tls.c - TLS for the LDAP stages against a real slapd with a
+ * certificate from a test CA (tests/zsim.h makes the certificates).
+ *
+ * tcase "starttls": StartTLS on ldap:// (certificate given to slapd through
+ * cn=config): verified by default, a server signed by another CA is refused
+ * with a message naming the step, tls_verify = false opts out; plus ldapi://
+ * and the `check` command over plain ldap://.
+ *
+ * tcase "ldaps": slapd also listens on ldaps:// (slapd_pair_start_ex, the
+ * certificate in cn=config from the start): master and replica verified with
+ * the test CA (starttls = true is ignored there); another CA, the system CAs
+ * or a certificate for another host name are refused as TLS failures naming
+ * the server (ZMB_ETLS, code 3), while a closed port stays "server down"
+ * (code 4); `zmbatch check` passes/fails accordingly, and an unreadable
+ * ca_file is refused even when LDAPTLS_REQCERT=never would let libldap's
+ * default TLS context accept anything.
  */
 #include "slapd.h"
 #include "testutil.h"
@@ -18,8 +30,8 @@ static struct slapd_pair pair;
 static struct zsim_pki *pki;     /* the CA that signed slapd's certificate */
 static struct zsim_pki *other;   /* an unrelated CA */
 
-/* Give the master a certificate through cn=config (all three in one modify). */
-static void enable_tls(const struct slapd_inst *s)
+/* Give a slapd a certificate through cn=config (all three in one modify). */
+static void set_tls(const struct slapd_inst *s, char *ca_file, char *cert_file, char *key_file)
 {
 	LDAP *ld = NULL;
 	int v3 = LDAP_VERSION3;
@@ -28,7 +40,7 @@ static void enable_tls(const struct slapd_inst *s)
 	struct berval pw = { strlen(SLAPD_CONFIG_PW), (char *)SLAPD_CONFIG_PW };
 	ck_assert_int_eq(ldap_sasl_bind_s(ld, "cn=config", LDAP_SASL_SIMPLE, &pw, NULL, NULL, NULL),
 			 LDAP_SUCCESS);
-	char *ca[] = { pki->ca_file, NULL }, *crt[] = { pki->cert_file, NULL }, *key[] = { pki->key_file, NULL };
+	char *ca[] = { ca_file, NULL }, *crt[] = { cert_file, NULL }, *key[] = { key_file, NULL };
 	LDAPMod m1 = { LDAP_MOD_REPLACE, (char *)"olcTLSCACertificateFile", { ca } };
 	LDAPMod m2 = { LDAP_MOD_REPLACE, (char *)"olcTLSCertificateFile", { crt } };
 	LDAPMod m3 = { LDAP_MOD_REPLACE, (char *)"olcTLSCertificateKeyFile", { key } };
@@ -36,6 +48,11 @@ static void enable_tls(const struct slapd_inst *s)
 	int rc = ldap_modify_ext_s(ld, "cn=config", mods, NULL, NULL);
 	ck_assert_msg(rc == LDAP_SUCCESS, "enabling TLS on slapd: %s", ldap_err2string(rc));
 	ldap_unbind_ext_s(ld, NULL, NULL);
+}
+
+static void enable_tls(const struct slapd_inst *s)
+{
+	set_tls(s, pki->ca_file, pki->cert_file, pki->key_file);
 }
 
 static void setup(void)
@@ -57,14 +74,23 @@ static void teardown(void)
 	zsim_pki_free(other);
 }
 
-static enum zmb_rc replcheck_tls(const char *ca_file, bool verify, char **err, char **out)
+/*
+ * ldap-replcheck of master (and replica, if not NULL, waiting up to 10 s for it to be in
+ * sync) with StartTLS as asked; ca_file NULL = the system default CAs.
+ */
+static enum zmb_rc replcheck_uri(const char *master, const char *replica, bool starttls,
+				 const char *ca_file, bool verify, char **err, char **out)
 {
 	struct stage_run sr;
 	struct cval *g = tcv_group(NULL, NULL);
-	tcv_strs(g, "masters", pair.s[0].uri, NULL);
+	tcv_strs(g, "masters", master, NULL);
+	if (replica) {
+		tcv_strs(g, "replicas", replica, NULL);
+		tcv_int(g, "wait", 10);
+	}
 	tcv_str(g, "password_file", pair.config_pw_file);
 	tcv_str(g, "suffix", pair.suffix);
-	tcv_bool(g, "starttls", true);
+	tcv_bool(g, "starttls", starttls);
 	if (ca_file)
 		tcv_str(g, "ca_file", ca_file);
 	tcv_bool(g, "tls_verify", verify);
@@ -73,6 +99,11 @@ static enum zmb_rc replcheck_tls(const char *ca_file, bool verify, char **err, c
 	*out = xstrdup(sr.ctx.out.s ? sr.ctx.out.s : "");
 	stage_run_release(&sr);
 	return rc;
+}
+
+static enum zmb_rc replcheck_tls(const char *ca_file, bool verify, char **err, char **out)
+{
+	return replcheck_uri(pair.s[0].uri, NULL, true, ca_file, verify, err, out);
 }
 
 START_TEST(test_starttls_verified)
@@ -180,6 +211,165 @@ START_TEST(test_check_command_ldap)
 }
 END_TEST
 
+/* ---- ldaps:// (TLS from the first byte) ---- */
+
+/* Both slapds start with the pki's certificate and also listen on ldaps://. */
+static void setup_ldaps(void)
+{
+	char *err = NULL;
+	memset(&pair, 0, sizeof pair);
+	pki = zsim_pki_new(NULL);
+	other = zsim_pki_new(NULL);
+	ck_assert(pki && other);
+	struct slapd_opts o = { .tls_cert_file = pki->cert_file, .tls_key_file = pki->key_file,
+				.tls_ca_file = pki->ca_file, .ldaps = true };
+	ck_assert_msg(slapd_pair_start_ex(&pair, SLAPD_PLAIN, "dc=example,dc=com", &o, &err) == 0,
+		      "slapd: %s", err ? err : "?");
+	ck_assert(pair.s[0].ldaps && pair.s[1].ldaps);
+}
+
+/* Master and replica over ldaps://, certificate verified with the test CA. */
+START_TEST(test_ldaps_verified)
+{
+	/* starttls = true changes nothing on ldaps:// (ldapc.h: never StartTLS inside TLS) */
+	for (int starttls = 0; starttls < 2; starttls++) {
+		char *err = NULL, *out = NULL;
+		enum zmb_rc rc = replcheck_uri(pair.s[0].ldaps, pair.s[1].ldaps, starttls,
+					       pki->ca_file, true, &err, &out);
+		ck_assert_msg(rc == ZMB_OK, "starttls=%d: %s\n%s", starttls, err ? err : "", out);
+		char *m = xasprintf("Master: %s ServerID: none Code: 0", pair.s[0].ldaps);
+		char *r = xasprintf("Replica: %s Code: 0", pair.s[1].ldaps);
+		ck_assert_msg(tu_contains(out, m) && tu_contains(out, r), "%s", out);
+		ck_assert(tu_contains(out, "In Sync"));
+		free(m);
+		free(r);
+		free(err);
+		free(out);
+	}
+}
+END_TEST
+
+/*
+ * A certificate the client cannot verify (another CA; no ca_file, so the system CAs) is
+ * refused as a TLS failure naming the server, not as "server down" (libldap says
+ * "Can't contact LDAP server" for both).
+ */
+START_TEST(test_ldaps_untrusted_refused)
+{
+	const char *cas[2] = { other->ca_file, NULL };
+	for (int i = 0; i < 2; i++) {
+		char *err = NULL, *out = NULL;
+		enum zmb_rc rc = replcheck_uri(pair.s[0].ldaps, NULL, false, cas[i], true, &err,
+					       &out);
+		ck_assert_msg(rc == ZMB_ETLS, "ca %d: rc %s\n%s\n%s", i, zmb_rc_name(rc),
+			      err ? err : "", out);
+		/* zmreplchk's code 3 (TLS), with the server named */
+		ck_assert_msg(tu_contains(out, "Code: 3"), "%s", out);
+		ck_assert_msg(tu_contains(err, pair.s[0].ldaps) && tu_contains(err, "TLS handshake") &&
+			      tu_contains(err, "certificate"), "%s", err);
+		ck_assert(!tu_contains(err, "cannot connect"));
+		ck_assert(!cas[i] || tu_contains(err, cas[i]));
+		ck_assert(!tu_contains(out, SLAPD_CONFIG_PW) && !tu_contains(err, SLAPD_CONFIG_PW));
+		free(err);
+		free(out);
+	}
+}
+END_TEST
+
+START_TEST(test_ldaps_verify_off)
+{
+	char *err = NULL, *out = NULL;
+	enum zmb_rc rc = replcheck_uri(pair.s[0].ldaps, NULL, false, other->ca_file, false, &err,
+				       &out);
+	ck_assert_msg(rc == ZMB_OK, "%s\n%s", err ? err : "", out);
+	ck_assert(tu_contains(out, "Code: 0"));
+	free(err);
+	free(out);
+}
+END_TEST
+
+/* Signed by the trusted CA but issued for another host name: refused too. */
+START_TEST(test_ldaps_wrong_host_refused)
+{
+	set_tls(&pair.s[0], pki->ca_file, pki->wrong_cert, pki->wrong_key);
+	char *err = NULL, *out = NULL;
+	enum zmb_rc rc = replcheck_uri(pair.s[0].ldaps, NULL, false, pki->ca_file, true, &err,
+				       &out);
+	ck_assert_msg(rc == ZMB_ETLS, "rc %s\n%s\n%s", zmb_rc_name(rc), err ? err : "", out);
+	ck_assert_msg(tu_contains(err, pair.s[0].ldaps) && tu_contains(err, "TLS handshake"),
+		      "%s", err);
+	free(err);
+	free(out);
+	err = out = NULL;
+	/* the same server with verification off: it was the name check that refused */
+	rc = replcheck_uri(pair.s[0].ldaps, NULL, false, pki->ca_file, false, &err, &out);
+	ck_assert_msg(rc == ZMB_OK, "%s\n%s", err ? err : "", out);
+	free(err);
+	free(out);
+}
+END_TEST
+
+/* Nothing listening: still "server down" (code 4, retryable), not a TLS failure. */
+START_TEST(test_ldaps_server_down)
+{
+	char *uri = xasprintf("ldaps://127.0.0.1:%d/", tu_free_port());
+	char *err = NULL, *out = NULL;
+	enum zmb_rc rc = replcheck_uri(uri, NULL, false, pki->ca_file, true, &err, &out);
+	ck_assert_msg(rc == ZMB_ECONNECT, "rc %s\n%s\n%s", zmb_rc_name(rc), err ? err : "", out);
+	ck_assert_msg(tu_contains(out, "Code: 4"), "%s", out);
+	ck_assert_msg(tu_contains(err, uri) && tu_contains(err, "cannot connect") &&
+		      !tu_contains(err, "TLS"), "%s", err);
+	free(err);
+	free(out);
+	free(uri);
+}
+END_TEST
+
+/*
+ * `zmbatch check` over ldaps://: 0 with the right CA, 69 with another CA, and 69 when
+ * ca_file cannot be read, even with LDAPTLS_REQCERT=never in the environment (as
+ * ldap.conf's TLS_REQCERT never): libldap must not fall back to its default TLS context.
+ */
+START_TEST(test_check_command_ldaps)
+{
+	struct {
+		const char *ca_file;
+		const char *env;
+		int want;
+		const char *says;
+	} cases[] = {
+		{ pki->ca_file, NULL, 0, NULL },
+		{ other->ca_file, NULL, 69, "TLS handshake failed" },
+		{ "/nonexistent/ca.pem", "LDAPTLS_REQCERT=never", 69,
+		  "cannot use ca_file '/nonexistent/ca.pem'" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *text = xasprintf("job = \"ldaps-check\";\n"
+				       "state = { db = \"%s/check.db\"; };\n"
+				       "stages = ( { name = \"replcheck\"; type = \"ldap-replcheck\";\n"
+				       "  masters = [ \"%s\" ]; replicas = [ \"%s\" ];\n"
+				       "  bind_dn = \"cn=config\"; password_file = \"%s\";\n"
+				       "  ca_file = \"%s\"; suffix = \"%s\"; } );\n",
+				       pair.dir, pair.s[0].ldaps, pair.s[1].ldaps, pair.config_pw_file,
+				       cases[i].ca_file, pair.suffix);
+		char *job = tu_write(pair.dir, "check.cfg", text, 0600);
+		char *argv[] = { (char *)tu_zmbatch(), (char *)"check", (char *)"-c", job, NULL };
+		char *env[] = { (char *)cases[i].env, NULL };
+		struct tu_proc p;
+		int rc = tu_run(argv, env, 60, &p);
+		ck_assert_msg(rc == cases[i].want, "case %zu: check exit %d, want %d\n%s%s", i, rc,
+			      cases[i].want, p.out, p.err);
+		ck_assert(tu_contains(p.out, pair.s[0].ldaps) && tu_contains(p.out, pair.s[1].ldaps));
+		ck_assert_msg(!cases[i].says || tu_contains(p.out, cases[i].says), "case %zu:\n%s", i,
+			      p.out);
+		ck_assert(!tu_contains(p.out, SLAPD_CONFIG_PW) && !tu_contains(p.err, SLAPD_CONFIG_PW));
+		tu_proc_release(&p);
+		free(job);
+		free(text);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_tls");
@@ -192,6 +382,16 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_single_master_down);
 	tcase_add_test(tc, test_check_command_ldap);
 	tcase_add_test(tc, test_replcheck_over_ldapi);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("ldaps");
+	tcase_add_checked_fixture(tc, setup_ldaps, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_ldaps_verified);
+	tcase_add_test(tc, test_ldaps_untrusted_refused);
+	tcase_add_test(tc, test_ldaps_verify_off);
+	tcase_add_test(tc, test_ldaps_wrong_host_refused);
+	tcase_add_test(tc, test_ldaps_server_down);
+	tcase_add_test(tc, test_check_command_ldaps);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -93,14 +93,20 @@ static void stop_pid(pid_t *pid)
 	*pid = 0;
 }
 
-static void config_ldif(struct buf *b, const struct slapd_pair *p, int i)
+static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
+			const struct slapd_opts *o)
 {
 	const struct slapd_inst *s = &p->s[i];
 	bool delta = p->layout == SLAPD_DELTA;
 	int datadb = delta && i == 0 ? 2 : 1;
 
 	buf_addf(b, "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n"
-		 "olcPidFile: %s/slapd.pid\nolcArgsFile: %s/slapd.args\n\n", s->dir, s->dir);
+		 "olcPidFile: %s/slapd.pid\nolcArgsFile: %s/slapd.args\n", s->dir, s->dir);
+	if (o && o->tls_cert_file)
+		buf_addf(b, "olcTLSCACertificateFile: %s\nolcTLSCertificateFile: %s\n"
+			 "olcTLSCertificateKeyFile: %s\n",
+			 o->tls_ca_file, o->tls_cert_file, o->tls_key_file);
+	buf_adds(b, "\n");
 	buf_addf(b, "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n"
 		 "olcModulePath: " MODULE_DIR "\nolcModuleLoad: {0}back_mdb\n"
 		 "olcModuleLoad: {1}syncprov\nolcModuleLoad: {2}accesslog\n\n");
@@ -162,16 +168,23 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i)
 			 "olcAccessLogPurge: 01+00:00 00+04:00\n\n");
 }
 
-static LDAP *conn(const struct slapd_inst *s, bool bind)
+/* Bound (cn=config) or anonymous connection to uri.  An ldaps:// uri gets a private TLS
+ * context that does not check the certificate: this only proves the listener answers. */
+static LDAP *conn_uri(const char *uri, bool bind)
 {
 	LDAP *ld = NULL;
 	int v3 = LDAP_VERSION3;
 	struct timeval tv = { 2, 0 };
-	if (ldap_initialize(&ld, s->uri) != LDAP_SUCCESS)
+	if (ldap_initialize(&ld, uri) != LDAP_SUCCESS)
 		return NULL;
 	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
 	ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
 	ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
+	if (!strncmp(uri, "ldaps://", 8)) {
+		int never = LDAP_OPT_X_TLS_NEVER, zero = 0;
+		ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &never);
+		ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
+	}
 	struct berval cred = { 0, NULL };
 	if (bind) {
 		cred.bv_val = (char *)SLAPD_CONFIG_PW;
@@ -185,10 +198,16 @@ static LDAP *conn(const struct slapd_inst *s, bool bind)
 	return ld;
 }
 
+static LDAP *conn(const struct slapd_inst *s, bool bind)
+{
+	return conn_uri(s->uri, bind);
+}
+
 static int start_inst(struct slapd_pair *p, int i, char **err)
 {
 	struct slapd_inst *s = &p->s[i];
-	char *hosts = xasprintf("ldap://127.0.0.1:%d/ %s", s->port, s->ldapi);
+	char *hosts = xasprintf("ldap://127.0.0.1:%d/ %s%s%s", s->port, s->ldapi,
+				s->ldaps ? " " : "", s->ldaps ? s->ldaps : "");
 	char *cfg = xasprintf("%s/slapd.d", s->dir);
 	char *argv[] = { (char *)SLAPD_BIN, (char *)"-d", (char *)"none", (char *)"-F", cfg,
 			 (char *)"-h", hosts, NULL };
@@ -208,15 +227,22 @@ static int start_inst(struct slapd_pair *p, int i, char **err)
 			free(t);
 			goto out;
 		}
+		/* ready when every TCP listener answers (ldaps: handshake and anonymous bind) */
 		LDAP *ld = conn(s, false);
-		if (ld) {
+		LDAP *ls = ld && s->ldaps ? conn_uri(s->ldaps, false) : NULL;
+		bool up = ld && (!s->ldaps || ls);
+		if (ld)
 			ldap_unbind_ext_s(ld, NULL, NULL);
+		if (ls)
+			ldap_unbind_ext_s(ls, NULL, NULL);
+		if (up) {
 			rc = 0;
 			goto out;
 		}
 		tu_sleep(0.02);
 	}
-	fail(err, "slapd %d did not answer within 10 s", i);
+	fail(err, "slapd %d did not answer on %s%s%s within 10 s", i, s->uri,
+	     s->ldaps ? " and " : "", s->ldaps ? s->ldaps : "");
 out:
 	free(hosts);
 	free(cfg);
@@ -287,8 +313,31 @@ out:
 int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
 		     char **err)
 {
+	return slapd_pair_start_ex(p, layout, suffix, NULL, err);
+}
+
+/* a free loopback port none of the pair's listeners uses yet */
+static int new_port(const struct slapd_pair *p)
+{
+	for (;;) {
+		int port = tu_free_port();
+		bool used = false;
+		for (int i = 0; i < 2; i++)
+			used |= port == p->s[i].port || port == p->s[i].ldaps_port;
+		if (!used)
+			return port;
+	}
+}
+
+int slapd_pair_start_ex(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
+			const struct slapd_opts *o, char **err)
+{
 	static const char *const names[2] = { "m", "r" };
 	memset(p, 0, sizeof *p);
+	if (o && (!o->tls_cert_file != !o->tls_key_file || !o->tls_cert_file != !o->tls_ca_file))
+		return fail(err, "slapd_opts: set tls_cert_file, tls_key_file and tls_ca_file together");
+	if (o && o->ldaps && !o->tls_cert_file)
+		return fail(err, "slapd_opts: ldaps needs tls_cert_file, tls_key_file, tls_ca_file");
 	p->layout = layout;
 	p->suffix = xstrdup(suffix);
 	p->base = xstrdup(*suffix ? suffix : "cn=zimbra");
@@ -307,9 +356,13 @@ int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char 
 	p->wrong_pw_file = tu_write(p->dir, "wrong.pw", "not-the-password\n", 0600);
 	for (int i = 0; i < 2; i++) {
 		struct slapd_inst *s = &p->s[i];
-		s->port = tu_free_port();
+		s->port = new_port(p);
 		s->dir = xasprintf("%s/%s", p->dir, names[i]);
 		s->uri = xasprintf("ldap://127.0.0.1:%d/", s->port);
+		if (o && o->ldaps) {
+			s->ldaps_port = new_port(p);
+			s->ldaps = xasprintf("ldaps://127.0.0.1:%d/", s->ldaps_port);
+		}
 		s->log = xasprintf("%s/slapd.log", s->dir);
 		/* the local socket, percent-encoded as ldapi:// URIs want it */
 		struct buf b = BUF_INIT;
@@ -319,8 +372,6 @@ int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char 
 		buf_adds(&b, "%2Fldapi/");
 		s->ldapi = buf_detach(&b);
 	}
-	if (p->s[0].port == p->s[1].port)
-		p->s[1].port++;
 	for (int i = 0; i < 2; i++) {
 		struct slapd_inst *s = &p->s[i];
 		struct buf b = BUF_INIT;
@@ -328,7 +379,7 @@ int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char 
 				 xasprintf("%s/accesslog", s->dir) };
 		for (int k = 0; k < 3; k++)
 			mkdir_p(sub[k], 0700);
-		config_ldif(&b, p, i);
+		config_ldif(&b, p, i, o);
 		char *ldif = tu_write(s->dir, "config.ldif", b.s, 0600);
 		buf_release(&b);
 		char *argv[] = { (char *)SLAPADD_BIN, (char *)"-n0", (char *)"-F", sub[0],
@@ -378,6 +429,7 @@ void slapd_pair_stop(struct slapd_pair *p)
 		free(p->s[i].dir);
 		free(p->s[i].uri);
 		free(p->s[i].ldapi);
+		free(p->s[i].ldaps);
 		free(p->s[i].log);
 	}
 	free(p->dir);

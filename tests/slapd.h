@@ -17,6 +17,11 @@
  * cn=config and the data DB share the root DN cn=config (password in
  * config_pw_file); the replicator is REPL_DN with the password in
  * repl_pw_file.  Consumers use retry="1 +".
+ *
+ * Every instance listens on ldap://127.0.0.1:PORT/ and on an ldapi:// socket.
+ * slapd_pair_start_ex() can also give both a server certificate from the
+ * start (olcTLS* in cn=config, so StartTLS works) and an additional
+ * ldaps://127.0.0.1:PORT/ listener (struct slapd_opts).
  */
 #ifndef ZMB_TEST_SLAPD_H
 #define ZMB_TEST_SLAPD_H
@@ -36,6 +41,8 @@ struct slapd_inst {
 	char *dir;        /* <pair dir>/<name> : slapd.d/ db/ accesslog/ slapd.log */
 	char *uri;        /* ldap://127.0.0.1:PORT/ */
 	char *ldapi;      /* ldapi://%2F...%2Fldapi/ (a socket in dir; slapd listens there too) */
+	int ldaps_port;   /* 0 unless slapd_opts.ldaps */
+	char *ldaps;      /* ldaps://127.0.0.1:LDAPS_PORT/ when slapd_opts.ldaps, else NULL */
 	char *log;
 };
 
@@ -54,9 +61,25 @@ struct slapd_pair {
 #define SLAPD_CONFIG_PW "configpw"
 #define SLAPD_REPL_PW "replpw"
 
+/* Opt-in extras for slapd_pair_start_ex(); all zero = what slapd_pair_start() does. */
+struct slapd_opts {
+	/* PEM files (borrowed; read by slapd at start and restart).  Set all three or none:
+	 * both instances get them as olcTLSCertificateFile / ...KeyFile / olcTLSCACertificateFile
+	 * in the initial cn=config, so StartTLS works from the first connection. */
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	const char *tls_ca_file;
+	/* Also listen on ldaps://127.0.0.1:PORT/ (slapd_inst.ldaps); needs the TLS files.
+	 * Start (and restart) waits until a TLS handshake on it succeeds. */
+	bool ldaps;
+};
+
 /* Start both, seed the master, wait until the replica holds the seed.  0 / -1 (+ *err). */
 int slapd_pair_start(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
 		     char **err);
+/* The same with extras (o may be NULL). */
+int slapd_pair_start_ex(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
+			const struct slapd_opts *o, char **err);
 void slapd_pair_stop(struct slapd_pair *p);
 int slapd_inst_restart(struct slapd_pair *p, int i, char **err);
 
