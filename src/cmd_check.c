@@ -115,6 +115,11 @@ static bool check_ldap_stage(const struct job *job, const struct stage_conf *sc)
 	cval_bool(g, "starttls", false, &starttls, job->path, &err);
 	free(err);
 	err = NULL;
+	/* check what the run will do: a stage with tls_verify = false connects unverified */
+	bool tls_verify = true;
+	cval_bool(g, "tls_verify", true, &tls_verify, job->path, &err);
+	free(err);
+	err = NULL;
 	if (pwfile && secret_read_file(pwfile, &pw, &err) != ZMB_OK) {
 		char *what = xasprintf("stage '%s': password_file", sc->name);
 		verdict(false, what, err);
@@ -129,11 +134,12 @@ static bool check_ldap_stage(const struct job *job, const struct stage_conf *sc)
 		memset(&o, 0, sizeof o);
 		o.starttls = starttls;
 		o.ca_file = ca_file;
-		o.tls_verify = true;
+		o.tls_verify = tls_verify;
 		o.timeout = 10;
 		struct ldc *c = NULL;
-		char *what = xasprintf("stage '%s': ldap %s bind as %s", sc->name, uris.v[i],
-				       bind_dn ? bind_dn : "anonymous");
+		char *what = xasprintf("stage '%s': ldap %s bind as %s%s", sc->name, uris.v[i],
+				       bind_dn ? bind_dn : "anonymous",
+				       tls_verify ? "" : " (TLS verification OFF)");
 		enum zmb_rc rc = ldc_open(uris.v[i], &o, &c, &err);
 		if (rc == ZMB_OK)
 			rc = ldc_bind(c, bind_dn, pw, &err);

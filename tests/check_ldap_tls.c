@@ -263,8 +263,8 @@ START_TEST(test_ldaps_untrusted_refused)
 					       &out);
 		ck_assert_msg(rc == ZMB_ETLS, "ca %d: rc %s\n%s\n%s", i, zmb_rc_name(rc),
 			      err ? err : "", out);
-		/* zmreplchk's code 3 (TLS), with the server named */
-		ck_assert_msg(tu_contains(out, "Code: 3"), "%s", out);
+		/* zmreplchk's code 3 (TLS), with the server named; no StartTLS was involved */
+		ck_assert_msg(tu_contains(out, "Code: 3 Status: TLS handshake failed"), "%s", out);
 		ck_assert_msg(tu_contains(err, pair.s[0].ldaps) && tu_contains(err, "TLS handshake") &&
 			      tu_contains(err, "certificate"), "%s", err);
 		ck_assert(!tu_contains(err, "cannot connect"));
@@ -335,13 +335,16 @@ START_TEST(test_check_command_ldaps)
 	struct {
 		const char *ca_file;
 		const char *env;
+		const char *verify;
 		int want;
 		const char *says;
 	} cases[] = {
-		{ pki->ca_file, NULL, 0, NULL },
-		{ other->ca_file, NULL, 69, "TLS handshake failed" },
-		{ "/nonexistent/ca.pem", "LDAPTLS_REQCERT=never", 69,
+		{ pki->ca_file, NULL, "true", 0, NULL },
+		{ other->ca_file, NULL, "true", 69, "TLS handshake failed" },
+		{ "/nonexistent/ca.pem", "LDAPTLS_REQCERT=never", "true", 69,
 		  "cannot use ca_file '/nonexistent/ca.pem'" },
+		/* check does what the run will do: the stage's tls_verify = false is honoured, and said */
+		{ other->ca_file, NULL, "false", 0, "(TLS verification OFF)" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char *text = xasprintf("job = \"ldaps-check\";\n"
@@ -349,9 +352,9 @@ START_TEST(test_check_command_ldaps)
 				       "stages = ( { name = \"replcheck\"; type = \"ldap-replcheck\";\n"
 				       "  masters = [ \"%s\" ]; replicas = [ \"%s\" ];\n"
 				       "  bind_dn = \"cn=config\"; password_file = \"%s\";\n"
-				       "  ca_file = \"%s\"; suffix = \"%s\"; } );\n",
+				       "  ca_file = \"%s\"; suffix = \"%s\"; tls_verify = %s; } );\n",
 				       pair.dir, pair.s[0].ldaps, pair.s[1].ldaps, pair.config_pw_file,
-				       cases[i].ca_file, pair.suffix);
+				       cases[i].ca_file, pair.suffix, cases[i].verify);
 		char *job = tu_write(pair.dir, "check.cfg", text, 0600);
 		char *argv[] = { (char *)tu_zmbatch(), (char *)"check", (char *)"-c", job, NULL };
 		char *env[] = { (char *)cases[i].env, NULL };
