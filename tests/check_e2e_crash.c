@@ -29,6 +29,13 @@
  * in every run (the step names of the crashed run are checked against the
  * reference run's to prove it).
  *
+ * test_crash_during_recovery crashes twice: first where an account is in
+ * flight, then the run that recovers from it, at each of its steps up to
+ * the one after its first claim (crash_during_recovery()).
+ * test_two_workers_crash: threads = 2 after all, with a throttled source
+ * that fixes the order of the few steps it crashes at, while both workers
+ * are busy (two_workers()).
+ *
  * The simulators are started once per test; between two k the target
  * mailboxes are deleted and created again (/zsim/delete-account +
  * /zsim/add-account: same zimbraId, empty) and both sims' counters reset.
@@ -44,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct env {
@@ -122,7 +130,7 @@ struct trial {
 	char *steps;
 };
 
-static void trial_new(struct trial *t, const char *tag, bool stream, bool keep_success)
+static void trial_new(struct trial *t, const char *tag, bool stream, bool keep_success, int threads)
 {
 	memset(t, 0, sizeof *t);
 	if (asprintf(&t->dir, "%s/%s", E.dir, tag) < 0)
@@ -141,7 +149,7 @@ static void trial_new(struct trial *t, const char *tag, bool stream, bool keep_s
 		     "migration = {\n"
 		     "  domains = [ \"example.com\" ];\n"
 		     "  domain_map = [ \"example.com=example.net\" ];\n"
-		     "  threads = 1;\n"
+		     "  threads = %d;\n"
 		     "  transfer = \"%s\";\n"
 		     "  keep_success_files = %s;\n"
 		     "  working_dir = \"%s/work\"; success_dir = \"%s/success\"; failed_dir = \"%s/failed\";\n"
@@ -149,7 +157,7 @@ static void trial_new(struct trial *t, const char *tag, bool stream, bool keep_s
 		     "};\n"
 		     "state = { db = \"%s\"; };\n"
 		     "log = { dir = \"%s/log\"; level = \"debug\"; };\n",
-		     E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file,
+		     E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file, threads,
 		     stream ? "stream" : "spool", keep_success ? "true" : "false",
 		     t->dir, t->dir, t->dir, t->db, t->dir) < 0)
 		abort();
@@ -390,26 +398,95 @@ static long step_no(const char *log, const char *name)
 	return 0;
 }
 
-static void enumerate(bool stream, bool keep_success)
+/*
+ * The runs after crashed ones: rerun without crash (exit 0), then assert
+ * target == source, no duplicates, clean spool, the final DB equal to the
+ * reference ref_dump but for stages.attempts (extra_starts stage starts
+ * were cut short by crashes), then one more run that moves nothing and
+ * changes nothing, want_open runs left without exit status (the crashed
+ * runs that got past "run begin" and not to "run end"), no run with a
+ * non-zero exit status.
+ */
+static void check_resumed(const struct trial *t, bool stream, bool keep_success, const char *ref_dump,
+			  long long extra_starts, long long want_open, const char *what)
+{
+	int rc = run_job(t, 0, false, what);
+	ck_assert_msg(rc == 0, "%s: resumed run exited %d (output above)", what, rc);
+	assert_migrated(what, false);
+	assert_spool_clean(t, stream, keep_success, what);
+
+	char *dump = db_dump(t->db);
+	char *want = NULL;
+	if (extra_starts > 0) {
+		/* stages.attempts counts starts: the crashed starts count */
+		const char *p = strstr(ref_dump, "stage|");
+		ck_assert_ptr_nonnull(p);
+		/* stage|name|type|position|state|attempts|... : attempts of the reference + extra */
+		const char *q = p;
+		for (int i = 0; i < 5; i++)
+			q = strchr(q, '|') + 1;
+		long att = strtol(q, NULL, 10);
+		const char *end = strchr(q, '|');
+		if (asprintf(&want, "%.*s%lld%s", (int)(q - ref_dump), ref_dump, att + extra_starts, end) < 0)
+			abort();
+	} else {
+		want = strdup(ref_dump);
+	}
+	ck_assert_msg(strcmp(dump, want) == 0, "%s: final DB differs from the uninterrupted run's:\n"
+		      "---- got:\n%s---- want:\n%s", what, dump, want);
+
+	/* one more run: nothing to do, nothing moved */
+	reset_stats();
+	rc = run_job(t, 0, false, what);
+	ck_assert_msg(rc == 0, "%s: third run exited %d", what, rc);
+	assert_migrated(what, true);
+	assert_spool_clean(t, stream, keep_success, what);
+	ck_assert_msg(db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status IS NULL") == want_open,
+		      "%s: %lld run(s) without exit status, want %lld", what,
+		      db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status IS NULL"), want_open);
+	ck_assert_msg(db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status <> 0") == 0,
+		      "%s: a run recorded a non-zero exit status", what);
+	char *dump2 = db_dump(t->db);
+	ck_assert_msg(strcmp(dump2, dump) == 0, "%s: a rerun changed the DB:\n%s", what, dump2);
+	free(dump2);
+	free(dump);
+	free(want);
+}
+
+/* What an uninterrupted run gives: the DB to compare with, the step log. */
+struct ref {
+	char *dump;
+	char *log;
+	char *names;
+	long n;             /* durable steps */
+	long run_begin, run_end;
+};
+
+/*
+ * The reference: an uninterrupted run with a step log on fresh target
+ * mailboxes, then two reruns (one with --stage migrate) that move nothing.
+ */
+static void reference_run(struct ref *r, bool stream, bool keep_success, int threads)
 {
 	const char *mode = stream ? "stream" : "spool";
 	struct trial t;
 	char what[128];
 
-	/* 1. the reference: an uninterrupted run, counting the steps */
+	memset(r, 0, sizeof *r);
 	reset_sims();
-	trial_new(&t, "ref", stream, keep_success);
-	snprintf(what, sizeof what, "%s reference run", mode);
+	trial_new(&t, "ref", stream, keep_success, threads);
+	snprintf(what, sizeof what, "%s reference run (%d thread(s))", mode, threads);
 	ck_assert_msg(run_job(&t, 0, true, what) == 0, "%s: exit status (output above)", what);
 	assert_migrated(what, false);
 	assert_spool_clean(&t, stream, keep_success, what);
-	char *ref_dump = db_dump(t.db);
-	char *ref_log = read_steps(&t);
-	char *ref_names = step_names(ref_log);
-	long n = count_lines(ref_log);
-	long run_begin = step_no(ref_log, "run begin"), run_end = step_no(ref_log, "run end");
-	ck_assert_msg(run_begin > 0 && run_end > run_begin, "%s: no run begin/end step", what);
-	ck_assert_msg(n >= 10, "%s: only %ld durable steps:\n%s", what, n, ref_log);
+	r->dump = db_dump(t.db);
+	r->log = read_steps(&t);
+	r->names = step_names(r->log);
+	r->n = count_lines(r->log);
+	r->run_begin = step_no(r->log, "run begin");
+	r->run_end = step_no(r->log, "run end");
+	ck_assert_msg(r->run_begin > 0 && r->run_end > r->run_begin, "%s: no run begin/end step", what);
+	ck_assert_msg(r->n >= 10, "%s: only %ld durable steps:\n%s", what, r->n, r->log);
 	ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), NUSERS);
 	reset_stats();
 	ck_assert_msg(run_job(&t, 0, false, what) == 0, "%s: rerun exit status", what);
@@ -418,8 +495,29 @@ static void enumerate(bool stream, bool keep_success)
 	ck_assert_msg(run_job_args(&t, what, "--stage", "migrate") == 0, "%s: --stage migrate rerun", what);
 	assert_migrated(what, true);
 	assert_spool_clean(&t, stream, keep_success, what);
-	fprintf(stderr, "%s: %ld durable steps\n%s", mode, n, ref_log);
+	fprintf(stderr, "%s: %ld durable steps\n%s", what, r->n, r->log);
 	trial_free(&t);
+}
+
+static void ref_free(struct ref *r)
+{
+	free(r->dump);
+	free(r->log);
+	free(r->names);
+	memset(r, 0, sizeof *r);
+}
+
+static void enumerate(bool stream, bool keep_success)
+{
+	const char *mode = stream ? "stream" : "spool";
+	struct trial t;
+	char what[128];
+	struct ref ref;
+
+	/* 1. the reference: an uninterrupted run, counting the steps */
+	reference_run(&ref, stream, keep_success, 1);
+	const char *ref_dump = ref.dump, *ref_names = ref.names;
+	long n = ref.n, run_begin = ref.run_begin, run_end = ref.run_end;
 
 	/* 2. crash after every step in turn */
 	for (long k = 1; k <= n; k++) {
@@ -427,7 +525,7 @@ static void enumerate(bool stream, bool keep_success)
 		snprintf(tag, sizeof tag, "k%ld", k);
 		snprintf(what, sizeof what, "%s crash at step %ld/%ld", mode, k, n);
 		reset_sims();
-		trial_new(&t, tag, stream, keep_success);
+		trial_new(&t, tag, stream, keep_success, 1);
 
 		int rc = run_job(&t, k, true, what);
 		char *log = read_steps(&t);
@@ -440,59 +538,279 @@ static void enumerate(bool stream, bool keep_success)
 			      "%s: step order differs from the reference run:\n%s", what, log);
 		/* a stage that the crash caught running has been started twice */
 		long long stage_running = db_int(t.db, "SELECT count(*) FROM stages WHERE state = 'running'");
-
-		rc = run_job(&t, 0, false, what);
-		ck_assert_msg(rc == 0, "%s: resumed run exited %d (output above)", what, rc);
-		assert_migrated(what, false);
-		assert_spool_clean(&t, stream, keep_success, what);
-
-		char *dump = db_dump(t.db);
-		char *want = ref_dump;
-		char *adj = NULL;
-		if (stage_running > 0) {
-			/* stages.attempts counts starts: the crashed start is one */
-			const char *p = strstr(ref_dump, "stage|");
-			ck_assert_ptr_nonnull(p);
-			/* stage|name|type|position|state|attempts|... : attempts of the reference + 1 */
-			const char *q = p;
-			for (int i = 0; i < 5; i++)
-				q = strchr(q, '|') + 1;
-			long att = strtol(q, NULL, 10);
-			const char *end = strchr(q, '|');
-			if (asprintf(&adj, "%.*s%ld%s", (int)(q - ref_dump), ref_dump, att + 1, end) < 0)
-				abort();
-			want = adj;
-		}
-		ck_assert_msg(strcmp(dump, want) == 0, "%s: final DB differs from the uninterrupted run's:\n"
-			      "---- got:\n%s---- want:\n%s", what, dump, want);
-
-		/* one more run: nothing to do, nothing moved */
-		reset_stats();
-		rc = run_job(&t, 0, false, what);
-		ck_assert_msg(rc == 0, "%s: third run exited %d", what, rc);
-		assert_migrated(what, true);
-		assert_spool_clean(&t, stream, keep_success, what);
-		/* the crashed run stays on record as unfinished (exit status NULL), the others exit 0 */
+		/* the crashed run stays on record as unfinished (exit status NULL) */
 		long long want_open = k >= run_begin && k < run_end ? 1 : 0;
-		ck_assert_msg(db_int(t.db, "SELECT count(*) FROM runs WHERE exit_status IS NULL") == want_open,
-			      "%s: %lld run(s) without exit status, want %lld", what,
-			      db_int(t.db, "SELECT count(*) FROM runs WHERE exit_status IS NULL"), want_open);
-		ck_assert_msg(db_int(t.db, "SELECT count(*) FROM runs WHERE exit_status <> 0") == 0,
-			      "%s: a run recorded a non-zero exit status", what);
-		char *dump2 = db_dump(t.db);
-		ck_assert_msg(strcmp(dump2, dump) == 0, "%s: a rerun changed the DB:\n%s", what, dump2);
+		check_resumed(&t, stream, keep_success, ref_dump, stage_running, want_open, what);
 
-		free(dump2);
-		free(dump);
-		free(adj);
 		free(names);
 		free(log);
 		trial_free(&t);
 	}
-	free(ref_dump);
-	free(ref_log);
-	free(ref_names);
+	ref_free(&ref);
 }
+
+/* Log the next runs' steps to dir/name (each run of a trial its own log). */
+static void trial_steps(struct trial *t, const char *name)
+{
+	free(t->steps);
+	if (asprintf(&t->steps, "%s/%s", t->dir, name) < 0)
+		abort();
+}
+
+/* A crashed run whose log has "stage begin" but no "stage end" started the stage once more. */
+static long long cut_stage_starts(const char *log)
+{
+	return step_no(log, "stage begin") > 0 && step_no(log, "stage end") == 0 ? 1 : 0;
+}
+
+/* Run with a crash at k: exit 99, k steps logged, in the order of the uncrashed log want_names. */
+static char *crash_run(const struct trial *t, long k, const char *want_names, const char *what)
+{
+	int rc = run_job(t, k, true, what);
+	char *log = read_steps(t);
+	ck_assert_msg(rc == 99, "%s: run exited %d, not 99; steps:\n%s", what, rc, log);
+	ck_assert_msg(count_lines(log) == k, "%s: %ld steps logged before the crash, want %ld:\n%s", what,
+		      count_lines(log), k, log);
+	char *names = step_names(log);
+	ck_assert_msg(strncmp(names, want_names, strlen(names)) == 0,
+		      "%s: step order differs from the uncrashed run's:\n%s---- want:\n%s", what, names,
+		      want_names);
+	free(names);
+	return log;
+}
+
+#define IN_FLIGHT "SELECT count(*) FROM accounts WHERE state IN ('exporting', 'importing')"
+
+/*
+ * A crash while recovering from a crash.  For every step k1 of the migrate
+ * stage after which an account is left in flight (exporting/importing, with
+ * or without its archive on disk):
+ *   - probe: crash at k1, then an uncrashed rerun with a step log: the steps
+ *     of a run that recovers from k1 (recovery, spool housekeeping, the
+ *     redone claim...);
+ *   - for every step k2 of that rerun from the first one to the one after
+ *     its first claim: on a fresh trial crash at k1, crash the rerun at k2,
+ *     then run again: same checks as after one crash (check_resumed), the
+ *     stage started once more per crashed run that was inside it, both
+ *     crashed runs left without exit status when they were past "run begin".
+ * The k2 come from the probe's log, not from a list: when recovery gains
+ * or loses durable steps they are still all covered.
+ */
+static void crash_during_recovery(bool stream, bool keep_success)
+{
+	const char *mode = stream ? "stream" : "spool";
+	struct trial t;
+	struct ref ref;
+	char what[160];
+	bool seen_exporting = false, seen_importing = false;
+	int trials = 0;
+
+	reference_run(&ref, stream, keep_success, 1);
+	long sb = step_no(ref.log, "stage begin"), se = step_no(ref.log, "stage end");
+	ck_assert_msg(sb > 0 && se > sb, "%s: no stage begin/end step in the reference", mode);
+
+	for (long k1 = sb + 1; k1 < se; k1++) {
+		/* probe: is an account in flight after k1, and which steps recover from it? */
+		snprintf(what, sizeof what, "%s probe: crash at step %ld/%ld", mode, k1, ref.n);
+		reset_sims();
+		trial_new(&t, "probe", stream, keep_success, 1);
+		char *log1 = crash_run(&t, k1, ref.names, what);
+		free(log1);
+		long long exporting = db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'exporting'");
+		long long importing = db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'");
+		if (exporting + importing == 0) {
+			trial_free(&t);
+			continue;
+		}
+		seen_exporting |= exporting > 0;
+		seen_importing |= importing > 0;
+		trial_steps(&t, "steps2");
+		ck_assert_msg(run_job(&t, 0, true, what) == 0, "%s: rerun exit status (output above)", what);
+		assert_migrated(what, false);
+		assert_spool_clean(&t, stream, keep_success, what);
+		char *log2 = read_steps(&t);
+		char *names2 = step_names(log2);
+		long n2 = count_lines(log2);
+		long rb2 = step_no(log2, "run begin"), re2 = step_no(log2, "run end");
+		long rec2 = step_no(log2, "recover"), claim2 = step_no(log2, "claim");
+		ck_assert_msg(rec2 > 0 && claim2 > rec2 && rb2 > 0 && re2 > rb2,
+			      "%s: no recover, claim, run begin/end in the rerun's steps:\n%s", what, log2);
+		long last = claim2 + 1 < n2 ? claim2 + 1 : n2;
+		fprintf(stderr, "%s: %lld exporting, %lld importing; rerun crashed at steps 1..%ld of:\n%s",
+			what, exporting, importing, last, log2);
+		trial_free(&t);
+
+		for (long k2 = 1; k2 <= last; k2++) {
+			char tag[48];
+			snprintf(tag, sizeof tag, "r%ld_%ld", k1, k2);
+			snprintf(what, sizeof what, "%s crash at step %ld/%ld, then at step %ld/%ld of the rerun",
+				 mode, k1, ref.n, k2, n2);
+			reset_sims();
+			trial_new(&t, tag, stream, keep_success, 1);
+			log1 = crash_run(&t, k1, ref.names, what);
+			ck_assert_msg(db_int(t.db, IN_FLIGHT) == exporting + importing,
+				      "%s: not the probe's accounts in flight after the first crash", what);
+			trial_steps(&t, "steps2");
+			char *log = crash_run(&t, k2, names2, what);
+			long long extra = cut_stage_starts(log1) + cut_stage_starts(log);
+			long long want_open = (k1 >= ref.run_begin && k1 < ref.run_end ? 1 : 0) +
+					      (k2 >= rb2 && k2 < re2 ? 1 : 0);
+			check_resumed(&t, stream, keep_success, ref.dump, extra, want_open, what);
+			trials++;
+			free(log);
+			free(log1);
+			trial_free(&t);
+		}
+		free(log2);
+		free(names2);
+	}
+	/* the enumeration covered the in-flight states of this mode */
+	ck_assert_msg(seen_importing, "%s: no crash point left an account importing", mode);
+	ck_assert_msg(stream || seen_exporting, "%s: no crash point left an account exporting", mode);
+	fprintf(stderr, "%s: %d double-crash trials\n", mode, trials);
+	ref_free(&ref);
+}
+
+START_TEST(test_crash_during_recovery)
+{
+	/* _i = 0: spool, archives kept (their moves are durable steps); 1: stream */
+	crash_during_recovery(_i == 1, _i == 0);
+}
+END_TEST
+
+/*
+ * Two workers: threads = 2 and a source that sends at most BANDWIDTH bytes/s
+ * per connection, both mailboxes with mail, alice's much smaller: both
+ * workers claim (two "claim" steps one after the other: alice's transfer
+ * takes about a second), both exports run, alice's ends first.  The crash
+ * points, named by their place after the first claim (the steps before it
+ * are the main thread's, the same in every run):
+ *   - the second claim: both accounts in flight;
+ *   - the first end of a transfer (spool: alice's archive renamed; stream:
+ *     alice done) while the other one is mid-transfer (spool: its .part
+ *     file on disk; stream: part of its items already on the target).
+ * The rerun is unthrottled; the same checks as after one crash.
+ */
+#define BANDWIDTH "12000"
+
+/* A simulator's open REST transfers (stats without log and digests); -1 on error. */
+static long long active_streams(struct zsim *z)
+{
+	char *body = NULL;
+	long st = zsim_http(z, "GET", "/zsim/stats?log=0&digests=0", NULL, NULL, 0, &body, NULL, NULL);
+	json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+	long long n = j ? zsim_stat_int(j, "active_streams") : -1;
+	json_decref(j);
+	free(body);
+	return n;
+}
+
+/*
+ * A transfer cut by the crash ends in the simulator only when it notices the
+ * dead connection, and is counted then: wait for that before the reruns, so
+ * that it is not counted as the no-op run's export or import.
+ */
+static void wait_transfers_ended(const char *what)
+{
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		long long a = active_streams(E.src), b = active_streams(E.dst);
+		if (a == 0 && b == 0)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ck_assert_msg(now.tv_sec - t0.tv_sec < 30, "%s: transfers still open 30 s after the crash "
+			      "(source %lld, target %lld)", what, a, b);
+		tu_sleep(0.02);
+	}
+}
+
+static void two_workers(bool stream)
+{
+	const char *mode = stream ? "stream" : "spool";
+	struct trial t;
+	struct ref ref;
+	char what[160];
+
+	/* "empty" gets mail, several times alice's: its export ends well after hers */
+	json_t *r = zsim_post(E.src, "/zsim/add-items",
+			      "{\"account\":\"empty@example.com\",\"n\":16,\"size\":4000}");
+	ck_assert_msg(r != NULL, "add-items");
+	json_decref(r);
+
+	reference_run(&ref, stream, false, 2);
+	long c1 = step_no(ref.log, "claim");
+	ck_assert_msg(c1 > 0, "%s: no claim in the reference", mode);
+	json_t *ss = zsim_stats(E.src);
+	long long src_items = zsim_stat_acct(ss, "accounts", USERS[1][0], "items");
+	json_decref(ss);
+
+	for (int i = 0; i < 2; i++) {
+		long k = c1 + 1 + i;
+		char tag[32];
+		snprintf(tag, sizeof tag, "w%d", i);
+		snprintf(what, sizeof what, "%s, 2 workers, crash at step %ld (%s)", mode, k,
+			 i == 0 ? "second claim" : "first transfer ended");
+		reset_sims();
+		trial_new(&t, tag, stream, false, 2);
+		json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":" BANDWIDTH "}"));
+		int rc = run_job(&t, k, true, what);
+		json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":0}"));
+		char *log = read_steps(&t);
+		ck_assert_msg(rc == 99, "%s: run exited %d, not 99; steps:\n%s", what, rc, log);
+		ck_assert_msg(count_lines(log) == k, "%s: %ld steps logged, want %ld:\n%s", what,
+			      count_lines(log), k, log);
+		/* the main thread's steps as in the reference, then both claims, then alice's end */
+		char *names = step_names(log);
+		char *want = NULL;
+		const char *p = ref.names;
+		for (long l = 1; l < c1; l++)
+			p = strchr(p, '\n') + 1;
+		if (asprintf(&want, "%.*sclaim\nclaim\n%s", (int)(p - ref.names), ref.names,
+			     i == 0 ? "" : stream ? "transition\n" : "spool renamed\n") < 0)
+			abort();
+		ck_assert_msg(strcmp(names, want) == 0, "%s: steps:\n%s---- want:\n%s", what, names, want);
+
+		if (i == 0) {
+			ck_assert_int_eq(db_int(t.db, IN_FLIGHT), 2);
+		} else if (!stream) {
+			/* both exporting: alice's archive complete, the other one's still a .part */
+			ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'exporting'"), 2);
+			char *cmd;
+			if (asprintf(&cmd, "test $(find '%s/work' -name '*.tgz.part' -size +0c | wc -l) = 1 &&"
+				     " test $(find '%s/work' -name '*.tgz' -size +0c | wc -l) = 1", t.dir, t.dir) < 0)
+				abort();
+			ck_assert_msg(system(cmd) == 0, "%s: not one complete archive and one partial one:\n%s",
+				      what, log);
+			free(cmd);
+		} else {
+			/* alice done, the other one cut off mid-stream: part of its items imported */
+			ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), 1);
+			ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'"), 1);
+			json_t *ds = zsim_stats(E.dst);
+			long long got = zsim_stat_acct(ds, "accounts", USERS[1][1], "items");
+			json_decref(ds);
+			fprintf(stderr, "%s: %lld of %lld items of %s on the target at the crash\n", what, got,
+				src_items, USERS[1][1]);
+			ck_assert_msg(got < src_items, "%s: %s complete at the crash (%lld items)", what,
+				      USERS[1][1], got);
+		}
+		wait_transfers_ended(what);
+		check_resumed(&t, stream, false, ref.dump, 1, 1, what);
+		free(want);
+		free(names);
+		free(log);
+		trial_free(&t);
+	}
+	ref_free(&ref);
+}
+
+START_TEST(test_two_workers_crash)
+{
+	/* _i = 0: spool, 1: stream */
+	two_workers(_i == 1);
+}
+END_TEST
 
 START_TEST(test_crash_every_step_spool)
 {
@@ -522,6 +840,17 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_crash_every_step_spool);
 	tcase_add_test(tc, test_crash_every_step_spool_nokeep);
 	tcase_add_test(tc, test_crash_every_step_stream);
+	suite_add_tcase(s, tc);
+	/* own tcases: CK_RUN_CASE=recovery / workers runs one of them */
+	tc = tcase_create("recovery");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_crash_during_recovery, 0, 2);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("workers");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_two_workers_crash, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
