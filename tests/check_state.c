@@ -1290,31 +1290,50 @@ START_TEST(test_disk_full)
 }
 END_TEST
 
+/*
+ * Fork a process that takes SQLite's write lock on path (BEGIN IMMEDIATE)
+ * and holds it for hold_ms (then commits and exits 0; -1: until killed).
+ * Returns once the lock is held.
+ */
+static pid_t lock_holder(const char *path, int hold_ms)
+{
+	int pfd[2];
+	char c = 'x';
+
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		sqlite3 *db = NULL;
+		close(pfd[0]);
+		if (sqlite3_open(path, &db) != SQLITE_OK ||
+		    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(1);
+		if (write(pfd[1], &c, 1) != 1)
+			_exit(2);
+		if (hold_ms < 0)
+			pause();
+		usleep((useconds_t)hold_ms * 1000);
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(3);
+		sqlite3_close(db);
+		_exit(0);
+	}
+	close(pfd[1]);
+	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+	close(pfd[0]);
+	return pid;
+}
+
 /* Another process holds the write lock longer than busy_timeout. */
 START_TEST(test_busy)
 {
 	char *dir = tu_tmpdir("state");
 	char *path = db_path(dir);
 	struct state *st = open_rw(path);
-	int pfd[2];
 
 	add_accounts(st, 1, NULL, 0);
-	ck_assert_int_eq(pipe(pfd), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		sqlite3 *db = NULL;
-		char c = 'x';
-		if (sqlite3_open(path, &db) != SQLITE_OK ||
-		    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-			_exit(1);
-		if (write(pfd[1], &c, 1) != 1)
-			_exit(2);
-		sleep(30);
-		_exit(0);
-	}
-	char c;
-	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+	pid_t pid = lock_holder(path, -1);
 	/* shorten the wait for the test; the message still says what happened */
 	sqlite3_busy_timeout(state_db(st), 200);
 	double t0 = mono_now();
@@ -1327,8 +1346,6 @@ START_TEST(test_busy)
 	wait_child(pid);
 	ck_assert_int_eq(state_meta_set(st, "k", "v"), ZMB_OK);
 	state_close(st);
-	close(pfd[0]);
-	close(pfd[1]);
 	tu_rmrf(dir);
 	free(path);
 	free(dir);
@@ -1348,27 +1365,8 @@ START_TEST(test_open_while_new_file_locked)
 {
 	char *dir = tu_tmpdir("state");
 	char *path = db_path(dir);
-	int pfd[2];
 
-	ck_assert_int_eq(pipe(pfd), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		sqlite3 *db = NULL;
-		char c = 'x';
-		if (sqlite3_open(path, &db) != SQLITE_OK ||
-		    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-			_exit(1);
-		if (write(pfd[1], &c, 1) != 1)
-			_exit(2);
-		usleep(400 * 1000);
-		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			_exit(3);
-		sqlite3_close(db);
-		_exit(0);
-	}
-	char c;
-	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+	pid_t pid = lock_holder(path, 400);
 	double t0 = mono_now();
 	struct state *st = NULL;
 	char *err = NULL;
@@ -1378,8 +1376,6 @@ START_TEST(test_open_while_new_file_locked)
 	ck_assert_int_eq(q_int(st, "PRAGMA user_version"), state_schema_version());
 	ck_assert_int_eq(wait_child(pid), 0);
 	state_close(st);
-	close(pfd[0]);
-	close(pfd[1]);
 	tu_rmrf(dir);
 	free(path);
 	free(dir);
