@@ -568,7 +568,9 @@ static void rc_probe(struct rc_srv *s, const struct rc_conf *k, const char *pw)
 	if (s->rc) {
 		s->code = s->rc == ZMB_ECONNECT ? 4 : s->rc == ZMB_ETLS ? 3 : 5;
 		s->status = xstrdup(s->code == 4 ? "Server down"
-				    : s->code == 3 ? (strncmp(s->uri, "ldaps://", 8) == 0
+				    : s->code == 3 ? (s->err && strstr(s->err, "step 'tls setup'")
+						      ? "TLS setup failed"
+						      : strncmp(s->uri, "ldaps://", 8) == 0
 						      ? "TLS handshake failed"
 						      : "Could not execute StartTLS")
 						   : "Unable to bind");

@@ -211,21 +211,25 @@ enum zmb_rc ldc_bind(struct ldc *c, const char *dn, const char *pw, char **err)
 		if (lrc != LDAP_SUCCESS) {
 			if (!f->tcp_up)
 				return ldc_fail(c, lrc, "connect", "cannot connect", err);
+			/* most often the certificate; a reset or a plain-LDAP port look the same */
 			char *what = !f->o.tls_verify
 				? xstrdup("TLS handshake failed (is this an ldaps port?)")
 				: f->o.ca_file
-				? xasprintf("TLS handshake failed: certificate not verified with "
-					    "ca_file '%s' (signed by another CA or not issued for "
-					    "this host?)", f->o.ca_file)
-				: xstrdup("TLS handshake failed: certificate not verified with the "
-					  "system CAs (set ca_file to the CA that signed it)");
+				? xasprintf("TLS handshake failed: is the server's certificate signed by "
+					    "the CA in ca_file '%s' and issued for this host, and is "
+					    "this an ldaps port?", f->o.ca_file)
+				: xstrdup("TLS handshake failed: is the server's certificate signed by "
+					  "a system CA and issued for this host? (set ca_file to the CA "
+					  "that signed it)");
 			/* libldap's diagnostic is the TLS library's text, when it has one */
 			char *diag = NULL;
 			ldap_get_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
 			bool useful = diag && *diag && strcmp(diag, "(unknown error code)") != 0;
+			char *red = useful ? ldc_redact(diag) : NULL;
 			if (err)
 				*err = xasprintf("ldap server %s: step 'tls': %s%s%s", c->uri, what,
-						 useful ? ": " : "", useful ? diag : "");
+						 red ? ": " : "", red ? red : "");
+			free(red);
 			free(what);
 			if (diag)
 				ldap_memfree(diag);

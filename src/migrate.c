@@ -160,7 +160,14 @@ static void spool_dispose(const struct job *job, const char *path, bool success,
 		const char *base = strrchr(path, '/');
 		base = base ? base + 1 : path;
 		char *dst = xasprintf("%s/%s", dir, base);
+		/* a kept archive is a record: make it durable (imported ones were not fsync()ed) */
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
 		if (mkdir_p(dir, 0700) == 0 && rename(path, dst) == 0) {
+			fsync_dir(dir);
 			crashpoint("spool moved");
 			free(dst);
 			return;
@@ -341,12 +348,30 @@ static void recheck_target(struct worker *w, const struct account_row *a, bool f
 	free(e);
 }
 
-static enum zmb_rc set_transport(struct worker *w, const char *target_id, char **err)
+/*
+ * ModifyAccount zimbraMailTransport after the import.  An id from the
+ * directory read at the start may be stale (the target deleted and made
+ * again under the same name since: the import went by name and worked);
+ * then the id is looked up again and the change tried once more.
+ */
+static enum zmb_rc set_transport(struct worker *w, const struct account_row *a, bool from_dir,
+				 const char *target_id, char **err)
 {
 	const char *t = w->m->job->mig.mail_transport;
 	if (!t || !*t || !target_id)
 		return ZMB_OK;
-	return soap_modify_account(w->dst, w->m->dst_tc, target_id, "zimbraMailTransport", t, err);
+	enum zmb_rc rc = soap_modify_account(w->dst, w->m->dst_tc, target_id, "zimbraMailTransport", t, err);
+	if (rc == ZMB_ENOACCOUNT && from_dir) {
+		char *id = NULL, *e = NULL;
+		if (lookup_target(w, a, &id, &e) == ZMB_OK && strcmp(id, target_id) != 0) {
+			free(*err);
+			*err = NULL;
+			rc = soap_modify_account(w->dst, w->m->dst_tc, id, "zimbraMailTransport", t, err);
+		}
+		free(id);
+		free(e);
+	}
+	return rc;
 }
 
 static void export_opts(const struct migrate *m, const struct account_row *a, struct rest_export_opts *o)
@@ -474,7 +499,14 @@ static void process_spool(struct worker *w, struct account_row *a)
 		 * archive cut short by a power failure is exported again.
 		 */
 		bool go_on = runctl_may_claim(m->ctl);
-		if (rc == ZMB_OK && !empty && !go_on && fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
+		/*
+		 * A delta export is made durable too: the transition below records
+		 * its new mark, and if the archive were lost after that, the next
+		 * export would start from the new mark and miss what only this
+		 * archive held.
+		 */
+		bool durable = !go_on || o.start_ms > 0;
+		if (rc == ZMB_OK && !empty && durable && fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
 			rc = ZMB_EIO;
 			err = xasprintf("cannot fsync spool file '%s': %s", part, strerror(errno));
 		}
@@ -500,7 +532,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 			free(e);
 			goto out;
 		}
-		if (!go_on)
+		if (durable)
 			fsync_dir(job->mig.working_dir);
 		crashpoint("spool renamed");
 		struct acct_update u = ACCT_UPDATE_INIT;
@@ -533,6 +565,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 				    strerror(errno));
 		struct acct_update u = ACCT_UPDATE_INIT;
 		u.spool_path = "";
+		u.sync_mark = -1;   /* its items since the old mark may be only in it: export all */
 		u.event = e;
 		log_warn(w->ctx, "%s; exporting again", e);
 		state_transition(w->st, m->run_id, a->id, ACCT_IMPORTING, ACCT_PENDING, &u);
@@ -547,6 +580,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 			char *ev = xasprintf("spool file '%s' is damaged (%s); exporting again", a->spool_path, e);
 			struct acct_update u = ACCT_UPDATE_INIT;
 			u.spool_path = "";
+			u.sync_mark = -1;   /* as for a missing archive: export all again */
 			u.event = ev;
 			log_warn(w->ctx, "%s", ev);
 			close(fd);
@@ -569,7 +603,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 	close(fd);
 	recheck_target(w, a, from_dir, &rc, &err);
 	if (rc == ZMB_OK)
-		rc = set_transport(w, target_id, &err);
+		rc = set_transport(w, a, from_dir, target_id, &err);
 	if (rc) {
 		account_error(w, a, ACCT_IMPORTING, ACCT_EXPORTED, rc, "import", err);
 		goto out;
@@ -610,7 +644,7 @@ static void process_stream(struct worker *w, struct account_row *a)
 			 job->mig.resolve, &bytes, &empty, &err);
 	recheck_target(w, a, from_dir, &rc, &err);
 	if (rc == ZMB_OK && !empty)
-		rc = set_transport(w, target_id, &err);
+		rc = set_transport(w, a, from_dir, target_id, &err);
 	if (rc) {
 		account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "stream", err);
 		goto out;

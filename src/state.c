@@ -170,7 +170,7 @@ static const char *const stmt_sql[S_NSTMT] = {
 		" seconds = CASE WHEN ?7 >= 0 THEN ?7 ELSE seconds END,"
 		" spool_path = CASE WHEN ?8 IS NULL THEN spool_path WHEN ?8 = '' THEN NULL ELSE ?8 END,"
 		" next_try_at = CASE WHEN ?9 > 0 THEN ?9 ELSE next_try_at END,"
-		" sync_mark = CASE WHEN ?10 > 0 THEN ?10 ELSE sync_mark END,"
+		" sync_mark = CASE WHEN ?10 > 0 THEN ?10 WHEN ?10 < 0 THEN 0 ELSE sync_mark END,"
 		" attempts = CASE WHEN ?11 THEN 0 ELSE attempts END + ?12,"
 		" finished_at = CASE WHEN ?3 IN ('done', 'failed') THEN ?13"
 		"   WHEN ?3 = 'pending' THEN NULL ELSE finished_at END,"

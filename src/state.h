@@ -197,7 +197,7 @@ struct acct_update {
 	double seconds;           /* >= 0 to set */
 	const char *spool_path;   /* NULL = leave; "" = clear */
 	double next_try_at;       /* > 0 to set */
-	long long sync_mark;      /* > 0 to set */
+	long long sync_mark;      /* > 0 to set, < 0 to clear (the next pass exports everything) */
 	bool add_attempt;         /* attempts += 1 */
 	bool reset_attempts;      /* attempts = 0 */
 	const char *event;        /* event line to record with it (may be NULL) */
