@@ -374,6 +374,17 @@ static enum zmb_rc set_transport(struct worker *w, const struct account_row *a, 
 	return rc;
 }
 
+/*
+ * A delta pass always imports with resolve=skip, whatever the job says: with
+ * "reset" the target's folders would be emptied first (mail delivered there
+ * since the first pass included) and only the delta put back; with
+ * "replace"/"modify" the overlap window would rewrite items already there.
+ */
+static const char *import_resolve(const struct job *job, const struct account_row *a)
+{
+	return a->delta ? "skip" : job->mig.resolve;
+}
+
 static void export_opts(const struct migrate *m, const struct account_row *a, struct rest_export_opts *o)
 {
 	memset(o, 0, sizeof *o);
@@ -598,8 +609,8 @@ static void process_spool(struct worker *w, struct account_row *a)
 	}
 	long long bytes = 0;
 	log_debug(w->ctx, "import into %s on %s:%d (resolve=%s)", a->target, job->target.host,
-		 job->target.port, job->mig.resolve);
-	rc = rest_import_file(w->dst, m->dst_tc, a->target, job->mig.resolve, fd, &bytes, &err);
+		 job->target.port, import_resolve(job, a));
+	rc = rest_import_file(w->dst, m->dst_tc, a->target, import_resolve(job, a), fd, &bytes, &err);
 	close(fd);
 	recheck_target(w, a, from_dir, &rc, &err);
 	if (rc == ZMB_OK)
@@ -641,7 +652,7 @@ static void process_stream(struct worker *w, struct account_row *a)
 	log_debug(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
 		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
 	rc = rest_stream(w->src, m->src_tc, w->dst, m->dst_tc, a->account, a->target, &o,
-			 job->mig.resolve, &bytes, &empty, &err);
+			 import_resolve(job, a), &bytes, &empty, &err);
 	recheck_target(w, a, from_dir, &rc, &err);
 	if (rc == ZMB_OK && !empty)
 		rc = set_transport(w, a, from_dir, target_id, &err);

@@ -32,13 +32,16 @@ static char *errbody_text(const struct buf *b)
 {
 	if (!b->s || !b->len)
 		return xstrdup("");
-	char *t = xstrndup(b->s, b->len > 200 ? 200 : b->len);
-	for (char *p = t; *p; p++)
+	/* redact the whole body first: a secret across the cut would stay half visible */
+	char *whole = xstrndup(b->s, b->len);
+	char *r = zlog_redact(whole);
+	free(whole);
+	if (strlen(r) > 200)
+		r[200] = '\0';
+	for (char *p = r; *p; p++)
 		if (*p == '\n' || *p == '\r' || *p == '\t' || (unsigned char)*p < 0x20)
 			*p = ' ';
-	strtrim(t);
-	char *r = zlog_redact(t);
-	free(t);
+	strtrim(r);
 	char *out = *r ? xasprintf(": %s", r) : xstrdup("");
 	free(r);
 	return out;
@@ -517,7 +520,16 @@ static enum zmb_rc stream_once(struct pipe *s, const char *get_url, const char *
 				*auth_src = rc == ZMB_EAUTHEXP;
 			}
 			if (!rc && !s->get_200) {
-				*empty = true;  /* 200 without a byte: nothing to import */
+				/*
+				 * 200 without a byte: only 204 means "nothing to export"
+				 * (a full export always carries the folder entries), so
+				 * this is a cut-off answer (connection closed after the
+				 * headers), retried, never an account done with nothing.
+				 */
+				rc = ZMB_ETEMP;
+				*err = xasprintf("%s: export %s: http 200 with an empty body (the "
+						 "connection closed before any data)",
+						 http_label(s->src), account);
 				goto out;
 			}
 			if (rc)

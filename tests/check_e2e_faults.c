@@ -511,6 +511,24 @@ START_TEST(test_truncated_gzip_stream)
 }
 END_TEST
 
+/*
+ * A close-delimited export (no chunking) whose connection closes right after
+ * the headers: curl sees a clean 200 with no body.  Only 204 means "nothing
+ * to export", so this is retried, never an account done with nothing moved.
+ */
+START_TEST(test_empty_200_stream)
+{
+	knobs(E.src, "{\"export_close_delimited\":true,\"faults\":["
+	      "{\"op\":\"export\",\"account\":\"carol@example.com\",\"action\":\"truncate\","
+	      "\"after_bytes\":0,\"count\":1}]}");
+	write_job(2, "transfer = \"stream\";");
+	int rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	assert_all_done();
+	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='carol@example.com'"), 2);
+}
+END_TEST
+
 /* ---- slow first byte, server down then back ---- */
 
 START_TEST(test_slow_first_byte)
@@ -821,6 +839,7 @@ static Suite *make_suite(void)
 	ADD(test_reset_mid_export_import_stream);
 	ADD(test_truncated_gzip_spool);
 	ADD(test_truncated_gzip_stream);
+	ADD(test_empty_200_stream);
 	ADD(test_slow_first_byte);
 	ADD(test_server_down_then_back);
 	ADD(test_target_deleted_mid_run);

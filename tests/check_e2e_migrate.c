@@ -335,7 +335,9 @@ END_TEST
 START_TEST(test_delta_pass)
 {
 	struct tu_proc p;
-	e2e_write_job(&E, 4, "delta_overlap = \"0s\";", NULL);
+	/* resolve = "reset" for the first pass; the delta pass must still use skip,
+	 * or the target's folders would be emptied and only the delta put back */
+	e2e_write_job(&E, 4, "delta_overlap = \"0s\"; resolve = \"reset\";", NULL);
 	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	tu_proc_release(&p);
@@ -358,6 +360,17 @@ START_TEST(test_delta_pass)
 			saw_start = true;
 	}
 	ck_assert(saw_start);
+	/* the delta imports (the last two) asked for resolve=skip */
+	int skips = 0;
+	json_t *dreqs = json_object_get(ds, "requests");
+	json_array_foreach(dreqs, i, r) {
+		const char *q = json_string_value(json_object_get(r, "query"));
+		if (q && strstr(q, "fmt=tgz") && strstr(q, "resolve=skip"))
+			skips++;
+		if (q && strstr(q, "resolve=") && !strstr(q, "resolve=skip") && !strstr(q, "resolve=reset"))
+			ck_abort_msg("unexpected import query %s", q);
+	}
+	ck_assert_int_ge(skips, 2);
 	json_decref(ss);
 	json_decref(ds);
 	tu_proc_release(&p);
