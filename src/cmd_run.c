@@ -202,6 +202,13 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 	return hint;
 }
 
+/* Accounts waiting to be migrated (pending or exported) in the state DB. */
+static bool queue_waiting(struct state *st)
+{
+	long long c[ACCT_NSTATES];
+	return st && state_counts(st, c) == ZMB_OK && c[ACCT_PENDING] + c[ACCT_EXPORTED] > 0;
+}
+
 int cmd_run(struct cli *cli)
 {
 	struct job job;
@@ -303,12 +310,21 @@ int cmd_run(struct cli *cli)
 		}
 		if (cli->retry_failed) {
 			int nf = 0;
-			state_reset_failed(st, &nf);
+			if (state_reset_failed(st, &nf) != ZMB_OK) {
+				log_error(NULL, "--retry-failed: cannot requeue the failed accounts: %s",
+					  state_errmsg(st));
+				exit_code = EXIT_TEMPFAIL;
+				goto out;
+			}
 			log_info(NULL, "--retry-failed: %d failed account(s) requeued", nf);
 		}
 		if (cli->delta) {
 			int nd = 0;
-			state_queue_delta(st, &nd);
+			if (state_queue_delta(st, &nd) != ZMB_OK) {
+				log_error(NULL, "--delta: cannot queue the delta pass: %s", state_errmsg(st));
+				exit_code = EXIT_TEMPFAIL;
+				goto out;
+			}
 			log_info(NULL, "--delta: %d migrated account(s) queued for a delta pass", nd);
 		}
 	}
@@ -336,7 +352,10 @@ int cmd_run(struct cli *cli)
 			state_stage_ensure(st, sc->name, sc->type, (int)i);
 		struct stage_row row;
 		memset(&row, 0, sizeof row);
-		bool rerun_migrate = (cli->delta || cli->retry_failed) && !strcmp(sc->type, "migrate");
+		/* a done migrate stage runs again when accounts wait in the queue
+		 * (`reset ACCOUNT`, a --delta queued with --stage elsewhere...) */
+		bool rerun_migrate = !strcmp(sc->type, "migrate") &&
+				     (cli->delta || cli->retry_failed || queue_waiting(st));
 		if (!cli->stage && !rerun_migrate && st &&
 		    state_stage_get(st, sc->name, &row) == ZMB_OK && row.state == STAGE_DONE) {
 			log_info(sc->name, "stage '%s' already done, skipped (use --stage %s to run it again)",

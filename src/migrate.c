@@ -226,6 +226,13 @@ static void account_error(struct worker *w, const struct account_row *a, enum ac
 	if (cls == ZMB_RETRY_NEVER || attempts >= job->mig.max_attempts) {
 		ev = xasprintf("failed permanently after %d attempt(s): %s", attempts, text);
 		u.event = ev;
+		/*
+		 * The export recorded its new mark when its archive was complete;
+		 * the import never happened.  A later --retry-failed or reset must
+		 * not start after that mark: export everything again (skip).
+		 */
+		if (back == ACCT_EXPORTED)
+			u.sync_mark = -1;
 		log_error(w->ctx, "%s", ev);
 		if (state_transition(w->st, m->run_id, a->id, from, ACCT_FAILED, &u))
 			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));

@@ -1316,8 +1316,10 @@ enum zmb_rc state_recover(struct state *st, int *n)
 		      " WHERE state IN ('exporting', 'importing')", &rc);
 	if (!sel)
 		goto out;
+	/* ?5: the archive of an import is gone: its export's mark is void (export all again) */
 	upd = prepare(st, "UPDATE accounts SET state = ?2, spool_path = ?3, owner_run = NULL,"
-		      " updated_at = ?4 WHERE id = ?1", &rc);
+		      " updated_at = ?4, sync_mark = CASE WHEN ?5 THEN 0 ELSE sync_mark END"
+		      " WHERE id = ?1", &rc);
 	if (!upd)
 		goto out;
 	int src;
@@ -1328,11 +1330,14 @@ enum zmb_rc state_recover(struct state *st, int *n)
 		const char *to = "pending";
 		const char *keep = NULL;
 		struct stat sb;
+		bool lost = false;
 
 		if (strcmp(state, "importing") == 0 && spool && spool[0] &&
 		    stat(spool, &sb) == 0 && S_ISREG(sb.st_mode)) {
 			to = "exported";          /* complete archive still on disk */
 			keep = spool;
+		} else if (strcmp(state, "importing") == 0 && spool && spool[0]) {
+			lost = true;              /* spool import whose archive is gone */
 		} else if (strcmp(state, "exporting") == 0 && spool && spool[0]) {
 			strlist_add(&partial, spool);
 		}
@@ -1341,6 +1346,7 @@ enum zmb_rc state_recover(struct state *st, int *n)
 		bind_text(upd, 2, to);
 		bind_text(upd, 3, keep);
 		sqlite3_bind_double(upd, 4, wall_now());
+		sqlite3_bind_int(upd, 5, lost);
 		int usrc = sqlite3_step(upd);
 		sqlite3_reset(upd);
 		if (usrc != SQLITE_DONE) {
@@ -1429,8 +1435,13 @@ enum zmb_rc state_reset_account(struct state *st, const char *account, int *n)
 		rc = ZMB_ECONFLICT;
 		goto out;
 	}
+	/* back to pending = migrate it again, in full: a delta from an old mark would
+	 * bring back nothing to a target that was emptied or made again (skip keeps
+	 * what is already there); an exported one keeps its archive and its mark */
 	rc = bulk_update(st, "UPDATE accounts SET state = CASE WHEN state = 'exported'"
 			 " THEN 'exported' ELSE 'pending' END, attempts = 0, next_try_at = 0,"
+			 " delta = CASE WHEN state = 'exported' THEN delta ELSE 0 END,"
+			 " sync_mark = CASE WHEN state = 'exported' THEN sync_mark ELSE NULL END,"
 			 " finished_at = NULL, owner_run = NULL, updated_at = ?1 WHERE account = ?2",
 			 account, &changed, "reset account");
 	if (rc == ZMB_OK) {

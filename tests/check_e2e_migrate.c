@@ -377,6 +377,77 @@ START_TEST(test_delta_pass)
 }
 END_TEST
 
+/*
+ * After a delta pass the admin finds alice's target damaged, makes it again
+ * (empty) and runs `reset alice` then `run`: the finished job must run its
+ * migrate stage again, and alice must be migrated in full, not as a delta
+ * from her old mark (which would bring back nothing).
+ */
+START_TEST(test_reset_after_delta_migrates_in_full)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, "delta_overlap = \"0s\";", NULL);
+	ck_assert_int_eq(e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL), 0);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 120, "run", "-c", E.job, "--delta", (char *)NULL), 0);
+	tu_proc_release(&p);
+	json_t *r = zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"alice@example.net\"}");
+	ck_assert(json_is_true(json_object_get(r, "deleted")));
+	json_decref(r);
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"alice@example.net\"}"));
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "reset", "-c", E.job, "alice@example.com", (char *)NULL), 0);
+	tu_proc_release(&p);
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	ck_assert_msg(!tu_contains(p.err, "already done, skipped"), "migrate stage skipped:\n%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE account = 'alice@example.com'"
+				  " AND state = 'done' AND delta = 0"), 1);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	ck_assert_int_eq(zsim_stat_acct(ds, "accounts", "alice@example.net", "items"),
+			 zsim_stat_acct(ss, "accounts", "alice@example.com", "items"));
+	json_decref(ss);
+	json_decref(ds);
+}
+END_TEST
+
+/*
+ * A delta pass whose import keeps failing: alice ends failed, her export's
+ * new mark already recorded.  `run --retry-failed` (after the target is
+ * fixed) must bring the items that only that failed archive held: the
+ * mark is dropped with the failure and the retry exports everything.
+ */
+START_TEST(test_delta_import_failed_then_retried)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, "delta_overlap = \"0s\";", NULL);
+	ck_assert_int_eq(e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL), 0);
+	tu_proc_release(&p);
+	tu_sleep(1.1);
+	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"alice@example.com\",\"n\":3}"));
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"faults\":[{\"op\":\"import\","
+			      "\"account\":\"alice@example.net\",\"action\":\"status\",\"status\":500,"
+			      "\"count\":-1}]}"));
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, "--delta", (char *)NULL);
+	tu_proc_release(&p);
+	ck_assert_msg(rc == 1, "delta with a failing import: exit %d", rc);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE account = 'alice@example.com'"
+				  " AND state = 'failed'"), 1);
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"faults\":[]}"));
+	tu_sleep(1.1);
+	rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, "--retry-failed", (char *)NULL);
+	tu_proc_release(&p);
+	ck_assert_msg(rc == 0, "retry exit %d", rc);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	ck_assert_int_eq(zsim_stat_acct(ds, "accounts", "alice@example.net", "items"),
+			 zsim_stat_acct(ss, "accounts", "alice@example.com", "items"));
+	json_decref(ss);
+	json_decref(ds);
+}
+END_TEST
+
 START_TEST(test_accounts_file_types_resolve_transport)
 {
 	struct tu_proc p;
@@ -479,6 +550,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_token_refresh_short_lifetime);
 	tcase_add_test(tc, test_kill9_resume);
 	tcase_add_test(tc, test_delta_pass);
+	tcase_add_test(tc, test_reset_after_delta_migrates_in_full);
+	tcase_add_test(tc, test_delta_import_failed_then_retried);
 	tcase_add_test(tc, test_accounts_file_types_resolve_transport);
 	tcase_add_test(tc, test_bandwidth_cap_total);
 	suite_add_tcase(s, tc);
