@@ -82,7 +82,12 @@ static enum zmb_rc fault_rc(const char *code, bool is_auth)
 		return is_auth ? ZMB_EAUTH : ZMB_EPROTO;
 	if (!strcmp(code, "account.NO_SUCH_ACCOUNT"))
 		return ZMB_ENOACCOUNT;
-	if (!strcmp(code, "service.TEMPORARILY_UNAVAILABLE"))
+	/*
+	 * Zimbra's catch-all server-side error ("system failure: ..." from an
+	 * LDAP or database hiccup) is a Receiver fault: retried with backoff,
+	 * not a permanent failure of the account.
+	 */
+	if (!strcmp(code, "service.TEMPORARILY_UNAVAILABLE") || !strcmp(code, "service.FAILURE"))
 		return ZMB_ETEMP;
 	return ZMB_EPROTO;
 }

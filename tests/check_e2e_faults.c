@@ -391,13 +391,17 @@ START_TEST(test_http_500_503_retried)
 	      "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
 	      "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"status\",\"status\":503,\"count\":2},"
 	      "{\"op\":\"soap\",\"request\":\"GetMailboxRequest\",\"action\":\"status\",\"status\":500,\"count\":1}]}");
+	/* and a SOAP "system failure" (service.FAILURE, HTTP 500) on the target's GetAccount:
+	 * Zimbra's catch-all transient error, retried like any 500 */
 	knobs(E.dst, "{\"faults\":["
 	      "{\"op\":\"import\",\"account\":\"carol@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
-	      "{\"op\":\"import\",\"account\":\"dave@example.com\",\"action\":\"status\",\"status\":503,\"count\":1}]}");
+	      "{\"op\":\"import\",\"account\":\"dave@example.com\",\"action\":\"status\",\"status\":503,\"count\":1},"
+	      "{\"op\":\"soap\",\"request\":\"GetAccountRequest\",\"action\":\"status\",\"status\":500,\"count\":2}]}");
 	write_job(2, NULL);
 	int rc = run_job(120);
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	assert_all_done();
+	ck_assert_int_eq(db_int("SELECT count(*) FROM events WHERE message LIKE '%%service.FAILURE%%'"), 2);
 	ck_assert_int_ge(exports_of("bob@example.com"), 3);
 	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='alice@example.com'"), 2);
 	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='carol@example.com'"), 2);
