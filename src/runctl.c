@@ -38,8 +38,10 @@ static void check_window(struct run_ctl *c)
 {
 	if (c->deadline > 0 && atomic_load(&c->stop) == RUN_GO && mono_now() >= c->deadline) {
 		int expect = RUN_GO;
+		/* the start time first, as in runctl_request_stop: a worker that sees
+		 * GRACEFUL must never read a start time of 0 (grace already over) */
+		atomic_store(&c->stop_since, c->deadline);
 		if (atomic_compare_exchange_strong(&c->stop, &expect, RUN_STOP_GRACEFUL)) {
-			atomic_store(&c->stop_since, c->deadline);
 			const char *none = NULL;
 			atomic_compare_exchange_strong(&c->stop_reason, &none, "end of window");
 		}

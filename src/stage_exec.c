@@ -242,6 +242,13 @@ enum zmb_rc exec_run(struct stage_ctx *ctx, char **err)
 	if (pid == 0) {
 		/* child: async-signal-safe calls only */
 		setpgid(0, 0);
+		/* the run blocks its signals (a sigwait thread takes them) and ignores
+		 * SIGPIPE; both survive execve: give the command (and daemons it may
+		 * start, zmcontrol...) the defaults, so SIGTERM on timeout works */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		int nul = open("/dev/null", O_RDONLY);
 		if (nul >= 0)
 			dup2(nul, 0);

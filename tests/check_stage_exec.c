@@ -111,6 +111,32 @@ START_TEST(test_timeout_kills_group)
 }
 END_TEST
 
+/*
+ * zmbatch run blocks SIGTERM & co. (its sigwait thread takes them) and
+ * ignores SIGPIPE; the command must start with the defaults, or a timeout's
+ * SIGTERM does nothing and daemons it starts cannot be stopped.
+ */
+START_TEST(test_child_signals_default)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+	void (*prev)(int) = signal(SIGPIPE, SIG_IGN);
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "command", "sh", "-c", "grep -E '^Sig(Blk|Ign):' /proc/self/status", NULL);
+	struct res r = run(g);
+	signal(SIGPIPE, prev);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "%s", r.err ? r.err : "");
+	ck_assert_msg(tu_contains(r.out, "SigBlk:\t0000000000000000"), "%s", r.out);
+	ck_assert_msg(tu_contains(r.out, "SigIgn:\t0000000000000000"), "%s", r.out);
+	res_release(&r);
+}
+END_TEST
+
 START_TEST(test_tail_bounded)
 {
 	struct cval *g = tcv_group(NULL, NULL);
@@ -172,6 +198,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_failure_status);
 	tcase_add_test(tc, test_not_found);
 	tcase_add_test(tc, test_timeout_kills_group);
+	tcase_add_test(tc, test_child_signals_default);
 	tcase_add_test(tc, test_tail_bounded);
 	tcase_add_test(tc, test_idempotent_rerun);
 	tcase_add_test(tc, test_validate);
