@@ -78,6 +78,7 @@ struct migrate {
 	pthread_cond_t cv;           /* an account finished or a worker exited */
 	struct state_wlock dbw;      /* this run's SQLite writers queue on it (state_set_write_lock) */
 	long long reserved_bytes;    /* spool space promised to in-flight exports */
+	long long held_bytes;        /* complete archives on disk, waiting for or in their import */
 	int in_flight;
 	int exited;                  /* workers that have left their loop */
 	long long done_now;          /* accounts finished by this run */
@@ -428,7 +429,11 @@ static enum fit spool_reserve(struct worker *w, const struct account_row *a, lon
 		return FIT_OK;
 	pthread_mutex_lock(&m->mu);
 	long long promised = m->reserved_bytes;
-	enum fit f = freeb - promised >= need ? FIT_OK : freeb >= need ? FIT_WAIT : FIT_NEVER;
+	long long held = m->held_bytes;
+	/* WAIT when it fits once what this run has in flight is done: the room
+	 * promised to exports and the archives on disk waiting for their import */
+	enum fit f = freeb - promised >= need ? FIT_OK
+		   : freeb + promised + held >= need ? FIT_WAIT : FIT_NEVER;
 	if (f == FIT_OK)
 		m->reserved_bytes += need;
 	pthread_mutex_unlock(&m->mu);
@@ -436,9 +441,20 @@ static enum fit spool_reserve(struct worker *w, const struct account_row *a, lon
 		*reserved = need;
 	else
 		*why = xasprintf("not enough space in '%s' for a %lld-byte archive (need %lld with "
-				 "margin, %lld free, %lld promised to transfers in flight)",
-				 m->job->mig.working_dir, a->size, need, freeb, promised);
+				 "margin, %lld free, %lld promised to transfers in flight, %lld in "
+				 "archives waiting for their import)",
+				 m->job->mig.working_dir, a->size, need, freeb, promised, held);
 	return f;
+}
+
+/* Count (n > 0) or uncount (n < 0) a complete archive on disk. */
+static void spool_hold(struct migrate *m, long long n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->held_bytes += n;
+	pthread_mutex_unlock(&m->mu);
 }
 
 static void spool_unreserve(struct migrate *m, long long reserved)
@@ -456,7 +472,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 	const struct job *job = m->job;
 	char *err = NULL, *target_id = NULL, *part = NULL, *final = NULL;
 	enum zmb_rc rc;
-	long long reserved = 0;
+	long long reserved = 0, held = 0;
 	long long mark_ms = (long long)(wall_now() * 1000);
 	double t0 = mono_now();
 	enum acct_state cur = a->state;   /* exporting or importing (from exported) */
@@ -573,6 +589,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 		reserved = 0;
 		if (!go_on)
 			goto out;   /* the archive waits on disk for the next run */
+		spool_hold(m, held = bytes);
 	}
 
 	/* importing from the complete spool file */
@@ -590,6 +607,9 @@ static void process_spool(struct worker *w, struct account_row *a)
 		free(e);
 		goto out;
 	}
+	struct stat sb;
+	if (!held && fstat(fd, &sb) == 0)
+		spool_hold(m, held = (long long)sb.st_size);
 	if (cur == ACCT_IMPORTING) {
 		/* an archive an earlier run (or a stopped worker) left: check it whole before sending */
 		char *e = NULL;
@@ -633,6 +653,7 @@ static void process_spool(struct worker *w, struct account_row *a)
 	free(spool);
 out:
 	spool_unreserve(m, reserved);
+	spool_hold(m, -held);
 	free(part);
 	free(final);
 	free(target_id);

@@ -653,6 +653,48 @@ END_TEST
 
 /* ---- disk full in working_dir (a real tmpfs) ---- */
 
+/*
+ * Two accounts, a spool disk that holds one big archive plus a little: while
+ * the big archive waits on disk for its (slow) import, the small account does
+ * not fit yet, but it will once that import is done.  It must wait (no
+ * attempt counted), not fail with "not enough space".
+ */
+START_TEST(test_spool_waits_for_import)
+{
+	teardown();
+	memset(&E, 0, sizeof E);
+	char *src_cfg = xasprintf("{\"name\":\"src\",\"knobs\":{\"gzip_level\":0},%s",
+			     strstr(SRC_CFG, "\"domains\""));
+	start_sims(src_cfg, DST_CFG);
+	free(src_cfg);
+	json_decref(zsim_post(E.src, "/zsim/add-account",
+			      "{\"name\":\"big@example.com\",\"items\":60,\"item_size\":20000}"));
+	json_decref(zsim_post(E.src, "/zsim/add-account",
+			      "{\"name\":\"small@example.com\",\"items\":20,\"item_size\":20000}"));
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"big@example.com\"}"));
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"small@example.com\"}"));
+	knobs(E.dst, "{\"faults\":[{\"op\":\"import\",\"account\":\"big@example.com\","
+	      "\"action\":\"slow\",\"seconds\":4,\"count\":1}]}");
+	/* big: 1.2 MB (archive ~1.3 MB, needs 2.4 MB with margin); small: needs 1.5 MB */
+	if (!mount_tmpfs("work", "2600k", false))
+		return;
+	char *work = xasprintf("%s/work", E.dir);
+	write_job_ex(2, "max_attempts = 1; accounts = [ \"big@example.com\", \"small@example.com\" ];",
+		     NULL, work);
+	int rc = run_job(120);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	ck_assert(state_is("big@example.com", "done"));
+	ck_assert(state_is("small@example.com", "done"));
+	ck_assert_int_eq(db_int("SELECT attempts FROM accounts WHERE account='small@example.com'"), 1);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	ck_assert_str_eq(zsim_fingerprint(ss, "small@example.com"), zsim_fingerprint(ds, "small@example.com"));
+	ck_assert_str_eq(zsim_fingerprint(ss, "big@example.com"), zsim_fingerprint(ds, "big@example.com"));
+	json_decref(ss);
+	json_decref(ds);
+	free(work);
+}
+END_TEST
+
 START_TEST(test_disk_full_working_dir)
 {
 	/* tiny: 1200 items of ~300 bytes: the estimate (size + 10% + 1 MiB) fits
@@ -850,6 +892,7 @@ static Suite *make_suite(void)
 	if (!only || !strcmp(only, "test_damaged_spool_after_crash"))
 		tcase_add_loop_test(tc, test_damaged_spool_after_crash, 0, 2);
 	ADD(test_disk_full_working_dir);
+	ADD(test_spool_waits_for_import);
 	ADD(test_disk_filled_during_export);
 	ADD(test_state_db_readonly);
 	ADD(test_sqlite_busy_other_process);
