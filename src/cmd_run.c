@@ -194,6 +194,14 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 				state_stage_reset(st, sc->name);
 		} else if (ctx->exit_hint == EXIT_UNAVAILABLE) {
 			hint = EXIT_UNAVAILABLE;
+		} else if (rc == ZMB_EINTERNAL) {
+			hint = EXIT_SOFTWARE;     /* 70: e.g. no worker thread could start */
+		} else if (!strcmp(sc->type, "migrate") && (rc == ZMB_ESTATE || rc == ZMB_EIO)) {
+			/* the state DB failed (full, busy, I/O): the accounts are safe in it
+			 * and a later run continues: 75, as for SQLITE_FULL mid-run */
+			hint = EXIT_TEMPFAIL;
+			if (!ctx->dry_run)
+				state_stage_reset(st, sc->name);
 		} else {
 			hint = EXIT_PARTIAL;
 		}

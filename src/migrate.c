@@ -1247,7 +1247,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 		for (int i = 0; i < 3; i++) {
 			if (dirs[i] && *dirs[i] && mkdir_p(dirs[i], 0700) < 0) {
 				*err = xasprintf("cannot create directory '%s': %s", dirs[i], strerror(errno));
-				rc = ZMB_EIO;
+				rc = ZMB_ECONFIG;   /* a path to fix, not a state DB to wait for */
 				goto out;
 			}
 		}
