@@ -33,6 +33,7 @@ struct sigctx {
 	sigset_t set;
 	pthread_t thread;
 	bool started;
+	atomic_bool quit;   /* set by run_signals_stop: the next SIGUSR2 ends the thread */
 	int term_signals;   /* SIGTERM/SIGINT seen (signal thread only) */
 };
 
@@ -66,16 +67,24 @@ static void *signal_thread(void *arg)
 			atomic_store(&sc->ctl->progress_request, 1);
 			break;
 		case SIGUSR2:
-			/* used by run_signals_stop() to end this thread */
-			return NULL;
+			/* run_signals_stop() ends this thread; one from outside is ignored
+			 * (leaving would leave SIGTERM blocked with nobody to take it) */
+			if (atomic_load(&sc->quit))
+				return NULL;
+			break;
 		}
 	}
 	return NULL;
 }
 
-static void run_signals_start(struct sigctx *sc, struct run_ctl *ctl)
+/*
+ * Block the run's signals at once, before the lock and crash recovery: one
+ * that arrives then stays pending and is taken by the signal thread when it
+ * starts (a SIGTERM during recovery is a graceful stop, exit 75, not death
+ * by the default action).
+ */
+static void run_signals_block(struct sigctx *sc)
 {
-	sc->ctl = ctl;
 	sigemptyset(&sc->set);
 	sigaddset(&sc->set, SIGTERM);
 	sigaddset(&sc->set, SIGINT);
@@ -83,6 +92,12 @@ static void run_signals_start(struct sigctx *sc, struct run_ctl *ctl)
 	sigaddset(&sc->set, SIGUSR1);
 	sigaddset(&sc->set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &sc->set, NULL);
+	atomic_init(&sc->quit, false);
+}
+
+static void run_signals_start(struct sigctx *sc, struct run_ctl *ctl)
+{
+	sc->ctl = ctl;
 	sc->started = pthread_create(&sc->thread, NULL, signal_thread, sc) == 0;
 }
 
@@ -90,6 +105,7 @@ static void run_signals_stop(struct sigctx *sc)
 {
 	if (!sc->started)
 		return;
+	atomic_store(&sc->quit, true);
 	pthread_kill(sc->thread, SIGUSR2);
 	pthread_join(sc->thread, NULL);
 	sc->started = false;
@@ -233,6 +249,7 @@ int cmd_run(struct cli *cli)
 
 	memset(&ctx, 0, sizeof ctx);
 	memset(&job, 0, sizeof job);
+	run_signals_block(&sig);
 	int rc = cli_load_job(cli, true, &job);
 	if (rc)
 		return rc;

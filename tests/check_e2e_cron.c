@@ -127,6 +127,9 @@ START_TEST(test_sigterm_graceful_then_resume)
 	slow_source(80000);
 	pid_t pid = start_run(NULL, "term");
 	wait_until_busy();
+	/* a stray SIGUSR2 (zmbatch uses it internally) must not disarm SIGTERM */
+	kill(pid, SIGUSR2);
+	tu_sleep(0.2);
 	kill(pid, SIGTERM);
 	int rc = tu_wait(pid, 120);
 	char *err = read_tag("term", "err");
