@@ -255,6 +255,12 @@ void http_upload_starved(struct http *h, bool starved)
 	h->starved = starved;
 }
 
+void http_watch_restart(struct http *h)
+{
+	h->watch_t0 = mono_now();
+	h->watch_b0 = 0;
+}
+
 void http_set_local_error(struct http *h, enum zmb_rc rc, const char *msg)
 {
 	if (h->local_rc)

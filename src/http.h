@@ -79,6 +79,9 @@ void http_apply_headers(struct http *h);
 void http_upload_done(struct http *h);
 /* The upload is waiting for data from elsewhere (stream mode): no stall. */
 void http_upload_starved(struct http *h, bool starved);
+/* Restart the upload stall watch now (a transfer added to a multi handle
+ * later than http_begin: the wait before it is not a stall). */
+void http_watch_restart(struct http *h);
 /* Mark a local I/O failure inside a callback (maps CURLE_WRITE_ERROR/READ). */
 void http_set_local_error(struct http *h, enum zmb_rc rc, const char *msg);
 /* HTTP status of the last response (0 if none). */

@@ -555,6 +555,7 @@ static enum zmb_rc stream_once(struct pipe *s, const char *get_url, const char *
 		}
 		/* start the import at the first byte of a 200 export */
 		if (!p_started && s->get_200 && s->ring.len > 0) {
+			http_watch_restart(s->dst);   /* the wait for the first byte was no stall */
 			curl_multi_add_handle(m, p);
 			p_started = p_in = true;
 		}
