@@ -651,6 +651,18 @@ START_TEST(test_damaged_spool_after_crash)
 }
 END_TEST
 
+/* Restart the simulators with an uncompressed source: archive size ~ mailbox
+ * size, for tests that size a filesystem against it. */
+static void restart_sims_uncompressed(void)
+{
+	teardown();
+	memset(&E, 0, sizeof E);
+	char *src_cfg = xasprintf("{\"name\":\"src\",\"knobs\":{\"gzip_level\":0},%s",
+			     strstr(SRC_CFG, "\"domains\""));
+	start_sims(src_cfg, DST_CFG);
+	free(src_cfg);
+}
+
 /* ---- disk full in working_dir (a real tmpfs) ---- */
 
 /*
@@ -661,12 +673,7 @@ END_TEST
  */
 START_TEST(test_spool_waits_for_import)
 {
-	teardown();
-	memset(&E, 0, sizeof E);
-	char *src_cfg = xasprintf("{\"name\":\"src\",\"knobs\":{\"gzip_level\":0},%s",
-			     strstr(SRC_CFG, "\"domains\""));
-	start_sims(src_cfg, DST_CFG);
-	free(src_cfg);
+	restart_sims_uncompressed();
 	json_decref(zsim_post(E.src, "/zsim/add-account",
 			      "{\"name\":\"big@example.com\",\"items\":60,\"item_size\":20000}"));
 	json_decref(zsim_post(E.src, "/zsim/add-account",
@@ -699,12 +706,7 @@ START_TEST(test_disk_full_working_dir)
 {
 	/* tiny: 1200 items of ~300 bytes: the estimate (size + 10% + 1 MiB) fits
 	 * in 1.6 MB, the archive (two tar entries per item) does not */
-	teardown();
-	memset(&E, 0, sizeof E);
-	char *src_cfg = xasprintf("{\"name\":\"src\",\"knobs\":{\"gzip_level\":0},%s",
-			     strstr(SRC_CFG, "\"domains\""));
-	start_sims(src_cfg, DST_CFG);
-	free(src_cfg);
+	restart_sims_uncompressed();
 	json_decref(zsim_post(E.src, "/zsim/add-account",
 			      "{\"name\":\"tiny@example.com\",\"items\":1200,\"item_size\":300}"));
 	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"tiny@example.com\"}"));
