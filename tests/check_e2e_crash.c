@@ -41,6 +41,7 @@
  * /zsim/add-account: same zimbraId, empty) and both sims' counters reset.
  */
 #define _GNU_SOURCE
+#include "e2e.h"
 #include "testutil.h"
 #include "zsim.h"
 
@@ -281,22 +282,6 @@ static char *db_dump(const char *path)
 	return out;
 }
 
-/* A one-value query on the DB (-1 if no row). */
-static long long db_int(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	long long n = -1;
-	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-		      sqlite3_errmsg(db));
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
 /* Empty target mailboxes (same ids) and cleared counters on both sims. */
 static void reset_sims(void)
 {
@@ -441,10 +426,10 @@ static void check_resumed(const struct trial *t, bool stream, bool keep_success,
 	ck_assert_msg(rc == 0, "%s: third run exited %d", what, rc);
 	assert_migrated(what, true);
 	assert_spool_clean(t, stream, keep_success, what);
-	ck_assert_msg(db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status IS NULL") == want_open,
+	ck_assert_msg(e2e_db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status IS NULL") == want_open,
 		      "%s: %lld run(s) without exit status, want %lld", what,
-		      db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status IS NULL"), want_open);
-	ck_assert_msg(db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status <> 0") == 0,
+		      e2e_db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status IS NULL"), want_open);
+	ck_assert_msg(e2e_db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status <> 0") == 0,
 		      "%s: a run recorded a non-zero exit status", what);
 	char *dump2 = db_dump(t->db);
 	ck_assert_msg(strcmp(dump2, dump) == 0, "%s: a rerun changed the DB:\n%s", what, dump2);
@@ -487,7 +472,7 @@ static void reference_run(struct ref *r, bool stream, bool keep_success, int thr
 	r->run_end = step_no(r->log, "run end");
 	ck_assert_msg(r->run_begin > 0 && r->run_end > r->run_begin, "%s: no run begin/end step", what);
 	ck_assert_msg(r->n >= 10, "%s: only %ld durable steps:\n%s", what, r->n, r->log);
-	ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), NUSERS);
+	ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), NUSERS);
 	reset_stats();
 	ck_assert_msg(run_job(&t, 0, false, what) == 0, "%s: rerun exit status", what);
 	assert_migrated(what, true);
@@ -537,7 +522,7 @@ static void enumerate(bool stream, bool keep_success)
 		ck_assert_msg(strncmp(names, ref_names, strlen(names)) == 0,
 			      "%s: step order differs from the reference run:\n%s", what, log);
 		/* a stage that the crash caught running has been started twice */
-		long long stage_running = db_int(t.db, "SELECT count(*) FROM stages WHERE state = 'running'");
+		long long stage_running = e2e_db_int(t.db, "SELECT count(*) FROM stages WHERE state = 'running'");
 		/* the crashed run stays on record as unfinished (exit status NULL) */
 		long long want_open = k >= run_begin && k < run_end ? 1 : 0;
 		check_resumed(&t, stream, keep_success, ref_dump, stage_running, want_open, what);
@@ -616,8 +601,8 @@ static void crash_during_recovery(bool stream, bool keep_success)
 		trial_new(&t, "probe", stream, keep_success, 1);
 		char *log1 = crash_run(&t, k1, ref.names, what);
 		free(log1);
-		long long exporting = db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'exporting'");
-		long long importing = db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'");
+		long long exporting = e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'exporting'");
+		long long importing = e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'");
 		if (exporting + importing == 0) {
 			trial_free(&t);
 			continue;
@@ -648,7 +633,7 @@ static void crash_during_recovery(bool stream, bool keep_success)
 			reset_sims();
 			trial_new(&t, tag, stream, keep_success, 1);
 			log1 = crash_run(&t, k1, ref.names, what);
-			ck_assert_msg(db_int(t.db, IN_FLIGHT) == exporting + importing,
+			ck_assert_msg(e2e_db_int(t.db, IN_FLIGHT) == exporting + importing,
 				      "%s: not the probe's accounts in flight after the first crash", what);
 			trial_steps(&t, "steps2");
 			char *log = crash_run(&t, k2, names2, what);
@@ -772,10 +757,10 @@ static void two_workers(bool stream)
 		ck_assert_msg(strcmp(names, want) == 0, "%s: steps:\n%s---- want:\n%s", what, names, want);
 
 		if (i == 0) {
-			ck_assert_int_eq(db_int(t.db, IN_FLIGHT), 2);
+			ck_assert_int_eq(e2e_db_int(t.db, IN_FLIGHT), 2);
 		} else if (!stream) {
 			/* both exporting: alice's archive complete, the other one's still a .part */
-			ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'exporting'"), 2);
+			ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'exporting'"), 2);
 			char *cmd;
 			if (asprintf(&cmd, "test $(find '%s/work' -name '*.tgz.part' -size +0c | wc -l) = 1 &&"
 				     " test $(find '%s/work' -name '*.tgz' -size +0c | wc -l) = 1", t.dir, t.dir) < 0)
@@ -785,8 +770,8 @@ static void two_workers(bool stream)
 			free(cmd);
 		} else {
 			/* alice done, the other one cut off mid-stream: part of its items imported */
-			ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), 1);
-			ck_assert_int_eq(db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'"), 1);
+			ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), 1);
+			ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'"), 1);
 			json_t *ds = zsim_stats(E.dst);
 			long long got = zsim_stat_acct(ds, "accounts", USERS[1][1], "items");
 			json_decref(ds);

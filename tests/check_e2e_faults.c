@@ -249,30 +249,15 @@ static long long db_int(const char *fmt, ...)
 	return n;
 }
 
-/* last_error of an account (malloc'd, NULL if none). */
-static char *db_last_error(const char *account)
+/* One text column of an account's row (malloc'd, NULL if none); col is a literal. */
+static char *acct_text(const char *account, const char *col)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	char *r = NULL;
+	char *sql = xasprintf("SELECT %s FROM accounts WHERE account = ?1", col);
 	if (sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT last_error FROM accounts WHERE account = ?1", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-			r = strdup((const char *)sqlite3_column_text(st, 0));
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return r;
-}
-
-static char *acct_state(const char *account)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	char *r = NULL;
-	if (sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT state FROM accounts WHERE account = ?1", -1, &st, NULL) == SQLITE_OK) {
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_busy_timeout(db, 5000);
 		sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
@@ -280,7 +265,19 @@ static char *acct_state(const char *account)
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	free(sql);
 	return r;
+}
+
+/* last_error of an account (malloc'd, NULL if none). */
+static char *db_last_error(const char *account)
+{
+	return acct_text(account, "last_error");
+}
+
+static char *acct_state(const char *account)
+{
+	return acct_text(account, "state");
 }
 
 static bool state_is(const char *account, const char *state)
@@ -624,16 +621,7 @@ START_TEST(test_damaged_spool_after_crash)
 	wait_run(pid, 10);
 	knobs(E.dst, "{\"faults\":[]}");
 
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	char *spool = NULL;
-	ck_assert_int_eq(sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT spool_path FROM accounts WHERE account = "
-					    "'alice@example.com'", -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		spool = strdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	char *spool = acct_text("alice@example.com", "spool_path");
 	ck_assert_msg(spool && *spool, "no spool file recorded for alice");
 	struct stat sb;
 	ck_assert_int_eq(stat(spool, &sb), 0);

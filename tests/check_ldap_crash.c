@@ -17,6 +17,7 @@
  * against the reference's step names).
  */
 #define _GNU_SOURCE
+#include "e2e.h"
 #include "slapd.h"
 #include "testutil.h"
 #include "zmb.h"
@@ -157,16 +158,7 @@ static char *canon_config(int i)
 static long long db_int(const char *sql)
 {
 	char *path = xasprintf("%s/state.db", pair.dir);
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	long long n = -1;
-	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
-		      sqlite3_errmsg(db));
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	long long n = e2e_db_int(path, sql);
 	free(path);
 	return n;
 }

@@ -158,10 +158,15 @@ void e2e_assert_all_migrated(json_t *ss, json_t *ds)
 
 long long e2e_db_count(struct e2e *e, const char *sql)
 {
+	return e2e_db_int(e->db, sql);
+}
+
+long long e2e_db_int(const char *path, const char *sql)
+{
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	long long n = -1;
-	ck_assert_int_eq(sqlite3_open_v2(e->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(db, 10000);   /* a run may be writing (WAL) */
 	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
 	if (sqlite3_step(st) == SQLITE_ROW)

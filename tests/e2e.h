@@ -50,6 +50,8 @@ int e2e_count_files(struct e2e *e, const char *rel);
 void e2e_assert_all_migrated(json_t *src_stats, json_t *dst_stats);
 /* First column of the first row of a query on the state DB. */
 long long e2e_db_count(struct e2e *e, const char *sql);
+/* The same on the SQLite file at path (-1 if no row; asserts the DB opens and the SQL prepares). */
+long long e2e_db_int(const char *path, const char *sql);
 /* The same without assertions: false while the DB or its schema is not there yet. */
 bool e2e_db_try(struct e2e *e, const char *sql, long long *out);
 /* grep -r for a fixed string below e->dir/rel. */
