@@ -563,13 +563,13 @@ static void rc_probe(struct rc_srv *s, const struct rc_conf *k, const char *pw)
 	rc_srv_reset(s);
 	opts_from(&k->c, &o);
 	s->rc = ldc_open(s->uri, &o, &c, &s->err);
-	if (!s->rc)
+	bool opened = s->rc == ZMB_OK;   /* a TLS failure before it is in our own setup */
+	if (opened)
 		s->rc = ldc_bind(c, s->master ? k->c.bind_dn : NULL, s->master ? pw : NULL, &s->err);
 	if (s->rc) {
 		s->code = s->rc == ZMB_ECONNECT ? 4 : s->rc == ZMB_ETLS ? 3 : 5;
 		s->status = xstrdup(s->code == 4 ? "Server down"
-				    : s->code == 3 ? (s->err && strstr(s->err, "step 'tls setup'")
-						      ? "TLS setup failed"
+				    : s->code == 3 ? (!opened ? "TLS setup failed"
 						      : strncmp(s->uri, "ldaps://", 8) == 0
 						      ? "TLS handshake failed"
 						      : "Could not execute StartTLS")

@@ -457,6 +457,23 @@ static void spool_hold(struct migrate *m, long long n)
 	pthread_mutex_unlock(&m->mu);
 }
 
+/*
+ * The archive an import was to send is gone or damaged: back to pending, to
+ * be exported again, in full: its export's mark is dropped, since the items
+ * since the previous mark may have been only in it.  No attempt counted.
+ */
+static void archive_lost(struct worker *w, const struct account_row *a, const char *why)
+{
+	char *ev = xasprintf("%s; exporting again", why);
+	struct acct_update u = ACCT_UPDATE_INIT;
+	u.spool_path = "";
+	u.sync_mark = -1;
+	u.event = ev;
+	log_warn(w->ctx, "%s", ev);
+	state_transition(w->st, w->m->run_id, a->id, ACCT_IMPORTING, ACCT_PENDING, &u);
+	free(ev);
+}
+
 static void spool_unreserve(struct migrate *m, long long reserved)
 {
 	if (!reserved)
@@ -595,15 +612,10 @@ static void process_spool(struct worker *w, struct account_row *a)
 	/* importing from the complete spool file */
 	int fd = a->spool_path ? open(a->spool_path, O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0) {
-		/* the archive vanished (deleted by hand): export again */
+		/* the archive vanished (deleted by hand) */
 		char *e = xasprintf("spool file '%s' is missing: %s", a->spool_path ? a->spool_path : "",
 				    strerror(errno));
-		struct acct_update u = ACCT_UPDATE_INIT;
-		u.spool_path = "";
-		u.sync_mark = -1;   /* its items since the old mark may be only in it: export all */
-		u.event = e;
-		log_warn(w->ctx, "%s; exporting again", e);
-		state_transition(w->st, m->run_id, a->id, ACCT_IMPORTING, ACCT_PENDING, &u);
+		archive_lost(w, a, e);
 		free(e);
 		goto out;
 	}
@@ -615,16 +627,11 @@ static void process_spool(struct worker *w, struct account_row *a)
 		char *e = NULL;
 		enum zmb_rc vr = archive_check_gzip(fd, NULL, &e);
 		if (vr == ZMB_ETEMP) {
-			char *ev = xasprintf("spool file '%s' is damaged (%s); exporting again", a->spool_path, e);
-			struct acct_update u = ACCT_UPDATE_INIT;
-			u.spool_path = "";
-			u.sync_mark = -1;   /* as for a missing archive: export all again */
-			u.event = ev;
-			log_warn(w->ctx, "%s", ev);
+			char *why = xasprintf("spool file '%s' is damaged (%s)", a->spool_path, e);
 			close(fd);
 			unlink(a->spool_path);
-			state_transition(w->st, m->run_id, a->id, ACCT_IMPORTING, ACCT_PENDING, &u);
-			free(ev);
+			archive_lost(w, a, why);
+			free(why);
 			free(e);
 			goto out;
 		} else if (vr) {
