@@ -53,6 +53,12 @@ SRCS := $(sort $(wildcard src/*.c))
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 LIB_OBJS := $(patsubst src/%.c,$(B)/src/%.o,$(LIB_SRCS)) $(B)/schema_gen.o
 SCHEMA := $(sort $(wildcard schema/*.sql))
+# The test build: the same objects, but src/testhooks.c compiled with
+# -DZMBATCH_TESTING (crash points, fake free space).  bin/zmbatch links the
+# inert testhooks.o and obeys no test environment variable; the runners and
+# $(HOOKS_BIN) (the binary the crash and disk tests spawn) link the live one.
+TEST_LIB_OBJS := $(filter-out $(B)/src/testhooks.o,$(LIB_OBJS)) $(B)/src/testhooks-live.o
+HOOKS_BIN := $(B)/zmbatch-testhooks
 
 ALL_TEST_SRCS := $(sort $(wildcard tests/check_*.c))
 # TEST_SRCS may be narrowed on the command line (make tsan does)
@@ -77,6 +83,13 @@ $(B)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+$(B)/src/testhooks-live.o: src/testhooks.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DZMBATCH_TESTING -c -o $@ $<
+
+$(HOOKS_BIN): $(B)/src/main.o $(TEST_LIB_OBJS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(ALL_LIBS)
+
 # schema/NNN_*.sql are compiled into the binary as C strings.
 $(B)/schema_gen.c: $(SCHEMA) Makefile
 	@mkdir -p $(dir $@)
@@ -100,17 +113,17 @@ $(B)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
-$(B)/tests/check_%: $(B)/tests/check_%.o $(TEST_SUPPORT) $(LIB_OBJS)
+$(B)/tests/check_%: $(B)/tests/check_%.o $(TEST_SUPPORT) $(TEST_LIB_OBJS)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(CHECK_LIBS) $(ALL_LIBS)
 
 # Each runner prints Check's summary; tests/run-tests sums them up.
-check: $(BIN) $(TEST_BINS)
-	ZMBATCH_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) PYTHON=$(PYTHON) \
+check: $(BIN) $(HOOKS_BIN) $(TEST_BINS)
+	ZMBATCH_BIN=$(abspath $(BIN)) ZMBATCH_HOOKS_BIN=$(abspath $(HOOKS_BIN)) BUILD_DIR=$(abspath $(B)) PYTHON=$(PYTHON) \
 		sh tests/run-tests $(TEST_BINS)
 
 # only the unit suites (no simulators, no slapd)
-unit: $(BIN) $(TEST_BINS)
-	ZMBATCH_BIN=$(abspath $(BIN)) BUILD_DIR=$(abspath $(B)) TESTS_UNIT_ONLY=1 \
+unit: $(BIN) $(HOOKS_BIN) $(TEST_BINS)
+	ZMBATCH_BIN=$(abspath $(BIN)) ZMBATCH_HOOKS_BIN=$(abspath $(HOOKS_BIN)) BUILD_DIR=$(abspath $(B)) TESTS_UNIT_ONLY=1 \
 		sh tests/run-tests $(TEST_BINS)
 
 # ASan + UBSan (+ LeakSanitizer) over the whole suite: the runners and, through
@@ -174,7 +187,7 @@ clean:
 # with clang -fsanitize=fuzzer,address,undefined, linked against src/ objects
 # compiled with clang and the same sanitizers into build/fuzz/src/, then runs
 # each for FUZZ_SECONDS (-max_total_time) over its seeds tests/fuzz/corpus/<t>
-# and the inputs that once crashed tests/fuzz/regress/<t> (dictionary
+# and the inputs that once crashed tests/fuzz/regress/<t> when present (dictionary
 # tests/fuzz/<t>.dict if present; LSan suppressions tests/fuzz/lsan.supp).
 # New corpus units go to build/fuzz/corpus/<t>, crash inputs to build/fuzz/crashes/<t>-*, logs to build/fuzz/fuzz_<t>.log.
 # Fails if any target crashed.  tests/check_fuzz_regress replays the seeds and

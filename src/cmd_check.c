@@ -33,7 +33,8 @@ static bool check_server(const struct job *job, const struct server *s, struct r
 	struct http *h = http_new(s, job, ctl);
 	char *tok = NULL, *err = NULL;
 	char *what = xasprintf("%s %s:%d login as %s%s", s->role, s->host, s->port, s->admin_user,
-			       s->tls_verify ? "" : " (TLS verification OFF)");
+			       s->scheme && !strcmp(s->scheme, "http") ? " (plain http: NOT ENCRYPTED)"
+			       : s->tls_verify ? "" : " (TLS verification OFF)");
 	enum zmb_rc rc = token_get(tc, h, &tok, &err);
 	verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
 	free(what);

@@ -154,15 +154,20 @@ static char *command_line(const struct cli *cli)
 	return buf_detach(&b);
 }
 
+/* Every run says when a server's traffic can be read or altered on the way. */
 static void warn_tls(const struct job *job)
 {
 	const struct server *s[2] = { &job->source, &job->target };
-	for (int i = 0; i < 2; i++)
-		if (!s[i]->tls_verify)
+	for (int i = 0; i < 2; i++) {
+		if (s[i]->scheme && !strcmp(s[i]->scheme, "http"))
+			log_warn(s[i]->role, "scheme = \"http\" for %s:%d: the admin password and "
+				 "token travel in clear text; use https", s[i]->host, s[i]->port);
+		else if (!s[i]->tls_verify)
 			log_warn(s[i]->role, "TLS certificate verification is OFF for %s:%d "
 				 "(tls_verify = false or --insecure): the admin password and "
 				 "token can be intercepted; prefer ca_file or pinned_pubkey",
 				 s[i]->host, s[i]->port);
+	}
 }
 
 /* Run one stage: its row, its output, its verdict.  Returns exit hint. */
@@ -270,6 +275,7 @@ int cmd_run(struct cli *cli)
 	for (size_t i = 0; i < job.warnings.n; i++)
 		log_warn(NULL, "%s", job.warnings.v[i]);
 	warn_tls(&job);
+	testhooks_announce();
 
 	const char *db = cli_state_path(cli, &job);
 	cmdline = command_line(cli);

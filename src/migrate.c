@@ -411,7 +411,7 @@ enum fit { FIT_OK, FIT_WAIT, FIT_NEVER };
  * it would fit once those finish (no attempt counted); FIT_NEVER: it does
  * not fit even on an idle disk (an attempt, so max_attempts ends it with a
  * clear reason instead of waiting forever).  Never a half-written file that
- * fills the disk.  ZMBATCH_TEST_FREE_BYTES overrides statvfs (tests only).
+ * fills the disk.  The test build's testhook_free_bytes() may override statvfs.
  */
 static enum fit spool_reserve(struct worker *w, const struct account_row *a, long long *reserved,
 			      char **why)
@@ -422,9 +422,7 @@ static enum fit spool_reserve(struct worker *w, const struct account_row *a, lon
 		return FIT_OK;
 	long long need = a->size + a->size / 10 + 1024 * 1024;
 	long long freeb = free_bytes(m->job->mig.working_dir);
-	const char *fake = getenv("ZMBATCH_TEST_FREE_BYTES");
-	if (fake)
-		parse_ll(fake, &freeb);
+	testhook_free_bytes(&freeb);
 	if (freeb < 0)
 		return FIT_OK;
 	pthread_mutex_lock(&m->mu);

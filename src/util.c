@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -544,34 +543,4 @@ uint64_t rand64(void)
 		v = (uint64_t)(mono_now() * 1e9) ^ ((uint64_t)getpid() << 32);
 	}
 	return v;
-}
-
-/* ---- crash points ---- */
-
-static atomic_long crash_steps;
-
-void crashpoint(const char *what)
-{
-	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-	const char *at = getenv("ZMBATCH_CRASH_AT");
-	const char *logp = getenv("ZMBATCH_STEP_LOG");
-	if (!at && !logp)
-		return;
-	pthread_mutex_lock(&mu);
-	long k = atomic_fetch_add(&crash_steps, 1) + 1;
-	if (logp) {
-		int fd = open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			char line[256];
-			int n = snprintf(line, sizeof line, "%ld %s\n", k, what ? what : "");
-			if (n > 0) {
-				ssize_t w = write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-				(void)w;
-			}
-			close(fd);
-		}
-	}
-	if (at && atol(at) == k)
-		_exit(99);
-	pthread_mutex_unlock(&mu);
 }

@@ -156,12 +156,7 @@ void iso8601_utc(double t, char out[32]);
 /* Random 64-bit value (getrandom); used for jitter and marker names. */
 uint64_t rand64(void);
 
-/*
- * Crash-point test hook (issue 7).  Call after every durable state change
- * (each committed transaction, each rename).  When the environment variable
- * ZMBATCH_CRASH_AT=k is set, the k-th call _exit(99)s; ZMBATCH_STEP_LOG=FILE
- * appends one line per step (to count them).  Inert otherwise.  Thread-safe.
- */
-void crashpoint(const char *what);
+/* crashpoint() and the other test hooks: testhooks.h */
+#include "testhooks.h"
 
 #endif

@@ -177,10 +177,10 @@ static void trial_free(struct trial *t)
 	memset(t, 0, sizeof *t);
 }
 
-/* bin/zmbatch run -c job, with ZMBATCH_CRASH_AT=k (k > 0) and/or a step log. */
+/* the test build's zmbatch run -c job, with ZMBATCH_CRASH_AT=k (k > 0) and/or a step log. */
 static int run_job(const struct trial *t, long k, bool step_log, const char *what)
 {
-	char *argv[] = { E.bin, (char *)"run", (char *)"-c", t->job, NULL };
+	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", t->job, NULL };
 	char *env[3] = { NULL, NULL, NULL };
 	int ne = 0;
 	if (k > 0 && asprintf(&env[ne++], "ZMBATCH_CRASH_AT=%ld", k) < 0)

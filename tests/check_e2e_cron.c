@@ -342,7 +342,7 @@ START_TEST(test_spool_preflight_disk_space)
 	e2e_write_job(&E, 2, NULL, NULL);
 	/* 1.2 MB "free": alice and carol (~300 kB each) need 1.1 x size + 1 MiB of
 	 * margin and can never fit; the others fit one at a time */
-	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
+	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", E.job, NULL };
 	char *env[] = { (char *)"ZMBATCH_TEST_FREE_BYTES=1200000", NULL };
 	int rc = tu_run(argv, env, 120, &p);
 	ck_assert_msg(rc == 1, "exit %d: %s", rc, p.err);

@@ -40,8 +40,8 @@ static void setup(void)
 	ck_assert_ptr_nonnull(bindir);
 	bin = xasprintf("%s/zmbatch", bindir);
 	/* the same binary for the whole enumeration, even if bin/zmbatch is relinked meanwhile */
-	char *cmd = xasprintf("cp '%s' '%s'", tu_zmbatch(), bin);
-	ck_assert_msg(system(cmd) == 0, "cannot copy %s", tu_zmbatch());
+	char *cmd = xasprintf("cp '%s' '%s'", tu_zmbatch_hooks(), bin);
+	ck_assert_msg(system(cmd) == 0, "cannot copy %s", tu_zmbatch_hooks());
 	free(cmd);
 }
 

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,27 @@ const char *tu_zmbatch(void)
 {
 	const char *b = getenv("ZMBATCH_BIN");
 	return b && *b ? b : "bin/zmbatch";
+}
+
+void tu_skip(const char *func, const char *fmt, ...)
+{
+	/* START_TEST(name) defines name_fn */
+	size_t n = strlen(func);
+	if (n > 3 && !strcmp(func + n - 3, "_fn"))
+		n -= 3;
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "SKIP: %.*s: %s\n", (int)n, func, why);
+	fflush(stderr);
+}
+
+const char *tu_zmbatch_hooks(void)
+{
+	const char *b = getenv("ZMBATCH_HOOKS_BIN");
+	return b && *b ? b : "build/release/zmbatch-testhooks";
 }
 
 const char *tu_srcdir(void)

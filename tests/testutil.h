@@ -20,6 +20,17 @@ char *tu_write(const char *dir, const char *name, const char *text, unsigned mod
 char *tu_read(const char *path);
 /* The zmbatch binary under test ($ZMBATCH_BIN, else bin/zmbatch). */
 const char *tu_zmbatch(void);
+/* the test build of zmbatch ($ZMBATCH_HOOKS_BIN, else build/release/zmbatch-testhooks):
+ * the only one that obeys ZMBATCH_CRASH_AT, ZMBATCH_STEP_LOG, ZMBATCH_TEST_FREE_BYTES */
+const char *tu_zmbatch_hooks(void);
+/*
+ * Say that the current test could not run here and passes without checking
+ * anything.  Call it from the test function itself (TU_SKIP takes the test's
+ * name from __func__).  tests/run-tests counts these "SKIP: test: why" lines
+ * and fails the run unless ALLOW_SKIP names the test (see tests/run-tests).
+ */
+void tu_skip(const char *func, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define TU_SKIP(...) tu_skip(__func__, __VA_ARGS__)
 /* Source tree root ($ZMB_SRCDIR, else "."). */
 const char *tu_srcdir(void);
 
