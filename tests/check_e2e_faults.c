@@ -11,7 +11,8 @@
  * the source (zsim fingerprints) or has duplicates.
  *
  * The tmpfs tests need mount(2) (root or CAP_SYS_ADMIN); where that is not
- * possible they print "SKIP" and pass.
+ * possible they report a skip (tu_skip), which fails `make check` unless
+ * ALLOW_SKIP names them (tests/run-tests).
  */
 #define _GNU_SOURCE
 #include "e2e.h"
@@ -107,8 +108,10 @@ static void teardown(void)
 	memset(&E, 0, sizeof E);
 }
 
-/* Mount a tmpfs of `size` (mount(8) syntax: "2m") at E.dir/rel; false if not permitted. */
-static bool mount_tmpfs(const char *rel, const char *size, bool ro)
+/* Mount a tmpfs of `size` (mount(8) syntax: "2m") at E.dir/rel; false (and the
+ * test reported as skipped, under the calling test's name) if not permitted. */
+#define mount_tmpfs(rel, size, ro) mount_tmpfs_for(__func__, rel, size, ro)
+static bool mount_tmpfs_for(const char *test, const char *rel, const char *size, bool ro)
 {
 	/* a private mount namespace for this test process (and the zmbatch and
 	 * simulators it starts): the mounts vanish with it even when a failed
@@ -122,7 +125,7 @@ static bool mount_tmpfs(const char *rel, const char *size, bool ro)
 	mkdir(p, 0700);
 	bool ok = mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), opts) == 0;
 	if (!ok) {
-		fprintf(stderr, "SKIP: cannot mount a tmpfs on %s: %s\n", p, strerror(errno));
+		tu_skip(test, "cannot mount a tmpfs on %s: %s", p, strerror(errno));
 		free(p);
 	} else {
 		ck_assert_int_lt(E.nmounts, MAXMOUNTS);
