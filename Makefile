@@ -217,13 +217,14 @@ $(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 fuzz: $(FUZZ_BINS)
 	@tmp=$$( [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp} ); \
 	fail=""; for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(FUZZ_B)/corpus/$$t $(FUZZ_B)/crashes tests/fuzz/corpus/$$t tests/fuzz/regress/$$t; \
+	  mkdir -p $(FUZZ_B)/corpus/$$t $(FUZZ_B)/crashes tests/fuzz/corpus/$$t; \
 	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  reg=; [ -d tests/fuzz/regress/$$t ] && reg=tests/fuzz/regress/$$t; \
 	  echo "== fuzz_$$t: $(FUZZ_SECONDS)s"; \
 	  if ZMB_FUZZ_TMP=$$tmp LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp) \
 	       $(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/crashes/$$t- $$dict \
-	       $(FUZZ_B)/corpus/$$t tests/fuzz/corpus/$$t tests/fuzz/regress/$$t \
+	       $(FUZZ_B)/corpus/$$t tests/fuzz/corpus/$$t $$reg \
 	       >$(FUZZ_B)/fuzz_$$t.log 2>&1; then \
 	    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|cov: .* (DONE|INITED)' \
 	      $(FUZZ_B)/fuzz_$$t.log | tail -3; \

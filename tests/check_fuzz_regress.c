@@ -114,12 +114,45 @@ START_TEST(test_corpus)
 }
 END_TEST
 
+/* A target with a regress folder has at least one input in it (an empty or
+ * unreadable folder would replay nothing and pass). */
 START_TEST(test_regress)
 {
 	const struct fz_target *t = &fz_targets[_i];
 	char *dir = xasprintf("%s/tests/fuzz/regress/%s", tu_srcdir(), t->name);
-	replay_dir(t, dir);
+	struct stat st;
+	if (stat(dir, &st) == 0) {
+		ck_assert_msg(S_ISDIR(st.st_mode), "%s is not a folder", dir);
+		size_t n = replay_dir(t, dir);
+		ck_assert_msg(n > 0, "no input in %s: a regress folder holds the inputs that once "
+			      "crashed the target", dir);
+	}
 	free(dir);
+}
+END_TEST
+
+/*
+ * The crashes fuzzing found (README, "How to run each") stay in the tree:
+ * without this, deleting tests/fuzz/regress would make test_regress pass
+ * with nothing replayed.
+ */
+static const struct {
+	const char *target, *file;
+} known_crashes[] = {
+	{ "legacy", "domainmap-equals.conf" },   /* DomainMap with '=' in a domain */
+	{ "soap", "mailbox-size-huge-real" },    /* out-of-range mailbox size */
+};
+
+START_TEST(test_known_crashes_kept)
+{
+	for (size_t i = 0; i < sizeof known_crashes / sizeof *known_crashes; i++) {
+		char *path = xasprintf("%s/tests/fuzz/regress/%s/%s", tu_srcdir(),
+				       known_crashes[i].target, known_crashes[i].file);
+		struct stat st;
+		ck_assert_msg(stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0,
+			      "regression input %s is missing", path);
+		free(path);
+	}
 }
 END_TEST
 
@@ -154,6 +187,7 @@ static Suite *make_suite(void)
 	tcase_add_loop_test(tc, test_corpus, 0, (int)NTARGETS);
 	tcase_add_loop_test(tc, test_regress, 0, (int)NTARGETS);
 	tcase_add_test(tc, test_every_target_listed);
+	tcase_add_test(tc, test_known_crashes_kept);
 	suite_add_tcase(s, tc);
 	return s;
 }
