@@ -25,6 +25,7 @@
 #include <ldap.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct slapd_pair pair;
 static struct zsim_pki *pki;     /* the CA that signed slapd's certificate */
@@ -147,7 +148,8 @@ START_TEST(test_single_master_down)
 {
 	struct stage_run sr;
 	char *err = NULL;
-	char *uri = xasprintf("ldap://127.0.0.1:%d/", tu_free_port());
+	int dead;
+	char *uri = xasprintf("ldap://127.0.0.1:%d/", tu_dead_port(&dead));
 	struct cval *g = tcv_group(NULL, NULL);
 	tcv_strs(g, "masters", uri, NULL);
 	tcv_str(g, "password_file", pair.config_pw_file);
@@ -158,6 +160,7 @@ START_TEST(test_single_master_down)
 	ck_assert(tu_contains(sr.ctx.out.s, "Code: 4"));
 	ck_assert(tu_contains(err, uri));
 	stage_run_release(&sr);
+	close(dead);
 	free(err);
 	free(uri);
 }
@@ -312,9 +315,11 @@ END_TEST
 /* Nothing listening: still "server down" (code 4, retryable), not a TLS failure. */
 START_TEST(test_ldaps_server_down)
 {
-	char *uri = xasprintf("ldaps://127.0.0.1:%d/", tu_free_port());
+	int dead;
+	char *uri = xasprintf("ldaps://127.0.0.1:%d/", tu_dead_port(&dead));
 	char *err = NULL, *out = NULL;
 	enum zmb_rc rc = replcheck_uri(uri, NULL, false, pki->ca_file, true, &err, &out);
+	close(dead);
 	ck_assert_msg(rc == ZMB_ECONNECT, "rc %s\n%s\n%s", zmb_rc_name(rc), err ? err : "", out);
 	ck_assert_msg(tu_contains(out, "Code: 4"), "%s", out);
 	ck_assert_msg(tu_contains(err, uri) && tu_contains(err, "cannot connect") &&

@@ -227,7 +227,16 @@ static int start_inst(struct slapd_pair *p, int i, char **err)
 			free(t);
 			goto out;
 		}
-		/* ready when every TCP listener answers (ldaps: handshake and anonymous bind) */
+		/* ready when our own ldapi socket answers (so the TCP answer below is
+		 * this slapd and not another process that took the port meanwhile:
+		 * slapd binds every listener before it serves any) and every TCP
+		 * listener answers (ldaps: handshake and anonymous bind) */
+		LDAP *li = conn_uri(s->ldapi, false);
+		if (!li) {
+			tu_sleep(0.02);
+			continue;
+		}
+		ldap_unbind_ext_s(li, NULL, NULL);
 		LDAP *ld = conn(s, false);
 		LDAP *ls = ld && s->ldaps ? conn_uri(s->ldaps, false) : NULL;
 		bool up = ld && (!s->ldaps || ls);
@@ -329,8 +338,34 @@ static int new_port(const struct slapd_pair *p)
 	}
 }
 
+static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
+			   const struct slapd_opts *o, char **err);
+
+/*
+ * The ports are found free (tu_free_port) and handed to slapd later, so
+ * another process may take one in between: slapd then exits with "Address
+ * already in use", and the pair is set up again on new ports.
+ */
 int slapd_pair_start_ex(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
 			const struct slapd_opts *o, char **err)
+{
+	for (int attempt = 1;; attempt++) {
+		char *e = NULL;
+		if (pair_start_once(p, layout, suffix, o, &e) == 0)
+			return 0;
+		if (attempt == 5 || !e || !strstr(e, "Address already in use")) {
+			fail(err, "%s", e ? e : "slapd pair did not start");
+			free(e);
+			return -1;
+		}
+		fprintf(stderr, "slapd pair: a port was taken meanwhile, new ports (%s)\n", e);
+		free(e);
+		slapd_pair_stop(p);
+	}
+}
+
+static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const char *suffix,
+			   const struct slapd_opts *o, char **err)
 {
 	static const char *const names[2] = { "m", "r" };
 	memset(p, 0, sizeof *p);

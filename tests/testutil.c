@@ -292,6 +292,20 @@ int tu_free_port(void)
 	return port;
 }
 
+int tu_dead_port(int *fd)
+{
+	*fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a;
+	socklen_t al = sizeof a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    getsockname(*fd, (struct sockaddr *)&a, &al) < 0)
+		abort();
+	return ntohs(a.sin_port);
+}
+
 bool tu_contains(const char *h, const char *n)
 {
 	return h && n && strstr(h, n) != NULL;

@@ -52,6 +52,10 @@ int tu_wait(pid_t pid, double timeout_s);
 void tu_proc_release(struct tu_proc *p);
 /* A free TCP port on 127.0.0.1 (bind to 0, read back, close). */
 int tu_free_port(void);
+/* A loopback port where nothing listens and nobody else can start to: it is
+ * bound by *fd (not listening, so a connect is refused) until the caller
+ * closes *fd.  For "server down" tests, instead of a port found free. */
+int tu_dead_port(int *fd);
 /* Does haystack contain needle? NULL-safe. */
 bool tu_contains(const char *haystack, const char *needle);
 /* Sleep for seconds (double). */
