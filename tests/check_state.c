@@ -635,7 +635,11 @@ START_TEST(test_claim_uses_index)
 	}
 	ck_assert_int_eq(nclaim, 4);
 	ck_assert_int_eq(nwait, 2);
-	ck_assert_msg(dt < 2.0, "200 claims on 100k rows took %.2f s", dt);
+	/* the query plans above are the guard (an index search, no scan, no
+	 * sort); this bound only catches the pathological (a full scan per claim
+	 * under TSan on a loaded 2-core machine is far beyond it).  Speed figures
+	 * belong to make bench (tests/bench/dbscale.c). */
+	ck_assert_msg(dt < 30.0, "200 claims on 100k rows took %.2f s", dt);
 	state_close(st);
 	tu_rmrf(dir);
 	free(path);

@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "e2e.h"
+#include "zmb.h"
 
 #include <check.h>
 #include <sqlite3.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 /* Source: example.com (5 users incl. one empty + system accounts) and
  * example.org (3 users); target: the same users, empty, under
@@ -179,12 +182,16 @@ long long e2e_db_int(const char *path, const char *sql)
 /* Does any file under the work tree or the log contain s? */
 bool e2e_tree_contains(struct e2e *e, const char *rel, const char *s)
 {
-	char *cmd;
-	if (asprintf(&cmd, "grep -rqF -- '%s' '%s/%s' 2>/dev/null", s, e->dir, rel) < 0)
-		abort();
+	/* a negative grep of a folder that is not there would pass: it must exist */
+	char *path = xasprintf("%s/%s", e->dir, rel);
+	struct stat st;
+	ck_assert_msg(stat(path, &st) == 0, "%s does not exist: nothing to search", path);
+	char *cmd = xasprintf("grep -rqF -- '%s' '%s'", s, path);
 	int r = system(cmd);
+	ck_assert_msg(WIFEXITED(r) && WEXITSTATUS(r) <= 1, "%s failed (%d)", cmd, r);
 	free(cmd);
-	return r == 0;
+	free(path);
+	return WEXITSTATUS(r) == 0;
 }
 
 
