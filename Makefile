@@ -118,6 +118,7 @@ $(B)/tests/check_%: $(B)/tests/check_%.o $(TEST_SUPPORT) $(TEST_LIB_OBJS)
 
 # Each runner prints Check's summary; tests/run-tests sums them up.
 check: $(BIN) $(HOOKS_BIN) $(TEST_BINS)
+	sh tests/run-tests-selftest
 	ZMBATCH_BIN=$(abspath $(BIN)) ZMBATCH_HOOKS_BIN=$(abspath $(HOOKS_BIN)) BUILD_DIR=$(abspath $(B)) PYTHON=$(PYTHON) \
 		sh tests/run-tests $(TEST_BINS)
 
