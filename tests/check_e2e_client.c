@@ -829,7 +829,9 @@ START_TEST(test_import_waits_after_last_byte)
 	rc = rest_import_file(hd, td, "alice@example.net", "skip", bfd, &ib, &err);
 	ck_assert_int_eq(rc, ZMB_ETEMP);
 	ck_assert_msg(tu_contains(err, "stalled"), "err: %s", err);
-	ck_assert_msg(mono_now() - t0 < 10, "stall detected late");
+	/* the whole upload would take 120 s at 100 kB/s: a stall rule of 1 s
+	 * ends it long before (a generous bound, not a speed test) */
+	ck_assert_msg(mono_now() - t0 < 40, "stall detected late");
 	free(err);
 	err = NULL;
 	close(bfd);
@@ -870,7 +872,8 @@ START_TEST(test_cancel)
 	double t0 = mono_now();
 	enum zmb_rc rc = rest_export_file(h, tc, "bob@example.com", &o, fd, &bytes, &empty, &err);
 	ck_assert_int_eq(rc, ZMB_ECANCELED);
-	ck_assert_msg(mono_now() - t0 < 5.0, "cancel took too long");
+	/* bob (~1.6 MB) takes ~16 s at 100 kB/s; the stop at 1 s ends it well before */
+	ck_assert_msg(mono_now() - t0 < 10.0, "cancel took too long");
 	free(err);
 	close(fd);
 	free(path);
