@@ -37,6 +37,21 @@ static void teardown(void)
 	e2e_stop(&E);
 }
 
+/*
+ * The standard job without its `domains` line; extra_mig says what to
+ * migrate instead (`accounts`, `domains`, `accounts_file`).
+ */
+static void write_job_no_domains(int threads, const char *extra_mig)
+{
+	e2e_write_job(&E, threads, extra_mig, NULL);
+	char *job = tu_read(E.job);
+	char *d = strstr(job, "  domains = [ \"example.com\", \"example.org\" ];");
+	ck_assert_ptr_nonnull(d);
+	d[0] = '#';
+	free(tu_write(E.dir, "job.cfg", job, 0600));
+	free(job);
+}
+
 START_TEST(test_native_two_domains)
 {
 	struct tu_proc p;
@@ -318,10 +333,20 @@ START_TEST(test_token_refresh_short_lifetime)
 }
 END_TEST
 
+/*
+ * kill -9 mid-run, then resume: finished accounts are not exported again,
+ * and the resumed run asks nothing again (README "Round trips per
+ * account"): the source is asked GetMailbox once per account and GetAccount
+ * once per account listed without an id, over both runs together.
+ * example.com comes from an `accounts` list (GetAccount + GetMailbox each),
+ * example.org from `domains` (its SearchDirectory gives the ids).
+ */
 START_TEST(test_kill9_resume)
 {
 	char *out, *errp;
-	e2e_write_job(&E, 2, NULL, NULL);
+	write_job_no_domains(2, "domains = [ \"example.org\" ];\n  accounts = [ \"alice@example.com\", "
+			     "\"bob@example.com\", \"carol@example.com\", \"dave@example.com\", "
+			     "\"empty@example.com\" ];");
 	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000}"));
 	if (asprintf(&out, "%s/run1.out", E.dir) < 0 || asprintf(&errp, "%s/run1.err", E.dir) < 0)
 		abort();
@@ -370,6 +395,18 @@ START_TEST(test_kill9_resume)
 			      "%s was exported again after resume", done_accts[i]);
 		free(done_accts[i]);
 	}
+	/* nothing asked twice: one GetMailbox per account, one GetAccount per
+	 * account listed by name, over both runs (every account needs its size
+	 * once, so a total equal to the count means no account was asked again) */
+	ck_assert_msg(zsim_stat_int(ss, "soap/GetMailboxRequest") == (long long)E2E_NUSERS,
+		      "source GetMailbox %lld times for %zu accounts over the run and its resume",
+		      zsim_stat_int(ss, "soap/GetMailboxRequest"), E2E_NUSERS);
+	ck_assert_msg(zsim_stat_int(ss, "soap/GetAccountRequest") == 5,
+		      "source GetAccount %lld times for the 5 accounts listed by name",
+		      zsim_stat_int(ss, "soap/GetAccountRequest"));
+	/* the target is asked about an account on each attempt (small domains);
+	 * only accounts in flight at the kill (at most 2 threads) are asked twice */
+	ck_assert_int_le(zsim_stat_int(ds, "soap/GetAccountRequest"), (long long)E2E_NUSERS + 2);
 	ck_assert(!e2e_tree_contains(&E, "work", ".part"));
 	json_decref(ss);
 	json_decref(ds);
@@ -509,13 +546,7 @@ START_TEST(test_accounts_file_types_resolve_transport)
 		     "  mail_transport = \"smtp:mta.example.net\"; keep_success_files = true;", E.dir) < 0)
 		abort();
 	/* accounts_file replaces the domains of the default job */
-	e2e_write_job(&E, 2, mig, NULL);
-	char *job = tu_read(E.job);
-	char *d = strstr(job, "domains = [");
-	ck_assert_ptr_nonnull(d);
-	memcpy(d, "#", 1);  /* comment the domains line out */
-	free(tu_write(E.dir, "job.cfg", job, 0600));
-	free(job);
+	write_job_no_domains(2, mig);
 	free(mig);
 	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0, "exit %d", rc);
@@ -583,6 +614,94 @@ START_TEST(test_bandwidth_cap_total)
 }
 END_TEST
 
+/*
+ * migration.max_bytes_per_second caps each transfer: two mailboxes of
+ * ~350 kB, one thread, capped at 100 kB/s, each take at least about
+ * 350 kB / 100 kB/s (uncapped: a fraction of a second).  Only one direction
+ * counts in the bound: libcurl paces an upload (the import) closely, but
+ * averages a download's rate over seconds, and on loopback a download of a
+ * few hundred kB can arrive in one burst.  (A lower bound with a wide
+ * margin, not a speed test.)
+ */
+START_TEST(test_bandwidth_cap_per_transfer)
+{
+	struct tu_proc p;
+	json_decref(zsim_post(E.src, "/zsim/add-account",
+			      "{\"name\":\"big@example.com\",\"items\":15,\"item_size\":20000}"));
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"big@example.net\"}"));
+	write_job_no_domains(1, "accounts = [ \"big@example.com\", \"alice@example.com\" ];\n"
+			     "  max_bytes_per_second = \"100k\";");
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	tu_proc_release(&p);
+	const char *accts[] = { "big@example.com", "alice@example.com" };
+	for (int i = 0; i < 2; i++) {
+		char *q = xasprintf("SELECT bytes FROM accounts WHERE account = '%s' AND state = 'done'", accts[i]);
+		long long bytes = e2e_db_count(&E, q);
+		free(q);
+		q = xasprintf("SELECT CAST(seconds * 1000 AS INTEGER) FROM accounts WHERE account = '%s'", accts[i]);
+		double secs = (double)e2e_db_count(&E, q) / 1000.0;
+		free(q);
+		ck_assert_msg(bytes > 200000, "%s moved only %lld bytes", accts[i], bytes);
+		double floor_s = 0.6 * (double)bytes / (100.0 * 1024);
+		ck_assert_msg(secs >= floor_s, "%s: %lld bytes each way in %.2f s: the per-transfer cap "
+			      "was not applied (>= %.2f s expected)", accts[i], bytes, secs, floor_s);
+	}
+}
+END_TEST
+
+/*
+ * `run --threads N` overrides the job's `threads`: a job of 1 thread run with
+ * --threads 3 has three exports in flight at once at the source (its
+ * active_streams, polled while the bandwidth-limited exports run), never
+ * more.
+ */
+START_TEST(test_threads_option_overrides_job)
+{
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":60000}"));
+	e2e_write_job(&E, 1, NULL, NULL);
+	char *out = xasprintf("%s/run.out", E.dir), *err = xasprintf("%s/run.err", E.dir);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job,
+			 (char *)"--threads", (char *)"3", NULL };
+	pid_t pid = tu_spawn(argv, NULL, out, err);
+	ck_assert_int_gt(pid, 0);
+	long long most = 0;
+	long samples = 0;
+	int rc = -1;
+	for (double t0 = mono_now(); rc == -1 && mono_now() - t0 < 120; ) {
+		char *body = NULL;
+		if (zsim_http(E.src, "GET", "/zsim/stats?log=0&digests=0", NULL, NULL, 0, &body, NULL,
+			      NULL) == 200) {
+			json_t *st = json_loads(body, 0, NULL);
+			long long n = zsim_stat_int(st, "active_streams");
+			most = n > most ? n : most;
+			samples++;
+			json_decref(st);
+		}
+		free(body);
+		rc = tu_wait(pid, 0.02);
+	}
+	if (rc == -1) {
+		kill(pid, SIGKILL);
+		tu_wait(pid, 10);
+	}
+	if (rc != 0) {
+		char *e = tu_read(err);
+		fprintf(stderr, "run exited %d:\n%s\n", rc, e ? e : "");
+		free(e);
+	}
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	ck_assert_msg(most == 3, "at most %lld export(s) at once with --threads 3 over a job of 1 thread "
+		      "(%ld samples)", most, samples);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	json_decref(ss);
+	json_decref(ds);
+	free(out);
+	free(err);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_migrate");
@@ -605,6 +724,8 @@ static Suite *make_suite(void)
 	ADD(test_delta_import_failed_then_retried);
 	ADD(test_accounts_file_types_resolve_transport);
 	ADD(test_bandwidth_cap_total);
+	ADD(test_bandwidth_cap_per_transfer);
+	ADD(test_threads_option_overrides_job);
 	suite_add_tcase(s, tc);
 	return s;
 }
