@@ -123,7 +123,7 @@ static void setup_short_tokens(void)
 {
 	setup_common();
 	E.src = start_sim("src",
-			  "{\"name\":\"src\",\"token_lifetime\":2,\"domains\":[{\"name\":\"example.com\","
+			  "{\"name\":\"src\",\"token_lifetime\":3,\"domains\":[{\"name\":\"example.com\","
 			  "\"accounts\":[{\"name\":\"alice@example.com\",\"items\":2}]}]}",
 			  ZSIM_CERT_CA);
 	server_fill(&E.s, "source", E.src, E.pki->ca_file);
@@ -216,7 +216,11 @@ START_TEST(test_bad_password)
 }
 END_TEST
 
-/* 4 threads x ~6 s of SOAP calls with 2 s tokens: no failure, bounded logins. */
+/*
+ * 4 threads x ~6 s of SOAP calls with 3 s tokens: no failure, the token is
+ * renewed before it expires (so the server never answers AUTH_EXPIRED), and
+ * the logins are bounded.
+ */
 struct worker_arg {
 	struct token_cache *tc;
 	atomic_int failures;
@@ -264,12 +268,16 @@ START_TEST(test_token_refresh_threads)
 	json_t *st = stats(E.src);
 	long long auths = zsim_stat_int(st, "auth_requests/total");
 	long long expired = zsim_stat_int(st, "soap_faults/service.AUTH_EXPIRED");
+	long long required = zsim_stat_int(st, "soap_faults/service.AUTH_REQUIRED");
 	json_decref(st);
-	/* margin clamped to lifetime/3: a login every ~1.33 s -> about 5 in 6 s */
-	ck_assert_msg(auths >= 3 && auths <= 10, "AuthRequests: %lld", auths);
+	/* renewed before expiry: the server never saw an expired token (the
+	 * margin, clamped to lifetime/3, leaves 1 s between renewal and expiry) */
+	ck_assert_msg(expired == 0 && required == 0,
+		      "token refused: %lld AUTH_EXPIRED, %lld AUTH_REQUIRED faults", expired, required);
+	/* a login every ~2 s -> about 3 or 4 in 6 s; at least one renewal */
+	ck_assert_msg(auths >= 2 && auths <= 7, "AuthRequests: %lld", auths);
 	ck_assert_int_eq(token_auth_count(a.tc), auths);
 	ck_assert_int_eq(atomic_load(&E.ctl.token_refreshes), auths - 1);
-	ck_assert_msg(expired <= 2, "AUTH_EXPIRED faults: %lld", expired);
 	token_cache_free(a.tc);
 	free(a.first_err);
 }
@@ -821,7 +829,9 @@ START_TEST(test_import_waits_after_last_byte)
 	rc = rest_import_file(hd, td, "alice@example.net", "skip", bfd, &ib, &err);
 	ck_assert_int_eq(rc, ZMB_ETEMP);
 	ck_assert_msg(tu_contains(err, "stalled"), "err: %s", err);
-	ck_assert_msg(mono_now() - t0 < 10, "stall detected late");
+	/* the whole upload would take 120 s at 100 kB/s: a stall rule of 1 s
+	 * ends it long before (a generous bound, not a speed test) */
+	ck_assert_msg(mono_now() - t0 < 40, "stall detected late");
 	free(err);
 	err = NULL;
 	close(bfd);
@@ -862,7 +872,8 @@ START_TEST(test_cancel)
 	double t0 = mono_now();
 	enum zmb_rc rc = rest_export_file(h, tc, "bob@example.com", &o, fd, &bytes, &empty, &err);
 	ck_assert_int_eq(rc, ZMB_ECANCELED);
-	ck_assert_msg(mono_now() - t0 < 5.0, "cancel took too long");
+	/* bob (~1.6 MB) takes ~16 s at 100 kB/s; the stop at 1 s ends it well before */
+	ck_assert_msg(mono_now() - t0 < 10.0, "cancel took too long");
 	free(err);
 	close(fd);
 	free(path);

@@ -37,6 +37,21 @@ static void teardown(void)
 	e2e_stop(&E);
 }
 
+/*
+ * The standard job without its `domains` line; extra_mig says what to
+ * migrate instead (`accounts`, `domains`, `accounts_file`).
+ */
+static void write_job_no_domains(int threads, const char *extra_mig)
+{
+	e2e_write_job(&E, threads, extra_mig, NULL);
+	char *job = tu_read(E.job);
+	char *d = strstr(job, "  domains = [ \"example.com\", \"example.org\" ];");
+	ck_assert_ptr_nonnull(d);
+	d[0] = '#';
+	free(tu_write(E.dir, "job.cfg", job, 0600));
+	free(job);
+}
+
 START_TEST(test_native_two_domains)
 {
 	struct tu_proc p;
@@ -231,37 +246,84 @@ START_TEST(test_faults_recovered_by_retries)
 }
 END_TEST
 
+/*
+ * How many requests this simulator refused for their token (HTTP 401 on
+ * REST, SOAP AUTH_EXPIRED / AUTH_REQUIRED), from its counters and its
+ * request log; the first one is described in why.  A client that renews its
+ * token only after a refusal, instead of before expiry, has some.
+ */
+static long long auth_refusals(json_t *st, char *why, size_t whylen)
+{
+	long long n = zsim_stat_int(st, "rest_status/401") +
+		      zsim_stat_int(st, "soap_faults/service.AUTH_EXPIRED") +
+		      zsim_stat_int(st, "soap_faults/service.AUTH_REQUIRED");
+	json_t *reqs = json_object_get(st, "requests"), *r;
+	size_t i;
+	long long logged = 0;
+	snprintf(why, whylen, "none");
+	ck_assert_msg(json_array_size(reqs) > 0, "%s: no request log",
+		      json_string_value(json_object_get(st, "name")));
+	json_array_foreach(reqs, i, r) {
+		const char *fault = json_string_value(json_object_get(r, "fault"));
+		const char *soap = json_string_value(json_object_get(r, "soap"));
+		bool refused = json_integer_value(json_object_get(r, "status")) == 401 ||
+			       (fault && (!strcmp(fault, "service.AUTH_EXPIRED") ||
+					  !strcmp(fault, "service.AUTH_REQUIRED")));
+		if (refused && logged++ == 0)
+			snprintf(why, whylen, "%s %s%s%s at %.2f s: %s",
+				 json_string_value(json_object_get(r, "method")),
+				 json_string_value(json_object_get(r, "path")), soap ? " " : "",
+				 soap ? soap : "", json_number_value(json_object_get(r, "t")),
+				 fault ? fault : "HTTP 401");
+	}
+	return n > logged ? n : logged;
+}
+
+/*
+ * 3 s tokens on both servers over a run of several lifetimes: the token is
+ * renewed before it expires (the margin is clamped to a third of the
+ * lifetime, so 1 s before), so no server ever refuses one, and the logins
+ * stay about one per (lifetime - margin).
+ */
 START_TEST(test_token_refresh_short_lifetime)
 {
 	struct tu_proc p;
+	const double life = 3.0;
 	teardown();
 	memset(&E, 0, sizeof E);
-	/* 2 s tokens; bandwidth-limited so the run takes several lifetimes */
-	char *src_cfg = NULL;
-	if (asprintf(&src_cfg, "{\"name\":\"src\",\"token_lifetime\":2,\"knobs\":{\"bandwidth\":70000},%s",
-		     strstr(E2E_SRC_CFG, "\"domains\"")) < 0)
-		abort();
-	char *dst_cfg = NULL;
-	if (asprintf(&dst_cfg, "{\"name\":\"dst\",\"token_lifetime\":2,%s", strstr(E2E_DST_CFG, "\"domains\"")) < 0)
-		abort();
+	/* bandwidth-limited so the run takes several lifetimes */
+	char *src_cfg = xasprintf("{\"name\":\"src\",\"token_lifetime\":%g,\"knobs\":{\"bandwidth\":70000},%s",
+				  life, strstr(E2E_SRC_CFG, "\"domains\""));
+	char *dst_cfg = xasprintf("{\"name\":\"dst\",\"token_lifetime\":%g,%s", life,
+				  strstr(E2E_DST_CFG, "\"domains\""));
 	e2e_start(&E, src_cfg, dst_cfg);
 	e2e_write_job(&E, 2, NULL, "token = { refresh_margin = 1800; };");
-	struct timespec ta, tb;
-	clock_gettime(CLOCK_MONOTONIC, &ta);
+	double t0 = mono_now();
 	int rc = e2e_zmbatch(&p, 180, "run", "-c", E.job, (char *)NULL);
-	clock_gettime(CLOCK_MONOTONIC, &tb);
-	double dt = (tb.tv_sec - ta.tv_sec) + (tb.tv_nsec - ta.tv_nsec) / 1e9;
+	double dt = mono_now() - t0;
 	ck_assert_msg(rc == 0, "exit %d (output above)", rc);
 	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
 	e2e_assert_all_migrated(ss, ds);
-	long long auth = zsim_stat_int(ss, "auth_requests/total");
-	/* renewed before expiry: about one login per (lifetime - margin), never a storm */
-	ck_assert_msg(dt >= 4, "run too short (%.0f s) to cross token expiry", dt);
-	/* refresh when 2/3 of the 2 s lifetime has passed (margin clamped to a
-	 * third): about dt / 1.33 logins; allow 50% plus the first login */
-	double expect = dt / (2.0 - 2.0 / 3.0);
-	ck_assert_msg(auth >= 2 && auth <= expect * 1.5 + 3,
-		      "source AuthRequests %lld over %.1f s (about %.0f expected)", auth, dt, expect);
+	ck_assert_msg(dt >= 2 * life, "run too short (%.1f s) to cross token expiry twice", dt);
+	/* renewed in time: neither server saw an expired token */
+	char why_s[256], why_d[256];
+	long long ref_s = auth_refusals(ss, why_s, sizeof why_s);
+	long long ref_d = auth_refusals(ds, why_d, sizeof why_d);
+	ck_assert_msg(ref_s == 0 && ref_d == 0,
+		      "token refused %lld time(s) by the source (first: %s), %lld by the target "
+		      "(first: %s) in a %.1f s run", ref_s, why_s, ref_d, why_d, dt);
+	/* about one login per (lifetime - lifetime/3); allow 50% plus the first
+	 * login, never a storm.  A renewal happens only when a request needs a
+	 * token, so an idle stretch only lowers the count. */
+	double expect = dt / (life - life / 3.0);
+	const char *names[] = { "source", "target" };
+	json_t *sts[] = { ss, ds };
+	for (int k = 0; k < 2; k++) {
+		long long auth = zsim_stat_int(sts[k], "auth_requests/total");
+		ck_assert_msg(auth >= 2 && auth <= expect * 1.5 + 3,
+			      "%s AuthRequests %lld over %.1f s (about %.0f expected)", names[k], auth,
+			      dt, expect);
+	}
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE attempts > 1"), 0);
 	json_decref(ss);
 	json_decref(ds);
@@ -271,10 +333,20 @@ START_TEST(test_token_refresh_short_lifetime)
 }
 END_TEST
 
+/*
+ * kill -9 mid-run, then resume: finished accounts are not exported again,
+ * and the resumed run asks nothing again (README "Round trips per
+ * account"): the source is asked GetMailbox once per account and GetAccount
+ * once per account listed without an id, over both runs together.
+ * example.com comes from an `accounts` list (GetAccount + GetMailbox each),
+ * example.org from `domains` (its SearchDirectory gives the ids).
+ */
 START_TEST(test_kill9_resume)
 {
 	char *out, *errp;
-	e2e_write_job(&E, 2, NULL, NULL);
+	write_job_no_domains(2, "domains = [ \"example.org\" ];\n  accounts = [ \"alice@example.com\", "
+			     "\"bob@example.com\", \"carol@example.com\", \"dave@example.com\", "
+			     "\"empty@example.com\" ];");
 	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000}"));
 	if (asprintf(&out, "%s/run1.out", E.dir) < 0 || asprintf(&errp, "%s/run1.err", E.dir) < 0)
 		abort();
@@ -323,6 +395,18 @@ START_TEST(test_kill9_resume)
 			      "%s was exported again after resume", done_accts[i]);
 		free(done_accts[i]);
 	}
+	/* nothing asked twice: one GetMailbox per account, one GetAccount per
+	 * account listed by name, over both runs (every account needs its size
+	 * once, so a total equal to the count means no account was asked again) */
+	ck_assert_msg(zsim_stat_int(ss, "soap/GetMailboxRequest") == (long long)E2E_NUSERS,
+		      "source GetMailbox %lld times for %zu accounts over the run and its resume",
+		      zsim_stat_int(ss, "soap/GetMailboxRequest"), E2E_NUSERS);
+	ck_assert_msg(zsim_stat_int(ss, "soap/GetAccountRequest") == 5,
+		      "source GetAccount %lld times for the 5 accounts listed by name",
+		      zsim_stat_int(ss, "soap/GetAccountRequest"));
+	/* the target is asked about an account on each attempt (small domains);
+	 * only accounts in flight at the kill (at most 2 threads) are asked twice */
+	ck_assert_int_le(zsim_stat_int(ds, "soap/GetAccountRequest"), (long long)E2E_NUSERS + 2);
 	ck_assert(!e2e_tree_contains(&E, "work", ".part"));
 	json_decref(ss);
 	json_decref(ds);
@@ -462,13 +546,7 @@ START_TEST(test_accounts_file_types_resolve_transport)
 		     "  mail_transport = \"smtp:mta.example.net\"; keep_success_files = true;", E.dir) < 0)
 		abort();
 	/* accounts_file replaces the domains of the default job */
-	e2e_write_job(&E, 2, mig, NULL);
-	char *job = tu_read(E.job);
-	char *d = strstr(job, "domains = [");
-	ck_assert_ptr_nonnull(d);
-	memcpy(d, "#", 1);  /* comment the domains line out */
-	free(tu_write(E.dir, "job.cfg", job, 0600));
-	free(job);
+	write_job_no_domains(2, mig);
 	free(mig);
 	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0, "exit %d", rc);
@@ -536,25 +614,118 @@ START_TEST(test_bandwidth_cap_total)
 }
 END_TEST
 
+/*
+ * migration.max_bytes_per_second caps each transfer: two mailboxes of
+ * ~350 kB, one thread, capped at 100 kB/s, each take at least about
+ * 350 kB / 100 kB/s (uncapped: a fraction of a second).  Only one direction
+ * counts in the bound: libcurl paces an upload (the import) closely, but
+ * averages a download's rate over seconds, and on loopback a download of a
+ * few hundred kB can arrive in one burst.  (A lower bound with a wide
+ * margin, not a speed test.)
+ */
+START_TEST(test_bandwidth_cap_per_transfer)
+{
+	struct tu_proc p;
+	json_decref(zsim_post(E.src, "/zsim/add-account",
+			      "{\"name\":\"big@example.com\",\"items\":15,\"item_size\":20000}"));
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"big@example.net\"}"));
+	write_job_no_domains(1, "accounts = [ \"big@example.com\", \"alice@example.com\" ];\n"
+			     "  max_bytes_per_second = \"100k\";");
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	tu_proc_release(&p);
+	const char *accts[] = { "big@example.com", "alice@example.com" };
+	for (int i = 0; i < 2; i++) {
+		char *q = xasprintf("SELECT bytes FROM accounts WHERE account = '%s' AND state = 'done'", accts[i]);
+		long long bytes = e2e_db_count(&E, q);
+		free(q);
+		q = xasprintf("SELECT CAST(seconds * 1000 AS INTEGER) FROM accounts WHERE account = '%s'", accts[i]);
+		double secs = (double)e2e_db_count(&E, q) / 1000.0;
+		free(q);
+		ck_assert_msg(bytes > 200000, "%s moved only %lld bytes", accts[i], bytes);
+		double floor_s = 0.6 * (double)bytes / (100.0 * 1024);
+		ck_assert_msg(secs >= floor_s, "%s: %lld bytes each way in %.2f s: the per-transfer cap "
+			      "was not applied (>= %.2f s expected)", accts[i], bytes, secs, floor_s);
+	}
+}
+END_TEST
+
+/*
+ * `run --threads N` overrides the job's `threads`: a job of 1 thread run with
+ * --threads 3 has three exports in flight at once at the source (its
+ * active_streams, polled while the bandwidth-limited exports run), never
+ * more.
+ */
+START_TEST(test_threads_option_overrides_job)
+{
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":60000}"));
+	e2e_write_job(&E, 1, NULL, NULL);
+	char *out = xasprintf("%s/run.out", E.dir), *err = xasprintf("%s/run.err", E.dir);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job,
+			 (char *)"--threads", (char *)"3", NULL };
+	pid_t pid = tu_spawn(argv, NULL, out, err);
+	ck_assert_int_gt(pid, 0);
+	long long most = 0;
+	long samples = 0;
+	int rc = -1;
+	for (double t0 = mono_now(); rc == -1 && mono_now() - t0 < 120; ) {
+		char *body = NULL;
+		if (zsim_http(E.src, "GET", "/zsim/stats?log=0&digests=0", NULL, NULL, 0, &body, NULL,
+			      NULL) == 200) {
+			json_t *st = json_loads(body, 0, NULL);
+			long long n = zsim_stat_int(st, "active_streams");
+			most = n > most ? n : most;
+			samples++;
+			json_decref(st);
+		}
+		free(body);
+		rc = tu_wait(pid, 0.02);
+	}
+	if (rc == -1) {
+		kill(pid, SIGKILL);
+		tu_wait(pid, 10);
+	}
+	if (rc != 0) {
+		char *e = tu_read(err);
+		fprintf(stderr, "run exited %d:\n%s\n", rc, e ? e : "");
+		free(e);
+	}
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	ck_assert_msg(most == 3, "at most %lld export(s) at once with --threads 3 over a job of 1 thread "
+		      "(%ld samples)", most, samples);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	json_decref(ss);
+	json_decref(ds);
+	free(out);
+	free(err);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_migrate");
 	TCase *tc = tcase_create("migrate");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 240);
-	tcase_add_test(tc, test_native_two_domains);
-	tcase_add_test(tc, test_legacy_conf);
-	tcase_add_test(tc, test_stream_mode);
-	tcase_add_test(tc, test_missing_target_fails_permanently);
-	tcase_add_test(tc, test_target_directory);
-	tcase_add_test(tc, test_faults_recovered_by_retries);
-	tcase_add_test(tc, test_token_refresh_short_lifetime);
-	tcase_add_test(tc, test_kill9_resume);
-	tcase_add_test(tc, test_delta_pass);
-	tcase_add_test(tc, test_reset_after_delta_migrates_in_full);
-	tcase_add_test(tc, test_delta_import_failed_then_retried);
-	tcase_add_test(tc, test_accounts_file_types_resolve_transport);
-	tcase_add_test(tc, test_bandwidth_cap_total);
+	/* MIGRATE_ONLY=test_name runs one test (debugging) */
+	const char *only = getenv("MIGRATE_ONLY");
+#define ADD(t) do { if (!only || !strcmp(only, #t)) tcase_add_test(tc, t); } while (0)
+	ADD(test_native_two_domains);
+	ADD(test_legacy_conf);
+	ADD(test_stream_mode);
+	ADD(test_missing_target_fails_permanently);
+	ADD(test_target_directory);
+	ADD(test_faults_recovered_by_retries);
+	ADD(test_token_refresh_short_lifetime);
+	ADD(test_kill9_resume);
+	ADD(test_delta_pass);
+	ADD(test_reset_after_delta_migrates_in_full);
+	ADD(test_delta_import_failed_then_retried);
+	ADD(test_accounts_file_types_resolve_transport);
+	ADD(test_bandwidth_cap_total);
+	ADD(test_bandwidth_cap_per_transfer);
+	ADD(test_threads_option_overrides_job);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,6 +4,7 @@
  * Each test starts its own master + replica pair (tests/slapd.c) in a
  * checked fixture, so a failure never leaves a slapd behind.
  */
+#include "e2e.h"
 #include "slapd.h"
 #include "testutil.h"
 #include "zmb.h"
@@ -106,6 +107,24 @@ static void stop_pair(void)
 	slapd_pair_stop(&pair);
 }
 
+/*
+ * cn=config dumps equal; else fail naming the first line that differs
+ * (ck_assert_str_eq cannot carry two whole dumps in its message).
+ */
+static void assert_same_config(const char *before, const char *after, const char *who)
+{
+	ck_assert_ptr_nonnull(before);
+	ck_assert_ptr_nonnull(after);
+	if (!strcmp(before, after))
+		return;
+	const char *b = before, *a = after;
+	while (*b && *b == *a)
+		b++, a++;
+	while (b > before && b[-1] != '\n')   /* back to the start of the line */
+		b--, a--;
+	ck_abort_msg("cn=config of %s changed: was \"%.200s\", now \"%.200s\"", who, b, a);
+}
+
 static void assert_no_secret(const struct result *r)
 {
 	ck_assert_msg(!tu_contains(r->out, SLAPD_REPL_PW) && !tu_contains(r->err, SLAPD_REPL_PW),
@@ -163,8 +182,8 @@ static void full_flow(void)
 	ck_assert(tu_contains(r.out, "ServerID: 1 Code: 0"));
 	result_release(&r);
 	char *after0 = slapd_dump_config(&pair.s[0]), *after1 = slapd_dump_config(&pair.s[1]);
-	ck_assert_str_eq(before0, after0);
-	ck_assert_str_eq(before1, after1);
+	assert_same_config(before0, after0, pair.s[0].uri);
+	assert_same_config(before1, after1, pair.s[1].uri);
 	ck_assert_msg(tu_contains(after0, "olcMultiProvider: TRUE"), "%s", after0);
 	ck_assert(!tu_contains(after1, "olcUpdateRef"));
 	free(before0);
@@ -203,8 +222,8 @@ static void assert_fails_untouched(long long rid, const char *master_uri, const 
 	assert_no_secret(&r);
 	result_release(&r);
 	char *a0 = slapd_dump_config(&pair.s[0]), *a1 = slapd_dump_config(&pair.s[1]);
-	ck_assert_str_eq(b0, a0);
-	ck_assert_str_eq(b1, a1);
+	assert_same_config(b0, a0, pair.s[0].uri);
+	assert_same_config(b1, a1, pair.s[1].uri);
 	free(b0);
 	free(b1);
 	free(a0);
@@ -255,6 +274,28 @@ START_TEST(test_duplicate_rid)
 }
 END_TEST
 
+/*
+ * "not a replica" is checked before any write: the replica cut off its
+ * provider (no olcSyncrepl, not multi-provider) refuses the promotion with
+ * the server and the check named, and cn=config stays as it was on both.
+ */
+START_TEST(test_not_a_replica)
+{
+	ck_assert_int_eq(slapd_modify_del(&pair.s[1], "olcDatabase={1}mdb,cn=config",
+					  "olcSyncrepl"), 0);
+	char *cfg = slapd_dump_config(&pair.s[1]);
+	ck_assert_msg(!tu_contains(cfg, "olcSyncrepl") && !tu_contains(cfg, "olcMultiProvider: TRUE"),
+		      "the fixture still looks like a replica:\n%s", cfg);
+	free(cfg);
+	assert_fails_untouched(-1, NULL, NULL, ZMB_ECONFLICT, pair.s[1].uri, "step 'check replica'");
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(tu_contains(r.err, "not a replica"), "%s", r.err);
+	ck_assert_msg(!tu_contains(r.out, "added") && !tu_contains(r.out, "enabled"),
+		      "a write was reported:\n%s", r.out);
+	result_release(&r);
+}
+END_TEST
+
 START_TEST(test_replcheck_out_of_sync)
 {
 	/* cut the replica off its provider, then write on the master */
@@ -270,7 +311,11 @@ START_TEST(test_replcheck_out_of_sync)
 }
 END_TEST
 
-/* the same flow as a job file through the real binary; a rerun skips done stages */
+/*
+ * The same flow as a job file through the real binary.  A rerun skips the
+ * done stages (asserted from its output, the stages table and the events),
+ * and leaves cn=config and localconfig.xml as they were.
+ */
 START_TEST(test_job_through_binary)
 {
 	char *lc = tu_write(pair.dir, "localconfig.xml",
@@ -305,13 +350,30 @@ START_TEST(test_job_through_binary)
 	tu_proc_release(&pr);
 	char *b0 = slapd_dump_config(&pair.s[0]), *b1 = slapd_dump_config(&pair.s[1]);
 	char *lc1 = tu_read(lc);
+	char *db = xasprintf("%s/state.db", pair.dir);
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM stages WHERE state = 'done' AND attempts = 1"), 4);
 	st = tu_run(argv, NULL, 60, &pr);
 	ck_assert_msg(st == 0, "rerun exit %d\n%s\n%s", st, pr.out, pr.err);
+	/* the rerun ran no stage: each was skipped as done (log, stages table, events) */
+	const char *names[] = { "replcheck", "promote", "lc", "verify" };
+	for (size_t i = 0; i < 4; i++) {
+		char *msg = xasprintf("stage '%s' already done, skipped", names[i]);
+		ck_assert_msg(tu_contains(pr.err, msg), "rerun did not skip '%s':\n%s", names[i], pr.err);
+		free(msg);
+		msg = xasprintf("stage '%s' (", names[i]);   /* "stage 'x' (type) starting" */
+		ck_assert_msg(!tu_contains(pr.err, msg), "rerun started '%s':\n%s", names[i], pr.err);
+		free(msg);
+	}
 	tu_proc_release(&pr);
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM runs"), 2);
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM stages WHERE state = 'done' AND attempts = 1"
+				    " AND run_id = (SELECT min(id) FROM runs)"), 4);
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM events WHERE message = 'stage started'"), 4);
+	free(db);
 	char *a0 = slapd_dump_config(&pair.s[0]), *a1 = slapd_dump_config(&pair.s[1]);
 	char *lc2 = tu_read(lc);
-	ck_assert_str_eq(b0, a0);
-	ck_assert_str_eq(b1, a1);
+	assert_same_config(b0, a0, pair.s[0].uri);
+	assert_same_config(b1, a1, pair.s[1].uri);
 	ck_assert_str_eq(lc1, lc2);
 	ck_assert(tu_contains(lc2, "<value>true</value>"));
 	free(b0); free(b1); free(a0); free(a1); free(lc1); free(lc2);
@@ -332,6 +394,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_unreachable);
 	tcase_add_test(tc, test_server_id_conflict);
 	tcase_add_test(tc, test_duplicate_rid);
+	tcase_add_test(tc, test_not_a_replica);
 	tcase_add_test(tc, test_replcheck_out_of_sync);
 	tcase_add_test(tc, test_job_through_binary);
 	suite_add_tcase(s, tc);
