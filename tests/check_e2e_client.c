@@ -430,11 +430,13 @@ START_TEST(test_connect_refused)
 	enum zmb_rc rc0 = try_auth(&e0);
 	ck_assert_msg(rc0 == ZMB_ETEMP || rc0 == ZMB_ECONNECT, "rc %s: %s", zmb_rc_name(rc0), e0);
 	free(e0);
-	E.s.port = tu_free_port();
+	int dead;
+	E.s.port = tu_dead_port(&dead);
 	char *err = NULL;
 	ck_assert_int_eq(try_auth(&err), ZMB_ECONNECT);
 	char *hp = xasprintf("127.0.0.1:%d", E.s.port);
 	ck_assert_msg(tu_contains(err, hp), "err: %s", err);
+	close(dead);
 	free(hp);
 	free(err);
 }

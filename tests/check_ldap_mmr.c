@@ -12,6 +12,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct result {
 	enum zmb_rc rc;
@@ -243,8 +244,10 @@ END_TEST
 
 START_TEST(test_unreachable)
 {
-	char *dead = xasprintf("ldap://127.0.0.1:%d/", tu_free_port());
+	int fd;
+	char *dead = xasprintf("ldap://127.0.0.1:%d/", tu_dead_port(&fd));
 	assert_fails_untouched(-1, dead, NULL, ZMB_ECONNECT, dead, "step 'connect'");
+	close(fd);
 	free(dead);
 }
 END_TEST
