@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CONNECT_TIMEOUT_S 30L
 #define KEEPIDLE_S 60L
@@ -34,9 +35,35 @@ struct http {
 	bool starved;
 	double watch_t0;
 	curl_off_t watch_b0;
+	double pace_t0;                /* first body byte of a paced download; 0 = none yet */
+	long long pace_bytes;
 	enum zmb_rc local_rc;
 	char *local_msg;
 };
+
+/*
+ * libcurl's CURLOPT_MAX_RECV_SPEED_LARGE averages over several seconds, so a
+ * download of a few MB on a fast link arrives far above the cap (uploads are
+ * paced closely).  A body sink calls this for every chunk it took: it sleeps
+ * until bytes/max_bps seconds have passed since the first byte, in slices of
+ * at most 0.2 s so that a stop request still ends the transfer promptly.
+ */
+void http_pace_download(struct http *h, size_t len)
+{
+	if (h->max_bps <= 0)
+		return;
+	double now = mono_now();
+	if (h->pace_t0 == 0)
+		h->pace_t0 = now;
+	h->pace_bytes += (long long)len;
+	double due = h->pace_t0 + (double)h->pace_bytes / (double)h->max_bps;
+	while (now < due && !(h->ctl && runctl_must_abort(h->ctl))) {
+		double d = due - now < 0.2 ? due - now : 0.2;
+		struct timespec ts = { (time_t)d, (long)((d - (double)(time_t)d) * 1e9) };
+		nanosleep(&ts, NULL);
+		now = mono_now();
+	}
+}
 
 /* Progress callback: stop requests and the upload stall watch. */
 static int xferinfo_cb(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -179,6 +206,8 @@ CURL *http_begin(struct http *h, const char *url, bool upload_watch)
 	h->upload_watch = upload_watch;
 	h->watch_t0 = mono_now();
 	h->watch_b0 = 0;
+	h->pace_t0 = 0;
+	h->pace_bytes = 0;
 	h->local_rc = ZMB_OK;
 	free(h->local_msg);
 	h->local_msg = NULL;

@@ -82,6 +82,9 @@ void http_upload_starved(struct http *h, bool starved);
 /* Restart the upload stall watch now (a transfer added to a multi handle
  * later than http_begin: the wait before it is not a stall). */
 void http_watch_restart(struct http *h);
+/* A download body sink took len bytes: wait as max_bytes_per_second requires
+ * (libcurl's own receive cap averages over seconds).  Transfer thread only. */
+void http_pace_download(struct http *h, size_t len);
 /* Mark a local I/O failure inside a callback (maps CURLE_WRITE_ERROR/READ). */
 void http_set_local_error(struct http *h, enum zmb_rc rc, const char *msg);
 /* HTTP status of the last response (0 if none). */

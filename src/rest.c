@@ -141,6 +141,7 @@ static size_t file_write_cb(char *p, size_t sz, size_t n, void *ud)
 	if (s->verify)
 		gz_check_feed(s->verify, p, len);
 	s->bytes += (long long)len;
+	http_pace_download(s->h, len);
 	return len;
 }
 

@@ -617,11 +617,11 @@ END_TEST
 /*
  * migration.max_bytes_per_second caps each transfer: two mailboxes of
  * ~350 kB, one thread, capped at 100 kB/s, each take at least about
- * 350 kB / 100 kB/s (uncapped: a fraction of a second).  Only one direction
- * counts in the bound: libcurl paces an upload (the import) closely, but
- * averages a download's rate over seconds, and on loopback a download of a
- * few hundred kB can arrive in one burst.  (A lower bound with a wide
- * margin, not a speed test.)
+ * 350 kB / 100 kB/s each way (uncapped: a fraction of a second).  libcurl
+ * paces an upload (the import) closely but averages a download's rate over
+ * seconds, so zmbatch paces the export itself (http_pace_download): the
+ * source's own record of each export request must last as long too.
+ * (Lower bounds with a wide margin, not a speed test.)
  */
 START_TEST(test_bandwidth_cap_per_transfer)
 {
@@ -647,6 +647,37 @@ START_TEST(test_bandwidth_cap_per_transfer)
 		ck_assert_msg(secs >= floor_s, "%s: %lld bytes each way in %.2f s: the per-transfer cap "
 			      "was not applied (>= %.2f s expected)", accts[i], bytes, secs, floor_s);
 	}
+	/* the export alone: the source's socket buffers take a body this small at
+	 * once, so the source cannot see the pacing; what shows it is the time from
+	 * the export request (source clock) to the import request (target clock),
+	 * one thread in spool mode, both on this machine ("at": epoch seconds) */
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	for (int i = 0; i < 2; i++) {
+		double get_at = -1, post_at = -1;
+		long long out = 0;
+		json_t *r;
+		size_t k;
+		json_array_foreach(json_object_get(ss, "requests"), k, r)
+			if (!strcmp(json_string_value(json_object_get(r, "method")), "GET") &&
+			    streq(json_string_value(json_object_get(r, "account")), accts[i])) {
+				get_at = json_number_value(json_object_get(r, "at"));
+				out = json_integer_value(json_object_get(r, "bytes_out"));
+			}
+		char *tgt = xasprintf("%.*s@example.net", (int)(strchr(accts[i], '@') - accts[i]), accts[i]);
+		json_array_foreach(json_object_get(ds, "requests"), k, r)
+			if (!strcmp(json_string_value(json_object_get(r, "method")), "POST") &&
+			    streq(json_string_value(json_object_get(r, "account")), tgt))
+				post_at = json_number_value(json_object_get(r, "at"));
+		free(tgt);
+		ck_assert_msg(get_at > 0 && post_at > 0 && out > 200000, "%s: export or import not seen",
+			      accts[i]);
+		double floor_s = 0.6 * (double)out / (100.0 * 1024);
+		ck_assert_msg(post_at - get_at >= floor_s, "%s: export of %lld bytes took %.2f s: the cap "
+			      "was not applied to the download (>= %.2f s expected)", accts[i], out,
+			      post_at - get_at, floor_s);
+	}
+	json_decref(ss);
+	json_decref(ds);
 }
 END_TEST
 

@@ -939,7 +939,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.upath = urllib.parse.unquote(u.path)
         self.query = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
         redacted = re.sub(r"(?i)((?:zauthtoken|authtoken)=)[^&]*", r"\1REDACTED", u.query)
-        self.rec = {"t": round(time.time() - self.sim.start, 4), "method": method,
+        self.rec = {"t": round(time.time() - self.sim.start, 4), "at": time.time(), "method": method,
                     "path": u.path, "query": redacted,
                     "cookie": "Cookie" in self.headers,
                     "auth": None,
@@ -974,6 +974,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def finish_rec(self):
         r = self.rec
+        r["dur"] = round(time.time() - self.sim.start - r["t"], 4)   # seconds, whole request
         with self.sim.lock:
             self.sim.requests.append(r)
         if not self.server.quiet:
