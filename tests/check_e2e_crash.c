@@ -11,7 +11,9 @@
  *   2. for every k in 1..N, on fresh target mailboxes and a fresh state DB
  *      and spool tree: run with a crash at k (exit 99), run again (exit 0),
  *      then assert the target equals the source (zsim fingerprints), no
- *      duplicates, no stray spool file, the final DB equal to the
+ *      duplicates, each account exported and imported once plus at most
+ *      one repeat per crash that left it in flight, every import with
+ *      resolve=skip (assert_migrated), no stray spool file, the final DB equal to the
  *      reference modulo timestamps/run ids, and that one more run exports
  *      and imports nothing.
  *
