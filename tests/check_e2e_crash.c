@@ -11,7 +11,9 @@
  *   2. for every k in 1..N, on fresh target mailboxes and a fresh state DB
  *      and spool tree: run with a crash at k (exit 99), run again (exit 0),
  *      then assert the target equals the source (zsim fingerprints), no
- *      duplicates, no stray spool file, the final DB equal to the
+ *      duplicates, each account exported and imported once plus at most
+ *      one repeat per crash that left it in flight, every import with
+ *      resolve=skip (assert_migrated), no stray spool file, the final DB equal to the
  *      reference modulo timestamps/run ids, and that one more run exports
  *      and imports nothing.
  *
@@ -43,6 +45,7 @@
 #define _GNU_SOURCE
 #include "e2e.h"
 #include "testutil.h"
+#include "zmb.h"
 #include "zsim.h"
 
 #include <check.h>
@@ -106,9 +109,9 @@ static void setup(void)
 	 */
 	char *cmd;
 	if (asprintf(&E.bin, "%s/zmbatch", E.dir) < 0 ||
-	    asprintf(&cmd, "cp '%s' '%s'", tu_zmbatch(), E.bin) < 0)
+	    asprintf(&cmd, "cp '%s' '%s'", tu_zmbatch_hooks(), E.bin) < 0)
 		abort();
-	ck_assert_msg(system(cmd) == 0, "cannot copy %s", tu_zmbatch());
+	ck_assert_msg(system(cmd) == 0, "cannot copy %s", tu_zmbatch_hooks());
 	free(cmd);
 }
 
@@ -180,7 +183,7 @@ static void trial_free(struct trial *t)
 /* the test build's zmbatch run -c job, with ZMBATCH_CRASH_AT=k (k > 0) and/or a step log. */
 static int run_job(const struct trial *t, long k, bool step_log, const char *what)
 {
-	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", t->job, NULL };
+	char *argv[] = { E.bin, (char *)"run", (char *)"-c", t->job, NULL };
 	char *env[3] = { NULL, NULL, NULL };
 	int ne = 0;
 	if (k > 0 && asprintf(&env[ne++], "ZMBATCH_CRASH_AT=%ld", k) < 0)
@@ -302,11 +305,17 @@ static void reset_sims(void)
 }
 
 /*
- * Target content equals source content, no duplicates; with no_transfers,
- * also no export or import since the last reset-stats.  One stats request
- * per simulator (they hash every item).
+ * Target content equals source content, no duplicates.  What moved since
+ * the last reset-stats: with extra NULL, nothing (no export, no import);
+ * else every account exported and imported at least once and at most
+ * 1 + extra[i] times, extra[i] being how many crashes left it in flight
+ * (in_flight()): an account the crashes did not catch mid-transfer - done,
+ * exported and waiting, or not started - moves exactly once.  Every import
+ * asked for resolve=skip (the job's; the simulator dedups like Zimbra in
+ * every mode, so this, not the duplicate count, is what tells a repeat with
+ * another resolve).  One stats request per simulator (they hash every item).
  */
-static void assert_migrated(const char *what, bool no_transfers)
+static void assert_migrated(const char *what, const int *extra)
 {
 	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
 	ck_assert_msg(ss && ds, "%s: no simulator stats", what);
@@ -318,12 +327,21 @@ static void assert_migrated(const char *what, bool no_transfers)
 			      USERS[i][1]);
 		ck_assert_msg(zsim_stat_acct(ds, "accounts", USERS[i][1], "duplicates") == 0,
 			      "%s: duplicates in %s", what, USERS[i][1]);
-		if (no_transfers) {
-			ck_assert_msg(zsim_stat_acct(ss, "exports", USERS[i][0], "count") == 0,
-				      "%s: %s exported again by a rerun", what, USERS[i][0]);
-			ck_assert_msg(zsim_stat_acct(ds, "imports", USERS[i][1], "count") == 0,
-				      "%s: %s imported again by a rerun", what, USERS[i][1]);
+		long long ex = zsim_stat_acct(ss, "exports", USERS[i][0], "count");
+		long long im = zsim_stat_acct(ds, "imports", USERS[i][1], "count");
+		if (!extra) {
+			ck_assert_msg(ex == 0, "%s: %s exported again by a rerun", what, USERS[i][0]);
+			ck_assert_msg(im == 0, "%s: %s imported again by a rerun", what, USERS[i][1]);
+			continue;
 		}
+		ck_assert_msg(ex >= 1 && ex <= 1 + extra[i], "%s: %s exported %lld times, want 1..%d", what,
+			      USERS[i][0], ex, 1 + extra[i]);
+		ck_assert_msg(im >= 1 && im <= 1 + extra[i], "%s: %s imported %lld times, want 1..%d", what,
+			      USERS[i][1], im, 1 + extra[i]);
+		char *path = xasprintf("imports/%s/resolve/skip", USERS[i][1]);
+		ck_assert_msg(zsim_stat_int(ds, path) == im, "%s: %lld of the %lld imports of %s not with resolve=skip",
+			      what, im - zsim_stat_int(ds, path), im, USERS[i][1]);
+		free(path);
 	}
 	ck_assert_msg(zsim_stat_int(ds, "duplicates") == 0, "%s: duplicates on the target", what);
 	ck_assert_int_eq(zsim_stat_int(ss, "tokens_in_url"), 0);
@@ -331,6 +349,19 @@ static void assert_migrated(const char *what, bool no_transfers)
 	json_decref(ss);
 	json_decref(ds);
 }
+
+/* After a crash: extra[i] += 1 for every account it left in flight (exporting/importing). */
+static void in_flight(const char *db, int *extra)
+{
+	for (size_t i = 0; i < NUSERS; i++) {
+		char *sql = xasprintf("SELECT count(*) FROM accounts WHERE account = '%s' "
+				      "AND state IN ('exporting', 'importing')", USERS[i][0]);
+		extra[i] += (int)e2e_db_int(db, sql);
+		free(sql);
+	}
+}
+
+static const int NO_EXTRA[NUSERS];
 
 static void reset_stats(void)
 {
@@ -393,11 +424,11 @@ static long step_no(const char *log, const char *name)
  * non-zero exit status.
  */
 static void check_resumed(const struct trial *t, bool stream, bool keep_success, const char *ref_dump,
-			  long long extra_starts, long long want_open, const char *what)
+			  long long extra_starts, long long want_open, const int *extra, const char *what)
 {
 	int rc = run_job(t, 0, false, what);
 	ck_assert_msg(rc == 0, "%s: resumed run exited %d (output above)", what, rc);
-	assert_migrated(what, false);
+	assert_migrated(what, extra);
 	assert_spool_clean(t, stream, keep_success, what);
 
 	char *dump = db_dump(t->db);
@@ -424,7 +455,7 @@ static void check_resumed(const struct trial *t, bool stream, bool keep_success,
 	reset_stats();
 	rc = run_job(t, 0, false, what);
 	ck_assert_msg(rc == 0, "%s: third run exited %d", what, rc);
-	assert_migrated(what, true);
+	assert_migrated(what, NULL);
 	assert_spool_clean(t, stream, keep_success, what);
 	ck_assert_msg(e2e_db_int(t->db, "SELECT count(*) FROM runs WHERE exit_status IS NULL") == want_open,
 		      "%s: %lld run(s) without exit status, want %lld", what,
@@ -462,7 +493,7 @@ static void reference_run(struct ref *r, bool stream, bool keep_success, int thr
 	trial_new(&t, "ref", stream, keep_success, threads);
 	snprintf(what, sizeof what, "%s reference run (%d thread(s))", mode, threads);
 	ck_assert_msg(run_job(&t, 0, true, what) == 0, "%s: exit status (output above)", what);
-	assert_migrated(what, false);
+	assert_migrated(what, NO_EXTRA);
 	assert_spool_clean(&t, stream, keep_success, what);
 	r->dump = db_dump(t.db);
 	r->log = read_steps(&t);
@@ -475,10 +506,10 @@ static void reference_run(struct ref *r, bool stream, bool keep_success, int thr
 	ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), NUSERS);
 	reset_stats();
 	ck_assert_msg(run_job(&t, 0, false, what) == 0, "%s: rerun exit status", what);
-	assert_migrated(what, true);
+	assert_migrated(what, NULL);
 	/* even the migrate stage forced to run again finds nothing to move */
 	ck_assert_msg(run_job_args(&t, what, "--stage", "migrate") == 0, "%s: --stage migrate rerun", what);
-	assert_migrated(what, true);
+	assert_migrated(what, NULL);
 	assert_spool_clean(&t, stream, keep_success, what);
 	fprintf(stderr, "%s: %ld durable steps\n%s", what, r->n, r->log);
 	trial_free(&t);
@@ -525,7 +556,9 @@ static void enumerate(bool stream, bool keep_success)
 		long long stage_running = e2e_db_int(t.db, "SELECT count(*) FROM stages WHERE state = 'running'");
 		/* the crashed run stays on record as unfinished (exit status NULL) */
 		long long want_open = k >= run_begin && k < run_end ? 1 : 0;
-		check_resumed(&t, stream, keep_success, ref_dump, stage_running, want_open, what);
+		int extra[NUSERS] = { 0 };
+		in_flight(t.db, extra);
+		check_resumed(&t, stream, keep_success, ref_dump, stage_running, want_open, extra, what);
 
 		free(names);
 		free(log);
@@ -610,8 +643,10 @@ static void crash_during_recovery(bool stream, bool keep_success)
 		seen_exporting |= exporting > 0;
 		seen_importing |= importing > 0;
 		trial_steps(&t, "steps2");
+		int extra1[NUSERS] = { 0 };
+		in_flight(t.db, extra1);
 		ck_assert_msg(run_job(&t, 0, true, what) == 0, "%s: rerun exit status (output above)", what);
-		assert_migrated(what, false);
+		assert_migrated(what, extra1);
 		assert_spool_clean(&t, stream, keep_success, what);
 		char *log2 = read_steps(&t);
 		char *names2 = step_names(log2);
@@ -635,12 +670,15 @@ static void crash_during_recovery(bool stream, bool keep_success)
 			log1 = crash_run(&t, k1, ref.names, what);
 			ck_assert_msg(e2e_db_int(t.db, IN_FLIGHT) == exporting + importing,
 				      "%s: not the probe's accounts in flight after the first crash", what);
+			int extra[NUSERS] = { 0 };
+			in_flight(t.db, extra);
 			trial_steps(&t, "steps2");
 			char *log = crash_run(&t, k2, names2, what);
-			long long extra = cut_stage_starts(log1) + cut_stage_starts(log);
+			in_flight(t.db, extra);
+			long long extra_starts = cut_stage_starts(log1) + cut_stage_starts(log);
 			long long want_open = (k1 >= ref.run_begin && k1 < ref.run_end ? 1 : 0) +
 					      (k2 >= rb2 && k2 < re2 ? 1 : 0);
-			check_resumed(&t, stream, keep_success, ref.dump, extra, want_open, what);
+			check_resumed(&t, stream, keep_success, ref.dump, extra_starts, want_open, extra, what);
 			trials++;
 			free(log);
 			free(log1);
@@ -781,7 +819,9 @@ static void two_workers(bool stream)
 				      USERS[1][1], got);
 		}
 		wait_transfers_ended(what);
-		check_resumed(&t, stream, false, ref.dump, 1, 1, what);
+		int extra[NUSERS] = { 0 };
+		in_flight(t.db, extra);
+		check_resumed(&t, stream, false, ref.dump, 1, 1, extra, what);
 		free(want);
 		free(names);
 		free(log);

@@ -21,6 +21,7 @@
 #include "zsim.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -174,7 +175,7 @@ static void write_job_ex(int threads, const char *extra_mig, const char *extra_t
 		"  %s\n"
 		"  threads = %d;\n"
 		"  working_dir = \"%s\"; success_dir = \"%s/success\"; failed_dir = \"%s/failed\";\n"
-		"  retry_backoff = \"1s\"; retry_backoff_max = \"2s\"; %s\n"
+		"  %s %s\n"
 		"  %s\n"
 		"};\n"
 		"state = { db = \"%s\"; };\n"
@@ -182,6 +183,7 @@ static void write_job_ex(int threads, const char *extra_mig, const char *extra_t
 		"%s\n",
 		E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file,
 		extra_mig && strstr(extra_mig, "accounts") ? "" : ACCOUNTS_LIST, threads, w, E.dir, E.dir,
+		extra_mig && strstr(extra_mig, "retry_backoff") ? "" : "retry_backoff = \"1s\"; retry_backoff_max = \"2s\";",
 		extra_mig && strstr(extra_mig, "max_attempts") ? "" : "max_attempts = 4;", extra_mig ? extra_mig : "", E.db, E.dir, extra_top ? extra_top : "");
 	free(E.job);
 	E.job = tu_write(E.dir, "job.cfg", text, 0600);
@@ -323,6 +325,40 @@ static void assert_all_done(void)
 	ck_assert_int_eq(assert_truthful(), (int)NUSERS);
 }
 
+/*
+ * What moved, per account in USERS order: { exports min, max, imports min,
+ * max } as the simulators counted the requests (one refused or cut by a
+ * fault counts too).  An account no fault hit moves exactly once ({1,1,1,1});
+ * one a fault hit, once plus one repeat per fault that can reach it.  Every
+ * import asked for resolve=skip (the job's): the simulator dedups like
+ * Zimbra in every resolve mode, so the duplicate count alone cannot tell a
+ * repeat with another resolve, nor an account moved twice.
+ */
+static void assert_transfers(const int want[NUSERS][4])
+{
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	ck_assert_ptr_nonnull(ss);
+	ck_assert_ptr_nonnull(ds);
+	for (size_t i = 0; i < NUSERS; i++) {
+		long long ex = zsim_stat_acct(ss, "exports", USERS[i], "count");
+		long long im = zsim_stat_acct(ds, "imports", USERS[i], "count");
+		char *path = xasprintf("imports/%s/resolve/skip", USERS[i]);
+		long long skip = zsim_stat_int(ds, path);
+		free(path);
+		fprintf(stderr, "%s: exported %lld, imported %lld (%lld with skip)\n", USERS[i], ex, im, skip);
+		ck_assert_msg(ex >= want[i][0] && ex <= want[i][1], "%s exported %lld times, want %d..%d",
+			      USERS[i], ex, want[i][0], want[i][1]);
+		ck_assert_msg(im >= want[i][2] && im <= want[i][3], "%s imported %lld times, want %d..%d",
+			      USERS[i], im, want[i][2], want[i][3]);
+		ck_assert_msg(skip == im, "%lld of the %lld imports of %s not with resolve=skip", im - skip, im,
+			      USERS[i]);
+	}
+	json_decref(ss);
+	json_decref(ds);
+}
+
+#define ONCE { 1, 1, 1, 1 }
+
 /* Account failed: state 'failed', a reason in the DB containing `why`
  * (NULL = any), and the same in `zmbatch report --format json`. */
 static void assert_failed_with_reason(const char *account, const char *why)
@@ -389,22 +425,58 @@ START_TEST(test_http_500_503_retried)
 {
 	knobs(E.src, "{\"faults\":["
 	      "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
-	      "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"status\",\"status\":503,\"count\":2},"
+	      "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"status\",\"status\":503,\"count\":3},"
 	      "{\"op\":\"soap\",\"request\":\"GetMailboxRequest\",\"action\":\"status\",\"status\":500,\"count\":1}]}");
-	/* and a SOAP "system failure" (service.FAILURE, HTTP 500) on the target's GetAccount:
+	/* and a SOAP "system failure" (service.FAILURE, HTTP 500) on the target's GetAccount
+	 * (carol's: her import retries look her up; bob's backoff is timed below):
 	 * Zimbra's catch-all transient error, retried like any 500 */
 	knobs(E.dst, "{\"faults\":["
 	      "{\"op\":\"import\",\"account\":\"carol@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
 	      "{\"op\":\"import\",\"account\":\"dave@example.com\",\"action\":\"status\",\"status\":503,\"count\":1},"
-	      "{\"op\":\"soap\",\"request\":\"GetAccountRequest\",\"action\":\"status\",\"status\":500,\"count\":2}]}");
-	write_job(2, NULL);
+	      "{\"op\":\"soap\",\"request\":\"GetAccountRequest\",\"account\":\"carol@example.com\","
+	      "\"action\":\"status\",\"status\":500,\"count\":2}]}");
+	/* backoff base 1 s: a 500 waits [0.5, 1] s, then [1, 2] s...; a 503 twice that:
+	 * [1, 2] s, [2, 4] s, [4, 8] s (full jitter in [d/2, d], max 8 s) */
+	write_job(2, "retry_backoff = \"1s\"; retry_backoff_max = \"8s\"; max_attempts = 8;");
 	int rc = run_job(120);
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	assert_all_done();
 	ck_assert_int_eq(db_int("SELECT count(*) FROM events WHERE message LIKE '%%service.FAILURE%%'"), 2);
-	ck_assert_int_ge(exports_of("bob@example.com"), 3);
+	ck_assert_int_ge(exports_of("bob@example.com"), 4);
+	/*
+	 * 503 backs off longer: the gaps between bob's export requests (source's
+	 * request log, request start times) are at least the 503 backoff's
+	 * minimum, 1, 2 and 4 s, the 500 backoff's maximum.  Only lower bounds: a
+	 * busy worker or machine makes a gap longer, never shorter.  Were 503
+	 * treated like 500 (gaps of [0.5, 1], [1, 2], [2, 4] s), all three would
+	 * have to land in the top 3 % of their jitter to pass.
+	 */
+	json_t *ss = zsim_stats(E.src);
+	json_t *log = json_object_get(ss, "requests"), *e;
+	size_t i;
+	double t[8];
+	int n = 0;
+	json_array_foreach(log, i, e) {
+		const char *acct = json_string_value(json_object_get(e, "account"));
+		const char *m = json_string_value(json_object_get(e, "method"));
+		if (acct && m && !strcmp(acct, "bob@example.com") && !strcmp(m, "GET") && n < 8)
+			t[n++] = json_real_value(json_object_get(e, "t"));
+	}
+	json_decref(ss);
+	ck_assert_int_eq(n, 4);
+	for (int k = 1; k < 4; k++) {
+		double want = 0.97 * (double)(1 << (k - 1));
+		fprintf(stderr, "bob: retry %d after a 503 came %.2f s later (503 minimum %.0f s)\n", k,
+			t[k] - t[k - 1], (double)(1 << (k - 1)));
+		ck_assert_msg(t[k] - t[k - 1] >= want, "bob's retry %d after a 503 came %.2f s later, want >= %.2f s",
+			      k, t[k] - t[k - 1], want);
+	}
 	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='alice@example.com'"), 2);
 	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='carol@example.com'"), 2);
+	/* alice: export 500 once; bob: export 503 three times; carol, dave: import 500 / 503
+	 * once (from the spool file: not exported again) */
+	static const int want[NUSERS][4] = { { 2, 2, 1, 1 }, { 4, 4, 1, 1 }, { 1, 1, 2, 2 }, { 1, 1, 2, 2 } };
+	assert_transfers(want);
 }
 END_TEST
 
@@ -421,6 +493,8 @@ START_TEST(test_http_500_forever_fails)
 	json_t *ds = zsim_stats(E.dst);
 	ck_assert_int_eq(zsim_stat_acct(ds, "accounts", "alice@example.com", "items"), 0);
 	json_decref(ds);
+	static const int want[NUSERS][4] = { { 2, 2, 0, 0 }, ONCE, ONCE, ONCE };
+	assert_transfers(want);
 }
 END_TEST
 
@@ -447,6 +521,9 @@ START_TEST(test_token_revoked_mid_run)
 	ck_assert_int_eq(db_int("SELECT count(*) FROM accounts WHERE state='failed'"), 0);
 	json_decref(ss);
 	json_decref(ds);
+	/* one worker: the revocation can cut one account's export or import */
+	static const int want[NUSERS][4] = { { 1, 2, 1, 2 }, { 1, 2, 1, 2 }, { 1, 2, 1, 2 }, { 1, 2, 1, 2 } };
+	assert_transfers(want);
 }
 END_TEST
 
@@ -470,6 +547,14 @@ static void resets(const char *transfer)
 	json_t *ds = zsim_stats(E.dst);
 	ck_assert_int_ge(zsim_stat_acct(ds, "imports", "bob@example.com", "count"), 2);
 	json_decref(ds);
+	/* spool: a cut export is exported again, a cut import imported again from the file.
+	 * stream: either cut breaks both, but the other half is counted only if it had
+	 * begun and the simulator noticed the dead connection before the stats: the cut
+	 * side is exact, the other one a range.  carol has one of each: the first to
+	 * fire (stream: her import's, at 100000 bytes), then the other. */
+	static const int spool[NUSERS][4] = { { 2, 2, 1, 1 }, { 1, 1, 2, 2 }, { 2, 2, 2, 2 }, ONCE };
+	static const int stream[NUSERS][4] = { { 2, 2, 1, 2 }, { 1, 2, 2, 2 }, { 2, 3, 2, 3 }, ONCE };
+	assert_transfers(strcmp(transfer, "stream") ? spool : stream);
 }
 
 START_TEST(test_reset_mid_export_import_spool)
@@ -499,6 +584,8 @@ START_TEST(test_truncated_gzip_spool)
 	json_t *ds = zsim_stats(E.dst);
 	ck_assert_int_eq(zsim_stat_acct(ds, "imports", "bob@example.com", "count"), 0);
 	json_decref(ds);
+	static const int want[NUSERS][4] = { { 2, 2, 1, 1 }, { 2, 2, 0, 0 }, ONCE, ONCE };
+	assert_transfers(want);
 }
 END_TEST
 
@@ -512,6 +599,9 @@ START_TEST(test_truncated_gzip_stream)
 	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
 	ck_assert_int_eq(assert_truthful(), (int)NUSERS - 1);
 	assert_failed_with_reason("bob@example.com", NULL);
+	/* a truncated stream reaches the target as a damaged archive: both counted */
+	static const int want[NUSERS][4] = { { 2, 2, 2, 2 }, { 2, 2, 2, 2 }, ONCE, ONCE };
+	assert_transfers(want);
 }
 END_TEST
 
@@ -530,6 +620,8 @@ START_TEST(test_empty_200_stream)
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	assert_all_done();
 	ck_assert_int_ge(db_int("SELECT attempts FROM accounts WHERE account='carol@example.com'"), 2);
+	static const int want[NUSERS][4] = { ONCE, ONCE, { 2, 2, 1, 2 }, ONCE };
+	assert_transfers(want);
 }
 END_TEST
 
@@ -585,6 +677,9 @@ START_TEST(test_target_deleted_mid_run)
 	ck_assert_msg(rc == 1, "expected exit 1, got %d", rc);
 	ck_assert_int_eq(assert_truthful(), (int)NUSERS - 1);
 	assert_failed_with_reason("bob@example.com", NULL);
+	/* bob: up to max_attempts exports, never an import into a deleted account */
+	static const int want[NUSERS][4] = { ONCE, { 1, 3, 0, 0 }, ONCE, ONCE };
+	assert_transfers(want);
 }
 END_TEST
 
@@ -801,33 +896,104 @@ START_TEST(test_state_db_readonly)
 }
 END_TEST
 
+/* Names of the finished archives (*.tgz) in dir, one per line (malloc'd). */
+static char *archives_in(const char *dir)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > 4 && !strcmp(de->d_name + n - 4, ".tgz"))
+			fprintf(f, "%s\n", de->d_name);
+	}
+	if (d)
+		closedir(d);
+	fclose(f);
+	return out;
+}
+
+/*
+ * Another process holds SQLite's write lock mid-run, and holds it until a
+ * worker has finished an export (its archive renamed to *.tgz) and so has a
+ * state change to record, and 2 s more: the run must wait for the lock
+ * (busy timeout 10 s) and carry on, not count an attempt or stop.  While the lock is held
+ * the DB does not move (the holder really holds it); after, the run writes
+ * again and ends with every account done, each moved once.
+ */
 START_TEST(test_sqlite_busy_other_process)
 {
-	/* another process holds the write lock for 4 s (less than the 10 s busy timeout) mid-run */
 	knobs(E.src, "{\"bandwidth\":300000}");
 	write_job(2, NULL);
 	pid_t pid = spawn_run();
 	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state IN ('exporting','importing')"),
 		      "nothing started");
+	int acq[2], rel[2];
+	ck_assert_int_eq(pipe(acq), 0);
+	ck_assert_int_eq(pipe(rel), 0);
 	pid_t holder = fork();
 	ck_assert_int_ge(holder, 0);
 	if (holder == 0) {
+		close(acq[0]);
+		close(rel[1]);
+		alarm(60);   /* the parent died or failed: let go */
 		sqlite3 *db = NULL;
 		int ok = sqlite3_open(E.db, &db) == SQLITE_OK;
 		sqlite3_busy_timeout(db, 10000);
 		ok = ok && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
 		ok = ok && sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS zz_busy(x); INSERT INTO zz_busy VALUES(1)",
 					NULL, NULL, NULL) == SQLITE_OK;
-		sleep(4);
-		ok = ok && sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK;
+		char c = ok ? 'y' : 'n';
+		ok = write(acq[1], &c, 1) == 1 && ok;
+		ok = read(rel[0], &c, 1) == 1 && ok;   /* until the parent says so */
+		ok = sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK && ok;
 		sqlite3_close(db);
 		_exit(ok ? 0 : 1);
 	}
+	close(acq[1]);
+	close(rel[0]);
+	char c = 0;
+	ck_assert_int_eq(read(acq[0], &c, 1), 1);
+	ck_assert_msg(c == 'y', "the holder could not take the write lock");
+	long long ev0 = db_int("SELECT max(id) FROM events");
+	char *work = xasprintf("%s/work", E.dir);
+	char *before = archives_in(work), *now = NULL;
+	bool fresh = false;
+	for (int i = 0; i < 1200 && !fresh; i++) {
+		free(now);
+		now = archives_in(work);
+		for (const char *l = now; *l && !fresh; l = strchr(l, '\n') + 1) {
+			size_t n = (size_t)(strchr(l, '\n') - l);
+			char *name = xasprintf("%.*s\n", (int)n, l);
+			fresh = strstr(before, name) == NULL;
+			free(name);
+		}
+		if (!fresh)
+			tu_sleep(0.05);
+	}
+	ck_assert_msg(fresh, "no export finished while the lock was held");
+	/* the fault itself: the worker with news to record is kept waiting 2 s more
+	 * (not a wait for a condition: a shorter busy timeout would fail here) */
+	tu_sleep(2.0);
+	/* the DB stood still while the worker with news waited for it */
+	ck_assert_int_eq(db_int("SELECT max(id) FROM events"), ev0);
+	ck_assert_int_eq(write(rel[1], "x", 1), 1);
+	close(rel[1]);
+	close(acq[0]);
 	ck_assert_int_eq(tu_wait(holder, 30), 0);
 	int rc = wait_run(pid, 120);
 	ck_assert_msg(rc == 0, "exit %d", rc);
 	assert_all_done();
+	ck_assert_int_gt(db_int("SELECT max(id) FROM events"), ev0);
 	ck_assert_int_eq(db_int("SELECT count(*) FROM accounts WHERE attempts > 1"), 0);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM events WHERE level <> 'info'"), 0);
+	static const int want[NUSERS][4] = { ONCE, ONCE, ONCE, ONCE };
+	assert_transfers(want);
+	free(before);
+	free(now);
+	free(work);
 }
 END_TEST
 
@@ -858,6 +1024,9 @@ START_TEST(test_sqlite_full)
 	rc = run_job(120);
 	ck_assert_msg(rc == 0, "exit %d after the disk was freed", rc);
 	assert_all_done();
+	/* one worker: at most the account in flight when the DB filled moves again */
+	static const int want[NUSERS][4] = { { 1, 2, 1, 2 }, { 1, 2, 1, 2 }, { 1, 2, 1, 2 }, { 1, 2, 1, 2 } };
+	assert_transfers(want);
 	free(filler);
 }
 END_TEST

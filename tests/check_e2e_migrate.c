@@ -503,6 +503,50 @@ START_TEST(test_reset_after_delta_migrates_in_full)
 END_TEST
 
 /*
+ * resolve = "replace" end to end: a first run, then alice and bob reset and
+ * migrated again.  Zimbra's import with replace deletes every message it
+ * finds again (same digest, same folder) and adds the new copy: the target
+ * ends with exactly the source's content, every item of the second pass
+ * counted replaced, none added twice.
+ */
+START_TEST(test_resolve_replace)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, "resolve = \"replace\";", NULL);
+	ck_assert_int_eq(e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL), 0);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "reset", "-c", E.job, "alice@example.com", "bob@example.com",
+				     (char *)NULL), 0);
+	tu_proc_release(&p);
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	ck_assert_msg(rc == 0, "exit %d", rc);
+	tu_proc_release(&p);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	static const char *const again[][2] = { { "alice@example.com", "alice@example.net" },
+						 { "bob@example.com", "bob@example.net" } };
+	for (size_t i = 0; i < 2; i++) {
+		const char *t = again[i][1];
+		long long n = zsim_stat_acct(ss, "accounts", again[i][0], "items");
+		ck_assert_int_gt(n, 0);
+		ck_assert_int_eq(zsim_stat_acct(ds, "accounts", t, "items"), n);
+		ck_assert_int_eq(zsim_stat_acct(ds, "imports", t, "count"), 2);
+		char *path = xasprintf("imports/%s/resolve/replace", t);
+		ck_assert_int_eq(zsim_stat_int(ds, path), 2);
+		free(path);
+		ck_assert_int_eq(zsim_stat_acct(ds, "imports", t, "added"), n);
+		ck_assert_int_eq(zsim_stat_acct(ds, "imports", t, "replaced"), n);
+		ck_assert_int_eq(zsim_stat_acct(ds, "imports", t, "skipped"), 0);
+	}
+	/* the others were imported once, with replace too */
+	ck_assert_int_eq(zsim_stat_acct(ds, "imports", "carol@example.net", "count"), 1);
+	ck_assert_int_eq(zsim_stat_int(ds, "imports/carol@example.net/resolve/replace"), 1);
+	json_decref(ss);
+	json_decref(ds);
+}
+END_TEST
+
+/*
  * A delta pass whose import keeps failing: alice ends failed, her export's
  * new mark already recorded.  `run --retry-failed` (after the target is
  * fixed) must bring the items that only that failed archive held: the
@@ -754,6 +798,7 @@ static Suite *make_suite(void)
 	ADD(test_reset_after_delta_migrates_in_full);
 	ADD(test_delta_import_failed_then_retried);
 	ADD(test_accounts_file_types_resolve_transport);
+	ADD(test_resolve_replace);
 	ADD(test_bandwidth_cap_total);
 	ADD(test_bandwidth_cap_per_transfer);
 	ADD(test_threads_option_overrides_job);

@@ -728,6 +728,168 @@ START_TEST(import_variants)
 }
 END_TEST
 
+/*
+ * A tgz made with tar(1) of the given files (NULL-terminated { path, text }
+ * pairs; data entries without .meta: the folder is the directory, as in the
+ * simulator's import).  *len gets its size; caller frees.
+ */
+static char *make_tgz(const char *const files[][2], size_t *len)
+{
+	char *dir = tu_tmpdir("zsim-tgz");
+	char *list[16];
+	int n = 0;
+	for (size_t i = 0; files[i][0]; i++) {
+		char *sub = xasprintf("%s/%s", dir, files[i][0]);
+		*strrchr(sub, '/') = '\0';
+		char *mk[] = { (char *)"mkdir", (char *)"-p", sub, NULL };
+		struct tu_proc p;
+		ck_assert_int_eq(tu_run(mk, NULL, 10, &p), 0);
+		tu_proc_release(&p);
+		free(sub);
+		free(tu_write(dir, files[i][0], files[i][1], 0644));
+		list[n++] = (char *)files[i][0];
+	}
+	char *out = xasprintf("%s/a.tgz", dir);
+	char *argv[24] = { (char *)"tar", (char *)"--sort=name", (char *)"-C", dir, (char *)"-czf", out };
+	for (int i = 0; i < n; i++)
+		argv[6 + i] = list[i];
+	argv[6 + n] = NULL;
+	struct tu_proc p;
+	ck_assert_int_eq(tu_run(argv, NULL, 10, &p), 0);
+	tu_proc_release(&p);
+	FILE *f = fopen(out, "rb");
+	ck_assert_ptr_nonnull(f);
+	char *buf = xmalloc(1 << 16);
+	*len = fread(buf, 1, 1 << 16, f);
+	fclose(f);
+	free(out);
+	tu_rmrf(dir);
+	free(dir);
+	return buf;
+}
+
+static long long imp(json_t *st, const char *acct, const char *key)
+{
+	return zsim_stat_acct(st, "imports", acct, key);
+}
+
+/*
+ * The import dedups like the real one (ArchiveFormatter addItem, case MESSAGE,
+ * and FolderDigestInfo): by digest in the destination folder, in every
+ * resolve mode, with the folder's digests read once per import.
+ */
+START_TEST(import_dedup_like_zimbra)
+{
+	char *ts = zsim_login(E.src), *td = zsim_login(E.dst);
+	static const char *const twins[][2] = {
+		{ "Inbox/1.eml", "Subject: twin\r\n\r\nsame body\r\n" },
+		{ "Inbox/2.eml", "Subject: twin\r\n\r\nsame body\r\n" },
+		{ "Sent/3.eml", "Subject: other\r\n\r\nanother body\r\n" },
+		{ NULL, NULL } };
+	size_t tl = 0;
+	char *tw = make_tgz(twins, &tl);
+	const char *A = "/service/home/alice@example.com/?fmt=tgz";
+
+	/* two equal messages in one archive are both added: the folder's digests
+	 * were read before either was */
+	ck_assert_int_eq(rest(E.dst, "POST", A, td, tw, tl, NULL, NULL, NULL), 200);
+	json_t *b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 3);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "duplicates"), 1);
+	ck_assert_int_eq(imp(b, "alice@example.com", "added"), 3);
+	json_decref(b);
+
+	/* the same archive again with skip (and modify) adds nothing */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz&resolve=skip", td, tw, tl,
+			      NULL, NULL, NULL), 200);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz&resolve=modify", td, tw, tl,
+			      NULL, NULL, NULL), 200);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 3);
+	ck_assert_int_eq(imp(b, "alice@example.com", "added"), 3);
+	ck_assert_int_eq(imp(b, "alice@example.com", "skipped"), 6);
+	/* the resolve of each import is recorded (no resolve= is skip) */
+	ck_assert_int_eq(zsim_stat_int(b, "imports/alice@example.com/resolve/skip"), 2);
+	ck_assert_int_eq(zsim_stat_int(b, "imports/alice@example.com/resolve/modify"), 1);
+	json_decref(b);
+
+	/* replace deletes the one old copy the digest map names and adds the new one;
+	 * the second twin finds that id gone: the real getMessageById throws, the item
+	 * is an error and not imported */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz&resolve=replace", td, tw, tl,
+			      NULL, NULL, NULL), 200);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 3);
+	ck_assert_int_eq(imp(b, "alice@example.com", "replaced"), 2);
+	ck_assert_int_eq(imp(b, "alice@example.com", "failed"), 1);
+	json_decref(b);
+
+	/* a message moved to another folder between passes is added again there */
+	static const char *const moved[][2] = {
+		{ "Archive/1.eml", "Subject: twin\r\n\r\nsame body\r\n" }, { NULL, NULL } };
+	size_t ml = 0;
+	char *mv = make_tgz(moved, &ml);
+	ck_assert_int_eq(rest(E.dst, "POST", A, td, mv, ml, NULL, NULL, NULL), 200);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 4);
+	ck_assert_int_eq(imp(b, "alice@example.com", "added"), 4);
+	json_decref(b);
+
+	/* replace of a whole mailbox: same count, every item replaced, content equal */
+	char *tgz = NULL;
+	size_t len = 0;
+	const char *B = "/service/home/bob@example.com/?fmt=tgz";
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz", ts, NULL, 0, &tgz, &len,
+			      NULL), 200);
+	ck_assert_int_eq(rest(E.dst, "POST", B, td, tgz, len, NULL, NULL, NULL), 200);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz&resolve=replace", td, tgz, len,
+			      NULL, NULL, NULL), 200);
+	json_t *a = zsim_stats(E.src);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "bob@example.com", "items"), 12);
+	ck_assert_int_eq(imp(b, "bob@example.com", "added"), 12);
+	ck_assert_int_eq(imp(b, "bob@example.com", "replaced"), 12);
+	ck_assert_str_eq(zsim_fingerprint(a, "alice@example.com"), zsim_fingerprint(b, "bob@example.com"));
+	json_decref(b);
+
+	/* reset empties the folders first, then nothing is "already there" */
+	ck_assert_int_eq(rest(E.dst, "POST", B, td, tw, tl, NULL, NULL, NULL), 200);
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/?fmt=tgz&resolve=reset", td, tgz, len,
+			      NULL, NULL, NULL), 200);
+	b = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "bob@example.com", "items"), 12);
+	ck_assert_int_eq(imp(b, "bob@example.com", "added"), 12 + 3 + 12);
+	ck_assert_str_eq(zsim_fingerprint(a, "alice@example.com"), zsim_fingerprint(b, "bob@example.com"));
+	json_decref(b);
+	json_decref(a);
+
+	/* an import URL naming a folder: a message from that folder stays there, one
+	 * from another folder lands below it (addItem: path = fldr path + id.path) */
+	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/bob@example.com/Inbox?fmt=tgz&resolve=reset", td, tw, tl,
+			      NULL, NULL, NULL), 200);
+	b = zsim_stats(E.dst);
+	json_t *dg = json_object_get(json_object_get(json_object_get(b, "accounts"), "bob@example.com"), "digests");
+	size_t i;
+	json_t *e;
+	int in_inbox = 0, in_sent = 0;
+	json_array_foreach(dg, i, e) {
+		const char *d = json_string_value(e);
+		in_inbox += strncmp(d, "Inbox/", 6) == 0 && strchr(d + 6, '/') == NULL;
+		in_sent += strncmp(d, "Inbox/Sent/", 11) == 0;
+	}
+	/* reset emptied Inbox only: Archive/2023 keeps its 6 */
+	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "bob@example.com", "items"), 6 + 3);
+	ck_assert_int_eq(in_inbox, 2);
+	ck_assert_int_eq(in_sent, 1);
+	json_decref(b);
+	free(tgz);
+	free(mv);
+	free(tw);
+	free(ts);
+	free(td);
+}
+END_TEST
+
 /* A test process that dies without zsim_stop leaves no simulator behind. */
 START_TEST(dies_with_parent)
 {
@@ -776,6 +938,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, knobs_fire_n_times);
 	tcase_add_test(tc, tls_variants);
 	tcase_add_test(tc, import_variants);
+	tcase_add_test(tc, import_dedup_like_zimbra);
 	tcase_add_test(tc, dies_with_parent);
 	suite_add_tcase(s, tc);
 

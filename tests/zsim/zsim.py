@@ -120,6 +120,29 @@ class Item:
         return self.digest
 
 
+class FolderDigests:
+    """One import's FolderDigestInfo (real: ArchiveFormatter.java, FolderDigestInfo, made
+    once per saveCallback): a folder's digest -> id map is read when the import first
+    touches the folder and is not updated by what the import adds or deletes, so two
+    equal messages in one archive are both added.  The real cache is a Guava cache of
+    maximumSize 16: a folder pushed out is read again, then with what this import added.
+    Modelled as an LRU of 16 (Guava may evict a little earlier: it is segmented)."""
+    SIZE = 16
+
+    def __init__(self):
+        self.maps = collections.OrderedDict()
+
+    def get(self, acct, folder):
+        m = self.maps.get(folder)
+        if m is None:
+            m = self.maps[folder] = acct.folder_digests(folder)
+            while len(self.maps) > self.SIZE:
+                self.maps.popitem(last=False)
+        else:
+            self.maps.move_to_end(folder)
+        return m
+
+
 class Account:
     def __init__(self, sim, name, domain, spec):
         self.name = name.lower()
@@ -132,9 +155,7 @@ class Account:
         self.sys_resource = bool(spec.get("zimbraIsSystemResource"))
         self.mbxid = sim.next_mbxid()
         self.folders = list(DEFAULT_FOLDERS)
-        self.items = []          # in insertion order
-        self.index = {}          # (folder, digest) -> Item, for items whose digest is known
-        self.lazy = []           # generated items not yet in index (digest computed on demand)
+        self.items = {}          # id -> Item, in insertion order
         self.next_id = 257
         self.next_gen = 0
         self.seed = spec.get("seed", self.name)
@@ -167,41 +188,65 @@ class Account:
         self.next_gen += 1
         it = Item(self.next_id, folder, date, size, recipe=r)
         self.next_id += 1
-        self.items.append(it)
-        self.lazy.append(it)
+        self.items[it.id] = it
         return it
 
-    def add_imported(self, it, resolve):
-        """Store an imported item; returns 'added', 'skipped' or 'replaced'."""
-        self.add_folder(it.folder)
-        key = (it.folder, it.digest)
-        if self.lazy:           # generated items are indexed on the first import
-            live = set(map(id, self.items))
-            for o in self.lazy:
-                if id(o) in live:
-                    self.index.setdefault((o.folder, o.get_digest()), o)
-            self.lazy = []
-        old = self.index.get(key)
-        if old is not None:
-            if resolve == "skip":
-                return "skipped"
-            it.id = old.id
-            self.items[self.items.index(old)] = it
-            self.index[key] = it
-            return "replaced"
+    def _new_id(self, it):
         it.id = self.next_id
         self.next_id += 1
-        self.items.append(it)
-        self.index[key] = it
+        self.items[it.id] = it
+
+    def folder_digests(self, folder):
+        """digest -> item id of the messages now in `folder` (real: Mailbox.getDigestsForItems)."""
+        return {o.get_digest(): o.id for o in self.items.values() if o.folder == folder}
+
+    def empty_folders(self, under):
+        """resolve=reset: delete every item in `under` and its subfolders ("" = the whole mailbox).
+        real: ArchiveFormatter.saveCallback, Resolve.Reset loop over fldr.getSubfolderHierarchy()"""
+        for k in [k for k, o in self.items.items()
+                  if not under or o.folder == under or o.folder.startswith(under + "/")]:
+            del self.items[k]
+
+    def add_imported(self, it, resolve, root, digests, src_id=None):
+        """Store one imported message the way the real import does; returns 'added',
+        'skipped' or 'replaced' ('failed' for the one case the real server errors on).
+
+        real: store/src/java/com/zimbra/cs/service/formatter/ArchiveFormatter.java,
+        addItem(), case MESSAGE:
+          - only when importing at the mailbox root (`root`) and resolve is not reset:
+            the message with the archive's own id is "old" if it has the same digest
+            AND is in the same destination folder;
+          - otherwise the destination folder's digest map (FolderDigestInfo, read once
+            per folder per import: `digests`) names the old message with that digest;
+          - an old message found: replace deletes it and adds the new one; skip and
+            modify do not re-add (modify also rewrites flags/tags: not modelled);
+          - a digest map entry whose message is gone (replace deleted it earlier in the
+            same import: two equal messages in the archive) -> getMessageById throws,
+            addError: the item is not imported ('failed').
+        A message in another folder never matches: it is added there."""
+        self.add_folder(it.folder)
+        old = None
+        if root and resolve != "reset" and src_id is not None:
+            o = self.items.get(src_id)
+            if o is not None and o.folder == it.folder and o.get_digest() == it.digest:
+                old = o
+        if old is None:
+            did = digests.get(self, it.folder).get(it.digest)
+            if did is not None:
+                old = self.items.get(did)
+                if old is None:
+                    return "failed"
+        if old is not None:
+            if resolve != "replace":
+                return "skipped"
+            del self.items[old.id]
+            self._new_id(it)
+            return "replaced"
+        self._new_id(it)
         return "added"
 
-    def add_duplicate(self, it):
-        it.id = self.next_id
-        self.next_id += 1
-        self.items.append(it)
-
     def size(self):
-        return sum(it.size for it in self.items)
+        return sum(it.size for it in self.items.values())
 
     def all_attrs(self):
         a = {
@@ -386,7 +431,7 @@ class Sim:
         self.accounts = {}
         self.by_id = {}
         self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 0,
-                      "export_close_delimited": False, "dedup": True}
+                      "export_close_delimited": False}
         self.faults = []
         self.down_until = 0.0
         for d in cfg.get("domains") or []:
@@ -505,7 +550,7 @@ class Sim:
     # ---- knobs and faults ----
     def set_knobs(self, k):
         with self.lock:
-            for key in ("bandwidth", "import_delay", "gzip_level", "export_close_delimited", "dedup"):
+            for key in ("bandwidth", "import_delay", "gzip_level", "export_close_delimited"):
                 if key in k:
                     self.knobs[key] = k[key]
             if "token_lifetime" in k:
@@ -587,7 +632,7 @@ class Sim:
             if section == "exports":
                 s["items"] = 0
             else:
-                s.update({"added": 0, "skipped": 0, "replaced": 0, "failed": 0})
+                s.update({"added": 0, "skipped": 0, "replaced": 0, "failed": 0, "resolve": {}})
             self.stats[section][name] = s
         return s
 
@@ -605,7 +650,7 @@ class Sim:
             for k in ("tokens_in_url", "basic_auth", "tokens_issued", "active_streams"):
                 out[k] = self.stats[k]
             out["faults"] = [dict(f) for f in self.faults]
-            accts = [(a.name, a, list(a.items)) for a in self.accounts.values()]
+            accts = [(a.name, a, list(a.items.values())) for a in self.accounts.values()]
             reqs = list(self.requests) if log else None
         total_dup = 0
         out["accounts"] = {}
@@ -1462,7 +1507,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if op == "export":
                 self.export(a, folder, f)
             else:
-                self.import_(a, f)
+                self.import_(a, folder, f)
         finally:
             with sim.lock:
                 sim.stats["active_streams"] -= 1
@@ -1476,6 +1521,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 s["count"] += 1
                 s["bytes"] += nbytes
                 s["status"][str(status)] = s["status"].get(str(status), 0) + 1
+                if op == "import":
+                    # the resolve each import asked for, whatever became of it
+                    r = (self.query.get("resolve") or "skip").lower()
+                    s["resolve"][r] = s["resolve"].get(r, 0) + 1
                 for k, v in kw.items():
                     s[k] = s.get(k, 0) + v
 
@@ -1503,7 +1552,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 elif k.lower() == "before" and parse_date(v) is not None:
                     end = parse_date(v)
         with sim.lock:
-            items = list(a.items)
+            items = list(a.items.values())
             folders = list(a.folders)
         if types is not None and not any(t.strip().startswith("message") for t in types.split(",")):
             items = []
@@ -1579,12 +1628,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ti.mode = 0o644
         tf.addfile(ti, io.BytesIO(data))
 
-    def import_(self, a, f):
+    def import_(self, a, url_folder, f):
+        """real: ArchiveFormatter.java saveCallback + addItem.  Only messages and folders
+        are modelled.  Not modelled: contacts (matched on email + first name + full name,
+        only at the root and not with reset), documents (name/version), appointments,
+        tasks, tags, search folders; flags/tags that modify rewrites; the `subfolder`
+        and `types` parameters; immutable system folders that reset leaves alone."""
         sim = self.sim
         resolve = (self.query.get("resolve") or "skip").lower()
+        self.rec["resolve"] = resolve
         if resolve not in ("skip", "modify", "replace", "reset"):
             self.reply(400, ("invalid resolve: %s\n" % resolve).encode())
             return self.rest_done("import", a.name, 400)
+        url_folder = re.sub(r"!\d+(?=/|$)", "", url_folder or "").strip("/")
+        digests = FolderDigests()
+
+        def place(path, message=True):
+            # real addItem: root = fldr (the URL's folder) is ROOT/USER_ROOT, or id.path starts
+            # with fldr.getPath() + '/'; path = root ? id.path : fldr.getPath() + id.path.
+            # A message's id.path is MailItem.getPath(): its folder's path + "/" (its name is
+            # ""), so a message in the URL's folder or below counts as root and keeps its
+            # folder; a folder entry's id.path has no trailing "/".
+            root = (not url_folder or path.startswith(url_folder + "/")
+                    or (message and path == url_folder))
+            return root, (path if root else url_folder + "/" + path)
+
         reset_after = None
         if f and f["action"] == "reset":
             reset_after = int(f.get("after_bytes", 0))
@@ -1606,7 +1674,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             gz = Gunzip(src)
             if resolve == "reset":
                 with sim.lock:
-                    a.items, a.index, a.lazy = [], {}, []
+                    a.empty_folders(url_folder)
             tf = tarfile.open(fileobj=gz, mode="r|")
             pending = None
             nitems = 0
@@ -1621,7 +1689,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         meta = None
                     if isinstance(meta, dict) and meta.get("type") == "folder":
                         with sim.lock:
-                            a.add_folder(str(meta.get("path", "")))
+                            a.add_folder(place(str(meta.get("path", "")).strip("/"), False)[1])
                         pending = None
                     else:
                         pending = (m.name[:-5], meta if isinstance(meta, dict) else None)
@@ -1644,6 +1712,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pending = None
                 fold = (meta or {}).get("folder") or os.path.dirname(m.name) or "Inbox"
                 fold = re.sub(r"!\d+(?=/|$)", "", fold).strip("/") or "Inbox"
+                root, fold = place(fold)
+                src_id = (meta or {}).get("id")
                 recipe = None
                 if meta and meta.get("digest") == digest and isinstance(meta.get("zsim"), dict):
                     recipe = meta["zsim"]
@@ -1655,12 +1725,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     counts["failed"] += 1
                     continue
                 with sim.lock:
-                    if sim.knobs.get("dedup", True):
-                        counts[a.add_imported(it, resolve)] += 1
-                    else:
-                        a.add_folder(it.folder)
-                        a.add_duplicate(it)
-                        counts["added"] += 1
+                    counts[a.add_imported(it, resolve, root, digests,
+                                          src_id if isinstance(src_id, int) else None)] += 1
             gz.drain()
             body.drain()
         except (tarfile.TarError, EOFError, zlib.error, ValueError, OSError) as e:
