@@ -105,7 +105,7 @@ static void setup(void)
 	free(tu_write(E.dir, "dst.pw", "test123\n", 0600));
 	/*
 	 * A private copy: every run of the enumeration uses the same binary,
-	 * even when bin/zmbatch is relinked meanwhile (shared work trees).
+	 * even when the test build is relinked meanwhile (shared work trees).
 	 */
 	char *cmd;
 	if (asprintf(&E.bin, "%s/zmbatch", E.dir) < 0 ||
