@@ -181,6 +181,70 @@ START_TEST(test_transition_all_pairs)
 }
 END_TEST
 
+/* every SQL statement the connection runs, in order ("|"-separated) */
+static int trace_stmt(unsigned type, void *ud, void *p, void *x)
+{
+	(void)type;
+	(void)x;
+	char *sql = sqlite3_expanded_sql(p);
+	buf_addf(ud, "%s|", sql ? sql : "?");
+	sqlite3_free(sql);
+	return 0;
+}
+
+/*
+ * README "Nothing lost": a move to done or failed is committed with
+ * synchronous=FULL (its WAL frame fsynced before COMMIT returns), every other
+ * step with NORMAL.  A power cut cannot be staged here, so the test watches the
+ * statements: FULL is set before the final transition's UPDATE and NORMAL
+ * after its COMMIT, and no intermediate step sets FULL.
+ */
+START_TEST(test_final_states_fsynced)
+{
+	char *dir = tu_tmpdir("state");
+	char *path = db_path(dir);
+	struct state *st = open_rw(path);
+	struct account_row r;
+	int64_t run;
+	double wait;
+	struct buf log = BUF_INIT;
+
+	ck_assert_int_eq(state_run_begin(st, "run", &run), ZMB_OK);
+	add_accounts(st, 2, NULL, 0);
+	sqlite3_trace_v2(state_db(st), SQLITE_TRACE_STMT, trace_stmt, &log);
+	for (int k = 0; k < 2; k++) {
+		enum acct_state final = k ? ACCT_FAILED : ACCT_DONE;
+		ck_assert_int_eq(state_claim(st, run, CLAIM_AS_LISTED, false, wall_now(), &r, &wait),
+				 ZMB_OK);
+		ck_assert_int_eq(state_transition(st, run, r.id, ACCT_EXPORTING, ACCT_EXPORTED, NULL),
+				 ZMB_OK);
+		ck_assert_int_eq(state_transition(st, run, r.id, ACCT_EXPORTED, ACCT_IMPORTING, NULL),
+				 ZMB_OK);
+		ck_assert_msg(!tu_contains(log.s, "synchronous = FULL"),
+			      "an intermediate step was fsynced: %s", log.s);
+		buf_reset(&log);
+		ck_assert_int_eq(state_transition(st, run, r.id, ACCT_IMPORTING, final, NULL), ZMB_OK);
+		const char *full = strstr(log.s, "PRAGMA synchronous = FULL|");
+		ck_assert_msg(full != NULL, "the move to %s was not fsynced: %s",
+			      acct_state_name(final), log.s);
+		const char *upd = strstr(full, "UPDATE accounts");
+		ck_assert_msg(upd != NULL, "FULL was not set before the UPDATE: %s", log.s);
+		const char *commit = strstr(upd, "COMMIT");
+		ck_assert_msg(commit != NULL, "%s", log.s);
+		ck_assert_msg(strstr(commit, "PRAGMA synchronous = NORMAL|") != NULL,
+			      "NORMAL not restored after the COMMIT: %s", log.s);
+		buf_reset(&log);
+		state_account_release(&r);
+	}
+	sqlite3_trace_v2(state_db(st), 0, NULL, NULL);
+	buf_release(&log);
+	state_close(st);
+	tu_rmrf(dir);
+	free(path);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_transition_conflict_and_fields)
 {
 	char *dir = tu_tmpdir("state");
@@ -1395,6 +1459,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_state_names);
 	tcase_add_test(tc, test_transition_all_pairs);
 	tcase_add_test(tc, test_transition_conflict_and_fields);
+	tcase_add_test(tc, test_final_states_fsynced);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("claim");
