@@ -147,6 +147,8 @@ static int fsync_dir(const char *dir)
 		return -1;
 	int r = fsync(fd);
 	close(fd);
+	if (r == 0)
+		testhook_fsynced(dir);
 	return r;
 }
 
@@ -164,7 +166,8 @@ static void spool_dispose(const struct job *job, const char *path, bool success,
 		/* a kept archive is a record: make it durable (imported ones were not fsync()ed) */
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
-			fsync(fd);
+			if (fsync(fd) == 0)
+				testhook_fsynced(path);
 			close(fd);
 		}
 		if (mkdir_p(dir, 0700) == 0 && rename(path, dst) == 0) {
@@ -555,9 +558,13 @@ static void process_spool(struct worker *w, struct account_row *a)
 		 * archive held.
 		 */
 		bool durable = !go_on || o.start_ms > 0;
-		if (rc == ZMB_OK && !empty && durable && fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
-			rc = ZMB_EIO;
-			err = xasprintf("cannot fsync spool file '%s': %s", part, strerror(errno));
+		if (rc == ZMB_OK && !empty && durable) {
+			if (fsync(fd) == 0)
+				testhook_fsynced(part);
+			else if (errno != EINVAL && errno != EROFS) {
+				rc = ZMB_EIO;
+				err = xasprintf("cannot fsync spool file '%s': %s", part, strerror(errno));
+			}
 		}
 		if (close(fd) < 0 && rc == ZMB_OK) {
 			rc = ZMB_EIO;

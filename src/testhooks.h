@@ -8,6 +8,8 @@
  *   ZMBATCH_CRASH_AT=k       the k-th crashpoint() _exit(99)s (crash enumeration)
  *   ZMBATCH_STEP_LOG=FILE    crashpoint() appends "k what" per step (to count them)
  *   ZMBATCH_TEST_FREE_BYTES=N  testhook_free_bytes() reports N free bytes in working_dir
+ *   ZMBATCH_FSYNC_LOG=FILE   testhook_fsynced() appends "k path" per fsync, k = the
+ *                            durable steps (crashpoint() calls) completed before it
  * and testhooks_announce() logs a loud warning at start when any is set.
  *
  * Thread safety: every function may be called from any thread.
@@ -22,6 +24,10 @@
  * rename).  Inert in the shipped binary.
  */
 void crashpoint(const char *what);
+
+/* Record that path (a file or a directory) was fsync()ed successfully.
+ * Inert in the shipped binary. */
+void testhook_fsynced(const char *path);
 
 /* Replace *freeb by the test's fake free-space figure; false (and *freeb
  * untouched) when none is set or in the shipped binary. */

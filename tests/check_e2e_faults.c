@@ -419,6 +419,151 @@ static bool wait_db(double timeout, const char *sql)
 	return false;
 }
 
+/* ---- the spool fsync rule ---- */
+
+/*
+ * An archive imported at once by the worker that exported it is not
+ * fsync()ed; one that something durable depends on is, before that is
+ * recorded: an archive left 'exported' for a later run (a stop request), and
+ * a delta export (its new mark is recorded with it).  The test build logs each
+ * fsync as "k path" (ZMBATCH_FSYNC_LOG; k = durable steps completed before it)
+ * beside the step log "k what" (ZMBATCH_STEP_LOG).
+ */
+struct fsync_logs {
+	char *fsyncs, *steps;
+};
+
+static void fsync_logs_init(struct fsync_logs *l, const char *tag)
+{
+	l->fsyncs = xasprintf("%s/%s.fsyncs", E.dir, tag);
+	l->steps = xasprintf("%s/%s.steps", E.dir, tag);
+}
+
+static void fsync_logs_release(struct fsync_logs *l)
+{
+	free(l->fsyncs);
+	free(l->steps);
+}
+
+/* the test build, run -c E.job [extra], logging into l, in the background */
+static pid_t spawn_logged_run(const struct fsync_logs *l, const char *extra)
+{
+	char *out = xasprintf("%s/run.out", E.dir), *err = xasprintf("%s/run.err", E.dir);
+	char *fe = xasprintf("ZMBATCH_FSYNC_LOG=%s", l->fsyncs);
+	char *se = xasprintf("ZMBATCH_STEP_LOG=%s", l->steps);
+	char *env[] = { fe, se, NULL };
+	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", E.job,
+			 (char *)extra, NULL };
+	pid_t pid = tu_spawn(argv, env, out, err);
+	ck_assert_int_gt(pid, 0);
+	free(out);
+	free(err);
+	free(fe);
+	free(se);
+	return pid;
+}
+
+/* k of the line "k path" in the fsync log text (-1 if path was not fsync()ed) */
+static long fsynced_at(const char *log, const char *path)
+{
+	for (const char *l = log; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		char *sp = strchr(l, ' ');
+		if (!sp)
+			break;
+		size_t n = strcspn(sp + 1, "\n");
+		if (n == strlen(path) && !strncmp(sp + 1, path, n))
+			return atol(l);
+	}
+	return -1;
+}
+
+/* the archive `final` (its .part) was fsync()ed, and so was working_dir, and
+ * the very next durable step is the rename: nothing was recorded before it
+ * was durable */
+static void assert_fsynced_before_recorded(const struct fsync_logs *l, const char *final)
+{
+	char *fl = tu_read(l->fsyncs), *sl = tu_read(l->steps);
+	char *part = xasprintf("%s.part", final), *work = xasprintf("%s/work", E.dir);
+	long k = fsynced_at(fl, part);
+	ck_assert_msg(k >= 0, "%s was not fsync()ed; fsyncs:\n%s", part, fl ? fl : "(none)");
+	char *wl = xasprintf("\n%ld %s\n", k, work), *fh = xasprintf("\n%s", fl);
+	ck_assert_msg(strstr(fh, wl) != NULL, "working_dir not fsync()ed right after %s:\n%s",
+		      part, fl);
+	free(wl);
+	free(fh);
+	char *want = xasprintf("\n%ld spool renamed\n", k + 1);
+	char *hay = xasprintf("\n%s", sl ? sl : "");
+	ck_assert_msg(strstr(hay, want) != NULL, "after the fsync of %s (step %ld) the next durable "
+		      "step is not its rename:\n%s", part, k, sl ? sl : "(no steps)");
+	free(hay);
+	free(want);
+	free(work);
+	free(part);
+	free(fl);
+	free(sl);
+}
+
+START_TEST(test_spool_fsync_kept_archive)
+{
+	/* carol (~300 kB, the largest: first) exports slowly; the stop comes during it */
+	knobs(E.src, "{\"bandwidth\":150000}");
+	write_job(1, NULL);
+	struct fsync_logs l;
+	fsync_logs_init(&l, "stopped");
+	pid_t pid = spawn_logged_run(&l, NULL);
+	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state = 'exporting'"),
+		      "no export started");
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(wait_run(pid, 120), 75);
+	/* the export in flight finished within the grace period and was kept */
+	ck_assert_int_eq(db_int("SELECT count(*) FROM accounts WHERE state = 'exported'"), 1);
+	char *final = NULL;
+	for (size_t i = 0; i < NUSERS && !final; i++)
+		if (state_is(USERS[i], "exported"))
+			final = acct_text(USERS[i], "spool_path");
+	ck_assert_ptr_nonnull(final);
+	assert_fsynced_before_recorded(&l, final);
+	free(final);
+	fsync_logs_release(&l);
+	/* and the next run imports it */
+	knobs(E.src, "{\"bandwidth\":0}");
+	ck_assert_int_eq(run_job(120), 0);
+	assert_all_done();
+}
+END_TEST
+
+START_TEST(test_spool_fsync_delta)
+{
+	write_job(1, "delta_overlap = \"0s\";");   /* one worker: the steps in one order */
+	struct fsync_logs full, delta;
+	fsync_logs_init(&full, "full");
+	fsync_logs_init(&delta, "delta");
+	ck_assert_int_eq(wait_run(spawn_logged_run(&full, NULL), 120), 0);
+	/* a full pass imports every archive at once: none is fsync()ed */
+	char *fl = tu_read(full.fsyncs);
+	ck_assert_msg(fl == NULL || !*fl, "a full pass fsync()ed:\n%s", fl);
+	free(fl);
+	tu_sleep(1.1);   /* the new items' dates must be after the first pass's mark */
+	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"alice@example.com\",\"n\":3}"));
+	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"bob@example.com\",\"n\":2}"));
+	ck_assert_int_eq(wait_run(spawn_logged_run(&delta, "--delta"), 120), 0);
+	assert_all_done();
+	/* each delta archive that carried items was durable before its mark was recorded */
+	const char *moved[] = { "alice@example.com", "bob@example.com" };
+	char *work = xasprintf("%s/work", E.dir);
+	for (int i = 0; i < 2; i++) {
+		char *safe = path_safe_name(moved[i]);
+		char *final = xasprintf("%s/%s.tgz", work, safe);
+		assert_fsynced_before_recorded(&delta, final);
+		free(final);
+		free(safe);
+	}
+	free(work);
+	fsync_logs_release(&full);
+	fsync_logs_release(&delta);
+}
+END_TEST
+
 /* ---- HTTP status faults ---- */
 
 START_TEST(test_http_500_503_retried)
@@ -1059,6 +1204,8 @@ static Suite *make_suite(void)
 	ADD(test_state_db_readonly);
 	ADD(test_sqlite_busy_other_process);
 	ADD(test_sqlite_full);
+	ADD(test_spool_fsync_kept_archive);
+	ADD(test_spool_fsync_delta);
 #undef ADD
 	suite_add_tcase(s, tc);
 	return s;
