@@ -161,8 +161,11 @@ lint:
 # Each mutation is applied to a copy of the tree (with a copy of $(B), so that
 # only the mutated file is rebuilt), built, and the suites named for it must
 # fail there; driver and file format: tests/mutate/mutate.py.
-mutate: $(BIN) $(TEST_BINS)
-	VARIANT=$(VARIANT) PYTHON=$(PYTHON) $(PYTHON) tests/mutate/mutate.py $(MUTATIONS)
+# MUTATE_BUILD and MUTATE_ENV: the binaries and variables of `make check`.
+mutate: $(BIN) $(HOOKS_BIN)
+	VARIANT=$(VARIANT) PYTHON=$(PYTHON) MUTATE_BUILD="$(BIN) $(HOOKS_BIN)" \
+		MUTATE_ENV="ZMBATCH_BIN=$(BIN) ZMBATCH_HOOKS_BIN=$(HOOKS_BIN) BUILD_DIR=$(B)" \
+		$(PYTHON) tests/mutate/mutate.py $(MUTATIONS)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -14,17 +14,20 @@ script
   2. applies the mutation: the text must occur exactly once in the file,
      else the mutation itself is broken (the code moved on: update it), and
      that counts as a failure;
-  3. builds bin/zmbatch and the suites' runners there (a mutant that does not
-     build is a failure too: fix the mutation, a compile error proves nothing);
+  3. builds the binaries the tests spawn ($MUTATE_BUILD) and the suites'
+     runners there (a mutant that does not build is a failure too: fix the
+     mutation, a compile error proves nothing);
   4. runs the suites, in order, with the environment of `make check`
-     (ZMBATCH_BIN, BUILD_DIR, PYTHON, CK_DEFAULT_TIMEOUT), each narrowed by the
-     variables on its line (CK_RUN_CASE=tcase for Check, FAULTS_ONLY=test for
+     ($MUTATE_ENV: ZMBATCH_BIN, ZMBATCH_HOOKS_BIN, BUILD_DIR, with paths under
+     the copy; PYTHON; CK_DEFAULT_TIMEOUT=60), each narrowed by the variables
+     on its line (CK_RUN_CASE=tcase for Check, FAULTS_ONLY=test for
      check_e2e_faults) to keep it short.  The mutation is caught as soon as
      one suite fails; it is a failure when all of them pass.
 
-Before that, each distinct suite line is run once on the unmutated tree (the
-"baseline"): a suite that fails without any mutation would "catch"
-everything, so mutations that rely on it are reported as failures.
+Before that, the unmutated tree is built (the same targets).  A suite line
+that fails on a mutant is then run once on the unmutated tree too (the
+"baseline", at most once per line): a suite that fails without any mutation
+would "catch" everything, so its failure is not counted as a catch.
 
 It prints a table `mutation | suite | caught | seconds` and a last line
 `N passed, M failed` (passed = caught), and exits 1 if anything failed.
@@ -35,15 +38,21 @@ Usage (from the top of the tree; `make mutate` builds the tree first):
   make mutate                          every mutation
   make mutate MUTATIONS="no-flock soap-fault-success"   a subset
   python3 tests/mutate/mutate.py --list                 names and descriptions
+  python3 tests/mutate/mutate.py --check                each find text occurs once
   python3 tests/mutate/mutate.py [NAME...]
 
 Environment:
-  MUTATE_BASELINE=0   skip the baseline runs (faster, less honest)
+  MUTATE_BASELINE=0   no baseline runs (faster, less honest)
   MUTATE_KEEP=1       keep the temporary trees (their paths are printed)
   MUTATE_TIMEOUT=S    kill a suite run after S seconds (default 1800);
                       a suite killed so counts as caught ("timed out")
   MUTATE_JOBS=N       make -jN for the mutant builds (default 2)
   VARIANT, PYTHON     as for make (default release, python3)
+  MUTATE_BUILD        what to build besides the runners (the Makefile passes
+                      the binaries `make check` uses; default bin/zmbatch)
+  MUTATE_ENV          VAR=path ... relative to the tree, as `make check` sets
+                      them (the Makefile passes them; default ZMBATCH_BIN and
+                      BUILD_DIR)
 
 File format of mutations.txt: blocks of `key: value` lines, '#' comments.
   mutation: NAME        starts a block (letters, digits, '-')
@@ -70,6 +79,9 @@ VARIANT = os.environ.get("VARIANT") or "release"
 BDIR = "build/" + VARIANT
 BIN = "bin/zmbatch" if VARIANT == "release" else BDIR + "/zmbatch"
 PYTHON = os.environ.get("PYTHON") or "python3"
+BUILD = (os.environ.get("MUTATE_BUILD") or BIN).split()
+TREE_ENV = dict(w.split("=", 1) for w in
+                (os.environ.get("MUTATE_ENV") or "ZMBATCH_BIN=%s BUILD_DIR=%s" % (BIN, BDIR)).split())
 TIMEOUT = float(os.environ.get("MUTATE_TIMEOUT") or 1800)
 JOBS = os.environ.get("MUTATE_JOBS") or "2"
 
@@ -177,11 +189,13 @@ def copy_tree(dst):
     if os.path.isdir(os.path.join(ROOT, BDIR)):
         shutil.copytree(os.path.join(ROOT, BDIR), os.path.join(dst, BDIR), symlinks=True,
                         dirs_exist_ok=True)
-    if os.path.isfile(os.path.join(ROOT, BIN)):
-        shutil.copy2(os.path.join(ROOT, BIN), os.path.join(dst, BIN))
+    for b in BUILD:
+        if os.path.isfile(os.path.join(ROOT, b)) and not os.path.exists(os.path.join(dst, b)):
+            os.makedirs(os.path.dirname(os.path.join(dst, b)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, b), os.path.join(dst, b))
 
 
-def apply(m, tree):
+def apply(m, tree, dry=False):
     """Apply m in tree; return None or why it cannot be applied."""
     path = os.path.join(tree, m.file)
     try:
@@ -192,6 +206,8 @@ def apply(m, tree):
     n = text.count(m.find)
     if n != 1:
         return "find text occurs %d times in %s (must be exactly once)" % (n, m.file)
+    if dry:
+        return None
     with open(path, "w", encoding="utf-8") as f:
         f.write(text.replace(m.find, m.replace))
     return None
@@ -205,7 +221,7 @@ def clean_env():
 
 
 def build(tree, runners, log):
-    cmd = ["make", "-j" + JOBS, "VARIANT=" + VARIANT, BIN] + \
+    cmd = ["make", "-j" + JOBS, "VARIANT=" + VARIANT] + BUILD + \
           ["%s/tests/%s" % (BDIR, r) for r in runners]
     with open(log, "w") as f:
         f.write("$ %s\n" % " ".join(cmd))
@@ -219,9 +235,8 @@ def run_suite(tree, suite, log):
     """Run one suite line in tree; return (failed, detail)."""
     runner, extra = suite
     env = clean_env()
-    env.update({"ZMBATCH_BIN": os.path.join(tree, BIN),
-                "BUILD_DIR": os.path.join(tree, BDIR),
-                "PYTHON": PYTHON})
+    env.update({k: os.path.join(tree, v) for k, v in TREE_ENV.items()})
+    env["PYTHON"] = PYTHON
     env.setdefault("CK_DEFAULT_TIMEOUT", "60")
     env.update(extra)
     with open(log, "w") as f:
@@ -239,7 +254,7 @@ def run_suite(tree, suite, log):
         finally:
             try:   # leftovers of the run (simulators, slapd, zmbatch)
                 os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except OSError:
                 pass
     with open(log, errors="replace") as f:
         out = f.read()
@@ -258,8 +273,17 @@ def main(argv):
     muts = parse(MUTATIONS_FILE)
     if argv[:1] == ["--list"]:
         for m in muts:
-            print("%-28s %s (%s)" % (m.name, m.desc, m.file))
+            print("%-34s %s (%s)" % (m.name, m.desc, m.file))
         return 0
+    if argv[:1] == ["--check"]:
+        bad = 0
+        for m in muts:
+            why = apply(m, ROOT, dry=True)
+            if why:
+                bad += 1
+                print("%s: %s" % (m.name, why))
+        print("%d mutation(s), %d broken" % (len(muts), bad))
+        return 1 if bad else 0
     names = " ".join(argv).split()
     if names:
         known = {m.name for m in muts}
@@ -273,22 +297,25 @@ def main(argv):
     t_all = time.monotonic()
     print("mutate: %d mutation(s), logs in %s" % (len(muts), os.path.relpath(LOGDIR, ROOT)))
 
-    baseline_bad = {}
-    if os.environ.get("MUTATE_BASELINE", "1") != "0":
-        seen = []
-        for m in muts:
-            for s in m.suites:
-                if s not in seen:
-                    seen.append(s)
-        for s in seen:
+    runners = sorted({r for m in muts for r, _ in m.suites})
+    if not build(ROOT, runners, os.path.join(LOGDIR, "baseline.build.log")):
+        print("mutate: the unmutated tree does not build (tests/out/mutate/baseline.build.log)",
+              file=sys.stderr)
+        return 2
+    baseline = {}   # suite label -> None (passes) or why it fails unmutated
+
+    def baseline_fails(suite):
+        label = suite_label(suite)
+        if os.environ.get("MUTATE_BASELINE", "1") == "0":
+            return None
+        if label not in baseline:
             t0 = time.monotonic()
-            label = suite_label(s)
             log = os.path.join(LOGDIR, "baseline.%s.log" % re.sub(r"[^A-Za-z0-9_.=-]+", "_", label))
-            failed, detail = run_suite(ROOT, s, log)
-            print("baseline  %-50s %s (%.0f s)" % (label, "FAILS: " + detail if failed else "passes",
-                                                  time.monotonic() - t0), flush=True)
-            if failed:
-                baseline_bad[label] = detail
+            failed, detail = run_suite(ROOT, suite, log)
+            baseline[label] = detail if failed else None
+            print("  baseline %s: %s (%.0f s)" % (label, "FAILS: " + detail if failed else "passes",
+                                                 time.monotonic() - t0), flush=True)
+        return baseline[label]
 
     rows = []   # (name, suite, caught?, text, seconds)
     for m in muts:
@@ -306,21 +333,20 @@ def main(argv):
                              "tests/out/mutate/%s.build.log)" % m.name))
             else:
                 res = None
-                tried = []
+                unsure = []
                 for s in m.suites:
                     label = suite_label(s)
-                    if label in baseline_bad:
-                        tried.append(label)
-                        res = (label, False, "suite fails without the mutation: " + baseline_bad[label])
-                        break
                     log = os.path.join(LOGDIR, "%s.%s.log" % (m.name, s[0]))
                     failed, detail = run_suite(tree, s, log)
-                    tried.append(label)
                     if failed:
-                        res = (label, True, "yes: " + detail)
-                        break
+                        why = baseline_fails(s)
+                        if why is None:
+                            res = (label, True, "yes: " + detail)
+                            break
+                        unsure.append("%s fails without the mutation too (%s)" % (s[0], why))
                 if res is None:
-                    res = (" / ".join(tried), False, "NOT CAUGHT (all pass)")
+                    res = (suite_txt, False, "NOT CAUGHT: " + ("; ".join(unsure) if unsure
+                                                              else "all pass"))
                 rows.append((m.name, res[0], res[1], res[2]))
         finally:
             if keep:
@@ -329,7 +355,7 @@ def main(argv):
                 shutil.rmtree(tree, ignore_errors=True)
         secs = time.monotonic() - t0
         rows[-1] = rows[-1] + (secs,)
-        print("%-28s %s (%.0f s)" % (m.name, rows[-1][3], secs), flush=True)
+        print("%-34s %s (%.0f s)" % (m.name, rows[-1][3], secs), flush=True)
 
     print()
     w1 = max([len("mutation")] + [len(r[0]) for r in rows])
