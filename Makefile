@@ -6,6 +6,8 @@
 #   make tsan       the multi-threaded suites built with ThreadSanitizer
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make lint       cppcheck over src/
+#   make mutate     break the product on purpose (tests/mutate/mutations.txt) and check
+#                   that the suites catch each break; MUTATIONS="name ..." for a subset
 #   make clean
 #
 # Every dependency is found with pkg-config (PKG_CONFIG may be overridden);
@@ -72,7 +74,7 @@ else
 BIN := $(B)/zmbatch
 endif
 
-.PHONY: all check unit asan tsan install clean lint bench fuzz demo
+.PHONY: all check unit asan tsan install clean lint bench fuzz demo mutate
 all: $(BIN)
 
 $(BIN): $(B)/src/main.o $(LIB_OBJS)
@@ -155,6 +157,15 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=$(LINT_CHECKS) \
 		--inline-suppr --suppress=missingIncludeSystem --suppress=variableScope -Isrc \
 		-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE src/
+
+# Each mutation is applied to a copy of the tree (with a copy of $(B), so that
+# only the mutated file is rebuilt), built, and the suites named for it must
+# fail there; driver and file format: tests/mutate/mutate.py.
+# MUTATE_BUILD and MUTATE_ENV: the binaries and variables of `make check`.
+mutate: $(BIN) $(HOOKS_BIN)
+	VARIANT=$(VARIANT) PYTHON=$(PYTHON) MUTATE_BUILD="$(BIN) $(HOOKS_BIN)" \
+		MUTATE_ENV="ZMBATCH_BIN=$(BIN) ZMBATCH_HOOKS_BIN=$(HOOKS_BIN) BUILD_DIR=$(B)" \
+		$(PYTHON) tests/mutate/mutate.py $(MUTATIONS)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
