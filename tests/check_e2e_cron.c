@@ -15,10 +15,12 @@
 #include <check.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +88,106 @@ static void slow_source(long bps)
 	json_decref(zsim_post(E.src, "/zsim/knobs", body));
 }
 
+/* Poll until the file at path contains needle (deadline timeout_s). */
+static bool wait_file_contains(const char *path, const char *needle, double timeout_s)
+{
+	for (double t0 = now(); now() - t0 < timeout_s; tu_sleep(0.05)) {
+		char *s = tu_read(path);
+		bool found = tu_contains(s, needle);
+		free(s);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+/* Poll until a query on the state DB answers more than 0 (deadline timeout_s). */
+static bool wait_db(const char *sql, double timeout_s)
+{
+	for (double t0 = now(); now() - t0 < timeout_s; tu_sleep(0.05)) {
+		long long n = 0;
+		if (e2e_db_try(&E, sql, &n) && n > 0)
+			return true;
+	}
+	return false;
+}
+
+/* Has pid not exited yet?  (does not reap it: tu_wait still can) */
+static bool still_running(pid_t pid)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+}
+
+/* The first column of every row of a query on the state DB, as ",a,b,c," */
+static char *db_list(const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *out = strdup(",");
+	ck_assert_int_eq(sqlite3_open_v2(E.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 10000);
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char *next;
+		if (asprintf(&next, "%s%s,", out, (const char *)sqlite3_column_text(st, 0)) < 0)
+			abort();
+		free(out);
+		out = next;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+static bool listed(const char *list, const char *acct)
+{
+	char *needle;
+	if (asprintf(&needle, ",%s,", acct) < 0)
+		abort();
+	bool r = tu_contains(list, needle);
+	free(needle);
+	return r;
+}
+
+/* Exports the source simulator has answered, all accounts together, once no
+ * export is streaming any more (it counts one when the transfer ends, also
+ * after the client went away). */
+static long long source_exports(void)
+{
+	json_t *ss = NULL;
+	for (double t0 = now(); now() - t0 < 60; tu_sleep(0.05)) {
+		ss = zsim_stats(E.src);
+		if (zsim_stat_int(ss, "active_streams") == 0)
+			break;
+		json_decref(ss);
+		ss = NULL;
+	}
+	ck_assert_msg(ss != NULL, "the source simulator still streams after 60 s");
+	long long n = 0;
+	for (size_t i = 0; i < E2E_NUSERS; i++)
+		n += zsim_stat_acct(ss, "exports", E2E_USERS[i][0], "count");
+	json_decref(ss);
+	return n;
+}
+
+static char *tag_path(const char *tag, const char *ext)
+{
+	char *path;
+	if (asprintf(&path, "%s/%s.%s", E.dir, tag, ext) < 0)
+		abort();
+	return path;
+}
+
+static char *log_path(const char *suffix)
+{
+	char *path;
+	if (asprintf(&path, "%s/log/zmbatch.log%s", E.dir, suffix ? suffix : "") < 0)
+		abort();
+	return path;
+}
+
 START_TEST(test_lock_contention)
 {
 	struct tu_proc p;
@@ -93,61 +195,125 @@ START_TEST(test_lock_contention)
 	slow_source(60000);
 	pid_t pid = start_run(NULL, "first");
 	wait_until_busy();
+	const char *others_sql = "SELECT count(*) FROM events WHERE run_id IS NOT (SELECT max(id) FROM runs)";
 	long long runs = e2e_db_count(&E, "SELECT count(*) FROM runs");
-	long long events = e2e_db_count(&E, "SELECT count(*) FROM events WHERE run_id = "
-					    "(SELECT max(id) FROM runs)");
+	long long others = e2e_db_count(&E, others_sql);
 	double t0 = now();
 	int rc = e2e_zmbatch(&p, 30, "run", "-c", E.job, (char *)NULL);
 	double dt = now() - t0;
 	ck_assert_int_eq(rc, 75);
-	ck_assert_msg(dt < 1.5, "second run took %.2f s to give up", dt);
+	/* at once: it did not wait for the holder, which is still at work */
+	ck_assert_msg(still_running(pid), "the second run waited for the first to end");
+	ck_assert_msg(dt < 10, "second run took %.2f s to give up", dt);
 	char pidstr[32];
 	snprintf(pidstr, sizeof pidstr, "pid %ld", (long)pid);
 	ck_assert_msg(tu_contains(p.err, pidstr), "holder not named: %s", p.err);
 	ck_assert(tu_contains(p.err, "host"));
 	ck_assert(tu_contains(p.err, "started"));
-	/* it changed nothing: no run row of its own */
+	/* it changed nothing: no run row of its own, no event outside the running run
+	 * (a crash recovery over the holder's accounts would write some), and the
+	 * lock file still names the holder */
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM runs"), runs);
+	ck_assert_int_eq(e2e_db_count(&E, others_sql), others);
+	char *lockp;
+	if (asprintf(&lockp, "%s.lock", E.db) < 0)
+		abort();
+	char *holder = tu_read(lockp);
+	ck_assert_msg(tu_contains(holder, pidstr), "lock file no longer names the holder: %s", holder);
+	free(holder);
+	free(lockp);
 	tu_proc_release(&p);
 	/* reset is refused the same way while the run holds the lock */
 	rc = e2e_zmbatch(&p, 30, "reset", "-c", E.job, "--failed", (char *)NULL);
 	ck_assert_int_eq(rc, 75);
 	tu_proc_release(&p);
-	(void)events;
 	slow_source(0);
 	ck_assert_int_eq(tu_wait(pid, 120), 0);
 }
 END_TEST
 
-START_TEST(test_sigterm_graceful_then_resume)
+/*
+ * SIGTERM and SIGINT are the same graceful stop (README "Signals"): no new
+ * account is claimed, the accounts in flight finish their step within
+ * `grace` (done, or exported with the archive kept for the next run), exit
+ * 75, and the next run converges.
+ */
+static void graceful_stop_then_resume(int sig, const char *name)
 {
 	struct tu_proc p;
 	/* grace long enough for in-flight accounts to finish */
 	e2e_write_job(&E, 2, NULL, "run = { grace = \"60s\"; };");
 	slow_source(80000);
-	pid_t pid = start_run(NULL, "term");
-	wait_until_busy();
+	pid_t pid = start_run(NULL, name);
 	/* a stray SIGUSR2 (zmbatch uses it internally) must not disarm SIGTERM */
+	wait_until_busy();
 	kill(pid, SIGUSR2);
 	tu_sleep(0.2);
-	kill(pid, SIGTERM);
+	/* the accounts in flight just before the signal (one at least still exporting:
+	 * the source is the slow side, and an export cut short would go back to pending) */
+	char *inflight = NULL;
+	for (double t0 = now(); !inflight && now() - t0 < 60; tu_sleep(0.02)) {
+		inflight = db_list("SELECT account FROM accounts WHERE state IN ('exporting','importing')"
+				   " AND EXISTS (SELECT 1 FROM accounts WHERE state = 'exporting')");
+		if (!strcmp(inflight, ",")) {
+			free(inflight);
+			inflight = NULL;
+		}
+	}
+	ck_assert_msg(inflight != NULL, "nothing in flight");
+	kill(pid, sig);
+	char *errp = tag_path(name, "err");
+	char *said;
+	if (asprintf(&said, "%s received", name) < 0)
+		abort();
+	ck_assert_msg(wait_file_contains(errp, said, 30), "no '%s' line", said);
+	/* the stop flag is set before that line is logged: every account claimed
+	 * so far is not pending any more, and no other may be claimed from now on */
+	char *claimed = db_list("SELECT account FROM accounts WHERE state != 'pending'");
 	int rc = tu_wait(pid, 120);
-	char *err = read_tag("term", "err");
-	ck_assert_msg(rc == 75, "exit %d after SIGTERM: %s", rc, err);
-	ck_assert(tu_contains(err, "SIGTERM"));
+	char *err = read_tag(name, "err");
+	ck_assert_msg(rc == 75, "exit %d after %s: %s", rc, name, err);
 	free(err);
 	/* nothing left in flight, some work left */
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state IN ('exporting','importing')"), 0);
 	ck_assert_int_gt(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state != 'done'"), 0);
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT exit_status FROM runs ORDER BY id DESC LIMIT 1"), 75);
+	char *finished = db_list("SELECT account FROM accounts WHERE state IN ('done','exported')");
+	json_t *ss = zsim_stats(E.src);
+	for (size_t i = 0; i < E2E_NUSERS; i++) {
+		const char *a = E2E_USERS[i][0];
+		if (listed(inflight, a))
+			ck_assert_msg(listed(finished, a), "%s was in flight at the %s and did not finish "
+				      "its step within the grace period", a, name);
+		if (zsim_stat_acct(ss, "exports", a, "count") > 0)
+			ck_assert_msg(listed(claimed, a), "%s was claimed after the %s", a, name);
+	}
+	json_decref(ss);
+	free(claimed);
+	free(inflight);
+	free(finished);
+	free(said);
+	free(errp);
 	slow_source(0);
 	rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
 	ck_assert_int_eq(rc, 0);
-	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	ss = zsim_stats(E.src);
+	json_t *ds = zsim_stats(E.dst);
 	e2e_assert_all_migrated(ss, ds);
 	json_decref(ss);
 	json_decref(ds);
 	tu_proc_release(&p);
+}
+
+START_TEST(test_sigterm_graceful_then_resume)
+{
+	graceful_stop_then_resume(SIGTERM, "SIGTERM");
+}
+END_TEST
+
+START_TEST(test_sigint_graceful_then_resume)
+{
+	graceful_stop_then_resume(SIGINT, "SIGINT");
 }
 END_TEST
 
@@ -159,7 +325,9 @@ START_TEST(test_second_sigterm_aborts)
 	pid_t pid = start_run(NULL, "abort");
 	wait_until_busy();
 	kill(pid, SIGTERM);
-	tu_sleep(0.3);
+	char *errp = tag_path("abort", "err");
+	ck_assert_msg(wait_file_contains(errp, "SIGTERM received", 30), "first SIGTERM not taken");
+	free(errp);
 	double t0 = now();
 	kill(pid, SIGTERM);
 	int rc = tu_wait(pid, 60);
@@ -217,8 +385,17 @@ START_TEST(test_status_during_run_and_sigusr1)
 	ck_assert(tu_contains(p.out, "in flight"));
 	tu_proc_release(&p);
 	kill(pid, SIGUSR1);
-	tu_sleep(1.0);
-	ck_assert(e2e_tree_contains(&E, "log", "[progress]"));
+	/* progress_interval is 5 min: the line comes from SIGUSR1, while the run
+	 * is still going (the final line at the end of the stage does not count) */
+	char *lp = log_path(NULL);
+	ck_assert_msg(wait_file_contains(lp, "[progress]", 30), "no progress line after SIGUSR1");
+	char *text = tu_read(lp);
+	const char *q = strstr(text, "[progress] ");
+	long long done = -1, total = -1;
+	ck_assert(q && sscanf(q, "[progress] %lld/%lld done", &done, &total) == 2);
+	ck_assert_msg(done < total, "the progress line came only at the end of the run: %.80s", q);
+	free(text);
+	free(lp);
 	slow_source(0);
 	ck_assert_int_eq(tu_wait(pid, 120), 0);
 }
@@ -384,6 +561,265 @@ START_TEST(test_tty_progress_line)
 }
 END_TEST
 
+/*
+ * `--until HH:MM` on the command line (not in the job file).  The run's
+ * local time zone is a fixed offset chosen so that the next local minute
+ * begins about 8 s from now: the window ends then, whatever the wall clock
+ * says, and no minute boundary can make it flaky.
+ */
+START_TEST(test_until_on_command_line)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 1, NULL, "run = { grace = \"1s\"; };");
+	/* ~790 kB at 20 kB/s: the whole job would take ~40 s */
+	slow_source(20000);
+	time_t end = time(NULL) + 8;
+	int off = (int)((60 - end % 60) % 60);   /* local = UTC + off: `end` is hh:mm:00 local */
+	time_t local_end = end + off;
+	struct tm tm;
+	gmtime_r(&local_end, &tm);
+	char hhmm[8], tz[32];
+	snprintf(hhmm, sizeof hhmm, "%02d:%02d", tm.tm_hour, tm.tm_min);
+	snprintf(tz, sizeof tz, "TZ=ZMB-00:00:%02d", off);   /* POSIX: west is positive */
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job,
+			 (char *)"--until", hhmm, NULL };
+	char *env[] = { tz, NULL };
+	double t0 = now();
+	int rc = tu_run(argv, env, 120, &p);
+	double dt = now() - t0;
+	ck_assert_msg(rc == 75, "exit %d with --until %s (%s), after %.1f s: %s", rc, hhmm, tz, dt, p.err);
+	ck_assert_msg(tu_contains(p.err, "end of window"), "no window message: %s", p.err);
+	/* the window ended at that time, not at once and not at the end of the job */
+	ck_assert_msg(dt > 4 && dt < 35, "--until %s ended the run after %.1f s (want ~8 s + grace)", hhmm, dt);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state IN ('exporting','importing')"), 0);
+	ck_assert_int_gt(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state IN ('pending','exported')"), 0);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT exit_status FROM runs ORDER BY id DESC LIMIT 1"), 75);
+	char *cmd = db_list("SELECT command FROM runs ORDER BY id DESC LIMIT 1");
+	ck_assert_msg(tu_contains(cmd, "--until"), "run recorded as %s", cmd);
+	free(cmd);
+	/* a later run continues and finishes */
+	slow_source(0);
+	rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	ck_assert_int_eq(rc, 0);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	json_decref(ss);
+	json_decref(ds);
+	tu_proc_release(&p);
+}
+END_TEST
+
+/* logrotate: the log file is renamed away, then SIGHUP; later lines go to a new file */
+START_TEST(test_sighup_reopens_log)
+{
+	e2e_write_job(&E, 2, NULL, NULL);
+	slow_source(60000);
+	pid_t pid = start_run(NULL, "hup");
+	wait_until_busy();
+	char *lp = log_path(NULL), *rotated = log_path(".1");
+	ck_assert_int_eq(rename(lp, rotated), 0);
+	kill(pid, SIGHUP);
+	ck_assert_msg(wait_file_contains(lp, "SIGHUP: log file reopened", 30),
+		      "no new log file after SIGHUP");
+	slow_source(0);
+	int rc = tu_wait(pid, 120);
+	ck_assert_int_eq(rc, 0);
+	struct stat sb;
+	ck_assert_int_eq(stat(lp, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	char *fresh = tu_read(lp), *old = tu_read(rotated);
+	ck_assert_msg(tu_contains(fresh, "run finished, exit 0"), "new log: %s", fresh);
+	ck_assert(tu_contains(old, "stage 'migrate' (migrate) starting"));
+	ck_assert_msg(!tu_contains(old, "run finished") && !tu_contains(old, "SIGHUP"),
+		      "lines after SIGHUP went to the renamed file");
+	free(fresh);
+	free(old);
+	free(lp);
+	free(rotated);
+}
+END_TEST
+
+/*
+ * README "Signals": a SIGTERM that arrives while the run takes its lock or
+ * recovers from a crash is a graceful stop.  A run is killed mid-way; another
+ * process holds the state DB's write lock, so the next run waits in its
+ * crash recovery; SIGTERM then; the lock is let go.  The run must end 75 (not
+ * die of the signal), with the recovery done and no account claimed.
+ */
+START_TEST(test_sigterm_during_recovery)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, NULL, NULL);
+	slow_source(60000);
+	pid_t pid = start_run(NULL, "crash");
+	ck_assert_msg(wait_db("SELECT count(*) FROM accounts WHERE state IN ('exporting','importing')", 60),
+		      "nothing in flight");
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(tu_wait(pid, 30), 128 + SIGKILL);
+	long long crashed = e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state IN ('exporting','importing')");
+	ck_assert_int_gt(crashed, 0);
+
+	/* the holder: takes the write lock, says so, lets go when told */
+	int ready[2], go[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t holder = fork();
+	ck_assert_int_ge(holder, 0);
+	if (holder == 0) {
+		sqlite3 *db = NULL;
+		char c = '0';
+		int ok = sqlite3_open(E.db, &db) == SQLITE_OK;
+		ok = ok && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+		if (ok)
+			c = '1';
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			ok = 0;
+		ok = ok && sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK;
+		sqlite3_close(db);
+		_exit(ok ? 0 : 1);
+	}
+	char c = 0;
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	ck_assert_msg(c == '1', "the holder could not take the write lock");
+	long long exports = source_exports();
+
+	pid = start_run(NULL, "rec");
+	/* it holds the run lock (it wrote its pid there) and now waits for the DB */
+	char *lockp, *pidstr;
+	if (asprintf(&lockp, "%s.lock", E.db) < 0 || asprintf(&pidstr, "pid %ld ", (long)pid) < 0)
+		abort();
+	ck_assert_msg(wait_file_contains(lockp, pidstr, 30), "the run never took its lock");
+	ck_assert(still_running(pid));
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(tu_wait(holder, 30), 0);
+	int rc = tu_wait(pid, 60);
+	char *err = read_tag("rec", "err");
+	ck_assert_msg(rc == 75, "exit %d after SIGTERM during recovery (143 = killed by it): %s", rc, err);
+	ck_assert_msg(tu_contains(err, "stopped mid-way"), "no crash recovery: %s", err);
+	ck_assert(tu_contains(err, "SIGTERM"));
+	free(err);
+	/* recovered, consistent, nothing claimed */
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state IN ('exporting','importing')"), 0);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT exit_status FROM runs ORDER BY id DESC LIMIT 1"), 75);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE started_at >= "
+				      "(SELECT started_at FROM runs ORDER BY id DESC LIMIT 1)"), 0);
+	ck_assert_int_eq(source_exports(), exports);
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+	close(go[1]);
+	free(lockp);
+	free(pidstr);
+	/* the next run finishes */
+	slow_source(0);
+	rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	ck_assert_int_eq(rc, 0);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	json_decref(ss);
+	json_decref(ds);
+	tu_proc_release(&p);
+}
+END_TEST
+
+/*
+ * --quiet (cron): nothing on stdout, and on stderr only warnings and errors;
+ * the log file still has everything.  Without it, the same run talks.
+ */
+START_TEST(test_quiet)
+{
+	struct tu_proc p;
+	/* frank has no target account: one error to show */
+	json_decref(zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"frank@example.org\"}"));
+	e2e_write_job(&E, 2, NULL, NULL);
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, "--quiet", (char *)NULL);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_msg(p.out[0] == '\0', "stdout under --quiet: %s", p.out);
+	ck_assert_msg(!tu_contains(p.err, " INFO ") && !tu_contains(p.err, " DEBUG "),
+		      "info lines on stderr under --quiet: %s", p.err);
+	ck_assert_msg(tu_contains(p.err, "ERROR") && tu_contains(p.err, "frank@example.org"),
+		      "the error is not on stderr: %s", p.err);
+	tu_proc_release(&p);
+	char *lp = log_path(NULL);
+	char *logtext = tu_read(lp);
+	ck_assert(tu_contains(logtext, "INFO  run finished, exit 1"));
+	ck_assert(tu_contains(logtext, "DEBUG "));
+	free(logtext);
+	free(lp);
+	/* the same command without --quiet prints the stage output and info lines */
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"frank@example.org\"}"));
+	rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, "--retry-failed", (char *)NULL);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(tu_contains(p.out, "accounts: "), "stdout: %s", p.out);
+	ck_assert(tu_contains(p.err, " INFO "));
+	tu_proc_release(&p);
+}
+END_TEST
+
+/* Under cron (no terminal) a progress line is logged every run.progress_interval */
+START_TEST(test_progress_interval)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, NULL, "run = { progress_interval = \"1s\"; };");
+	slow_source(60000);   /* ~6-8 s */
+	double t0 = now();
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	double dt = now() - t0;
+	ck_assert_int_eq(rc, 0);
+	tu_proc_release(&p);
+	char *lp = log_path(NULL);
+	char *text = tu_read(lp);
+	int n = 0;
+	for (const char *q = text; (q = strstr(q, "INFO  [progress] ")) != NULL; q++)
+		n++;
+	free(text);
+	free(lp);
+	/* one at the end of the stage, and one a second before (not more often) */
+	ck_assert_msg(dt >= 4, "the run took only %.1f s; slow it down", dt);
+	ck_assert_msg(n >= 3, "%d progress line(s) in %.1f s with progress_interval = 1s", n, dt);
+	ck_assert_msg(n <= dt + 2, "%d progress lines in %.1f s: more than one a second", n, dt);
+}
+END_TEST
+
+/*
+ * Exit 70: a state DB or lock file that cannot be used (not a database, a
+ * directory) is not a config error and not a server error.  Nothing is
+ * asked of the servers.
+ */
+START_TEST(test_unusable_state_db_exits_70)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, NULL, NULL);
+	json_decref(zsim_post(E.src, "/zsim/reset-stats", "{}"));
+	/* the lock file is a directory */
+	char *lockp;
+	if (asprintf(&lockp, "%s.lock", E.db) < 0)
+		abort();
+	ck_assert_int_eq(mkdir(lockp, 0700), 0);
+	int rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	ck_assert_int_eq(rc, 70);
+	ck_assert_msg(tu_contains(p.err, "cannot open lock file") && tu_contains(p.err, lockp),
+		      "%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(rmdir(lockp), 0);
+	/* the state DB is not a database */
+	free(tu_write(E.dir, "state.db", "this is not an SQLite database, it is text\n", 0600));
+	rc = e2e_zmbatch(&p, 60, "run", "-c", E.job, (char *)NULL);
+	ck_assert_int_eq(rc, 70);
+	ck_assert_msg(tu_contains(p.err, E.db) && tu_contains(p.err, "not a database"), "%s", p.err);
+	tu_proc_release(&p);
+	char *text = tu_read(E.db);
+	ck_assert(tu_contains(text, "it is text"));   /* left as it was */
+	free(text);
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_int(ss, "soap/AuthRequest"), 0);
+	json_decref(ss);
+	free(lockp);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_cron");
@@ -392,6 +828,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_lock_contention);
 	tcase_add_test(tc, test_sigterm_graceful_then_resume);
+	tcase_add_test(tc, test_sigint_graceful_then_resume);
 	tcase_add_test(tc, test_second_sigterm_aborts);
 	tcase_add_test(tc, test_window_end_then_next_run_finishes);
 	tcase_add_test(tc, test_status_during_run_and_sigusr1);
@@ -400,6 +837,12 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_failed_then_retry_failed_exits_0);
 	tcase_add_test(tc, test_spool_preflight_disk_space);
 	tcase_add_test(tc, test_tty_progress_line);
+	tcase_add_test(tc, test_until_on_command_line);
+	tcase_add_test(tc, test_sighup_reopens_log);
+	tcase_add_test(tc, test_sigterm_during_recovery);
+	tcase_add_test(tc, test_quiet);
+	tcase_add_test(tc, test_progress_interval);
+	tcase_add_test(tc, test_unusable_state_db_exits_70);
 	suite_add_tcase(s, tc);
 	return s;
 }
