@@ -826,23 +826,27 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("cron");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 240);
-	tcase_add_test(tc, test_lock_contention);
-	tcase_add_test(tc, test_sigterm_graceful_then_resume);
-	tcase_add_test(tc, test_sigint_graceful_then_resume);
-	tcase_add_test(tc, test_second_sigterm_aborts);
-	tcase_add_test(tc, test_window_end_then_next_run_finishes);
-	tcase_add_test(tc, test_status_during_run_and_sigusr1);
-	tcase_add_test(tc, test_dry_run_changes_nothing);
-	tcase_add_test(tc, test_check_command);
-	tcase_add_test(tc, test_failed_then_retry_failed_exits_0);
-	tcase_add_test(tc, test_spool_preflight_disk_space);
-	tcase_add_test(tc, test_tty_progress_line);
-	tcase_add_test(tc, test_until_on_command_line);
-	tcase_add_test(tc, test_sighup_reopens_log);
-	tcase_add_test(tc, test_sigterm_during_recovery);
-	tcase_add_test(tc, test_quiet);
-	tcase_add_test(tc, test_progress_interval);
-	tcase_add_test(tc, test_unusable_state_db_exits_70);
+	/* CRON_ONLY=test_name runs one test (debugging, make mutate) */
+	const char *only = getenv("CRON_ONLY");
+#define ADD(t) do { if (!only || !strcmp(only, #t)) tcase_add_test(tc, t); } while (0)
+	ADD(test_lock_contention);
+	ADD(test_sigterm_graceful_then_resume);
+	ADD(test_sigint_graceful_then_resume);
+	ADD(test_second_sigterm_aborts);
+	ADD(test_window_end_then_next_run_finishes);
+	ADD(test_status_during_run_and_sigusr1);
+	ADD(test_dry_run_changes_nothing);
+	ADD(test_check_command);
+	ADD(test_failed_then_retry_failed_exits_0);
+	ADD(test_spool_preflight_disk_space);
+	ADD(test_tty_progress_line);
+	ADD(test_until_on_command_line);
+	ADD(test_sighup_reopens_log);
+	ADD(test_sigterm_during_recovery);
+	ADD(test_quiet);
+	ADD(test_progress_interval);
+	ADD(test_unusable_state_db_exits_70);
+#undef ADD
 	suite_add_tcase(s, tc);
 	return s;
 }
