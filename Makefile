@@ -5,7 +5,7 @@
 #   make asan       the same suite built with AddressSanitizer + UBSan
 #   make tsan       the multi-threaded suites built with ThreadSanitizer
 #   make install    PREFIX=/usr/local DESTDIR=
-#   make lint       cppcheck over src/
+#   make lint       one-way layers and no circle in src/ (tests/layers.py), cppcheck over src/
 #   make mutate     break the product on purpose (tests/mutate/mutations.txt) and check
 #                   that the suites catch each break; MUTATIONS="name ..." for a subset
 #   make clean
@@ -26,7 +26,11 @@ B := build/$(VARIANT)
 CFLAGS ?= -O2 -g
 WARN := -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wvla -Wwrite-strings -fno-common -Wshadow=local -Wformat=2 -Wno-format-nonliteral
-CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc -I$(B)
+# src/ is layered (README "Architecture"); each layer's folder is on the
+# include path, and `make lint` (tests/layers.py) checks that the objects of a
+# layer use nothing from a layer above it.
+LAYERS := core conf state zimbra ldap stages report cli
+CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(addprefix -Isrc/,$(LAYERS)) -I$(B)
 
 ifeq ($(VARIANT),asan)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -51,15 +55,15 @@ CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(LDAP_CFLAGS) -pthread -MMD -MP
 ALL_LIBS = $(PKG_LIBS) $(LDAP_LIBS) -pthread -lm
 
-SRCS := $(sort $(wildcard src/*.c))
-LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+SRCS := $(sort $(wildcard $(addsuffix /*.c,$(addprefix src/,$(LAYERS)))))
+LIB_SRCS := $(filter-out src/cli/main.c,$(SRCS))
 LIB_OBJS := $(patsubst src/%.c,$(B)/src/%.o,$(LIB_SRCS)) $(B)/schema_gen.o
 SCHEMA := $(sort $(wildcard schema/*.sql))
-# The test build: the same objects, but src/testhooks.c compiled with
+# The test build: the same objects, but src/core/testhooks.c compiled with
 # -DZMBATCH_TESTING (crash points, fake free space).  bin/zmbatch links the
 # inert testhooks.o and obeys no test environment variable; the runners and
 # $(HOOKS_BIN) (the binary the crash and disk tests spawn) link the live one.
-TEST_LIB_OBJS := $(filter-out $(B)/src/testhooks.o,$(LIB_OBJS)) $(B)/src/testhooks-live.o
+TEST_LIB_OBJS := $(filter-out $(B)/src/core/testhooks.o,$(LIB_OBJS)) $(B)/src/core/testhooks-live.o
 HOOKS_BIN := $(B)/zmbatch-testhooks
 
 ALL_TEST_SRCS := $(sort $(wildcard tests/check_*.c))
@@ -77,7 +81,7 @@ endif
 .PHONY: all check unit asan tsan install clean lint bench fuzz demo mutate
 all: $(BIN)
 
-$(BIN): $(B)/src/main.o $(LIB_OBJS)
+$(BIN): $(B)/src/cli/main.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(ALL_LIBS)
 
@@ -85,11 +89,11 @@ $(B)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(B)/src/testhooks-live.o: src/testhooks.c
+$(B)/src/core/testhooks-live.o: src/core/testhooks.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DZMBATCH_TESTING -c -o $@ $<
 
-$(HOOKS_BIN): $(B)/src/main.o $(TEST_LIB_OBJS)
+$(HOOKS_BIN): $(B)/src/cli/main.o $(TEST_LIB_OBJS)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(ALL_LIBS)
 
 # schema/NNN_*.sql are compiled into the binary as C strings.
@@ -153,9 +157,10 @@ tsan:
 # performance (all enabled classes must be clean); variableScope (a style
 # preference for declaring at first use) is not enforced.
 LINT_CHECKS := warning,style,portability,performance
-lint:
+lint: $(LIB_OBJS) $(B)/src/cli/main.o
+	$(PYTHON) tests/layers.py $(B)
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=$(LINT_CHECKS) \
-		--inline-suppr --suppress=missingIncludeSystem --suppress=variableScope -Isrc \
+		--inline-suppr --suppress=missingIncludeSystem --suppress=variableScope $(addprefix -Isrc/,$(LAYERS)) \
 		-D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE src/
 
 # Each mutation is applied to a copy of the tree (with a copy of $(B), so that
@@ -191,7 +196,7 @@ demo: $(BIN)
 clean:
 	rm -rf build bin/zmbatch tests/out
 
--include $(wildcard $(B)/src/*.d $(B)/tests/*.d)
+-include $(wildcard $(B)/src/*/*.d $(B)/tests/*.d)
 
 # ---- fuzzing (issue 7) --------------------------------------------------
 # make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="conf soap"]
@@ -247,4 +252,4 @@ fuzz: $(FUZZ_BINS)
 	done; \
 	if [ -n "$$fail" ]; then echo "fuzz: crashes in:$$fail"; exit 1; fi; echo "fuzz: no crash"
 
--include $(wildcard $(FUZZ_B)/src/*.d $(FUZZ_B)/*.d)
+-include $(wildcard $(FUZZ_B)/src/*/*.d $(FUZZ_B)/*.d)

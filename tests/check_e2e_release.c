@@ -3,7 +3,7 @@
  *
  * bin/zmbatch must obey no test hook: ZMBATCH_CRASH_AT, ZMBATCH_STEP_LOG and
  * ZMBATCH_TEST_FREE_BYTES change the behaviour only of the test build
- * ($ZMBATCH_HOOKS_BIN, src/testhooks.c compiled with -DZMBATCH_TESTING),
+ * ($ZMBATCH_HOOKS_BIN, src/core/testhooks.c compiled with -DZMBATCH_TESTING),
  * and that build says so loudly whenever a hook is in effect.  A server
  * reached over plain http is warned about on every run, as tls_verify =
  * false is.

@@ -1,5 +1,5 @@
 /*
- * check_state.c - the SQLite state database (src/state.c) on real files.
+ * check_state.c - the SQLite state database (src/state/state.c) on real files.
  *
  * Covers the account state machine (every pair), claim order and backoff,
  * claims from 8 threads with their own connections, the claim plan on 100k
@@ -98,7 +98,7 @@ static void add_accounts(struct state *st, int n, const long long *sizes, int ns
 
 /* ---- state machine ---- */
 
-/* The diagram of state.h, written out independently of src/state.c. */
+/* The diagram of state.h, written out independently of src/state/state.c. */
 static bool expect_legal(int f, int t)
 {
 	static const char *const ok[] = {

@@ -1,7 +1,7 @@
 /*
  * conf.c - job files: the native libconfig reader, defaults and validation
- * shared with the legacy reader (src/conf_legacy.c), the native writer used
- * by `convert`, and the small job helpers (identity, domain map, release).
+ * shared with the legacy reader (src/conf/conf_legacy.c), and the native
+ * writer used by `convert`.  The job model itself is job.c.
  *
  * libconfig is confined to this file: the parsed tree is copied into a
  * `struct cval` tree (with line numbers) right after parsing, and every key is
@@ -12,7 +12,6 @@
  */
 #define _GNU_SOURCE
 #include "job.h"
-#include "stage.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,107 +22,6 @@
 #include <sys/stat.h>
 
 #define JOB_FILE_MAX (4 * 1024 * 1024)
-
-/* ---- job lifecycle ---- */
-
-static void server_init(struct server *s, const char *role)
-{
-	memset(s, 0, sizeof *s);
-	s->role = role;
-	s->port = 7071;
-	s->tls_verify = true;
-}
-
-void job_init(struct job *job)
-{
-	memset(job, 0, sizeof *job);
-	server_init(&job->source, "source");
-	server_init(&job->target, "target");
-	job->mig.threads = 5;
-	job->mig.keep_success_files = false;
-	job->mig.transfer = TRANSFER_SPOOL;
-	job->mig.max_attempts = 3;
-	job->mig.order = ORDER_LARGEST_FIRST;
-	job->mig.max_bytes_per_second = 0;
-	job->mig.retry_backoff = 30;
-	job->mig.retry_backoff_max = 15 * 60;
-	job->mig.delta_overlap = 86400;
-	job->mig.low_speed_time = 300;
-	job->mig.low_speed_limit = 1;
-	job->mig.buffer_size = 1024 * 1024;  /* stream ring per worker: RSS ~ threads x this */
-	job->token_refresh_margin = 1800;
-	job->grace = 300;
-	job->progress_interval = 300;
-}
-
-static void server_release(struct server *s)
-{
-	free(s->host);
-	free(s->admin_user);
-	secret_free(s->password);
-	free(s->password_file);
-	free(s->password_env);
-	free(s->ca_file);
-	free(s->pinned_pubkey);
-	free(s->scheme);
-}
-
-void job_release(struct job *job)
-{
-	if (!job)
-		return;
-	free(job->path);
-	free(job->name);
-	server_release(&job->source);
-	server_release(&job->target);
-	struct migration *m = &job->mig;
-	strlist_release(&m->accounts);
-	free(m->accounts_file);
-	strlist_release(&m->domains);
-	for (size_t i = 0; i < m->nmaps; i++) {
-		free(m->maps[i].from);
-		free(m->maps[i].to);
-	}
-	free(m->maps);
-	free(m->working_dir);
-	free(m->success_dir);
-	free(m->failed_dir);
-	free(m->resolve);
-	free(m->types);
-	free(m->mail_transport);
-	free(job->state_db);
-	free(job->log_dir);
-	free(job->log_level);
-	free(job->until);
-	for (size_t i = 0; i < job->nstages; i++) {
-		free(job->stages[i].name);
-		free(job->stages[i].type);
-		cval_release(&job->stages[i].settings);
-	}
-	free(job->stages);
-	strlist_release(&job->warnings);
-	memset(job, 0, sizeof *job);
-}
-
-char *job_identity(const struct job *job)
-{
-	return xasprintf("%s|%s:%d|%s:%d", job->name ? job->name : "",
-			 job->source.host ? job->source.host : "", job->source.port,
-			 job->target.host ? job->target.host : "", job->target.port);
-}
-
-char *job_map_account(const struct job *job, const char *source)
-{
-	if (!source)
-		return NULL;
-	const char *at = strrchr(source, '@');
-	if (!at)
-		return xstrdup(source);
-	for (size_t i = 0; i < job->mig.nmaps; i++)
-		if (streq_ci(at + 1, job->mig.maps[i].from))
-			return xasprintf("%.*s@%s", (int)(at - source), source, job->mig.maps[i].to);
-	return xstrdup(source);
-}
 
 /* ---- reading the file ---- */
 
@@ -341,6 +239,7 @@ struct np {
 	struct job *job;
 	char **err;
 	int failed;
+	const struct stage_catalog *cat;
 };
 
 static int np_fail(struct np *np, int line, const char *fmt, ...)
@@ -719,14 +618,14 @@ static void parse_stages(struct np *np, const struct cval *v)
 			break;
 		if (!ty) {
 			np_fail(np, g->line, "stage '%s': missing key 'type' (one of %s)", nm->str,
-				stage_type_names());
+				np->cat->names());
 			break;
 		}
-		if (ty->type != CV_STR || !stage_type_find(ty->str)) {
+		if (ty->type != CV_STR || !np->cat->known(ty->str)) {
 			np_fail(np, ty->line, "stage '%s': key 'type': unknown stage type%s%s%s (known: %s)",
 				nm->str, ty->type == CV_STR ? " '" : "",
 				ty->type == CV_STR ? ty->str : "", ty->type == CV_STR ? "'" : "",
-				stage_type_names());
+				np->cat->names());
 			break;
 		}
 		struct stage_conf *sc = &job->stages[job->nstages++];
@@ -814,11 +713,12 @@ static char *dir_of(const char *path)
 	return xstrndup(path, (size_t)(sl - path));
 }
 
-static enum zmb_rc native_parse(const char *path, const char *text, struct job *job, char **err)
+static enum zmb_rc native_parse(const char *path, const char *text,
+				const struct stage_catalog *cat, struct job *job, char **err)
 {
 	config_t cfg;
 	struct cval root = { 0 };
-	struct np np = { path, job, err, 0 };
+	struct np np = { path, job, err, 0, cat };
 	char *dir = dir_of(path);
 
 	config_init(&cfg);
@@ -848,7 +748,8 @@ out:
 	return np.failed ? ZMB_ECONFIG : ZMB_OK;
 }
 
-enum zmb_rc conf_load(const char *path, bool resolve_secrets, struct job *job, char **err)
+enum zmb_rc conf_read(const char *path, bool resolve_secrets, const struct stage_catalog *cat,
+		      struct job *job, char **err)
 {
 	enum zmb_rc rc;
 	char *text = NULL;
@@ -866,11 +767,11 @@ enum zmb_rc conf_load(const char *path, bool resolve_secrets, struct job *job, c
 		rc = conf_legacy_parse(path, text, job, err);
 	} else {
 		job->path = xstrdup(path);
-		rc = native_parse(path, text, job, err);
+		rc = native_parse(path, text, cat, job, err);
 	}
 	if (rc)
 		goto out;
-	rc = conf_finish(job, resolve_secrets, err);
+	rc = conf_finish_with(job, resolve_secrets, cat, err);
 out:
 	if (text) {
 		explicit_bzero(text, strlen(text));
@@ -1017,7 +918,8 @@ static enum zmb_rc finish_server(struct job *job, struct server *s, bool require
 	return ZMB_OK;
 }
 
-enum zmb_rc conf_finish(struct job *job, bool resolve_secrets, char **err)
+enum zmb_rc conf_finish_with(struct job *job, bool resolve_secrets, const struct stage_catalog *cat,
+			     char **err)
 {
 	enum zmb_rc rc;
 	struct migration *m = &job->mig;
@@ -1095,12 +997,11 @@ enum zmb_rc conf_finish(struct job *job, bool resolve_secrets, char **err)
 
 	for (size_t i = 0; i < job->nstages; i++) {
 		struct stage_conf *sc = &job->stages[i];
-		const struct stage_type *t = stage_type_find(sc->type);
-		if (!t)
+		if (!cat->known(sc->type))
 			return finish_fail(job, sc->line, err, "stage '%s': unknown stage type '%s' (known: %s)",
-					   sc->name, sc->type, stage_type_names());
+					   sc->name, sc->type, cat->names());
 		char *e = NULL;
-		if (t->validate && t->validate(sc, job->path, &e) != 0) {
+		if (cat->validate(sc, job->path, &e) != 0) {
 			if (e)
 				*err = e;
 			else

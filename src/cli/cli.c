@@ -4,10 +4,14 @@
 #include "cli.h"
 #include "job.h"
 #include "log.h"
+#include "report.h"
 #include "zmb.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job)
 {
@@ -44,4 +48,31 @@ int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job)
 const char *cli_state_path(const struct cli *cli, const struct job *job)
 {
 	return cli->state ? cli->state : job->state_db;
+}
+
+int report_db_load(struct cli *cli, struct report_db *r)
+{
+	struct stat sb;
+	memset(r, 0, sizeof *r);
+	if (cli->config || !cli->state) {
+		int ex = cli_load_job(cli, false, &r->job);
+		if (ex)
+			return ex;
+		r->have_job = true;
+		r->job_name = r->job.name;
+	}
+	r->path = r->have_job ? cli_state_path(cli, &r->job) : cli->state;
+	if (!r->path || !*r->path) {
+		fprintf(stderr, "zmbatch: no state database configured (state.db in the job, or --state)\n");
+		return EXIT_CONFIG;
+	}
+	if (stat(r->path, &sb) != 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "zmbatch: no state database at '%s': nothing has run yet\n", r->path);
+		else
+			fprintf(stderr, "zmbatch: cannot reach state database '%s': %s\n", r->path,
+				strerror(errno));
+		return EXIT_PARTIAL;
+	}
+	return 0;
 }

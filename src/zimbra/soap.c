@@ -266,6 +266,12 @@ out:
 	return rc;
 }
 
+struct token_cache *token_cache_new(const struct server *srv, long long refresh_margin_s,
+				    struct run_ctl *ctl)
+{
+	return token_cache_new_login(srv, refresh_margin_s, ctl, soap_auth);
+}
+
 void zaccounts_free(struct zaccount *v, size_t n)
 {
 	if (!v)

@@ -134,7 +134,6 @@ enum zmb_rc report_history(sqlite3 *db, const char *account, FILE *out, char **e
 
 /* ---- shared by the read-side commands (cmd_status/report/accounts/reset) ---- */
 
-#include "cli.h"
 #include "job.h"
 
 struct state;
@@ -148,13 +147,7 @@ struct report_db {
 	struct state *st;       /* after report_db_open() */
 };
 
-/*
- * Load the job (-c, or ./zmbatch.cfg unless --state alone was given),
- * resolve the DB path and make sure the DB exists; prints the error and
- * returns the exit code (0 ok, 78 config, 1 no DB yet).  Secrets are not
- * resolved.  report_db_close() must be called whatever it returns.
- */
-int report_db_load(struct cli *cli, struct report_db *r);
+/* report_db_load() (cli.h) fills one from the command line. */
 /* state_open() with flags (identity checked for STATE_WRITE when the job is
  * loaded); prints the error and returns the exit code (0, 78, or 1). */
 int report_db_open(struct report_db *r, int flags);

@@ -3,7 +3,7 @@
  *
  * One `struct run_ctl` per run, owned by cmd_run (main thread).  Workers only
  * read it through the functions below (atomics), so no lock is needed.
- * The signal thread (src/cmd_run.c) calls runctl_request_stop().
+ * The signal thread (src/cli/cmd_run.c) calls runctl_request_stop().
  */
 #ifndef ZMB_RUNCTL_H
 #define ZMB_RUNCTL_H

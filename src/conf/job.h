@@ -1,7 +1,7 @@
 /*
  * job.h - the job, as one plain C struct.
  *
- * conf_load() (src/conf.c, src/conf_legacy.c) turns a native libconfig job
+ * conf_load() (src/conf/conf.c, src/conf/conf_legacy.c) turns a native libconfig job
  * file or a legacy zmztozmig.conf into a `struct job`; no libconfig type is
  * visible outside src/conf*.c.  After conf_load() returns the job is
  * immutable: it is shared read-only by every thread.  job_release() frees it
@@ -134,11 +134,25 @@ struct job {
 };
 
 /*
+ * What the readers know of stage types.  The stage registry (src/stages/
+ * stage.c) hands itself in, so that the readers do not depend on the stages.
+ */
+struct stage_catalog {
+	bool (*known)(const char *type);   /* a stage type of that name exists */
+	const char *(*names)(void);        /* "migrate, exec, ..." for messages */
+	/* the type's own check of a stage's settings: 0, or -1 with *err (may stay NULL) */
+	int (*validate)(const struct stage_conf *sc, const char *job_path, char **err);
+};
+
+/*
  * Load a job file, native or legacy (recognised by content).  On error
  * returns ZMB_ECONFIG with *err = "file:line: key: message" (caller frees).
  * Secrets are resolved (password files read, env looked up) unless
  * `resolve_secrets` is false (convert, --help paths).
  */
+enum zmb_rc conf_read(const char *path, bool resolve_secrets, const struct stage_catalog *cat,
+		      struct job *job, char **err);
+/* conf_read() with the stage registry (defined in src/stages/stage.c). */
 enum zmb_rc conf_load(const char *path, bool resolve_secrets, struct job *job, char **err);
 /* true if the text looks like a zmztozmig.conf (Key=Value lines). */
 bool conf_is_legacy(const char *text);
@@ -148,6 +162,9 @@ enum zmb_rc conf_legacy_parse(const char *path, const char *text, struct job *jo
  * may build a job in memory from it).  Release with job_release(). */
 void job_init(struct job *job);
 /* Apply defaults and cross-field validation (both formats). */
+enum zmb_rc conf_finish_with(struct job *job, bool resolve_secrets, const struct stage_catalog *cat,
+			     char **err);
+/* conf_finish_with() with the stage registry (defined in src/stages/stage.c). */
 enum zmb_rc conf_finish(struct job *job, bool resolve_secrets, char **err);
 /* Write the job as a native libconfig job file (convert). No secret printed. */
 void conf_write_native(const struct job *job, FILE *out);

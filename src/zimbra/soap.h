@@ -24,6 +24,9 @@
 
 /* AuthRequest with the server's admin_user/password; *token caller frees. */
 enum zmb_rc soap_auth(struct http *h, char **token, long long *lifetime_ms, char **err);
+/* A token cache for srv that logs in with soap_auth (see token.h). */
+struct token_cache *token_cache_new(const struct server *srv, long long refresh_margin_s,
+				    struct run_ctl *ctl);
 
 struct zaccount {
 	char *name;

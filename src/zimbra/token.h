@@ -27,9 +27,17 @@
 
 struct token_cache;
 
+/*
+ * How the cache logs in: one request on h (the calling thread's handle for
+ * the server) that yields a token and its lifetime in ms.  soap_auth() is the
+ * Zimbra one; token_cache_new() (soap.h) passes it.  The token is the cache's.
+ */
+typedef enum zmb_rc (*token_login_fn)(struct http *h, char **token, long long *lifetime_ms,
+				      char **err);
+
 /* srv must outlive the cache; refresh_margin_s < 0 -> 0. Never NULL. */
-struct token_cache *token_cache_new(const struct server *srv, long long refresh_margin_s,
-				    struct run_ctl *ctl);
+struct token_cache *token_cache_new_login(const struct server *srv, long long refresh_margin_s,
+					  struct run_ctl *ctl, token_login_fn login);
 void token_cache_free(struct token_cache *tc);   /* NULL-safe; no thread may use it */
 
 /*

@@ -1,7 +1,7 @@
 /*
  * cval.c - typed stage settings (struct cval) and their accessors.
  *
- * A cval tree is built by the native job file reader (src/conf.c) from the
+ * A cval tree is built by the native job file reader (src/conf/conf.c) from the
  * libconfig tree, and handed to the stage validators.  The accessors below
  * are what the validators use: each checks the type and reports
  * "file:line: key 'name': expected ..." on a mismatch.  All functions are

@@ -52,4 +52,14 @@ int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job);
 /* The state DB path: --state, else the job's state.db. */
 const char *cli_state_path(const struct cli *cli, const struct job *job);
 
+/*
+ * For the read-side commands: load the job (-c, or ./zmbatch.cfg unless
+ * --state alone was given), resolve the DB path and make sure the DB exists;
+ * prints the error and returns the exit code (0 ok, 78 config, 1 no DB yet).
+ * Secrets are not resolved.  report_db_close() must be called whatever it
+ * returns.
+ */
+struct report_db;
+int report_db_load(struct cli *cli, struct report_db *r);
+
 #endif

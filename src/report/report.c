@@ -1315,33 +1315,6 @@ out:
 
 /* ---- command helpers ---- */
 
-int report_db_load(struct cli *cli, struct report_db *r)
-{
-	struct stat sb;
-	memset(r, 0, sizeof *r);
-	if (cli->config || !cli->state) {
-		int ex = cli_load_job(cli, false, &r->job);
-		if (ex)
-			return ex;
-		r->have_job = true;
-		r->job_name = r->job.name;
-	}
-	r->path = r->have_job ? cli_state_path(cli, &r->job) : cli->state;
-	if (!r->path || !*r->path) {
-		fprintf(stderr, "zmbatch: no state database configured (state.db in the job, or --state)\n");
-		return EXIT_CONFIG;
-	}
-	if (stat(r->path, &sb) != 0) {
-		if (errno == ENOENT)
-			fprintf(stderr, "zmbatch: no state database at '%s': nothing has run yet\n", r->path);
-		else
-			fprintf(stderr, "zmbatch: cannot reach state database '%s': %s\n", r->path,
-				strerror(errno));
-		return EXIT_PARTIAL;
-	}
-	return 0;
-}
-
 int report_db_open(struct report_db *r, int flags)
 {
 	char *err = NULL, *ident = NULL;

@@ -26,7 +26,7 @@ struct rest_export_opts {
 	const char *types;   /* NULL/"" = everything */
 	long long start_ms;  /* 0 = full export, else &start=<ms> */
 	/*
-	 * Optional, rest_export_file only (src/archive.h): fed every byte of a
+	 * Optional, rest_export_file only (src/core/archive.h): fed every byte of a
 	 * 200 answer as it is written, reset at each new attempt; the caller
 	 * asks for the verdict (gz_check_finish).  rest_stream ignores it: the
 	 * target parses the gzip as it imports and answers 500 on a truncated

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "runctl.h"
 #include "stage.h"
+#include "soap.h"
 #include "token.h"
 #include "zmb.h"
 

@@ -3,7 +3,6 @@
  */
 #include "token.h"
 #include "log.h"
-#include "soap.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@ struct token_cache {
 	const struct server *srv;
 	long long margin_s;
 	struct run_ctl *ctl;
+	token_login_fn login;
 
 	/* all below under mu */
 	char *token;              /* current token or NULL */
@@ -28,8 +28,8 @@ struct token_cache {
 	long long logins_ok;
 };
 
-struct token_cache *token_cache_new(const struct server *srv, long long refresh_margin_s,
-				    struct run_ctl *ctl)
+struct token_cache *token_cache_new_login(const struct server *srv, long long refresh_margin_s,
+					  struct run_ctl *ctl, token_login_fn login)
 {
 	struct token_cache *tc = xcalloc(1, sizeof(*tc));
 	pthread_mutex_init(&tc->mu, NULL);
@@ -37,6 +37,7 @@ struct token_cache *token_cache_new(const struct server *srv, long long refresh_
 	tc->srv = srv;
 	tc->margin_s = refresh_margin_s < 0 ? 0 : refresh_margin_s;
 	tc->ctl = ctl;
+	tc->login = login;
 	if (srv->password)
 		zlog_add_secret(srv->password);
 	return tc;
@@ -88,7 +89,7 @@ enum zmb_rc token_get(struct token_cache *tc, struct http *h, char **token, char
 	char *e = NULL;
 	long long life_ms = 0;
 	double t0 = mono_now();
-	rc = soap_auth(h, &tok, &life_ms, &e);
+	rc = tc->login(h, &tok, &life_ms, &e);
 
 	pthread_mutex_lock(&tc->mu);
 	tc->auth_count++;

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 struct state;
-struct run_ctl;   /* run control: stop flag, deadline (src/runctl.h) */
+struct run_ctl;   /* run control: stop flag, deadline (src/core/runctl.h) */
 
 struct stage_ctx {
 	const struct job *job;
