@@ -217,7 +217,7 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 			hint = EXIT_UNAVAILABLE;
 		} else if (rc == ZMB_EINTERNAL) {
 			hint = EXIT_SOFTWARE;     /* 70: e.g. no worker thread could start */
-		} else if (!strcmp(sc->type, "migrate") && (rc == ZMB_ESTATE || rc == ZMB_EIO)) {
+		} else if ((t->flags & STAGE_DB_TEMPFAIL) && (rc == ZMB_ESTATE || rc == ZMB_EIO)) {
 			/* the state DB failed (full, busy, I/O): the accounts are safe in it
 			 * and a later run continues: 75, as for SQLITE_FULL mid-run */
 			hint = EXIT_TEMPFAIL;
@@ -238,198 +238,253 @@ static bool queue_waiting(struct state *st)
 	return st && state_counts(st, c) == ZMB_OK && c[ACCT_PENDING] + c[ACCT_EXPORTED] > 0;
 }
 
-int cmd_run(struct cli *cli)
-{
+/* One `zmbatch run`: what its steps share (main thread only). */
+struct run {
+	struct cli *cli;
 	struct job job;
-	struct run_lock *lock = NULL;
-	struct state *st = NULL;
-	struct sigctx sig = { 0 };
+	struct run_lock *lock;
+	struct state *st;
+	struct sigctx sig;
 	struct run_ctl ctl;
 	struct stage_ctx ctx;
+	char *cmdline;
+	const char *db;      /* the state DB path (cli or job owned) */
+	int64_t run_id;
+};
+
+/* The log file, and what every run says first.  Returns an exit code (0 = go on). */
+static int run_open_log(struct run *r)
+{
+	struct job *job = &r->job;
 	char *err = NULL;
-	char *cmdline = NULL;
-	int64_t run_id = 0;
-	int exit_code = EXIT_SOFTWARE;
-	bool have_job = false;
-
-	memset(&ctx, 0, sizeof ctx);
-	memset(&job, 0, sizeof job);
-	run_signals_block(&sig);
-	int rc = cli_load_job(cli, true, &job);
-	if (rc)
-		return rc;
-	have_job = true;
-
-	int level = zlog_level_parse(job.log_level);
+	int level = zlog_level_parse(job->log_level);
 	if (level < 0)
 		level = ZLOG_INFO;
-	if (cli->verbose)
+	if (r->cli->verbose)
 		level = ZLOG_DEBUG;
-	if (zlog_open(job.log_dir, level, cli->quiet, &err) < 0) {
+	if (zlog_open(job->log_dir, level, r->cli->quiet, &err) < 0) {
 		fprintf(stderr, "zmbatch: %s\n", err);
-		exit_code = EXIT_CONFIG;
-		goto out;
+		free(err);
+		return EXIT_CONFIG;
 	}
-	zlog_add_secret(job.source.password);
-	zlog_add_secret(job.target.password);
-	for (size_t i = 0; i < job.warnings.n; i++)
-		log_warn(NULL, "%s", job.warnings.v[i]);
-	warn_tls(&job);
+	zlog_add_secret(job->source.password);
+	zlog_add_secret(job->target.password);
+	for (size_t i = 0; i < job->warnings.n; i++)
+		log_warn(NULL, "%s", job->warnings.v[i]);
+	warn_tls(job);
 	testhooks_announce();
+	return 0;
+}
 
-	const char *db = cli_state_path(cli, &job);
-	cmdline = command_line(cli);
-
+/* The time window: --max-runtime / --until, whichever ends first. */
+static void run_window(struct run *r)
+{
 	double deadline = 0;
-	if (job.max_runtime > 0)
-		deadline = mono_now() + (double)job.max_runtime;
-	if (job.until) {
-		double d = mono_now() + until_seconds(job.until);
+	if (r->job.max_runtime > 0)
+		deadline = mono_now() + (double)r->job.max_runtime;
+	if (r->job.until) {
+		double d = mono_now() + until_seconds(r->job.until);
 		if (deadline == 0 || d < deadline)
 			deadline = d;
 	}
-	runctl_init(&ctl, deadline, (double)job.grace);
+	runctl_init(&r->ctl, deadline, (double)r->job.grace);
+}
 
-	if (!cli->dry_run) {
-		char *dir = xstrdup(db);
-		char *slash = strrchr(dir, '/');
-		if (slash && slash != dir) {
-			*slash = '\0';
-			if (mkdir_p(dir, 0700) < 0)
-				log_warn(NULL, "cannot create directory '%s': %s", dir, strerror(errno));
-		}
-		free(dir);
-		enum zmb_rc lrc = lock_acquire(db, cmdline, &lock, &err);
-		if (lrc == ZMB_EBUSY) {
-			log_error(NULL, "%s; exiting without changes", err);
-			exit_code = EXIT_TEMPFAIL;
-			goto out;
-		} else if (lrc) {
-			log_error(NULL, "%s", err);
-			exit_code = EXIT_SOFTWARE;
-			goto out;
-		}
+/* The run lock beside the state DB (not for a dry run). */
+static int run_lock(struct run *r)
+{
+	char *err = NULL;
+	char *dir = xstrdup(r->db);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir_p(dir, 0700) < 0)
+			log_warn(NULL, "cannot create directory '%s': %s", dir, strerror(errno));
 	}
+	free(dir);
+	int exit_code = 0;
+	enum zmb_rc lrc = lock_acquire(r->db, r->cmdline, &r->lock, &err);
+	if (lrc == ZMB_EBUSY) {
+		log_error(NULL, "%s; exiting without changes", err);
+		exit_code = EXIT_TEMPFAIL;
+	} else if (lrc) {
+		log_error(NULL, "%s", err);
+		exit_code = EXIT_SOFTWARE;
+	}
+	free(err);
+	return exit_code;
+}
 
-	char *ident = job_identity(&job);
-	enum zmb_rc src = state_open(db, ident, cli->dry_run ? STATE_READONLY : STATE_WRITE, &st, &err);
+/* The state DB: read-only and optional for a dry run. */
+static int run_open_state(struct run *r)
+{
+	char *err = NULL;
+	char *ident = job_identity(&r->job);
+	bool dry = r->cli->dry_run;
+	enum zmb_rc src = state_open(r->db, ident, dry ? STATE_READONLY : STATE_WRITE, &r->st, &err);
 	free(ident);
-	if (src && cli->dry_run) {
-		/* nothing has run yet: a dry run plans without a DB */
-		free(err);
-		err = NULL;
-		st = NULL;
+	int exit_code = 0;
+	if (src && dry) {
+		r->st = NULL;   /* nothing has run yet: a dry run plans without a DB */
 	} else if (src) {
 		log_error(NULL, "%s", err ? err : zmb_rc_str(src));
 		exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;
-		goto out;
 	}
+	free(err);
+	return exit_code;
+}
 
-	if (!cli->dry_run) {
-		int n = 0;
-		if (state_recover(st, &n) != ZMB_OK) {
-			log_error(NULL, "crash recovery failed on '%s': %s", db, state_errmsg(st));
-			exit_code = EXIT_SOFTWARE;
-			goto out;
-		}
-		if (n > 0)
-			log_warn(NULL, "an earlier run stopped mid-way: %d row(s) returned to their last durable state", n);
-		if (state_run_begin(st, cmdline, &run_id) != ZMB_OK) {
-			log_error(NULL, "cannot record the run in '%s': %s", db, state_errmsg(st));
-			exit_code = EXIT_SOFTWARE;
-			goto out;
-		}
-		if (cli->retry_failed) {
-			int nf = 0;
-			if (state_reset_failed(st, &nf) != ZMB_OK) {
-				log_error(NULL, "--retry-failed: cannot requeue the failed accounts: %s",
-					  state_errmsg(st));
-				exit_code = EXIT_TEMPFAIL;
-				goto out;
-			}
-			log_info(NULL, "--retry-failed: %d failed account(s) requeued", nf);
-		}
-		if (cli->delta) {
-			int nd = 0;
-			if (state_queue_delta(st, &nd) != ZMB_OK) {
-				log_error(NULL, "--delta: cannot queue the delta pass: %s", state_errmsg(st));
-				exit_code = EXIT_TEMPFAIL;
-				goto out;
-			}
-			log_info(NULL, "--delta: %d migrated account(s) queued for a delta pass", nd);
-		}
+/* Crash recovery, the run's row, and what --retry-failed / --delta queue. */
+static int run_prepare_state(struct run *r)
+{
+	struct state *st = r->st;
+	int n = 0;
+	if (state_recover(st, &n) != ZMB_OK) {
+		log_error(NULL, "crash recovery failed on '%s': %s", r->db, state_errmsg(st));
+		return EXIT_SOFTWARE;
 	}
+	if (n > 0)
+		log_warn(NULL, "an earlier run stopped mid-way: %d row(s) returned to their last durable state", n);
+	if (state_run_begin(st, r->cmdline, &r->run_id) != ZMB_OK) {
+		log_error(NULL, "cannot record the run in '%s': %s", r->db, state_errmsg(st));
+		return EXIT_SOFTWARE;
+	}
+	if (r->cli->retry_failed) {
+		int nf = 0;
+		if (state_reset_failed(st, &nf) != ZMB_OK) {
+			log_error(NULL, "--retry-failed: cannot requeue the failed accounts: %s",
+				  state_errmsg(st));
+			return EXIT_TEMPFAIL;
+		}
+		log_info(NULL, "--retry-failed: %d failed account(s) requeued", nf);
+	}
+	if (r->cli->delta) {
+		int nd = 0;
+		if (state_queue_delta(st, &nd) != ZMB_OK) {
+			log_error(NULL, "--delta: cannot queue the delta pass: %s", state_errmsg(st));
+			return EXIT_TEMPFAIL;
+		}
+		log_info(NULL, "--delta: %d migrated account(s) queued for a delta pass", nd);
+	}
+	return 0;
+}
 
-	run_signals_start(&sig, &ctl);
+/* Everything before the first stage.  Returns an exit code (0 = go on). */
+static int run_setup(struct run *r)
+{
+	int ex = run_open_log(r);
+	if (ex)
+		return ex;
+	r->db = cli_state_path(r->cli, &r->job);
+	r->cmdline = command_line(r->cli);
+	run_window(r);
+	if (!r->cli->dry_run && (ex = run_lock(r)) != 0)
+		return ex;
+	if ((ex = run_open_state(r)) != 0)
+		return ex;
+	if (!r->cli->dry_run && (ex = run_prepare_state(r)) != 0)
+		return ex;
+	return 0;
+}
 
-	ctx.job = &job;
-	ctx.st = st;
-	ctx.state_path = db;
-	ctx.run_id = run_id;
-	ctx.ctl = &ctl;
-	ctx.dry_run = cli->dry_run;
-	ctx.delta = cli->delta;
-	ctx.quiet = cli->quiet;
+/* A done stage is skipped, unless --stage names it or (a stage that works the
+ * account queue) accounts wait in it: `reset ACCOUNT`, --delta, --retry-failed. */
+static bool stage_skipped(const struct run *r, const struct stage_conf *sc)
+{
+	const struct stage_type *t = stage_type_find(sc->type);
+	bool queue = t && (t->flags & STAGE_WORKS_QUEUE) &&
+		     (r->cli->delta || r->cli->retry_failed || queue_waiting(r->st));
+	struct stage_row row;
+	memset(&row, 0, sizeof row);
+	bool skip = !r->cli->stage && !queue && r->st &&
+		    state_stage_get(r->st, sc->name, &row) == ZMB_OK && row.state == STAGE_DONE;
+	state_stage_release(&row);
+	if (skip)
+		log_info(sc->name, "stage '%s' already done, skipped (use --stage %s to run it again)",
+			 sc->name, sc->name);
+	return skip;
+}
+
+/* The stages in job order (or the one --stage names).  Returns the exit code. */
+static int run_pipeline(struct run *r)
+{
+	struct cli *cli = r->cli;
+	struct stage_ctx *ctx = &r->ctx;
+	ctx->job = &r->job;
+	ctx->st = r->st;
+	ctx->state_path = r->db;
+	ctx->run_id = r->run_id;
+	ctx->ctl = &r->ctl;
+	ctx->dry_run = cli->dry_run;
+	ctx->delta = cli->delta;
+	ctx->quiet = cli->quiet;
 
 	bool found_stage = cli->stage == NULL;
 	bool stop = false;
 	int worst = 0;
-	for (size_t i = 0; i < job.nstages && !stop; i++) {
-		const struct stage_conf *sc = &job.stages[i];
+	for (size_t i = 0; i < r->job.nstages && !stop; i++) {
+		const struct stage_conf *sc = &r->job.stages[i];
 		if (cli->stage && strcmp(cli->stage, sc->name) != 0)
 			continue;
 		found_stage = true;
-		if (st && !cli->dry_run)
-			state_stage_ensure(st, sc->name, sc->type, (int)i);
-		struct stage_row row;
-		memset(&row, 0, sizeof row);
-		/* a done migrate stage runs again when accounts wait in the queue
-		 * (`reset ACCOUNT`, a --delta queued with --stage elsewhere...) */
-		bool rerun_migrate = !strcmp(sc->type, "migrate") &&
-				     (cli->delta || cli->retry_failed || queue_waiting(st));
-		if (!cli->stage && !rerun_migrate && st &&
-		    state_stage_get(st, sc->name, &row) == ZMB_OK && row.state == STAGE_DONE) {
-			log_info(sc->name, "stage '%s' already done, skipped (use --stage %s to run it again)",
-				 sc->name, sc->name);
-			state_stage_release(&row);
+		if (r->st && !cli->dry_run)
+			state_stage_ensure(r->st, sc->name, sc->type, (int)i);
+		if (stage_skipped(r, sc))
 			continue;
-		}
-		state_stage_release(&row);
-		if (!runctl_may_claim(&ctl)) {
+		if (!runctl_may_claim(&r->ctl)) {
 			worst = EXIT_TEMPFAIL;
 			break;
 		}
-		int hint = run_stage(&ctx, sc, st, run_id, &stop);
+		int hint = run_stage(ctx, sc, r->st, r->run_id, &stop);
 		if (hint == EXIT_UNAVAILABLE || (hint && worst != EXIT_UNAVAILABLE &&
 						  (worst == 0 || hint == EXIT_TEMPFAIL)))
 			worst = hint;
 	}
 	if (!found_stage) {
-		log_error(NULL, "no stage named '%s' in %s", cli->stage, job.path);
+		log_error(NULL, "no stage named '%s' in %s", cli->stage, r->job.path);
 		worst = EXIT_USAGE;
 	}
-	exit_code = worst;
+	return worst;
+}
 
-out:
-	run_signals_stop(&sig);
-	if (st && run_id) {
-		state_run_count(st, run_id, atomic_load(&ctl.token_refreshes),
-				atomic_load(&ctl.retries), atomic_load(&ctl.bytes));
-		state_run_end(st, run_id, exit_code);
+/* The run's row, the last line, and every resource (NULL-safe). */
+static void run_finish(struct run *r, int exit_code)
+{
+	run_signals_stop(&r->sig);
+	if (r->st && r->run_id) {
+		state_run_count(r->st, r->run_id, atomic_load(&r->ctl.token_refreshes),
+				atomic_load(&r->ctl.retries), atomic_load(&r->ctl.bytes));
+		state_run_end(r->st, r->run_id, exit_code);
 	}
-	if (have_job && exit_code != EXIT_CONFIG && exit_code != EXIT_USAGE)
+	if (exit_code != EXIT_CONFIG && exit_code != EXIT_USAGE)
 		log_info(NULL, "run finished, exit %d (%s)", exit_code,
 			 exit_code == 0 ? "everything done" :
 			 exit_code == EXIT_PARTIAL ? "some accounts or stages failed: see 'zmbatch report'" :
 			 exit_code == EXIT_TEMPFAIL ? "stopped early with work left: run again to continue" :
 			 exit_code == EXIT_UNAVAILABLE ? "a server could not be reached or authentication failed" :
 			 "error");
-	buf_release(&ctx.out);
-	state_close(st);
-	lock_release(lock);
-	free(cmdline);
-	free(err);
-	if (have_job)
-		job_release(&job);
+	buf_release(&r->ctx.out);
+	state_close(r->st);
+	lock_release(r->lock);
+	free(r->cmdline);
+	job_release(&r->job);
+}
+
+int cmd_run(struct cli *cli)
+{
+	struct run r;
+	memset(&r, 0, sizeof r);
+	r.cli = cli;
+	/* from the first moment: a SIGTERM while locking or recovering is a graceful stop */
+	run_signals_block(&r.sig);
+	int rc = cli_load_job(cli, true, &r.job);
+	if (rc)
+		return rc;
+	int exit_code = run_setup(&r);
+	if (exit_code == 0) {
+		run_signals_start(&r.sig, &r.ctl);
+		exit_code = run_pipeline(&r);
+	}
+	run_finish(&r, exit_code);
 	return exit_code;
 }

@@ -10,12 +10,12 @@
 #include <string.h>
 
 static const struct stage_type types[] = {
-	{ "migrate", migrate_validate, migrate_run },
-	{ "ldap-replcheck", ldap_replcheck_validate, ldap_replcheck_run },
-	{ "ldap-promote-mmr", ldap_promote_validate, ldap_promote_run },
-	{ "ldap-mmr-verify", ldap_verify_validate, ldap_verify_run },
-	{ "localconfig", localconfig_validate, localconfig_run },
-	{ "exec", exec_validate, exec_run },
+	{ "migrate", migrate_validate, migrate_run, STAGE_WORKS_QUEUE | STAGE_DB_TEMPFAIL },
+	{ "ldap-replcheck", ldap_replcheck_validate, ldap_replcheck_run, 0 },
+	{ "ldap-promote-mmr", ldap_promote_validate, ldap_promote_run, 0 },
+	{ "ldap-mmr-verify", ldap_verify_validate, ldap_verify_run, 0 },
+	{ "localconfig", localconfig_validate, localconfig_run, 0 },
+	{ "exec", exec_validate, exec_run, 0 },
 };
 
 const struct stage_type *stage_type_find(const char *name)

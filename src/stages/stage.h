@@ -41,10 +41,22 @@ struct stage_ctx {
 /* Print one output line of the stage (stdout + stored in the DB). */
 void stage_out(struct stage_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* What the pipeline (cli/cmd_run.c) does differently for a type, as git's
+ * command table carries RUN_SETUP | NEED_WORK_TREE. */
+enum stage_flags {
+	/* works the account queue of the state DB: a done stage runs again while
+	 * accounts wait in it (reset ACCOUNT, --delta, --retry-failed) */
+	STAGE_WORKS_QUEUE = 1 << 0,
+	/* a failure of the state DB (ZMB_ESTATE, ZMB_EIO) leaves its work safe in
+	 * the DB: exit 75, and the next run goes on */
+	STAGE_DB_TEMPFAIL = 1 << 1,
+};
+
 struct stage_type {
 	const char *name;
 	int (*validate)(const struct stage_conf *sc, const char *file, char **err);
 	enum zmb_rc (*run)(struct stage_ctx *ctx, char **err);
+	unsigned flags;   /* enum stage_flags */
 };
 
 /* NULL if unknown. */
