@@ -21,7 +21,7 @@
 
 #define ZMB_VERSION "0.1.0"
 
-/* Exit codes of the program (CONTRACT.md, sysexits). */
+/* Exit codes of the program (sysexits.h values; the README's "Exit status" table). */
 enum zmb_exit {
 	EXIT_OK_ = 0,
 	EXIT_PARTIAL = 1,      /* run finished, some accounts/stages failed */
