@@ -1,5 +1,5 @@
 /*
- * ldap_common.h - what the three LDAP stages share (issue 4): key
+ * ldap_common.h - what the three LDAP stages share: key
  * validation, connecting, secrets (ldap_common.c); CSN, olcSyncrepl and
  * cn=config helpers, one server's cn=config as read (ldap_cnconfig.c).
  *

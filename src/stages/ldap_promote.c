@@ -1,6 +1,6 @@
 /*
  * ldap_promote.c - the ldap-promote-mmr stage (zmldappromote-replica-mmr -s N
- * + zmldapenable-mmr on the masters), natively with libldap (issue 4).
+ * + zmldapenable-mmr on the masters), natively with libldap.
  *
  *   replica = "ldap://ldap2:389"           the consumer to promote
  *   server_id = 2                          its server ID (1..4095)

@@ -1,7 +1,6 @@
 /*
  * ldap_replcheck.c - the ldap-replcheck stage (zmreplchk), natively with
- * libldap (issue 4; the key names of issue 4 are the contract, the rest are
- * additions).
+ * libldap.  The key names below are the jobs' contract.
  *
  *   masters = [ "ldap://ldap1:389" ... ]   required; the first is the reference
  *   replicas = [ uri ... ]                 optional; read with an anonymous bind

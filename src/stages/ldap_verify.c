@@ -1,6 +1,6 @@
 /*
  * ldap_verify.c - the ldap-mmr-verify stage (zmldapmmrtool -q + proof of
- * replication), natively with libldap (issue 4).
+ * replication), natively with libldap.
  *
  *   servers = [ uri, uri ... ]             two or more
  *   bind_dn / password_file / suffix / starttls / ca_file / tls_verify /
