@@ -3,7 +3,7 @@
  * stage against two real slapd instances (issue 7).
  *
  * The stage calls crashpoint() after each successful cn=config write
- * (src/stages/ldap_mmr.c), the state DB after each COMMIT.  A job with only the
+ * (src/stages/ldap_promote_apply.c), the state DB after each COMMIT.  A job with only the
  * promote stage runs through bin/zmbatch:
  *   1. on a fresh master + replica pair, an uninterrupted run counts the
  *      durable steps N and gives the reference cn=config of both servers;

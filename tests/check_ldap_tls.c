@@ -5,7 +5,8 @@
  * tcase "starttls": StartTLS on ldap:// (certificate given to slapd through
  * cn=config): verified by default, a server signed by another CA is refused
  * with a message naming the step, tls_verify = false opts out; plus ldapi://
- * and the `check` command over plain ldap://.
+ * and the `check` command over plain ldap://, binding as the stage binds
+ * (default bind DN, anonymous replicas, network_timeout).
  *
  * tcase "ldaps": slapd also listens on ldaps:// (slapd_pair_start_ex, the
  * certificate in cn=config from the start): master and replica verified with
@@ -21,10 +22,13 @@
 #include "zmb.h"
 #include "zsim.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <ldap.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static struct slapd_pair pair;
@@ -214,6 +218,81 @@ START_TEST(test_check_command_ldap)
 }
 END_TEST
 
+/* A loopback port that accepts connections (kernel backlog) and never answers. */
+static int silent_port(int *fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert(*fd >= 0);
+	ck_assert(bind(*fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(*fd, 8) == 0);
+	ck_assert(getsockname(*fd, (struct sockaddr *)&a, &len) == 0);
+	return ntohs(a.sin_port);
+}
+
+/*
+ * `zmbatch check` binds as the stage will (the stages' reader, ldap_targets.h): with no
+ * bind_dn the masters bind as cn=config (so a wrong password fails), the replicas of
+ * ldap-replcheck anonymously (so the same wrong password does not fail them), and the
+ * stage's network_timeout bounds a server that never answers.
+ */
+START_TEST(test_check_command_binds_as_the_stage)
+{
+	int fd = -1;
+	char *silent = xasprintf("ldap://127.0.0.1:%d/", silent_port(&fd));
+	struct {
+		const char *pwfile;
+		const char *replica;
+		int want;
+	} cases[] = {
+		{ pair.config_pw_file, pair.s[1].uri, 0 },
+		{ pair.wrong_pw_file, pair.s[1].uri, 69 },
+		{ pair.config_pw_file, silent, 69 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *text = xasprintf("job = \"ldap-check\";\n"
+				       "state = { db = \"%s/check.db\"; };\n"
+				       "stages = ( { name = \"replcheck\"; type = \"ldap-replcheck\";\n"
+				       "  masters = [ \"%s\" ]; replicas = [ \"%s\" ];\n"
+				       "  password_file = \"%s\"; network_timeout = \"1s\";\n"
+				       "  suffix = \"%s\"; } );\n",
+				       pair.dir, pair.s[0].uri, cases[i].replica, cases[i].pwfile,
+				       pair.suffix);
+		char *job = tu_write(pair.dir, "check.cfg", text, 0600);
+		char *argv[] = { (char *)tu_zmbatch(), (char *)"check", (char *)"-c", job, NULL };
+		char *master = xasprintf("stage 'replcheck': ldap %s bind as cn=config", pair.s[0].uri);
+		char *replica = xasprintf("stage 'replcheck': ldap %s bind as anonymous",
+					  cases[i].replica);
+		char *replica_ok = xasprintf("ok   %s", replica);
+		struct tu_proc p;
+		double t0 = mono_now();
+		int rc = tu_run(argv, NULL, 60, &p);
+		double took = mono_now() - t0;
+		ck_assert_msg(rc == cases[i].want, "case %zu: check exit %d, want %d\n%s%s", i, rc,
+			      cases[i].want, p.out, p.err);
+		ck_assert_msg(tu_contains(p.out, master) && tu_contains(p.out, replica),
+			      "case %zu: not bound as the stage binds:\n%s", i, p.out);
+		if (i < 2)
+			ck_assert_msg(tu_contains(p.out, replica_ok), "case %zu:\n%s", i, p.out);
+		else
+			ck_assert_msg(took < 6, "case %zu: network_timeout 1s not honoured: %.1f s", i,
+				      took);
+		ck_assert(!tu_contains(p.out, SLAPD_CONFIG_PW) && !tu_contains(p.err, SLAPD_CONFIG_PW));
+		tu_proc_release(&p);
+		free(master);
+		free(replica);
+		free(replica_ok);
+		free(job);
+		free(text);
+	}
+	close(fd);
+	free(silent);
+}
+END_TEST
+
 /* ---- ldaps:// (TLS from the first byte) ---- */
 
 /* Both slapds start with the pki's certificate and also listen on ldaps://. */
@@ -389,6 +468,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_starttls_verify_off);
 	tcase_add_test(tc, test_single_master_down);
 	tcase_add_test(tc, test_check_command_ldap);
+	tcase_add_test(tc, test_check_command_binds_as_the_stage);
 	tcase_add_test(tc, test_replcheck_over_ldapi);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("ldaps");

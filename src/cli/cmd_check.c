@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "http.h"
 #include "job.h"
+#include "ldap_targets.h"
 #include "ldapc.h"
 #include "log.h"
 #include "runctl.h"
@@ -76,86 +77,54 @@ out:
 	return ok;
 }
 
-/* Every LDAP URI named by a stage, with the stage's bind settings. */
+/* One server of an LDAP stage: open and bind exactly as the stage will. */
+static bool check_ldap_target(const struct stage_conf *sc, const struct ldap_targets *t,
+			      size_t i, const char *pw)
+{
+	struct ldc *c = NULL;
+	char *err = NULL;
+	char *what = xasprintf("stage '%s': ldap %s bind as %s%s", sc->name, t->v[i].uri,
+			       t->v[i].bind ? t->conn.bind_dn : "anonymous",
+			       t->conn.tls_verify ? "" : " (TLS verification OFF)");
+	enum zmb_rc rc = ldap_target_connect(t, i, pw, &c, &err);
+	verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
+	free(what);
+	free(err);
+	ldc_close(c);
+	return rc == ZMB_OK;
+}
+
+/*
+ * Every server of an LDAP stage, read by the stages' own reader
+ * (ldap_targets.h): the same URIs, bind DN, anonymous binds, timeout and TLS.
+ */
 static bool check_ldap_stage(const struct job *job, const struct stage_conf *sc)
 {
-	const struct cval *g = &sc->settings;
-	struct strlist uris = STRLIST_INIT;
-	const char *bind_dn = NULL, *pwfile = NULL, *ca_file = NULL;
+	struct ldap_targets t;
 	char *err = NULL, *pw = NULL;
-	bool ok = true, starttls = false;
+	bool ok = true;
 
-	cval_strlist(g, "masters", &uris, job->path, &err);
-	free(err);
-	err = NULL;
-	cval_strlist(g, "replicas", &uris, job->path, &err);
-	free(err);
-	err = NULL;
-	cval_strlist(g, "servers", &uris, job->path, &err);
-	free(err);
-	err = NULL;
-	const struct cval *rep = cval_get(g, "replica");
-	if (rep && rep->type == CV_STR)
-		strlist_add(&uris, rep->str);
-	const struct cval *ms = cval_get(g, "masters");
-	if (ms && ms->type == CV_LIST) {
-		for (size_t i = 0; i < ms->n; i++) {
-			const struct cval *u = cval_get(&ms->items[i], "uri");
-			if (u && u->type == CV_STR)
-				strlist_add(&uris, u->str);
-		}
-	}
-	cval_str(g, "bind_dn", NULL, &bind_dn, job->path, &err);
-	free(err);
-	err = NULL;
-	cval_str(g, "password_file", NULL, &pwfile, job->path, &err);
-	free(err);
-	err = NULL;
-	cval_str(g, "ca_file", NULL, &ca_file, job->path, &err);
-	free(err);
-	err = NULL;
-	cval_bool(g, "starttls", false, &starttls, job->path, &err);
-	free(err);
-	err = NULL;
-	/* check what the run will do: a stage with tls_verify = false connects unverified */
-	bool tls_verify = true;
-	cval_bool(g, "tls_verify", true, &tls_verify, job->path, &err);
-	free(err);
-	err = NULL;
-	if (pwfile && secret_read_file(pwfile, &pw, &err) != ZMB_OK) {
-		char *what = xasprintf("stage '%s': password_file", sc->name);
-		verdict(false, what, err);
-		free(what);
-		free(err);
-		err = NULL;
+	int r = ldap_stage_targets(sc, job->path, &t, &err);
+	if (r < 0) {
+		verdict(false, "ldap stage", err);
 		ok = false;
 		goto out;
 	}
-	for (size_t i = 0; i < uris.n; i++) {
-		struct ldc_opts o;
-		memset(&o, 0, sizeof o);
-		o.starttls = starttls;
-		o.ca_file = ca_file;
-		o.tls_verify = tls_verify;
-		o.timeout = 10;
-		struct ldc *c = NULL;
-		char *what = xasprintf("stage '%s': ldap %s bind as %s%s", sc->name, uris.v[i],
-				       bind_dn ? bind_dn : "anonymous",
-				       tls_verify ? "" : " (TLS verification OFF)");
-		enum zmb_rc rc = ldc_open(uris.v[i], &o, &c, &err);
-		if (rc == ZMB_OK)
-			rc = ldc_bind(c, bind_dn, pw, &err);
-		verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
-		if (rc)
-			ok = false;
+	if (r > 0)
+		goto out;
+	if (secret_read_file(t.conn.password_file, &pw, &err) != ZMB_OK) {
+		char *what = xasprintf("stage '%s': password_file", sc->name);
+		verdict(false, what, err);
 		free(what);
-		free(err);
-		err = NULL;
-		ldc_close(c);
+		ok = false;
+		goto out;
 	}
+	for (size_t i = 0; i < t.n; i++)
+		ok &= check_ldap_target(sc, &t, i, pw);
 out:
+	free(err);
 	secret_free(pw);
-	strlist_release(&uris);
+	ldap_targets_release(&t);
 	return ok;
 }
 

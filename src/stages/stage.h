@@ -79,7 +79,7 @@ int exec_validate(const struct stage_conf *sc, const char *file, char **err);
 enum zmb_rc exec_run(struct stage_ctx *ctx, char **err);
 
 /*
- * For tests and fuzzing: run the LDAP value parsers of ldap_mmr.c (olcSyncrepl
+ * For tests and fuzzing: run the LDAP value parsers of ldap_cnconfig.c (olcSyncrepl
  * tokens rid=/provider=/credentials=..., olcServerID, database DNs,
  * contextCSNs and the lag between two CSN sets) over every line of text;
  * the first line is taken as the server URI.  Results are discarded.
