@@ -93,7 +93,7 @@ struct state_wlock {
 void state_wlock_init(struct state_wlock *wl);
 void state_wlock_destroy(struct state_wlock *wl);
 void state_set_write_lock(struct state *st, struct state_wlock *wl);   /* NULL = none */
-sqlite3 *state_db(struct state *st);         /* for report queries */
+sqlite3 *state_db(struct state *st);         /* for the named queries (query_report.h), tests */
 /* Last error text of this connection (owned by st, valid until next call). */
 const char *state_errmsg(struct state *st);
 /* The schema version the binary knows (highest NNN in schema/). */
