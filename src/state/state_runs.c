@@ -15,7 +15,7 @@
 
 /* Insert one event row with the cached statement (inside a transaction). */
 enum zmb_rc st_event_insert(struct state *st, int64_t run_id, int64_t account_id,
-				const char *stage, const char *level, const char *msg)
+			    const char *stage, const char *level, const char *msg)
 {
 	enum zmb_rc rc;
 	sqlite3_stmt *s = st_stmt_get(st, S_EVENT, &rc);
