@@ -5,7 +5,9 @@
  *
  * Every function here only reads: it takes a plain sqlite3 connection (from
  * state_db() on a STATE_READONLY state, or any connection in tests) and
- * writes to a stdio stream owned by the caller.  Queries are aggregates or
+ * writes to a stdio stream owned by the caller.  The SQL lives in
+ * src/state/query_report.c (named queries); the model and one renderer per
+ * format are listed in report_int.h.  Queries are aggregates or
  * streamed row by row (no per-account allocation that grows with the number
  * of accounts, no O(n^2)), so 100,000 accounts render well under 2 s.  The
  * whole rendering of one report runs inside one read transaction, so the
@@ -32,7 +34,7 @@
  *                 is NULL and its pid is alive on this host, "died" when
  *                 ended_at is NULL and the pid is gone
  *
- * Formats (CONTRACT.md "Report formats"; field names are the contract):
+ * Formats (field names are the contract; tests/check_report.c holds them):
  *   json  one object: job, generated_at (ISO 8601 UTC), counts (every
  *         account state, zeros included), bytes_done, bytes_total, stages
  *         [{name,type,state,attempts,error}], runs {count,

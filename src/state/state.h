@@ -7,14 +7,15 @@
  * WAL mode with a busy timeout, so `status`/`report` can read while a run
  * writes.
  *
- * Schema: schema/NNN_*.sql, embedded at build time (src/schema_gen.c) and
+ * Schema: schema/NNN_*.sql, embedded at build time ($(B)/schema_gen.c) and
  * applied in order by PRAGMA user_version at open (STATE_WRITE only).
+ * The files of this folder are listed in state_int.h.
  *
  * Every state change is one short `BEGIN IMMEDIATE ... COMMIT` transaction
  * followed by crashpoint() (see zmb.h), so a crash leaves either the old or
  * the new state, never a mix.
  *
- * Account state machine (CONTRACT.md, DESIGN.md):
+ * Account state machine (the transition table is in state_machine.c):
  *
  *   pending ──claim──► exporting ──► exported ──claim──► importing ──► done
  *                      exporting ──archive complete, same worker goes on──► importing
@@ -49,8 +50,11 @@ const char *acct_state_name(enum acct_state s);      /* "pending" ... */
 int acct_state_parse(const char *s);                 /* -1 if unknown */
 /* Is from -> to a legal transition of the state machine? */
 bool acct_transition_ok(enum acct_state from, enum acct_state to);
+/* exporting or importing: a worker (or a dead run) holds the account. */
+bool acct_in_flight(enum acct_state s);
 
 enum stage_state { STAGE_PENDING = 0, STAGE_RUNNING, STAGE_DONE, STAGE_FAILED };
+#define STAGE_NSTATES (STAGE_FAILED + 1)
 const char *stage_state_name(enum stage_state s);
 int stage_state_parse(const char *s);
 
@@ -89,7 +93,7 @@ struct state_wlock {
 void state_wlock_init(struct state_wlock *wl);
 void state_wlock_destroy(struct state_wlock *wl);
 void state_set_write_lock(struct state *st, struct state_wlock *wl);   /* NULL = none */
-sqlite3 *state_db(struct state *st);         /* for report queries */
+sqlite3 *state_db(struct state *st);         /* for the named queries (query_report.h), tests */
 /* Last error text of this connection (owned by st, valid until next call). */
 const char *state_errmsg(struct state *st);
 /* The schema version the binary knows (highest NNN in schema/). */

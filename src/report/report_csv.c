@@ -1,0 +1,49 @@
+/*
+ * report_csv.c - `report --format csv`: RFC 4180, CRLF line ends, one row
+ * per account in listing order (header and quoting rules: report.h).
+ */
+#include "report_int.h"
+
+#include <string.h>
+
+static void csv_field(FILE *out, const char *s)
+{
+	if (!s)
+		return;
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void csv_row(void *arg, const struct qr_account *r)
+{
+	FILE *out = arg;
+	csv_field(out, r->account);
+	fputc(',', out);
+	csv_field(out, r->target);
+	fputc(',', out);
+	csv_field(out, r->state);
+	fprintf(out, ",%lld,%lld,", r->attempts, r->bytes);
+	if (r->has_seconds)
+		fprintf(out, "%.3f", r->seconds);
+	fputc(',', out);
+	csv_field(out, r->error);
+	fputs("\r\n", out);
+}
+
+enum zmb_rc report_csv(sqlite3 *db, FILE *out, char **err)
+{
+	fputs("account,target,state,attempts,bytes,seconds,error\r\n", out);
+	enum zmb_rc rc = qr_accounts(db, -1, csv_row, out, err);
+	if (rc == ZMB_OK && fmt_write_failed(out, err))
+		rc = ZMB_EIO;
+	return rc;
+}

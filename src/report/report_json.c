@@ -1,0 +1,197 @@
+/*
+ * report_json.c - `report --format json` (fields: report.h).  The head is
+ * one JSON object built in memory (aggregates, stages, runs, servers); the
+ * accounts array is streamed after it, one account per line.
+ */
+#include "report_int.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JFLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+
+/* A JSON string of s; invalid UTF-8 bytes become '?' (never fails). */
+static json_t *jstr(const char *s)
+{
+	if (!s)
+		return json_null();
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	char *c = xstrdup(s);
+	unsigned char *p = (unsigned char *)c;
+	while (*p) {
+		/* validate one UTF-8 sequence; replace a bad lead byte */
+		int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+		int ok = n > 0;
+		for (int i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+	j = json_string(c);
+	if (!j) {
+		/* overlong or surrogate forms: fall back to ASCII only */
+		for (p = (unsigned char *)c; *p; p++)
+			if (*p >= 0x80)
+				*p = '?';
+		j = json_string(c);
+	}
+	free(c);
+	return j ? j : json_string("");
+}
+
+static json_t *jtime(double t)
+{
+	char b[32];
+	if (t <= 0)
+		return json_null();
+	iso8601_utc(t, b);
+	return json_string(b);
+}
+
+static double round_ms(double s)
+{
+	return round(s * 1000) / 1000;
+}
+
+static void jrow_stage(void *arg, const struct qr_stage *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", jstr(r->name));
+	json_object_set_new(o, "type", jstr(r->type));
+	json_object_set_new(o, "state", jstr(r->state));
+	json_object_set_new(o, "attempts", json_integer(r->attempts));
+	json_object_set_new(o, "error", r->error && *r->error ? jstr(r->error) : json_null());
+	json_array_append_new(arg, o);
+}
+
+static void jrow_server(void *arg, const struct qr_server *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "role", jstr(r->role));
+	json_object_set_new(o, "host", jstr(r->host));
+	json_object_set_new(o, "auth_requests", json_integer(r->auth_requests));
+	json_object_set_new(o, "token_refreshes", json_integer(r->token_refreshes));
+	json_object_set_new(o, "auth_failures", json_integer(r->auth_failures));
+	json_object_set_new(o, "last_auth_at", jtime(r->last_auth_at));
+	json_array_append_new(arg, o);
+}
+
+/* The "last" object of "runs", or null. */
+static json_t *jlast_run(const struct last_run *last)
+{
+	const struct qr_run *l = &last->row;
+	if (!l->present)
+		return json_null();
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(l->id));
+	json_object_set_new(o, "started_at", jtime(l->started_at));
+	json_object_set_new(o, "ended_at", jtime(l->ended_at));
+	json_object_set_new(o, "duration_seconds", json_real(round_ms(last->duration)));
+	json_object_set_new(o, "host", jstr(l->host));
+	json_object_set_new(o, "pid", json_integer(l->pid));
+	json_object_set_new(o, "command", jstr(l->command));
+	json_object_set_new(o, "exit_status", l->has_exit ? json_integer(l->exit_status) : json_null());
+	json_object_set_new(o, "status", json_string(last->status));
+	json_object_set_new(o, "token_refreshes", json_integer(l->token_refreshes));
+	json_object_set_new(o, "retries", json_integer(l->retries));
+	json_object_set_new(o, "bytes", json_integer(l->bytes));
+	return o;
+}
+
+static json_t *jruns(const struct snapshot *s)
+{
+	json_t *runs = json_object();
+	json_object_set_new(runs, "count", json_integer(s->runs));
+	json_object_set_new(runs, "token_refreshes_total", json_integer(s->refreshes));
+	json_object_set_new(runs, "retries_total", json_integer(s->retries));
+	json_object_set_new(runs, "bytes_transferred_total", json_integer(s->transferred));
+	json_object_set_new(runs, "seconds_total", json_real(round_ms(s->run_seconds)));
+	json_object_set_new(runs, "throughput_bytes_per_second",
+			    json_real(round_ms(snapshot_avg_rate(s))));
+	json_object_set_new(runs, "last_success_at", jtime(s->last_success_at));
+	json_object_set_new(runs, "last", jlast_run(&s->last));
+	return runs;
+}
+
+/* Everything but the accounts, in the contract's order. */
+static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, char **err)
+{
+	json_t *counts = json_object(), *stages = json_array();
+	enum zmb_rc rc;
+
+	json_object_set_new(root, "job", jstr(s->job));
+	json_object_set_new(root, "generated_at", jtime(s->now));
+	for (int i = 0; i < ACCT_NSTATES; i++)
+		json_object_set_new(counts, acct_state_name((enum acct_state)i),
+				    json_integer(s->counts[i]));
+	json_object_set_new(root, "counts", counts);
+	json_object_set_new(root, "total_accounts", json_integer(s->accounts));
+	json_object_set_new(root, "bytes_done", json_integer(s->bytes_done));
+	json_object_set_new(root, "bytes_total", json_integer(s->bytes_total));
+	json_object_set_new(root, "bytes_remaining", json_integer(s->remaining));
+	if ((rc = qr_stages(db, jrow_stage, stages, err)) != ZMB_OK) {
+		json_decref(stages);
+		return rc;
+	}
+	json_object_set_new(root, "stages", stages);
+	json_object_set_new(root, "runs", jruns(s));
+	if (s->has_servers) {
+		json_t *srv = json_array();
+		json_object_set_new(root, "servers", srv);
+		rc = qr_servers(db, jrow_server, srv, err);
+	}
+	return rc;
+}
+
+struct jaccounts { FILE *out; bool first; };
+
+static void jrow_account(void *arg, const struct qr_account *r)
+{
+	struct jaccounts *a = arg;
+	json_t *o = json_object();
+	json_object_set_new(o, "account", jstr(r->account));
+	json_object_set_new(o, "target", jstr(r->target));
+	json_object_set_new(o, "state", jstr(r->state));
+	json_object_set_new(o, "attempts", json_integer(r->attempts));
+	json_object_set_new(o, "bytes", json_integer(r->bytes));
+	json_object_set_new(o, "seconds", json_real(round_ms(r->seconds)));
+	json_object_set_new(o, "error", r->error && *r->error ? jstr(r->error) : json_null());
+	fputs(a->first ? "\n" : ",\n", a->out);
+	a->first = false;
+	json_dumpf(o, a->out, JFLAGS);
+	json_decref(o);
+}
+
+enum zmb_rc report_json(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
+{
+	json_t *root = json_object();
+	char *head = NULL;
+	enum zmb_rc rc = jhead(db, s, root, err);
+	if (rc)
+		goto out;
+	/* the head without its closing brace, then the accounts streamed */
+	head = json_dumps(root, JFLAGS);
+	if (!head) {
+		*err = xasprintf("cannot encode report");
+		rc = ZMB_EINTERNAL;
+		goto out;
+	}
+	fwrite(head, 1, strlen(head) - 1, out);
+	fputs(",\"accounts\":[", out);
+	struct jaccounts a = { out, true };
+	if ((rc = qr_accounts(db, -1, jrow_account, &a, err)) != ZMB_OK)
+		goto out;
+	fputs("]}\n", out);
+	rc = fmt_write_failed(out, err) ? ZMB_EIO : ZMB_OK;
+out:
+	free(head);
+	json_decref(root);
+	return rc;
+}

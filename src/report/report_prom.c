@@ -1,0 +1,129 @@
+/*
+ * report_prom.c - `report --format prom`: Prometheus text exposition 0.0.4
+ * (families: report.h).  No account name in any label.
+ */
+#include "report_int.h"
+
+#include <string.h>
+
+/* Label value escaping of the text format: \ " and newline. */
+static void prom_label(FILE *out, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", out);
+		else if (*s == '"')
+			fputs("\\\"", out);
+		else if (*s == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+static void prom_head(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_ll(FILE *out, const char *name, const char *type, const char *help, long long v)
+{
+	prom_head(out, name, type, help);
+	fprintf(out, "%s %lld\n", name, v);
+}
+
+static void prom_d(FILE *out, const char *name, const char *type, const char *help, double v)
+{
+	prom_head(out, name, type, help);
+	fprintf(out, "%s %.3f\n", name, v);
+}
+
+/* Families from the snapshot: accounts, bytes, runs, the last run. */
+static void prom_snapshot(FILE *out, const struct snapshot *s)
+{
+	prom_head(out, "zmbatch_accounts", "gauge", "Accounts of the job by state.");
+	for (int i = 0; i < ACCT_NSTATES; i++)
+		fprintf(out, "zmbatch_accounts{state=\"%s\"} %lld\n",
+			acct_state_name((enum acct_state)i), s->counts[i]);
+	prom_ll(out, "zmbatch_done_bytes", "gauge",
+		"Bytes moved for accounts in state done (last successful pass of each).", s->bytes_done);
+	prom_ll(out, "zmbatch_planned_bytes", "gauge",
+		"Planned bytes: done bytes plus mailbox sizes of accounts not done and not skipped.",
+		s->bytes_total);
+	prom_ll(out, "zmbatch_remaining_bytes", "gauge",
+		"Mailbox sizes of accounts still to migrate (pending or in flight).", s->remaining);
+	prom_ll(out, "zmbatch_transferred_bytes_total", "counter",
+		"Bytes transferred by all runs, retries and delta passes included.", s->transferred);
+	prom_ll(out, "zmbatch_runs_total", "counter", "Runs recorded in the state database.", s->runs);
+	prom_ll(out, "zmbatch_token_refreshes_total", "counter",
+		"Admin token refreshes over all runs.", s->refreshes);
+	prom_ll(out, "zmbatch_retries_total", "counter", "Account retries over all runs.", s->retries);
+	if (s->last.row.present) {
+		const struct qr_run *l = &s->last.row;
+		prom_ll(out, "zmbatch_last_run_running", "gauge",
+			"1 while the last run is in progress, else 0.", snapshot_running(s));
+		prom_d(out, "zmbatch_run_duration_seconds", "gauge",
+		       "Wall time of the last run (so far, while it runs).", s->last.duration);
+		prom_d(out, "zmbatch_last_run_timestamp_seconds", "gauge",
+		       "Start time of the last run, unix seconds.", l->started_at);
+		if (l->has_exit)
+			prom_ll(out, "zmbatch_last_run_exit_code", "gauge",
+				"Exit status of the last run that finished recording it.", l->exit_status);
+	}
+	if (s->last_success_at > 0)
+		prom_d(out, "zmbatch_last_success_timestamp_seconds", "gauge",
+		       "End time of the last run that exited 0, unix seconds.", s->last_success_at);
+}
+
+struct prom_rows { FILE *out; bool head; int family; };
+
+/* zmbatch_stage_state: one 0/1 sample per stage and stage state. */
+static void prom_stage(void *arg, const struct qr_stage *r)
+{
+	struct prom_rows *p = arg;
+	if (!p->head)
+		prom_head(p->out, "zmbatch_stage_state", "gauge",
+			  "1 for the current state of each job stage, 0 for the others.");
+	p->head = true;
+	for (int i = 0; i < STAGE_NSTATES; i++) {
+		const char *name = stage_state_name((enum stage_state)i);
+		fputs("zmbatch_stage_state{stage=\"", p->out);
+		prom_label(p->out, r->name);
+		fprintf(p->out, "\",state=\"%s\"} %d\n", name, r->state && strcmp(r->state, name) == 0);
+	}
+}
+
+static const char *const server_family[][2] = {
+	{ "zmbatch_auth_requests_total", "Admin AuthRequests sent, by server role." },
+	{ "zmbatch_auth_failures_total", "Failed admin authentications, by server role." },
+};
+
+static void prom_server(void *arg, const struct qr_server *r)
+{
+	struct prom_rows *p = arg;
+	const char *fam = server_family[p->family][0];
+	if (!p->head)
+		prom_head(p->out, fam, "counter", server_family[p->family][1]);
+	p->head = true;
+	fprintf(p->out, "%s{role=\"", fam);
+	prom_label(p->out, r->role);
+	fprintf(p->out, "\"} %lld\n", p->family == 0 ? r->auth_requests : r->auth_failures);
+}
+
+enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
+{
+	struct prom_rows p = { out, false, 0 };
+	enum zmb_rc rc;
+
+	prom_snapshot(out, s);
+	if ((rc = qr_stages(db, prom_stage, &p, err)) != ZMB_OK)
+		return rc;
+	for (int f = 0; s->has_servers && f < 2; f++) {
+		p = (struct prom_rows){ out, false, f };
+		if ((rc = qr_servers(db, prom_server, &p, err)) != ZMB_OK)
+			return rc;
+	}
+	prom_d(out, "zmbatch_report_timestamp_seconds", "gauge",
+	       "When this report was generated, unix seconds.", s->now);
+	return fmt_write_failed(out, err) ? ZMB_EIO : ZMB_OK;
+}

@@ -1,0 +1,477 @@
+/*
+ * query_report.c - the named read-only queries of the report side (see
+ * query_report.h for the contract).  Each stream prepares its statement,
+ * binds it, and hands each row to the caller's callback as it is stepped.
+ */
+#include "query_report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows of `runs` that are runs (other writing commands may record rows too). */
+#define RUNS_ONLY "(command = 'run' OR command LIKE 'run %')"
+
+/* ---- helpers ---- */
+
+static void set_dberr(sqlite3 *db, char **err, const char *what)
+{
+	if (err && !*err)
+		*err = xasprintf("cannot read state database (%s): %s", what, sqlite3_errmsg(db));
+}
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql, char **err)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		set_dberr(db, err, "prepare");
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+	return s ? (const char *)s : NULL;
+}
+
+/* A time column: 0 when NULL. */
+static double col_time(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_double(st, i);
+}
+
+/*
+ * Step every row of st (prepared: NULL = failed) through row(st, ctx), then
+ * finalize it.  A step error is reported as a read error of `what`.
+ */
+static enum zmb_rc each_row(sqlite3 *db, sqlite3_stmt *st, const char *what,
+			    void (*row)(sqlite3_stmt *st, void *ctx), void *ctx, char **err)
+{
+	int r;
+	if (!st)
+		return ZMB_ESTATE;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		row(st, ctx);
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		set_dberr(db, err, what);
+		return ZMB_ESTATE;
+	}
+	return ZMB_OK;
+}
+
+/* Step a one-row statement: ZMB_OK with a row, ZMB_ENOTFOUND without one. */
+static enum zmb_rc one_row(sqlite3 *db, sqlite3_stmt *st, const char *what, char **err)
+{
+	if (!st)
+		return ZMB_ESTATE;
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		return ZMB_OK;
+	if (r == SQLITE_DONE)
+		return ZMB_ENOTFOUND;
+	set_dberr(db, err, what);
+	return ZMB_ESTATE;
+}
+
+/* ---- the read transaction ---- */
+
+enum zmb_rc qr_read_begin(sqlite3 *db, bool *own, char **err)
+{
+	*own = false;
+	if (!sqlite3_get_autocommit(db))
+		return ZMB_OK;          /* the caller's transaction already pins a snapshot */
+	*own = true;
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		set_dberr(db, err, "begin");
+		return ZMB_ESTATE;
+	}
+	return ZMB_OK;
+}
+
+void qr_read_end(sqlite3 *db, bool own)
+{
+	if (own)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+}
+
+/* ---- aggregates ---- */
+
+static void state_totals_row(sqlite3_stmt *st, void *ctx)
+{
+	struct qr_state_totals *t = ctx;
+	long long n = sqlite3_column_int64(st, 1);
+	int i = acct_state_parse(col_text(st, 0));
+	t->accounts += n;
+	if (i < 0)
+		return;
+	t->count[i] = n;
+	t->bytes[i] = sqlite3_column_int64(st, 2);
+	t->size[i] = sqlite3_column_int64(st, 3);
+}
+
+enum zmb_rc qr_state_totals(sqlite3 *db, struct qr_state_totals *t, char **err)
+{
+	memset(t, 0, sizeof *t);
+	/* one pass, grouped over the state index */
+	return each_row(db, prep(db, "SELECT state, count(*), coalesce(sum(bytes), 0), "
+				 "coalesce(sum(coalesce(size, 0)), 0) FROM accounts GROUP BY state", err),
+			"accounts", state_totals_row, t, err);
+}
+
+enum zmb_rc qr_run_totals(sqlite3 *db, struct qr_run_totals *t, char **err)
+{
+	sqlite3_stmt *st = prep(db, "SELECT count(*), coalesce(sum(token_refreshes), 0), "
+				"coalesce(sum(retries), 0), coalesce(sum(bytes), 0), "
+				"total(CASE WHEN ended_at IS NOT NULL THEN max(ended_at - started_at, 0) "
+				"ELSE 0 END) FROM runs WHERE " RUNS_ONLY, err);
+	enum zmb_rc rc = one_row(db, st, "runs", err);
+
+	memset(t, 0, sizeof *t);
+	if (rc == ZMB_ENOTFOUND) {
+		set_dberr(db, err, "runs");
+		rc = ZMB_ESTATE;
+	}
+	if (rc == ZMB_OK) {
+		t->runs = sqlite3_column_int64(st, 0);
+		t->token_refreshes = sqlite3_column_int64(st, 1);
+		t->retries = sqlite3_column_int64(st, 2);
+		t->bytes = sqlite3_column_int64(st, 3);
+		t->seconds = sqlite3_column_double(st, 4);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+enum zmb_rc qr_last_success(sqlite3 *db, double *ended_at, char **err)
+{
+	sqlite3_stmt *st = prep(db, "SELECT ended_at FROM runs WHERE " RUNS_ONLY " AND exit_status = 0 "
+				"AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1", err);
+	enum zmb_rc rc = one_row(db, st, "runs", err);
+
+	*ended_at = rc == ZMB_OK ? col_time(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == ZMB_ENOTFOUND ? ZMB_OK : rc;
+}
+
+enum zmb_rc qr_last_run(sqlite3 *db, struct qr_run *r, char **err)
+{
+	sqlite3_stmt *st = prep(db, "SELECT id, started_at, ended_at, pid, host, command, exit_status, "
+				"token_refreshes, retries, bytes FROM runs WHERE " RUNS_ONLY
+				" ORDER BY id DESC LIMIT 1", err);
+	enum zmb_rc rc = one_row(db, st, "runs", err);
+
+	memset(r, 0, sizeof *r);
+	if (rc == ZMB_OK) {
+		r->present = true;
+		r->id = sqlite3_column_int64(st, 0);
+		r->started_at = col_time(st, 1);
+		r->ended_at = col_time(st, 2);
+		r->pid = sqlite3_column_int64(st, 3);
+		r->host = xstrdup(col_text(st, 4));
+		r->command = xstrdup(col_text(st, 5));
+		r->has_exit = sqlite3_column_type(st, 6) != SQLITE_NULL;
+		r->exit_status = sqlite3_column_int(st, 6);
+		r->token_refreshes = sqlite3_column_int64(st, 7);
+		r->retries = sqlite3_column_int64(st, 8);
+		r->bytes = sqlite3_column_int64(st, 9);
+	}
+	sqlite3_finalize(st);
+	return rc == ZMB_ENOTFOUND ? ZMB_OK : rc;
+}
+
+void qr_run_release(struct qr_run *r)
+{
+	if (!r)
+		return;
+	free(r->host);
+	free(r->command);
+	memset(r, 0, sizeof *r);
+}
+
+enum zmb_rc qr_job_name(sqlite3 *db, char **name, char **err)
+{
+	*name = NULL;
+	sqlite3_stmt *st = prep(db, "SELECT key, value FROM meta WHERE key IN ('job_name', 'job_identity') "
+				"ORDER BY key = 'job_name' DESC LIMIT 1", err);
+	if (!st)
+		return ZMB_ESTATE;
+	/* a read error here leaves the name empty: the report still renders */
+	int r = sqlite3_step(st);
+	*name = xstrdup(r == SQLITE_ROW && col_text(st, 1) ? col_text(st, 1) : "");
+	if (r == SQLITE_ROW && strcmp(col_text(st, 0), "job_identity") == 0)
+		(*name)[strcspn(*name, "|")] = '\0';
+	sqlite3_finalize(st);
+	return ZMB_OK;
+}
+
+bool qr_has_servers(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, "servers", -1, SQLITE_STATIC);
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	}
+	sqlite3_finalize(st);
+	return yes;
+}
+
+enum zmb_rc qr_done_bytes_since(sqlite3 *db, double since, long long *bytes, char **err)
+{
+	sqlite3_stmt *st = prep(db, "SELECT coalesce(sum(bytes), 0) FROM accounts "
+				"WHERE state = 'done' AND finished_at >= ?", err);
+	*bytes = 0;
+	if (st)
+		sqlite3_bind_double(st, 1, since);
+	enum zmb_rc rc = one_row(db, st, "accounts", err);
+	if (rc == ZMB_ENOTFOUND) {
+		set_dberr(db, err, "accounts");
+		rc = ZMB_ESTATE;
+	}
+	if (rc == ZMB_OK)
+		*bytes = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- row streams ---- */
+
+struct stage_cb { void (*fn)(void *, const struct qr_stage *); void *arg; };
+
+static void stage_row(sqlite3_stmt *st, void *ctx)
+{
+	struct stage_cb *c = ctx;
+	struct qr_stage r = {
+		.name = col_text(st, 0), .type = col_text(st, 1), .state = col_text(st, 2),
+		.attempts = sqlite3_column_int64(st, 3), .error = col_text(st, 4),
+		.started_at = col_time(st, 5), .ended_at = col_time(st, 6),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_stages(sqlite3 *db, void (*fn)(void *arg, const struct qr_stage *row),
+		      void *arg, char **err)
+{
+	struct stage_cb c = { fn, arg };
+	return each_row(db, prep(db, "SELECT name, type, state, attempts, error, started_at, ended_at "
+				 "FROM stages ORDER BY position, name", err),
+			"stages", stage_row, &c, err);
+}
+
+struct server_cb { void (*fn)(void *, const struct qr_server *); void *arg; };
+
+static void server_row(sqlite3_stmt *st, void *ctx)
+{
+	struct server_cb *c = ctx;
+	struct qr_server r = {
+		.role = col_text(st, 0), .host = col_text(st, 1),
+		.auth_requests = sqlite3_column_int64(st, 2),
+		.token_refreshes = sqlite3_column_int64(st, 3),
+		.auth_failures = sqlite3_column_int64(st, 4),
+		.last_auth_at = col_time(st, 5),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_servers(sqlite3 *db, void (*fn)(void *arg, const struct qr_server *row),
+		       void *arg, char **err)
+{
+	struct server_cb c = { fn, arg };
+	return each_row(db, prep(db, "SELECT role, host, auth_requests, token_refreshes, auth_failures, "
+				 "last_auth_at FROM servers ORDER BY role", err),
+			"servers", server_row, &c, err);
+}
+
+struct account_cb { void (*fn)(void *, const struct qr_account *); void *arg; };
+
+static void account_row(sqlite3_stmt *st, void *ctx)
+{
+	struct account_cb *c = ctx;
+	struct qr_account r = {
+		.account = col_text(st, 0), .target = col_text(st, 1), .state = col_text(st, 2),
+		.attempts = sqlite3_column_int64(st, 3), .bytes = sqlite3_column_int64(st, 4),
+		.has_seconds = sqlite3_column_type(st, 5) != SQLITE_NULL,
+		.seconds = col_time(st, 5), .error = col_text(st, 6),
+	};
+	c->fn(c->arg, &r);
+}
+
+#define ACCOUNT_LIST "SELECT account, target, state, attempts, bytes, seconds, last_error FROM accounts "
+
+enum zmb_rc qr_accounts(sqlite3 *db, int state,
+			void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err)
+{
+	struct account_cb c = { fn, arg };
+	sqlite3_stmt *st;
+	if (state >= ACCT_NSTATES) {
+		*err = xasprintf("unknown account state %d", state);
+		return ZMB_EINTERNAL;
+	}
+	if (state >= 0) {
+		st = prep(db, ACCOUNT_LIST "WHERE state = ? ORDER BY seq, id", err);
+		if (st)
+			sqlite3_bind_text(st, 1, acct_state_name((enum acct_state)state), -1, SQLITE_STATIC);
+	} else {
+		st = prep(db, ACCOUNT_LIST "ORDER BY seq, id", err);
+	}
+	return each_row(db, st, "accounts", account_row, &c, err);
+}
+
+enum zmb_rc qr_slowest(sqlite3 *db, int limit,
+		       void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err)
+{
+	struct account_cb c = { fn, arg };
+	/* one pass with a `limit`-row sorter */
+	sqlite3_stmt *st = prep(db, ACCOUNT_LIST "WHERE seconds IS NOT NULL "
+				"ORDER BY seconds DESC LIMIT ?", err);
+	if (st)
+		sqlite3_bind_int(st, 1, limit);
+	return each_row(db, st, "accounts", account_row, &c, err);
+}
+
+struct class_cb { void (*fn)(void *, const char *, long long); void *arg; };
+
+static void class_row(sqlite3_stmt *st, void *ctx)
+{
+	struct class_cb *c = ctx;
+	c->fn(c->arg, col_text(st, 0), sqlite3_column_int64(st, 1));
+}
+
+enum zmb_rc qr_failure_classes(sqlite3 *db,
+			       void (*fn)(void *arg, const char *error_class, long long n),
+			       void *arg, char **err)
+{
+	struct class_cb c = { fn, arg };
+	return each_row(db, prep(db, "SELECT coalesce(error_class, 'unknown'), count(*) FROM accounts "
+				 "WHERE state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1", err),
+			"accounts", class_row, &c, err);
+}
+
+struct failure_cb { void (*fn)(void *, const struct qr_failure *); void *arg; };
+
+static void failure_row(sqlite3_stmt *st, void *ctx)
+{
+	struct failure_cb *c = ctx;
+	struct qr_failure r = {
+		.account = col_text(st, 0), .target = col_text(st, 1),
+		.attempts = sqlite3_column_int64(st, 2),
+		.error_class = col_text(st, 3), .error = col_text(st, 4),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_failures(sqlite3 *db, void (*fn)(void *arg, const struct qr_failure *row),
+			void *arg, char **err)
+{
+	struct failure_cb c = { fn, arg };
+	return each_row(db, prep(db, "SELECT account, target, attempts, error_class, last_error "
+				 "FROM accounts WHERE state = 'failed' ORDER BY account", err),
+			"accounts", failure_row, &c, err);
+}
+
+struct flight_cb { void (*fn)(void *, const struct qr_in_flight *); void *arg; };
+
+static void flight_row(sqlite3_stmt *st, void *ctx)
+{
+	struct flight_cb *c = ctx;
+	struct qr_in_flight r = {
+		.account = col_text(st, 0), .state = col_text(st, 1),
+		.attempts = sqlite3_column_int64(st, 2), .started_at = col_time(st, 3),
+		.has_size = sqlite3_column_type(st, 4) != SQLITE_NULL,
+		.size = sqlite3_column_int64(st, 4),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_in_flight(sqlite3 *db, int limit,
+			 void (*fn)(void *arg, const struct qr_in_flight *row), void *arg,
+			 char **err)
+{
+	struct flight_cb c = { fn, arg };
+	sqlite3_stmt *st = prep(db, "SELECT account, state, attempts, started_at, size FROM accounts "
+				"WHERE state IN ('exporting', 'importing') ORDER BY started_at, id "
+				"LIMIT ?", err);
+	if (st)
+		sqlite3_bind_int(st, 1, limit);
+	return each_row(db, st, "accounts", flight_row, &c, err);
+}
+
+struct event_cb { void (*fn)(void *, const struct qr_event *); void *arg; };
+
+/* Columns: at, run_id, level, who, message. */
+static void event_row(sqlite3_stmt *st, void *ctx)
+{
+	struct event_cb *c = ctx;
+	struct qr_event r = {
+		.at = col_time(st, 0),
+		.has_run = sqlite3_column_type(st, 1) != SQLITE_NULL,
+		.run_id = sqlite3_column_int64(st, 1),
+		.level = col_text(st, 2), .who = col_text(st, 3), .message = col_text(st, 4),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_last_problems(sqlite3 *db, int limit,
+			     void (*fn)(void *arg, const struct qr_event *row), void *arg,
+			     char **err)
+{
+	struct event_cb c = { fn, arg };
+	sqlite3_stmt *st = prep(db, "SELECT e.at, e.run_id, e.level, coalesce(a.account, e.stage, ''), "
+				"e.message FROM events e LEFT JOIN accounts a ON a.id = e.account_id "
+				"WHERE e.level IN ('error', 'warn') ORDER BY e.id DESC LIMIT ?", err);
+	if (st)
+		sqlite3_bind_int(st, 1, limit);
+	return each_row(db, st, "events", event_row, &c, err);
+}
+
+struct acct_err_cb { void (*fn)(void *, const struct qr_account_error *); void *arg; };
+
+static void acct_err_row(sqlite3_stmt *st, void *ctx)
+{
+	struct acct_err_cb *c = ctx;
+	struct qr_account_error r = {
+		.at = col_time(st, 0), .account = col_text(st, 1), .state = col_text(st, 2),
+		.error_class = col_text(st, 3), .error = col_text(st, 4),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_last_account_errors(sqlite3 *db, int limit,
+				   void (*fn)(void *arg, const struct qr_account_error *row),
+				   void *arg, char **err)
+{
+	struct acct_err_cb c = { fn, arg };
+	sqlite3_stmt *st = prep(db, "SELECT coalesce(finished_at, updated_at), account, state, "
+				"error_class, last_error FROM accounts "
+				"WHERE last_error IS NOT NULL AND last_error <> '' "
+				"ORDER BY updated_at DESC LIMIT ?", err);
+	if (st)
+		sqlite3_bind_int(st, 1, limit);
+	return each_row(db, st, "accounts", acct_err_row, &c, err);
+}
+
+enum zmb_rc qr_account_history(sqlite3 *db, const char *account,
+			       void (*fn)(void *arg, const struct qr_event *row), void *arg,
+			       char **err)
+{
+	struct event_cb c = { fn, arg };
+	sqlite3_stmt *st = prep(db, "SELECT id FROM accounts WHERE account = ?", err);
+	if (st)
+		sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
+	enum zmb_rc rc = one_row(db, st, "accounts", err);
+	long long id = rc == ZMB_OK ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc == ZMB_ENOTFOUND)
+		*err = xasprintf("no account '%s' in the state database", account);
+	if (rc)
+		return rc;
+	st = prep(db, "SELECT at, run_id, level, stage, message FROM events WHERE account_id = ? "
+		  "ORDER BY id", err);
+	if (st)
+		sqlite3_bind_int64(st, 1, id);
+	return each_row(db, st, "events", event_row, &c, err);
+}

@@ -1,0 +1,173 @@
+/*
+ * query_report.h - the named read-only queries behind `report`, `status` and
+ * `accounts`: the only SQL the report side runs.
+ *
+ * Each query takes a plain sqlite3 connection (state_db() of a
+ * STATE_READONLY state, or any connection in tests) and either fills a
+ * plain struct or calls a row callback once per row, in the order named.
+ * Strings inside a row passed to a callback are borrowed: valid only during
+ * that call (copy what you keep); a SQL NULL is a NULL pointer.  Structs
+ * filled for the caller own their strings (release functions below).
+ *
+ * Every query is an aggregate, an indexed lookup, or a stream that hands
+ * out each row as it comes: nothing here grows with the number of accounts.
+ * Wrap several queries in qr_read_begin()/qr_read_end() to see one
+ * consistent snapshot while a run writes (WAL).
+ *
+ * Errors: ZMB_ESTATE with *err = "cannot read state database (WHAT): MSG"
+ * (WHAT is "prepare" or the table read; *err is set only when still NULL;
+ * the caller frees it).  Main thread only (commands); a connection must not
+ * be used by another thread while a query runs.
+ */
+#ifndef ZMB_QUERY_REPORT_H
+#define ZMB_QUERY_REPORT_H
+
+#include "state.h"
+
+/* ---- the read transaction ---- */
+
+/* BEGIN a read transaction unless the caller already has one (*own = false). */
+enum zmb_rc qr_read_begin(sqlite3 *db, bool *own, char **err);
+void qr_read_end(sqlite3 *db, bool own);      /* COMMIT when own */
+
+/* ---- aggregates ---- */
+
+/* Accounts by state: one grouped pass (index = enum acct_state). */
+struct qr_state_totals {
+	long long count[ACCT_NSTATES];
+	long long bytes[ACCT_NSTATES];   /* sum of `bytes` */
+	long long size[ACCT_NSTATES];    /* sum of `size`, unknown = 0 */
+	long long accounts;              /* every row, states unknown to this binary too */
+};
+enum zmb_rc qr_state_totals(sqlite3 *db, struct qr_state_totals *t, char **err);
+
+/*
+ * The rows of `runs` that are runs: command "run" or "run ..." (other
+ * writing commands, e.g. reset, record rows too and are ignored).
+ */
+struct qr_run_totals {
+	long long runs, token_refreshes, retries, bytes;
+	double seconds;          /* summed ended_at - started_at of ended runs */
+};
+enum zmb_rc qr_run_totals(sqlite3 *db, struct qr_run_totals *t, char **err);
+
+/* End of the last run that exited 0; 0 when none. */
+enum zmb_rc qr_last_success(sqlite3 *db, double *ended_at, char **err);
+
+/* The run with the highest id (present = false when none). */
+struct qr_run {
+	bool present;
+	long long id;
+	double started_at;
+	double ended_at;        /* 0 = NULL (still running, or died) */
+	long long pid;
+	char *host;             /* owned */
+	char *command;          /* owned */
+	bool has_exit;
+	int exit_status;
+	long long token_refreshes, retries, bytes;
+};
+enum zmb_rc qr_last_run(sqlite3 *db, struct qr_run *r, char **err);
+void qr_run_release(struct qr_run *r);       /* NULL-safe */
+
+/* The job's name from meta: job_name, else the first field of job_identity,
+ * else "" (*name owned by the caller). */
+enum zmb_rc qr_job_name(sqlite3 *db, char **name, char **err);
+
+/* Does the DB have the per-server counters (schema 002 and later)? */
+bool qr_has_servers(sqlite3 *db);
+
+/* Sum of `bytes` of accounts in state done that finished at or after `since`. */
+enum zmb_rc qr_done_bytes_since(sqlite3 *db, double since, long long *bytes, char **err);
+
+/* ---- row streams ---- */
+
+/* Stages in job order (position, name). */
+struct qr_stage {
+	const char *name, *type, *state;
+	long long attempts;
+	const char *error;
+	double started_at, ended_at;    /* 0 = NULL */
+};
+enum zmb_rc qr_stages(sqlite3 *db, void (*fn)(void *arg, const struct qr_stage *row),
+		      void *arg, char **err);
+
+/* Per-server counters by role (needs qr_has_servers()). */
+struct qr_server {
+	const char *role, *host;
+	long long auth_requests, token_refreshes, auth_failures;
+	double last_auth_at;            /* 0 = NULL */
+};
+enum zmb_rc qr_servers(sqlite3 *db, void (*fn)(void *arg, const struct qr_server *row),
+		       void *arg, char **err);
+
+/* Accounts in listing order (seq, id); state < 0 = all, else only that enum acct_state. */
+struct qr_account {
+	const char *account, *target, *state;
+	long long attempts, bytes;
+	bool has_seconds;
+	double seconds;
+	const char *error;              /* last_error */
+};
+enum zmb_rc qr_accounts(sqlite3 *db, int state,
+			void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err);
+
+/* The `limit` accounts with the most seconds (has_seconds only), slowest first. */
+enum zmb_rc qr_slowest(sqlite3 *db, int limit,
+		       void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err);
+
+/* Failed accounts: count by error class (NULL class = "unknown"), most first. */
+enum zmb_rc qr_failure_classes(sqlite3 *db,
+			       void (*fn)(void *arg, const char *error_class, long long n),
+			       void *arg, char **err);
+
+/* Failed accounts by name, with attempts, error class and last error. */
+struct qr_failure {
+	const char *account, *target;
+	long long attempts;
+	const char *error_class, *error;
+};
+enum zmb_rc qr_failures(sqlite3 *db, void (*fn)(void *arg, const struct qr_failure *row),
+			void *arg, char **err);
+
+/* The first `limit` accounts in flight (exporting, importing), oldest claim first. */
+struct qr_in_flight {
+	const char *account, *state;
+	long long attempts;
+	double started_at;              /* 0 = NULL */
+	bool has_size;                  /* false: size unknown */
+	long long size;
+};
+enum zmb_rc qr_in_flight(sqlite3 *db, int limit,
+			 void (*fn)(void *arg, const struct qr_in_flight *row), void *arg,
+			 char **err);
+
+/* The last `limit` warn/error events, newest first; who = account, else stage, else "". */
+struct qr_event {
+	double at;
+	bool has_run;
+	long long run_id;
+	const char *level, *who, *message;
+};
+enum zmb_rc qr_last_problems(sqlite3 *db, int limit,
+			     void (*fn)(void *arg, const struct qr_event *row), void *arg,
+			     char **err);
+
+/* The last `limit` accounts with a last_error, most recently updated first. */
+struct qr_account_error {
+	double at;                      /* finished_at, else updated_at */
+	const char *account, *state, *error_class, *error;
+};
+enum zmb_rc qr_last_account_errors(sqlite3 *db, int limit,
+				   void (*fn)(void *arg, const struct qr_account_error *row),
+				   void *arg, char **err);
+
+/*
+ * One account's events in order (who = the event's stage).  ZMB_ENOTFOUND
+ * with *err "no account 'A' in the state database" when it is not there.
+ */
+enum zmb_rc qr_account_history(sqlite3 *db, const char *account,
+			       void (*fn)(void *arg, const struct qr_event *row), void *arg,
+			       char **err);
+
+#endif
