@@ -87,6 +87,16 @@ void job_release(struct job *job)
 	memset(job, 0, sizeof *job);
 }
 
+char *job_file_dir(const char *path)
+{
+	const char *sl = strrchr(path, '/');
+	if (!sl)
+		return xstrdup(".");
+	if (sl == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(sl - path));
+}
+
 char *job_identity(const struct job *job)
 {
 	return xasprintf("%s|%s:%d|%s:%d", job->name ? job->name : "",

@@ -33,6 +33,8 @@ struct cval {
 /* Child of a group by name (NULL if absent or not a group). */
 const struct cval *cval_get(const struct cval *group, const char *name);
 void cval_release(struct cval *v);
+/* Deep copy of src into *dst (release dst with cval_release). */
+void cval_copy(const struct cval *src, struct cval *dst);
 
 /*
  * Typed accessors used by stage validators.  Each returns 0 on success
@@ -171,6 +173,9 @@ void conf_write_native(const struct job *job, FILE *out);
 /* A stable identity of the job, stored in the state DB ("name|src|tgt"). */
 char *job_identity(const struct job *job);
 void job_release(struct job *job);
+/* The directory of a job file ("." or "/" at the ends; caller frees): relative
+ * paths and @include in a job file are relative to it. */
+char *job_file_dir(const char *path);
 
 /* Target address for a source account under the domain map (caller frees). */
 char *job_map_account(const struct job *job, const char *source);
