@@ -1,6 +1,7 @@
 /*
- * job.c - the job model both readers fill (conf.c, conf_legacy.c): an empty
- * job with every default, its release, its identity and the domain map.
+ * job.c - the job model both readers fill (conf_native.c, conf_legacy.c): an empty
+ * job with every default, its release, its identity, the domain map and the
+ * directory of a job file (job_file_dir).
  * Any thread may call job_identity/job_map_account on a loaded job.
  */
 #include "job.h"

@@ -1,9 +1,10 @@
 /*
  * job.h - the job, as one plain C struct.
  *
- * conf_load() (src/conf/conf.c, src/conf/conf_legacy.c) turns a native libconfig job
- * file or a legacy zmztozmig.conf into a `struct job`; no libconfig type is
- * visible outside src/conf*.c.  After conf_load() returns the job is
+ * conf_load() (conf_read() in src/conf/conf.c; the readers are listed in
+ * src/conf/conf_internal.h) turns a native libconfig job file or a legacy
+ * zmztozmig.conf into a `struct job`; no libconfig type is visible outside
+ * src/conf/conf_libconfig.c.  After conf_load() returns the job is
  * immutable: it is shared read-only by every thread.  job_release() frees it
  * (main thread, after all workers have been joined).
  *
