@@ -1,5 +1,11 @@
 /*
  * main.c - command table, option parsing, global initialisation.
+ *
+ * main(): global settings (umask 077, SIGPIPE ignored), the words that need
+ * no command (--version, --help), the command by name, its options (each
+ * command accepts a subset of one option table), its arguments, then the
+ * command itself between curl_global_init() and curl_global_cleanup().
+ * Main thread only, before any other thread exists.
  */
 #include "cli.h"
 #include "job.h"
@@ -115,17 +121,12 @@ static int usage_error(const struct command *c, const char *fmt, const char *arg
 	return EXIT_USAGE;
 }
 
-int main(int argc, char **argv)
+/* Parsing goes on (the steps below return an exit code to stop main). */
+#define GO_ON (-1)
+
+/* --version, --help or an unknown command; sets *c to the command named. */
+static int find_command(int argc, char **argv, const struct command **c)
 {
-	struct cli cli;
-	const struct command *c = NULL;
-	int rc;
-
-	memset(&cli, 0, sizeof cli);
-	cli.max_runtime = -1;
-	umask(077);
-	signal(SIGPIPE, SIG_IGN);
-
 	if (argc < 2) {
 		usage_all(stderr);
 		return EXIT_USAGE;
@@ -140,18 +141,69 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
 		if (!strcmp(argv[1], commands[i].name))
-			c = &commands[i];
-	if (!c) {
+			*c = &commands[i];
+	if (!*c) {
 		fprintf(stderr, "zmbatch: unknown command '%s'\n(try 'zmbatch --help')\n", argv[1]);
 		return EXIT_USAGE;
 	}
-	cli.cmd = c->name;
+	return GO_ON;
+}
 
+/* One option the command accepts, its value checked, into cli. */
+static int set_option(const struct command *c, int opt, struct cli *cli)
+{
+	switch (opt) {
+	case 'c': cli->config = optarg; break;
+	case OPT_STATE: cli->state = optarg; break;
+	case OPT_THREADS: {
+		long long n;
+		if (parse_ll(optarg, &n) < 0 || n < 1 || n > 256)
+			return usage_error(c, "--threads wants a number from 1 to 256, not '%s'", optarg);
+		cli->threads = (int)n;
+		break;
+	}
+	case OPT_STAGE: cli->stage = optarg; break;
+	case OPT_DELTA: cli->delta = true; break;
+	case OPT_MAX_RUNTIME:
+		if (parse_duration(optarg, &cli->max_runtime) < 0)
+			return usage_error(c, "--max-runtime wants a duration (90s, 45m, 8h), not '%s'", optarg);
+		break;
+	case OPT_UNTIL: {
+		int hh, mm;
+		if (parse_hhmm(optarg, &hh, &mm) < 0)
+			return usage_error(c, "--until wants HH:MM, not '%s'", optarg);
+		cli->until = optarg;
+		break;
+	}
+	case OPT_DRY_RUN: cli->dry_run = true; break;
+	case OPT_RETRY_FAILED: cli->retry_failed = true; break;
+	case OPT_CA_FILE: cli->ca_file = optarg; break;
+	case OPT_INSECURE: cli->insecure = true; break;
+	case 'q':
+	case OPT_QUIET: cli->quiet = true; break;
+	case OPT_VERBOSE: cli->verbose = true; break;
+	case OPT_FORMAT:
+		if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
+		    strcmp(optarg, "json") && strcmp(optarg, "prom"))
+			return usage_error(c, "--format wants text, csv, json or prom, not '%s'", optarg);
+		cli->format = optarg;
+		break;
+	case OPT_OUTPUT: cli->output = optarg; break;
+	case OPT_STATE_FILTER: cli->state_filter = optarg; break;
+	case OPT_FAILED: cli->failed = true; break;
+	case OPT_HISTORY: cli->history = optarg; break;
+	}
+	return GO_ON;
+}
+
+/* The options after the command word; the rest are its arguments. */
+static int parse_options(const struct command *c, int argc, char **argv, struct cli *cli)
+{
 	optind = 1;
 	opterr = 0;
 	int ac = argc - 1;
 	char **av = argv + 1;
-	int opt, longidx;
+	int opt, longidx, r;
 	while ((opt = getopt_long(ac, av, "+:c:hq", all_opts, &longidx)) != -1) {
 		const char *oname = NULL;
 		if (opt == '?')
@@ -169,66 +221,57 @@ int main(int argc, char **argv)
 			oname = "quiet";
 		if (!oname || !cmd_accepts(c, oname))
 			return usage_error(c, "option '%s' is not valid here", av[optind - 1]);
-		switch (opt) {
-		case 'c': cli.config = optarg; break;
-		case OPT_STATE: cli.state = optarg; break;
-		case OPT_THREADS: {
-			long long n;
-			if (parse_ll(optarg, &n) < 0 || n < 1 || n > 256)
-				return usage_error(c, "--threads wants a number from 1 to 256, not '%s'", optarg);
-			cli.threads = (int)n;
-			break;
-		}
-		case OPT_STAGE: cli.stage = optarg; break;
-		case OPT_DELTA: cli.delta = true; break;
-		case OPT_MAX_RUNTIME:
-			if (parse_duration(optarg, &cli.max_runtime) < 0)
-				return usage_error(c, "--max-runtime wants a duration (90s, 45m, 8h), not '%s'", optarg);
-			break;
-		case OPT_UNTIL: {
-			int hh, mm;
-			if (parse_hhmm(optarg, &hh, &mm) < 0)
-				return usage_error(c, "--until wants HH:MM, not '%s'", optarg);
-			cli.until = optarg;
-			break;
-		}
-		case OPT_DRY_RUN: cli.dry_run = true; break;
-		case OPT_RETRY_FAILED: cli.retry_failed = true; break;
-		case OPT_CA_FILE: cli.ca_file = optarg; break;
-		case OPT_INSECURE: cli.insecure = true; break;
-		case 'q':
-		case OPT_QUIET: cli.quiet = true; break;
-		case OPT_VERBOSE: cli.verbose = true; break;
-		case OPT_FORMAT:
-			if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
-			    strcmp(optarg, "json") && strcmp(optarg, "prom"))
-				return usage_error(c, "--format wants text, csv, json or prom, not '%s'", optarg);
-			cli.format = optarg;
-			break;
-		case OPT_OUTPUT: cli.output = optarg; break;
-		case OPT_STATE_FILTER: cli.state_filter = optarg; break;
-		case OPT_FAILED: cli.failed = true; break;
-		case OPT_HISTORY: cli.history = optarg; break;
-		}
+		if ((r = set_option(c, opt, cli)) != GO_ON)
+			return r;
 	}
-	cli.args = av + optind;
-	cli.nargs = ac - optind;
+	cli->args = av + optind;
+	cli->nargs = ac - optind;
+	return GO_ON;
+}
 
-	if (!strcmp(c->name, "convert") && cli.nargs != 1)
+/* Only convert and reset take arguments. */
+static int check_args(const struct command *c, const struct cli *cli)
+{
+	if (!strcmp(c->name, "convert") && cli->nargs != 1)
 		return usage_error(c, "%s", "convert takes exactly one file");
-	if (!strcmp(c->name, "reset") && !cli.failed && cli.nargs == 0)
+	if (!strcmp(c->name, "reset") && !cli->failed && cli->nargs == 0)
 		return usage_error(c, "%s", "reset needs ACCOUNT... or --failed");
-	if (!strcmp(c->name, "reset") && cli.failed && cli.nargs > 0)
+	if (!strcmp(c->name, "reset") && cli->failed && cli->nargs > 0)
 		return usage_error(c, "%s", "reset takes either ACCOUNT... or --failed, not both");
-	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && cli.nargs > 0)
-		return usage_error(c, "unexpected argument '%s'", cli.args[0]);
+	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && cli->nargs > 0)
+		return usage_error(c, "unexpected argument '%s'", cli->args[0]);
+	return GO_ON;
+}
 
+/* The command, with libcurl's global state around it. */
+static int dispatch(const struct command *c, struct cli *cli)
+{
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		fprintf(stderr, "zmbatch: cannot initialise libcurl\n");
 		return EXIT_SOFTWARE;
 	}
-	rc = c->fn(&cli);
+	int rc = c->fn(cli);
 	zlog_close();
 	curl_global_cleanup();
 	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli;
+	const struct command *c = NULL;
+	int rc;
+
+	memset(&cli, 0, sizeof cli);
+	cli.max_runtime = -1;
+	umask(077);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((rc = find_command(argc, argv, &c)) != GO_ON)
+		return rc;
+	cli.cmd = c->name;
+	if ((rc = parse_options(c, argc, argv, &cli)) != GO_ON ||
+	    (rc = check_args(c, &cli)) != GO_ON)
+		return rc;
+	return dispatch(c, &cli);
 }

@@ -1,8 +1,8 @@
 /*
  * cval.c - typed stage settings (struct cval) and their accessors.
  *
- * A cval tree is built by the native job file reader (src/conf/conf.c) from the
- * libconfig tree, and handed to the stage validators.  The accessors below
+ * A cval tree is built by the native job file reader (src/conf/conf_libconfig.c)
+ * from the libconfig tree, and handed to the stage validators.  The accessors below
  * are what the validators use: each checks the type and reports
  * "file:line: key 'name': expected ..." on a mismatch.  All functions are
  * pure (no shared state); the tree is read-only once the job is loaded.
@@ -33,6 +33,19 @@ void cval_release(struct cval *v)
 	free(v->name);
 	free(v->str);
 	memset(v, 0, sizeof *v);
+}
+
+void cval_copy(const struct cval *src, struct cval *dst)
+{
+	*dst = *src;
+	dst->name = xstrdup(src->name);
+	dst->str = xstrdup(src->str);
+	dst->items = NULL;
+	if (src->n) {
+		dst->items = xcalloc(src->n, sizeof *dst->items);
+		for (size_t i = 0; i < src->n; i++)
+			cval_copy(&src->items[i], &dst->items[i]);
+	}
 }
 
 /* "file:line: key 'k': <msg>" (line of the value, else of the group). */

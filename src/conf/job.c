@@ -1,6 +1,7 @@
 /*
- * job.c - the job model both readers fill (conf.c, conf_legacy.c): an empty
- * job with every default, its release, its identity and the domain map.
+ * job.c - the job model both readers fill (conf_native.c, conf_legacy.c): an empty
+ * job with every default, its release, its identity, the domain map and the
+ * directory of a job file (job_file_dir).
  * Any thread may call job_identity/job_map_account on a loaded job.
  */
 #include "job.h"
@@ -85,6 +86,16 @@ void job_release(struct job *job)
 	free(job->stages);
 	strlist_release(&job->warnings);
 	memset(job, 0, sizeof *job);
+}
+
+char *job_file_dir(const char *path)
+{
+	const char *sl = strrchr(path, '/');
+	if (!sl)
+		return xstrdup(".");
+	if (sl == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(sl - path));
 }
 
 char *job_identity(const struct job *job)

@@ -1,9 +1,10 @@
 /*
  * job.h - the job, as one plain C struct.
  *
- * conf_load() (src/conf/conf.c, src/conf/conf_legacy.c) turns a native libconfig job
- * file or a legacy zmztozmig.conf into a `struct job`; no libconfig type is
- * visible outside src/conf*.c.  After conf_load() returns the job is
+ * conf_load() (conf_read() in src/conf/conf.c; the readers are listed in
+ * src/conf/conf_internal.h) turns a native libconfig job file or a legacy
+ * zmztozmig.conf into a `struct job`; no libconfig type is visible outside
+ * src/conf/conf_libconfig.c.  After conf_load() returns the job is
  * immutable: it is shared read-only by every thread.  job_release() frees it
  * (main thread, after all workers have been joined).
  *
@@ -33,6 +34,8 @@ struct cval {
 /* Child of a group by name (NULL if absent or not a group). */
 const struct cval *cval_get(const struct cval *group, const char *name);
 void cval_release(struct cval *v);
+/* Deep copy of src into *dst (release dst with cval_release). */
+void cval_copy(const struct cval *src, struct cval *dst);
 
 /*
  * Typed accessors used by stage validators.  Each returns 0 on success
@@ -171,6 +174,9 @@ void conf_write_native(const struct job *job, FILE *out);
 /* A stable identity of the job, stored in the state DB ("name|src|tgt"). */
 char *job_identity(const struct job *job);
 void job_release(struct job *job);
+/* The directory of a job file ("." or "/" at the ends; caller frees): relative
+ * paths and @include in a job file are relative to it. */
+char *job_file_dir(const char *path);
 
 /* Target address for a source account under the domain map (caller frees). */
 char *job_map_account(const struct job *job, const char *source);

@@ -17,6 +17,10 @@
  * with a message naming the command and the status.  Secrets do not belong on
  * a command line (visible in ps): pass a file name instead.
  *
+ * Steps of exec_run: ex_start (resolve the program, pipe, fork; the child
+ * is ex_child), ex_wait (collect output, reap, enforce the timeout or a stop
+ * request), ex_verdict (the exit status as a result code and message).
+ *
  * Runs in the main thread; the child only calls async-signal-safe functions
  * between fork() and execve().
  */
@@ -203,153 +207,207 @@ static void print_tail(struct stage_ctx *ctx, struct buf *t, long long nlines)
 		stage_out(ctx, "| %s", l);
 }
 
-enum zmb_rc exec_run(struct stage_ctx *ctx, char **err)
-{
+/* One run of the command: what exec_run owns until its cleanup. */
+struct ex_run {
 	struct ex_conf k;
-	enum zmb_rc rc = ZMB_ECONFIG;
-	char **envp = NULL, **argv = NULL, *path = NULL, *cmd = NULL;
-	struct buf tail = BUF_INIT;
-	int pfd[2] = { -1, -1 };
-	pid_t pid = -1;
-	const char *file = ctx->job ? ctx->job->path : "job";
+	char *cmd;                 /* "prog arg ..." for messages */
+	char **envp, **argv;
+	char *path;                /* resolved argv[0] */
+	int pfd[2];                /* child's stdout+stderr -> us */
+	pid_t pid;                 /* > 0 while the child is not reaped */
+	struct buf tail;           /* last output (TAIL_BYTES at most) */
+	bool timed_out, canceled;
+	int status;                /* waitpid() status once reaped */
+};
 
-	if (ex_parse(ctx->sc, file, &k, err))
-		goto out;
-	cmd = cmd_text(&k.argv);
-	envp = build_env(k.env);
-	path = resolve(k.argv.v[0], envp);
-	if (!path) {
-		*err = xasprintf("exec '%s': step 'start': program '%s' not found or not executable",
-				 cmd, k.argv.v[0]);
-		goto out;
-	}
-	argv = xcalloc(k.argv.n + 1, sizeof *argv);
-	for (size_t i = 0; i < k.argv.n; i++)
-		argv[i] = xstrdup(k.argv.v[i]);
-	if (pipe(pfd) < 0 || fcntl(pfd[0], F_SETFD, FD_CLOEXEC) < 0 ||
-	    fcntl(pfd[1], F_SETFD, FD_CLOEXEC) < 0) {
-		*err = xasprintf("exec '%s': step 'start': pipe: %s", cmd, strerror(errno));
-		rc = ZMB_EIO;
-		goto out;
-	}
-	stage_out(ctx, "exec: %s", cmd);
-	pid = fork();
-	if (pid < 0) {
-		*err = xasprintf("exec '%s': step 'start': fork: %s", cmd, strerror(errno));
-		rc = ZMB_EIO;
-		goto out;
-	}
-	if (pid == 0) {
-		/* child: async-signal-safe calls only */
-		setpgid(0, 0);
-		/* the run blocks its signals (a sigwait thread takes them) and ignores
-		 * SIGPIPE; both survive execve: give the command (and daemons it may
-		 * start, zmcontrol...) the defaults, so SIGTERM on timeout works */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		int nul = open("/dev/null", O_RDONLY);
-		if (nul >= 0)
-			dup2(nul, 0);
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		if (k.cwd && chdir(k.cwd) < 0) {
-			static const char m[] = "exec: cannot change to the working directory\n";
-			ssize_t w = write(2, m, sizeof m - 1);
-			(void)w;
-			_exit(126);
-		}
-		execve(path, argv, envp);
-		static const char m[] = "exec: execve failed\n";
+/* The child, between fork() and execve(): async-signal-safe calls only. */
+static void ex_child(const struct ex_run *r) __attribute__((noreturn));
+
+static void ex_child(const struct ex_run *r)
+{
+	setpgid(0, 0);
+	/* the run blocks its signals (a sigwait thread takes them) and ignores
+	 * SIGPIPE; both survive execve: give the command (and daemons it may
+	 * start, zmcontrol...) the defaults, so SIGTERM on timeout works */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	int nul = open("/dev/null", O_RDONLY);
+	if (nul >= 0)
+		dup2(nul, 0);
+	dup2(r->pfd[1], 1);
+	dup2(r->pfd[1], 2);
+	if (r->k.cwd && chdir(r->k.cwd) < 0) {
+		static const char m[] = "exec: cannot change to the working directory\n";
 		ssize_t w = write(2, m, sizeof m - 1);
 		(void)w;
-		_exit(127);
+		_exit(126);
 	}
-	setpgid(pid, pid);   /* also from here: no race with the kill below */
-	close(pfd[1]);
-	pfd[1] = -1;
+	execve(r->path, r->argv, r->envp);
+	static const char m[] = "exec: execve failed\n";
+	ssize_t w = write(2, m, sizeof m - 1);
+	(void)w;
+	_exit(127);
+}
 
-	double deadline = mono_now() + (double)k.timeout, kill_at = 0;
-	bool timed_out = false, canceled = false, eof = false;
-	int status = 0;
+/* Resolve the program, open the pipe, fork; the child runs in its own group. */
+static enum zmb_rc ex_start(struct stage_ctx *ctx, struct ex_run *r, char **err)
+{
+	r->cmd = cmd_text(&r->k.argv);
+	r->envp = build_env(r->k.env);
+	r->path = resolve(r->k.argv.v[0], r->envp);
+	if (!r->path) {
+		*err = xasprintf("exec '%s': step 'start': program '%s' not found or not executable",
+				 r->cmd, r->k.argv.v[0]);
+		return ZMB_ECONFIG;
+	}
+	r->argv = xcalloc(r->k.argv.n + 1, sizeof *r->argv);
+	for (size_t i = 0; i < r->k.argv.n; i++)
+		r->argv[i] = xstrdup(r->k.argv.v[i]);
+	if (pipe(r->pfd) < 0 || fcntl(r->pfd[0], F_SETFD, FD_CLOEXEC) < 0 ||
+	    fcntl(r->pfd[1], F_SETFD, FD_CLOEXEC) < 0) {
+		*err = xasprintf("exec '%s': step 'start': pipe: %s", r->cmd, strerror(errno));
+		return ZMB_EIO;
+	}
+	stage_out(ctx, "exec: %s", r->cmd);
+	r->pid = fork();
+	if (r->pid < 0) {
+		*err = xasprintf("exec '%s': step 'start': fork: %s", r->cmd, strerror(errno));
+		return ZMB_EIO;
+	}
+	if (r->pid == 0)
+		ex_child(r);
+	setpgid(r->pid, r->pid);   /* also from here: no race with the kill in ex_wait */
+	close(r->pfd[1]);
+	r->pfd[1] = -1;
+	return ZMB_OK;
+}
+
+/* Up to 100 ms for output; *eof once the pipe is closed or broken. */
+static void ex_read(struct ex_run *r, bool *eof)
+{
+	struct pollfd p = { r->pfd[0], POLLIN, 0 };
+	if (poll(&p, 1, 100) <= 0)
+		return;
+	char chunk[4096];
+	ssize_t n = read(r->pfd[0], chunk, sizeof chunk);
+	if (n > 0)
+		tail_add(&r->tail, chunk, (size_t)n);
+	else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+		*eof = true;
+}
+
+/* After the reap: what is left (grandchildren may still hold the pipe: bounded). */
+static void ex_drain(struct ex_run *r, bool eof)
+{
+	struct pollfd p = { r->pfd[0], POLLIN, 0 };
+	while (!eof && poll(&p, 1, 0) > 0) {
+		char chunk[4096];
+		ssize_t n = read(r->pfd[0], chunk, sizeof chunk);
+		if (n <= 0)
+			break;
+		tail_add(&r->tail, chunk, (size_t)n);
+	}
+}
+
+/*
+ * Until the child is reaped: collect its output; on the timeout or a stop
+ * request SIGTERM its process group, then SIGKILL 5 s later.
+ */
+static void ex_wait(struct stage_ctx *ctx, struct ex_run *r)
+{
+	double deadline = mono_now() + (double)r->k.timeout, kill_at = 0;
+	bool eof = false;
 	for (;;) {
 		if (!eof) {
-			struct pollfd p = { pfd[0], POLLIN, 0 };
-			int pr = poll(&p, 1, 100);
-			if (pr > 0) {
-				char chunk[4096];
-				ssize_t n = read(pfd[0], chunk, sizeof chunk);
-				if (n > 0)
-					tail_add(&tail, chunk, (size_t)n);
-				else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-					eof = true;
-			}
+			ex_read(r, &eof);
 		} else {
 			struct timespec ts = { 0, 50 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}
-		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid) {
-			/* drain what is left (grandchildren may still hold the pipe: bounded) */
-			struct pollfd p = { pfd[0], POLLIN, 0 };
-			while (!eof && poll(&p, 1, 0) > 0) {
-				char chunk[4096];
-				ssize_t n = read(pfd[0], chunk, sizeof chunk);
-				if (n <= 0)
-					break;
-				tail_add(&tail, chunk, (size_t)n);
-			}
-			pid = -1;
-			break;
+		if (waitpid(r->pid, &r->status, WNOHANG) == r->pid) {
+			ex_drain(r, eof);
+			r->pid = -1;
+			return;
 		}
 		double now = mono_now();
-		if (!timed_out && !canceled && (now > deadline || runctl_must_abort(ctx->ctl))) {
-			timed_out = now > deadline;
-			canceled = !timed_out;
-			kill(-pid, SIGTERM);
+		if (!r->timed_out && !r->canceled &&
+		    (now > deadline || runctl_must_abort(ctx->ctl))) {
+			r->timed_out = now > deadline;
+			r->canceled = !r->timed_out;
+			kill(-r->pid, SIGTERM);
 			kill_at = now + 5;
 		} else if (kill_at && now > kill_at) {
-			kill(-pid, SIGKILL);
+			kill(-r->pid, SIGKILL);
 			kill_at = 0;
 		}
 	}
-	print_tail(ctx, &tail, k.tail_lines);
-	if (timed_out) {
-		stage_out(ctx, "timed out after %llds", k.timeout);
+}
+
+/* How the child ended, as the stage's result (and its last output line). */
+static enum zmb_rc ex_verdict(struct stage_ctx *ctx, const struct ex_run *r, char **err)
+{
+	int status = r->status;
+	if (r->timed_out) {
+		stage_out(ctx, "timed out after %llds", r->k.timeout);
 		*err = xasprintf("exec '%s': step 'wait': timed out after %llds (process group "
-				 "killed)", cmd, k.timeout);
-		rc = ZMB_ETIMEOUT;
-	} else if (canceled) {
-		*err = xasprintf("exec '%s': step 'wait': stopped on request", cmd);
-		rc = ZMB_ECANCELED;
-	} else if (WIFSIGNALED(status)) {
+				 "killed)", r->cmd, r->k.timeout);
+		return ZMB_ETIMEOUT;
+	}
+	if (r->canceled) {
+		*err = xasprintf("exec '%s': step 'wait': stopped on request", r->cmd);
+		return ZMB_ECANCELED;
+	}
+	if (WIFSIGNALED(status)) {
 		stage_out(ctx, "killed by signal %d", WTERMSIG(status));
-		*err = xasprintf("exec '%s': step 'wait': killed by signal %d", cmd,
+		*err = xasprintf("exec '%s': step 'wait': killed by signal %d", r->cmd,
 				 WTERMSIG(status));
-		rc = ZMB_EPROTO;
-	} else if (WEXITSTATUS(status) != 0) {
+		return ZMB_EPROTO;
+	}
+	if (WEXITSTATUS(status) != 0) {
 		stage_out(ctx, "exit status %d", WEXITSTATUS(status));
-		*err = xasprintf("exec '%s': step 'wait': exit status %d", cmd, WEXITSTATUS(status));
-		rc = ZMB_EPROTO;
-	} else {
-		stage_out(ctx, "exit status 0");
-		rc = ZMB_OK;
+		*err = xasprintf("exec '%s': step 'wait': exit status %d", r->cmd,
+				 WEXITSTATUS(status));
+		return ZMB_EPROTO;
 	}
+	stage_out(ctx, "exit status 0");
+	return ZMB_OK;
+}
+
+/* NULL-safe: kills and reaps a child still running. */
+static void ex_release(struct ex_run *r)
+{
+	if (r->pid > 0) {
+		kill(-r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+	}
+	if (r->pfd[0] >= 0)
+		close(r->pfd[0]);
+	if (r->pfd[1] >= 0)
+		close(r->pfd[1]);
+	buf_release(&r->tail);
+	free_vec(r->envp);
+	free_vec(r->argv);
+	free(r->path);
+	free(r->cmd);
+	strlist_release(&r->k.argv);
+}
+
+enum zmb_rc exec_run(struct stage_ctx *ctx, char **err)
+{
+	struct ex_run r = { .pfd = { -1, -1 }, .pid = -1, .tail = BUF_INIT };
+	enum zmb_rc rc = ZMB_ECONFIG;
+	const char *file = ctx->job ? ctx->job->path : "job";
+
+	if (ex_parse(ctx->sc, file, &r.k, err))
+		goto out;
+	if ((rc = ex_start(ctx, &r, err)) != ZMB_OK)
+		goto out;
+	ex_wait(ctx, &r);
+	print_tail(ctx, &r.tail, r.k.tail_lines);
+	rc = ex_verdict(ctx, &r, err);
 out:
-	if (pid > 0) {
-		kill(-pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	if (pfd[0] >= 0)
-		close(pfd[0]);
-	if (pfd[1] >= 0)
-		close(pfd[1]);
-	buf_release(&tail);
-	free_vec(envp);
-	free_vec(argv);
-	free(path);
-	free(cmd);
-	strlist_release(&k.argv);
+	ex_release(&r);
 	return rc;
 }

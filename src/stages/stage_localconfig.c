@@ -18,6 +18,10 @@
  * owner), fsync'ed, renamed over the file, and the directory fsync'ed.
  * Values of keys whose name contains "password", "secret" or "key" are never
  * printed.
+ *
+ * Steps of localconfig_run: lc_read (the file's bytes and mode), lc_parse_xml,
+ * lc_apply (one lc_set_key per key of `set`), lc_backup, lc_write.
+ * Main thread only.
  */
 #include "stage.h"
 
@@ -172,172 +176,219 @@ static char *write_temp(const char *like, const struct stat *st, const char *dat
 	return tmp;
 }
 
-enum zmb_rc localconfig_run(struct stage_ctx *ctx, char **err)
-{
+/* One run over one file: what localconfig_run owns until lc_release. */
+struct lc_run {
 	struct lc_conf k;
-	enum zmb_rc rc = ZMB_ECONFIG;
-	const char *file = ctx->job ? ctx->job->path : "job";
-	xmlParserCtxtPtr pctx = NULL;
-	xmlDocPtr doc = NULL;
-	xmlChar *mem = NULL;
-	char *text = NULL, *tmp = NULL, *bak = NULL, *btmp = NULL;
-	struct buf orig = BUF_INIT;
-	struct stat st;
-	int fd = -1;
-	size_t changed = 0;
+	struct buf orig;           /* the file as read (also the backup's bytes) */
+	struct stat st;            /* its mode and owner, for the new files */
+	xmlParserCtxtPtr pctx;
+	xmlDocPtr doc;
+	xmlNodePtr root;           /* <localconfig> */
+	size_t changed;            /* keys set or added */
+};
 
-	if (lc_parse(ctx->sc, file, &k, err))
-		goto out;
-	fd = open(k.file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		*err = xasprintf("localconfig %s: step 'read': %s", k.file, strerror(errno));
+static enum zmb_rc lc_read(struct lc_run *r, char **err)
+{
+	enum zmb_rc rc = ZMB_OK;
+	const char *file = r->k.file;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &r->st) < 0) {
+		*err = xasprintf("localconfig %s: step 'read': %s", file, strerror(errno));
 		rc = errno == ENOENT ? ZMB_ENOTFOUND : ZMB_EIO;
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		*err = xasprintf("localconfig %s: step 'read': not a regular file", k.file);
+	if (!S_ISREG(r->st.st_mode)) {
+		*err = xasprintf("localconfig %s: step 'read': not a regular file", file);
+		rc = ZMB_ECONFIG;
 		goto out;
 	}
 	char chunk[8192];
 	ssize_t n;
 	while ((n = read(fd, chunk, sizeof chunk)) > 0)
-		buf_add(&orig, chunk, (size_t)n);
+		buf_add(&r->orig, chunk, (size_t)n);
 	if (n < 0) {
-		*err = xasprintf("localconfig %s: step 'read': %s", k.file, strerror(errno));
+		*err = xasprintf("localconfig %s: step 'read': %s", file, strerror(errno));
 		rc = ZMB_EIO;
-		goto out;
 	}
-	pctx = xmlNewParserCtxt();
-	doc = pctx ? xmlCtxtReadMemory(pctx, orig.s ? orig.s : "", (int)orig.len, k.file, NULL,
-				       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-		   : NULL;
-	if (!doc) {
-		const xmlError *xe = pctx ? xmlCtxtGetLastError(pctx) : NULL;
-		char *msg = xe && xe->message ? strtrim(xstrdup(xe->message)) : xstrdup("empty");
-		*err = xasprintf("localconfig %s:%d: step 'parse': not well-formed XML: %s", k.file,
-				 xe ? xe->line : 0, msg);
-		free(msg);
-		rc = ZMB_EPROTO;
-		goto out;
-	}
-	xmlNodePtr root = xmlDocGetRootElement(doc);
-	if (!root || strcmp((const char *)root->name, "localconfig")) {
-		*err = xasprintf("localconfig %s: step 'parse': not a localconfig file (root element "
-				 "is <%s>, expected <localconfig>)", k.file,
-				 root ? (const char *)root->name : "none");
-		rc = ZMB_EPROTO;
-		goto out;
-	}
-	for (size_t i = 0; i < k.set->n; i++) {
-		const char *name = k.set->items[i].name;
-		char *want = cval_text(&k.set->items[i]);
-		bool secret = is_secret_key(name);
-		xmlNodePtr key = find_key(root, name);
-		xmlNodePtr val = key ? child_elem(key, "value") : NULL;
-		xmlChar *cur = val ? xmlNodeGetContent(val) : NULL;
-		if (cur && !strcmp((const char *)cur, want)) {
-			stage_out(ctx, "%s: no-op (unchanged)", name);
-		} else {
-			if (!key) {
-				/* append with the file's usual indentation */
-				xmlAddChild(root, xmlNewText((const xmlChar *)"  "));
-				key = xmlNewChild(root, NULL, (const xmlChar *)"key", NULL);
-				xmlNewProp(key, (const xmlChar *)"name", (const xmlChar *)name);
-				xmlAddChild(key, xmlNewText((const xmlChar *)"\n    "));
-				xmlAddChild(root, xmlNewText((const xmlChar *)"\n"));
-			}
-			if (!val) {
-				val = xmlNewChild(key, NULL, (const xmlChar *)"value", NULL);
-				xmlAddChild(key, xmlNewText((const xmlChar *)"\n  "));
-			}
-			/* plain text node: libxml2 escapes it on output */
-			xmlNodeSetContent(val, NULL);
-			xmlAddChild(val, xmlNewText((const xmlChar *)want));
-			if (secret)
-				stage_out(ctx, "%s: %s (value hidden)", name, cur ? "changed" : "added");
-			else
-				stage_out(ctx, "%s: %s '%s' -> '%s'", name, cur ? "changed" : "added",
-					  cur ? (const char *)cur : "", want);
-			changed++;
-		}
-		xmlFree(cur);
-		free(want);
-	}
-	if (!changed) {
-		stage_out(ctx, "%s: unchanged", k.file);
-		rc = ZMB_OK;
-		goto out;
-	}
-	if (ctx->dry_run) {
-		stage_out(ctx, "%s: %zu change(s) not written (dry run)", k.file, changed);
-		rc = ZMB_OK;
-		goto out;
-	}
-	int len = 0;
-	xmlDocDumpMemoryEnc(doc, &mem, &len, "UTF-8");
-	if (!mem) {
-		*err = xasprintf("localconfig %s: step 'write': cannot serialise", k.file);
-		rc = ZMB_EINTERNAL;
-		goto out;
-	}
-	rc = ZMB_EIO;
-	if (k.backup) {
-		char stamp[32];
-		time_t now = time(NULL);
-		struct tm tm;
-		gmtime_r(&now, &tm);
-		strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-		for (int i = 0; i < 100 && !bak; i++) {
-			char *c = i ? xasprintf("%s.zmbatch-%s-%d.bak", k.file, stamp, i)
-				    : xasprintf("%s.zmbatch-%s.bak", k.file, stamp);
-			if (access(c, F_OK) != 0)
-				bak = c;
-			else
-				free(c);
-		}
-		if (!bak) {
-			*err = xasprintf("localconfig %s: step 'backup': no free backup name", k.file);
-			goto out;
-		}
-		btmp = write_temp(k.file, &st, orig.s ? orig.s : "", orig.len, err);
-		if (!btmp)
-			goto out;
-		if (rename(btmp, bak) < 0) {
-			*err = xasprintf("localconfig %s: step 'backup': %s: %s", k.file, bak,
-					 strerror(errno));
-			goto out;
-		}
-		free(btmp);
-		btmp = NULL;
-		stage_out(ctx, "backup: %s", bak);
-	}
-	tmp = write_temp(k.file, &st, (const char *)mem, (size_t)len, err);
-	if (!tmp)
-		goto out;
-	if (rename(tmp, k.file) < 0) {
-		*err = xasprintf("localconfig %s: step 'rename': %s", k.file, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	fsync_dir_of(k.file);
-	crashpoint("localconfig written");
-	stage_out(ctx, "%s: %zu key(s) written", k.file, changed);
-	rc = ZMB_OK;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (btmp)
+	return rc;
+}
+
+/* Well-formed XML (no network, no libxml2 messages) with <localconfig> as root. */
+static enum zmb_rc lc_parse_xml(struct lc_run *r, char **err)
+{
+	const char *file = r->k.file;
+	r->pctx = xmlNewParserCtxt();
+	r->doc = r->pctx ? xmlCtxtReadMemory(r->pctx, r->orig.s ? r->orig.s : "", (int)r->orig.len,
+					     file, NULL,
+					     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+			 : NULL;
+	if (!r->doc) {
+		const xmlError *xe = r->pctx ? xmlCtxtGetLastError(r->pctx) : NULL;
+		char *msg = xe && xe->message ? strtrim(xstrdup(xe->message)) : xstrdup("empty");
+		*err = xasprintf("localconfig %s:%d: step 'parse': not well-formed XML: %s", file,
+				 xe ? xe->line : 0, msg);
+		free(msg);
+		return ZMB_EPROTO;
+	}
+	r->root = xmlDocGetRootElement(r->doc);
+	if (!r->root || strcmp((const char *)r->root->name, "localconfig")) {
+		*err = xasprintf("localconfig %s: step 'parse': not a localconfig file (root element "
+				 "is <%s>, expected <localconfig>)", file,
+				 r->root ? (const char *)r->root->name : "none");
+		return ZMB_EPROTO;
+	}
+	return ZMB_OK;
+}
+
+/* One key of `set`: left alone when its value is already the one wanted. */
+static void lc_set_key(struct stage_ctx *ctx, struct lc_run *r, const struct cval *v)
+{
+	const char *name = v->name;
+	char *want = cval_text(v);
+	bool secret = is_secret_key(name);
+	xmlNodePtr root = r->root;
+	xmlNodePtr key = find_key(root, name);
+	xmlNodePtr val = key ? child_elem(key, "value") : NULL;
+	xmlChar *cur = val ? xmlNodeGetContent(val) : NULL;
+	if (cur && !strcmp((const char *)cur, want)) {
+		stage_out(ctx, "%s: no-op (unchanged)", name);
+		goto out;
+	}
+	if (!key) {
+		/* append with the file's usual indentation */
+		xmlAddChild(root, xmlNewText((const xmlChar *)"  "));
+		key = xmlNewChild(root, NULL, (const xmlChar *)"key", NULL);
+		xmlNewProp(key, (const xmlChar *)"name", (const xmlChar *)name);
+		xmlAddChild(key, xmlNewText((const xmlChar *)"\n    "));
+		xmlAddChild(root, xmlNewText((const xmlChar *)"\n"));
+	}
+	if (!val) {
+		val = xmlNewChild(key, NULL, (const xmlChar *)"value", NULL);
+		xmlAddChild(key, xmlNewText((const xmlChar *)"\n  "));
+	}
+	/* plain text node: libxml2 escapes it on output */
+	xmlNodeSetContent(val, NULL);
+	xmlAddChild(val, xmlNewText((const xmlChar *)want));
+	if (secret)
+		stage_out(ctx, "%s: %s (value hidden)", name, cur ? "changed" : "added");
+	else
+		stage_out(ctx, "%s: %s '%s' -> '%s'", name, cur ? "changed" : "added",
+			  cur ? (const char *)cur : "", want);
+	r->changed++;
+out:
+	xmlFree(cur);
+	free(want);
+}
+
+static void lc_apply(struct stage_ctx *ctx, struct lc_run *r)
+{
+	for (size_t i = 0; i < r->k.set->n; i++)
+		lc_set_key(ctx, r, &r->k.set->items[i]);
+}
+
+/* A copy of the original next to it: FILE.zmbatch-YYYYmmddTHHMMSSZ[-N].bak */
+static enum zmb_rc lc_backup(struct stage_ctx *ctx, const struct lc_run *r, char **err)
+{
+	enum zmb_rc rc = ZMB_EIO;
+	const char *file = r->k.file;
+	char *bak = NULL, *btmp = NULL;
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	for (int i = 0; i < 100 && !bak; i++) {
+		char *c = i ? xasprintf("%s.zmbatch-%s-%d.bak", file, stamp, i)
+			    : xasprintf("%s.zmbatch-%s.bak", file, stamp);
+		if (access(c, F_OK) != 0)
+			bak = c;
+		else
+			free(c);
+	}
+	if (!bak) {
+		*err = xasprintf("localconfig %s: step 'backup': no free backup name", file);
+		goto out;
+	}
+	btmp = write_temp(file, &r->st, r->orig.s ? r->orig.s : "", r->orig.len, err);
+	if (!btmp)
+		goto out;
+	if (rename(btmp, bak) < 0) {
+		*err = xasprintf("localconfig %s: step 'backup': %s: %s", file, bak, strerror(errno));
 		unlink(btmp);
+		goto out;
+	}
+	stage_out(ctx, "backup: %s", bak);
+	rc = ZMB_OK;
+out:
 	free(btmp);
-	free(tmp);
 	free(bak);
-	free(text);
-	buf_release(&orig);
-	if (mem)
-		xmlFree(mem);
-	if (doc)
-		xmlFreeDoc(doc);
-	if (pctx)
-		xmlFreeParserCtxt(pctx);
+	return rc;
+}
+
+/* Serialise, back up if asked, write a temp file, rename it over the file. */
+static enum zmb_rc lc_write(struct stage_ctx *ctx, const struct lc_run *r, char **err)
+{
+	enum zmb_rc rc = ZMB_EIO;
+	const char *file = r->k.file;
+	xmlChar *mem = NULL;
+	char *tmp = NULL;
+	int len = 0;
+	xmlDocDumpMemoryEnc(r->doc, &mem, &len, "UTF-8");
+	if (!mem) {
+		*err = xasprintf("localconfig %s: step 'write': cannot serialise", file);
+		return ZMB_EINTERNAL;
+	}
+	if (r->k.backup && (rc = lc_backup(ctx, r, err)) != ZMB_OK)
+		goto out;
+	rc = ZMB_EIO;
+	tmp = write_temp(file, &r->st, (const char *)mem, (size_t)len, err);
+	if (!tmp)
+		goto out;
+	if (rename(tmp, file) < 0) {
+		*err = xasprintf("localconfig %s: step 'rename': %s", file, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	fsync_dir_of(file);
+	crashpoint("localconfig written");
+	stage_out(ctx, "%s: %zu key(s) written", file, r->changed);
+	rc = ZMB_OK;
+out:
+	free(tmp);
+	xmlFree(mem);
+	return rc;
+}
+
+static void lc_release(struct lc_run *r)
+{
+	buf_release(&r->orig);
+	if (r->doc)
+		xmlFreeDoc(r->doc);
+	if (r->pctx)
+		xmlFreeParserCtxt(r->pctx);
+}
+
+enum zmb_rc localconfig_run(struct stage_ctx *ctx, char **err)
+{
+	struct lc_run r = { .orig = BUF_INIT };
+	enum zmb_rc rc = ZMB_ECONFIG;
+	const char *file = ctx->job ? ctx->job->path : "job";
+
+	if (lc_parse(ctx->sc, file, &r.k, err))
+		goto out;
+	if ((rc = lc_read(&r, err)) || (rc = lc_parse_xml(&r, err)))
+		goto out;
+	lc_apply(ctx, &r);
+	if (!r.changed)
+		stage_out(ctx, "%s: unchanged", r.k.file);
+	else if (ctx->dry_run)
+		stage_out(ctx, "%s: %zu change(s) not written (dry run)", r.k.file, r.changed);
+	else
+		rc = lc_write(ctx, &r, err);
+out:
+	lc_release(&r);
 	return rc;
 }
