@@ -29,7 +29,7 @@ WARN := -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes 
 # src/ is layered (README "Architecture"); each layer's folder is on the
 # include path, and `make lint` (tests/layers.py) checks that the objects of a
 # layer use nothing from a layer above it.
-LAYERS := core conf state zimbra ldap stages report cli
+LAYERS := core conf state zimbra ldap xfer stages report cli
 CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(addprefix -Isrc/,$(LAYERS)) -I$(B)
 
 ifeq ($(VARIANT),asan)

@@ -13,7 +13,7 @@ object that defines it, and fails when
     too: every file can be read, tested and replaced from the bottom up.
 
 The layers, bottom up (README "Architecture"):
-  core < conf < state < zimbra, ldap < stages, report < cli
+  core < conf < state < zimbra, ldap < xfer < stages, report < cli
 
 Usage: tests/layers.py BUILD_DIR    (e.g. build/release; after `make`)
 """
@@ -21,8 +21,8 @@ import os
 import subprocess
 import sys
 
-RANK = {"core": 0, "conf": 1, "state": 2, "zimbra": 3, "ldap": 3,
-        "stages": 4, "report": 4, "cli": 5}
+RANK = {"core": 0, "conf": 1, "state": 2, "zimbra": 3, "ldap": 3, "xfer": 4,
+        "stages": 5, "report": 5, "cli": 6}
 # objects that are not part of the layered library
 SKIP = {"testhooks-live"}
 

@@ -310,26 +310,16 @@ static const char *detail(struct http *h, CURLcode cc)
 	return h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc);
 }
 
-enum zmb_rc http_error(struct http *h, CURLcode cc, const char *what, char **err)
+/*
+ * A TLS failure of the last transfer: the text says how to trust the server.
+ * A handshake cut by the network is no trust problem (ZMB_ETEMP).  ZMB_OK
+ * when cc is not a TLS failure.
+ */
+static enum zmb_rc tls_error(struct http *h, CURLcode cc, const char *what, char **err)
 {
 	const struct server *srv = h->srv;
 	const char *role = srv->role ? srv->role : "server";
 
-	if (cc == CURLE_OK)
-		return ZMB_OK;
-	if (h->canceled) {
-		*err = xasprintf("%s: %s: canceled (stop requested)", h->label, what);
-		return ZMB_ECANCELED;
-	}
-	if (h->local_rc) {
-		*err = xasprintf("%s: %s: %s", h->label, what, h->local_msg ? h->local_msg : "local error");
-		return h->local_rc;
-	}
-	if (h->stalled) {
-		*err = xasprintf("%s: %s: upload stalled (less than %lld bytes/s for %lld s)", h->label,
-				 what, h->low_speed_limit, h->low_speed_time);
-		return ZMB_ETEMP;
-	}
 	if (cc == CURLE_SSL_CONNECT_ERROR &&
 	    (strstr(h->errbuf, "reset") || strstr(h->errbuf, "SYSCALL") ||
 	     strstr(h->errbuf, "unexpected eof") || strstr(h->errbuf, "timed out"))) {
@@ -358,6 +348,33 @@ enum zmb_rc http_error(struct http *h, CURLcode cc, const char *what, char **err
 		*err = xasprintf("%s: %s: tls: cannot use ca_file = \"%s\": %s", h->label, what,
 				 srv->ca_file ? srv->ca_file : "", detail(h, cc));
 		return ZMB_ETLS;
+	default:
+		return ZMB_OK;
+	}
+}
+
+enum zmb_rc http_error(struct http *h, CURLcode cc, const char *what, char **err)
+{
+	enum zmb_rc rc;
+
+	if (cc == CURLE_OK)
+		return ZMB_OK;
+	if (h->canceled) {
+		*err = xasprintf("%s: %s: canceled (stop requested)", h->label, what);
+		return ZMB_ECANCELED;
+	}
+	if (h->local_rc) {
+		*err = xasprintf("%s: %s: %s", h->label, what, h->local_msg ? h->local_msg : "local error");
+		return h->local_rc;
+	}
+	if (h->stalled) {
+		*err = xasprintf("%s: %s: upload stalled (less than %lld bytes/s for %lld s)", h->label,
+				 what, h->low_speed_limit, h->low_speed_time);
+		return ZMB_ETEMP;
+	}
+	if ((rc = tls_error(h, cc, what, err)) != ZMB_OK)
+		return rc;
+	switch (cc) {
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_CONNECT:
 		*err = xasprintf("%s: %s: cannot connect to %s: %s", h->label, what,

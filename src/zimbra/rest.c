@@ -449,6 +449,132 @@ static size_t pipe_read_cb(char *p, size_t sz, size_t n, void *ud)
 	return got;
 }
 
+/* The easy handles of one attempt and where they are. */
+struct attempt {
+	CURLM *m;
+	CURL *g, *p;                 /* export GET on src, import POST on dst */
+	bool g_in, p_in;             /* attached to m */
+	bool p_started, p_done;
+	CURLcode g_cc, p_cc;
+};
+
+/* Set up both requests on their handles; nothing is attached to the multi yet. */
+static void stream_setup(struct pipe *s, struct attempt *t, const char *get_url, const char *post_url,
+			 const char *stok, const char *dtok)
+{
+	t->m = http_multi(s->src);
+	t->g = http_begin(s->src, get_url, false);
+	http_set_token_cookie(s->src, stok);
+	curl_easy_setopt(t->g, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(t->g, CURLOPT_WRITEFUNCTION, pipe_write_cb);
+	curl_easy_setopt(t->g, CURLOPT_WRITEDATA, s);
+
+	t->p = http_begin(s->dst, post_url, true);
+	http_set_token_cookie(s->dst, dtok);
+	http_add_header(s->dst, "Content-Type: application/octet-stream");
+	http_add_header(s->dst, "Transfer-Encoding: chunked");
+	http_add_header(s->dst, "Expect:");
+	http_apply_headers(s->dst);
+	curl_easy_setopt(t->p, CURLOPT_POST, 1L);
+	curl_easy_setopt(t->p, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+	curl_easy_setopt(t->p, CURLOPT_READFUNCTION, pipe_read_cb);
+	curl_easy_setopt(t->p, CURLOPT_READDATA, s);
+	curl_easy_setopt(t->p, CURLOPT_WRITEFUNCTION, errbody_write_cb);
+	curl_easy_setopt(t->p, CURLOPT_WRITEDATA, &s->post_err);
+}
+
+/*
+ * The export has finished (detached from the multi): judge it.  *stop ends
+ * the attempt with the result (an error, or 204: nothing to export);
+ * otherwise the import goes on with what is in the ring.
+ */
+static enum zmb_rc stream_export_done(struct pipe *s, CURLcode cc, const char *account, bool *empty,
+				      bool *auth_src, bool *stop, char **err)
+{
+	long gst = http_status(s->src);
+	enum zmb_rc rc = http_error(s->src, cc, "stream export", err);
+	if (!rc && gst == 204) {
+		*empty = true;
+		*stop = true;
+		return ZMB_OK;
+	}
+	if (!rc && gst != 200) {
+		rc = status_rc(s->src, "export", account, gst, &s->get_err, err);
+		*auth_src = rc == ZMB_EAUTHEXP;
+	}
+	if (!rc && !s->get_200) {
+		/*
+		 * 200 without a byte: only 204 means "nothing to export"
+		 * (a full export always carries the folder entries), so
+		 * this is a cut-off answer (connection closed after the
+		 * headers), retried, never an account done with nothing.
+		 */
+		rc = ZMB_ETEMP;
+		*err = xasprintf("%s: export %s: http 200 with an empty body (the "
+				 "connection closed before any data)",
+				 http_label(s->src), account);
+	}
+	*stop = rc != ZMB_OK;   /* removing an unfinished POST aborts it */
+	return rc;
+}
+
+/* The import has finished (detached): its answer is the attempt's result. */
+static enum zmb_rc stream_import_done(struct pipe *s, CURLcode cc, const char *target, bool *auth_dst,
+				      char **err)
+{
+	long pst = http_status(s->dst);
+	if (cc != CURLE_OK && pst >= 400)
+		cc = CURLE_OK;
+	enum zmb_rc rc = http_error(s->dst, cc, "stream import", err);
+	if (!rc && pst != 200) {
+		rc = status_rc(s->dst, "import", target, pst, &s->post_err, err);
+		*auth_dst = rc == ZMB_EAUTHEXP;
+	}
+	if (!rc && !s->get_done) {
+		*err = xasprintf("%s: import %s: answered before the export ended",
+				 http_label(s->dst), target);
+		rc = ZMB_EPROTO;
+	}
+	return rc;
+}
+
+/* Start the import at the first byte of a 200 export; let a paused side go on when it can. */
+static void stream_flow(struct pipe *s, struct attempt *t)
+{
+	if (!t->p_started && s->get_200 && s->ring.len > 0) {
+		http_watch_restart(s->dst);   /* the wait for the first byte was no stall */
+		curl_multi_add_handle(t->m, t->p);
+		t->p_started = t->p_in = true;
+	}
+	if (s->post_paused && (s->ring.len > 0 || s->get_done)) {
+		s->post_paused = false;
+		http_upload_starved(s->dst, false);
+		curl_easy_pause(t->p, CURLPAUSE_CONT);
+	}
+	if (s->get_paused && ring_free(&s->ring) >= s->ring.cap / 2) {
+		s->get_paused = false;
+		curl_easy_pause(t->g, CURLPAUSE_CONT);
+	}
+}
+
+/* Note which of the attempt's transfers have finished, and how. */
+static void stream_collect(struct pipe *s, struct attempt *t)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(t->m, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		if (msg->easy_handle == t->g) {
+			s->get_done = true;
+			t->g_cc = msg->data.result;
+		} else if (msg->easy_handle == t->p) {
+			t->p_done = true;
+			t->p_cc = msg->data.result;
+		}
+	}
+}
+
 /*
  * One attempt of the stream.  *auth_src / *auth_dst tell which side (if any)
  * got a 401, for the caller's one retry.
@@ -459,131 +585,49 @@ static enum zmb_rc stream_once(struct pipe *s, const char *get_url, const char *
 			       char **err)
 {
 	enum zmb_rc rc = ZMB_OK;
-	CURLM *m = http_multi(s->src);
-	CURL *g = http_begin(s->src, get_url, false);
-	http_set_token_cookie(s->src, stok);
-	curl_easy_setopt(g, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(g, CURLOPT_WRITEFUNCTION, pipe_write_cb);
-	curl_easy_setopt(g, CURLOPT_WRITEDATA, s);
-
-	CURL *p = http_begin(s->dst, post_url, true);
-	http_set_token_cookie(s->dst, dtok);
-	http_add_header(s->dst, "Content-Type: application/octet-stream");
-	http_add_header(s->dst, "Transfer-Encoding: chunked");
-	http_add_header(s->dst, "Expect:");
-	http_apply_headers(s->dst);
-	curl_easy_setopt(p, CURLOPT_POST, 1L);
-	curl_easy_setopt(p, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
-	curl_easy_setopt(p, CURLOPT_READFUNCTION, pipe_read_cb);
-	curl_easy_setopt(p, CURLOPT_READDATA, s);
-	curl_easy_setopt(p, CURLOPT_WRITEFUNCTION, errbody_write_cb);
-	curl_easy_setopt(p, CURLOPT_WRITEDATA, &s->post_err);
-
-	bool g_in = false, p_in = false, p_started = false, p_done = false;
-	CURLcode g_cc = CURLE_OK, p_cc = CURLE_OK;
-	curl_multi_add_handle(m, g);
-	g_in = true;
+	CURLMcode mc = CURLM_OK;
+	struct attempt t;
+	memset(&t, 0, sizeof t);
+	stream_setup(s, &t, get_url, post_url, stok, dtok);
+	curl_multi_add_handle(t.m, t.g);
+	t.g_in = true;
 
 	for (;;) {
 		int running = 0;
-		CURLMcode mc = curl_multi_perform(m, &running);
-		if (mc != CURLM_OK) {
-			*err = xasprintf("%s: stream %s: curl multi: %s", http_label(s->src), account,
-					 curl_multi_strerror(mc));
-			rc = ZMB_EINTERNAL;
-			goto out;
-		}
-		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			if (msg->easy_handle == g) {
-				s->get_done = true;
-				g_cc = msg->data.result;
-			} else if (msg->easy_handle == p) {
-				p_done = true;
-				p_cc = msg->data.result;
-			}
-		}
-		long gst = http_status(s->src);
-		/* export finished: judge it */
-		if (s->get_done && g_in) {
-			curl_multi_remove_handle(m, g);
-			g_in = false;
-			rc = http_error(s->src, g_cc, "stream export", err);
-			if (!rc && gst == 204) {
-				*empty = true;
+		mc = curl_multi_perform(t.m, &running);
+		if (mc != CURLM_OK)
+			break;
+		stream_collect(s, &t);
+		if (s->get_done && t.g_in) {
+			bool stop = false;
+			curl_multi_remove_handle(t.m, t.g);
+			t.g_in = false;
+			rc = stream_export_done(s, t.g_cc, account, empty, auth_src, &stop, err);
+			if (stop)
 				goto out;
-			}
-			if (!rc && gst != 200) {
-				rc = status_rc(s->src, "export", account, gst, &s->get_err, err);
-				*auth_src = rc == ZMB_EAUTHEXP;
-			}
-			if (!rc && !s->get_200) {
-				/*
-				 * 200 without a byte: only 204 means "nothing to export"
-				 * (a full export always carries the folder entries), so
-				 * this is a cut-off answer (connection closed after the
-				 * headers), retried, never an account done with nothing.
-				 */
-				rc = ZMB_ETEMP;
-				*err = xasprintf("%s: export %s: http 200 with an empty body (the "
-						 "connection closed before any data)",
-						 http_label(s->src), account);
-				goto out;
-			}
-			if (rc)
-				goto out;   /* removing an unfinished POST aborts it */
 		}
-		if (p_done && p_in) {
-			curl_multi_remove_handle(m, p);
-			p_in = false;
-			long pst = http_status(s->dst);
-			if (p_cc != CURLE_OK && pst >= 400)
-				p_cc = CURLE_OK;
-			rc = http_error(s->dst, p_cc, "stream import", err);
-			if (!rc && pst != 200) {
-				rc = status_rc(s->dst, "import", target, pst, &s->post_err, err);
-				*auth_dst = rc == ZMB_EAUTHEXP;
-			}
-			if (!rc && !s->get_done) {
-				*err = xasprintf("%s: import %s: answered before the export ended",
-						 http_label(s->dst), target);
-				rc = ZMB_EPROTO;
-			}
+		if (t.p_done && t.p_in) {
+			curl_multi_remove_handle(t.m, t.p);
+			t.p_in = false;
+			rc = stream_import_done(s, t.p_cc, target, auth_dst, err);
 			goto out;
 		}
-		/* start the import at the first byte of a 200 export */
-		if (!p_started && s->get_200 && s->ring.len > 0) {
-			http_watch_restart(s->dst);   /* the wait for the first byte was no stall */
-			curl_multi_add_handle(m, p);
-			p_started = p_in = true;
-		}
-		if (s->post_paused && (s->ring.len > 0 || s->get_done)) {
-			s->post_paused = false;
-			http_upload_starved(s->dst, false);
-			curl_easy_pause(p, CURLPAUSE_CONT);
-		}
-		if (s->get_paused && ring_free(&s->ring) >= s->ring.cap / 2) {
-			s->get_paused = false;
-			curl_easy_pause(g, CURLPAUSE_CONT);
-		}
-		if (!g_in && !p_in)
+		stream_flow(s, &t);
+		if (!t.g_in && !t.p_in)
 			goto out;
-		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
-		if (mc != CURLM_OK) {
-			*err = xasprintf("%s: stream %s: curl multi: %s", http_label(s->src), account,
-					 curl_multi_strerror(mc));
-			rc = ZMB_EINTERNAL;
-			goto out;
-		}
+		mc = curl_multi_poll(t.m, NULL, 0, 100, NULL);
+		if (mc != CURLM_OK)
+			break;
 	}
+	/* only a curl multi failure leaves the loop here */
+	*err = xasprintf("%s: stream %s: curl multi: %s", http_label(s->src), account,
+			 curl_multi_strerror(mc));
+	rc = ZMB_EINTERNAL;
 out:
-	if (g_in)
-		curl_multi_remove_handle(m, g);
-	if (p_in)
-		curl_multi_remove_handle(m, p);
+	if (t.g_in)
+		curl_multi_remove_handle(t.m, t.g);
+	if (t.p_in)
+		curl_multi_remove_handle(t.m, t.p);
 	http_set_token_cookie(s->src, NULL);
 	http_set_token_cookie(s->dst, NULL);
 	return rc;

@@ -1,0 +1,314 @@
+/*
+ * migrate_plan.c - discovery and plan of the migrate stage (migrate_plan.h).
+ */
+#define _GNU_SOURCE
+#include "log.h"
+#include "migrate_plan.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum zmb_rc read_accounts_file(const char *path, struct strlist *out, char **err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		*err = xasprintf("cannot read accounts_file '%s': %s", path, strerror(errno));
+		return ZMB_ECONFIG;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0;
+	enum zmb_rc rc = ZMB_OK;
+	ssize_t len;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		if (memchr(line, '\0', (size_t)len)) {
+			/* C strings would silently cut the name at the NUL */
+			*err = xasprintf("%s:%d: account name contains a NUL byte", path, lineno);
+			rc = ZMB_ECONFIG;
+			break;
+		}
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		strtrim(line);
+		if (!*line)
+			continue;
+		if (!strchr(line, '@') || strchr(line, ' ') || strchr(line, '/')) {
+			*err = xasprintf("%s:%d: '%s' is not an account address", path, lineno, line);
+			rc = ZMB_ECONFIG;
+			break;
+		}
+		strlist_add(out, line);
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+struct found {
+	char *account;
+	char *id;       /* may be NULL: looked up later */
+	size_t seq;     /* position as listed/discovered */
+	long long size; /* -1 unknown */
+	bool need_size; /* ask the source (new account, or pending without a size) */
+	enum zmb_rc lookup_rc;
+	char *lookup_err;
+};
+
+struct found_list {
+	struct found *v;
+	size_t n, cap;
+};
+
+static struct found *found_add(struct found_list *l, const char *name)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+	}
+	struct found *f = &l->v[l->n];
+	memset(f, 0, sizeof *f);
+	f->account = xstrlower(name);
+	f->seq = l->n++;
+	return f;
+}
+
+static void found_free(struct found_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].account);
+		free(l->v[i].id);
+		free(l->v[i].lookup_err);
+	}
+	free(l->v);
+}
+
+static enum zmb_rc discover(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
+			    struct found_list *fl, char **err)
+{
+	const struct job *job = x->job;
+	struct strlist names = STRLIST_INIT;
+	enum zmb_rc rc = ZMB_OK;
+
+	for (size_t i = 0; i < job->mig.accounts.n; i++)
+		strlist_add(&names, job->mig.accounts.v[i]);
+	if (job->mig.accounts_file && (rc = read_accounts_file(job->mig.accounts_file, &names, err)))
+		goto out;
+	for (size_t i = 0; i < names.n; i++)
+		found_add(fl, names.v[i]);
+	for (size_t d = 0; d < job->mig.domains.n; d++) {
+		struct xfer_account *za = NULL;
+		size_t nz = 0;
+		rc = src->end->drv->discover(src, job->mig.domains.v[d], &za, &nz, err);
+		if (rc)
+			goto out;
+		stage_out(ctx, "domain %s: %zu account(s) (system accounts excluded)", job->mig.domains.v[d], nz);
+		for (size_t i = 0; i < nz; i++) {
+			struct found *f = found_add(fl, za[i].name);
+			f->id = za[i].id;
+			za[i].id = NULL;
+		}
+		xfer_accounts_free(za, nz);
+	}
+out:
+	strlist_release(&names);
+	return rc;
+}
+
+/* Size lookups, spread over a few threads (each its own connection). */
+struct sizer {
+	struct xfer *x;
+	struct found **todo;
+	size_t ntodo;
+	atomic_size_t next;
+	atomic_bool fatal;
+};
+
+static void *sizer_main(void *arg)
+{
+	struct sizer *z = arg;
+	struct xfer_end *end = z->x->src;
+	struct xfer_conn *c = end->drv->conn_new(end);
+	for (;;) {
+		size_t k = atomic_fetch_add(&z->next, 1);
+		if (k >= z->ntodo || atomic_load(&z->fatal) || runctl_must_abort(z->x->ctl))
+			break;
+		struct found *f = z->todo[k];
+		char *id = f->id ? xstrdup(f->id) : NULL;
+		enum zmb_rc r = ZMB_OK;
+		if (!id)
+			r = end->drv->lookup(c, f->account, &id, &f->lookup_err);
+		if (r == ZMB_OK)
+			r = end->drv->size(c, id, &f->size, &f->lookup_err);
+		if (r)
+			f->size = -1;
+		f->lookup_rc = r;
+		if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT)
+			atomic_store(&z->fatal, true);
+		free(id);
+	}
+	end->drv->conn_free(c);
+	return NULL;
+}
+
+static void ask_sizes(struct xfer *x, struct stage_ctx *ctx, struct found **todo, size_t ntodo)
+{
+	struct sizer z = { .x = x, .todo = todo, .ntodo = ntodo };
+	atomic_init(&z.next, 0);
+	atomic_init(&z.fatal, false);
+	int nt = x->job->mig.threads > 0 ? x->job->mig.threads : 1;
+	if (nt > 16)
+		nt = 16;
+	if ((size_t)nt > ntodo)
+		nt = (int)ntodo;
+	pthread_t th[16];
+	int started = 0;
+	for (int i = 0; i < nt; i++)
+		if (pthread_create(&th[i], NULL, sizer_main, &z) == 0)
+			started++;
+	if (started == 0)
+		sizer_main(&z);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (ntodo > 200)
+		stage_out(ctx, "mailbox sizes of %zu account(s) read from the source", ntodo);
+}
+
+static int cmp_found_name(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+	int c = strcmp(x->account, y->account);
+	return c ? c : (x->seq < y->seq ? -1 : x->seq > y->seq);
+}
+
+static int cmp_found_seq(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Duplicates are dropped by sorting (no quadratic search over 100k names); first listing wins. */
+static void unique_accounts(struct found_list *fl)
+{
+	struct found *f = fl->v;
+	size_t n = fl->n, u = 0;
+	qsort(f, n, sizeof *f, cmp_found_name);
+	for (size_t i = 0; i < n; i++) {
+		if (u > 0 && !strcmp(f[u - 1].account, f[i].account)) {
+			free(f[i].account);
+			free(f[i].id);
+			continue;
+		}
+		f[u++] = f[i];
+	}
+	fl->n = n = u;
+	qsort(f, n, sizeof *f, cmp_found_seq);
+}
+
+/*
+ * Sizes are asked only for accounts the DB does not know yet (or knows
+ * without a size) and that have not started, so a resumed run of 10k
+ * accounts costs no 10k SOAP calls.
+ */
+static void known_sizes(struct xfer *x, struct stage_ctx *ctx, struct state *st, struct found_list *fl)
+{
+	struct found *f = fl->v;
+	size_t n = fl->n, ntodo = 0;
+	struct found **todo = xcalloc(n ? n : 1, sizeof *todo);
+	for (size_t i = 0; i < n; i++) {
+		struct account_row row;
+		memset(&row, 0, sizeof row);
+		bool known = st && state_account_get(st, f[i].account, &row) == ZMB_OK;
+		f[i].size = known ? row.size : -1;
+		f[i].need_size = !known || (row.size < 0 && row.state == ACCT_PENDING);
+		state_account_release(&row);
+		if (f[i].need_size)
+			todo[ntodo++] = &f[i];
+	}
+	if (ntodo > 0)
+		ask_sizes(x, ctx, todo, ntodo);
+	free(todo);
+}
+
+/* A source that refuses us is fatal; a missing account or an unknown size is not. */
+static enum zmb_rc judge_lookups(struct xfer *x, struct stage_ctx *ctx, struct found_list *fl, char **err)
+{
+	const struct job *job = x->job;
+	for (size_t i = 0; i < fl->n; i++) {
+		const struct found *f = &fl->v[i];
+		enum zmb_rc r = f->lookup_rc;
+		if (r == ZMB_ENOACCOUNT) {
+			stage_out(ctx, "warning: source account '%s' does not exist on %s:%d; it will fail",
+				  f->account, job->source.host, job->source.port);
+		} else if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT) {
+			*err = xasprintf("source %s:%d: %s", job->source.host, job->source.port,
+					 f->lookup_err ? f->lookup_err : zmb_rc_str(r));
+			return r;
+		} else if (r) {
+			log_warn(f->account, "mailbox size unknown: %s",
+				 f->lookup_err ? f->lookup_err : zmb_rc_str(r));
+		}
+	}
+	return ZMB_OK;
+}
+
+/* One transaction for every row (st NULL: dry run, print only). */
+static enum zmb_rc record_plan(struct xfer *x, struct stage_ctx *ctx, struct state *st,
+			       const struct found_list *fl, long long *total_size, char **err)
+{
+	const struct job *job = x->job;
+	const struct found *f = fl->v;
+	long long unknown_sizes = 0;
+	enum zmb_rc rc;
+
+	if (st && (rc = state_begin(st)))
+		return rc;
+	for (size_t i = 0; i < fl->n; i++) {
+		long long size = f[i].size;
+		if (size > 0)
+			*total_size += size;
+		else if (size < 0)
+			unknown_sizes++;
+		char *target = job_map_account(job, f[i].account);
+		if (st && (rc = state_account_upsert(st, f[i].account, target, (int64_t)f[i].seq, size))) {
+			*err = xasprintf("cannot record account '%s': %s", f[i].account, state_errmsg(st));
+			free(target);
+			state_rollback(st);
+			return rc;
+		}
+		if (ctx->dry_run)
+			stage_out(ctx, "  %-40s -> %-40s %12lld bytes", f[i].account, target, size);
+		free(target);
+	}
+	if (st && (rc = state_commit(st))) {
+		*err = xasprintf("cannot commit discovery: %s", state_errmsg(st));
+		state_rollback(st);
+		return rc;
+	}
+	stage_out(ctx, "%zu account(s) planned, %lld bytes known%s", fl->n, *total_size,
+		  unknown_sizes ? " (some sizes unknown)" : "");
+	return ZMB_OK;
+}
+
+enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
+			 long long *total, char **err)
+{
+	struct state *st = ctx->dry_run ? NULL : ctx->st;
+	struct found_list fl = { NULL, 0, 0 };
+	*total = 0;
+	enum zmb_rc rc = discover(x, ctx, src, &fl, err);
+	if (rc == ZMB_OK) {
+		unique_accounts(&fl);
+		known_sizes(x, ctx, st, &fl);
+		rc = judge_lookups(x, ctx, &fl, err);
+	}
+	if (rc == ZMB_OK)
+		rc = record_plan(x, ctx, st, &fl, total, err);
+	found_free(&fl);
+	return rc;
+}

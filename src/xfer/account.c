@@ -1,0 +1,141 @@
+/*
+ * account.c - how one account's attempt ends (xfer_int.h): a retry after a
+ * backoff, failed for good, back where it was after a stop, or done; and the
+ * request options of its pass.
+ */
+#include "log.h"
+#include "xfer_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double backoff_seconds(const struct job *job, int attempts, enum zmb_rc rc)
+{
+	double base = (double)(job->mig.retry_backoff > 0 ? job->mig.retry_backoff : 30);
+	double max = (double)(job->mig.retry_backoff_max > 0 ? job->mig.retry_backoff_max : 900);
+	if (rc == ZMB_EBUSY)  /* the DoS filter wants us to go away for a while */
+		base *= 2;
+	double d = base * pow(2.0, attempts > 0 ? attempts - 1 : 0);
+	if (d > max)
+		d = max;
+	/* full jitter in [d/2, d] so that throttled workers do not come back together */
+	double j = (double)(rand64() % 1000) / 1000.0;
+	return d / 2 + j * d / 2;
+}
+
+/* A stop request interrupted the step: back to `back`, no attempt counted. */
+static void account_interrupted(struct xfer_worker *w, const struct account_row *a,
+				enum acct_state from, enum acct_state back, const char *step)
+{
+	struct xfer *x = w->x;
+	struct acct_update u = ACCT_UPDATE_INIT;
+	char *ev = xasprintf("%s interrupted by %s; back to %s", step,
+			     atomic_load(&x->ctl->stop_reason) ? atomic_load(&x->ctl->stop_reason) : "stop",
+			     acct_state_name(back));
+	u.event = ev;
+	log_info(w->ctx, "%s", ev);
+	if (state_transition(w->st, x->run_id, a->id, from, back, &u))
+		log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+	free(ev);
+}
+
+void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
+			enum acct_state back, enum zmb_rc rc, const char *step, const char *msg)
+{
+	struct xfer *x = w->x;
+	const struct job *job = x->job;
+	struct acct_update u = ACCT_UPDATE_INIT;
+	char *ev = NULL;
+	enum zmb_retry cls = zmb_rc_class(rc);
+
+	if (rc == ZMB_ECANCELED) {
+		/* not the account's fault */
+		account_interrupted(w, a, from, back, step);
+		return;
+	}
+	char *text = xasprintf("%s: %s", step, msg ? msg : zmb_rc_str(rc));
+	u.error = text;
+	u.error_class = zmb_rc_class_name(rc);
+	u.add_attempt = true;
+	int attempts = a->attempts + 1;
+	if (cls == ZMB_RETRY_NEVER || attempts >= job->mig.max_attempts) {
+		ev = xasprintf("failed permanently after %d attempt(s): %s", attempts, text);
+		u.event = ev;
+		/*
+		 * The export recorded its new mark when its archive was complete;
+		 * the import never happened.  A later --retry-failed or reset must
+		 * not start after that mark: export everything again (skip).
+		 */
+		if (back == ACCT_EXPORTED)
+			u.sync_mark = -1;
+		log_error(w->ctx, "%s", ev);
+		if (state_transition(w->st, x->run_id, a->id, from, ACCT_FAILED, &u))
+			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+		else if (back == ACCT_EXPORTED && a->spool_path)
+			xfer_spool_dispose(job, a->spool_path, false, w->ctx);
+		pthread_mutex_lock(&x->mu);
+		x->failed_now++;
+		pthread_mutex_unlock(&x->mu);
+	} else {
+		double wait = backoff_seconds(job, attempts, rc);
+		u.next_try_at = wall_now() + wait;
+		ev = xasprintf("attempt %d/%d failed (%s), retry in %.0f s: %s", attempts,
+			       job->mig.max_attempts, zmb_rc_class_name(rc), wait, text);
+		u.event = ev;
+		log_warn(w->ctx, "%s", ev);
+		atomic_fetch_add(&x->ctl->retries, 1);
+		if (state_transition(w->st, x->run_id, a->id, from, back, &u))
+			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+	}
+	free(ev);
+	free(text);
+}
+
+void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
+		       long long bytes, double seconds, long long mark_ms, const char *what)
+{
+	struct xfer *x = w->x;
+	struct acct_update u = ACCT_UPDATE_INIT;
+	char *ev = xasprintf("%s: %lld bytes in %.1f s", what, bytes, seconds);
+	u.error = "";
+	u.error_class = "";
+	u.bytes = bytes;
+	u.seconds = seconds;
+	u.sync_mark = mark_ms;
+	u.spool_path = "";
+	u.add_attempt = true;
+	u.event = ev;
+	if (state_transition(w->st, x->run_id, a->id, from, ACCT_DONE, &u)) {
+		log_error(w->ctx, "cannot record done: %s", state_errmsg(w->st));
+	} else {
+		log_info(w->ctx, "%s", ev);
+		pthread_mutex_lock(&x->mu);
+		x->done_now++;
+		x->bytes_now += bytes;
+		pthread_mutex_unlock(&x->mu);
+		atomic_fetch_add(&x->ctl->bytes, bytes);
+	}
+	free(ev);
+}
+
+/*
+ * A delta pass always imports with resolve=skip, whatever the job says: with
+ * "reset" the target's folders would be emptied first (mail delivered there
+ * since the first pass included) and only the delta put back; with
+ * "replace"/"modify" the overlap window would rewrite items already there.
+ */
+const char *xfer_import_resolve(const struct job *job, const struct account_row *a)
+{
+	return a->delta ? "skip" : job->mig.resolve;
+}
+
+void xfer_export_opts(const struct xfer *x, const struct account_row *a, struct xfer_export_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->types = x->job->mig.types;
+	if (a->delta && a->sync_mark > 0) {
+		long long start = a->sync_mark - x->job->mig.delta_overlap * 1000;
+		o->start_ms = start > 0 ? start : 1;
+	}
+}

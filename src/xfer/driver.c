@@ -1,0 +1,15 @@
+/*
+ * driver.c - what every driver shares (driver.h).
+ */
+#include "driver.h"
+
+#include <stdlib.h>
+
+void xfer_accounts_free(struct xfer_account *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].id);
+	}
+	free(v);
+}

@@ -1,0 +1,117 @@
+/*
+ * driver.h - one side of a transfer: how the engine talks to a mail server.
+ *
+ * A driver is a table of functions, like isync's driver.h for IMAP and
+ * Maildir.  The engine (src/xfer/) and the migrate stage call only these;
+ * Zimbra/Carbonio (admin SOAP + REST tgz, driver_zimbra.c) is the first
+ * driver, and another kind of source or target is one more file.
+ *
+ * Two objects per side:
+ *   struct xfer_end   one server of a run: its configuration and the login
+ *                     state every thread shares (a token cache).  Made by the
+ *                     main thread before any worker starts, freed after all
+ *                     are joined; any thread may use it meanwhile.
+ *   struct xfer_conn  one thread's connection to an end (a curl handle with
+ *                     its keep-alive connections).  Used only by the thread
+ *                     that made it; freed by that thread.
+ * Each driver embeds these as the first member of its own structs.
+ *
+ * Ownership, for every member below: the caller owns what it passes and
+ * what comes back (strings and arrays are new; free them with free() /
+ * xfer_accounts_free()); out-parameters are untouched on error; on every
+ * error *err is set to "<role host:port>: <step>: ..." for the caller to
+ * free.  Result codes and their retry class are zmb.h's (ZMB_ENOACCOUNT for
+ * an account the server does not have, ZMB_ECANCELED after a stop request).
+ */
+#ifndef ZMB_XFER_DRIVER_H
+#define ZMB_XFER_DRIVER_H
+
+#include "archive.h"
+#include "job.h"
+#include "runctl.h"
+#include "zmb.h"
+
+struct xfer_driver;
+
+struct xfer_end {
+	const struct xfer_driver *drv;
+	const struct server *srv;   /* the job's server group; outlives the end */
+};
+
+struct xfer_conn {
+	struct xfer_end *end;
+};
+
+/* An account as a server lists it. */
+struct xfer_account {
+	char *name;
+	char *id;         /* the server's id for it (zimbraId) */
+};
+void xfer_accounts_free(struct xfer_account *v, size_t n);   /* NULL-safe */
+
+struct xfer_export_opts {
+	const char *types;      /* item types, NULL/"" = everything */
+	long long start_ms;     /* 0 = full export, else only items changed since (delta) */
+	/* export_fd only, may be NULL: fed every byte as it is written, reset at
+	 * each new attempt; the caller asks for the verdict (gz_check_finish) */
+	struct gz_check *verify;
+};
+
+struct xfer_driver {
+	const char *name;
+
+	/* A new end for srv (job: timeouts, bandwidth; ctl: stop requests, may be NULL); never NULL. */
+	struct xfer_end *(*end_new)(const struct server *srv, const struct job *job,
+				    struct run_ctl *ctl);
+	/* Free an end (NULL-safe); no conn of it may be left. */
+	void (*end_free)(struct xfer_end *e);
+	/* Logins sent to the server so far and the successful ones among them (any thread). */
+	void (*login_counts)(struct xfer_end *e, long long *requests, long long *ok);
+
+	/* A new connection for the calling thread; never NULL. */
+	struct xfer_conn *(*conn_new)(struct xfer_end *e);
+	/* Free a connection (NULL-safe), in the thread that made it. */
+	void (*conn_free)(struct xfer_conn *c);
+
+	/* Check that the server answers and accepts the credentials (a login, or the cached one). */
+	enum zmb_rc (*login)(struct xfer_conn *c, char **err);
+	/* Discover every non-system account of a domain (*out: *n accounts). */
+	enum zmb_rc (*discover)(struct xfer_conn *c, const char *domain, struct xfer_account **out,
+				size_t *n, char **err);
+	/* The server's id of an account by name; ZMB_ENOACCOUNT if it has none. */
+	enum zmb_rc (*lookup)(struct xfer_conn *c, const char *name, char **id, char **err);
+	/* The size in bytes of the mailbox of account id. */
+	enum zmb_rc (*size)(struct xfer_conn *c, const char *id, long long *bytes, char **err);
+	/*
+	 * Export an account's mailbox as one archive into fd (a regular file,
+	 * from its current offset, truncated back on a retried attempt; not
+	 * fsync()ed); nothing to export -> ZMB_OK with *empty.
+	 */
+	enum zmb_rc (*export_fd)(struct xfer_conn *c, const char *account,
+				 const struct xfer_export_opts *o, int fd, long long *bytes,
+				 bool *empty, char **err);
+	/* Import the whole archive file fd (from offset 0) into account target (resolve NULL = server default). */
+	enum zmb_rc (*import_fd)(struct xfer_conn *c, const char *target, const char *resolve,
+				 int fd, long long *bytes, char **err);
+	/*
+	 * Export from src piped into an import on dst without a disk (both conns
+	 * of this driver, in the calling thread); nothing to export -> ZMB_OK with
+	 * *empty and no import.  *bytes: bytes sent to the target.
+	 */
+	enum zmb_rc (*stream)(struct xfer_conn *src, struct xfer_conn *dst, const char *account,
+			      const char *target, const struct xfer_export_opts *o,
+			      const char *resolve, long long *bytes, bool *empty, char **err);
+	/* Set one attribute of account id (the mail transport after an import). */
+	enum zmb_rc (*set_attr)(struct xfer_conn *c, const char *id, const char *attr,
+				const char *value, char **err);
+	/* An account's status on the server (active, locked, ...); NULL until a stage needs it. */
+	enum zmb_rc (*account_status)(struct xfer_conn *c, const char *id, char **status, char **err);
+	/* The item count of each folder of an account; NULL until mailbox verification needs it. */
+	enum zmb_rc (*folder_counts)(struct xfer_conn *c, const char *id, struct strlist *folders,
+				     long long **counts, char **err);
+};
+
+/* Zimbra / Carbonio: admin SOAP (JSON) for the directory, REST tgz for the mail. */
+extern const struct xfer_driver xfer_driver_zimbra;
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * stream.c - the stream strategy for one claimed account (xfer_int.h): the
+ * export is piped into the import, no disk; one durable step, importing ->
+ * done, or back to pending.
+ */
+#include "log.h"
+#include "xfer_int.h"
+
+#include <stdlib.h>
+
+void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
+{
+	struct xfer *x = w->x;
+	const struct job *job = x->job;
+	char *err = NULL, *target_id = NULL;
+	long long mark_ms = (long long)(wall_now() * 1000);
+	double t0 = mono_now();
+	bool from_dir = false;
+	enum zmb_rc rc = xfer_check_target(w, a, &target_id, &from_dir, &err);
+	if (rc) {
+		xfer_account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "check target", err);
+		goto out;
+	}
+	struct xfer_export_opts o;
+	xfer_export_opts(x, a, &o);   /* no gzip check: the target's import parses the stream */
+	long long bytes = 0;
+	bool empty = false;
+	log_debug(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
+		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
+	rc = w->src->end->drv->stream(w->src, w->dst, a->account, a->target, &o,
+				      xfer_import_resolve(job, a), &bytes, &empty, &err);
+	xfer_recheck_target(w, a, from_dir, &rc, &err);
+	if (rc == ZMB_OK && !empty)
+		rc = xfer_set_transport(w, a, from_dir, target_id, &err);
+	if (rc) {
+		xfer_account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "stream", err);
+		goto out;
+	}
+	xfer_account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0, mark_ms,
+			  empty ? "nothing to migrate (export answered 204)" :
+			  a->delta ? "delta pass done" : "migrated");
+out:
+	free(target_id);
+	free(err);
+}

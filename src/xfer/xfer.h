@@ -1,0 +1,99 @@
+/*
+ * xfer.h - the transfer engine: moves accounts from a source to a target
+ * driver (driver.h), one worker thread per transfer, every durable step a
+ * state transition in the state database.
+ *
+ * Per account (worker thread):
+ *   spool:  exporting -> [spool file renamed] -> exported -> importing -> done
+ *           (spool.c: one function per step)
+ *   stream: importing (export piped into import) -> done (stream.c)
+ * Errors are classified (zmb_rc_class): permanent -> failed; temporary ->
+ * back to the last durable state with exponential backoff and jitter, until
+ * max_attempts; a stop request -> back to the last durable state, no attempt
+ * counted (account.c).
+ *
+ * Threads: one `struct xfer` per run, owned by the main thread, which
+ * calls every function here; the workers of its pool share it (the fields
+ * under `mu`, the read-only rest).  xfer_init .. xfer_release bracket it;
+ * the pool is joined before xfer_release.
+ */
+#ifndef ZMB_XFER_H
+#define ZMB_XFER_H
+
+#include "driver.h"
+#include "job.h"
+#include "runctl.h"
+#include "state.h"
+#include "zmb.h"
+
+#include <pthread.h>
+
+/* A target account seen in the target's directory when the run started. */
+struct tgt_entry {
+	char *name;   /* lower case */
+	char *id;
+};
+
+struct xfer {
+	const struct job *job;
+	const char *state_path;      /* each worker opens its own connection */
+	int64_t run_id;
+	struct run_ctl *ctl;
+	struct xfer_end *src;        /* made by xfer_init, freed by xfer_release */
+	struct xfer_end *dst;
+	bool stream;
+	enum claim_order order;
+	struct tgt_entry *tdir;      /* target accounts listed at start, sorted by name; */
+	size_t ntdir;                /* read-only once the workers run (xfer_tdir_build) */
+
+	pthread_mutex_t mu;          /* guards the fields below */
+	pthread_cond_t cv;           /* an account finished or a worker exited */
+	struct state_wlock dbw;      /* this run's SQLite writers queue on it (state_set_write_lock) */
+	long long reserved_bytes;    /* spool space promised to in-flight exports */
+	long long held_bytes;        /* complete archives on disk, waiting for or in their import */
+	int in_flight;
+	int exited;                  /* workers that have left their loop */
+	long long done_now;          /* accounts finished by this run */
+	long long failed_now;
+	long long bytes_now;
+	int fatal_workers;           /* workers that could not start */
+};
+
+/* Both ends use drv (today always xfer_driver_zimbra); nothing is sent yet. */
+void xfer_init(struct xfer *x, const struct xfer_driver *drv, const struct job *job,
+	       const char *state_path, int64_t run_id, struct run_ctl *ctl);
+void xfer_release(struct xfer *x);
+
+/*
+ * Spool mode, before the workers: remove the *.part files a dead run left in
+ * working_dir, and dispose of complete archives whose account does not wait
+ * for its import (st: the main thread's connection).
+ */
+void xfer_spool_housekeeping(struct xfer *x, struct state *st);
+
+/*
+ * Read the target's directory for the target domains of this run (dst: the
+ * main thread's connection to x->dst), so that a worker needs no lookup round
+ * trip per account.  A domain that cannot be listed is not an error.
+ */
+void xfer_tdir_build(struct xfer *x, struct xfer_conn *dst, struct state *st);
+
+/* Bytes moved and accounts in flight now (any thread). */
+void xfer_totals(struct xfer *x, long long *bytes, int *in_flight);
+
+/* ---- the worker pool (pool.c) ---- */
+struct xfer_worker;
+
+struct xfer_pool {
+	struct xfer_worker *w;
+	int started;                 /* threads running or joined */
+};
+
+/* Start up to n workers (logs the ones that cannot start); returns pool->started. */
+int xfer_pool_start(struct xfer *x, struct xfer_pool *pool, int n);
+/* Wait until every worker has left its loop (true) or timeout_s has passed (false). */
+bool xfer_pool_wait(struct xfer *x, struct xfer_pool *pool, double timeout_s);
+/* Join every started worker and free the pool. */
+void xfer_pool_join(struct xfer_pool *pool);
+
+#endif

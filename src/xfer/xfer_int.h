@@ -1,0 +1,85 @@
+/*
+ * xfer_int.h - inside the transfer engine (included by src/xfer/ files only).
+ *
+ * Every function here runs in the worker thread that owns `w` (its state
+ * connection, its two driver connections, its gzip checker); the shared
+ * `struct xfer` is touched only under x->mu or through its read-only fields.
+ *
+ * Files, bottom up (no file uses one above it):
+ *   spool_dir.c  spool file names, fsync of the directory, disposal, space
+ *   account.c    an account's outcome: retry/backoff, failed, done; request options
+ *   target.c     does the target account exist (directory read at start, lookup)
+ *   spool.c      spool strategy, one function per step
+ *   stream.c     stream strategy
+ *   worker.c     the worker loop: claim, dispatch, release
+ *   pool.c       start, wait for, join the workers
+ */
+#ifndef ZMB_XFER_INT_H
+#define ZMB_XFER_INT_H
+
+#include "xfer.h"
+
+struct xfer_worker {
+	struct xfer *x;
+	int index;
+	pthread_t thread;
+	struct state *st;            /* the worker's own connection */
+	struct xfer_conn *src;       /* the worker's connections to x->src / x->dst */
+	struct xfer_conn *dst;
+	struct gz_check *gz;         /* checks each export's gzip as it arrives */
+	char ctx[300];               /* log context "account a@b" */
+};
+
+/* ---- spool_dir.c ---- */
+/* "<working_dir>/<safe account>.tgz<suffix>"; caller frees. */
+char *xfer_spool_path(const struct job *job, const char *account, const char *suffix);
+/* fsync() a directory (reports it to the test hooks); -1 on error. */
+int xfer_fsync_dir(const char *dir);
+/* Move a finished spool file to success_dir/failed_dir, or delete it. */
+void xfer_spool_dispose(const struct job *job, const char *path, bool success, const char *ctx);
+/* Free bytes in the filesystem of dir, -1 if unknown. */
+long long xfer_free_bytes(const char *dir);
+
+/* ---- account.c ---- */
+/*
+ * Schedule a retry or fail the account after `rc`.  `from` is the in-flight
+ * state, `back` the durable state to return to (pending or exported).
+ */
+void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
+			enum acct_state back, enum zmb_rc rc, const char *step, const char *msg);
+/* The account is done: record bytes, time, the new sync mark; count it. */
+void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
+		       long long bytes, double seconds, long long mark_ms, const char *what);
+/* The import's resolve policy for this pass. */
+const char *xfer_import_resolve(const struct job *job, const struct account_row *a);
+/* The export options for this pass (full, or delta from the account's mark). */
+void xfer_export_opts(const struct xfer *x, const struct account_row *a, struct xfer_export_opts *o);
+
+/* ---- target.c ---- */
+/*
+ * The target must exist.  On an account's first attempt the directory read
+ * at the start of the run answers (no round trip); on a retry, or for an
+ * account the directory did not list, the driver's lookup asks.  *from_dir
+ * tells which (for xfer_recheck_target and xfer_set_transport).
+ */
+enum zmb_rc xfer_check_target(struct xfer_worker *w, const struct account_row *a, char **target_id,
+			      bool *from_dir, char **err);
+/*
+ * An import into a target taken from the directory failed as for a missing
+ * account: look it up, and if it is gone say so instead of the bare status.
+ */
+void xfer_recheck_target(struct xfer_worker *w, const struct account_row *a, bool from_dir,
+			 enum zmb_rc *rc, char **err);
+/* Set the job's mail_transport on the target after the import (if any). */
+enum zmb_rc xfer_set_transport(struct xfer_worker *w, const struct account_row *a, bool from_dir,
+			       const char *target_id, char **err);
+void xfer_tdir_free(struct xfer *x);
+
+/* ---- the strategies (spool.c, stream.c): one claimed account each ---- */
+void xfer_spool_account(struct xfer_worker *w, struct account_row *a);
+void xfer_stream_account(struct xfer_worker *w, struct account_row *a);
+
+/* ---- worker.c ---- */
+void *xfer_worker_main(void *arg);
+
+#endif
