@@ -28,10 +28,13 @@ struct rest_export_opts {
 	/*
 	 * Optional, rest_export_file only (src/core/archive.h): fed every byte of a
 	 * 200 answer as it is written, reset at each new attempt; the caller
-	 * asks for the verdict (gz_check_finish).  rest_stream ignores it: the
-	 * target parses the gzip as it imports and answers 500 on a truncated
-	 * or corrupt archive (zimbra-protocol.md 2.4), so checking it here too
-	 * would only cost CPU (about 1 s per GB for the CRC).
+	 * asks for the verdict (gz_check_finish).  rest_stream ignores it and
+	 * relies on the target, which parses the gzip as it imports.  Caution:
+	 * the real ArchiveFormatter.saveCallback (zm-mailbox, service/formatter)
+	 * catches a read error inside its tar loop as a per-item warning and,
+	 * without callback=, Formatter.updateClient answers 200 - only the
+	 * simulator answers 500 - so a stream cut short can pass unseen on a
+	 * real server until import warnings are read (callback=NAME).
 	 */
 	struct gz_check *verify;
 };
