@@ -684,7 +684,9 @@ enum zmb_rc stage_run_go(struct stage_run *r, char **err)
 		return ZMB_EINTERNAL;
 	if (t->validate(&r->sc, r->job.path, err))
 		return ZMB_ECONFIG;
-	return t->run(&r->ctx, err);
+	struct stage_result res = t->run(&r->ctx);
+	*err = res.err;
+	return res.rc;
 }
 
 void stage_run_release(struct stage_run *r)

@@ -170,26 +170,25 @@ static void warn_tls(const struct job *job)
 	}
 }
 
-/* Run one stage: its row, its output, its verdict.  Returns exit hint. */
+/* Run one stage: its row, its output, its verdict.  Returns the exit code it asks for. */
 static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 		     struct state *st, int64_t run_id, bool *stop_pipeline)
 {
 	const struct stage_type *t = stage_type_find(sc->type);
-	char *err = NULL;
-	enum zmb_rc rc;
 	int hint = 0;
 
 	ctx->sc = sc;
 	buf_reset(&ctx->out);
-	ctx->exit_hint = 0;
 	if (!ctx->dry_run && state_stage_begin(st, sc->name, run_id) != ZMB_OK)
 		log_warn(sc->name, "cannot record stage start: %s", state_errmsg(st));
 	log_info(sc->name, "stage '%s' (%s) starting", sc->name, sc->type);
 	double t0 = mono_now();
-	rc = t ? t->run(ctx, &err) : ZMB_EINTERNAL;
+	struct stage_result res = t ? t->run(ctx) : (struct stage_result){ ZMB_EINTERNAL, 0, NULL };
 	double dt = mono_now() - t0;
+	enum zmb_rc rc = res.rc;
+	char *err = res.err;
 
-	if (rc == ZMB_OK && ctx->exit_hint == EXIT_TEMPFAIL) {
+	if (rc == ZMB_OK && res.exit == EXIT_TEMPFAIL) {
 		/* stopped early with work left: the stage stays pending */
 		log_warn(sc->name, "stage '%s' stopped early (%s); a later run continues",
 			 sc->name, atomic_load(&ctx->ctl->stop_reason) ? atomic_load(&ctx->ctl->stop_reason) : "stop");
@@ -197,13 +196,13 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 			state_stage_reset(st, sc->name);
 		*stop_pipeline = true;
 		hint = EXIT_TEMPFAIL;
-	} else if (rc == ZMB_OK && ctx->exit_hint == 0) {
+	} else if (rc == ZMB_OK && res.exit == 0) {
 		log_info(sc->name, "stage '%s' done in %.1f s", sc->name, dt);
 		if (!ctx->dry_run)
 			state_stage_end(st, sc->name, true, ctx->out.s, NULL);
 	} else {
 		const char *msg = err ? err : zmb_rc_str(rc);
-		if (rc == ZMB_OK && ctx->exit_hint == EXIT_PARTIAL && !err)
+		if (rc == ZMB_OK && res.exit == EXIT_PARTIAL && !err)
 			msg = "some accounts failed permanently (see 'zmbatch report')";
 		log_error(sc->name, "stage '%s' (%s) failed: %s", sc->name, sc->type, msg);
 		if (!ctx->dry_run)
@@ -213,7 +212,7 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 			hint = EXIT_TEMPFAIL;
 			if (!ctx->dry_run)
 				state_stage_reset(st, sc->name);
-		} else if (ctx->exit_hint == EXIT_UNAVAILABLE) {
+		} else if (res.exit == EXIT_UNAVAILABLE) {
 			hint = EXIT_UNAVAILABLE;
 		} else if (rc == ZMB_EINTERNAL) {
 			hint = EXIT_SOFTWARE;     /* 70: e.g. no worker thread could start */

@@ -372,17 +372,18 @@ static enum zmb_rc pm_apply_masters(struct pm_run *p)
 	return ZMB_OK;
 }
 
-enum zmb_rc ldap_promote_run(struct stage_ctx *ctx, char **err)
+struct stage_result ldap_promote_run(struct stage_ctx *ctx)
 {
+	struct stage_result res = { ZMB_OK, 0, NULL };
 	struct pm_run p;
 	enum zmb_rc rc = ZMB_ECONFIG;
 	const char *file = ctx->job ? ctx->job->path : "job";
 
 	memset(&p, 0, sizeof p);
 	p.ctx = ctx;
-	if (pm_conf_parse(ctx->sc, file, &p.k, err))
+	if (pm_conf_parse(ctx->sc, file, &p.k, &res.err))
 		goto out;
-	rc = pm_secrets(&p, err);
+	rc = pm_secrets(&p, &res.err);
 	if (rc)
 		goto out;
 	rc = pm_connect(&p);
@@ -401,7 +402,7 @@ enum zmb_rc ldap_promote_run(struct stage_ctx *ctx, char **err)
 	if (!rc)
 		goto out;
 fail:
-	*err = xasprintf("ldap-promote-mmr: %s", p.e ? p.e : zmb_rc_str(rc));
+	res.err = xasprintf("ldap-promote-mmr: %s", p.e ? p.e : zmb_rc_str(rc));
 out:
 	free(p.e);
 	for (size_t i = 0; p.nd && i < p.nn; i++)
@@ -410,5 +411,6 @@ out:
 	secret_free(p.pw);
 	secret_free(p.rpw);
 	pm_conf_release(&p.k);
-	return rc;
+	res.rc = rc;
+	return res;
 }

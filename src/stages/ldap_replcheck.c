@@ -270,28 +270,30 @@ static enum zmb_rc rc_failure(struct stage_ctx *ctx, const struct rc_srv *s, siz
 	return ZMB_ETIMEOUT;
 }
 
-enum zmb_rc ldap_replcheck_run(struct stage_ctx *ctx, char **err)
+struct stage_result ldap_replcheck_run(struct stage_ctx *ctx)
 {
+	struct stage_result res = { ZMB_OK, 0, NULL };
 	struct rc_conf k;
 	struct rc_srv *s = NULL;
 	char *pw = NULL;
 	enum zmb_rc rc = ZMB_ECONFIG;
 	const char *file = ctx->job ? ctx->job->path : "job";
 
-	if (rc_conf_parse(ctx->sc, file, &k, err))
+	if (rc_conf_parse(ctx->sc, file, &k, &res.err))
 		goto out;
-	rc = ldap_read_secret(k.t.conn.password_file, "ldap-replcheck: password_file", &pw, err);
+	rc = ldap_read_secret(k.t.conn.password_file, "ldap-replcheck: password_file", &pw, &res.err);
 	if (rc)
 		goto out;
 	s = rc_servers(&k);
 	bool ok = rc_poll(ctx, s, &k, pw);
 	rc_print(ctx, s, k.t.n);
-	rc = ok ? ZMB_OK : rc_failure(ctx, s, k.t.n, k.wait, err);
+	rc = ok ? ZMB_OK : rc_failure(ctx, s, k.t.n, k.wait, &res.err);
 out:
 	for (size_t i = 0; s && i < k.t.n; i++)
 		rc_srv_reset(&s[i]);
 	free(s);
 	secret_free(pw);
 	rc_conf_release(&k);
-	return rc;
+	res.rc = rc;
+	return res;
 }

@@ -271,18 +271,19 @@ static enum zmb_rc vf_cleanup(struct vf_run *p, enum zmb_rc rc, char **err)
 	return rc;
 }
 
-enum zmb_rc ldap_verify_run(struct stage_ctx *ctx, char **err)
+struct stage_result ldap_verify_run(struct stage_ctx *ctx)
 {
+	struct stage_result res = { ZMB_OK, 0, NULL };
 	struct vf_run p;
 	enum zmb_rc rc = ZMB_ECONFIG;
 	const char *file = ctx->job ? ctx->job->path : "job";
 
 	memset(&p, 0, sizeof p);
 	p.ctx = ctx;
-	if (vf_conf_parse(ctx->sc, file, &p.k, err))
+	if (vf_conf_parse(ctx->sc, file, &p.k, &res.err))
 		goto out;
 	rc = ldap_read_secret(p.k.t.conn.password_file, "ldap-mmr-verify: password_file", &p.pw,
-			      err);
+			      &res.err);
 	if (rc)
 		goto out;
 	p.nn = p.k.t.n;
@@ -296,9 +297,9 @@ enum zmb_rc ldap_verify_run(struct stage_ctx *ctx, char **err)
 	if (!rc)
 		rc = vf_converge(&p);
 	if (rc)
-		*err = xasprintf("ldap-mmr-verify: %s", p.e ? p.e : zmb_rc_str(rc));
+		res.err = xasprintf("ldap-mmr-verify: %s", p.e ? p.e : zmb_rc_str(rc));
 out:
-	rc = vf_cleanup(&p, rc, err);
+	rc = vf_cleanup(&p, rc, &res.err);
 	for (size_t i = 0; p.nd && i < p.nn; i++) {
 		node_release(&p.nd[i]);
 		free(p.marker[i]);
@@ -309,5 +310,6 @@ out:
 	free(p.e);
 	secret_free(p.pw);
 	ldap_targets_release(&p.k.t);
-	return rc;
+	res.rc = rc;
+	return res;
 }

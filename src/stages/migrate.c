@@ -56,17 +56,17 @@ static enum zmb_rc make_spool_dirs(const struct job *job, char **err)
 }
 
 /* Both servers answer and accept our credentials, source first (conn[0] source, conn[1] target). */
-static enum zmb_rc login(struct stage_ctx *ctx, struct xfer_conn *conn[2], char **err)
+static enum zmb_rc login(struct stage_ctx *ctx, struct xfer_conn *conn[2], struct stage_result *res)
 {
 	for (int i = 0; i < 2; i++) {
 		const struct server *s = conn[i]->end->srv;
 		char *e = NULL;
 		enum zmb_rc rc = conn[i]->end->drv->login(conn[i], &e);
 		if (rc) {
-			*err = xasprintf("%s %s:%d: cannot log in as '%s': %s", s->role, s->host, s->port,
-					 s->admin_user, e ? e : zmb_rc_str(rc));
+			res->err = xasprintf("%s %s:%d: cannot log in as '%s': %s", s->role, s->host,
+					     s->port, s->admin_user, e ? e : zmb_rc_str(rc));
 			free(e);
-			ctx->exit_hint = EXIT_UNAVAILABLE;
+			res->exit = EXIT_UNAVAILABLE;
 			return rc;
 		}
 		stage_out(ctx, "%s %s:%d: logged in as %s", s->role, s->host, s->port, s->admin_user);
@@ -149,25 +149,26 @@ static void watch(struct stage_ctx *ctx, struct xfer *x, struct xfer_pool *pool,
 }
 
 /* What is left in the DB decides: done, some failed (exit 1), work left (exit 75). */
-static enum zmb_rc verdict(struct stage_ctx *ctx, const struct xfer *x, int started, char **err)
+static enum zmb_rc verdict(struct stage_ctx *ctx, const struct xfer *x, int started,
+			   struct stage_result *res)
 {
 	long long c[ACCT_NSTATES];
 	enum zmb_rc rc;
 	if ((rc = state_counts(ctx->st, c))) {
-		*err = xasprintf("cannot count accounts: %s", state_errmsg(ctx->st));
+		res->err = xasprintf("cannot count accounts: %s", state_errmsg(ctx->st));
 		return rc;
 	}
 	long long left = c[ACCT_PENDING] + c[ACCT_EXPORTED] + c[ACCT_EXPORTING] + c[ACCT_IMPORTING];
 	stage_out(ctx, "accounts: %lld done, %lld failed, %lld skipped, %lld left", c[ACCT_DONE],
 		  c[ACCT_FAILED], c[ACCT_SKIPPED], left);
 	if (started == 0 || x->fatal_workers == started) {
-		*err = xstrdup("no worker could start");
+		res->err = xstrdup("no worker could start");
 		return ZMB_EINTERNAL;
 	} else if (left > 0) {
-		ctx->exit_hint = EXIT_TEMPFAIL;
+		res->exit = EXIT_TEMPFAIL;
 	} else if (c[ACCT_FAILED] > 0) {
-		ctx->exit_hint = EXIT_PARTIAL;
-		*err = xasprintf("%lld account(s) failed permanently (see 'zmbatch report')", c[ACCT_FAILED]);
+		res->exit = EXIT_PARTIAL;
+		res->err = xasprintf("%lld account(s) failed permanently (see 'zmbatch report')", c[ACCT_FAILED]);
 	}
 	return ZMB_OK;
 }
@@ -205,8 +206,9 @@ static bool unavailable(enum zmb_rc rc)
 	return rc == ZMB_EAUTH || rc == ZMB_ECONNECT || rc == ZMB_ETLS;
 }
 
-enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
+struct stage_result migrate_run(struct stage_ctx *ctx)
 {
+	struct stage_result res = { ZMB_OK, 0, NULL };
 	const struct job *job = ctx->job;
 	struct xfer x;
 	struct xfer_conn *conn[2] = { NULL, NULL };   /* the main thread's: source, target */
@@ -218,17 +220,17 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 	xfer_init(&x, &xfer_driver_zimbra, job, ctx->state_path, ctx->run_id, ctx->ctl);
 	if (writes)
 		state_set_write_lock(ctx->st, &x.dbw);
-	if (!x.stream && !ctx->dry_run && (rc = make_spool_dirs(job, err)))
+	if (!x.stream && !ctx->dry_run && (rc = make_spool_dirs(job, &res.err)))
 		goto out;
 
 	conn[0] = x.src->drv->conn_new(x.src);
 	conn[1] = x.dst->drv->conn_new(x.dst);
-	if ((rc = login(ctx, conn, err)))
+	if ((rc = login(ctx, conn, &res)))
 		goto out;
 	long long total = 0;
-	if ((rc = migrate_plan(&x, ctx, conn[0], &total, err))) {
+	if ((rc = migrate_plan(&x, ctx, conn[0], &total, &res.err))) {
 		if (unavailable(rc))
-			ctx->exit_hint = EXIT_UNAVAILABLE;
+			res.exit = EXIT_UNAVAILABLE;
 		goto out;
 	}
 	if (ctx->dry_run) {
@@ -246,7 +248,7 @@ enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err)
 	pg.t0 = mono_now();
 	state_mig_bytes_left(ctx->st, &pg.remaining0);   /* for the ETA (bytes-weighted, like `status`) */
 	watch(ctx, &x, &pool, &pg);
-	rc = verdict(ctx, &x, started, err);
+	rc = verdict(ctx, &x, started, &res);
 out:
 	if (writes)
 		record_logins(ctx, &x);
@@ -256,5 +258,6 @@ out:
 	if (writes)
 		state_set_write_lock(ctx->st, NULL);
 	xfer_release(&x);
-	return rc;
+	res.rc = rc;
+	return res;
 }

@@ -35,7 +35,20 @@ struct stage_ctx {
 	bool dry_run;
 	bool delta;
 	bool quiet;
-	int exit_hint;             /* migrate: EXIT_PARTIAL / EXIT_TEMPFAIL / 0 */
+};
+
+/*
+ * What a stage's run() returns: one verdict, read by the pipeline
+ * (cli/cmd_run.c run_stage).  rc: what went wrong (ZMB_OK if nothing did);
+ * exit: the exit code the stage asks for even when rc is ZMB_OK (0; EXIT_PARTIAL:
+ * some accounts failed permanently; EXIT_TEMPFAIL: stopped with work left;
+ * EXIT_UNAVAILABLE: a server unreachable or refusing the login); err: the
+ * reason, owned by the result (the caller frees it).
+ */
+struct stage_result {
+	enum zmb_rc rc;
+	int exit;
+	char *err;
 };
 
 /* Print one output line of the stage (stdout + stored in the DB). */
@@ -55,7 +68,7 @@ enum stage_flags {
 struct stage_type {
 	const char *name;
 	int (*validate)(const struct stage_conf *sc, const char *file, char **err);
-	enum zmb_rc (*run)(struct stage_ctx *ctx, char **err);
+	struct stage_result (*run)(struct stage_ctx *ctx);
 	unsigned flags;   /* enum stage_flags */
 };
 
@@ -66,17 +79,17 @@ const char *stage_type_names(void);
 
 /* Stage implementations (each in its own file). */
 int migrate_validate(const struct stage_conf *sc, const char *file, char **err);
-enum zmb_rc migrate_run(struct stage_ctx *ctx, char **err);
+struct stage_result migrate_run(struct stage_ctx *ctx);
 int ldap_replcheck_validate(const struct stage_conf *sc, const char *file, char **err);
-enum zmb_rc ldap_replcheck_run(struct stage_ctx *ctx, char **err);
+struct stage_result ldap_replcheck_run(struct stage_ctx *ctx);
 int ldap_promote_validate(const struct stage_conf *sc, const char *file, char **err);
-enum zmb_rc ldap_promote_run(struct stage_ctx *ctx, char **err);
+struct stage_result ldap_promote_run(struct stage_ctx *ctx);
 int ldap_verify_validate(const struct stage_conf *sc, const char *file, char **err);
-enum zmb_rc ldap_verify_run(struct stage_ctx *ctx, char **err);
+struct stage_result ldap_verify_run(struct stage_ctx *ctx);
 int localconfig_validate(const struct stage_conf *sc, const char *file, char **err);
-enum zmb_rc localconfig_run(struct stage_ctx *ctx, char **err);
+struct stage_result localconfig_run(struct stage_ctx *ctx);
 int exec_validate(const struct stage_conf *sc, const char *file, char **err);
-enum zmb_rc exec_run(struct stage_ctx *ctx, char **err);
+struct stage_result exec_run(struct stage_ctx *ctx);
 
 /*
  * For tests and fuzzing: run the LDAP value parsers of ldap_cnconfig.c (olcSyncrepl

@@ -394,20 +394,22 @@ static void ex_release(struct ex_run *r)
 	strlist_release(&r->k.argv);
 }
 
-enum zmb_rc exec_run(struct stage_ctx *ctx, char **err)
+struct stage_result exec_run(struct stage_ctx *ctx)
 {
+	struct stage_result res = { ZMB_OK, 0, NULL };
 	struct ex_run r = { .pfd = { -1, -1 }, .pid = -1, .tail = BUF_INIT };
 	enum zmb_rc rc = ZMB_ECONFIG;
 	const char *file = ctx->job ? ctx->job->path : "job";
 
-	if (ex_parse(ctx->sc, file, &r.k, err))
+	if (ex_parse(ctx->sc, file, &r.k, &res.err))
 		goto out;
-	if ((rc = ex_start(ctx, &r, err)) != ZMB_OK)
+	if ((rc = ex_start(ctx, &r, &res.err)) != ZMB_OK)
 		goto out;
 	ex_wait(ctx, &r);
 	print_tail(ctx, &r.tail, r.k.tail_lines);
-	rc = ex_verdict(ctx, &r, err);
+	rc = ex_verdict(ctx, &r, &res.err);
 out:
 	ex_release(&r);
-	return rc;
+	res.rc = rc;
+	return res;
 }

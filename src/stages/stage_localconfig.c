@@ -371,15 +371,16 @@ static void lc_release(struct lc_run *r)
 		xmlFreeParserCtxt(r->pctx);
 }
 
-enum zmb_rc localconfig_run(struct stage_ctx *ctx, char **err)
+struct stage_result localconfig_run(struct stage_ctx *ctx)
 {
+	struct stage_result res = { ZMB_OK, 0, NULL };
 	struct lc_run r = { .orig = BUF_INIT };
 	enum zmb_rc rc = ZMB_ECONFIG;
 	const char *file = ctx->job ? ctx->job->path : "job";
 
-	if (lc_parse(ctx->sc, file, &r.k, err))
+	if (lc_parse(ctx->sc, file, &r.k, &res.err))
 		goto out;
-	if ((rc = lc_read(&r, err)) || (rc = lc_parse_xml(&r, err)))
+	if ((rc = lc_read(&r, &res.err)) || (rc = lc_parse_xml(&r, &res.err)))
 		goto out;
 	lc_apply(ctx, &r);
 	if (!r.changed)
@@ -387,8 +388,9 @@ enum zmb_rc localconfig_run(struct stage_ctx *ctx, char **err)
 	else if (ctx->dry_run)
 		stage_out(ctx, "%s: %zu change(s) not written (dry run)", r.k.file, r.changed);
 	else
-		rc = lc_write(ctx, &r, err);
+		rc = lc_write(ctx, &r, &res.err);
 out:
 	lc_release(&r);
-	return rc;
+	res.rc = rc;
+	return res;
 }

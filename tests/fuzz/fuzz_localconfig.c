@@ -53,12 +53,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&ctx, 0, sizeof ctx);
 	ctx.sc = &sc;
 	ctx.quiet = true;
-	enum zmb_rc rc = localconfig_run(&ctx, &err);
+	struct stage_result res = localconfig_run(&ctx);
+	enum zmb_rc rc = res.rc;
+	err = res.err;
 	if (rc != ZMB_OK && !err)
 		fz_fail("localconfig", "error without a message", zmb_rc_name(rc));
 	if (rc == ZMB_OK) {
 		buf_release(&ctx.out);
-		rc = localconfig_run(&ctx, &err);
+		free(err);
+		res = localconfig_run(&ctx);
+		rc = res.rc;
+		err = res.err;
 		if (rc != ZMB_OK)
 			fz_fail("localconfig", "second run failed", err);
 		if (!strstr(ctx.out.s ? ctx.out.s : "", ": unchanged\n"))
