@@ -10,7 +10,8 @@ object that defines it, and fails when
     layers of the same rank, zimbra and ldap or stages and report, may not
     use each other either), or
   * objects use each other in a circle (a -> b -> ... -> a), inside a layer
-    too: every file can be read, tested and replaced from the bottom up.
+    too: every file can be read, tested and replaced from the bottom up, or
+  * an object outside src/state/ calls SQLite (the SQL lives in state/).
 
 The layers, bottom up (README "Architecture"):
   core < conf < state < zimbra, ldap < xfer < stages, report < cli
@@ -70,6 +71,12 @@ def main():
             if a != b and RANK[b] >= RANK[a]:
                 bad.append("%s uses %s from %s: layer %s may not use layer %s"
                            % (n, s, o, a, b))
+    # SQL lives in state/ only (README "Architecture"): no other object calls SQLite
+    for n, us in sorted(uses.items()):
+        if layer[n] != "state":
+            sql = sorted(s for s in us if s.startswith("sqlite3_"))
+            if sql:
+                bad.append("%s calls SQLite (%s): SQL belongs in src/state/" % (n, ", ".join(sql[:3])))
     # circles: strongly connected components (Tarjan)
     index, low, on, stack, sccs = {}, {}, set(), [], []
     sys.setrecursionlimit(10000)
