@@ -277,3 +277,19 @@ void canned_stop(struct canned *c)
 	free(c->script);
 	free(c);
 }
+
+static atomic_int canned_logins;
+
+enum zmb_rc canned_login(struct http *h, char **token, long long *lifetime_ms, char **err)
+{
+	(void)h;
+	(void)err;
+	*token = xasprintf("tok-%d", atomic_fetch_add(&canned_logins, 1) + 1);
+	*lifetime_ms = 3600000;
+	return ZMB_OK;
+}
+
+void canned_login_reset(void)
+{
+	atomic_store(&canned_logins, 0);
+}

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "zmb.h"
+
 struct canned_reply {
 	int status;             /* 0 = send nothing, just close */
 	const char *headers;    /* extra header lines, each ending "\r\n"; NULL = none */
@@ -48,5 +50,14 @@ const struct canned_request *canned_request(struct canned *c, size_t i);
 char *canned_header(struct canned *c, size_t i, const char *name);
 /* Stop the thread, close the socket, free everything.  NULL-safe. */
 void canned_stop(struct canned *c);
+
+/*
+ * A login function for the token cache (token_login_fn) that sends nothing:
+ * tokens "tok-1", "tok-2", ... valid for an hour.  canned_login_reset()
+ * starts the count again (call it in the fixture).
+ */
+struct http;
+enum zmb_rc canned_login(struct http *h, char **token, long long *lifetime_ms, char **err);
+void canned_login_reset(void);
 
 #endif

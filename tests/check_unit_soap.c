@@ -133,17 +133,6 @@ END_TEST
 
 /* ------------------------------------------------------------ on the wire */
 
-static atomic_int logins;
-
-static enum zmb_rc fake_login(struct http *h, char **token, long long *lifetime_ms, char **err)
-{
-	(void)h;
-	(void)err;
-	*token = xasprintf("tok-%d", atomic_fetch_add(&logins, 1) + 1);
-	*lifetime_ms = 3600000;
-	return ZMB_OK;
-}
-
 static struct {
 	struct canned *srv;
 	struct server s;
@@ -153,7 +142,7 @@ static struct {
 
 static void start(const struct canned_reply *script, size_t n)
 {
-	atomic_store(&logins, 0);
+	canned_login_reset();
 	E.srv = canned_start(script, n);
 	ck_assert_ptr_nonnull(E.srv);
 	E.s = (struct server){ .role = "source", .host = (char *)"127.0.0.1",
@@ -161,7 +150,7 @@ static void start(const struct canned_reply *script, size_t n)
 			       .admin_user = (char *)"admin@example.com",
 			       .password = (char *)"pw-unit-1", .tls_verify = true };
 	E.h = http_new(&E.s, NULL, NULL);
-	E.tc = token_cache_new_login(&E.s, 1800, NULL, fake_login);
+	E.tc = token_cache_new_login(&E.s, 1800, NULL, canned_login);
 }
 
 static void teardown(void)
