@@ -28,11 +28,6 @@ void testhooks_announce(void)
 {
 }
 
-bool testhooks_compiled(void)
-{
-	return false;
-}
-
 #else /* ZMBATCH_TESTING */
 
 #include "log.h"
@@ -100,11 +95,6 @@ void testhooks_announce(void)
 		if (getenv(vars[i]))
 			log_warn(NULL, "TEST BUILD: test hook %s is in effect; this binary is "
 				 "for the test suites, not for production", vars[i]);
-}
-
-bool testhooks_compiled(void)
-{
-	return true;
 }
 
 #endif

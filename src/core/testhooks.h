@@ -37,7 +37,4 @@ bool testhook_free_bytes(long long *freeb);
  * once at the start of a command, after the logger is open. */
 void testhooks_announce(void);
 
-/* true in the test build (compiled with -DZMBATCH_TESTING) */
-bool testhooks_compiled(void);
-
 #endif
