@@ -10,6 +10,7 @@
 #include "zmb.h"
 
 #include <check.h>
+#include <ldap.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -266,14 +267,10 @@ START_TEST(test_duplicate_rid)
 			     "binddn=\"%s\" credentials=x searchbase=\"%s\" "
 			     "type=refreshAndPersist retry=\"60 +\" timeout=0 network-timeout=0",
 			     pair.repl_dn, pair.suffix);
-	char *db = NULL;
-	/* the master's data DB is {1}mdb in the plain layout */
-	db = xstrdup("olcDatabase={1}mdb,cn=config");
-	ck_assert_int_eq(slapd_modify_add(&pair.s[0], db, "olcSyncrepl", sr), 0);
+	ck_assert_int_eq(slapd_modify_add(&pair.s[0], pair.s[0].datadb, "olcSyncrepl", sr), 0);
 	assert_fails_untouched(101, NULL, NULL, ZMB_ECONFLICT, pair.s[0].uri,
 			       "step 'check rid'");
 	free(sr);
-	free(db);
 }
 END_TEST
 
@@ -284,8 +281,7 @@ END_TEST
  */
 START_TEST(test_not_a_replica)
 {
-	ck_assert_int_eq(slapd_modify_del(&pair.s[1], "olcDatabase={1}mdb,cn=config",
-					  "olcSyncrepl"), 0);
+	ck_assert_int_eq(slapd_modify_del(&pair.s[1], pair.s[1].datadb, "olcSyncrepl"), 0);
 	char *cfg = slapd_dump_config(&pair.s[1]);
 	ck_assert_msg(!tu_contains(cfg, "olcSyncrepl") && !tu_contains(cfg, "olcMultiProvider: TRUE"),
 		      "the fixture still looks like a replica:\n%s", cfg);
@@ -302,8 +298,7 @@ END_TEST
 START_TEST(test_replcheck_out_of_sync)
 {
 	/* cut the replica off its provider, then write on the master */
-	ck_assert_int_eq(slapd_modify_del(&pair.s[1], "olcDatabase={1}mdb,cn=config",
-					  "olcSyncrepl"), 0);
+	ck_assert_int_eq(slapd_modify_del(&pair.s[1], pair.s[1].datadb, "olcSyncrepl"), 0);
 	tu_sleep(1.1);   /* CSN timestamps are what the lag is computed from */
 	ck_assert_int_eq(slapd_add_person(&pair.s[0], pair.base, "dave"), 0);
 	struct result r = replcheck(&pair, pair.config_pw_file, 1);
@@ -386,6 +381,74 @@ START_TEST(test_job_through_binary)
 }
 END_TEST
 
+/* i-th element of l containing needle, or NULL */
+static const char *list_find(const struct strlist *l, const char *needle)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strstr(l->v[i], needle))
+			return l->v[i];
+	return NULL;
+}
+
+/*
+ * The fixture's slapds log at the stats level: one modify of two attributes on the master's
+ * data DB entry shows up as its DN and both attribute names, client ADDs by their DN, and
+ * what syncrepl applies on the replica is not logged as a client ADD there.
+ */
+START_TEST(test_fixture_stats_log)
+{
+	LDAP *ld = NULL;
+	int v3 = LDAP_VERSION3;
+	ck_assert_int_eq(ldap_initialize(&ld, pair.s[0].uri), LDAP_SUCCESS);
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+	struct berval pw = { strlen(SLAPD_CONFIG_PW), (char *)SLAPD_CONFIG_PW };
+	ck_assert_int_eq(ldap_sasl_bind_s(ld, "cn=config", LDAP_SASL_SIMPLE, &pw, NULL, NULL, NULL),
+			 LDAP_SUCCESS);
+	char *sr = xasprintf("rid=123 provider=%s bindmethod=simple binddn=\"%s\" "
+			     "credentials=" SLAPD_REPL_PW " searchbase=\"%s\" "
+			     "type=refreshAndPersist retry=\"60 +\"", pair.s[1].uri, pair.repl_dn,
+			     pair.suffix);
+	char *sid[] = { (char *)"1", NULL }, *srv[] = { sr, NULL }, *mm[] = { (char *)"TRUE", NULL };
+	LDAPMod m0 = { LDAP_MOD_ADD, (char *)"olcServerID", { sid } };
+	LDAPMod *m0s[] = { &m0, NULL };
+	ck_assert_int_eq(ldap_modify_ext_s(ld, "cn=config", m0s, NULL, NULL), LDAP_SUCCESS);
+	LDAPMod m1 = { LDAP_MOD_ADD, (char *)"olcSyncrepl", { srv } };
+	LDAPMod m2 = { LDAP_MOD_REPLACE, (char *)"olcMirrorMode", { mm } };
+	LDAPMod *m12[] = { &m1, &m2, NULL };
+	int rc = ldap_modify_ext_s(ld, pair.s[0].datadb, m12, NULL, NULL);
+	ck_assert_msg(rc == LDAP_SUCCESS, "%s", ldap_err2string(rc));
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	free(sr);
+	ck_assert_int_eq(slapd_add_person(&pair.s[0], pair.base, "erin"), 0);
+	char *erin = xasprintf("uid=erin,ou=people,%s", pair.base);
+	ck_assert(slapd_wait_entry(&pair.s[1], erin, true, 10));
+
+	char *log = slapd_log_read(&pair.s[0]);
+	char *want = xasprintf("MOD dn=\"%s\"", pair.s[0].datadb);
+	ck_assert_msg(tu_contains(log, want), "%s", log);
+	ck_assert(tu_contains(log, "MOD attr=olcSyncrepl olcMirrorMode"));
+	free(want);
+	free(log);
+	ck_assert(slapd_log_has(&pair.s[0], "MOD attr=olcServerID"));
+	struct strlist mods = STRLIST_INIT, adds = STRLIST_INIT, radds = STRLIST_INIT;
+	slapd_log_ops(&pair.s[0], "MOD", &mods);
+	want = xasprintf("%s: olcSyncrepl olcMirrorMode", pair.s[0].datadb);
+	ck_assert_msg(strlist_has(&mods, want), "%s", mods.n ? mods.v[mods.n - 1] : "no MOD");
+	ck_assert(strlist_has(&mods, "cn=config: olcServerID"));
+	free(want);
+	slapd_log_ops(&pair.s[0], "ADD", &adds);
+	ck_assert_msg(strlist_has(&adds, erin) && strlist_has(&adds, pair.repl_dn) &&
+		      strlist_has(&adds, pair.base), "%zu ADDs", adds.n);
+	slapd_log_ops(&pair.s[1], "ADD", &radds);
+	ck_assert_msg(!list_find(&radds, "uid=erin"), "replicated ADD logged as a client's");
+	ck_assert(slapd_log_has(&pair.s[1], "conn="));
+	strlist_release(&mods);
+	strlist_release(&adds);
+	strlist_release(&radds);
+	free(erin);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_mmr");
@@ -400,6 +463,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_not_a_replica);
 	tcase_add_test(tc, test_replcheck_out_of_sync);
 	tcase_add_test(tc, test_job_through_binary);
+	tcase_add_test(tc, test_fixture_stats_log);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("delta");
 	tcase_add_checked_fixture(tc, start_delta_empty, stop_pair);

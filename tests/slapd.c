@@ -93,12 +93,18 @@ static void stop_pid(pid_t *pid)
 	*pid = 0;
 }
 
+/* olcDatabase={N}mdb of the data DB of instance i as started */
+static int data_db_index(const struct slapd_pair *p, int i)
+{
+	return p->layout == SLAPD_DELTA && i == 0 ? 2 : 1;
+}
+
 static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 			const struct slapd_opts *o)
 {
 	const struct slapd_inst *s = &p->s[i];
 	bool delta = p->layout == SLAPD_DELTA;
-	int datadb = delta && i == 0 ? 2 : 1;
+	int datadb = data_db_index(p, i);
 
 	buf_addf(b, "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n"
 		 "olcPidFile: %s/slapd.pid\nolcArgsFile: %s/slapd.args\n", s->dir, s->dir);
@@ -209,7 +215,11 @@ static int start_inst(struct slapd_pair *p, int i, char **err)
 	char *hosts = xasprintf("ldap://127.0.0.1:%d/ %s%s%s", s->port, s->ldapi,
 				s->ldaps ? " " : "", s->ldaps ? s->ldaps : "");
 	char *cfg = xasprintf("%s/slapd.d", s->dir);
-	char *argv[] = { (char *)SLAPD_BIN, (char *)"-d", (char *)"none", (char *)"-F", cfg,
+	/* -d stats: OpenLDAP's "stats" level (connections, operations, the DN and attribute
+	 * names of every MOD/ADD/DEL, results) on stderr, i.e. into s->log.  olcLogLevel alone
+	 * would not do: in 2.5 it only feeds syslog (tried: "-d none" + olcLogLevel: stats
+	 * leaves slapd.log without a single conn= line). */
+	char *argv[] = { (char *)SLAPD_BIN, (char *)"-d", (char *)"stats", (char *)"-F", cfg,
 			 (char *)"-h", hosts, NULL };
 	int rc = -1;
 	s->pid = spawn_child(argv, s->log);
@@ -399,6 +409,7 @@ static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const
 			s->ldaps = xasprintf("ldaps://127.0.0.1:%d/", s->ldaps_port);
 		}
 		s->log = xasprintf("%s/slapd.log", s->dir);
+		s->datadb = xasprintf("olcDatabase={%d}mdb,cn=config", data_db_index(p, i));
 		/* the local socket, percent-encoded as ldapi:// URIs want it */
 		struct buf b = BUF_INIT;
 		buf_adds(&b, "ldapi://");
@@ -466,6 +477,7 @@ void slapd_pair_stop(struct slapd_pair *p)
 		free(p->s[i].ldapi);
 		free(p->s[i].ldaps);
 		free(p->s[i].log);
+		free(p->s[i].datadb);
 	}
 	free(p->dir);
 	free(p->suffix);
@@ -580,6 +592,84 @@ int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *att
 	int lrc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return lrc == LDAP_SUCCESS ? 0 : -1;
+}
+
+/* ---- the stats log ---- */
+
+char *slapd_log_read(const struct slapd_inst *s)
+{
+	return s && s->log ? tu_read(s->log) : NULL;
+}
+
+bool slapd_log_has(const struct slapd_inst *s, const char *needle)
+{
+	char *t = slapd_log_read(s);
+	bool r = t && needle && strstr(t, needle);
+	free(t);
+	return r;
+}
+
+/* "conn=C op=O " at the start of rest (after the timestamp and thread id): its length, or 0 */
+static size_t op_key_len(const char *line)
+{
+	const char *c = strstr(line, " conn=");
+	if (!c)
+		return 0;
+	c++;
+	const char *o = c + strcspn(c, " \n");
+	if (strncmp(o, " op=", 4))
+		return 0;
+	o += 4;
+	o += strcspn(o, " \n");
+	return *o == ' ' ? (size_t)(o + 1 - line) : 0;
+}
+
+void slapd_log_ops(const struct slapd_inst *s, const char *verb, struct strlist *out)
+{
+	char *t = slapd_log_read(s);
+	struct strlist keys = STRLIST_INIT;   /* MOD only: "conn=C op=O " of out->v[idx[i]] */
+	size_t *idx = NULL;
+	bool mod = verb && !strcmp(verb, "MOD");
+	char *vdn = xasprintf("%s dn=\"", verb ? verb : "");
+	for (char *line = t; line && *line;) {
+		char *eol = line + strcspn(line, "\n");
+		char *next = *eol ? eol + 1 : eol;
+		*eol = '\0';
+		size_t kl = op_key_len(line);
+		const char *key = kl ? strstr(line, " conn=") + 1 : NULL;
+		const char *rest = line + kl;
+		if (kl && !strncmp(rest, vdn, strlen(vdn))) {
+			const char *dn = rest + strlen(vdn);
+			size_t dl = strlen(dn);
+			if (dl && dn[dl - 1] == '"')
+				dl--;
+			if (mod) {
+				idx = xrealloc(idx, (keys.n + 1) * sizeof *idx);
+				idx[keys.n] = out->n;
+				strlist_add_nodup(&keys, xstrndup(key, (size_t)(rest - key)));
+				strlist_add_nodup(out, xasprintf("%.*s:", (int)dl, dn));
+			} else {
+				strlist_add_nodup(out, xstrndup(dn, dl));
+			}
+		} else if (kl && mod && !strncmp(rest, "MOD attr=", 9)) {
+			/* the attribute names of the latest MOD dn= of the same conn and op (slapd
+			 * splits a long list over several lines; other threads' lines may interleave) */
+			for (size_t i = keys.n; i-- > 0;) {
+				if (strncmp(keys.v[i], key, (size_t)(rest - key)) ||
+				    keys.v[i][rest - key] != '\0')
+					continue;
+				char *e = xasprintf("%s %s", out->v[idx[i]], rest + 9);
+				free(out->v[idx[i]]);
+				out->v[idx[i]] = e;
+				break;
+			}
+		}
+		line = next;
+	}
+	free(vdn);
+	free(idx);
+	strlist_release(&keys);
+	free(t);
 }
 
 /* ---- cval builder ---- */

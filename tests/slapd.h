@@ -43,7 +43,9 @@ struct slapd_inst {
 	char *ldapi;      /* ldapi://%2F...%2Fldapi/ (a socket in dir; slapd listens there too) */
 	int ldaps_port;   /* 0 unless slapd_opts.ldaps */
 	char *ldaps;      /* ldaps://127.0.0.1:LDAPS_PORT/ when slapd_opts.ldaps, else NULL */
-	char *log;
+	char *log;        /* <dir>/slapd.log: slapd's stderr at the stats level (see slapd_log_ops) */
+	char *datadb;     /* "olcDatabase={N}mdb,cn=config": the data DB's entry at start (a
+			   * promotion that adds an accesslog DB ahead of it shifts N) */
 };
 
 struct slapd_pair {
@@ -97,6 +99,24 @@ int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *att
 
 /* Delete every value of attr on dn. 0 / -1. */
 int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr);
+
+/*
+ * The stats log (OpenLDAP's "stats" level: every slapd of the fixture runs with -d stats,
+ * stderr into s->log).  Lines look like
+ *   6b1183b5.39d5bb71 0x7f72... conn=1001 op=1 MOD dn="olcDatabase={2}mdb,cn=config"
+ *   6b1183b5.39d6543f 0x7f72... conn=1001 op=1 MOD attr=olcSyncrepl olcMirrorMode
+ *   ... conn=1002 op=3 ADD dn="olcOverlay={1}accesslog,olcDatabase={3}mdb,cn=config"
+ * Only operations of LDAP clients are logged (not what syncrepl applies), and the log
+ * grows across slapd_inst_restart().
+ */
+char *slapd_log_read(const struct slapd_inst *s);   /* whole log (free it); NULL if none */
+bool slapd_log_has(const struct slapd_inst *s, const char *needle);
+/*
+ * Append one string per client operation of type verb ("ADD", "DEL", "MOD", "MODRDN") in
+ * log order: the DN without quotes; for "MOD" the DN, ':' and the attribute names of that
+ * modify, each after a space ("olcDatabase={2}mdb,cn=config: olcSyncrepl olcMirrorMode").
+ */
+void slapd_log_ops(const struct slapd_inst *s, const char *verb, struct strlist *out);
 
 /* ---- hand-built stage settings (what conf_load would produce) ---- */
 struct cval *tcv_group(struct cval *parent, const char *key);  /* parent NULL: new root */
