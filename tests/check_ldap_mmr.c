@@ -449,6 +449,69 @@ START_TEST(test_fixture_stats_log)
 }
 END_TEST
 
+/* The DNs of cn=config of s in order (one per line), e.g. "olcOverlay={0}syncprov,olcDatabase={3}mdb" */
+static char *config_dns(const struct slapd_inst *s)
+{
+	char *dump = slapd_dump_config(s);
+	ck_assert_ptr_nonnull(dump);
+	struct buf b = BUF_INIT;
+	for (const char *l = dump; (l = strstr(l, "dn: ")) != NULL; l += 4) {
+		if (l != dump && l[-1] != '\n')
+			continue;
+		size_t n = strcspn(l + 4, "\n");
+		if (n > 10 && !strncmp(l + 4 + n - 10, ",cn=config", 10))
+			n -= 10;
+		buf_addf(&b, "%.*s\n", (int)n, l + 4);
+	}
+	free(dump);
+	return buf_detach(&b);
+}
+
+static void assert_layout(const struct slapd_inst *s, const char *want)
+{
+	char *got = config_dns(s);
+	ck_assert_msg(tu_contains(got, want), "%s: want the entries\n%s\nin\n%s", s->uri, want, got);
+	free(got);
+	ck_assert_int_eq(slapd_has_entry(s, "cn=monitor"), 1);
+}
+
+/*
+ * Zimbra's starting layout (tests/slapd.c): monitor at {1}, the data DB at {2} ({3} behind
+ * the accesslog DB on a delta master), syncprov {0} and accesslog {1} ahead of Zimbra's
+ * dynlist and unique.  Both layouts, so the stage tests run against what Zimbra has.
+ */
+START_TEST(test_fixture_layout)
+{
+	assert_layout(&pair.s[0], "olcDatabase={-1}frontend\nolcDatabase={0}config\n"
+		      "olcDatabase={1}monitor\nolcDatabase={2}mdb\n"
+		      "olcOverlay={0}syncprov,olcDatabase={2}mdb\nolcDatabase={3}mdb\n"
+		      "olcOverlay={0}syncprov,olcDatabase={3}mdb\n"
+		      "olcOverlay={1}accesslog,olcDatabase={3}mdb\n"
+		      "olcOverlay={2}dynlist,olcDatabase={3}mdb\n"
+		      "olcOverlay={3}unique,olcDatabase={3}mdb\n");
+	assert_layout(&pair.s[1], "olcDatabase={1}monitor\nolcDatabase={2}mdb\n"
+		      "olcOverlay={0}syncprov,olcDatabase={2}mdb\n"
+		      "olcOverlay={1}dynlist,olcDatabase={2}mdb\n"
+		      "olcOverlay={2}unique,olcDatabase={2}mdb\n");
+	ck_assert_str_eq(pair.s[0].datadb, "olcDatabase={3}mdb,cn=config");
+	ck_assert_str_eq(pair.s[1].datadb, "olcDatabase={2}mdb,cn=config");
+	char *cfg = slapd_dump_config(&pair.s[0]);
+	ck_assert_msg(tu_contains(cfg, "dn: olcDatabase={2}mdb,cn=config\n") &&
+		      tu_contains(cfg, "olcSuffix: cn=accesslog"), "%s", cfg);
+	free(cfg);
+	slapd_pair_stop(&pair);
+	start_plain();
+	assert_layout(&pair.s[0], "olcDatabase={1}monitor\nolcDatabase={2}mdb\n"
+		      "olcOverlay={0}syncprov,olcDatabase={2}mdb\n"
+		      "olcOverlay={1}dynlist,olcDatabase={2}mdb\n"
+		      "olcOverlay={2}unique,olcDatabase={2}mdb\n");
+	assert_layout(&pair.s[1], "olcDatabase={1}monitor\nolcDatabase={2}mdb\n"
+		      "olcOverlay={0}dynlist,olcDatabase={2}mdb\n"
+		      "olcOverlay={1}unique,olcDatabase={2}mdb\n");
+	ck_assert_str_eq(pair.s[0].datadb, "olcDatabase={2}mdb,cn=config");
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_mmr");
@@ -469,6 +532,7 @@ static Suite *make_suite(void)
 	tcase_add_checked_fixture(tc, start_delta_empty, stop_pair);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_delta_empty_suffix_flow);
+	tcase_add_test(tc, test_fixture_layout);
 	suite_add_tcase(s, tc);
 	return s;
 }

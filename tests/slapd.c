@@ -93,10 +93,30 @@ static void stop_pid(pid_t *pid)
 	*pid = 0;
 }
 
-/* olcDatabase={N}mdb of the data DB of instance i as started */
+/*
+ * The starting layout mirrors Zimbra's, as far as Debian's slapd can (Zimbra's files in
+ * github.com/Zimbra/zm-ldap-utilities):
+ *   olcDatabase={-1}frontend, {0}config, {1}monitor    conf/ldap/config/cn=config/
+ *                                                      olcDatabase={1}monitor.ldif
+ *   replica, plain master: {2}mdb = the data DB        .../olcDatabase={2}mdb.ldif
+ *   delta master: {2}mdb = cn=accesslog (+ syncprov),  src/libexec/zmldapenablereplica,
+ *                 {3}mdb = the data DB                 enableSyncProv(): the accesslog DB
+ *                                                      added at {2} pushes the data DB to {3}
+ * The data DB's overlays in Zimbra's order (.../olcDatabase={2}mdb/olcOverlay={0}dynlist.ldif,
+ * {1}unique.ldif, {2}noopsrch.ldif) behind what zmldapenablereplica inserts at the front:
+ *   master:        {0}syncprov [{1}accesslog if delta] then dynlist, unique
+ *   delta replica: {0}syncprov (createLdapConfig()) then dynlist, unique
+ *   plain replica: {0}dynlist {1}unique (no syncprov: the fixture's plain consumer)
+ * What Debian's slapd 2.5 cannot have: noopsrch is a contrib overlay Zimbra builds
+ * (cn=module{0}.ldif loads noopsrch.la; /usr/lib/ldap has no noopsrch.so), so the data DB
+ * stops at unique.  back_monitor is built into Debian's slapd (no module to load; Zimbra
+ * loads back_monitor.la).  unique keeps only ldap:///?mail?sub of Zimbra's three URIs
+ * (zimbraId and DKIMSelector are Zimbra schema); dynlist's groupOfURLs/memberURL come from
+ * Debian's dyngroup schema (Zimbra ships its own).
+ */
 static int data_db_index(const struct slapd_pair *p, int i)
 {
-	return p->layout == SLAPD_DELTA && i == 0 ? 2 : 1;
+	return p->layout == SLAPD_DELTA && i == 0 ? 3 : 2;
 }
 
 static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
@@ -105,6 +125,7 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 	const struct slapd_inst *s = &p->s[i];
 	bool delta = p->layout == SLAPD_DELTA;
 	int datadb = data_db_index(p, i);
+	int ov = 0;   /* next overlay index on the data DB */
 
 	buf_addf(b, "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n"
 		 "olcPidFile: %s/slapd.pid\nolcArgsFile: %s/slapd.args\n", s->dir, s->dir);
@@ -115,11 +136,13 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 	buf_adds(b, "\n");
 	buf_addf(b, "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n"
 		 "olcModulePath: " MODULE_DIR "\nolcModuleLoad: {0}back_mdb\n"
-		 "olcModuleLoad: {1}syncprov\nolcModuleLoad: {2}accesslog\n\n");
+		 "olcModuleLoad: {1}syncprov\nolcModuleLoad: {2}accesslog\n"
+		 "olcModuleLoad: {3}dynlist\nolcModuleLoad: {4}unique\n\n");
 	buf_addf(b, "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
 		 "include: file://" SCHEMA_DIR "/core.ldif\n\n"
 		 "include: file://" SCHEMA_DIR "/cosine.ldif\n\n"
-		 "include: file://" SCHEMA_DIR "/inetorgperson.ldif\n\n");
+		 "include: file://" SCHEMA_DIR "/inetorgperson.ldif\n\n"
+		 "include: file://" SCHEMA_DIR "/dyngroup.ldif\n\n");
 	buf_addf(b, "dn: olcDatabase={-1}frontend,cn=config\nobjectClass: olcDatabaseConfig\n"
 		 "objectClass: olcFrontendConfig\nolcDatabase: {-1}frontend\n"
 		 "olcAccess: {0}to dn.base=\"\" by * read\n"
@@ -127,16 +150,21 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 	buf_addf(b, "dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\n"
 		 "olcDatabase: {0}config\nolcRootDN: cn=config\nolcRootPW: " SLAPD_CONFIG_PW "\n"
 		 "olcAccess: {0}to * by * none\n\n");
+	/* Zimbra: by dn.children="cn=admins,cn=zimbra" read (its zmreplica is one of those) */
+	buf_addf(b, "dn: olcDatabase={1}monitor,cn=config\nobjectClass: olcDatabaseConfig\n"
+		 "olcDatabase: {1}monitor\nolcRootDN: cn=config\n"
+		 "olcAccess: {0}to dn.children=\"cn=monitor\" by dn.exact=\"%s\" read\n\n",
+		 p->repl_dn);
 	if (delta && i == 0) {
-		buf_addf(b, "dn: olcDatabase={1}mdb,cn=config\nobjectClass: olcDatabaseConfig\n"
-			 "objectClass: olcMdbConfig\nolcDatabase: {1}mdb\nolcSuffix: cn=accesslog\n"
+		buf_addf(b, "dn: olcDatabase={2}mdb,cn=config\nobjectClass: olcDatabaseConfig\n"
+			 "objectClass: olcMdbConfig\nolcDatabase: {2}mdb\nolcSuffix: cn=accesslog\n"
 			 "olcDbDirectory: %s/accesslog\nolcRootDN: cn=config\n"
 			 "olcDbMaxSize: 268435456\n"
 			 "olcDbIndex: entryCSN,objectClass,reqEnd,reqResult,reqStart eq\n"
 			 "olcAccess: {0}to * by dn.exact=\"%s\" read by * none\n"
 			 "olcLimits: {0}dn.exact=\"%s\" size=unlimited time=unlimited\n\n",
 			 s->dir, p->repl_dn, p->repl_dn);
-		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config\n"
+		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={2}mdb,cn=config\n"
 			 "objectClass: olcOverlayConfig\nobjectClass: olcSyncProvConfig\n"
 			 "olcOverlay: {0}syncprov\nolcSpNoPresent: TRUE\nolcSpReloadHint: TRUE\n\n");
 	}
@@ -161,17 +189,29 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 		buf_addf(b, "\nolcUpdateRef: %s\n", p->s[0].uri);
 	}
 	buf_adds(b, "\n");
-	if (i == 0 || delta)
-		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={%d}mdb,cn=config\n"
+	if (i == 0 || delta) {
+		buf_addf(b, "dn: olcOverlay={%d}syncprov,olcDatabase={%d}mdb,cn=config\n"
 			 "objectClass: olcOverlayConfig\nobjectClass: olcSyncProvConfig\n"
-			 "olcOverlay: {0}syncprov\nolcSpCheckpoint: 20 10\nolcSpSessionLog: 100000\n\n",
-			 datadb);
-	if (i == 0 && delta)
-		buf_addf(b, "dn: olcOverlay={1}accesslog,olcDatabase={2}mdb,cn=config\n"
+			 "olcOverlay: {%d}syncprov\nolcSpCheckpoint: 20 10\nolcSpSessionLog: 100000\n\n",
+			 ov, datadb, ov);
+		ov++;
+	}
+	if (i == 0 && delta) {
+		buf_addf(b, "dn: olcOverlay={%d}accesslog,olcDatabase={%d}mdb,cn=config\n"
 			 "objectClass: olcOverlayConfig\nobjectClass: olcAccessLogConfig\n"
-			 "olcOverlay: {1}accesslog\nolcAccessLogDB: cn=accesslog\n"
+			 "olcOverlay: {%d}accesslog\nolcAccessLogDB: cn=accesslog\n"
 			 "olcAccessLogOps: writes\nolcAccessLogSuccess: TRUE\n"
-			 "olcAccessLogPurge: 01+00:00 00+04:00\n\n");
+			 "olcAccessLogPurge: 01+00:00 00+04:00\n\n", ov, datadb, ov);
+		ov++;
+	}
+	buf_addf(b, "dn: olcOverlay={%d}dynlist,olcDatabase={%d}mdb,cn=config\n"
+		 "objectClass: olcOverlayConfig\nobjectClass: olcDynamicList\n"
+		 "olcOverlay: {%d}dynlist\nolcDlAttrSet: {0}groupOfURLs memberURL member\n\n",
+		 ov, datadb, ov);
+	ov++;
+	buf_addf(b, "dn: olcOverlay={%d}unique,olcDatabase={%d}mdb,cn=config\n"
+		 "objectClass: olcOverlayConfig\nobjectClass: olcUniqueConfig\n"
+		 "olcOverlay: {%d}unique\nolcUniqueURI: ldap:///?mail?sub\n\n", ov, datadb, ov);
 }
 
 /* Bound (cn=config) or anonymous connection to uri.  An ldaps:// uri gets a private TLS

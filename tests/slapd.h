@@ -13,7 +13,11 @@
  * Layouts: SLAPD_PLAIN (syncprov on the master, plain consumer) and
  * SLAPD_DELTA (accesslog DB on the master, delta-syncrepl consumer carrying
  * syncprov, as Zimbra replicas do).  suffix "dc=example,dc=com" or "" (the
- * Zimbra/Carbonio layout; entries then live under cn=zimbra).
+ * Zimbra/Carbonio layout; entries then live under cn=zimbra).  Database and
+ * overlay indexes are Zimbra's (details and sources in slapd.c): {1}monitor,
+ * data DB {2}mdb, on a delta master {2}mdb cn=accesslog and data DB {3}mdb;
+ * the data DB's overlays {0}syncprov [{1}accesslog] then dynlist, unique
+ * (slapd_inst.datadb names the data DB entry).
  * cn=config and the data DB share the root DN cn=config (password in
  * config_pw_file); the replicator is REPL_DN with the password in
  * repl_pw_file.  Consumers use retry="1 +".
