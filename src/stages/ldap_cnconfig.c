@@ -277,6 +277,9 @@ static void node_forget(struct node *n)
 void node_release(struct node *n)
 {
 	node_forget(n);
+	strlist_release(&n->schema);
+	free(n->version);
+	n->version = NULL;
 	ldc_close(n->c);
 	n->c = NULL;
 }
@@ -330,6 +333,83 @@ enum zmb_rc node_read(struct node *n, const char *suffix, bool need_db, char **e
 out:
 	ldc_result_release(&r);
 	return rc;
+}
+
+void schema_names(const char *def, struct strlist *out)
+{
+	const char *p = def ? strstr(def, " NAME ") : NULL;
+	if (!p)
+		return;
+	p += 6;
+	while (*p == ' ')
+		p++;
+	bool list = *p == '(';
+	if (list)
+		p++;
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		if (*p != '\'')
+			break;
+		size_t n = strcspn(p + 1, "'");
+		if (p[1 + n] != '\'')
+			break;
+		char *name = xstrndup(p + 1, n);
+		strlist_add_nodup(out, xstrlower(name));
+		free(name);
+		p += n + 2;
+		if (!list)
+			break;
+	}
+}
+
+enum zmb_rc node_read_schema(struct node *n, char **err)
+{
+	static const char *const dse_attrs[] = { "subschemaSubentry", NULL };
+	static const char *const at_attrs[] = { "attributeTypes", NULL };
+	static const char *const mon_attrs[] = { "monitoredInfo", NULL };
+	struct ldc_result r = LDC_RESULT_INIT;
+	char *sub = NULL, *e2 = NULL;
+	enum zmb_rc rc = ldc_search(n->c, "", LDAP_SCOPE_BASE, "(objectClass=*)", dse_attrs, &r,
+				    "read schema", err);
+	if (rc)
+		goto out;
+	sub = xstrdup(r.n && ldc_val(&r.e[0], "subschemaSubentry")
+			      ? ldc_val(&r.e[0], "subschemaSubentry") : "cn=Subschema");
+	ldc_result_release(&r);
+	rc = ldc_search(n->c, sub, LDAP_SCOPE_BASE, "(objectClass=subschema)", at_attrs, &r,
+			"read schema", err);
+	if (rc)
+		goto out;
+	const struct strlist *at = r.n ? ldc_vals(&r.e[0], "attributeTypes") : NULL;
+	for (size_t i = 0; at && i < at->n; i++)
+		schema_names(at->v[i], &n->schema);
+	if (!n->schema.n) {
+		*err = xasprintf("ldap server %s: step 'read schema': no attributeTypes in '%s' "
+				 "(is it readable by the bind DN?)", n->uri, sub);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	ldc_result_release(&r);
+	/* the version is informational: cn=monitor may not exist or be readable */
+	if (!ldc_search(n->c, "cn=monitor", LDAP_SCOPE_BASE, "(objectClass=*)", mon_attrs, &r,
+			"read version", &e2) && r.n && ldc_val(&r.e[0], "monitoredInfo"))
+		n->version = xstrdup(ldc_val(&r.e[0], "monitoredInfo"));
+out:
+	free(e2);
+	free(sub);
+	ldc_result_release(&r);
+	return rc;
+}
+
+bool node_knows(const struct node *n, const char *attr)
+{
+	if (!n->schema.n)
+		return true;
+	char *l = xstrlower(attr);
+	bool has = strlist_has(&n->schema, l);
+	free(l);
+	return has;
 }
 
 /* DN of the child of db with objectClass oc (caller frees), NULL if none. */

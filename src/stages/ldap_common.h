@@ -19,7 +19,6 @@
 #include "ldapc.h"
 #include "stage.h"
 
-#define DEFAULT_ACCESSLOG_DIR "/opt/zextras/data/ldap/accesslog/db"
 
 /* ---- ldap_common.c: validation ---- */
 
@@ -120,7 +119,25 @@ struct node {
 	bool updateref;
 	long long new_rid;            /* rid chosen for the agreement to add, -1 none */
 	long long new_replica_rid;
+	bool aldb_ours;               /* the accesslog DB was added by this job (state DB note) */
+	bool need_aldb;               /* the plan adds an accesslog DB here */
+	struct strlist schema;        /* lower-case attribute type names the server knows;
+				       * empty until node_read_schema() (kept by node_read) */
+	char *version;                /* "slapd 2.5.13..." from cn=monitor, NULL if unreadable */
 };
+
+/*
+ * The attribute types the server knows, read once from its subschema
+ * subentry (root DSE subschemaSubentry, normally cn=Subschema), and its
+ * version from cn=monitor when that database exists.  cn=schema,cn=config
+ * is not enough: it lists the loaded schema files, not slapd's own olc*
+ * attributes nor those of its modules (checked against slapd 2.5).
+ */
+enum zmb_rc node_read_schema(struct node *n, char **err);
+/* Does the server's schema have attr (case-insensitive)?  true while unread. */
+bool node_knows(const struct node *n, const char *attr);
+/* The names (lower-cased) of one attributeTypes value: NAME 'a' or NAME ( 'a' 'b' ). */
+void schema_names(const char *def, struct strlist *out);
 
 /* Forget what was read and close the connection. */
 void node_release(struct node *n);

@@ -1,40 +1,67 @@
 /*
- * ldap_promote.c - the ldap-promote-mmr stage (zmldappromote-replica-mmr -s N
- * + zmldapenable-mmr on the masters), natively with libldap.
+ * ldap_promote.c - the ldap-promote-mmr stage: zmldappromote-replica-mmr
+ * -s N on the replica plus zmldapenable-mmr on each old master, natively
+ * with libldap, doing what the real scripts do (Zimbra/zm-ldap-utilities,
+ * zextras/carbonio-ldap-utilities: src/libexec/; the two differ only in
+ * /opt/zimbra vs /opt/zextras).
  *
  *   replica = "ldap://ldap2:389"           the consumer to promote
- *   server_id = 2                          its server ID (1..4095)
+ *   server_id = 2                          its server ID (1..4095), -s of the script
  *   masters = ( { uri = "ldap://ldap1:389"; server_id = 1;
- *                 rid = 101;               optional: rid of the master's agreement
- *                                          pulling from the replica (else next free
- *                                          from rid_base); a rid already used by an
- *                                          agreement with another provider fails
+ *                 rid = 100;               optional: rid of the master's agreement
+ *                                          pulling from the replica (zmldapenable-mmr
+ *                                          -r, default 100; taken by an agreement
+ *                                          with another provider: an error)
  *                 replica_rid = 100;       optional: rid of the replica's agreement
  *                                          pulling from this master, if one is missing
  *                 accesslog_dir = "/..."; } )  optional per master
- *   bind_dn = "cn=config"; password_file = "/path"
- *   replication_dn = "uid=zmreplica,cn=admins,cn=zimbra"
- *   replication_password_file = "/path"
+ *   bind_dn = "cn=config"; password_file = "/path"   (localconfig ldap_root_password)
+ *   replication_dn = "uid=zmreplica,cn=admins,cn=zimbra"   (the default)
+ *   replication_password_file = "/path"    (localconfig ldap_replication_password)
  *   suffix = ""                            data DB suffix
- *   retry = "60 +"                         syncrepl retry of new agreements
- *   rid_base = 100
- *   mode = "auto"                          auto | delta | plain (auto: delta when
- *                                          an accesslog DB or syncdata=accesslog exists)
- *   accesslog_dir = "/opt/zextras/data/ldap/accesslog/db"  (created when the
- *                                          server is local: ldapi or loopback)
- *   accesslog_maxsize = 85899345920
- *   sp_checkpoint = "20 10"; sp_sessionlog = "10000000"
- *   agreement_starttls = false             starttls=critical in new agreements
- *   agreement_tls_cacert = "/path"         tls_cacert= in new agreements
+ *   flavor = "zimbra" | "carbonio"         paths under /opt/zimbra or /opt/zextras;
+ *                                          default: detected from `localconfig`
+ *                                          (zimbra_home, else the file's path),
+ *                                          else "zimbra"
+ *   localconfig = "/opt/zimbra/conf/localconfig.xml"  the replica's, optional:
+ *                                          flavor, StartTLS use, and after the
+ *                                          promotion ldap_is_master = true in it
+ *   agreement_tls = "auto"                 auto | starttls | plain.  auto:
+ *                                          starttls=critical unless the localconfig
+ *                                          says the installation does not use
+ *                                          StartTLS (ldap_starttls_supported and
+ *                                          zimbra_require_interprocess_security, as
+ *                                          zmldapenable-mmr reads them): then an
+ *                                          error asking for "plain" explicitly.
+ *                                          ldaps:// providers never get starttls.
+ *   agreement_starttls = true|false        older spelling: starttls / plain
+ *   agreement_tls_cacertdir = "<home>/conf/ca"   tls_cacertdir= of the agreements
+ *   agreement_tls_cacert = "/path"         also tls_cacert= (optional)
+ *   accesslog_dir = "<home>/data/ldap/accesslog/db"
+ *   create_accesslog_dir = true|false      default: only for local servers
+ *                                          (ldapi://, loopback); a remote server
+ *                                          must have it (see conf/zimbra-mmr.cfg.example)
+ *   retry = "60 +"; mode = "auto"          auto | delta | plain (auto: delta when an
+ *                                          accesslog DB or syncdata=accesslog exists,
+ *                                          which every Zimbra replica has)
+ *   rid_base = N                           older behaviour: the next free rid >= N
+ *   accesslog_maxsize = 85899345920; sp_checkpoint = "20 10"; sp_sessionlog = "10000000"
  *   starttls / ca_file / tls_verify / network_timeout as in ldap_targets.h
  *
- * All servers are read and checked before the first write (server ID
- * conflict, duplicate rid, not a replica): connect, check ids, choose mode,
- * plan rids; then apply on the replica, then on each old master
- * (ldap_promote_apply.c).  Every step reads before it writes, so a second
- * run only prints "no-op" lines.
+ * Order, all reads before the first write: connect and read every server
+ * (cn=config, its schema from the subschema subentry, its version from
+ * cn=monitor), check server ids, check the replica (refused when it has a
+ * cn=accesslog database this job did not add, like the script's "This is
+ * not a replica", unless it is already a finished multi-master provider),
+ * choose mode, rids, TLS and the mirror-mode attribute the schema knows;
+ * then the accesslog databases (the first write on each server, so a
+ * missing directory changes nothing), then the replica, then each master.
+ * Every step reads before it writes, so a second run only prints "no-op"
+ * lines.
  */
 #include "ldap_promote.h"
+#include "log.h"
+#include "state.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,22 +81,31 @@ static int pm_conf_keys(const struct stage_conf *sc, const char *file, struct pm
 			char **err)
 {
 	const struct cval *g = &sc->settings;
+	const char *tls = NULL;
+	bool st = false, create = false;
 	if (ldap_conn_parse(sc, file, true, &k->t.conn, err))
 		return -1;
 	if (cval_str(g, "replica", NULL, &k->replica, file, err) ||
 	    cval_int(g, "server_id", -1, &k->server_id, file, err) ||
-	    cval_str(g, "replication_dn", NULL, &k->repl_dn, file, err) ||
+	    cval_str(g, "replication_dn", "uid=zmreplica,cn=admins,cn=zimbra", &k->repl_dn,
+		     file, err) ||
 	    cval_str(g, "replication_password_file", NULL, &k->repl_pw_file, file, err) ||
 	    cval_str(g, "retry", "60 +", &k->retry, file, err) ||
 	    cval_str(g, "mode", "auto", &k->mode, file, err) ||
-	    cval_str(g, "accesslog_dir", DEFAULT_ACCESSLOG_DIR, &k->accesslog_dir, file, err) ||
+	    cval_str(g, "flavor", NULL, &k->flavor, file, err) ||
+	    cval_str(g, "localconfig", NULL, &k->localconfig, file, err) ||
+	    cval_str(g, "accesslog_dir", NULL, &k->accesslog_dir, file, err) ||
+	    cval_bool(g, "create_accesslog_dir", false, &create, file, err) ||
 	    cval_str(g, "sp_checkpoint", "20 10", &k->sp_checkpoint, file, err) ||
 	    cval_str(g, "sp_sessionlog", "10000000", &k->sp_sessionlog, file, err) ||
+	    cval_str(g, "agreement_tls", NULL, &tls, file, err) ||
+	    cval_bool(g, "agreement_starttls", false, &st, file, err) ||
+	    cval_str(g, "agreement_tls_cacertdir", NULL, &k->agreement_tls_cacertdir, file, err) ||
 	    cval_str(g, "agreement_tls_cacert", NULL, &k->agreement_tls_cacert, file, err) ||
-	    cval_int(g, "rid_base", 100, &k->rid_base, file, err) ||
-	    cval_int(g, "accesslog_maxsize", 85899345920LL, &k->accesslog_maxsize, file, err) ||
-	    cval_bool(g, "agreement_starttls", false, &k->agreement_starttls, file, err))
+	    cval_int(g, "rid_base", -1, &k->rid_base, file, err) ||
+	    cval_int(g, "accesslog_maxsize", 85899345920LL, &k->accesslog_maxsize, file, err))
 		return ldap_key_err(sc, err);
+	k->create_dir = cval_get(g, "create_accesslog_dir") ? create : -1;
 	if (!k->replica)
 		return ldap_vfail(sc, NULL, file, "replica", err, "required (LDAP URI of the replica)");
 	if (strncmp(k->replica, "ldap", 4) || !strstr(k->replica, "://"))
@@ -78,8 +114,9 @@ static int pm_conf_keys(const struct stage_conf *sc, const char *file, struct pm
 	if (k->server_id < 1 || k->server_id > 4095)
 		return ldap_vfail(sc, cval_get(g, "server_id"), file, "server_id", err,
 				  "required, 1..4095");
-	if (!k->repl_dn)
-		return ldap_vfail(sc, NULL, file, "replication_dn", err, "required");
+	if (!*k->repl_dn)
+		return ldap_vfail(sc, cval_get(g, "replication_dn"), file, "replication_dn", err,
+				  "must not be empty");
 	if (!k->repl_pw_file)
 		return ldap_vfail(sc, NULL, file, "replication_password_file", err, "required");
 	if (!*k->retry || strchr(k->retry, '"'))
@@ -88,7 +125,31 @@ static int pm_conf_keys(const struct stage_conf *sc, const char *file, struct pm
 	if (strcmp(k->mode, "auto") && strcmp(k->mode, "delta") && strcmp(k->mode, "plain"))
 		return ldap_vfail(sc, cval_get(g, "mode"), file, "mode", err,
 				  "expected auto, delta or plain");
-	if (k->rid_base < 0 || k->rid_base > 999)
+	if (k->flavor && strcmp(k->flavor, "zimbra") && strcmp(k->flavor, "carbonio"))
+		return ldap_vfail(sc, cval_get(g, "flavor"), file, "flavor", err,
+				  "expected \"zimbra\" (/opt/zimbra) or \"carbonio\" (/opt/zextras)");
+	if (tls && cval_get(g, "agreement_starttls"))
+		return ldap_vfail(sc, cval_get(g, "agreement_starttls"), file, "agreement_starttls",
+				  err, "give agreement_tls or agreement_starttls, not both");
+	if (tls && strcmp(tls, "auto") && strcmp(tls, "starttls") && strcmp(tls, "plain"))
+		return ldap_vfail(sc, cval_get(g, "agreement_tls"), file, "agreement_tls", err,
+				  "expected auto, starttls or plain");
+	if (tls)
+		k->tls = !strcmp(tls, "starttls") ? PM_TLS_STARTTLS
+			 : !strcmp(tls, "plain") ? PM_TLS_PLAIN : PM_TLS_AUTO;
+	else if (cval_get(g, "agreement_starttls"))
+		k->tls = st ? PM_TLS_STARTTLS : PM_TLS_PLAIN;
+	else
+		k->tls = PM_TLS_AUTO;
+	k->tls_explicit_plain = k->tls == PM_TLS_PLAIN;
+	static const char *const paths[] = { "accesslog_dir", "agreement_tls_cacertdir",
+					      "localconfig", NULL };
+	const char *vals[] = { k->accesslog_dir, k->agreement_tls_cacertdir, k->localconfig };
+	for (size_t i = 0; paths[i]; i++)
+		if (vals[i] && (vals[i][0] != '/' || strpbrk(vals[i], " \t\"'\\")))
+			return ldap_vfail(sc, cval_get(g, paths[i]), file, paths[i], err,
+					  "expected an absolute path without spaces or quotes");
+	if (k->rid_base != -1 && (k->rid_base < 0 || k->rid_base > 999))
 		return ldap_vfail(sc, cval_get(g, "rid_base"), file, "rid_base", err,
 				  "expected 0..999");
 	return 0;
@@ -107,7 +168,7 @@ static int pm_master_parse(const struct stage_conf *sc, const char *file, struct
 	    cval_int(it, "server_id", -1, &m->sid, file, err) ||
 	    cval_int(it, "rid", -1, &m->rid, file, err) ||
 	    cval_int(it, "replica_rid", -1, &m->replica_rid, file, err) ||
-	    cval_str(it, "accesslog_dir", k->accesslog_dir, &m->accesslog_dir, file, err))
+	    cval_str(it, "accesslog_dir", NULL, &m->accesslog_dir, file, err))
 		return ldap_key_err(sc, err);
 	k->nm++;
 	if (!m->uri || strncmp(m->uri, "ldap", 4) || !strstr(m->uri, "://"))
@@ -120,6 +181,10 @@ static int pm_master_parse(const struct stage_conf *sc, const char *file, struct
 		return ldap_vfail(sc, it, file, "masters", err,
 				  "element %zu: server_id %lld is the replica's server_id too",
 				  i + 1, m->sid);
+	if (m->accesslog_dir && (m->accesslog_dir[0] != '/' || strpbrk(m->accesslog_dir, " \t\"'\\")))
+		return ldap_vfail(sc, it, file, "masters", err,
+				  "element %zu: accesslog_dir: expected an absolute path without "
+				  "spaces or quotes", i + 1);
 	if (m->rid > 999 || m->replica_rid > 999)
 		return ldap_vfail(sc, it, file, "masters", err,
 				  "element %zu: rid must be 0..999", i + 1);
@@ -180,10 +245,10 @@ int ldap_promote_targets(const struct stage_conf *sc, const char *file,
 struct pm_run {
 	struct stage_ctx *ctx;
 	struct pm_conf k;
+	struct pm_plan pl;
 	struct node *nd;              /* nd[0] the replica, nd[1..] the masters (k.t's order) */
 	size_t nn;
 	char *pw, *rpw;               /* bind and replication passwords */
-	bool delta;                   /* delta-syncrepl (accesslog) layout */
 	char *e;                      /* the failure: "ldap server URI: step ..." */
 };
 
@@ -206,7 +271,83 @@ static enum zmb_rc pm_secrets(struct pm_run *p, char **err)
 	return ZMB_OK;
 }
 
-/* 1. connect, bind and read every server before the first write. */
+/* localconfig's notion of true ("1", "true", "yes"; the scripts test Perl truth). */
+static bool lc_true(const char *v)
+{
+	return v && (!strcmp(v, "1") || streq_ci(v, "true") || streq_ci(v, "yes"));
+}
+
+/*
+ * 0. flavor, paths and the agreements' TLS from the keys and the replica's
+ * localconfig (zmldapenable-mmr lines 73-75 and 197-212).
+ */
+static enum zmb_rc pm_resolve(struct pm_run *p)
+{
+	const struct pm_conf *k = &p->k;
+	struct pm_plan *pl = &p->pl;
+	char *home = NULL, *sts = NULL, *ips = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	const char *flavor = k->flavor;
+	const char *why = flavor ? "the flavor key" : NULL;
+
+	if (k->localconfig) {
+		rc = localconfig_get(k->localconfig, "zimbra_home", &home, &p->e);
+		if (!rc)
+			rc = localconfig_get(k->localconfig, "ldap_starttls_supported", &sts, &p->e);
+		if (!rc)
+			rc = localconfig_get(k->localconfig, "zimbra_require_interprocess_security",
+					     &ips, &p->e);
+		if (rc)
+			goto out;
+		if (!flavor) {
+			const char *h = home ? home : k->localconfig;
+			flavor = !strncmp(h, "/opt/zextras", 12) ? "carbonio" : "zimbra";
+			why = home ? "zimbra_home in localconfig" : "the localconfig path";
+		}
+	}
+	if (!flavor) {
+		flavor = "zimbra";
+		why = "the default; set flavor or localconfig";
+	}
+	pl->home = !strcmp(flavor, "carbonio") ? "/opt/zextras" : "/opt/zimbra";
+	pl->accesslog_dir = k->accesslog_dir ? xstrdup(k->accesslog_dir)
+					     : xasprintf("%s/data/ldap/accesslog/db", pl->home);
+	pl->cacertdir = k->agreement_tls_cacertdir ? xstrdup(k->agreement_tls_cacertdir)
+						   : xasprintf("%s/conf/ca", pl->home);
+	stage_out(p->ctx, "flavor: %s (%s): accesslog %s, CA directory %s", flavor, why,
+		  pl->accesslog_dir, pl->cacertdir);
+	switch (k->tls) {
+	case PM_TLS_STARTTLS:
+		pl->starttls = true;
+		break;
+	case PM_TLS_PLAIN:
+		pl->starttls = false;
+		stage_out(p->ctx, "warning: agreement_tls = plain: the new agreements send the "
+			  "replication password and the directory unencrypted (unless ldaps://)");
+		break;
+	case PM_TLS_AUTO:
+		if (k->localconfig && !(lc_true(sts) && lc_true(ips))) {
+			p->e = xasprintf("localconfig %s: step 'agreement TLS': "
+					 "ldap_starttls_supported=%s, "
+					 "zimbra_require_interprocess_security=%s: this installation "
+					 "does not use StartTLS, so zmldapenable-mmr would write a "
+					 "plaintext agreement; set agreement_tls = \"plain\" to accept "
+					 "that, or \"starttls\"", k->localconfig, sts ? sts : "(unset)",
+					 ips ? ips : "(unset)");
+			rc = ZMB_ECONFIG;
+			goto out;
+		}
+		pl->starttls = true;
+		break;
+	}
+out:
+	free(home);
+	free(sts);
+	free(ips);
+	return rc;
+}
+
+/* 1. connect, bind and read every server (cn=config and schema) before the first write. */
 static enum zmb_rc pm_connect(struct pm_run *p)
 {
 	const struct pm_conf *k = &p->k;
@@ -220,14 +361,20 @@ static enum zmb_rc pm_connect(struct pm_run *p)
 		n->want_sid = m ? m->sid : k->server_id;
 		n->rid = m ? m->rid : 0;
 		n->replica_rid = m ? m->replica_rid : 0;
-		n->accesslog_dir = m ? m->accesslog_dir : k->accesslog_dir;
+		n->accesslog_dir = m && m->accesslog_dir ? m->accesslog_dir : p->pl.accesslog_dir;
 	}
 	for (size_t i = 0; i < p->nn; i++) {
-		enum zmb_rc rc = ldap_target_connect(&k->t, i, p->pw, &p->nd[i].c, &p->e);
+		struct node *n = &p->nd[i];
+		enum zmb_rc rc = ldap_target_connect(&k->t, i, p->pw, &n->c, &p->e);
 		if (!rc)
-			rc = node_read(&p->nd[i], k->t.conn.suffix, true, &p->e);
+			rc = node_read(n, k->t.conn.suffix, true, &p->e);
+		if (!rc)
+			rc = node_read_schema(n, &p->e);
 		if (rc)
 			return rc;
+		zlog(ZLOG_INFO, p->ctx->sc->name, "%s %s: %s, %zu attribute types in its schema",
+		     n->role, n->uri, n->version ? n->version : "version unknown (no cn=monitor)",
+		     n->schema.n);
 	}
 	return ZMB_OK;
 }
@@ -260,7 +407,34 @@ static enum zmb_rc pm_check_ids(struct pm_run *p)
 	return ZMB_OK;
 }
 
-/* 3. delta when asked, or (auto) when any server has an accesslog DB or a delta agreement. */
+/*
+ * 3. zmldappromote-replica-mmr refuses a server with cn=accesslog ("This is
+ * not a replica.", lines 96-106).  Here that holds unless this job added it
+ * (a state DB note written before the add: an earlier run that stopped
+ * half-way) or the replica is already a finished multi-master provider.
+ */
+static enum zmb_rc pm_check_accesslog(struct pm_run *p)
+{
+	struct node *r = &p->nd[0];
+	if (!r->aldb)
+		return ZMB_OK;
+	if (p->ctx->st) {
+		char *key = pm_note_key(p->ctx, r->uri), *v = NULL;
+		r->aldb_ours = !state_meta_get(p->ctx->st, key, &v);
+		free(key);
+		free(v);
+	}
+	if (r->aldb_ours || (r->multiprov && !r->updateref))
+		return ZMB_OK;
+	p->e = xasprintf("ldap server %s: step 'check replica': it has a cn=accesslog database "
+			 "(%s) that this job did not add: it is a master, or a promotion was "
+			 "begun by other means (zmldappromote-replica-mmr refuses it too: \"This "
+			 "is not a replica.\"); finish that by hand or remove the database, then "
+			 "run again", r->uri, r->aldb);
+	return ZMB_ECONFLICT;
+}
+
+/* 3b. delta when asked, or (auto) when any server has an accesslog DB or a delta agreement. */
 static bool pm_choose_mode(const struct pm_run *p)
 {
 	bool delta = !strcmp(p->k.mode, "delta");
@@ -277,6 +451,51 @@ static bool pm_choose_mode(const struct pm_run *p)
 	return delta;
 }
 
+/*
+ * 3c. Every attribute the writes will send must be in each server's schema:
+ * one modify naming an unknown attribute is refused whole (OpenLDAP 2.4
+ * has no olcMultiProvider).  Mirror mode is olcMirrorMode (2.4 and 2.5+),
+ * olcMultiProvider only on a server that knows no olcMirrorMode.  The
+ * accesslog DB's tuning attributes are left out where unknown
+ * (pm_accesslog_db); the rest are required.
+ */
+static enum zmb_rc pm_check_schema(struct pm_run *p)
+{
+	static const char *const need[] = {
+		"olcServerID", "olcSyncrepl", "olcUpdateRef", "olcDatabase", "olcDbDirectory",
+		"olcSuffix", "olcAccess", "olcRootDN", "olcDbIndex", "olcOverlay",
+		"olcSpCheckpoint", "olcSpSessionlog", "olcSpNoPresent", "olcSpReloadHint", NULL };
+	static const char *const need_delta[] = {
+		"olcAccessLogDB", "olcAccessLogOps", "olcAccessLogSuccess", "olcAccessLogPurge",
+		NULL };
+	bool mirror = true, multi = true;
+	for (size_t i = 0; i < p->nn; i++) {
+		const struct node *n = &p->nd[i];
+		for (int set = 0; set < 2; set++) {
+			const char *const *l = set ? need_delta : need;
+			for (size_t j = 0; (!set || p->pl.delta) && l[j]; j++) {
+				if (!node_knows(n, l[j])) {
+					p->e = xasprintf("ldap server %s: step 'check schema': the "
+							 "server does not know %s (%s); nothing was "
+							 "written", n->uri, l[j],
+							 set ? "is the accesslog module loaded?"
+							     : "is the syncprov module loaded?");
+					return ZMB_ECONFIG;
+				}
+			}
+		}
+		mirror &= node_knows(n, "olcMirrorMode");
+		multi &= node_knows(n, "olcMultiProvider");
+	}
+	if (!mirror && !multi) {
+		p->e = xasprintf("ldap servers: step 'check schema': no server attribute for "
+				 "mirror mode (olcMirrorMode / olcMultiProvider) common to all");
+		return ZMB_ECONFIG;
+	}
+	p->pl.mirror_attr = mirror ? "olcMirrorMode" : "olcMultiProvider";
+	return ZMB_OK;
+}
+
 static bool pulls_from(const struct node *n, const char *uri)
 {
 	bool has = false;
@@ -285,14 +504,22 @@ static bool pulls_from(const struct node *n, const char *uri)
 	return has;
 }
 
-/* rid for a new agreement on n: `want` (refused when another provider has it) or the next free. */
+/*
+ * rid for a new agreement on n: `want`, else 100 (zmldapenable-mmr's
+ * default, lines 39 and 117-124: an error when taken), else with rid_base
+ * the next free one.
+ */
 static enum zmb_rc pm_pick_rid(struct pm_run *p, const struct node *n, long long want,
 			       const struct rid_set *taken, long long *out)
 {
 	char *prov = NULL;
-	if (want >= 0 && rid_owner(&n->syncrepl, want, &prov)) {
+	if (want < 0 && p->k.rid_base < 0)
+		want = 100;
+	if (want >= 0 && (rid_owner(&n->syncrepl, want, &prov) || (taken && rid_set_has(taken, want)))) {
 		p->e = xasprintf("ldap server %s: step 'check rid': rid %lld is already used "
-				 "by the agreement with provider %s", n->uri, want, prov ? prov : "?");
+				 "by the agreement with provider %s; set the master's rid (or "
+				 "replica_rid) to a free one", n->uri, want,
+				 prov ? prov : "chosen for another master");
 		free(prov);
 		return ZMB_ECONFLICT;
 	}
@@ -330,13 +557,24 @@ static enum zmb_rc pm_plan_rids(struct pm_run *p)
 	return rc;
 }
 
-/* 5. the replica: server id, provider overlays, agreements to every master, multi-provider. */
+/* 5. the accesslog databases first: replica, then masters without one. */
+static enum zmb_rc pm_apply_accesslog(struct pm_run *p)
+{
+	for (size_t i = 0; p->pl.delta && i < p->nn; i++) {
+		enum zmb_rc rc = pm_accesslog_db(p->ctx, &p->nd[i], &p->k, &p->pl, &p->e);
+		if (rc)
+			return rc;
+	}
+	return ZMB_OK;
+}
+
+/* 6. the replica (zmldappromote-replica-mmr): server id, overlays, agreements, mirror mode. */
 static enum zmb_rc pm_apply_replica(struct pm_run *p)
 {
 	struct node *r = &p->nd[0];
 	enum zmb_rc rc = pm_server_id(p->ctx, r, &p->e);
 	if (!rc)
-		rc = pm_provider(p->ctx, r, &p->k, p->delta, &p->e);
+		rc = pm_provider(p->ctx, r, &p->k, &p->pl, &p->e);
 	if (rc)
 		return rc;
 	const char **provs = xcalloc(p->nn, sizeof *provs);
@@ -348,13 +586,29 @@ static enum zmb_rc pm_apply_replica(struct pm_run *p)
 			rids[np++] = p->nd[i].new_replica_rid;
 		}
 	}
-	rc = pm_multiprovider(p->ctx, r, &p->k, provs, rids, np, p->rpw, p->delta, &p->e);
+	rc = pm_multiprovider(p->ctx, r, &p->k, &p->pl, provs, rids, np, p->rpw, &p->e);
 	free(provs);
 	free(rids);
 	return rc;
 }
 
-/* 6. each old master: server id, provider overlays, agreement to the replica. */
+/* 7. ldap_is_master = true in the replica's localconfig (the script's last line, 169). */
+static enum zmb_rc pm_is_master(struct pm_run *p)
+{
+	static const char *const name[] = { "ldap_is_master" };
+	static const char *const val[] = { "true" };
+	if (!p->k.localconfig) {
+		stage_out(p->ctx, "replica %s: ldap_is_master: not set here (no localconfig key); "
+			  "on the replica run: zmlocalconfig -e ldap_is_master=true", p->nd[0].uri);
+		return ZMB_OK;
+	}
+	enum zmb_rc rc = localconfig_set(p->ctx, p->k.localconfig, name, val, 1, true, &p->e);
+	if (!rc)
+		crashpoint("ldap localconfig ldap_is_master");
+	return rc;
+}
+
+/* 8. each old master (zmldapenable-mmr): server id, overlays, agreement to the replica. */
 static enum zmb_rc pm_apply_masters(struct pm_run *p)
 {
 	const char *prov = p->nd[0].uri;
@@ -362,10 +616,10 @@ static enum zmb_rc pm_apply_masters(struct pm_run *p)
 		struct node *m = &p->nd[i];
 		enum zmb_rc rc = pm_server_id(p->ctx, m, &p->e);
 		if (!rc)
-			rc = pm_provider(p->ctx, m, &p->k, p->delta, &p->e);
+			rc = pm_provider(p->ctx, m, &p->k, &p->pl, &p->e);
 		if (!rc)
-			rc = pm_multiprovider(p->ctx, m, &p->k, &prov, &m->new_rid,
-					      m->new_rid >= 0 ? 1 : 0, p->rpw, p->delta, &p->e);
+			rc = pm_multiprovider(p->ctx, m, &p->k, &p->pl, &prov, &m->new_rid,
+					      m->new_rid >= 0 ? 1 : 0, p->rpw, &p->e);
 		if (rc)
 			return rc;
 	}
@@ -386,17 +640,29 @@ struct stage_result ldap_promote_run(struct stage_ctx *ctx)
 	rc = pm_secrets(&p, &res.err);
 	if (rc)
 		goto out;
-	rc = pm_connect(&p);
+	rc = pm_resolve(&p);
+	if (!rc)
+		rc = pm_connect(&p);
 	if (!rc)
 		rc = pm_check_ids(&p);
+	if (!rc)
+		rc = pm_check_accesslog(&p);
 	if (rc)
 		goto fail;
-	p.delta = pm_choose_mode(&p);
-	rc = pm_plan_rids(&p);
+	p.pl.delta = pm_choose_mode(&p);
+	rc = pm_check_schema(&p);
+	if (!rc)
+		rc = pm_plan_rids(&p);
 	if (rc)
 		goto fail;
-	stage_out(ctx, "layout: %s", p.delta ? "delta-syncrepl (accesslog)" : "plain syncrepl");
-	rc = pm_apply_replica(&p);
+	stage_out(ctx, "layout: %s; mirror mode as %s; agreements %s",
+		  p.pl.delta ? "delta-syncrepl (accesslog)" : "plain syncrepl", p.pl.mirror_attr,
+		  p.pl.starttls ? "with starttls=critical" : "without StartTLS");
+	rc = pm_apply_accesslog(&p);
+	if (!rc)
+		rc = pm_apply_replica(&p);
+	if (!rc)
+		rc = pm_is_master(&p);
 	if (!rc)
 		rc = pm_apply_masters(&p);
 	if (!rc)
@@ -408,6 +674,8 @@ out:
 	for (size_t i = 0; p.nd && i < p.nn; i++)
 		node_release(&p.nd[i]);
 	free(p.nd);
+	free(p.pl.accesslog_dir);
+	free(p.pl.cacertdir);
 	secret_free(p.pw);
 	secret_free(p.rpw);
 	pm_conf_release(&p.k);

@@ -88,6 +88,16 @@ int ldap_verify_validate(const struct stage_conf *sc, const char *file, char **e
 struct stage_result ldap_verify_run(struct stage_ctx *ctx);
 int localconfig_validate(const struct stage_conf *sc, const char *file, char **err);
 struct stage_result localconfig_run(struct stage_ctx *ctx);
+/*
+ * localconfig.xml for the other stages (stage_localconfig.c; main thread).
+ * get: *val = the key's value (caller frees), NULL when the key is absent;
+ * errors name the file and step.  set: names[i] = values[i] exactly as the
+ * localconfig stage does it (unchanged keys untouched, backup, temp file +
+ * rename, output lines through ctx, nothing written with ctx->dry_run).
+ */
+enum zmb_rc localconfig_get(const char *path, const char *key, char **val, char **err);
+enum zmb_rc localconfig_set(struct stage_ctx *ctx, const char *path, const char *const *names,
+			    const char *const *values, size_t n, bool backup, char **err);
 int exec_validate(const struct stage_conf *sc, const char *file, char **err);
 struct stage_result exec_run(struct stage_ctx *ctx);
 

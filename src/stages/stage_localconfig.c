@@ -3,7 +3,10 @@
  * localconfig keys in localconfig.xml with libxml2.
  *
  * Keys:
- *   file = "/opt/zextras/conf/localconfig.xml"   required
+ *   file = "/opt/zextras/conf/localconfig.xml"   this file, or
+ *   files = [ "/a/localconfig.xml", ... ]        several (one per node, e.g. on
+ *                                                NFS or a config-management tree),
+ *                                                each handled as `file`, in order
  *   set = { ldap_master_url = "ldap://ldap1:389 ldap://ldap2:389";
  *           ldap_is_master = "true"; }           required, at least one key;
  *                                                strings, integers or booleans
@@ -37,6 +40,7 @@
 
 struct lc_conf {
 	const char *file;
+	struct strlist files;         /* `file`, or the `files` list */
 	const struct cval *set;
 	bool backup;
 };
@@ -54,6 +58,7 @@ static int lc_parse(const struct stage_conf *sc, const char *file, struct lc_con
 	const struct cval *g = &sc->settings;
 	memset(k, 0, sizeof *k);
 	if (cval_str(g, "file", NULL, &k->file, file, err) ||
+	    cval_strlist(g, "files", &k->files, file, err) ||
 	    cval_bool(g, "backup", true, &k->backup, file, err)) {
 		char *p = strstr(*err, "key '");
 		char *n = p ? xasprintf("%.*sstage '%s': %s", (int)(p - *err), *err, sc->name, p)
@@ -62,8 +67,18 @@ static int lc_parse(const struct stage_conf *sc, const char *file, struct lc_con
 		*err = n;
 		return -1;
 	}
-	if (!k->file || !*k->file)
-		return lc_fail(sc, NULL, file, "file", err, "required (path of localconfig.xml)");
+	if (k->file && k->files.n)
+		return lc_fail(sc, cval_get(g, "files"), file, "files", err,
+			       "give either file or files, not both");
+	if (k->file && *k->file)
+		strlist_add(&k->files, k->file);
+	if (!k->files.n)
+		return lc_fail(sc, NULL, file, "file", err,
+			       "required (path of localconfig.xml, or files = [ ... ])");
+	for (size_t i = 0; i < k->files.n; i++)
+		if (!*k->files.v[i])
+			return lc_fail(sc, cval_get(g, "files"), file, "files", err,
+				       "an empty path");
 	k->set = cval_get(g, "set");
 	if (!k->set || k->set->type != CV_GROUP || !k->set->n)
 		return lc_fail(sc, k->set, file, "set", err,
@@ -80,7 +95,9 @@ static int lc_parse(const struct stage_conf *sc, const char *file, struct lc_con
 int localconfig_validate(const struct stage_conf *sc, const char *file, char **err)
 {
 	struct lc_conf k;
-	return lc_parse(sc, file, &k, err);
+	int r = lc_parse(sc, file, &k, err);
+	strlist_release(&k.files);
+	return r;
 }
 
 static char *cval_text(const struct cval *v)
@@ -178,7 +195,8 @@ static char *write_temp(const char *like, const struct stat *st, const char *dat
 
 /* One run over one file: what localconfig_run owns until lc_release. */
 struct lc_run {
-	struct lc_conf k;
+	const char *file;
+	bool backup;
 	struct buf orig;           /* the file as read (also the backup's bytes) */
 	struct stat st;            /* its mode and owner, for the new files */
 	xmlParserCtxtPtr pctx;
@@ -190,7 +208,7 @@ struct lc_run {
 static enum zmb_rc lc_read(struct lc_run *r, char **err)
 {
 	enum zmb_rc rc = ZMB_OK;
-	const char *file = r->k.file;
+	const char *file = r->file;
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &r->st) < 0) {
 		*err = xasprintf("localconfig %s: step 'read': %s", file, strerror(errno));
@@ -219,7 +237,7 @@ out:
 /* Well-formed XML (no network, no libxml2 messages) with <localconfig> as root. */
 static enum zmb_rc lc_parse_xml(struct lc_run *r, char **err)
 {
-	const char *file = r->k.file;
+	const char *file = r->file;
 	r->pctx = xmlNewParserCtxt();
 	r->doc = r->pctx ? xmlCtxtReadMemory(r->pctx, r->orig.s ? r->orig.s : "", (int)r->orig.len,
 					     file, NULL,
@@ -243,11 +261,9 @@ static enum zmb_rc lc_parse_xml(struct lc_run *r, char **err)
 	return ZMB_OK;
 }
 
-/* One key of `set`: left alone when its value is already the one wanted. */
-static void lc_set_key(struct stage_ctx *ctx, struct lc_run *r, const struct cval *v)
+/* One key: left alone when its value is already the one wanted. */
+static void lc_set_key(struct stage_ctx *ctx, struct lc_run *r, const char *name, const char *want)
 {
-	const char *name = v->name;
-	char *want = cval_text(v);
 	bool secret = is_secret_key(name);
 	xmlNodePtr root = r->root;
 	xmlNodePtr key = find_key(root, name);
@@ -280,20 +296,13 @@ static void lc_set_key(struct stage_ctx *ctx, struct lc_run *r, const struct cva
 	r->changed++;
 out:
 	xmlFree(cur);
-	free(want);
-}
-
-static void lc_apply(struct stage_ctx *ctx, struct lc_run *r)
-{
-	for (size_t i = 0; i < r->k.set->n; i++)
-		lc_set_key(ctx, r, &r->k.set->items[i]);
 }
 
 /* A copy of the original next to it: FILE.zmbatch-YYYYmmddTHHMMSSZ[-N].bak */
 static enum zmb_rc lc_backup(struct stage_ctx *ctx, const struct lc_run *r, char **err)
 {
 	enum zmb_rc rc = ZMB_EIO;
-	const char *file = r->k.file;
+	const char *file = r->file;
 	char *bak = NULL, *btmp = NULL;
 	char stamp[32];
 	time_t now = time(NULL);
@@ -332,7 +341,7 @@ out:
 static enum zmb_rc lc_write(struct stage_ctx *ctx, const struct lc_run *r, char **err)
 {
 	enum zmb_rc rc = ZMB_EIO;
-	const char *file = r->k.file;
+	const char *file = r->file;
 	xmlChar *mem = NULL;
 	char *tmp = NULL;
 	int len = 0;
@@ -341,7 +350,7 @@ static enum zmb_rc lc_write(struct stage_ctx *ctx, const struct lc_run *r, char 
 		*err = xasprintf("localconfig %s: step 'write': cannot serialise", file);
 		return ZMB_EINTERNAL;
 	}
-	if (r->k.backup && (rc = lc_backup(ctx, r, err)) != ZMB_OK)
+	if (r->backup && (rc = lc_backup(ctx, r, err)) != ZMB_OK)
 		goto out;
 	rc = ZMB_EIO;
 	tmp = write_temp(file, &r->st, (const char *)mem, (size_t)len, err);
@@ -371,26 +380,84 @@ static void lc_release(struct lc_run *r)
 		xmlFreeParserCtxt(r->pctx);
 }
 
+static enum zmb_rc lc_load(struct lc_run *r, const char *path, char **err)
+{
+	enum zmb_rc rc;
+	r->file = path;
+	rc = lc_read(r, err);
+	if (!rc)
+		rc = lc_parse_xml(r, err);
+	return rc;
+}
+
+enum zmb_rc localconfig_get(const char *path, const char *key, char **val, char **err)
+{
+	struct lc_run r = { .orig = BUF_INIT };
+	*val = NULL;
+	enum zmb_rc rc = lc_load(&r, path, err);
+	if (!rc) {
+		xmlNodePtr k = find_key(r.root, key);
+		xmlNodePtr v = k ? child_elem(k, "value") : NULL;
+		xmlChar *cur = v ? xmlNodeGetContent(v) : NULL;
+		if (cur)
+			*val = xstrdup((const char *)cur);
+		xmlFree(cur);
+	}
+	lc_release(&r);
+	return rc;
+}
+
+enum zmb_rc localconfig_set(struct stage_ctx *ctx, const char *path, const char *const *names,
+			    const char *const *values, size_t n, bool backup, char **err)
+{
+	struct lc_run r = { .orig = BUF_INIT };
+	r.backup = backup;
+	enum zmb_rc rc = lc_load(&r, path, err);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		lc_set_key(ctx, &r, names[i], values[i]);
+	if (!r.changed)
+		stage_out(ctx, "%s: unchanged", path);
+	else if (ctx->dry_run)
+		stage_out(ctx, "%s: %zu change(s) not written (dry run)", path, r.changed);
+	else
+		rc = lc_write(ctx, &r, err);
+out:
+	lc_release(&r);
+	return rc;
+}
+
 struct stage_result localconfig_run(struct stage_ctx *ctx)
 {
 	struct stage_result res = { ZMB_OK, 0, NULL };
-	struct lc_run r = { .orig = BUF_INIT };
+	struct lc_conf k;
 	enum zmb_rc rc = ZMB_ECONFIG;
 	const char *file = ctx->job ? ctx->job->path : "job";
+	const char **names = NULL, **vals = NULL;
+	char **texts = NULL;
+	size_t n = 0;
 
-	if (lc_parse(ctx->sc, file, &r.k, &res.err))
+	if (lc_parse(ctx->sc, file, &k, &res.err))
 		goto out;
-	if ((rc = lc_read(&r, &res.err)) || (rc = lc_parse_xml(&r, &res.err)))
-		goto out;
-	lc_apply(ctx, &r);
-	if (!r.changed)
-		stage_out(ctx, "%s: unchanged", r.k.file);
-	else if (ctx->dry_run)
-		stage_out(ctx, "%s: %zu change(s) not written (dry run)", r.k.file, r.changed);
-	else
-		rc = lc_write(ctx, &r, &res.err);
+	n = k.set->n;
+	names = xcalloc(n, sizeof *names);
+	vals = xcalloc(n, sizeof *vals);
+	texts = xcalloc(n, sizeof *texts);
+	for (size_t i = 0; i < n; i++) {
+		names[i] = k.set->items[i].name;
+		vals[i] = texts[i] = cval_text(&k.set->items[i]);
+	}
+	rc = ZMB_OK;
+	for (size_t f = 0; !rc && f < k.files.n; f++)
+		rc = localconfig_set(ctx, k.files.v[f], names, vals, n, k.backup, &res.err);
 out:
-	lc_release(&r);
+	for (size_t i = 0; texts && i < n; i++)
+		free(texts[i]);
+	free(texts);
+	free(names);
+	free(vals);
+	strlist_release(&k.files);
 	res.rc = rc;
 	return res;
 }
