@@ -457,6 +457,135 @@ START_TEST(test_check_command_ldaps)
 }
 END_TEST
 
+/* ---- TLS required (slapd_opts.require_tls): StartTLS agreements, plaintext refused ---- */
+
+/* Zimbra's layout (delta, suffix ""), both slapds with the pki's certificate, TLS required. */
+static void setup_require_tls(void)
+{
+	char *err = NULL;
+	memset(&pair, 0, sizeof pair);
+	pki = zsim_pki_new(NULL);
+	other = NULL;
+	ck_assert(pki);
+	struct slapd_opts o = { .tls_cert_file = pki->cert_file, .tls_key_file = pki->key_file,
+				.tls_ca_file = pki->ca_file, .require_tls = true };
+	ck_assert_msg(slapd_pair_start_ex(&pair, SLAPD_DELTA, "", &o, &err) == 0, "slapd: %s",
+		      err ? err : "?");
+	ck_assert_ptr_nonnull(pair.ca_dir);
+}
+
+/* A connection to uri, StartTLS with the pki's CA first when tls. */
+static LDAP *client(const char *uri, bool tls)
+{
+	LDAP *ld = NULL;
+	int v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND, zero = 0;
+	ck_assert_int_eq(ldap_initialize(&ld, uri), LDAP_SUCCESS);
+	ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3);
+	if (tls) {
+		ck_assert_int_eq(ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, pki->ca_file),
+				 LDAP_SUCCESS);
+		ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+		ck_assert_int_eq(ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero), LDAP_SUCCESS);
+		int rc = ldap_start_tls_s(ld, NULL, NULL);
+		ck_assert_msg(rc == LDAP_SUCCESS, "StartTLS on %s: %s", uri, ldap_err2string(rc));
+	}
+	return ld;
+}
+
+static int simple_bind(LDAP *ld, const char *dn, const char *pw)
+{
+	struct berval cred = { strlen(pw), (char *)pw };
+	return ldap_sasl_bind_s(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+}
+
+/*
+ * Every bind of dn in s's stats log had a security layer (" ssf=0" never follows it) and
+ * there was at least one: the replication connection really ran over TLS.
+ */
+static void assert_binds_over_tls(const struct slapd_inst *s, const char *dn)
+{
+	char *log = slapd_log_read(s);
+	char *needle = xasprintf("BIND dn=\"%s\" mech=SIMPLE", dn);
+	int n = 0;
+	ck_assert_ptr_nonnull(log);
+	for (const char *l = log; (l = strstr(l, needle)) != NULL; l++) {
+		size_t len = strcspn(l, "\n");
+		char *line = xstrndup(l, len);
+		ck_assert_msg(!strstr(line, " ssf=0"), "%s: a plaintext bind: %s", s->uri, line);
+		free(line);
+		n++;
+	}
+	ck_assert_msg(n > 0, "%s: no bind of %s in the log", s->uri, dn);
+	ck_assert_msg(tu_contains(log, "EXT oid=1.3.6.1.4.1.1466.20037"), "%s: no StartTLS", s->uri);
+	free(needle);
+	free(log);
+}
+
+/* The replica's rid=100 is zmldapenablereplica's StartTLS agreement and replicates over it. */
+START_TEST(test_require_tls_replicates)
+{
+	char *cfg = slapd_dump_config(&pair.s[1]);
+	char *dir = xasprintf(" tls_cacertdir=%s\n", pair.ca_dir);
+	ck_assert_msg(tu_contains(cfg, "olcSyncrepl: {0}rid=100 ") &&
+		      tu_contains(cfg, " starttls=critical") && tu_contains(cfg, dir) &&
+		      !tu_contains(cfg, "tls_cacert="), "%s", cfg);
+	ck_assert(tu_contains(cfg, "olcSecurity: ssf=1"));
+	free(dir);
+	free(cfg);
+	/* the seed came over TLS (the fixture waited for it); a later write does too */
+	ck_assert_int_eq(slapd_add_person(&pair.s[0], pair.base, "tina"), 0);
+	char *dn = xasprintf("uid=tina,ou=people,%s", pair.base);
+	ck_assert_msg(slapd_wait_entry(&pair.s[1], dn, true, 10), "master -> replica over StartTLS");
+	free(dn);
+	assert_binds_over_tls(&pair.s[0], pair.repl_dn);
+}
+END_TEST
+
+/*
+ * The data DB refuses plaintext: a simple bind of the replication DN and an anonymous
+ * search over ldap:// without StartTLS are refused (confidentialityRequired), the same
+ * after StartTLS succeed, and cn=config over ldapi:// works (the helpers use it).
+ */
+START_TEST(test_require_tls_plaintext_refused)
+{
+	for (int i = 0; i < 2; i++) {
+		const struct slapd_inst *s = &pair.s[i];
+		LDAP *ld = client(s->uri, false);
+		int rc = simple_bind(ld, pair.repl_dn, SLAPD_REPL_PW);
+		ck_assert_msg(rc == LDAP_CONFIDENTIALITY_REQUIRED, "%s: plaintext bind: %s", s->uri,
+			      ldap_err2string(rc));
+		ldap_unbind_ext_s(ld, NULL, NULL);
+		ld = client(s->uri, false);
+		LDAPMessage *msg = NULL;
+		char *attrs[] = { (char *)"1.1", NULL };
+		rc = ldap_search_ext_s(ld, pair.base, LDAP_SCOPE_BASE, NULL, attrs, 0, NULL, NULL,
+				       NULL, 0, &msg);
+		ck_assert_msg(rc == LDAP_CONFIDENTIALITY_REQUIRED, "%s: plaintext search: %s",
+			      s->uri, ldap_err2string(rc));
+		ldap_msgfree(msg);
+		ldap_unbind_ext_s(ld, NULL, NULL);
+
+		ld = client(s->uri, true);
+		rc = simple_bind(ld, pair.repl_dn, SLAPD_REPL_PW);
+		ck_assert_msg(rc == LDAP_SUCCESS, "%s: bind after StartTLS: %s", s->uri,
+			      ldap_err2string(rc));
+		msg = NULL;
+		rc = ldap_search_ext_s(ld, pair.base, LDAP_SCOPE_BASE, NULL, attrs, 0, NULL, NULL,
+				       NULL, 0, &msg);
+		ck_assert_msg(rc == LDAP_SUCCESS && ldap_count_entries(ld, msg) == 1,
+			      "%s: search after StartTLS: %s", s->uri, ldap_err2string(rc));
+		ldap_msgfree(msg);
+		ldap_unbind_ext_s(ld, NULL, NULL);
+
+		/* ldapi:// as cn=config: cn=config and the data DB */
+		char *cfg = slapd_dump_config(s);
+		ck_assert_msg(cfg && tu_contains(cfg, "olcSecurity: ssf=1"), "%s", s->ldapi);
+		free(cfg);
+		ck_assert_int_eq(slapd_has_entry(s, pair.base), 1);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_tls");
@@ -480,6 +609,12 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_ldaps_wrong_host_refused);
 	tcase_add_test(tc, test_ldaps_server_down);
 	tcase_add_test(tc, test_check_command_ldaps);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("require_tls");
+	tcase_add_checked_fixture(tc, setup_require_tls, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_require_tls_replicates);
+	tcase_add_test(tc, test_require_tls_plaintext_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

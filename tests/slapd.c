@@ -48,14 +48,27 @@ static int fail(char **err, const char *fmt, ...)
 	return -1;
 }
 
+/* The end of a slapd log for an error message, without the stats lines (" conn="): what
+ * is left are slapd's own complaints (syncrepl, TLS, config), which the fixture's polling
+ * would otherwise push out of the tail. */
 static char *log_tail(const char *path)
 {
 	char *t = tu_read(path);
 	if (!t)
 		return xstrdup("(no log)");
-	size_t n = strlen(t);
-	char *r = xstrdup(n > 1500 ? t + n - 1500 : t);
+	struct buf b = BUF_INIT;
+	for (const char *l = t; *l;) {
+		size_t n = strcspn(l, "\n");
+		const char *c = strstr(l, " conn=");
+		if (!c || c > l + n)
+			buf_add(&b, l, n + (l[n] == '\n'));
+		l += n + (l[n] == '\n');
+	}
 	free(t);
+	char *all = buf_detach(&b);
+	size_t n = strlen(all);
+	char *r = xstrdup(n > 1500 ? all + n - 1500 : all);
+	free(all);
 	return r;
 }
 
@@ -129,10 +142,20 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 
 	buf_addf(b, "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n"
 		 "olcPidFile: %s/slapd.pid\nolcArgsFile: %s/slapd.args\n", s->dir, s->dir);
+	/*
+	 * A certificate and key, no CA: Zimbra's cn=config.ldif also has olcTLSCACertificatePath:
+	 * /opt/zimbra/conf/ca, but any starttls= or tls_ option in an agreement makes slapd fill
+	 * in what the agreement does not name from the server's own TLS settings (CA file, CA
+	 * dir, certificate, key; tls_reqcert=demand): bindconf_tls_defaults() in OpenLDAP 2.5's
+	 * servers/slapd/config.c.  With the CA here the replica would trust the master whatever
+	 * the agreement's tls_cacertdir says (tried: a foreign CA in ca_dir, or no
+	 * tls_cacertdir at all, still replicated).  Without it the agreement's tls_cacertdir is
+	 * the only way the replica can verify the master, so the require_tls pair proves it.
+	 * (Unset, the server's CA is libldap's default: ldap.conf's TLS_CACERT.)
+	 */
 	if (o && o->tls_cert_file)
-		buf_addf(b, "olcTLSCACertificateFile: %s\nolcTLSCertificateFile: %s\n"
-			 "olcTLSCertificateKeyFile: %s\n",
-			 o->tls_ca_file, o->tls_cert_file, o->tls_key_file);
+		buf_addf(b, "olcTLSCertificateFile: %s\nolcTLSCertificateKeyFile: %s\n",
+			 o->tls_cert_file, o->tls_key_file);
 	buf_adds(b, "\n");
 	buf_addf(b, "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n"
 		 "olcModulePath: " MODULE_DIR "\nolcModuleLoad: {0}back_mdb\n"
@@ -177,6 +200,16 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 		 "olcAccess: {1}to * by dn.exact=\"%s\" read by * read\n"
 		 "olcLimits: {0}dn.exact=\"%s\" size=unlimited time=unlimited\n",
 		 datadb, datadb, p->suffix, s->dir, p->repl_dn, p->repl_dn, p->repl_dn);
+	/*
+	 * TLS required on the data DB: ssf=1 refuses every operation (a simple bind of one of
+	 * its DNs included) on a connection without a security layer: plaintext ldap:// until
+	 * StartTLS.  Not tls=1: that also refuses ldapi:// (o_tls_ssf is 0 on a local socket,
+	 * tried), the local admin path.  No SASL mechanism can give a plaintext TCP connection
+	 * a security layer here (no olcAuthzRegexp maps a SASL user to an entry), so on TCP
+	 * ssf=1 means TLS.
+	 */
+	if (o && o->require_tls)
+		buf_adds(b, "olcSecurity: ssf=1\n");
 	if (i == 1) {
 		buf_addf(b, "olcSyncrepl: {0}rid=100 provider=%s bindmethod=simple "
 			 "binddn=\"%s\" credentials=" SLAPD_REPL_PW " searchbase=\"%s\" scope=sub "
@@ -186,6 +219,15 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 			buf_adds(b, " logbase=\"cn=accesslog\" "
 				 "logfilter=\"(&(objectClass=auditWriteObject)(reqResult=0))\" "
 				 "syncdata=accesslog");
+		/* zmldapenablereplica's createLdapConfig(): starttls=critical when StartTLS is
+		 * required, tls_cacertdir=/opt/zimbra/conf/ca always (a directory, not
+		 * tls_cacert).  Debian's libldap (GnuTLS) reads every PEM file of the directory
+		 * (gnutls_certificate_set_x509_trust_dir): no c_rehash/openssl rehash links are
+		 * needed, shown by the require_tls pair replicating its seed. */
+		if (o && o->require_tls)
+			buf_adds(b, " starttls=critical");
+		if (p->ca_dir)
+			buf_addf(b, " tls_cacertdir=%s", p->ca_dir);
 		buf_addf(b, "\nolcUpdateRef: %s\n", p->s[0].uri);
 	}
 	buf_adds(b, "\n");
@@ -247,6 +289,16 @@ static LDAP *conn_uri(const char *uri, bool bind)
 static LDAP *conn(const struct slapd_inst *s, bool bind)
 {
 	return conn_uri(s->uri, bind);
+}
+
+/*
+ * The helpers' connection: cn=config over the ldapi:// socket, the local admin path (Zimbra's
+ * tools use ldapi too).  It works on every pair, also where the data DB refuses plaintext
+ * TCP (slapd_opts.require_tls).
+ */
+static LDAP *conn_admin(const struct slapd_inst *s)
+{
+	return conn_uri(s->ldapi, true);
 }
 
 static int start_inst(struct slapd_pair *p, int i, char **err)
@@ -335,7 +387,7 @@ static int add_entry(LDAP *ld, const char *dn, const char *const *av)
 
 static int seed(struct slapd_pair *p, char **err)
 {
-	LDAP *ld = conn(&p->s[0], true);
+	LDAP *ld = conn_admin(&p->s[0]);
 	int rc = -1;
 	char *ou = xasprintf("ou=people,%s", p->base);
 	if (!ld)
@@ -423,6 +475,9 @@ static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const
 		return fail(err, "slapd_opts: set tls_cert_file, tls_key_file and tls_ca_file together");
 	if (o && o->ldaps && !o->tls_cert_file)
 		return fail(err, "slapd_opts: ldaps needs tls_cert_file, tls_key_file, tls_ca_file");
+	if (o && o->require_tls && !o->tls_cert_file)
+		return fail(err, "slapd_opts: require_tls needs tls_cert_file, tls_key_file, "
+			    "tls_ca_file");
 	p->layout = layout;
 	p->suffix = xstrdup(suffix);
 	p->base = xstrdup(*suffix ? suffix : "cn=zimbra");
@@ -439,6 +494,16 @@ static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const
 	p->config_pw_file = tu_write(p->dir, "config.pw", SLAPD_CONFIG_PW "\n", 0600);
 	p->repl_pw_file = tu_write(p->dir, "repl.pw", SLAPD_REPL_PW "\n", 0600);
 	p->wrong_pw_file = tu_write(p->dir, "wrong.pw", "not-the-password\n", 0600);
+	if (o && o->tls_ca_file) {
+		/* what /opt/zimbra/conf/ca is to Zimbra: a directory holding the CA certificate */
+		char *ca = tu_read(o->tls_ca_file);
+		if (!ca)
+			return fail(err, "cannot read %s", o->tls_ca_file);
+		p->ca_dir = xasprintf("%s/ca", p->dir);
+		mkdir_p(p->ca_dir, 0700);
+		free(tu_write(p->ca_dir, "ca.pem", ca, 0644));
+		free(ca);
+	}
 	for (int i = 0; i < 2; i++) {
 		struct slapd_inst *s = &p->s[i];
 		s->port = new_port(p);
@@ -526,12 +591,13 @@ void slapd_pair_stop(struct slapd_pair *p)
 	free(p->config_pw_file);
 	free(p->repl_pw_file);
 	free(p->wrong_pw_file);
+	free(p->ca_dir);
 	memset(p, 0, sizeof *p);
 }
 
 char *slapd_dump_config(const struct slapd_inst *s)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	LDAPMessage *msg = NULL;
 	char *attrs[] = { (char *)"*", (char *)"modifyTimestamp", (char *)"entryCSN", NULL };
 	struct buf b = BUF_INIT;
@@ -567,7 +633,7 @@ out:
 
 int slapd_add_person(const struct slapd_inst *s, const char *base, const char *uid)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	if (!ld)
 		return -1;
 	char *dn = xasprintf("uid=%s,ou=people,%s", uid, base);
@@ -581,7 +647,7 @@ int slapd_add_person(const struct slapd_inst *s, const char *base, const char *u
 
 int slapd_has_entry(const struct slapd_inst *s, const char *dn)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	LDAPMessage *msg = NULL;
 	char *attrs[] = { (char *)"1.1", NULL };
 	if (!ld)
@@ -611,7 +677,7 @@ bool slapd_wait_entry(const struct slapd_inst *s, const char *dn, bool want, dou
 int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *attr,
 		     const char *val)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	if (!ld)
 		return -1;
 	char *vals[] = { (char *)val, NULL };
@@ -624,7 +690,7 @@ int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *att
 
 int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	if (!ld)
 		return -1;
 	LDAPMod mod = { LDAP_MOD_DELETE, (char *)attr, { NULL } };

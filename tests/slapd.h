@@ -22,7 +22,8 @@
  * config_pw_file); the replicator is REPL_DN with the password in
  * repl_pw_file.  Consumers use retry="1 +".
  *
- * Every instance listens on ldap://127.0.0.1:PORT/ and on an ldapi:// socket.
+ * Every instance listens on ldap://127.0.0.1:PORT/ and on an ldapi:// socket
+ * (the helpers below connect there, as cn=config).
  * slapd_pair_start_ex() can also give both a server certificate from the
  * start (olcTLS* in cn=config, so StartTLS works) and an additional
  * ldaps://127.0.0.1:PORT/ listener (struct slapd_opts).
@@ -62,6 +63,9 @@ struct slapd_pair {
 	char *config_pw_file;
 	char *repl_pw_file;
 	char *wrong_pw_file;
+	char *ca_dir;     /* <dir>/ca holding a copy of slapd_opts.tls_ca_file (ca.pem), like
+			   * Zimbra's /opt/zimbra/conf/ca; NULL without TLS files.  The replica's
+			   * rid=100 names it as tls_cacertdir= */
 };
 
 #define SLAPD_CONFIG_PW "configpw"
@@ -70,14 +74,20 @@ struct slapd_pair {
 /* Opt-in extras for slapd_pair_start_ex(); all zero = what slapd_pair_start() does. */
 struct slapd_opts {
 	/* PEM files (borrowed; read by slapd at start and restart).  Set all three or none:
-	 * both instances get them as olcTLSCertificateFile / ...KeyFile / olcTLSCACertificateFile
-	 * in the initial cn=config, so StartTLS works from the first connection. */
+	 * both instances get the certificate and key as olcTLSCertificateFile / ...KeyFile in
+	 * the initial cn=config, so StartTLS works from the first connection; the CA goes
+	 * only to slapd_pair.ca_dir (why: slapd.c, config_ldif). */
 	const char *tls_cert_file;
 	const char *tls_key_file;
 	const char *tls_ca_file;
 	/* Also listen on ldaps://127.0.0.1:PORT/ (slapd_inst.ldaps); needs the TLS files.
 	 * Start (and restart) waits until a TLS handshake on it succeeds. */
 	bool ldaps;
+	/* TLS required (needs the TLS files): the data DB of both refuses plaintext TCP
+	 * (olcSecurity: ssf=1; ldapi:// still works, the helpers below use it), and the
+	 * replica's rid=100 pulls with starttls=critical tls_cacertdir=<ca_dir>, as
+	 * zmldapenablereplica writes it when StartTLS is required. */
+	bool require_tls;
 };
 
 /* Start both, seed the master, wait until the replica holds the seed.  0 / -1 (+ *err). */
