@@ -513,6 +513,119 @@ START_TEST(test_fixture_layout)
 }
 END_TEST
 
+/* The olcSyncrepl value of s (from cn=config) whose provider is provider, or NULL; free it. */
+static char *agreement_of(const struct slapd_inst *s, const char *provider)
+{
+	char *cfg = slapd_dump_config(s);
+	char *want = xasprintf(" provider=%s ", provider);
+	char *r = NULL;
+	for (const char *l = cfg; l && (l = strstr(l, "olcSyncrepl: ")) != NULL; l++) {
+		size_t n = strcspn(l, "\n");
+		char *v = xstrndup(l + 13, n - 13);
+		if (strstr(v, want)) {
+			r = v;
+			break;
+		}
+		free(v);
+	}
+	free(want);
+	free(cfg);
+	return r;
+}
+
+static void dump_ops(const struct slapd_inst *s, const struct strlist *mods,
+		     const struct strlist *adds)
+{
+	fprintf(stderr, "---- %s: client ADDs\n", s->uri);
+	for (size_t i = 0; i < adds->n; i++)
+		fprintf(stderr, "  %s\n", adds->v[i]);
+	fprintf(stderr, "---- %s: client MODs\n", s->uri);
+	for (size_t i = 0; i < mods->n; i++)
+		fprintf(stderr, "  %s\n", mods->v[i]);
+}
+
+/*
+ * What ldap-promote-mmr puts on the wire, from both slapds' stats logs (Zimbra's delta
+ * layout, suffix ""): olcMirrorMode as the scripts write it and never olcMultiProvider;
+ * on the replica the accesslog DB added at {2} as its first write (the data DB moves to
+ * {3}), then the accesslog overlay as olcOverlay={1}accesslog behind {0}syncprov; and the
+ * master's new agreement as zmldapenable-mmr writes it (read back from its cn=config).
+ * The pair has no TLS: agreement_tls = "plain", so no starttls=critical (check_ldap_tls.c
+ * promotes a TLS-required pair).
+ */
+START_TEST(test_promote_wire)
+{
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "promote: %s\n%s", r.err, r.out);
+	assert_no_secret(&r);
+	result_release(&r);
+
+	struct strlist mods[2] = { STRLIST_INIT, STRLIST_INIT }, adds[2] = { STRLIST_INIT, STRLIST_INIT };
+	for (int i = 0; i < 2; i++) {
+		slapd_log_ops(&pair.s[i], "MOD", &mods[i]);
+		slapd_log_ops(&pair.s[i], "ADD", &adds[i]);
+		if (getenv("ZMB_TEST_VERBOSE"))
+			dump_ops(&pair.s[i], &mods[i], &adds[i]);
+		ck_assert_msg(!list_find(&mods[i], "olcMultiProvider") &&
+			      !list_find(&adds[i], "olcMultiProvider"),
+			      "%s: olcMultiProvider sent: %s", pair.s[i].uri,
+			      list_find(&mods[i], "olcMultiProvider"));
+		/* the master gets its agreement and mirror mode in one modify; the replica has
+		 * its rid=100 already, so mirror mode alone */
+		char *mm = xasprintf("olcDatabase={3}mdb,cn=config: %solcMirrorMode",
+				     i == 0 ? "olcSyncrepl " : "");
+		ck_assert_msg(strlist_has(&mods[i], mm), "%s: no '%s' (ZMB_TEST_VERBOSE=1 lists them)",
+			      pair.s[i].uri, mm);
+		free(mm);
+		ck_assert_msg(!list_find(&mods[i], "olcOverlay=accesslog,") &&
+			      !list_find(&adds[i], "olcOverlay=accesslog,"),
+			      "%s: an accesslog overlay without its index", pair.s[i].uri);
+	}
+	/* the replica: accesslog DB first, at {2}; overlay {1}accesslog on the data DB, now {3} */
+	ck_assert_msg(strlist_has(&adds[1], "olcDatabase={2}mdb,cn=config"), "no accesslog DB");
+	ck_assert_msg(strlist_has(&adds[1], "olcOverlay={1}accesslog,olcDatabase={3}mdb,cn=config"),
+		      "no olcOverlay={1}accesslog on the replica's data DB");
+	char *log = slapd_log_read(&pair.s[1]);
+	static const char aldb[] = " ADD dn=\"olcDatabase={2}mdb,cn=config\"\n";
+	const char *first_add = strstr(log, " ADD dn=\"");
+	const char *first_mod = strstr(log, " MOD dn=\"");
+	ck_assert_msg(first_add && (!first_mod || first_add < first_mod) &&
+		      !strncmp(first_add, aldb, strlen(aldb)),
+		      "the accesslog DB is not the replica's first write");
+	free(log);
+	/* the master had its accesslog DB and overlay (zmldapenablereplica): nothing added */
+	ck_assert_msg(adds[0].n == 0 || !list_find(&adds[0], ",cn=config"),
+		      "the master got a new cn=config entry: %s", list_find(&adds[0], ",cn=config"));
+
+	/* the master's new agreement, pulling from the replica (zmldapenable-mmr's text) */
+	char *sr = agreement_of(&pair.s[0], pair.s[1].uri);
+	ck_assert_msg(sr != NULL, "no agreement with provider=%s on the master", pair.s[1].uri);
+	char *binddn = xasprintf(" binddn=%s ", pair.repl_dn);
+	const char *want[] = { "{0}rid=100 provider=", " bindmethod=simple ", binddn,
+			       " searchbase=\"\" ", " logbase=cn=accesslog ",
+			       " logfilter=\"(&(objectClass=auditWriteObject)(reqResult=0))\" ",
+			       " syncdata=accesslog ", " type=refreshAndPersist ",
+			       " tls_cacertdir=/opt/zimbra/conf/ca ", NULL };
+	for (size_t i = 0; want[i]; i++)
+		ck_assert_msg(tu_contains(sr, want[i]), "master's agreement lacks '%s'", want[i]);
+	size_t n = strlen(sr);
+	ck_assert_msg(n > 20 && !strcmp(sr + n - 20, " keepalive=240:10:30"),
+		      "master's agreement does not end in keepalive=240:10:30");
+	ck_assert_msg(!tu_contains(sr, "starttls"), "starttls in a plain agreement");
+	free(binddn);
+	secret_free(sr);
+	/* both directions replicate */
+	ck_assert_int_eq(slapd_add_person(&pair.s[1], pair.base, "rita"), 0);
+	char *rita = xasprintf("uid=rita,ou=people,%s", pair.base);
+	ck_assert_msg(slapd_wait_entry(&pair.s[0], rita, true, 10), "replica -> master");
+	free(rita);
+	for (int i = 0; i < 2; i++) {
+		strlist_release(&mods[i]);
+		strlist_release(&adds[i]);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_mmr");
@@ -534,6 +647,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_delta_empty_suffix_flow);
 	tcase_add_test(tc, test_fixture_layout);
+	tcase_add_test(tc, test_promote_wire);
 	suite_add_tcase(s, tc);
 	return s;
 }
