@@ -16,6 +16,11 @@
  * (code 4); `zmbatch check` passes/fails accordingly, and an unreadable
  * ca_file is refused even when LDAPTLS_REQCERT=never would let libldap's
  * default TLS context accept anything.
+ *
+ * tcase "require_tls": Zimbra's delta layout with TLS required (slapd_opts.require_tls):
+ * the replica's rid=100 (starttls=critical tls_cacertdir=<CA dir>) replicates over
+ * StartTLS, plaintext binds and searches on the data DB are refused, and ldap-promote-mmr
+ * leaves StartTLS agreements both ways that replicate both ways.
  */
 #include "slapd.h"
 #include "testutil.h"
@@ -586,6 +591,94 @@ START_TEST(test_require_tls_plaintext_refused)
 }
 END_TEST
 
+/* The olcSyncrepl value of s whose provider is provider (from cn=config), or NULL; free it. */
+static char *agreement_of(const struct slapd_inst *s, const char *provider)
+{
+	char *cfg = slapd_dump_config(s);
+	char *want = xasprintf(" provider=%s ", provider);
+	char *r = NULL;
+	for (const char *l = cfg; l && (l = strstr(l, "olcSyncrepl: ")) != NULL; l++) {
+		size_t n = strcspn(l, "\n");
+		char *v = xstrndup(l + 13, n - 13);
+		if (strstr(v, want)) {
+			r = v;
+			break;
+		}
+		free(v);
+	}
+	free(want);
+	free(cfg);
+	return r;
+}
+
+/*
+ * ldap-promote-mmr on the TLS-required pair with the stage's defaults for the agreements
+ * (agreement_tls = auto: starttls=critical) and tls_cacertdir = the pair's CA directory;
+ * the stage itself talks to both over StartTLS, verified.  Afterwards both agreements are
+ * StartTLS ones and a write on either side reaches the other, so replication runs over
+ * StartTLS both ways (the data DBs refuse anything else; every replicator bind on each side
+ * had a security layer).
+ */
+START_TEST(test_promote_over_starttls)
+{
+	struct stage_run sr;
+	char *err = NULL;
+	char *aldir = xasprintf("%s/accesslog", pair.s[1].dir);
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_str(g, "replica", pair.s[1].uri);
+	tcv_int(g, "server_id", 2);
+	struct cval *m = tcv_list_group(tcv_list(g, "masters"));
+	tcv_str(m, "uri", pair.s[0].uri);
+	tcv_int(m, "server_id", 1);
+	tcv_str(g, "password_file", pair.config_pw_file);
+	tcv_str(g, "replication_dn", pair.repl_dn);
+	tcv_str(g, "replication_password_file", pair.repl_pw_file);
+	tcv_str(g, "suffix", pair.suffix);
+	tcv_str(g, "retry", "1 +");
+	tcv_str(g, "accesslog_dir", aldir);
+	tcv_str(g, "agreement_tls_cacertdir", pair.ca_dir);
+	tcv_bool(g, "starttls", true);
+	tcv_str(g, "ca_file", pki->ca_file);
+	tcv_str(g, "network_timeout", "3s");
+	stage_run_init(&sr, "promote", "ldap-promote-mmr", g);
+	enum zmb_rc rc = stage_run_go(&sr, &err);
+	ck_assert_msg(rc == ZMB_OK, "promote: %s\n%s", err ? err : "", sr.ctx.out.s);
+	ck_assert_msg(tu_contains(sr.ctx.out.s, "starttls=critical"), "%s", sr.ctx.out.s);
+	ck_assert(!tu_contains(sr.ctx.out.s, SLAPD_REPL_PW) && !tu_contains(err, SLAPD_REPL_PW));
+	stage_run_release(&sr);
+	free(err);
+	free(aldir);
+
+	/* both agreements: StartTLS, the CA directory */
+	char *dir = xasprintf(" tls_cacertdir=%s ", pair.ca_dir);
+	for (int i = 0; i < 2; i++) {
+		char *a = agreement_of(&pair.s[i], pair.s[1 - i].uri);
+		ck_assert_msg(a, "%s: no agreement pulling from %s", pair.s[i].uri, pair.s[1 - i].uri);
+		char *rid = xasprintf("{0}rid=100 provider=%s ", pair.s[1 - i].uri);
+		ck_assert_msg(!strncmp(a, rid, strlen(rid)), "%s: %s", pair.s[i].uri, rid);
+		ck_assert_msg(tu_contains(a, " starttls=critical "), "%s: no starttls=critical",
+			      pair.s[i].uri);
+		ck_assert_msg(i == 1 || tu_contains(a, dir), "%s: not%s", pair.s[i].uri, dir);
+		free(rid);
+		secret_free(a);
+	}
+	free(dir);
+
+	/* writes both ways */
+	ck_assert_int_eq(slapd_add_person(&pair.s[1], pair.base, "rosa"), 0);
+	ck_assert_int_eq(slapd_add_person(&pair.s[0], pair.base, "mark"), 0);
+	char *rosa = xasprintf("uid=rosa,ou=people,%s", pair.base);
+	char *mark = xasprintf("uid=mark,ou=people,%s", pair.base);
+	ck_assert_msg(slapd_wait_entry(&pair.s[0], rosa, true, 10), "replica -> master");
+	ck_assert_msg(slapd_wait_entry(&pair.s[1], mark, true, 10), "master -> replica");
+	free(rosa);
+	free(mark);
+	/* each side's replicator binds (the other side's consumer) had a security layer */
+	assert_binds_over_tls(&pair.s[0], pair.repl_dn);
+	assert_binds_over_tls(&pair.s[1], pair.repl_dn);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_tls");
@@ -615,6 +708,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_require_tls_replicates);
 	tcase_add_test(tc, test_require_tls_plaintext_refused);
+	tcase_add_test(tc, test_promote_over_starttls);
 	suite_add_tcase(s, tc);
 	return s;
 }
