@@ -687,6 +687,74 @@ START_TEST(test_agreement_is_the_scripts)
 }
 END_TEST
 
+/* The attribute names (lower-cased) of an LDIF-ish dump, "name: value" lines. */
+static void dump_attr_names(const char *dump, struct strlist *out)
+{
+	for (const char *p = dump; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		size_t c = strcspn(p, ":");
+		if (c < n && strncmp(p, "dn:", 3)) {
+			char *name = xstrndup(p, c);
+			char *l = xstrlower(name);
+			free(name);
+			if (!strlist_has(out, l))
+				strlist_add(out, l);
+			free(l);
+		}
+		p += n + (p[n] == '\n');
+	}
+}
+
+/*
+ * Nothing the promotion writes is unknown to OpenLDAP 2.4 (Zimbra 8.8 and
+ * 9): every olc* attribute that appears in either server's cn=config after
+ * the promotion, and was not there before, is in 2.4.59's config schema
+ * (tests/openldap-2.4.59-olc-attrs.txt, from the OpenLDAP sources).  slapd
+ * 2.5 stores mirror mode under its new first name, olcMultiProvider; that
+ * the stage sent olcMirrorMode is checked from slapd's stats log.
+ */
+START_TEST(test_attrs_known_to_openldap_24)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/tests/openldap-2.4.59-olc-attrs.txt", tu_srcdir());
+	char *known_txt = tu_read(path);
+	ck_assert_msg(known_txt && tu_contains(known_txt, "\nolcMirrorMode\n"), "%s", path);
+	struct strlist known = STRLIST_INIT, before = STRLIST_INIT, after = STRLIST_INIT;
+	for (char *line = strtok(known_txt, "\n"); line; line = strtok(NULL, "\n"))
+		if (*line != '#')
+			strlist_add_nodup(&known, xstrlower(line));
+	ck_assert_int_gt((int)known.n, 150);
+	ck_assert(!strlist_has(&known, "olcmultiprovider"));
+	for (int i = 0; i < 2; i++) {
+		char *d = slapd_dump_config(&pair.s[i]);
+		dump_attr_names(d, &before);
+		free(d);
+	}
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "%s\n%s", r.err, r.out);
+	ck_assert_msg(tu_contains(r.out, "mirror mode as olcMirrorMode"), "%s", r.out);
+	result_release(&r);
+	for (int i = 0; i < 2; i++) {
+		char *d = slapd_dump_config(&pair.s[i]);
+		dump_attr_names(d, &after);
+		free(d);
+	}
+	size_t checked = 0;
+	for (size_t i = 0; i < after.n; i++) {
+		const char *a = after.v[i];
+		if (strncmp(a, "olc", 3) || strlist_has(&before, a) || !strcmp(a, "olcmultiprovider"))
+			continue;
+		ck_assert_msg(strlist_has(&known, a), "the promotion wrote %s, unknown to OpenLDAP 2.4", a);
+		checked++;
+	}
+	ck_assert_msg(checked >= 10, "only %zu new attributes seen", checked);
+	strlist_release(&known);
+	strlist_release(&before);
+	strlist_release(&after);
+	free(known_txt);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_mmr");
@@ -714,6 +782,7 @@ static Suite *make_suite(void)
 	tcase_add_checked_fixture(tc, start_delta_empty, stop_pair);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_delta_empty_suffix_flow);
+	tcase_add_test(tc, test_attrs_known_to_openldap_24);
 	suite_add_tcase(s, tc);
 	return s;
 }
