@@ -13,6 +13,12 @@ static const char *const examples[] = {
 	"conf/zmbatch.cfg.example",
 	"conf/zmztozmig.conf.example",
 	"conf/carbonio-mmr.cfg.example",
+	"conf/zimbra-mmr.cfg.example",
+};
+
+static const char *const mmr_examples[] = {
+	"conf/zimbra-mmr.cfg.example",
+	"conf/carbonio-mmr.cfg.example",
 };
 
 START_TEST(test_example_loads)
@@ -29,17 +35,23 @@ START_TEST(test_example_loads)
 }
 END_TEST
 
-START_TEST(test_carbonio_example_stages)
+/* The vendor order (README's table): check, accesslog dir, promote, ldap_master, restart, verify. */
+START_TEST(test_mmr_example_stages)
 {
 	char path[512];
 	struct job job;
 	char *err = NULL;
-	snprintf(path, sizeof path, "%s/conf/carbonio-mmr.cfg.example", tu_srcdir());
+	snprintf(path, sizeof path, "%s/%s", tu_srcdir(), mmr_examples[_i]);
 	ck_assert_int_eq(conf_load(path, false, &job, &err), ZMB_OK);
-	ck_assert_int_eq((int)job.nstages, 5);
-	const char *types[] = { "ldap-replcheck", "ldap-promote-mmr", "localconfig", "exec", "ldap-mmr-verify" };
-	for (int i = 0; i < 5; i++)
+	const char *types[] = { "ldap-replcheck", "exec", "ldap-promote-mmr", "exec", "exec",
+				"exec", "exec", "ldap-mmr-verify" };
+	const char *names[] = { "replcheck", "accesslog-dir", "promote", "ldap-master-ldap2",
+				"ldap-master-ldap1", "restart-ldap2", "restart-ldap1", "verify" };
+	ck_assert_int_eq((int)job.nstages, 8);
+	for (int i = 0; i < 8; i++) {
 		ck_assert_str_eq(job.stages[i].type, types[i]);
+		ck_assert_str_eq(job.stages[i].name, names[i]);
+	}
 	job_release(&job);
 }
 END_TEST
@@ -49,7 +61,8 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("examples");
 	TCase *tc = tcase_create("examples");
 	tcase_add_loop_test(tc, test_example_loads, 0, (int)(sizeof examples / sizeof *examples));
-	tcase_add_test(tc, test_carbonio_example_stages);
+	tcase_add_loop_test(tc, test_mmr_example_stages, 0,
+			    (int)(sizeof mmr_examples / sizeof *mmr_examples));
 	suite_add_tcase(s, tc);
 	return s;
 }

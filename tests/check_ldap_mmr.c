@@ -5,6 +5,7 @@
  * checked fixture, so a failure never leaves a slapd behind.
  */
 #include "e2e.h"
+#include "ldap_promote.h"
 #include "slapd.h"
 #include "testutil.h"
 #include "zmb.h"
@@ -52,9 +53,9 @@ static struct result replcheck(const struct slapd_pair *p, const char *pwfile, l
 	return run_settings("ldap-replcheck", g);
 }
 
-/* promote with optional overrides: master URI, master rid, password file */
-static struct result promote(const struct slapd_pair *p, const char *master_uri, long long rid,
-			     const char *pwfile)
+/* the promote stage's settings with optional overrides: master URI, master rid, password file */
+static struct cval *promote_settings(const struct slapd_pair *p, const char *master_uri,
+				     long long rid, const char *pwfile)
 {
 	struct cval *g = tcv_group(NULL, NULL);
 	char *aldir = xasprintf("%s/accesslog", p->s[1].dir);
@@ -72,10 +73,38 @@ static struct result promote(const struct slapd_pair *p, const char *master_uri,
 	tcv_str(g, "suffix", p->suffix);
 	tcv_str(g, "retry", "1 +");
 	tcv_str(g, "accesslog_dir", aldir);
-	tcv_str(g, "agreement_tls", "plain");   /* this pair has no TLS (check_ldap_tls.c has) */
 	tcv_str(g, "network_timeout", "3s");
 	free(aldir);
+	return g;
+}
+
+static struct result promote(const struct slapd_pair *p, const char *master_uri, long long rid,
+			     const char *pwfile)
+{
+	struct cval *g = promote_settings(p, master_uri, rid, pwfile);
+	tcv_str(g, "agreement_tls", "plain");   /* this pair has no TLS (check_ldap_tls.c has) */
 	return run_settings("ldap-promote-mmr", g);
+}
+
+/* The DN of the database with olcSuffix suffix in s's cn=config ("" if none; caller frees). */
+static char *find_db(const struct slapd_inst *s, const char *suffix)
+{
+	char *cfg = slapd_dump_config(s), *dn = NULL;
+	char *want = xasprintf("\nolcSuffix: %s\n", suffix);
+	for (char *ent = cfg; ent && *ent && !dn;) {
+		char *end = strstr(ent, "\n\n");
+		char *e = xstrndup(ent, end ? (size_t)(end - ent) + 1 : strlen(ent));
+		char *line = xstrndup(e, strcspn(e, "\n"));
+		if (!strncmp(line, "dn: olcDatabase=", 16) && !strstr(line, "olcOverlay") &&
+		    strstr(e, want))
+			dn = xstrdup(line + 4);
+		free(line);
+		free(e);
+		ent = end ? end + 2 : NULL;
+	}
+	free(want);
+	free(cfg);
+	return dn ? dn : xstrdup("");
 }
 
 static struct result verify(const struct slapd_pair *p)
@@ -626,6 +655,345 @@ START_TEST(test_promote_wire)
 }
 END_TEST
 
+/* cn=config of both servers, for "nothing was written" checks */
+struct snap {
+	char *c0, *c1;
+};
+
+static struct snap snap_take(void)
+{
+	struct snap s = { slapd_dump_config(&pair.s[0]), slapd_dump_config(&pair.s[1]) };
+	return s;
+}
+
+static void snap_same(struct snap *b)
+{
+	struct snap a = snap_take();
+	assert_same_config(b->c0, a.c0, pair.s[0].uri);
+	assert_same_config(b->c1, a.c1, pair.s[1].uri);
+	free(a.c0);
+	free(a.c1);
+	free(b->c0);
+	free(b->c1);
+}
+
+/* Replace the string key of g set before (tcv_str appends; the first one wins). */
+static void set_str(struct cval *g, const char *key, const char *val)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->items[i].name && !strcmp(g->items[i].name, key)) {
+			free(g->items[i].str);
+			g->items[i].str = xstrdup(val);
+			return;
+		}
+	}
+	tcv_str(g, key, val);
+}
+
+/* Bound cn=config connection through the project's own libldap wrapper. */
+static struct ldc *config_conn(const struct slapd_inst *s)
+{
+	struct ldc *c = NULL;
+	char *err = NULL;
+	struct ldc_opts o = { 0 };
+	o.timeout = 5;
+	o.tls_verify = true;
+	ck_assert_msg(ldap_open_bind(s->uri, &o, "cn=config", SLAPD_CONFIG_PW, &c, &err) == ZMB_OK,
+		      "%s", err);
+	return c;
+}
+
+/*
+ * zmldappromote-replica-mmr refuses a server that has cn=accesslog ("This is
+ * not a replica.", lines 96-106).  A replica carrying an accesslog database
+ * this job did not add is refused before any write, naming server and step.
+ */
+START_TEST(test_foreign_accesslog_refused)
+{
+	char *dir = xasprintf("%s/foreign-accesslog", pair.s[1].dir);
+	ck_assert_int_eq(mkdir_p(dir, 0700), 0);
+	struct ldc *c = config_conn(&pair.s[1]);
+	struct ldc_mods m = LDC_MODS_INIT;
+	char *err = NULL;
+	ldc_mods_add(&m, LDAP_MOD_ADD, "objectClass", "olcDatabaseConfig");
+	ldc_mods_add(&m, LDAP_MOD_ADD, "objectClass", "olcMdbConfig");
+	ldc_mods_add(&m, LDAP_MOD_ADD, "olcDatabase", "mdb");
+	ldc_mods_add(&m, LDAP_MOD_ADD, "olcSuffix", "cn=accesslog");
+	ldc_mods_add(&m, LDAP_MOD_ADD, "olcDbDirectory", dir);
+	ck_assert_msg(ldc_add(c, "olcDatabase=mdb,cn=config", &m, "test", &err) == ZMB_OK, "%s", err);
+	ldc_mods_release(&m);
+	ldc_close(c);
+
+	struct snap b = snap_take();
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_ECONFLICT, "rc %s: %s\n%s", zmb_rc_name(r.rc), r.err, r.out);
+	ck_assert_msg(tu_contains(r.err, pair.s[1].uri) && tu_contains(r.err, "step 'check replica'") &&
+		      tu_contains(r.err, "did not add") && tu_contains(r.err, "This is not a replica"),
+		      "%s", r.err);
+	result_release(&r);
+	snap_same(&b);
+	free(dir);
+}
+END_TEST
+
+/*
+ * A remote server (create_accesslog_dir = false) without the accesslog
+ * directory: slapd refuses the database ("invalid path"); the message names
+ * host, path and the command that creates it, and nothing was written on
+ * either server (the accesslog DB is the first write).  Once the directory
+ * exists, the same job completes.
+ */
+START_TEST(test_accesslog_dir_missing_remote)
+{
+	char *dir = xasprintf("%s/not-yet/accesslog/db", pair.s[1].dir);
+	struct snap b = snap_take();
+	struct cval *g = promote_settings(&pair, NULL, -1, NULL);
+	set_str(g, "accesslog_dir", dir);
+	tcv_bool(g, "create_accesslog_dir", false);
+	tcv_str(g, "mode", "delta");
+	tcv_str(g, "agreement_tls", "plain");
+	struct result r = run_settings("ldap-promote-mmr", g);
+	ck_assert_msg(r.rc == ZMB_ENOTFOUND, "rc %s: %s\n%s", zmb_rc_name(r.rc), r.err, r.out);
+	ck_assert_msg(tu_contains(r.err, pair.s[1].uri) && tu_contains(r.err, "does not exist on 127.0.0.1") &&
+		      tu_contains(r.err, dir) && tu_contains(r.err, "ssh 127.0.0.1 'mkdir -p ") &&
+		      tu_contains(r.err, "nothing was changed"), "%s", r.err);
+	ck_assert_msg(!tu_contains(r.out, ": added"), "a write was reported:\n%s", r.out);
+	result_release(&r);
+	snap_same(&b);
+
+	ck_assert_int_eq(mkdir_p(dir, 0700), 0);
+	g = promote_settings(&pair, NULL, -1, NULL);
+	set_str(g, "accesslog_dir", dir);
+	tcv_bool(g, "create_accesslog_dir", false);
+	tcv_str(g, "mode", "delta");
+	tcv_str(g, "agreement_tls", "plain");
+	r = run_settings("ldap-promote-mmr", g);
+	ck_assert_msg(r.rc == ZMB_OK, "after mkdir: %s\n%s", r.err, r.out);
+	ck_assert(tu_contains(r.out, "accesslog database: added"));
+	result_release(&r);
+	free(dir);
+}
+END_TEST
+
+/* zmldapenable-mmr -r defaults to 100 and stops when it is taken (lines 39, 117-124). */
+START_TEST(test_default_rid_taken)
+{
+	char *sr = xasprintf("rid=100 provider=ldap://127.0.0.1:9/ bindmethod=simple "
+			     "binddn=\"%s\" credentials=x searchbase=\"%s\" "
+			     "type=refreshAndPersist retry=\"60 +\" timeout=0 network-timeout=0",
+			     pair.repl_dn, pair.suffix);
+	char *db = find_db(&pair.s[0], pair.suffix);
+	ck_assert_int_eq(slapd_modify_add(&pair.s[0], db, "olcSyncrepl", sr), 0);
+	assert_fails_untouched(-1, NULL, NULL, ZMB_ECONFLICT, pair.s[0].uri, "step 'check rid'");
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(tu_contains(r.err, "rid 100 is already used"), "%s", r.err);
+	result_release(&r);
+	free(sr);
+	free(db);
+}
+END_TEST
+
+static char *write_localconfig(const char *home, const char *starttls, const char *ips)
+{
+	char *x = xasprintf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<localconfig>\n"
+			    "  <key name=\"zimbra_home\">\n    <value>%s</value>\n  </key>\n"
+			    "  <key name=\"ldap_starttls_supported\">\n    <value>%s</value>\n  </key>\n"
+			    "  <key name=\"zimbra_require_interprocess_security\">\n    <value>%s</value>\n"
+			    "  </key>\n"
+			    "  <key name=\"ldap_is_master\">\n    <value>false</value>\n  </key>\n"
+			    "</localconfig>\n", home, starttls, ips);
+	char *f = tu_write(pair.dir, "localconfig.xml", x, 0600);
+	free(x);
+	return f;
+}
+
+/*
+ * The replica's localconfig decides flavor and the agreements' TLS as
+ * zmldapenable-mmr reads it (lines 73-75, 202): without StartTLS in use the
+ * stage stops before any write and asks for agreement_tls = "plain"; with it,
+ * the agreement carries starttls=critical and Carbonio's CA directory, and
+ * ldap_is_master = true is written to the replica's localconfig.
+ */
+START_TEST(test_localconfig_flavor_tls)
+{
+	char *lc = write_localconfig("/opt/zextras", "1", "0");
+	struct snap b = snap_take();
+	struct cval *g = promote_settings(&pair, NULL, -1, NULL);
+	tcv_str(g, "localconfig", lc);
+	struct result r = run_settings("ldap-promote-mmr", g);
+	ck_assert_msg(r.rc == ZMB_ECONFIG, "rc %s: %s\n%s", zmb_rc_name(r.rc), r.err, r.out);
+	ck_assert_msg(tu_contains(r.err, lc) && tu_contains(r.err, "zimbra_require_interprocess_security=0") &&
+		      tu_contains(r.err, "agreement_tls = \"plain\""), "%s", r.err);
+	result_release(&r);
+	snap_same(&b);
+	char *before = tu_read(lc);
+	ck_assert(tu_contains(before, "<value>false</value>"));
+	free(before);
+	free(lc);
+
+	lc = write_localconfig("/opt/zextras", "1", "1");
+	g = promote_settings(&pair, NULL, -1, NULL);
+	tcv_str(g, "localconfig", lc);
+	r = run_settings("ldap-promote-mmr", g);
+	ck_assert_msg(r.rc == ZMB_OK, "%s\n%s", r.err, r.out);
+	ck_assert_msg(tu_contains(r.out, "flavor: carbonio (zimbra_home in localconfig)"), "%s", r.out);
+	ck_assert_msg(tu_contains(r.out, "ldap_is_master: changed 'false' -> 'true'"), "%s", r.out);
+	result_release(&r);
+	char *cfg = slapd_dump_config(&pair.s[0]);
+	ck_assert_msg(tu_contains(cfg, " starttls=critical ") &&
+		      tu_contains(cfg, "tls_cacertdir=/opt/zextras/conf/ca ") &&
+		      tu_contains(cfg, "rid=100 "), "%s", cfg);
+	free(cfg);
+	char *after = tu_read(lc);
+	ck_assert_msg(tu_contains(after, "<key name=\"ldap_is_master\">\n    <value>true</value>"), "%s",
+		      after);
+	free(after);
+	free(lc);
+}
+END_TEST
+
+/*
+ * The attribute names a server's schema lists, read the way node_read_schema()
+ * reads its subschema: OpenLDAP 2.5's olcMultiProvider with olcMirrorMode as
+ * its second name, 2.4's olcMirrorMode alone (OpenLDAP 2.4.59,
+ * servers/slapd/bconfig.c line 448), a plain attribute.
+ */
+START_TEST(test_schema_names)
+{
+	struct strlist l = STRLIST_INIT;
+	schema_names("( OLcfgDbAt:0.16 NAME ( 'olcMultiProvider' 'olcMirrorMode' ) EQUALITY "
+		     "booleanMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.7 SINGLE-VALUE )", &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0], "olcmultiprovider");
+	ck_assert_str_eq(l.v[1], "olcmirrormode");
+	strlist_release(&l);
+	schema_names("( OLcfgDbAt:0.16 NAME 'olcMirrorMode' SYNTAX OMsBoolean SINGLE-VALUE )", &l);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.v[0], "olcmirrormode");
+	strlist_release(&l);
+	schema_names("( 2.5.4.0 NAME 'objectClass' DESC 'RFC4512: object classes' )", &l);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.v[0], "objectclass");
+	strlist_release(&l);
+	schema_names("( 1.2.3 DESC 'no name' )", &l);
+	schema_names("( 1.2.3 NAME ( 'unterminated )", &l);
+	ck_assert_uint_eq(l.n, 0);
+	strlist_release(&l);
+}
+END_TEST
+
+/*
+ * The agreement is zmldapenable-mmr's, character for character, except that
+ * the credentials are quoted (a password with a space).  Golden strings: the
+ * script's olcSyncrepl values (Zimbra/zm-ldap-utilities
+ * src/libexec/zmldapenable-mmr line 205 with starttls, line 210 without,
+ * line 200 for ldaps://), $rid=100, $mmrURI and the password filled in.
+ */
+START_TEST(test_agreement_is_the_scripts)
+{
+	struct pm_conf k;
+	struct pm_plan pl;
+	memset(&k, 0, sizeof k);
+	memset(&pl, 0, sizeof pl);
+	k.repl_dn = "uid=zmreplica,cn=admins,cn=zimbra";
+	k.retry = "60 +";
+	k.t.conn.suffix = "";
+	pl.cacertdir = (char *)"/opt/zimbra/conf/ca";
+	pl.delta = true;
+	pl.starttls = true;
+	char *a = pm_agreement(&k, &pl, "ldap://ldap2.example.com:389/", 100, "s3cret");
+	ck_assert_str_eq(a, "rid=100 provider=ldap://ldap2.example.com:389/ bindmethod=simple "
+		"timeout=0 network-timeout=0 binddn=uid=zmreplica,cn=admins,cn=zimbra "
+		"credentials=\"s3cret\" starttls=critical filter=\"(objectclass=*)\" searchbase=\"\" "
+		"logfilter=\"(&(objectClass=auditWriteObject)(reqResult=0))\" logbase=cn=accesslog "
+		"scope=sub schemachecking=off type=refreshAndPersist retry=\"60 +\" "
+		"syncdata=accesslog tls_cacertdir=/opt/zimbra/conf/ca keepalive=240:10:30");
+	free(a);
+	pl.starttls = false;
+	a = pm_agreement(&k, &pl, "ldap://ldap2.example.com:389/", 100, "s3cret");
+	ck_assert_str_eq(a, "rid=100 provider=ldap://ldap2.example.com:389/ bindmethod=simple "
+		"timeout=0 network-timeout=0 binddn=uid=zmreplica,cn=admins,cn=zimbra "
+		"credentials=\"s3cret\" filter=\"(objectclass=*)\" searchbase=\"\" "
+		"logfilter=\"(&(objectClass=auditWriteObject)(reqResult=0))\" logbase=cn=accesslog "
+		"scope=sub schemachecking=off type=refreshAndPersist retry=\"60 +\" "
+		"syncdata=accesslog tls_cacertdir=/opt/zimbra/conf/ca keepalive=240:10:30");
+	free(a);
+	pl.starttls = true;   /* ldaps:// is TLS already: never starttls (line 197) */
+	a = pm_agreement(&k, &pl, "ldaps://ldap2.example.com:636/", 100, "s3cret");
+	ck_assert(!tu_contains(a, "starttls"));
+	ck_assert(tu_contains(a, "provider=ldaps://ldap2.example.com:636/ "));
+	free(a);
+}
+END_TEST
+
+/* The attribute names (lower-cased) of an LDIF-ish dump, "name: value" lines. */
+static void dump_attr_names(const char *dump, struct strlist *out)
+{
+	for (const char *p = dump; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		size_t c = strcspn(p, ":");
+		if (c < n && strncmp(p, "dn:", 3)) {
+			char *name = xstrndup(p, c);
+			char *l = xstrlower(name);
+			free(name);
+			if (!strlist_has(out, l))
+				strlist_add(out, l);
+			free(l);
+		}
+		p += n + (p[n] == '\n');
+	}
+}
+
+/*
+ * Nothing the promotion writes is unknown to OpenLDAP 2.4 (Zimbra 8.8 and
+ * 9): every olc* attribute that appears in either server's cn=config after
+ * the promotion, and was not there before, is in 2.4.59's config schema
+ * (tests/openldap-2.4.59-olc-attrs.txt, from the OpenLDAP sources).  slapd
+ * 2.5 stores mirror mode under its new first name, olcMultiProvider; that
+ * the stage sent olcMirrorMode is checked from slapd's stats log.
+ */
+START_TEST(test_attrs_known_to_openldap_24)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/tests/openldap-2.4.59-olc-attrs.txt", tu_srcdir());
+	char *known_txt = tu_read(path);
+	ck_assert_msg(known_txt && tu_contains(known_txt, "\nolcMirrorMode\n"), "%s", path);
+	struct strlist known = STRLIST_INIT, before = STRLIST_INIT, after = STRLIST_INIT;
+	for (char *line = strtok(known_txt, "\n"); line; line = strtok(NULL, "\n"))
+		if (*line != '#')
+			strlist_add_nodup(&known, xstrlower(line));
+	ck_assert_int_gt((int)known.n, 150);
+	ck_assert(!strlist_has(&known, "olcmultiprovider"));
+	for (int i = 0; i < 2; i++) {
+		char *d = slapd_dump_config(&pair.s[i]);
+		dump_attr_names(d, &before);
+		free(d);
+	}
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "%s\n%s", r.err, r.out);
+	ck_assert_msg(tu_contains(r.out, "mirror mode as olcMirrorMode"), "%s", r.out);
+	result_release(&r);
+	for (int i = 0; i < 2; i++) {
+		char *d = slapd_dump_config(&pair.s[i]);
+		dump_attr_names(d, &after);
+		free(d);
+	}
+	size_t checked = 0;
+	for (size_t i = 0; i < after.n; i++) {
+		const char *a = after.v[i];
+		if (strncmp(a, "olc", 3) || strlist_has(&before, a) || !strcmp(a, "olcmultiprovider"))
+			continue;
+		ck_assert_msg(strlist_has(&known, a), "the promotion wrote %s, unknown to OpenLDAP 2.4", a);
+		checked++;
+	}
+	ck_assert_msg(checked >= 10, "only %zu new attributes seen", checked);
+	strlist_release(&known);
+	strlist_release(&before);
+	strlist_release(&after);
+	free(known_txt);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_mmr");
@@ -641,6 +1009,14 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_replcheck_out_of_sync);
 	tcase_add_test(tc, test_job_through_binary);
 	tcase_add_test(tc, test_fixture_stats_log);
+	tcase_add_test(tc, test_foreign_accesslog_refused);
+	tcase_add_test(tc, test_accesslog_dir_missing_remote);
+	tcase_add_test(tc, test_default_rid_taken);
+	tcase_add_test(tc, test_localconfig_flavor_tls);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("unit");
+	tcase_add_test(tc, test_schema_names);
+	tcase_add_test(tc, test_agreement_is_the_scripts);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("delta");
 	tcase_add_checked_fixture(tc, start_delta_empty, stop_pair);
@@ -648,6 +1024,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_delta_empty_suffix_flow);
 	tcase_add_test(tc, test_fixture_layout);
 	tcase_add_test(tc, test_promote_wire);
+	tcase_add_test(tc, test_attrs_known_to_openldap_24);
 	suite_add_tcase(s, tc);
 	return s;
 }

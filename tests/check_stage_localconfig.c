@@ -217,6 +217,60 @@ START_TEST(test_validate)
 }
 END_TEST
 
+/*
+ * files = [ ... ]: the same keys on several nodes' files (the vendor procedure
+ * sets ldap_master_url and ldap_url on every node), each changed atomically;
+ * a second run changes none; `file` and `files` together are refused.
+ */
+START_TEST(test_files_several_nodes)
+{
+	char *dir = tu_tmpdir("lc");
+	char *a = tu_write(dir, "ldap1.xml", fixture, 0600);
+	char *b = tu_write(dir, "ldap2.xml", fixture, 0640);
+	for (int round = 0; round < 2; round++) {
+		struct cval *g = tcv_group(NULL, NULL);
+		tcv_strs(g, "files", a, b, NULL);
+		struct cval *set = tcv_group(g, "set");
+		tcv_str(set, "ldap_url", "ldap://ldap1.example.com:389 ldap://ldap2.example.com:389");
+		struct stage_run sr;
+		char *err = NULL;
+		stage_run_init(&sr, "lc", "localconfig", g);
+		ck_assert_msg(stage_run_go(&sr, &err) == ZMB_OK, "%s", err);
+		const char *out = sr.ctx.out.s ? sr.ctx.out.s : "";
+		if (round == 0)
+			ck_assert_msg(tu_contains(out, "ldap1.xml: 1 key(s) written") &&
+				      tu_contains(out, "ldap2.xml: 1 key(s) written"), "%s", out);
+		else
+			ck_assert_msg(!tu_contains(out, "written"), "second run wrote:\n%s", out);
+		stage_run_release(&sr);
+	}
+	for (int i = 0; i < 2; i++) {
+		char *v = lc_value(i ? b : a, "ldap_url");
+		ck_assert_str_eq(v, "ldap://ldap1.example.com:389 ldap://ldap2.example.com:389");
+		free(v);
+	}
+	struct stat st;
+	ck_assert_int_eq(stat(b, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0640);
+	struct stage_run sr;
+	char *err = NULL;
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_str(g, "file", a);
+	tcv_strs(g, "files", b, NULL);
+	struct cval *set = tcv_group(g, "set");
+	tcv_str(set, "ldap_url", "x");
+	stage_run_init(&sr, "lc", "localconfig", g);
+	ck_assert_int_eq(localconfig_validate(&sr.sc, "job.conf", &err), -1);
+	ck_assert_msg(tu_contains(err, "key 'files': give either file or files"), "%s", err);
+	free(err);
+	stage_run_release(&sr);
+	free(a);
+	free(b);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("stage_localconfig");
@@ -225,6 +279,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_not_localconfig);
 	tcase_add_test(tc, test_validate);
+	tcase_add_test(tc, test_files_several_nodes);
 	suite_add_tcase(s, tc);
 	return s;
 }

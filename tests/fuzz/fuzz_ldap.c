@@ -3,7 +3,7 @@
  * (rid=, provider=, credentials=, starttls=, syncdata=, quoting, the {N}
  * ordering prefix), olcServerID values, database DNs ({N}), DN comparison,
  * contextCSN strings (SID, time) and the lag between two CSN sets
- * (ldap_mmr_parse_for_fuzz), plus ldapc.c's credentials redaction and URI
+ * (ldap_mmr_parse_for_fuzz, including subschema attributeTypes NAMEs), plus ldapc.c's credentials redaction and URI
  * normalisation.
  *
  * Invariant checked: ldc_redact() leaves no credentials= value of a
