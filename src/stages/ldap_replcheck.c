@@ -243,11 +243,7 @@ static void rc_print(struct stage_ctx *ctx, const struct rc_srv *s, const struct
 {
 	struct buf b = BUF_INIT;
 	rpl_format(v, k->t.n, k->nmasters, &b);
-	for (const char *p = b.s ? b.s : ""; *p;) {
-		size_t len = strcspn(p, "\n");
-		stage_out(ctx, "%.*s", (int)len, p);
-		p += len + (p[len] == '\n');
-	}
+	stage_out_text(ctx, b.s);
 	buf_release(&b);
 	const char *name = ctx->sc ? ctx->sc->name : "ldap-replcheck";
 	for (size_t i = 0; i < k->t.n; i++) {
