@@ -92,6 +92,37 @@ static char *csn_lines(const struct slapd_inst *s, const char *suffix, bool drop
 	return buf_detach(&b);
 }
 
+/* The rid of s's (first) olcSyncrepl value, read from its cn=config, as written there. */
+static char *agreement_rid(const struct slapd_inst *s)
+{
+	char *cfg = slapd_dump_config(s);
+	const char *p = cfg ? strstr(cfg, "olcSyncrepl: ") : NULL;
+	p = p ? strstr(p, "rid=") : NULL;
+	ck_assert_msg(p, "no agreement on %s", s->uri);
+	p += 4;
+	char *rid = xstrndup(p, strcspn(p, " \n"));
+	free(cfg);
+	return rid;
+}
+
+/*
+ * What ldap-mmr-verify prints first for the two servers: `Server: URI`, then
+ * zmldapmmrtool -q's lines (115, 152-153) for the agreement pulling from the
+ * other server; `extra` (may be "") after the first server's agreement 1.
+ */
+static char *verify_query_lines(const struct slapd_pair *p, const char *extra)
+{
+	char *rid0 = agreement_rid(&p->s[0]), *rid1 = agreement_rid(&p->s[1]);
+	char *t = xasprintf("Server: %s\nMaster Server ID: 1\nMaster replication agreement: 1\n"
+			    "rid: %s URI: %s TLS: \n%s"
+			    "Server: %s\nMaster Server ID: 2\nMaster replication agreement: 1\n"
+			    "rid: %s URI: %s TLS: \n",
+			    p->s[0].uri, rid0, p->s[1].uri, extra, p->s[1].uri, rid1, p->s[0].uri);
+	free(rid0);
+	free(rid1);
+	return t;
+}
+
 /* A CSN's time in whole seconds (what zmreplchk's compareCSN keeps, 270-275). */
 static long long csn_secs(const char *csn)
 {
@@ -212,8 +243,9 @@ static void full_flow(void)
 
 	r = verify(&pair);
 	ck_assert_msg(r.rc == ZMB_OK, "verify: %s\n%s", r.err, r.out);
-	ck_assert(tu_contains(r.out, "Master Server ID: 1"));
-	ck_assert(tu_contains(r.out, "Master Server ID: 2"));
+	want = verify_query_lines(&pair, "");
+	ck_assert_msg(!strncmp(r.out, want, strlen(want)), "want:\n%s\ngot:\n%s", want, r.out);
+	free(want);
 	ck_assert(tu_contains(r.out, "contextCSN converged"));
 	assert_no_secret(&r);
 	result_release(&r);
@@ -408,6 +440,34 @@ START_TEST(test_replcheck_out_of_sync)
 END_TEST
 
 /*
+ * zmldapmmrtool -q's TLS column (lines 138, 141, 153) against real slapd: a
+ * second agreement on the master with starttls=critical shows "TLS:
+ * critical", the others an empty TLS; its credentials never show.
+ */
+START_TEST(test_verify_agreement_tls)
+{
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "promote: %s\n%s", r.err, r.out);
+	result_release(&r);
+	char *sr = xasprintf("rid=150 provider=ldap://127.0.0.1:9/ bindmethod=simple "
+			     "binddn=\"%s\" credentials=%s searchbase=\"%s\" starttls=critical "
+			     "type=refreshAndPersist retry=\"60 +\" timeout=1 network-timeout=1",
+			     pair.repl_dn, SLAPD_REPL_PW, pair.suffix);
+	ck_assert_int_eq(slapd_modify_add(&pair.s[0], "olcDatabase={1}mdb,cn=config", "olcSyncrepl",
+					  sr), 0);
+	free(sr);
+	r = verify(&pair);
+	ck_assert_msg(r.rc == ZMB_OK, "verify: %s\n%s", r.err, r.out);
+	char *want = verify_query_lines(&pair, "Master replication agreement: 2\n"
+					"rid: 150 URI: ldap://127.0.0.1:9/ TLS: critical\n");
+	ck_assert_msg(!strncmp(r.out, want, strlen(want)), "want:\n%s\ngot:\n%s", want, r.out);
+	free(want);
+	assert_no_secret(&r);
+	result_release(&r);
+}
+END_TEST
+
+/*
  * The same flow as a job file through the real binary.  A rerun skips the
  * done stages (asserted from its output, the stages table and the events),
  * and leaves cn=config and localconfig.xml as they were.
@@ -502,6 +562,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_duplicate_rid);
 	tcase_add_test(tc, test_not_a_replica);
 	tcase_add_test(tc, test_replcheck_out_of_sync);
+	tcase_add_test(tc, test_verify_agreement_tls);
 	tcase_add_test(tc, test_job_through_binary);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("delta");
