@@ -6,6 +6,7 @@
  */
 #include "e2e.h"
 #include "ldap_promote.h"
+#include "ldapc.h"
 #include "slapd.h"
 #include "testutil.h"
 #include "zmb.h"
@@ -14,6 +15,7 @@
 #include <ldap.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct result {
@@ -51,6 +53,88 @@ static struct result replcheck(const struct slapd_pair *p, const char *pwfile, l
 	tcv_str(g, "suffix", p->suffix);
 	tcv_int(g, "wait", wait);
 	return run_settings("ldap-replcheck", g);
+}
+
+/* ldap-replcheck with both servers as masters (after the promotion), no replica. */
+static struct result replcheck_masters(const struct slapd_pair *p, long long wait)
+{
+	struct cval *g = tcv_group(NULL, NULL);
+	tcv_strs(g, "masters", p->s[0].uri, p->s[1].uri, NULL);
+	tcv_str(g, "password_file", p->config_pw_file);
+	tcv_str(g, "suffix", p->suffix);
+	tcv_int(g, "wait", wait);
+	return run_settings("ldap-replcheck", g);
+}
+
+/*
+ * The contextCSN values of s's suffix entry, read here (anonymously, as
+ * zmreplchk reads a replica), one per line as zmreplchk prints them (`s/:/\n/g`,
+ * zmreplchk 169 and 251); with drop000, without the SID 000 values but the
+ * last, as zmreplchk 110-115 keeps them with more than one master.
+ */
+static char *csn_lines(const struct slapd_inst *s, const char *suffix, bool drop000)
+{
+	static const char *const attrs[] = { "contextCSN", NULL };
+	struct ldc_opts o = { .timeout = 10 };
+	struct ldc *c = NULL;
+	struct ldc_result r = LDC_RESULT_INIT;
+	char *err = NULL;
+	ck_assert_msg(ldc_open(s->uri, &o, &c, &err) == ZMB_OK &&
+		      ldc_bind(c, NULL, NULL, &err) == ZMB_OK &&
+		      ldc_search(c, suffix, LDAP_SCOPE_BASE, NULL, attrs, &r, "test", &err) == ZMB_OK,
+		      "%s", err);
+	const struct strlist *v = r.n ? ldc_vals(&r.e[0], "contextCSN") : NULL;
+	ck_assert_msg(v && v->n, "no contextCSN on %s", s->uri);
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < v->n; i++)
+		if (!drop000 || i + 1 == v->n || !strstr(v->v[i], "#000#"))
+			buf_addf(&b, "%s\n", v->v[i]);
+	ldc_result_release(&r);
+	ldc_close(c);
+	return buf_detach(&b);
+}
+
+/* The rid of s's (first) olcSyncrepl value, read from its cn=config, as written there. */
+static char *agreement_rid(const struct slapd_inst *s)
+{
+	char *cfg = slapd_dump_config(s);
+	const char *p = cfg ? strstr(cfg, "olcSyncrepl: ") : NULL;
+	p = p ? strstr(p, "rid=") : NULL;
+	ck_assert_msg(p, "no agreement on %s", s->uri);
+	p += 4;
+	char *rid = xstrndup(p, strcspn(p, " \n"));
+	free(cfg);
+	return rid;
+}
+
+/*
+ * What ldap-mmr-verify prints first for the two servers: `Server: URI`, then
+ * zmldapmmrtool -q's lines (115, 152-153) for the agreement pulling from the
+ * other server; `extra` (may be "") after the first server's agreement 1.
+ */
+static char *verify_query_lines(const struct slapd_pair *p, const char *extra)
+{
+	char *rid0 = agreement_rid(&p->s[0]), *rid1 = agreement_rid(&p->s[1]);
+	char *t = xasprintf("Server: %s\nMaster Server ID: 1\nMaster replication agreement: 1\n"
+			    "rid: %s URI: %s TLS: \n%s"
+			    "Server: %s\nMaster Server ID: 2\nMaster replication agreement: 1\n"
+			    "rid: %s URI: %s TLS: \n",
+			    p->s[0].uri, rid0, p->s[1].uri, extra, p->s[1].uri, rid1, p->s[0].uri);
+	free(rid0);
+	free(rid1);
+	return t;
+}
+
+/* A CSN's time in whole seconds (what zmreplchk's compareCSN keeps, 270-275). */
+static long long csn_secs(const char *csn)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	ck_assert(sscanf(csn, "%4d%2d%2d%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long)timegm(&tm);
 }
 
 /* the promote stage's settings with optional overrides: master URI, master rid, password file */
@@ -171,8 +255,13 @@ static void full_flow(void)
 {
 	struct result r = replcheck(&pair, pair.config_pw_file, 10);
 	ck_assert_msg(r.rc == ZMB_OK, "replcheck: %s\n%s", r.err, r.out);
-	ck_assert(tu_contains(r.out, "Code: 0 Status: In Sync"));
-	ck_assert(tu_contains(r.out, "Replica: "));
+	/* one master: no Master line (zmreplchk 121), the replica's line (246-254)
+	 * with its CSNs unindented, SID 000 kept (112: one master) */
+	char *csns = csn_lines(&pair.s[1], pair.suffix, false);
+	char *want = xasprintf("Replica: %s Code: 0 Status: In Sync CSNs:\n%s", pair.s[1].uri, csns);
+	ck_assert_str_eq(r.out, want);
+	free(csns);
+	free(want);
 	result_release(&r);
 
 	r = promote(&pair, NULL, -1, NULL);
@@ -185,8 +274,9 @@ static void full_flow(void)
 
 	r = verify(&pair);
 	ck_assert_msg(r.rc == ZMB_OK, "verify: %s\n%s", r.err, r.out);
-	ck_assert(tu_contains(r.out, "Master Server ID: 1"));
-	ck_assert(tu_contains(r.out, "Master Server ID: 2"));
+	want = verify_query_lines(&pair, "");
+	ck_assert_msg(!strncmp(r.out, want, strlen(want)), "want:\n%s\ngot:\n%s", want, r.out);
+	free(want);
 	ck_assert(tu_contains(r.out, "contextCSN converged"));
 	assert_no_secret(&r);
 	result_release(&r);
@@ -211,7 +301,28 @@ static void full_flow(void)
 	result_release(&r);
 	r = replcheck(&pair, pair.config_pw_file, 10);
 	ck_assert_msg(r.rc == ZMB_OK, "replcheck after: %s\n%s", r.err, r.out);
-	ck_assert(tu_contains(r.out, "ServerID: 1 Code: 0"));
+	csns = csn_lines(&pair.s[1], pair.suffix, false);
+	want = xasprintf("Replica: %s Code: 0 Status: In Sync CSNs:\n%s", pair.s[1].uri, csns);
+	ck_assert_str_eq(r.out, want);
+	free(csns);
+	free(want);
+	result_release(&r);
+	/* both as masters: zmreplchk's Master lines (161-173), ServerID as read
+	 * (86), SID 000 left out (112), both in sync */
+	r = replcheck_masters(&pair, 10);
+	ck_assert_msg(r.rc == ZMB_OK, "replcheck of both masters: %s\n%s", r.err, r.out);
+	char *c0 = csn_lines(&pair.s[0], pair.suffix, true);
+	char *c1 = csn_lines(&pair.s[1], pair.suffix, true);
+	want = xasprintf("Master: %s ServerID: 1 Code: 0 Status: In Sync CSNs:\n%s"
+			 "Master: %s ServerID: 2 Code: 0 Status: In Sync CSNs:\n%s",
+			 pair.s[0].uri, c0, pair.s[1].uri, c1);
+	ck_assert_str_eq(r.out, want);
+	ck_assert_str_eq(c0, c1);
+	ck_assert_msg(!tu_contains(c0, "#000#") && tu_contains(c0, "#001#") &&
+		      tu_contains(c0, "#002#"), "%s", c0);
+	free(c0);
+	free(c1);
+	free(want);
 	result_release(&r);
 	char *after0 = slapd_dump_config(&pair.s[0]), *after1 = slapd_dump_config(&pair.s[1]);
 	assert_same_config(before0, after0, pair.s[0].uri);
@@ -333,8 +444,50 @@ START_TEST(test_replcheck_out_of_sync)
 	ck_assert_int_eq(slapd_add_person(&pair.s[0], pair.base, "dave"), 0);
 	struct result r = replcheck(&pair, pair.config_pw_file, 1);
 	ck_assert_msg(r.rc == ZMB_ETIMEOUT, "rc %s: %s\n%s", zmb_rc_name(r.rc), r.err, r.out);
-	ck_assert_msg(tu_contains(r.out, "Code: 6") && tu_contains(r.out, "behind"), "%s", r.out);
 	ck_assert(tu_contains(r.err, pair.s[1].uri) && tu_contains(r.err, "not in sync"));
+	/*
+	 * zmreplchk 238-240: compareCSN(replica, master) = replica - master in
+	 * whole seconds, negative: "Ns behind" (Date::Manip exact delta: 0y 0M 0w
+	 * 0d, then h m s).  No server ID here: one SID 000 CSN on each side.
+	 */
+	char *cm = csn_lines(&pair.s[0], pair.suffix, false);
+	char *cr = csn_lines(&pair.s[1], pair.suffix, false);
+	long long lag = csn_secs(cm) - csn_secs(cr);
+	ck_assert_msg(lag >= 1 && lag < 60, "lag %lld s\n%s%s", lag, cm, cr);
+	char *want = xasprintf("Replica: %s Code: 6 Status: 0y 0M 0w 0d 0h 0m %llds behind CSNs:\n%s",
+			       pair.s[1].uri, lag, cr);
+	ck_assert_str_eq(r.out, want);
+	free(cm);
+	free(cr);
+	free(want);
+	result_release(&r);
+}
+END_TEST
+
+/*
+ * zmldapmmrtool -q's TLS column (lines 138, 141, 153) against real slapd: a
+ * second agreement on the master with starttls=critical shows "TLS:
+ * critical", the others an empty TLS; its credentials never show.
+ */
+START_TEST(test_verify_agreement_tls)
+{
+	struct result r = promote(&pair, NULL, -1, NULL);
+	ck_assert_msg(r.rc == ZMB_OK, "promote: %s\n%s", r.err, r.out);
+	result_release(&r);
+	char *sr = xasprintf("rid=150 provider=ldap://127.0.0.1:9/ bindmethod=simple "
+			     "binddn=\"%s\" credentials=%s searchbase=\"%s\" starttls=critical "
+			     "type=refreshAndPersist retry=\"60 +\" timeout=1 network-timeout=1",
+			     pair.repl_dn, SLAPD_REPL_PW, pair.suffix);
+	/* plain layout: the promotion added no accesslog DB, the data DB is where it started */
+	ck_assert_int_eq(slapd_modify_add(&pair.s[0], pair.s[0].datadb, "olcSyncrepl", sr), 0);
+	free(sr);
+	r = verify(&pair);
+	ck_assert_msg(r.rc == ZMB_OK, "verify: %s\n%s", r.err, r.out);
+	char *want = verify_query_lines(&pair, "Master replication agreement: 2\n"
+					"rid: 150 URI: ldap://127.0.0.1:9/ TLS: critical\n");
+	ck_assert_msg(!strncmp(r.out, want, strlen(want)), "want:\n%s\ngot:\n%s", want, r.out);
+	free(want);
+	assert_no_secret(&r);
 	result_release(&r);
 }
 END_TEST
@@ -380,6 +533,16 @@ START_TEST(test_job_through_binary)
 	char *lc1 = tu_read(lc);
 	char *db = xasprintf("%s/state.db", pair.dir);
 	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM stages WHERE state = 'done' AND attempts = 1"), 4);
+	/* replcheck: zmreplchk's lines in the stage's output, each server's detail as an event */
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM stages WHERE name = 'replcheck' AND "
+				    "output LIKE 'Replica: ldap://% Code: 0 Status: In Sync CSNs:\n2%'"), 1);
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM events WHERE stage = 'replcheck' "
+				    "AND message LIKE 'ldap-replcheck uri=%'"), 2);
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM events WHERE stage = 'replcheck' "
+				    "AND level = 'info' AND message LIKE '% role=replica % code=0 "
+				    "status=\"In Sync\" sync=yes lag_s=0.000 csns=2%'"), 1);
+	ck_assert_int_eq(e2e_db_int(db, "SELECT count(*) FROM events WHERE stage = 'replcheck' "
+				    "AND level = 'info' AND message LIKE '% role=master % sync=yes %'"), 1);
 	st = tu_run(argv, NULL, 60, &pr);
 	ck_assert_msg(st == 0, "rerun exit %d\n%s\n%s", st, pr.out, pr.err);
 	/* the rerun ran no stage: each was skipped as done (log, stages table, events) */
@@ -1007,6 +1170,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_duplicate_rid);
 	tcase_add_test(tc, test_not_a_replica);
 	tcase_add_test(tc, test_replcheck_out_of_sync);
+	tcase_add_test(tc, test_verify_agreement_tls);
 	tcase_add_test(tc, test_job_through_binary);
 	tcase_add_test(tc, test_fixture_stats_log);
 	tcase_add_test(tc, test_foreign_accesslog_refused);
