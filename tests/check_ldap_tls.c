@@ -714,6 +714,114 @@ START_TEST(test_promote_over_starttls)
 }
 END_TEST
 
+/* s with every `from` replaced by `to` (caller frees; s is freed). */
+static char *subst(char *s, const char *from, const char *to)
+{
+	struct buf b = BUF_INIT;
+	size_t fl = strlen(from);
+	for (const char *p = s, *q; ; p = q + fl) {
+		q = strstr(p, from);
+		if (!q) {
+			buf_adds(&b, p);
+			break;
+		}
+		buf_add(&b, p, (size_t)(q - p));
+		buf_adds(&b, to);
+	}
+	free(s);
+	return buf_detach(&b);
+}
+
+static const char *const mmr_examples[][2] = {
+	{ "conf/zimbra-mmr.cfg.example", "/opt/zimbra" },
+	{ "conf/carbonio-mmr.cfg.example", "/opt/zextras" },
+};
+
+/*
+ * The shipped example jobs run as they are against the Zimbra-like pair with
+ * StartTLS required, only the host names, paths and ssh replaced: ldap1/ldap2
+ * become the pair, the CA directory the pair's, and `ssh` a stub that
+ * records what it was asked to run on which node.  The job ends with
+ * replication proved both ways; a rerun runs nothing (every stage done).
+ */
+START_TEST(test_example_jobs_run)
+{
+	const char *ex = mmr_examples[_i][0], *home = mmr_examples[_i][1];
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", tu_srcdir(), ex);
+	char *job = tu_read(path);
+	ck_assert_msg(job, "%s", path);
+	char *sshlog = xasprintf("%s/ssh.log", pair.dir);
+	char *stub = xasprintf("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> '%s'\n", sshlog);
+	char *ssh = tu_write(pair.dir, "ssh", stub, 0700);
+	char *aldir = xasprintf("%s/r/accesslog-example", pair.dir);
+	char *cadir = xasprintf("%s/conf/ca", home), *aldflt = xasprintf("%s/data/ldap/accesslog/db", home);
+	char *qssh = xasprintf("[ \"%s\", ", ssh);
+	job = subst(job, "ldap://ldap1.example.com:389/", pair.s[0].uri);
+	job = subst(job, "ldap://ldap2.example.com:389/", pair.s[1].uri);
+	job = subst(job, "/etc/zmbatch/ldap_root_password", pair.config_pw_file);
+	job = subst(job, "/etc/zmbatch/ldap_replication_password", pair.repl_pw_file);
+	job = subst(job, "/var/lib/zmbatch", pair.dir);
+	job = subst(job, "/var/log/zmbatch", pair.dir);
+	job = subst(job, cadir, pair.ca_dir);
+	job = subst(job, aldflt, aldir);
+	job = subst(job, "[ \"ssh\", ", qssh);
+	/* the example's replication DN is Zimbra's; the fixture's replicator has its own */
+	job = subst(job, "replication_password_file =",
+		    "replication_dn = \"" "REPLDN" "\"; replication_password_file =");
+	job = subst(job, "REPLDN", pair.repl_dn);
+	char *jf = tu_write(pair.dir, "example.cfg", job, 0600);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", jf, NULL };
+	struct tu_proc pr = { 0 };
+	int st = tu_run(argv, NULL, 120, &pr);
+	ck_assert_msg(st == 0, "%s: exit %d\nout:\n%s\nerr:\n%s", ex, st, pr.out, pr.err);
+	ck_assert_msg(tu_contains(pr.out, "mirror mode: enabled (olcMirrorMode: TRUE)") &&
+		      tu_contains(pr.out, "starttls=critical") &&
+		      tu_contains(pr.out, "Master Server ID: 2"), "%s", pr.out);
+	ck_assert(!tu_contains(pr.out, SLAPD_REPL_PW) && !tu_contains(pr.err, SLAPD_REPL_PW));
+	tu_proc_release(&pr);
+	char *log1 = tu_read(sshlog);
+	ck_assert_msg(log1, "ssh stub never ran");
+	const char *want[] = { "@ldap2.example.com mkdir -p ", "@ldap2.example.com ",
+			       "@ldap1.example.com ", "@ldap2.example.com ", "@ldap1.example.com " };
+	const char *what[] = { aldir, "zmlocalconfig -e ldap_is_master=true",
+			       "zmlocalconfig -e 'ldap_master_url=", "zmcontrol restart",
+			       "zmcontrol restart" };
+	const char *p = log1;
+	for (int i = 0; i < 5; i++) {
+		const char *e = strchr(p, '\n');
+		ck_assert_msg(e, "ssh line %d missing:\n%s", i + 1, log1);
+		char *line = xstrndup(p, (size_t)(e - p));
+		ck_assert_msg(tu_contains(line, want[i]) && tu_contains(line, what[i]),
+			      "ssh line %d: %s", i + 1, line);
+		free(line);
+		p = e + 1;
+	}
+	ck_assert_msg(!*p, "more ssh commands than the procedure has:\n%s", log1);
+	char *cfg = slapd_dump_config(&pair.s[0]);
+	char *cd = xasprintf("tls_cacertdir=%s ", pair.ca_dir);
+	ck_assert_msg(tu_contains(cfg, " starttls=critical ") && tu_contains(cfg, cd), "%s", cfg);
+	free(cd);
+	free(cfg);
+	st = tu_run(argv, NULL, 60, &pr);
+	ck_assert_msg(st == 0, "rerun exit %d\n%s\n%s", st, pr.out, pr.err);
+	tu_proc_release(&pr);
+	char *log2 = tu_read(sshlog);
+	ck_assert_str_eq(log1, log2);
+	free(log1);
+	free(log2);
+	free(job);
+	free(jf);
+	free(sshlog);
+	free(stub);
+	free(ssh);
+	free(aldir);
+	free(cadir);
+	free(aldflt);
+	free(qssh);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("ldap_tls");
@@ -745,6 +853,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_require_tls_replicates);
 	tcase_add_test(tc, test_require_tls_plaintext_refused);
 	tcase_add_test(tc, test_promote_over_starttls);
+	tcase_add_loop_test(tc, test_example_jobs_run, 0,
+			    (int)(sizeof mmr_examples / sizeof *mmr_examples));
 	suite_add_tcase(s, tc);
 	return s;
 }
