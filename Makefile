@@ -131,11 +131,13 @@ UNIT_LAYERS_check_unit_token := core conf zimbra
 UNIT_LAYERS_check_unit_http := core conf zimbra
 UNIT_LAYERS_check_unit_soap := core conf zimbra
 UNIT_LAYERS_check_unit_rest := core conf zimbra
+UNIT_LAYERS_check_unit_throttle := core conf zimbra
 UNIT_SUPPORT_check_unit_runctl := testutil
 UNIT_SUPPORT_check_unit_token := testutil
 UNIT_SUPPORT_check_unit_http := testutil canned
 UNIT_SUPPORT_check_unit_soap := testutil canned
 UNIT_SUPPORT_check_unit_rest := testutil canned
+UNIT_SUPPORT_check_unit_throttle := testutil canned
 unit_objs = $(foreach l,$(UNIT_LAYERS_$(1)),$(filter $(B)/src/$(l)/%,$(TEST_LIB_OBJS))) \
 	$(patsubst %,$(B)/tests/%.o,$(UNIT_SUPPORT_$(1)))
 .SECONDARY: $(patsubst tests/%.c,$(B)/tests/%.o,$(wildcard tests/*.c))

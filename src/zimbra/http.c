@@ -167,9 +167,15 @@ bool http_gate_done(struct http *h, long status)
 	bool busy = status == 429 || status == 503;
 	double ra = 0;
 	if (busy) {
-		/* seconds, or an HTTP-date turned into seconds from now by curl */
+		/* seconds, or an HTTP-date turned into seconds from now by curl; only
+		 * from this answer (the handle may keep an earlier answer's value) */
 		curl_off_t r = 0;
-		if (curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &r) == CURLE_OK && r > 0)
+		bool has = true;
+#if LIBCURL_VERSION_NUM >= 0x075300
+		struct curl_header *hd = NULL;
+		has = curl_easy_header(h->curl, "Retry-After", 0, CURLH_HEADER, -1, &hd) == CURLHE_OK;
+#endif
+		if (has && curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &r) == CURLE_OK && r > 0)
 			ra = (double)r;
 	}
 	h->busy_streak = busy ? h->busy_streak + 1 : 0;
