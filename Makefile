@@ -168,9 +168,11 @@ asan:
 
 # ThreadSanitizer over the suites that start threads: state (claim
 # concurrency, 8 threads opening one DB), e2e client (token refresh from
-# several workers), e2e migrate and faults (the worker pool in bin/zmbatch).
+# several workers), e2e migrate and faults (the worker pool in bin/zmbatch),
+# unit and e2e throttle (one server's pace shared by the workers).
 # The single-threaded suites add nothing under TSan and would double its time.
-TSAN_SUITES := check_state check_e2e_client check_e2e_migrate check_e2e_faults
+TSAN_SUITES := check_state check_e2e_client check_e2e_migrate check_e2e_faults \
+	check_unit_throttle check_e2e_throttle
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan.supp)
 tsan:
 	$(TSAN_ENV) $(MAKE) VARIANT=tsan CC=$(CC) CFLAGS="-O1 -g" \
