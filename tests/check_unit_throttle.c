@@ -109,21 +109,22 @@ START_TEST(test_aimd)
 }
 END_TEST
 
-/* The floors: 1 request in flight, 1 request/s; and no cap stays no cap. */
+/* The floors: 1 request in flight, 1 request/s (a lower cap stays); no cap stays no cap. */
 START_TEST(test_floors)
 {
-	struct throttle *t = mk(0, 2, 0);
-	char *err = NULL;
-	for (int i = 0; i < 2; i++) {
+	static const double caps[] = { 0, 0.5, 1.5 }, want[] = { 0, 0.5, 1.0 };
+	for (int c = 0; c < 3; c++) {
+		struct throttle *t = mk(caps[c], 1, 0);
+		char *err = NULL;
 		struct throttle_ticket k = { 0 };
 		ck_assert_int_eq(throttle_acquire(t, &k, &err), ZMB_OK);
-		throttle_release(t, &k, THROTTLE_BUSY, 503, 0.01, 1);
+		throttle_release(t, &k, THROTTLE_BUSY, 503, 0, 1);
 		struct throttle_stats s;
 		stats(t, &s);
 		ck_assert_int_eq(s.concurrency_limit, 1);
-		ck_assert(s.rate_limit == 0);
+		ck_assert_msg(s.rate_limit == want[c], "cap %g: rate %g after a halving", caps[c], s.rate_limit);
+		throttle_free(t);
 	}
-	throttle_free(t);
 }
 END_TEST
 

@@ -13,7 +13,7 @@
 #define BACKOFF_MAX 60.0      /* s: the backoff doubles up to this (Retry-After may ask more) */
 #define BACKOFF_JITTER 0.25   /* a pause is lengthened by up to this fraction, never shortened */
 #define GROW_AFTER 10         /* answers in a row that are no throttle before the limits grow */
-#define RATE_FLOOR 1.0        /* requests/s the rate never shrinks below */
+#define RATE_FLOOR 1.0        /* requests/s the rate never shrinks below (or max_rps if lower) */
 #define POLL_S 0.25           /* longest condvar wait: stop requests are noticed this fast */
 
 struct throttle {
@@ -183,8 +183,10 @@ void throttle_release(struct throttle *t, struct throttle_ticket *tk, enum throt
 			 * at the old limits */
 			t->decreased_at = now;
 			t->limit = t->limit / 2 > 1 ? t->limit / 2 : 1;
-			if (t->max_rps > 0)
-				t->rate = t->rate / 2 > RATE_FLOOR ? t->rate / 2 : RATE_FLOOR;
+			if (t->max_rps > 0) {
+				double floor = t->max_rps < RATE_FLOOR ? t->max_rps : RATE_FLOOR;
+				t->rate = t->rate / 2 > floor ? t->rate / 2 : floor;
+			}
 		}
 		double until = now + pause_for(retry_after, streak > 0 ? streak : 1);
 		double from = t->pause_until > now ? t->pause_until : now;

@@ -27,7 +27,7 @@
  *                the throttled answers in a row to that one request (1 s:
  *                the DoSFilter's window); and, if the request was granted
  *                after the last decrease, both limits are halved (floors: 1
- *                request, 1 request/s), so that a burst of answers to
+ *                request, 1 request/s or max_rps if lower), so that a burst of answers to
  *                requests already in flight halves them once.
  *   success      any other answer: after GROW_AFTER (10) in a row, limit + 1
  *                and rate + 1/s, up to ceiling and max_rps.
