@@ -123,22 +123,28 @@ $(B)/tests/check_%: $(B)/tests/check_%.o $(TEST_SUPPORT) $(TEST_LIB_OBJS)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(CHECK_LIBS) $(ALL_LIBS)
 
 # Unit runners (tests/check_unit_*.c) link only the objects of the layers named
-# in UNIT_LAYERS_<runner> (their module's layer and below) and the test support
-# named in UNIT_SUPPORT_<runner>: a module that starts to need a higher layer
-# no longer links its unit suite.  (Longest-stem rule: it wins over check_%.)
+# in UNIT_LAYERS_<runner> (their module's layer and below), the single objects
+# named in UNIT_MODULES_<runner> (a module of a higher layer without the rest
+# of that layer) and the test support named in UNIT_SUPPORT_<runner>: a module
+# that starts to need a higher layer, or another module of its own layer, no
+# longer links its unit suite.  (Longest-stem rule: it wins over check_%.)
 UNIT_LAYERS_check_unit_runctl := core
 UNIT_LAYERS_check_unit_token := core conf zimbra
 UNIT_LAYERS_check_unit_http := core conf zimbra
 UNIT_LAYERS_check_unit_soap := core conf zimbra
 UNIT_LAYERS_check_unit_rest := core conf zimbra
 UNIT_LAYERS_check_unit_throttle := core conf zimbra
+UNIT_LAYERS_check_unit_ldapfmt := core ldap
+UNIT_MODULES_check_unit_ldapfmt := stages/ldap_format stages/ldap_cnconfig
 UNIT_SUPPORT_check_unit_runctl := testutil
 UNIT_SUPPORT_check_unit_token := testutil
 UNIT_SUPPORT_check_unit_http := testutil canned
 UNIT_SUPPORT_check_unit_soap := testutil canned
 UNIT_SUPPORT_check_unit_rest := testutil canned
 UNIT_SUPPORT_check_unit_throttle := testutil canned
+UNIT_SUPPORT_check_unit_ldapfmt := testutil
 unit_objs = $(foreach l,$(UNIT_LAYERS_$(1)),$(filter $(B)/src/$(l)/%,$(TEST_LIB_OBJS))) \
+	$(patsubst %,$(B)/src/%.o,$(UNIT_MODULES_$(1))) \
 	$(patsubst %,$(B)/tests/%.o,$(UNIT_SUPPORT_$(1)))
 .SECONDARY: $(patsubst tests/%.c,$(B)/tests/%.o,$(wildcard tests/*.c))
 .SECONDEXPANSION:

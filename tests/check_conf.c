@@ -693,6 +693,88 @@ START_TEST(test_legacy_parse_direct)
 }
 END_TEST
 
+/*
+ * Errors and warnings of one file, all at once (issue 13: an unknown key was
+ * not reported when a missing WorkingDirectory stopped the conversion).  A
+ * zmztozmig.conf is read to its end and checked as a whole; the warnings
+ * follow the errors, in the order they were found (the lines' first, then
+ * those about the file as a whole).  The checks of both formats report every independent
+ * error.
+ */
+START_TEST(test_all_messages_at_once)
+{
+	char *dir = tu_tmpdir("conf");
+	struct job job;
+	char *err = NULL, *path = NULL;
+	const char *text = L_SRC L_TGT        /* 1-6, no WorkingDirectory */
+		"Foo=bar\n"                   /* 7: unknown key (warning) */
+		"Threads=many\n"              /* 8: error */
+		"garbage line\n"              /* 9: error */
+		"Domains=a.com\n"             /* 10: ignored without Accounts=all (warning) */
+		"Accounts=a@x\n"              /* 11 */
+		"LogFile=/tmp/x\n";           /* 12: unknown key (warning) */
+	ck_assert_int_eq(load_text(dir, "zmztozmig.conf", text, 0600, true, &job, &err, &path), ZMB_ECONFIG);
+	char *want = xasprintf("%s:8: key 'Threads': must be 1..256\n"
+			       "%s:9: expected Key=Value\n"
+			       "%s:11: missing key 'WorkingDirectory' (needed for transfer = \"spool\")\n"
+			       "warning: %s:7: unknown key 'Foo' ignored\n"
+			       "warning: %s:12: unknown key 'LogFile' ignored\n"
+			       "warning: %s:10: Domains is ignored without Accounts=all (as in zmztozmig)",
+			       path, path, path, path, path, path);
+	ck_assert_str_eq(err, want);
+	ck_assert(!tu_contains(err, "p,w=d"));
+	free(want);
+	free(err);
+	free(path);
+
+	/* only the checks of the whole file fail: the warnings still come with them */
+	err = NULL;
+	ck_assert_int_eq(load_text(dir, "z2.conf", L_SRC L_TGT "Foo=bar\nAccounts=a@x\n", 0600, true, &job,
+				   &err, &path), ZMB_ECONFIG);
+	want = xasprintf("%s:8: missing key 'WorkingDirectory' (needed for transfer = \"spool\")\n"
+			 "warning: %s:7: unknown key 'Foo' ignored", path, path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	free(path);
+
+	/* Accounts=all without Domains is said once, not also as a missing Accounts */
+	err = NULL;
+	ck_assert_int_eq(load_text(dir, "z3.conf", LBASE "Accounts=all\n", 0600, true, &job, &err, &path),
+			 ZMB_ECONFIG);
+	want = xasprintf("%s:8: Accounts=all needs Domains=domain1,domain2", path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	free(path);
+	/* an Accounts line that names nobody */
+	err = NULL;
+	ck_assert_int_eq(load_text(dir, "z4.conf", LBASE "Accounts= , \n", 0600, true, &job, &err, &path),
+			 ZMB_ECONFIG);
+	ck_assert_msg(tu_contains(err, ":8: key 'Accounts': names no account"), "%s", err);
+	free(err);
+	free(path);
+
+	/* native: every independent check, in order */
+	err = NULL;
+	ck_assert_int_eq(load_text(dir, "job.cfg", JOBL
+				   "source = { admin_user = \"a\"; admin_password_env = \"ZMB_TEST_PW\"; };\n"
+				   "target = { host = \"h\"; admin_password_env = \"ZMB_TEST_PW\"; };\n"
+				   "migration = { accounts = [ \"a@x\" ]; };\n",
+				   0600, false, &job, &err, &path), ZMB_ECONFIG);
+	want = xasprintf("%s:2: missing key 'source.host' (source server host name)\n"
+			 "%s:3: missing key 'target.admin_user' (target admin account)\n"
+			 "%s:4: missing key 'migration.working_dir' (needed for transfer = \"spool\")",
+			 path, path, path);
+	ck_assert_str_eq(err, want);
+	free(want);
+	free(err);
+	free(path);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* ---- convert round trip ---- */
 
 static void assert_same_job(const struct job *a, const struct job *b)
@@ -977,6 +1059,25 @@ START_TEST(test_cmd_convert)
 	free(want);
 	tu_proc_release(&p);
 
+	/* an error and warnings: all of them, a line each, the warnings after the error */
+	char *both = tu_write(dir, "both.conf", L_SRC L_TGT "Foo=1\nAccounts=a@x\n", 0600);
+	char *argv5[] = { (char *)tu_zmbatch(), (char *)"convert", both, NULL };
+	tu_run(argv5, NULL, 20, &p);
+	ck_assert_int_eq(p.status, 78);
+	want = xasprintf("zmbatch: %s:8: missing key 'WorkingDirectory' (needed for transfer = \"spool\")\n"
+			 "zmbatch: warning: %s:7: unknown key 'Foo' ignored\n", both, both);
+	ck_assert_str_eq(p.err, want);
+	ck_assert_str_eq(p.out, "");
+	tu_proc_release(&p);
+	/* run and check load the job the same way */
+	char *argv6[] = { (char *)tu_zmbatch(), (char *)"check", (char *)"-c", both, NULL };
+	tu_run(argv6, NULL, 20, &p);
+	ck_assert_int_eq(p.status, 78);
+	ck_assert_str_eq(p.err, want);
+	tu_proc_release(&p);
+	free(want);
+	free(both);
+
 	/* missing file: 78 */
 	char *missing = xasprintf("%s/nope.conf", dir);
 	char *argv3[] = { (char *)tu_zmbatch(), (char *)"convert", missing, NULL };
@@ -1034,6 +1135,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_legacy_inline_warning);
 	tcase_add_test(tc, test_is_legacy);
 	tcase_add_test(tc, test_legacy_parse_direct);
+	tcase_add_test(tc, test_all_messages_at_once);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("convert");

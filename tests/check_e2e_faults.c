@@ -569,7 +569,7 @@ START_TEST(test_http_500_503_retried)
 	knobs(E.src, "{\"faults\":["
 	      "{\"op\":\"export\",\"account\":\"alice@example.com\",\"action\":\"status\",\"status\":500,\"count\":1},"
 	      "{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"status\",\"status\":503,\"count\":3},"
-	      "{\"op\":\"soap\",\"request\":\"GetMailboxRequest\",\"action\":\"status\",\"status\":500,\"count\":1}]}");
+	      "{\"op\":\"soap\",\"request\":\"GetQuotaUsageRequest\",\"action\":\"status\",\"status\":500,\"count\":1}]}");
 	/* and a SOAP "system failure" (service.FAILURE, HTTP 500) on the target's GetAccount
 	 * (carol's: her import retries look her up; bob's backoff is timed below):
 	 * Zimbra's catch-all transient error, retried like any 500 */

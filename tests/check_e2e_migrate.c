@@ -344,7 +344,10 @@ END_TEST
  * account"): the source is asked GetMailbox once per account and GetAccount
  * once per account listed without an id, over both runs together.
  * example.com comes from an `accounts` list (GetAccount + GetMailbox each),
- * example.org from `domains` (its SearchDirectory gives the ids).
+ * example.org from `domains` (its SearchDirectory gives the ids).  The
+ * source refuses GetQuotaUsage here (a server without it), so that the
+ * per-account path is the one counted; it is tried once per domain, in the
+ * first run only (check_e2e_sizes covers the listing itself).
  */
 START_TEST(test_kill9_resume)
 {
@@ -352,7 +355,8 @@ START_TEST(test_kill9_resume)
 	write_job_no_domains(2, "domains = [ \"example.org\" ];\n  accounts = [ \"alice@example.com\", "
 			     "\"bob@example.com\", \"carol@example.com\", \"dave@example.com\", "
 			     "\"empty@example.com\" ];");
-	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000}"));
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000,"
+			      "\"quota_refuse\":\"service.UNKNOWN_DOCUMENT\"}"));
 	if (asprintf(&out, "%s/run1.out", E.dir) < 0 || asprintf(&errp, "%s/run1.err", E.dir) < 0)
 		abort();
 	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
@@ -409,6 +413,9 @@ START_TEST(test_kill9_resume)
 	ck_assert_msg(zsim_stat_int(ss, "soap/GetAccountRequest") == 5,
 		      "source GetAccount %lld times for the 5 accounts listed by name",
 		      zsim_stat_int(ss, "soap/GetAccountRequest"));
+	ck_assert_msg(zsim_stat_int(ss, "soap/GetQuotaUsageRequest") == 2,
+		      "source GetQuotaUsage %lld times for 2 domains over the run and its resume",
+		      zsim_stat_int(ss, "soap/GetQuotaUsageRequest"));
 	/* the target is asked about an account on each attempt (small domains);
 	 * only accounts in flight at the kill (at most 2 threads) are asked twice */
 	ck_assert_int_le(zsim_stat_int(ds, "soap/GetAccountRequest"), (long long)E2E_NUSERS + 2);

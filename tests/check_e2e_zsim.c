@@ -373,6 +373,116 @@ END_TEST
 
 /* ---- REST ---- */
 
+/* GetQuotaUsage pages as zm-mailbox's GetQuotaUsage.java does (see zsim.py for the lines). */
+static json_t *quota_req(const char *tok, const char *attrs, long want_status)
+{
+	json_t *r = NULL;
+	char *req = xasprintf("{\"GetQuotaUsageRequest\":{\"_jsns\":\"urn:zimbraAdmin\"%s%s}}",
+			      *attrs ? "," : "", attrs);
+	long st = soap_req(E.src, tok, req, &r);
+	ck_assert_msg(st == want_status, "%s: HTTP %ld, want %ld", req, st, want_status);
+	free(req);
+	return r;
+}
+
+static const char *quota_name(json_t *r, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(
+		resp(r, "GetQuotaUsageResponse"), "account"), i), "name"));
+}
+
+static long long quota_used(json_t *r, size_t i)
+{
+	return json_integer_value(json_object_get(json_array_get(json_object_get(
+		resp(r, "GetQuotaUsageResponse"), "account"), i), "used"));
+}
+
+static size_t quota_count(json_t *r)
+{
+	return json_array_size(json_object_get(resp(r, "GetQuotaUsageResponse"), "account"));
+}
+
+static bool quota_more(json_t *r)
+{
+	return json_is_true(json_object_get(resp(r, "GetQuotaUsageResponse"), "more"));
+}
+
+START_TEST(quota_usage_like_zimbra)
+{
+	char *t = zsim_login(E.src);
+	/* example.com: alice, bob (73,100 bytes), empty, and 4 system accounts of 1 item each */
+	json_t *r = quota_req(t, "\"domain\":\"example.com\",\"allServers\":1,\"sortBy\":\"totalUsed\","
+			      "\"sortAscending\":0,\"limit\":0", 200);
+	json_t *q = resp(r, "GetQuotaUsageResponse");
+	ck_assert_int_eq(json_integer_value(json_object_get(q, "searchTotal")), 7);
+	ck_assert(!quota_more(r));
+	ck_assert_uint_eq(quota_count(r), 7);
+	for (size_t i = 1; i < 7; i++)
+		ck_assert_msg(quota_used(r, i - 1) >= quota_used(r, i), "not largest first at %zu", i);
+	ck_assert_str_eq(quota_name(r, 0), "alice@example.com");   /* 12 items of 200..20,000 bytes */
+	ck_assert_str_eq(quota_name(r, 1), "bob@example.com");
+	ck_assert_int_eq(quota_used(r, 1), 100 + 70000 + 3000);   /* GetMailbox's s */
+	ck_assert_str_eq(quota_name(r, 6), "empty@example.com");
+	ck_assert_int_eq(quota_used(r, 6), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(q, "account"), 0),
+							    "limit")), 0);   /* unlimited */
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(json_array_get(json_object_get(q, "account"), 0),
+								"id")));
+	json_decref(r);
+	/* pages: offset/limit cut from the whole list; more says what is left */
+	r = quota_req(t, "\"domain\":\"example.com\",\"allServers\":1,\"limit\":2,\"offset\":0", 200);
+	ck_assert_uint_eq(quota_count(r), 2);
+	ck_assert(quota_more(r));
+	ck_assert_str_eq(quota_name(r, 1), "bob@example.com");   /* sortBy defaults to totalUsed, descending */
+	json_decref(r);
+	r = quota_req(t, "\"domain\":\"example.com\",\"allServers\":1,\"limit\":2,\"offset\":6", 200);
+	ck_assert_uint_eq(quota_count(r), 1);
+	ck_assert(!quota_more(r));
+	ck_assert_str_eq(quota_name(r, 0), "empty@example.com");
+	json_decref(r);
+	r = quota_req(t, "\"domain\":\"example.com\",\"allServers\":1,\"sortAscending\":1,\"limit\":1", 200);
+	ck_assert_str_eq(quota_name(r, 0), "empty@example.com");
+	json_decref(r);
+	/* refusals of the real handler */
+	r = quota_req(t, "\"domain\":\"example.com\",\"sortBy\":\"size\"", 500);
+	ck_assert_str_eq(fault_code(r), "service.INVALID_REQUEST");
+	json_decref(r);
+	r = quota_req(t, "\"domain\":\"nope.example\",\"allServers\":1", 500);
+	ck_assert_str_eq(fault_code(r), "account.NO_SUCH_DOMAIN");
+	json_decref(r);
+	/* an account homed on another mailbox server: listed only with allServers, which
+	 * counts only together with a domain */
+	json_decref(zsim_post(E.src, "/zsim/add-account", "{\"name\":\"far@example.com\","
+			      "\"mailhost\":\"other.zsim.local\",\"sizes\":[900000]}"));
+	r = quota_req(t, "\"domain\":\"example.com\",\"allServers\":1", 200);
+	ck_assert_uint_eq(quota_count(r), 8);
+	ck_assert_str_eq(quota_name(r, 0), "far@example.com");
+	json_decref(r);
+	r = quota_req(t, "\"domain\":\"example.com\"", 200);
+	ck_assert_uint_eq(quota_count(r), 7);
+	json_decref(r);
+	r = quota_req(t, "\"allServers\":1", 200);   /* no domain: this server's accounts, all domains */
+	ck_assert_uint_eq(quota_count(r), 7 + 7);
+	for (size_t i = 0; i < quota_count(r); i++)
+		ck_assert_str_ne(quota_name(r, i), "far@example.com");
+	json_decref(r);
+	/* test knobs: a page cap below `limit`, and a refusal */
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"quota_page_max\":3}"));
+	r = quota_req(t, "\"domain\":\"example.com\",\"allServers\":1,\"limit\":500,\"offset\":3", 200);
+	ck_assert_uint_eq(quota_count(r), 3);
+	ck_assert(quota_more(r));
+	json_decref(r);
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"quota_refuse\":\"service.PERM_DENIED\"}"));
+	r = quota_req(t, "\"domain\":\"example.com\",\"allServers\":1", 500);
+	ck_assert_str_eq(fault_code(r), "service.PERM_DENIED");
+	json_decref(r);
+	json_t *st = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_int(st, "soap/GetQuotaUsageRequest"), 11);
+	json_decref(st);
+	free(t);
+}
+END_TEST
+
 START_TEST(export_import_roundtrip)
 {
 	char *ts = zsim_login(E.src), *td = zsim_login(E.dst);
@@ -1004,6 +1114,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, auth_ok_and_faults);
 	tcase_add_test(tc, xml_soap);
 	tcase_add_test(tc, search_directory);
+	tcase_add_test(tc, quota_usage_like_zimbra);
 	tcase_add_test(tc, export_import_roundtrip);
 	tcase_add_test(tc, filtered_and_empty_exports);
 	tcase_add_test(tc, truncated_import_keeps_items);

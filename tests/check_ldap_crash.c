@@ -73,6 +73,7 @@ static char *write_job(void)
 		"   masters = ( { uri = \"%s\"; server_id = 1; } ); password_file = \"%s\";\n"
 		"   replication_dn = \"%s\"; replication_password_file = \"%s\";\n"
 		"   suffix = \"%s\"; retry = \"1 +\"; network_timeout = \"3s\";\n"
+		"   agreement_tls = \"plain\";\n"   /* this pair has no TLS */
 		"   accesslog_dir = \"%s/r/accesslog\"; }\n"
 		");\n",
 		pair.dir, pair.dir, pair.s[1].uri, pair.s[0].uri, pair.config_pw_file, pair.repl_dn,

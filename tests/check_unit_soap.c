@@ -101,6 +101,19 @@ START_TEST(test_answer_table)
 		  ZMB_EPROTO, "has no size" },
 		{ "GetMailboxRequest", 200, "{\"Body\":{\"GetMailboxResponse\":{\"mbox\":[{\"s\":\"12\"}]}}}",
 		  ZMB_OK, NULL },
+		/* GetQuotaUsage refused (no getDomainQuotaUsage right, no such handler): not temporary */
+		{ "GetQuotaUsageRequest", 500, FAULT("service.PERM_DENIED", "permission denied"), ZMB_EPROTO,
+		  "GetQuotaUsageRequest: fault service.PERM_DENIED" },
+		{ "GetQuotaUsageRequest", 500, FAULT("service.UNKNOWN_DOCUMENT", "unknown document"),
+		  ZMB_EPROTO, "service.UNKNOWN_DOCUMENT" },
+		/* allServers: one mailbox server failing fails the whole request */
+		{ "GetQuotaUsageRequest", 500,
+		  FAULT("service.FAILURE", "system failure: Error in getting task execution result"), ZMB_ETEMP,
+		  "service.FAILURE" },
+		{ "GetQuotaUsageRequest", 200, "{\"Body\":{\"GetQuotaUsageResponse\":{\"more\":false}}}",
+		  ZMB_OK, NULL },
+		{ "GetQuotaUsageRequest", 200, "{\"Body\":{}}", ZMB_EPROTO,
+		  "answer has no GetQuotaUsageResponse" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char *err = NULL;
@@ -361,6 +374,76 @@ START_TEST(test_list_accounts_pages)
 }
 END_TEST
 
+/* GetQuotaUsage: the request's attributes, and each page's entries, more and searchTotal. */
+START_TEST(test_quota_usage_page)
+{
+	static const struct canned_reply script[] = {
+		{ .status = 200,
+		  .body = "{\"Body\":{\"GetQuotaUsageResponse\":{\"more\":true,\"searchTotal\":4,\"account\":["
+			  "{\"name\":\"Big@X\",\"id\":\"1\",\"used\":5000000000,\"limit\":0},"
+			  "{\"name\":\"nosize@x\",\"id\":\"2\"},"
+			  "{\"name\":\"neg@x\",\"id\":\"3\",\"used\":-5},"
+			  "{\"name\":\"small@x\",\"id\":\"4\",\"used\":\"12\",\"limit\":104857600}]}}}" },
+		{ .status = 200,
+		  .body = "{\"Body\":{\"GetQuotaUsageResponse\":{\"more\":false,\"searchTotal\":4,"
+			  "\"account\":{\"name\":\"last@x\",\"id\":\"5\",\"used\":0}}}}" },
+		{ .status = 500, .body = FAULT("service.PERM_DENIED", "permission denied") },
+	};
+	start(script, 3);
+	struct zquota *v = NULL;
+	size_t n = 0;
+	bool more = false;
+	long long total = 0;
+	char *err = NULL;
+	enum zmb_rc rc = soap_quota_usage(E.h, E.tc, "x", 7, 500, &v, &n, &more, &total, &err);
+	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "");
+	/* entries without a usable size are left out: those accounts are sized another way */
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[0].name, "Big@X");
+	ck_assert_str_eq(v[0].id, "1");
+	ck_assert_int_eq(v[0].used, 5000000000LL);
+	ck_assert_int_eq(v[0].limit, 0);
+	ck_assert_str_eq(v[1].name, "small@x");
+	ck_assert_int_eq(v[1].used, 12);
+	ck_assert_int_eq(v[1].limit, 104857600);
+	ck_assert(more);
+	ck_assert_int_eq(total, 4);
+	zquotas_free(v, n);
+	json_t *j = sent(0);
+	json_t *q = json_object_get(json_object_get(j, "Body"), "GetQuotaUsageRequest");
+	ck_assert_str_eq(json_string_value(json_object_get(q, "_jsns")), "urn:zimbraAdmin");
+	ck_assert_str_eq(json_string_value(json_object_get(q, "domain")), "x");
+	ck_assert_int_eq(json_integer_value(json_object_get(q, "allServers")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(q, "sortBy")), "totalUsed");
+	ck_assert_int_eq(json_integer_value(json_object_get(q, "sortAscending")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(q, "offset")), 7);
+	ck_assert_int_eq(json_integer_value(json_object_get(q, "limit")), 500);
+	json_decref(j);
+	/* a single account as an object, not an array */
+	v = NULL;
+	rc = soap_quota_usage(E.h, E.tc, "x", 9, 500, &v, &n, &more, &total, &err);
+	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "");
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].name, "last@x");
+	ck_assert(!more);
+	zquotas_free(v, n);
+	/* refused: out-parameters untouched */
+	v = NULL;
+	n = 99;
+	more = true;
+	total = -7;
+	ck_assert_int_eq(soap_quota_usage(E.h, E.tc, "x", 0, 500, &v, &n, &more, &total, &err), ZMB_EPROTO);
+	ck_assert_ptr_null(v);
+	ck_assert_uint_eq(n, 99);
+	ck_assert(more);
+	ck_assert_int_eq(total, -7);
+	ck_assert_msg(tu_contains(err, "GetQuotaUsageRequest: fault service.PERM_DENIED"), "err: %s", err);
+	free(err);
+	zquotas_free(NULL, 0);
+	teardown();
+}
+END_TEST
+
 static void global(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -379,6 +462,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_auth_request);
 	tcase_add_test(tc, test_retry_once_with_fresh_token);
 	tcase_add_test(tc, test_list_accounts_pages);
+	tcase_add_test(tc, test_quota_usage_page);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -48,14 +48,27 @@ static int fail(char **err, const char *fmt, ...)
 	return -1;
 }
 
+/* The end of a slapd log for an error message, without the stats lines (" conn="): what
+ * is left are slapd's own complaints (syncrepl, TLS, config), which the fixture's polling
+ * would otherwise push out of the tail. */
 static char *log_tail(const char *path)
 {
 	char *t = tu_read(path);
 	if (!t)
 		return xstrdup("(no log)");
-	size_t n = strlen(t);
-	char *r = xstrdup(n > 1500 ? t + n - 1500 : t);
+	struct buf b = BUF_INIT;
+	for (const char *l = t; *l;) {
+		size_t n = strcspn(l, "\n");
+		const char *c = strstr(l, " conn=");
+		if (!c || c > l + n)
+			buf_add(&b, l, n + (l[n] == '\n'));
+		l += n + (l[n] == '\n');
+	}
 	free(t);
+	char *all = buf_detach(&b);
+	size_t n = strlen(all);
+	char *r = xstrdup(n > 1500 ? all + n - 1500 : all);
+	free(all);
 	return r;
 }
 
@@ -93,27 +106,66 @@ static void stop_pid(pid_t *pid)
 	*pid = 0;
 }
 
+/*
+ * The starting layout mirrors Zimbra's, as far as Debian's slapd can (Zimbra's files in
+ * github.com/Zimbra/zm-ldap-utilities):
+ *   olcDatabase={-1}frontend, {0}config, {1}monitor    conf/ldap/config/cn=config/
+ *                                                      olcDatabase={1}monitor.ldif
+ *   replica, plain master: {2}mdb = the data DB        .../olcDatabase={2}mdb.ldif
+ *   delta master: {2}mdb = cn=accesslog (+ syncprov),  src/libexec/zmldapenablereplica,
+ *                 {3}mdb = the data DB                 enableSyncProv(): the accesslog DB
+ *                                                      added at {2} pushes the data DB to {3}
+ * The data DB's overlays in Zimbra's order (.../olcDatabase={2}mdb/olcOverlay={0}dynlist.ldif,
+ * {1}unique.ldif, {2}noopsrch.ldif) behind what zmldapenablereplica inserts at the front:
+ *   master:        {0}syncprov [{1}accesslog if delta] then dynlist, unique
+ *   delta replica: {0}syncprov (createLdapConfig()) then dynlist, unique
+ *   plain replica: {0}dynlist {1}unique (no syncprov: the fixture's plain consumer)
+ * What Debian's slapd 2.5 cannot have: noopsrch is a contrib overlay Zimbra builds
+ * (cn=module{0}.ldif loads noopsrch.la; /usr/lib/ldap has no noopsrch.so), so the data DB
+ * stops at unique.  back_monitor is built into Debian's slapd (no module to load; Zimbra
+ * loads back_monitor.la).  unique keeps only ldap:///?mail?sub of Zimbra's three URIs
+ * (zimbraId and DKIMSelector are Zimbra schema); dynlist's groupOfURLs/memberURL come from
+ * Debian's dyngroup schema (Zimbra ships its own).
+ */
+static int data_db_index(const struct slapd_pair *p, int i)
+{
+	return p->layout == SLAPD_DELTA && i == 0 ? 3 : 2;
+}
+
 static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 			const struct slapd_opts *o)
 {
 	const struct slapd_inst *s = &p->s[i];
 	bool delta = p->layout == SLAPD_DELTA;
-	int datadb = delta && i == 0 ? 2 : 1;
+	int datadb = data_db_index(p, i);
+	int ov = 0;   /* next overlay index on the data DB */
 
 	buf_addf(b, "dn: cn=config\nobjectClass: olcGlobal\ncn: config\n"
 		 "olcPidFile: %s/slapd.pid\nolcArgsFile: %s/slapd.args\n", s->dir, s->dir);
+	/*
+	 * A certificate and key, no CA: Zimbra's cn=config.ldif also has olcTLSCACertificatePath:
+	 * /opt/zimbra/conf/ca, but any starttls= or tls_ option in an agreement makes slapd fill
+	 * in what the agreement does not name from the server's own TLS settings (CA file, CA
+	 * dir, certificate, key; tls_reqcert=demand): bindconf_tls_defaults() in OpenLDAP 2.5's
+	 * servers/slapd/config.c.  With the CA here the replica would trust the master whatever
+	 * the agreement's tls_cacertdir says (tried: a foreign CA in ca_dir, or no
+	 * tls_cacertdir at all, still replicated).  Without it the agreement's tls_cacertdir is
+	 * the only way the replica can verify the master, so the require_tls pair proves it.
+	 * (Unset, the server's CA is libldap's default: ldap.conf's TLS_CACERT.)
+	 */
 	if (o && o->tls_cert_file)
-		buf_addf(b, "olcTLSCACertificateFile: %s\nolcTLSCertificateFile: %s\n"
-			 "olcTLSCertificateKeyFile: %s\n",
-			 o->tls_ca_file, o->tls_cert_file, o->tls_key_file);
+		buf_addf(b, "olcTLSCertificateFile: %s\nolcTLSCertificateKeyFile: %s\n",
+			 o->tls_cert_file, o->tls_key_file);
 	buf_adds(b, "\n");
 	buf_addf(b, "dn: cn=module{0},cn=config\nobjectClass: olcModuleList\ncn: module{0}\n"
 		 "olcModulePath: " MODULE_DIR "\nolcModuleLoad: {0}back_mdb\n"
-		 "olcModuleLoad: {1}syncprov\nolcModuleLoad: {2}accesslog\n\n");
+		 "olcModuleLoad: {1}syncprov\nolcModuleLoad: {2}accesslog\n"
+		 "olcModuleLoad: {3}dynlist\nolcModuleLoad: {4}unique\n\n");
 	buf_addf(b, "dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n"
 		 "include: file://" SCHEMA_DIR "/core.ldif\n\n"
 		 "include: file://" SCHEMA_DIR "/cosine.ldif\n\n"
-		 "include: file://" SCHEMA_DIR "/inetorgperson.ldif\n\n");
+		 "include: file://" SCHEMA_DIR "/inetorgperson.ldif\n\n"
+		 "include: file://" SCHEMA_DIR "/dyngroup.ldif\n\n");
 	buf_addf(b, "dn: olcDatabase={-1}frontend,cn=config\nobjectClass: olcDatabaseConfig\n"
 		 "objectClass: olcFrontendConfig\nolcDatabase: {-1}frontend\n"
 		 "olcAccess: {0}to dn.base=\"\" by * read\n"
@@ -121,16 +173,21 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 	buf_addf(b, "dn: olcDatabase={0}config,cn=config\nobjectClass: olcDatabaseConfig\n"
 		 "olcDatabase: {0}config\nolcRootDN: cn=config\nolcRootPW: " SLAPD_CONFIG_PW "\n"
 		 "olcAccess: {0}to * by * none\n\n");
+	/* Zimbra: by dn.children="cn=admins,cn=zimbra" read (its zmreplica is one of those) */
+	buf_addf(b, "dn: olcDatabase={1}monitor,cn=config\nobjectClass: olcDatabaseConfig\n"
+		 "olcDatabase: {1}monitor\nolcRootDN: cn=config\n"
+		 "olcAccess: {0}to dn.children=\"cn=monitor\" by dn.exact=\"%s\" read\n\n",
+		 p->repl_dn);
 	if (delta && i == 0) {
-		buf_addf(b, "dn: olcDatabase={1}mdb,cn=config\nobjectClass: olcDatabaseConfig\n"
-			 "objectClass: olcMdbConfig\nolcDatabase: {1}mdb\nolcSuffix: cn=accesslog\n"
+		buf_addf(b, "dn: olcDatabase={2}mdb,cn=config\nobjectClass: olcDatabaseConfig\n"
+			 "objectClass: olcMdbConfig\nolcDatabase: {2}mdb\nolcSuffix: cn=accesslog\n"
 			 "olcDbDirectory: %s/accesslog\nolcRootDN: cn=config\n"
 			 "olcDbMaxSize: 268435456\n"
 			 "olcDbIndex: entryCSN,objectClass,reqEnd,reqResult,reqStart eq\n"
 			 "olcAccess: {0}to * by dn.exact=\"%s\" read by * none\n"
 			 "olcLimits: {0}dn.exact=\"%s\" size=unlimited time=unlimited\n\n",
 			 s->dir, p->repl_dn, p->repl_dn);
-		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config\n"
+		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={2}mdb,cn=config\n"
 			 "objectClass: olcOverlayConfig\nobjectClass: olcSyncProvConfig\n"
 			 "olcOverlay: {0}syncprov\nolcSpNoPresent: TRUE\nolcSpReloadHint: TRUE\n\n");
 	}
@@ -143,6 +200,16 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 		 "olcAccess: {1}to * by dn.exact=\"%s\" read by * read\n"
 		 "olcLimits: {0}dn.exact=\"%s\" size=unlimited time=unlimited\n",
 		 datadb, datadb, p->suffix, s->dir, p->repl_dn, p->repl_dn, p->repl_dn);
+	/*
+	 * TLS required on the data DB: ssf=1 refuses every operation (a simple bind of one of
+	 * its DNs included) on a connection without a security layer: plaintext ldap:// until
+	 * StartTLS.  Not tls=1: that also refuses ldapi:// (o_tls_ssf is 0 on a local socket,
+	 * tried), the local admin path.  No SASL mechanism can give a plaintext TCP connection
+	 * a security layer here (no olcAuthzRegexp maps a SASL user to an entry), so on TCP
+	 * ssf=1 means TLS.
+	 */
+	if (o && o->require_tls)
+		buf_adds(b, "olcSecurity: ssf=1\n");
 	if (i == 1) {
 		buf_addf(b, "olcSyncrepl: {0}rid=100 provider=%s bindmethod=simple "
 			 "binddn=\"%s\" credentials=" SLAPD_REPL_PW " searchbase=\"%s\" scope=sub "
@@ -152,20 +219,41 @@ static void config_ldif(struct buf *b, const struct slapd_pair *p, int i,
 			buf_adds(b, " logbase=\"cn=accesslog\" "
 				 "logfilter=\"(&(objectClass=auditWriteObject)(reqResult=0))\" "
 				 "syncdata=accesslog");
+		/* zmldapenablereplica's createLdapConfig(): starttls=critical when StartTLS is
+		 * required, tls_cacertdir=/opt/zimbra/conf/ca always (a directory, not
+		 * tls_cacert).  Debian's libldap (GnuTLS) reads every PEM file of the directory
+		 * (gnutls_certificate_set_x509_trust_dir): no c_rehash/openssl rehash links are
+		 * needed, shown by the require_tls pair replicating its seed. */
+		if (o && o->require_tls)
+			buf_adds(b, " starttls=critical");
+		if (p->ca_dir)
+			buf_addf(b, " tls_cacertdir=%s", p->ca_dir);
 		buf_addf(b, "\nolcUpdateRef: %s\n", p->s[0].uri);
 	}
 	buf_adds(b, "\n");
-	if (i == 0 || delta)
-		buf_addf(b, "dn: olcOverlay={0}syncprov,olcDatabase={%d}mdb,cn=config\n"
+	if (i == 0 || delta) {
+		buf_addf(b, "dn: olcOverlay={%d}syncprov,olcDatabase={%d}mdb,cn=config\n"
 			 "objectClass: olcOverlayConfig\nobjectClass: olcSyncProvConfig\n"
-			 "olcOverlay: {0}syncprov\nolcSpCheckpoint: 20 10\nolcSpSessionLog: 100000\n\n",
-			 datadb);
-	if (i == 0 && delta)
-		buf_addf(b, "dn: olcOverlay={1}accesslog,olcDatabase={2}mdb,cn=config\n"
+			 "olcOverlay: {%d}syncprov\nolcSpCheckpoint: 20 10\nolcSpSessionLog: 100000\n\n",
+			 ov, datadb, ov);
+		ov++;
+	}
+	if (i == 0 && delta) {
+		buf_addf(b, "dn: olcOverlay={%d}accesslog,olcDatabase={%d}mdb,cn=config\n"
 			 "objectClass: olcOverlayConfig\nobjectClass: olcAccessLogConfig\n"
-			 "olcOverlay: {1}accesslog\nolcAccessLogDB: cn=accesslog\n"
+			 "olcOverlay: {%d}accesslog\nolcAccessLogDB: cn=accesslog\n"
 			 "olcAccessLogOps: writes\nolcAccessLogSuccess: TRUE\n"
-			 "olcAccessLogPurge: 01+00:00 00+04:00\n\n");
+			 "olcAccessLogPurge: 01+00:00 00+04:00\n\n", ov, datadb, ov);
+		ov++;
+	}
+	buf_addf(b, "dn: olcOverlay={%d}dynlist,olcDatabase={%d}mdb,cn=config\n"
+		 "objectClass: olcOverlayConfig\nobjectClass: olcDynamicList\n"
+		 "olcOverlay: {%d}dynlist\nolcDlAttrSet: {0}groupOfURLs memberURL member\n\n",
+		 ov, datadb, ov);
+	ov++;
+	buf_addf(b, "dn: olcOverlay={%d}unique,olcDatabase={%d}mdb,cn=config\n"
+		 "objectClass: olcOverlayConfig\nobjectClass: olcUniqueConfig\n"
+		 "olcOverlay: {%d}unique\nolcUniqueURI: ldap:///?mail?sub\n\n", ov, datadb, ov);
 }
 
 /* Bound (cn=config) or anonymous connection to uri.  An ldaps:// uri gets a private TLS
@@ -203,13 +291,27 @@ static LDAP *conn(const struct slapd_inst *s, bool bind)
 	return conn_uri(s->uri, bind);
 }
 
+/*
+ * The helpers' connection: cn=config over the ldapi:// socket, the local admin path (Zimbra's
+ * tools use ldapi too).  It works on every pair, also where the data DB refuses plaintext
+ * TCP (slapd_opts.require_tls).
+ */
+static LDAP *conn_admin(const struct slapd_inst *s)
+{
+	return conn_uri(s->ldapi, true);
+}
+
 static int start_inst(struct slapd_pair *p, int i, char **err)
 {
 	struct slapd_inst *s = &p->s[i];
 	char *hosts = xasprintf("ldap://127.0.0.1:%d/ %s%s%s", s->port, s->ldapi,
 				s->ldaps ? " " : "", s->ldaps ? s->ldaps : "");
 	char *cfg = xasprintf("%s/slapd.d", s->dir);
-	char *argv[] = { (char *)SLAPD_BIN, (char *)"-d", (char *)"none", (char *)"-F", cfg,
+	/* -d stats: OpenLDAP's "stats" level (connections, operations, the DN and attribute
+	 * names of every MOD/ADD/DEL, results) on stderr, i.e. into s->log.  olcLogLevel alone
+	 * would not do: in 2.5 it only feeds syslog (tried: "-d none" + olcLogLevel: stats
+	 * leaves slapd.log without a single conn= line). */
+	char *argv[] = { (char *)SLAPD_BIN, (char *)"-d", (char *)"stats", (char *)"-F", cfg,
 			 (char *)"-h", hosts, NULL };
 	int rc = -1;
 	s->pid = spawn_child(argv, s->log);
@@ -285,7 +387,7 @@ static int add_entry(LDAP *ld, const char *dn, const char *const *av)
 
 static int seed(struct slapd_pair *p, char **err)
 {
-	LDAP *ld = conn(&p->s[0], true);
+	LDAP *ld = conn_admin(&p->s[0]);
 	int rc = -1;
 	char *ou = xasprintf("ou=people,%s", p->base);
 	if (!ld)
@@ -373,6 +475,9 @@ static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const
 		return fail(err, "slapd_opts: set tls_cert_file, tls_key_file and tls_ca_file together");
 	if (o && o->ldaps && !o->tls_cert_file)
 		return fail(err, "slapd_opts: ldaps needs tls_cert_file, tls_key_file, tls_ca_file");
+	if (o && o->require_tls && !o->tls_cert_file)
+		return fail(err, "slapd_opts: require_tls needs tls_cert_file, tls_key_file, "
+			    "tls_ca_file");
 	p->layout = layout;
 	p->suffix = xstrdup(suffix);
 	p->base = xstrdup(*suffix ? suffix : "cn=zimbra");
@@ -389,6 +494,16 @@ static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const
 	p->config_pw_file = tu_write(p->dir, "config.pw", SLAPD_CONFIG_PW "\n", 0600);
 	p->repl_pw_file = tu_write(p->dir, "repl.pw", SLAPD_REPL_PW "\n", 0600);
 	p->wrong_pw_file = tu_write(p->dir, "wrong.pw", "not-the-password\n", 0600);
+	if (o && o->tls_ca_file) {
+		/* what /opt/zimbra/conf/ca is to Zimbra: a directory holding the CA certificate */
+		char *ca = tu_read(o->tls_ca_file);
+		if (!ca)
+			return fail(err, "cannot read %s", o->tls_ca_file);
+		p->ca_dir = xasprintf("%s/ca", p->dir);
+		mkdir_p(p->ca_dir, 0700);
+		free(tu_write(p->ca_dir, "ca.pem", ca, 0644));
+		free(ca);
+	}
 	for (int i = 0; i < 2; i++) {
 		struct slapd_inst *s = &p->s[i];
 		s->port = new_port(p);
@@ -399,6 +514,7 @@ static int pair_start_once(struct slapd_pair *p, enum slapd_layout layout, const
 			s->ldaps = xasprintf("ldaps://127.0.0.1:%d/", s->ldaps_port);
 		}
 		s->log = xasprintf("%s/slapd.log", s->dir);
+		s->datadb = xasprintf("olcDatabase={%d}mdb,cn=config", data_db_index(p, i));
 		/* the local socket, percent-encoded as ldapi:// URIs want it */
 		struct buf b = BUF_INIT;
 		buf_adds(&b, "ldapi://");
@@ -466,6 +582,7 @@ void slapd_pair_stop(struct slapd_pair *p)
 		free(p->s[i].ldapi);
 		free(p->s[i].ldaps);
 		free(p->s[i].log);
+		free(p->s[i].datadb);
 	}
 	free(p->dir);
 	free(p->suffix);
@@ -474,12 +591,13 @@ void slapd_pair_stop(struct slapd_pair *p)
 	free(p->config_pw_file);
 	free(p->repl_pw_file);
 	free(p->wrong_pw_file);
+	free(p->ca_dir);
 	memset(p, 0, sizeof *p);
 }
 
 char *slapd_dump_config(const struct slapd_inst *s)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	LDAPMessage *msg = NULL;
 	char *attrs[] = { (char *)"*", (char *)"modifyTimestamp", (char *)"entryCSN", NULL };
 	struct buf b = BUF_INIT;
@@ -515,7 +633,7 @@ out:
 
 int slapd_add_person(const struct slapd_inst *s, const char *base, const char *uid)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	if (!ld)
 		return -1;
 	char *dn = xasprintf("uid=%s,ou=people,%s", uid, base);
@@ -529,7 +647,7 @@ int slapd_add_person(const struct slapd_inst *s, const char *base, const char *u
 
 int slapd_has_entry(const struct slapd_inst *s, const char *dn)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	LDAPMessage *msg = NULL;
 	char *attrs[] = { (char *)"1.1", NULL };
 	if (!ld)
@@ -559,7 +677,7 @@ bool slapd_wait_entry(const struct slapd_inst *s, const char *dn, bool want, dou
 int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *attr,
 		     const char *val)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	if (!ld)
 		return -1;
 	char *vals[] = { (char *)val, NULL };
@@ -572,7 +690,7 @@ int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *att
 
 int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr)
 {
-	LDAP *ld = conn(s, true);
+	LDAP *ld = conn_admin(s);
 	if (!ld)
 		return -1;
 	LDAPMod mod = { LDAP_MOD_DELETE, (char *)attr, { NULL } };
@@ -580,6 +698,84 @@ int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *att
 	int lrc = ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return lrc == LDAP_SUCCESS ? 0 : -1;
+}
+
+/* ---- the stats log ---- */
+
+char *slapd_log_read(const struct slapd_inst *s)
+{
+	return s && s->log ? tu_read(s->log) : NULL;
+}
+
+bool slapd_log_has(const struct slapd_inst *s, const char *needle)
+{
+	char *t = slapd_log_read(s);
+	bool r = t && needle && strstr(t, needle);
+	free(t);
+	return r;
+}
+
+/* "conn=C op=O " at the start of rest (after the timestamp and thread id): its length, or 0 */
+static size_t op_key_len(const char *line)
+{
+	const char *c = strstr(line, " conn=");
+	if (!c)
+		return 0;
+	c++;
+	const char *o = c + strcspn(c, " \n");
+	if (strncmp(o, " op=", 4))
+		return 0;
+	o += 4;
+	o += strcspn(o, " \n");
+	return *o == ' ' ? (size_t)(o + 1 - line) : 0;
+}
+
+void slapd_log_ops(const struct slapd_inst *s, const char *verb, struct strlist *out)
+{
+	char *t = slapd_log_read(s);
+	struct strlist keys = STRLIST_INIT;   /* MOD only: "conn=C op=O " of out->v[idx[i]] */
+	size_t *idx = NULL;
+	bool mod = verb && !strcmp(verb, "MOD");
+	char *vdn = xasprintf("%s dn=\"", verb ? verb : "");
+	for (char *line = t; line && *line;) {
+		char *eol = line + strcspn(line, "\n");
+		char *next = *eol ? eol + 1 : eol;
+		*eol = '\0';
+		size_t kl = op_key_len(line);
+		const char *key = kl ? strstr(line, " conn=") + 1 : NULL;
+		const char *rest = line + kl;
+		if (kl && !strncmp(rest, vdn, strlen(vdn))) {
+			const char *dn = rest + strlen(vdn);
+			size_t dl = strlen(dn);
+			if (dl && dn[dl - 1] == '"')
+				dl--;
+			if (mod) {
+				idx = xrealloc(idx, (keys.n + 1) * sizeof *idx);
+				idx[keys.n] = out->n;
+				strlist_add_nodup(&keys, xstrndup(key, (size_t)(rest - key)));
+				strlist_add_nodup(out, xasprintf("%.*s:", (int)dl, dn));
+			} else {
+				strlist_add_nodup(out, xstrndup(dn, dl));
+			}
+		} else if (kl && mod && !strncmp(rest, "MOD attr=", 9)) {
+			/* the attribute names of the latest MOD dn= of the same conn and op (slapd
+			 * splits a long list over several lines; other threads' lines may interleave) */
+			for (size_t i = keys.n; i-- > 0;) {
+				if (strncmp(keys.v[i], key, (size_t)(rest - key)) ||
+				    keys.v[i][rest - key] != '\0')
+					continue;
+				char *e = xasprintf("%s %s", out->v[idx[i]], rest + 9);
+				free(out->v[idx[i]]);
+				out->v[idx[i]] = e;
+				break;
+			}
+		}
+		line = next;
+	}
+	free(vdn);
+	free(idx);
+	strlist_release(&keys);
+	free(t);
 }
 
 /* ---- cval builder ---- */

@@ -13,12 +13,17 @@
  * Layouts: SLAPD_PLAIN (syncprov on the master, plain consumer) and
  * SLAPD_DELTA (accesslog DB on the master, delta-syncrepl consumer carrying
  * syncprov, as Zimbra replicas do).  suffix "dc=example,dc=com" or "" (the
- * Zimbra/Carbonio layout; entries then live under cn=zimbra).
+ * Zimbra/Carbonio layout; entries then live under cn=zimbra).  Database and
+ * overlay indexes are Zimbra's (details and sources in slapd.c): {1}monitor,
+ * data DB {2}mdb, on a delta master {2}mdb cn=accesslog and data DB {3}mdb;
+ * the data DB's overlays {0}syncprov [{1}accesslog] then dynlist, unique
+ * (slapd_inst.datadb names the data DB entry).
  * cn=config and the data DB share the root DN cn=config (password in
  * config_pw_file); the replicator is REPL_DN with the password in
  * repl_pw_file.  Consumers use retry="1 +".
  *
- * Every instance listens on ldap://127.0.0.1:PORT/ and on an ldapi:// socket.
+ * Every instance listens on ldap://127.0.0.1:PORT/ and on an ldapi:// socket
+ * (the helpers below connect there, as cn=config).
  * slapd_pair_start_ex() can also give both a server certificate from the
  * start (olcTLS* in cn=config, so StartTLS works) and an additional
  * ldaps://127.0.0.1:PORT/ listener (struct slapd_opts).
@@ -43,7 +48,9 @@ struct slapd_inst {
 	char *ldapi;      /* ldapi://%2F...%2Fldapi/ (a socket in dir; slapd listens there too) */
 	int ldaps_port;   /* 0 unless slapd_opts.ldaps */
 	char *ldaps;      /* ldaps://127.0.0.1:LDAPS_PORT/ when slapd_opts.ldaps, else NULL */
-	char *log;
+	char *log;        /* <dir>/slapd.log: slapd's stderr at the stats level (see slapd_log_ops) */
+	char *datadb;     /* "olcDatabase={N}mdb,cn=config": the data DB's entry at start (a
+			   * promotion that adds an accesslog DB ahead of it shifts N) */
 };
 
 struct slapd_pair {
@@ -56,6 +63,9 @@ struct slapd_pair {
 	char *config_pw_file;
 	char *repl_pw_file;
 	char *wrong_pw_file;
+	char *ca_dir;     /* <dir>/ca holding a copy of slapd_opts.tls_ca_file (ca.pem), like
+			   * Zimbra's /opt/zimbra/conf/ca; NULL without TLS files.  The replica's
+			   * rid=100 names it as tls_cacertdir= */
 };
 
 #define SLAPD_CONFIG_PW "configpw"
@@ -64,14 +74,20 @@ struct slapd_pair {
 /* Opt-in extras for slapd_pair_start_ex(); all zero = what slapd_pair_start() does. */
 struct slapd_opts {
 	/* PEM files (borrowed; read by slapd at start and restart).  Set all three or none:
-	 * both instances get them as olcTLSCertificateFile / ...KeyFile / olcTLSCACertificateFile
-	 * in the initial cn=config, so StartTLS works from the first connection. */
+	 * both instances get the certificate and key as olcTLSCertificateFile / ...KeyFile in
+	 * the initial cn=config, so StartTLS works from the first connection; the CA goes
+	 * only to slapd_pair.ca_dir (why: slapd.c, config_ldif). */
 	const char *tls_cert_file;
 	const char *tls_key_file;
 	const char *tls_ca_file;
 	/* Also listen on ldaps://127.0.0.1:PORT/ (slapd_inst.ldaps); needs the TLS files.
 	 * Start (and restart) waits until a TLS handshake on it succeeds. */
 	bool ldaps;
+	/* TLS required (needs the TLS files): the data DB of both refuses plaintext TCP
+	 * (olcSecurity: ssf=1; ldapi:// still works, the helpers below use it), and the
+	 * replica's rid=100 pulls with starttls=critical tls_cacertdir=<ca_dir>, as
+	 * zmldapenablereplica writes it when StartTLS is required. */
+	bool require_tls;
 };
 
 /* Start both, seed the master, wait until the replica holds the seed.  0 / -1 (+ *err). */
@@ -97,6 +113,24 @@ int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *att
 
 /* Delete every value of attr on dn. 0 / -1. */
 int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr);
+
+/*
+ * The stats log (OpenLDAP's "stats" level: every slapd of the fixture runs with -d stats,
+ * stderr into s->log).  Lines look like
+ *   6b1183b5.39d5bb71 0x7f72... conn=1001 op=1 MOD dn="olcDatabase={2}mdb,cn=config"
+ *   6b1183b5.39d6543f 0x7f72... conn=1001 op=1 MOD attr=olcSyncrepl olcMirrorMode
+ *   ... conn=1002 op=3 ADD dn="olcOverlay={1}accesslog,olcDatabase={3}mdb,cn=config"
+ * Only operations of LDAP clients are logged (not what syncrepl applies), and the log
+ * grows across slapd_inst_restart().
+ */
+char *slapd_log_read(const struct slapd_inst *s);   /* whole log (free it); NULL if none */
+bool slapd_log_has(const struct slapd_inst *s, const char *needle);
+/*
+ * Append one string per client operation of type verb ("ADD", "DEL", "MOD", "MODRDN") in
+ * log order: the DN without quotes; for "MOD" the DN, ':' and the attribute names of that
+ * modify, each after a space ("olcDatabase={2}mdb,cn=config: olcSyncrepl olcMirrorMode").
+ */
+void slapd_log_ops(const struct slapd_inst *s, const char *verb, struct strlist *out);
 
 /* ---- hand-built stage settings (what conf_load would produce) ---- */
 struct cval *tcv_group(struct cval *parent, const char *key);  /* parent NULL: new root */

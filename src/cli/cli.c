@@ -13,6 +13,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+void cli_print_error(const char *msg)
+{
+	for (const char *p = msg ? msg : "error"; p;) {
+		const char *nl = strchr(p, '\n');
+		fprintf(stderr, "zmbatch: %.*s\n", nl ? (int)(nl - p) : (int)strlen(p), p);
+		p = nl ? nl + 1 : NULL;
+	}
+}
+
 int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job)
 {
 	char *err = NULL;
@@ -20,7 +29,7 @@ int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job)
 
 	enum zmb_rc rc = conf_load(path, resolve_secrets, job, &err);
 	if (rc) {
-		fprintf(stderr, "zmbatch: %s\n", err ? err : zmb_rc_str(rc));
+		cli_print_error(err ? err : zmb_rc_str(rc));   /* every error and warning, a line each */
 		free(err);
 		return EXIT_CONFIG;
 	}

@@ -49,6 +49,8 @@ int cmd_check(struct cli *cli);
  */
 struct job;
 int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job);
+/* Print a (multi-line) error on stderr, each line as "zmbatch: LINE". */
+void cli_print_error(const char *msg);
 /* The state DB path: --state, else the job's state.db. */
 const char *cli_state_path(const struct cli *cli, const struct job *job);
 

@@ -2,7 +2,8 @@
  * cmd_convert.c - `zmbatch convert ZMZTOZMIG_CONF`: print the equivalent
  * native job file on stdout.  Passwords are never printed: each inline
  * password becomes an admin_password_file suggestion with a comment.
- * Warnings (unknown keys, readable password file) go to stderr.
+ * Warnings (unknown keys, readable password file) go to stderr, also when
+ * an error stops the conversion (then after every error).
  */
 #include "cli.h"
 #include "job.h"
@@ -21,7 +22,7 @@ int cmd_convert(struct cli *cli)
 		return EXIT_USAGE;
 	}
 	if (conf_load(cli->args[0], false, &job, &err)) {
-		fprintf(stderr, "zmbatch: %s\n", err ? err : "configuration error");
+		cli_print_error(err ? err : "configuration error");
 		free(err);
 		return EXIT_CONFIG;
 	}

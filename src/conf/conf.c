@@ -2,7 +2,10 @@
  * conf.c - conf_read(): load a job file.  Reads the file (bounded, text
  * only), recognises a zmztozmig.conf by its content (conf_is_legacy), hands
  * the text to the legacy or the native reader, then applies the defaults and
- * checks shared by both (conf_finish_with, conf_finish.c).  The pieces are
+ * checks shared by both (conf_finish_with, conf_finish.c).  A zmztozmig.conf
+ * is checked as a whole even when some of its lines were wrong, and the
+ * warnings gathered are added to the errors, so that its administrator sees
+ * everything to fix in one go.  The pieces are
  * listed in conf_internal.h; the job model itself is job.c.
  *
  * Main thread only (loading); the resulting job is then read-only.
@@ -130,6 +133,19 @@ bool conf_is_legacy(const char *text)
 	return legacy > native;
 }
 
+/* After the errors, each warning gathered so far: one attempt shows everything to fix. */
+static void with_warnings(const struct job *job, char **err)
+{
+	if (!job->warnings.n)
+		return;
+	struct buf b = BUF_INIT;
+	buf_adds(&b, *err ? *err : "configuration error");
+	for (size_t i = 0; i < job->warnings.n; i++)
+		buf_addf(&b, "\nwarning: %s", job->warnings.v[i]);
+	free(*err);
+	*err = buf_detach(&b);
+}
+
 enum zmb_rc conf_read(const char *path, bool resolve_secrets, const struct stage_catalog *cat,
 		      struct job *job, char **err)
 {
@@ -146,14 +162,27 @@ enum zmb_rc conf_read(const char *path, bool resolve_secrets, const struct stage
 	if (rc)
 		goto out;
 	if (conf_is_legacy(text)) {
+		/* every line was read: the checks of the whole file add their own errors */
 		rc = conf_legacy_parse(path, text, job, err);
+		char *ferr = NULL;
+		enum zmb_rc frc = conf_finish_with(job, resolve_secrets, cat, &ferr);
+		if (frc && rc) {
+			char *e = xasprintf("%s\n%s", *err, ferr);
+			free(*err);
+			free(ferr);
+			*err = e;
+		} else if (frc) {
+			*err = ferr;
+			rc = frc;
+		}
 	} else {
 		job->path = xstrdup(path);
 		rc = conf_native_parse(path, text, cat, job, err);
+		if (rc == ZMB_OK)
+			rc = conf_finish_with(job, resolve_secrets, cat, err);
 	}
 	if (rc)
-		goto out;
-	rc = conf_finish_with(job, resolve_secrets, cat, err);
+		with_warnings(job, err);
 out:
 	if (text) {
 		explicit_bzero(text, strlen(text));

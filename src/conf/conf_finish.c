@@ -4,7 +4,10 @@
  * filled the job.  Messages name keys as the user wrote them (zmztozmig keys
  * for a zmztozmig.conf).  Relative paths become relative to the job file's
  * directory.  Secrets (password files, environment variables) are read here
- * when asked to.
+ * when asked to.  Independent checks all run, and their errors are returned
+ * together, one per line of *err (finish_fail appends); checks that follow
+ * from an earlier one (the state DB's default, the stages) run only when
+ * everything before them passed.
  *
  * Main thread only.
  */
@@ -54,10 +57,13 @@ static enum zmb_rc finish_fail(const struct job *job, int line, char **err, cons
 	char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
 	const char *path = job->path ? job->path : "?";
+	char *e;
 	if (line > 0)
-		*err = xasprintf("%s:%d: %s", path, line, msg);
+		e = xasprintf("%s%s%s:%d: %s", *err ? *err : "", *err ? "\n" : "", path, line, msg);
 	else
-		*err = xasprintf("%s: %s", path, msg);
+		e = xasprintf("%s%s%s: %s", *err ? *err : "", *err ? "\n" : "", path, msg);
+	free(*err);
+	*err = e;
 	free(msg);
 	return ZMB_ECONFIG;
 }
@@ -111,35 +117,37 @@ static enum zmb_rc finish_server(struct job *job, struct server *s, bool require
 	char k[64];
 	bool present = s->host || s->admin_user || s->password || s->password_file ||
 		       s->password_env;
+	enum zmb_rc rc = ZMB_OK;
 	if (!required && !present)
 		return ZMB_OK;
 	if (!s->host) {
 		snprintf(k, sizeof k, "%s.host", s->role);
-		return finish_fail(job, s->line, err, "missing key '%s' (%s server host name)",
-				   key_name(job, k), s->role);
+		rc = finish_fail(job, s->line, err, "missing key '%s' (%s server host name)",
+				 key_name(job, k), s->role);
 	}
 	if (!s->admin_user) {
 		snprintf(k, sizeof k, "%s.admin_user", s->role);
-		return finish_fail(job, s->line, err, "missing key '%s' (%s admin account)",
-				   key_name(job, k), s->role);
+		rc = finish_fail(job, s->line, err, "missing key '%s' (%s admin account)",
+				 key_name(job, k), s->role);
 	}
 	int nsrc = (s->password_inline ? 1 : 0) + (s->password_file ? 1 : 0) +
 		   (s->password_env ? 1 : 0);
-	if (nsrc == 0) {
-		if (job->legacy)
-			return finish_fail(job, s->line, err, "missing key '%s'",
-					   s->role[0] == 's' ? "SourceAdminPwd" : "TargetAdminPwd");
-		return finish_fail(job, s->line, err,
-				   "%s: missing password: set one of admin_password_file, "
-				   "admin_password_env or admin_password", s->role);
-	}
+	if (nsrc == 0 && job->legacy)
+		rc = finish_fail(job, s->line, err, "missing key '%s'",
+				 s->role[0] == 's' ? "SourceAdminPwd" : "TargetAdminPwd");
+	else if (nsrc == 0)
+		rc = finish_fail(job, s->line, err,
+				 "%s: missing password: set one of admin_password_file, "
+				 "admin_password_env or admin_password", s->role);
 	if (nsrc > 1)
-		return finish_fail(job, s->line, err,
-				   "%s: set only one of admin_password_file, admin_password_env, "
-				   "admin_password", s->role);
+		rc = finish_fail(job, s->line, err,
+				 "%s: set only one of admin_password_file, admin_password_env, "
+				 "admin_password", s->role);
 	if (s->pinned_pubkey && strncmp(s->pinned_pubkey, "sha256//", 8) != 0)
-		return finish_fail(job, s->line, err,
-				   "key '%s.pinned_pubkey': expected \"sha256//BASE64=\"", s->role);
+		rc = finish_fail(job, s->line, err,
+				 "key '%s.pinned_pubkey': expected \"sha256//BASE64=\"", s->role);
+	if (rc)
+		return rc;
 	if (!s->scheme)
 		s->scheme = xstrdup("https");
 	absolutize(job, &s->ca_file);
@@ -169,24 +177,25 @@ static void default_stages(struct job *job)
 static enum zmb_rc finish_migration(struct job *job, bool has_migrate, char **err)
 {
 	struct migration *m = &job->mig;
+	enum zmb_rc rc = ZMB_OK;
 	if (!m->resolve)
 		m->resolve = xstrdup("skip");
 	if (!streq(m->resolve, "skip") && !streq(m->resolve, "modify") &&
 	    !streq(m->resolve, "replace") && !streq(m->resolve, "reset"))
-		return finish_fail(job, m->line, err, "key '%s': must be skip, modify, replace or reset",
-				   key_name(job, "migration.resolve"));
+		rc = finish_fail(job, m->line, err, "key '%s': must be skip, modify, replace or reset",
+				 key_name(job, "migration.resolve"));
 	if (m->threads < 1 || m->threads > 256)
-		return finish_fail(job, m->line, err, "key '%s': must be 1..256",
-				   key_name(job, "migration.threads"));
+		rc = finish_fail(job, m->line, err, "key '%s': must be 1..256",
+				 key_name(job, "migration.threads"));
 	if (m->retry_backoff_max < m->retry_backoff)
-		return finish_fail(job, m->line, err,
-				   "key 'migration.retry_backoff_max': must not be less than retry_backoff");
+		rc = finish_fail(job, m->line, err,
+				 "key 'migration.retry_backoff_max': must not be less than retry_backoff");
 	for (size_t i = 0; i < m->nmaps; i++)
 		if (!*m->maps[i].from || !*m->maps[i].to || strchr(m->maps[i].to, '@') ||
 		    strchr(m->maps[i].from, '=') || strchr(m->maps[i].to, '='))
-			return finish_fail(job, m->line, err,
-					   "domain map '%s' -> '%s': expected two domain names",
-					   m->maps[i].from, m->maps[i].to);
+			rc = finish_fail(job, m->line, err,
+					 "domain map '%s' -> '%s': expected two domain names",
+					 m->maps[i].from, m->maps[i].to);
 
 	absolutize(job, &m->accounts_file);
 	absolutize(job, &m->working_dir);
@@ -196,18 +205,18 @@ static enum zmb_rc finish_migration(struct job *job, bool has_migrate, char **er
 	absolutize(job, &job->log_dir);
 
 	if (!has_migrate)
-		return ZMB_OK;
-	if (!m->accounts.n && !m->accounts_file && !m->domains.n) {
-		if (job->legacy)
-			return finish_fail(job, 0, err, "missing key 'Accounts' (a list of accounts, "
-					   "or Accounts=all with Domains)");
-		return finish_fail(job, m->line, err,
-				   "migration: set at least one of accounts, accounts_file, domains");
-	}
+		return rc;
+	/* a zmztozmig.conf's Accounts lines were checked by its reader (m->line: the first) */
+	if (!m->accounts.n && !m->accounts_file && !m->domains.n && job->legacy && !m->line)
+		rc = finish_fail(job, 0, err, "missing key 'Accounts' (a list of accounts, "
+				 "or Accounts=all with Domains)");
+	else if (!m->accounts.n && !m->accounts_file && !m->domains.n && !job->legacy)
+		rc = finish_fail(job, m->line, err,
+				 "migration: set at least one of accounts, accounts_file, domains");
 	if (m->transfer == TRANSFER_SPOOL && !m->working_dir)
-		return finish_fail(job, m->line, err, "missing key '%s' (needed for transfer = \"spool\")",
-				   key_name(job, "migration.working_dir"));
-	return ZMB_OK;
+		rc = finish_fail(job, m->line, err, "missing key '%s' (needed for transfer = \"spool\")",
+				 key_name(job, "migration.working_dir"));
+	return rc;
 }
 
 /* state.db defaults to <working_dir>/zmbatch.db. */
@@ -262,10 +271,13 @@ enum zmb_rc conf_finish_with(struct job *job, bool resolve_secrets, const struct
 		if (streq(job->stages[i].type, "migrate"))
 			has_migrate = true;
 
-	if ((rc = finish_server(job, &job->source, has_migrate, resolve_secrets, err)) ||
-	    (rc = finish_server(job, &job->target, has_migrate, resolve_secrets, err)) ||
-	    (rc = finish_migration(job, has_migrate, err)) ||
-	    (rc = finish_state_db(job, err)))
+	/* independent: each reports what it finds, in this order, all in *err */
+	enum zmb_rc rs = finish_server(job, &job->source, has_migrate, resolve_secrets, err);
+	enum zmb_rc rt = finish_server(job, &job->target, has_migrate, resolve_secrets, err);
+	enum zmb_rc rm = finish_migration(job, has_migrate, err);
+	if ((rc = rs ? rs : rt ? rt : rm))
+		return rc;
+	if ((rc = finish_state_db(job, err)))
 		return rc;
 	if (!job->log_level)
 		job->log_level = xstrdup("info");

@@ -13,7 +13,10 @@
  *     listed domain is used (zmztozmig only used the last one);
  *   - unknown keys are reported as warnings with their line number (not
  *     fatal: a working conf must keep working unchanged);
- *   - a line without '=' is an error naming its line.
+ *   - a line without '=' is an error naming its line;
+ *   - an error does not stop the reading: every line is read, and every
+ *     error is returned at once, one "FILE:LINE: message" per line of *err
+ *     (zmztozmig stopped at the first).
  * Defaults follow zmztozmig (Threads 1, KeepSuccessFiles keeps unless FALSE,
  * port 7071).  conf_finish_with() (conf_finish.c) then applies the checks
  * shared with native files.
@@ -69,7 +72,10 @@ static enum zmb_rc lfail(const char *path, int line, char **err, const char *fmt
 	va_start(ap, fmt);
 	char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	*err = xasprintf("%s:%d: %s", path, line, msg);
+	char *e = *err ? xasprintf("%s\n%s:%d: %s", *err, path, line, msg)
+		       : xasprintf("%s:%d: %s", path, line, msg);
+	free(*err);
+	*err = e;
 	free(msg);
 	return ZMB_ECONFIG;
 }
@@ -307,10 +313,18 @@ static enum zmb_rc legacy_line(struct lp *lp, char *line)
 	return rc;
 }
 
-/* Domains are only used with Accounts=all (as in zmztozmig), but all of them. */
+/*
+ * Domains are only used with Accounts=all (as in zmztozmig), but all of them.
+ * Accounts lines that name nothing are an error here, so that the checks
+ * after the reading (conf_finish.c) only have to report a missing Accounts.
+ */
 static enum zmb_rc finish_domains(struct lp *lp)
 {
 	struct job *job = lp->job;
+	job->mig.line = lp->accounts_line;
+	if (lp->accounts_line && !lp->accounts_all && !job->mig.accounts.n)
+		return lfail(lp->path, lp->accounts_line, lp->err,
+			     "key 'Accounts': names no account (a list of accounts, or all)");
 	if (lp->accounts_all) {
 		if (!lp->domains.n)
 			return lfail(lp->path, lp->accounts_line, lp->err,
@@ -322,7 +336,6 @@ static enum zmb_rc finish_domains(struct lp *lp)
 				  xasprintf("%s:%d: Domains is ignored without Accounts=all (as in zmztozmig)",
 					    lp->path, lp->domains_line));
 	}
-	job->mig.line = lp->accounts_line;
 	return ZMB_OK;
 }
 
@@ -336,17 +349,20 @@ enum zmb_rc conf_legacy_parse(const char *path, const char *text, struct job *jo
 	*err = NULL;
 	legacy_defaults(job, path);
 	char *next = copy;
-	while (next && rc == ZMB_OK) {
+	while (next) {   /* every line, whatever an earlier one said: all errors at once */
 		char *line = next;
 		char *nl = strchr(line, '\n');
 		next = nl ? nl + 1 : NULL;
 		if (nl)
 			*nl = '\0';
 		lp.lineno++;
-		rc = legacy_line(&lp, line);
+		enum zmb_rc r = legacy_line(&lp, line);
+		if (rc == ZMB_OK)
+			rc = r;
 	}
+	enum zmb_rc r = finish_domains(&lp);
 	if (rc == ZMB_OK)
-		rc = finish_domains(&lp);
+		rc = r;
 	strlist_release(&lp.domains);
 	explicit_bzero(copy, strlen(text ? text : ""));
 	free(copy);

@@ -162,6 +162,10 @@ struct stage_catalog {
 /*
  * Load a job file, native or legacy (recognised by content).  On error
  * returns ZMB_ECONFIG with *err = "file:line: key: message" (caller frees).
+ * *err may hold several lines: every error found (a native file's reader
+ * stops at its first; a zmztozmig.conf is read to its end, then checked as
+ * a whole), then each warning gathered so far as "warning: file:line: ...",
+ * so that one attempt shows everything to fix.
  * Secrets are resolved (password files read, env looked up) unless
  * `resolve_secrets` is false (convert, --help paths).
  */
@@ -171,12 +175,14 @@ enum zmb_rc conf_read(const char *path, bool resolve_secrets, const struct stage
 enum zmb_rc conf_load(const char *path, bool resolve_secrets, struct job *job, char **err);
 /* true if the text looks like a zmztozmig.conf (Key=Value lines). */
 bool conf_is_legacy(const char *text);
-/* Legacy reader, used by conf_load; exposed for tests. */
+/* Legacy reader, used by conf_load; exposed for tests.  Reads every line:
+ * *err holds every line's error, one per line.  Warnings go to job->warnings. */
 enum zmb_rc conf_legacy_parse(const char *path, const char *text, struct job *job, char **err);
 /* An empty job with every default set (both readers start from it; tests
  * may build a job in memory from it).  Release with job_release(). */
 void job_init(struct job *job);
-/* Apply defaults and cross-field validation (both formats). */
+/* Apply defaults and cross-field validation (both formats); *err holds
+ * every independent error found, one per line. */
 enum zmb_rc conf_finish_with(struct job *job, bool resolve_secrets, const struct stage_catalog *cat,
 			     char **err);
 /* conf_finish_with() with the stage registry (defined in src/stages/stage.c). */

@@ -447,8 +447,10 @@ void ldap_mmr_parse_for_fuzz(const char *text)
 		p += n + (p[n] == '\n');
 	}
 	const char *uri = lines.n ? lines.v[0] : "ldap://127.0.0.1:389";
+	struct strlist names = STRLIST_INIT;
 	for (size_t i = 0; i < lines.n; i++) {
 		const char *v = lines.v[i];
+		schema_names(v, &names);
 		static const char *const keys[] = { "rid", "provider", "credentials", "starttls",
 						    "syncdata", "binddn", NULL };
 		for (size_t k = 0; keys[k]; k++)
@@ -478,6 +480,7 @@ void ldap_mmr_parse_for_fuzz(const char *text)
 		(void)rid_owner(&lines, r < 0 ? 100 : r, &prov);
 		free(prov);
 	}
+	strlist_release(&names);
 	strlist_release(&lines);
 	strlist_release(&a);
 	strlist_release(&b);

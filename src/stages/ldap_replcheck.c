@@ -10,19 +10,25 @@
  *   wait = "90s"                           poll until in sync (default 0 = check once)
  *   starttls = false; ca_file = "/path"; tls_verify = true;
  *   network_timeout = "10s"                per LDAP operation
- *   Prints `Master: <url> ServerID: <sid> Code: <c> Status: <s> CSNs:` and
- *   `Replica: <url> Code: <c> Status: <s> CSNs:` each followed by one CSN per
- *   line (tab-indented).  Codes as zmreplchk: 0 In Sync, 3 StartTLS failed,
- *   4 Server down, 5 Unable to search / bind, 6 out of sync ("1.250s behind").
- *   contextCSNs are compared per server ID (not by position) against the
- *   first master; SID 000 is ignored when there are two or more masters.
- *   The servers and bind settings come from ldap_targets.h (shared with
- *   `zmbatch check`).
+ *
+ * Prints what zmreplchk prints (ldap_format.h has the script's line
+ * numbers): with two or more masters `Master: URI ServerID: SID Code: C
+ * Status: TEXT CSNs:`, then `Replica: URI Code: C Status: TEXT CSNs:`, each
+ * followed by its CSNs one per line, unindented; then a `zmbatch: ...` line
+ * for every server where zmreplchk's comparison (contextCSN values by
+ * position) and ours (by server ID) disagree, or that was not compared.
+ * The stage passes when every server is in sync by server ID: slapd does
+ * not promise an order of the contextCSN values, so the position says
+ * nothing.  Each server's detail (uri, role, sid, code, status, lag, CSNs)
+ * goes to the log and, in a run, to the events table.  The servers and
+ * bind settings come from ldap_targets.h (shared with `zmbatch check`).
  */
 #include "ldap_common.h"
+#include "ldap_format.h"
+#include "log.h"
 #include "runctl.h"
+#include "state.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,30 +87,50 @@ int ldap_replcheck_targets(const struct stage_conf *sc, const char *file,
 	return r;
 }
 
+/* What reading one server gave besides what zmreplchk shows (struct rpl_srv). */
 struct rc_srv {
-	const char *uri;
-	bool master;
 	bool bind;                    /* bind as bind_dn; else anonymously */
-	int code;
-	char *status;
-	char *sid;
-	struct strlist csns;
+	char *sid;                    /* masters: own server ID (sid_pick), NULL if none */
 	enum zmb_rc rc;
 	char *err;
 };
 
-static void rc_srv_reset(struct rc_srv *s)
+static void rc_srv_reset(struct rc_srv *s, struct rpl_srv *v)
 {
-	free(s->status);
 	free(s->sid);
 	free(s->err);
-	strlist_release(&s->csns);
-	s->status = s->sid = s->err = NULL;
-	s->code = 0;
+	s->sid = s->err = NULL;
 	s->rc = ZMB_OK;
+	const char *uri = v->uri;
+	bool master = v->master;
+	rpl_srv_release(v);
+	v->uri = uri;
+	v->master = master;
 }
 
-static void rc_probe(struct rc_srv *s, const struct rc_conf *k, const char *pw)
+static void rc_fail(struct rpl_srv *v, int code, const char *text)
+{
+	v->probe = code;
+	free(v->probe_text);
+	v->probe_text = xstrdup(text);
+}
+
+/*
+ * Read one server as zmreplchk does: masters bind as bind_dn and give
+ * olcServerID (lines 73-87) and contextCSN (89-101), replicas bind
+ * anonymously and give contextCSN (200-213).  The codes of a failure are
+ * zmreplchk's (4 down, 3 TLS, 5 search); where zmreplchk has no such case,
+ * the text is ours: it dies on a refused master bind (line 74), we say
+ * "Unable to bind"; an ldaps:// handshake or our TLS setup failing would be
+ * "Server down" for Net::LDAP->new (line 54), we keep code 3 with "TLS
+ * handshake failed" / "TLS setup failed"; no contextCSN is "Not a
+ * replicated master (URI)" for a master (line 105, a text the script
+ * overwrites on line 107) and "No contextCSN" for a replica (the script
+ * prints an empty code).  Unlike zmreplchk we never go on in clear text
+ * after a failed StartTLS (lines 61-65 do).
+ */
+static void rc_probe(struct rc_srv *s, struct rpl_srv *v, const struct rc_conf *k,
+		     const char *pw)
 {
 	static const char *const csn_attrs[] = { "contextCSN", NULL };
 	static const char *const sid_attrs[] = { "olcServerID", NULL };
@@ -112,117 +138,95 @@ static void rc_probe(struct rc_srv *s, const struct rc_conf *k, const char *pw)
 	struct ldc *c = NULL;
 	struct ldc_result r = LDC_RESULT_INIT;
 
-	rc_srv_reset(s);
+	rc_srv_reset(s, v);
 	ldap_conn_opts(&k->t.conn, &o);
-	s->rc = ldc_open(s->uri, &o, &c, &s->err);
+	s->rc = ldc_open(v->uri, &o, &c, &s->err);
 	bool opened = s->rc == ZMB_OK;   /* a TLS failure before it is in our own setup */
 	if (opened)
 		s->rc = ldc_bind(c, s->bind ? k->t.conn.bind_dn : NULL, s->bind ? pw : NULL, &s->err);
 	if (s->rc) {
-		s->code = s->rc == ZMB_ECONNECT ? 4 : s->rc == ZMB_ETLS ? 3 : 5;
-		s->status = xstrdup(s->code == 4 ? "Server down"
-				    : s->code == 3 ? (!opened ? "TLS setup failed"
-						      : strncmp(s->uri, "ldaps://", 8) == 0
-						      ? "TLS handshake failed"
-						      : "Could not execute StartTLS")
-						   : "Unable to bind");
+		char *starttls = v->master ? xasprintf("Could not execute StartTLS (%s)", v->uri)
+					   : xstrdup("Could not execute StartTLS");   /* 63, 189 */
+		/* libldap's StartTLS gives LDAP_CONNECT_ERROR when the handshake fails on a
+		 * connection it made (ldapc maps it to ZMB_ECONNECT, as a server down's
+		 * LDAP_SERVER_DOWN): the server is up, Net::LDAP->new would have worked */
+		int lrc = LDAP_SUCCESS;
+		if (opened && s->rc == ZMB_ECONNECT && o.starttls && !strncmp(v->uri, "ldap://", 7))
+			ldap_get_option(c->ld, LDAP_OPT_RESULT_CODE, &lrc);
+		if (lrc == LDAP_CONNECT_ERROR)
+			rc_fail(v, RPL_STARTTLS, starttls);
+		else if (s->rc == ZMB_ECONNECT)
+			rc_fail(v, RPL_DOWN, "Server down");                      /* 70, 196 */
+		else if (s->rc == ZMB_ETLS)
+			rc_fail(v, RPL_STARTTLS, !opened ? "TLS setup failed"
+				: strncmp(v->uri, "ldaps://", 8) == 0 ? "TLS handshake failed"
+				: starttls);
+		else
+			rc_fail(v, RPL_SEARCH, "Unable to bind");
+		free(starttls);
 		goto out;
 	}
-	if (s->master) {
+	if (v->master) {
 		s->rc = ldc_search(c, "cn=config", LDAP_SCOPE_BASE, NULL, sid_attrs, &r,
 				   "read server id", &s->err);
-		if (!s->rc && r.n)
-			s->sid = sid_pick(ldc_vals(&r.e[0], "olcServerID"), s->uri);
+		if (!s->rc && r.n) {
+			const struct strlist *sv = ldc_vals(&r.e[0], "olcServerID");
+			s->sid = sid_pick(sv, v->uri);
+			/* line 86: get_value in scalar context, the first value as is */
+			v->sid_raw = sv && sv->n ? xstrdup(sv->v[0]) : NULL;
+		}
 		ldc_result_release(&r);
 		if (s->rc) {
-			s->code = 5;
-			s->status = xstrdup("Unable to search");
+			rc_fail(v, RPL_SEARCH, "Unable to search");
 			goto out;
 		}
 	}
 	s->rc = ldc_search(c, k->t.conn.suffix, LDAP_SCOPE_BASE, NULL, csn_attrs, &r,
 			   "read contextCSN", &s->err);
 	if (s->rc) {
-		s->code = 5;
-		s->status = xstrdup("Unable to search");
+		rc_fail(v, RPL_SEARCH, "Unable to search");                       /* 97, 209 */
 		goto out;
 	}
-	const struct strlist *v = r.n ? ldc_vals(&r.e[0], "contextCSN") : NULL;
-	for (size_t i = 0; v && i < v->n; i++)
-		strlist_add(&s->csns, v->v[i]);
-	if (!s->csns.n) {
-		s->code = 5;
-		s->status = xstrdup("No contextCSN (no syncprov on the suffix entry?)");
+	const struct strlist *cv = r.n ? ldc_vals(&r.e[0], "contextCSN") : NULL;
+	for (size_t i = 0; cv && i < cv->n; i++)
+		strlist_add(&v->csns, cv->v[i]);
+	if (!v->csns.n) {
+		char *t = v->master ? xasprintf("Not a replicated master (%s)", v->uri)
+				    : xstrdup("No contextCSN");
+		rc_fail(v, RPL_SEARCH, t);
+		free(t);
 		s->rc = ZMB_ENOTFOUND;
-		s->err = xasprintf("ldap server %s: step 'read contextCSN': no contextCSN on '%s'",
-				   s->uri, k->t.conn.suffix);
+		s->err = xasprintf("ldap server %s: step 'read contextCSN': no contextCSN on '%s' "
+				   "(no syncprov on the suffix entry?)", v->uri, k->t.conn.suffix);
 	}
 out:
 	ldc_result_release(&r);
 	ldc_close(c);
 }
 
-/* Compare everyone against servers[0]; true when all are code 0. */
-static bool rc_judge(struct rc_srv *s, size_t n, size_t nmasters)
+/* One slot per target, in the targets' order (masters first). */
+static void rc_servers(const struct rc_conf *k, struct rc_srv **s, struct rpl_srv **v)
 {
-	/* the reference master itself must answer (with a single server the
-	 * loop below compares nothing) */
-	bool all = n > 0 && s[0].code == 0;
-	double worst = 0;
-	for (size_t i = 1; i < n; i++) {
-		if (s[i].code || s[0].code) {
-			if (!s[i].code)
-				s[i].status = xstrdup("Not compared (reference master unavailable)");
-			all = false;
-			continue;
-		}
-		double lag;
-		if (csn_compare(&s[0].csns, &s[i].csns, nmasters >= 2, &lag)) {
-			s[i].status = xstrdup("In Sync");
-			continue;
-		}
-		all = false;
-		s[i].code = 6;
-		s[i].status = xasprintf("%.3fs %s", fabs(lag), lag >= 0 ? "behind" : "ahead");
-		if (s[i].master && fabs(lag) >= fabs(worst))
-			worst = lag;
-	}
-	if (!s[0].code) {
-		bool masters_ok = true;
-		for (size_t i = 1; i < nmasters; i++)
-			masters_ok &= s[i].code == 0;
-		if (masters_ok) {
-			s[0].status = xstrdup("In Sync");
-		} else {
-			s[0].code = 6;
-			s[0].status = xasprintf("%.3fs %s", fabs(worst), worst >= 0 ? "ahead" : "behind");
-		}
-	}
-	return all;
-}
-
-/* One probe slot per target, in the targets' order. */
-static struct rc_srv *rc_servers(const struct rc_conf *k)
-{
-	struct rc_srv *s = xcalloc(k->t.n ? k->t.n : 1, sizeof *s);
+	size_t n = k->t.n ? k->t.n : 1;
+	*s = xcalloc(n, sizeof **s);
+	*v = xcalloc(n, sizeof **v);
 	for (size_t i = 0; i < k->t.n; i++) {
-		s[i].uri = k->t.v[i].uri;
-		s[i].master = !strcmp(k->t.v[i].role, "master");
-		s[i].bind = k->t.v[i].bind;
+		(*v)[i].uri = k->t.v[i].uri;
+		(*v)[i].master = !strcmp(k->t.v[i].role, "master");
+		(*s)[i].bind = k->t.v[i].bind;
 	}
-	return s;
 }
 
 /* Probe and judge until in sync, a refused bind, the wait is over or a stop. */
-static bool rc_poll(struct stage_ctx *ctx, struct rc_srv *s, const struct rc_conf *k,
-		    const char *pw)
+static bool rc_poll(struct stage_ctx *ctx, struct rc_srv *s, struct rpl_srv *v,
+		    const struct rc_conf *k, const char *pw)
 {
 	double deadline = mono_now() + (double)k->wait, pause = 0.1;
 	bool ok;
 	for (;;) {
 		for (size_t i = 0; i < k->t.n; i++)
-			rc_probe(&s[i], k, pw);
-		ok = rc_judge(s, k->t.n, k->nmasters);
+			rc_probe(&s[i], &v[i], k, pw);
+		ok = rpl_judge(v, k->t.n, k->nmasters);
 		bool auth = false;
 		for (size_t i = 0; i < k->t.n; i++)
 			auth |= s[i].rc == ZMB_EAUTH || s[i].rc == ZMB_ECONFIG;
@@ -233,24 +237,35 @@ static bool rc_poll(struct stage_ctx *ctx, struct rc_srv *s, const struct rc_con
 	}
 }
 
-static void rc_print(struct stage_ctx *ctx, const struct rc_srv *s, size_t n)
+/* zmreplchk's lines (and ours after them) to the output; the detail to the log and events. */
+static void rc_print(struct stage_ctx *ctx, const struct rc_srv *s, const struct rpl_srv *v,
+		     const struct rc_conf *k)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (s[i].master)
-			stage_out(ctx, "Master: %s ServerID: %s Code: %d Status: %s CSNs:", s[i].uri,
-				  s[i].sid ? s[i].sid : "none", s[i].code,
-				  s[i].status ? s[i].status : "");
-		else
-			stage_out(ctx, "Replica: %s Code: %d Status: %s CSNs:", s[i].uri, s[i].code,
-				  s[i].status ? s[i].status : "");
-		for (size_t j = 0; j < s[i].csns.n; j++)
-			stage_out(ctx, "\t%s", s[i].csns.v[j]);
+	struct buf b = BUF_INIT;
+	rpl_format(v, k->t.n, k->nmasters, &b);
+	stage_out_text(ctx, b.s);
+	buf_release(&b);
+	const char *name = ctx->sc ? ctx->sc->name : "ldap-replcheck";
+	for (size_t i = 0; i < k->t.n; i++) {
+		char *d = rpl_detail(&v[i]);
+		bool good = s[i].rc == ZMB_OK && v[i].in_sync;
+		if (s[i].sid)
+			log_debug(name, "%s: own server id %s", v[i].uri, s[i].sid);
+		zlog(good ? ZLOG_INFO : ZLOG_WARN, name, "ldap-replcheck %s", d);
+		if (ctx->st && !ctx->dry_run) {
+			char *msg = xasprintf("ldap-replcheck %s", d);
+			if (state_event(ctx->st, ctx->run_id, 0, name, good ? "info" : "warn", msg))
+				log_warn(name, "cannot record the replication check of %s: %s",
+					 v[i].uri, state_errmsg(ctx->st));
+			free(msg);
+		}
+		free(d);
 	}
 }
 
-/* Not in sync: the first server error, else the first server out of sync. */
-static enum zmb_rc rc_failure(struct stage_ctx *ctx, const struct rc_srv *s, size_t n,
-			      long long wait, char **err)
+/* Not in sync: the first server error, else the first server out of sync by server ID. */
+static enum zmb_rc rc_failure(struct stage_ctx *ctx, const struct rc_srv *s,
+			      const struct rpl_srv *v, size_t n, long long wait, char **err)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (s[i].rc) {
@@ -258,11 +273,12 @@ static enum zmb_rc rc_failure(struct stage_ctx *ctx, const struct rc_srv *s, siz
 			return s[i].rc;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (s[i].code == 6) {
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].compared && !v[i].in_sync) {
 			*err = xasprintf("ldap-replcheck: %s %s: step 'compare contextCSN': not in sync "
-					 "with %s after %llds: %s", s[i].master ? "master" : "replica",
-					 s[i].uri, s[0].uri, wait, s[i].status);
+					 "with %s after %llds: %s", v[i].master ? "master" : "replica",
+					 v[i].uri, v[0].uri, wait,
+					 v[i].sid_diff ? v[i].sid_diff : "contextCSN differs");
 			return runctl_stopped(ctx->ctl) ? ZMB_ECANCELED : ZMB_ETIMEOUT;
 		}
 	}
@@ -275,6 +291,7 @@ struct stage_result ldap_replcheck_run(struct stage_ctx *ctx)
 	struct stage_result res = { ZMB_OK, 0, NULL };
 	struct rc_conf k;
 	struct rc_srv *s = NULL;
+	struct rpl_srv *v = NULL;
 	char *pw = NULL;
 	enum zmb_rc rc = ZMB_ECONFIG;
 	const char *file = ctx->job ? ctx->job->path : "job";
@@ -284,14 +301,15 @@ struct stage_result ldap_replcheck_run(struct stage_ctx *ctx)
 	rc = ldap_read_secret(k.t.conn.password_file, "ldap-replcheck: password_file", &pw, &res.err);
 	if (rc)
 		goto out;
-	s = rc_servers(&k);
-	bool ok = rc_poll(ctx, s, &k, pw);
-	rc_print(ctx, s, k.t.n);
-	rc = ok ? ZMB_OK : rc_failure(ctx, s, k.t.n, k.wait, &res.err);
+	rc_servers(&k, &s, &v);
+	bool ok = rc_poll(ctx, s, v, &k, pw);
+	rc_print(ctx, s, v, &k);
+	rc = ok ? ZMB_OK : rc_failure(ctx, s, v, k.t.n, k.wait, &res.err);
 out:
 	for (size_t i = 0; s && i < k.t.n; i++)
-		rc_srv_reset(&s[i]);
+		rc_srv_reset(&s[i], &v[i]);
 	free(s);
+	free(v);
 	secret_free(pw);
 	rc_conf_release(&k);
 	res.rc = rc;

@@ -8,12 +8,15 @@
  *   timeout = "30s"                        per direction and for contextCSN convergence
  *   marker_base = "cn=zimbra"              where marker entries go (default: the
  *                                          suffix; "cn=zimbra" when the suffix is "")
- *   Prints per server `Master Server ID: <sid>`, `Master replication
- *   agreement: <n>`, `rid: <rid> URI: <uri> TLS: <tls>` (never credentials),
- *   then writes a marker entry on each server, waits for it on every other,
- *   waits for contextCSN convergence, and deletes the markers again.
+ *   Prints per server `Server: <uri>` and what zmldapmmrtool -q prints
+ *   there (ldap_format.h, mmrq_format(): `Master Server ID: <sid>`, `Master
+ *   replication agreement: <n>`, `rid: <rid> URI: <uri> TLS: <tls>`, or the
+ *   script's `Error: ...` line; never credentials), then writes a marker
+ *   entry on each server, waits for it on every other, waits for contextCSN
+ *   convergence, and deletes the markers again.
  */
 #include "ldap_common.h"
+#include "ldap_format.h"
 #include "log.h"
 #include "runctl.h"
 
@@ -114,49 +117,49 @@ struct vf_run {
 	char *e;                      /* the failure: "ldap server URI: step ..." */
 };
 
-/* The agreements of n as zmldapmmrtool -q prints them. */
-static void vf_print_agreements(struct stage_ctx *ctx, const struct node *n)
-{
-	for (size_t j = 0; j < n->syncrepl.n; j++) {
-		char *rid = sr_token(n->syncrepl.v[j], "rid");
-		char *uri = sr_token(n->syncrepl.v[j], "provider");
-		char *tls = sr_token(n->syncrepl.v[j], "starttls");
-		stage_out(ctx, "Master replication agreement: %zu", j + 1);
-		stage_out(ctx, "rid: %s URI: %s TLS: %s", rid ? rid : "?", uri ? uri : "?",
-			  tls ? tls : "");
-		free(rid);
-		free(uri);
-		free(tls);
-	}
-}
-
-/* 1. zmldapmmrtool -q on server i: server id, agreements, multi-provider. */
+/*
+ * 1. zmldapmmrtool -q on server i (its lines 104-165, printed by
+ * mmrq_format()), then multi-provider.  The olcServerID values are read as
+ * the script reads them (base cn=config, filter (olcServerID=*), line
+ * 106-111), not through node_read()'s own-ID pick; the agreements are those
+ * of the data DB found by suffix, where the script reads the fixed
+ * olcDatabase={3}mdb (line 122).  `Server: URI` heads each server's block:
+ * the script has no such line.
+ */
 static enum zmb_rc vf_query(struct vf_run *p, size_t i)
 {
+	static const char *const sid_attrs[] = { "olcServerID", NULL };
 	struct stage_ctx *ctx = p->ctx;
 	struct node *n = &p->nd[i];
+	struct ldc_result r = LDC_RESULT_INIT;
 	n->uri = p->k.t.v[i].uri;
 	n->role = p->k.t.v[i].role;
 	enum zmb_rc rc = ldap_target_connect(&p->k.t, i, p->pw, &n->c, &p->e);
 	if (!rc)
 		rc = node_read(n, p->k.t.conn.suffix, true, &p->e);
-	if (rc)
+	if (!rc)
+		rc = ldc_search(n->c, "cn=config", LDAP_SCOPE_BASE, "(olcServerID=*)", sid_attrs, &r,
+				"read server id", &p->e);
+	if (rc) {
+		ldc_result_release(&r);
 		return rc;
+	}
+	struct buf b = BUF_INIT;
 	stage_out(ctx, "Server: %s", n->uri);
-	if (!n->sid) {
-		stage_out(ctx, "Error: No Server ID found.  This does not appear to be a "
-			  "multi-master server.");
+	enum mmrq_result q = mmrq_format(r.n ? ldc_vals(&r.e[0], "olcServerID") : NULL,
+					 &n->syncrepl, &b);
+	stage_out_text(ctx, b.s);
+	buf_release(&b);
+	ldc_result_release(&r);
+	if (q == MMRQ_NO_SID) {
 		p->e = xasprintf("ldap server %s: step 'query': no server id: not a multi-master "
 				 "server", n->uri);
 		return ZMB_ECONFLICT;
 	}
-	stage_out(ctx, "Master Server ID: %s", n->sid);
-	if (!n->syncrepl.n) {
-		stage_out(ctx, "Error: No sync replication entries found");
+	if (q == MMRQ_NO_AGREEMENT) {
 		p->e = xasprintf("ldap server %s: step 'query': no replication agreement", n->uri);
 		return ZMB_ECONFLICT;
 	}
-	vf_print_agreements(ctx, n);
 	if (!n->multiprov) {
 		p->e = xasprintf("ldap server %s: step 'query': olcMultiProvider is not TRUE on "
 				 "the data database", n->uri);

@@ -56,6 +56,7 @@ struct found {
 	size_t seq;     /* position as listed/discovered */
 	long long size; /* -1 unknown */
 	bool need_size; /* ask the source (new account, or pending without a size) */
+	bool listed;    /* its size came from the domain's size listing */
 	enum zmb_rc lookup_rc;
 	char *lookup_err;
 };
@@ -179,6 +180,120 @@ static void ask_sizes(struct xfer *x, struct stage_ctx *ctx, struct found **todo
 		stage_out(ctx, "mailbox sizes of %zu account(s) read from the source", ntodo);
 }
 
+/*
+ * Sizes from the source's size listing of a domain (GetQuotaUsage on
+ * Zimbra): one request per QUOTA_PAGE accounts instead of one per account,
+ * on the main thread's connection, largest mailboxes first.  Used for a
+ * domain with at least QUOTA_MIN_ACCOUNTS accounts to size; paging stops
+ * once the pages left outnumber the accounts of that domain still without
+ * a size (one account of a domain of 10,000 costs one page, not 20).
+ * Whatever the listing does not cover (refused, an alias, an account it
+ * does not know, a page that failed) is asked per account by ask_sizes().
+ */
+#define QUOTA_PAGE 500
+#define QUOTA_MIN_ACCOUNTS 2
+
+static const char *domain_of(const char *account)
+{
+	const char *at = strrchr(account, '@');
+	return at && at[1] ? at + 1 : NULL;
+}
+
+/* struct found * by domain, then by name (bsearch key: a struct found * with only account set) */
+static int cmp_found_domain(const void *a, const void *b)
+{
+	const struct found *x = *(struct found *const *)a, *y = *(struct found *const *)b;
+	const char *dx = domain_of(x->account), *dy = domain_of(y->account);
+	int c = strcmp(dx ? dx : "", dy ? dy : "");
+	return c ? c : strcmp(x->account, y->account);
+}
+
+static bool source_unusable(enum zmb_rc r)
+{
+	return r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT;
+}
+
+/*
+ * Page through one domain's listing; v[0..n) are its accounts to size,
+ * sorted by cmp_found_domain.  *requests and *sized count up.  false: the
+ * source cannot be used at all (the per-account path will say why).
+ */
+static bool list_domain_sizes(struct xfer *x, struct xfer_conn *src, const char *dom,
+			      struct found **v, size_t n, size_t *requests, size_t *sized)
+{
+	const struct xfer_driver *drv = src->end->drv;
+	size_t left = n;
+	long long offset = 0;
+	bool usable = true;
+	while (!runctl_must_abort(x->ctl)) {
+		struct xfer_size *pg = NULL;
+		size_t np = 0;
+		bool more = false;
+		long long total = -1;
+		char *e = NULL;
+		enum zmb_rc r = drv->domain_sizes(src, dom, offset, QUOTA_PAGE, &pg, &np, &more, &total, &e);
+		(*requests)++;
+		if (r) {
+			log_info(NULL, "domain %s: no size listing from the source (%s); the %zu account(s) "
+				 "left are sized one at a time", dom, e ? e : zmb_rc_str(r), left);
+			free(e);
+			usable = !source_unusable(r);
+			break;
+		}
+		for (size_t i = 0; i < np; i++) {
+			struct found key = { .account = xstrlower(pg[i].name) };
+			const struct found *kp = &key;
+			struct found **hit = bsearch(&kp, v, n, sizeof *v, cmp_found_domain);
+			free(key.account);
+			if (hit && !(*hit)->listed) {
+				(*hit)->size = pg[i].bytes;
+				(*hit)->listed = true;
+				left--;
+			}
+		}
+		xfer_sizes_free(pg, np);
+		offset += (long long)np;
+		if (!more || np == 0 || left == 0)
+			break;
+		long long pages_left = total > offset ? (total - offset + QUOTA_PAGE - 1) / QUOTA_PAGE : 1;
+		if (pages_left > (long long)left)
+			break;   /* each account's own request is cheaper for the few left */
+	}
+	*sized += n - left;
+	return usable;
+}
+
+/* Fill what the listings give; todo keeps (in its order) the accounts still without a size. */
+static size_t listed_sizes(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
+			   struct found **todo, size_t ntodo)
+{
+	if (!src->end->drv->domain_sizes || ntodo < QUOTA_MIN_ACCOUNTS)
+		return ntodo;
+	struct found **v = xcalloc(ntodo, sizeof *v);
+	memcpy(v, todo, ntodo * sizeof *v);
+	qsort(v, ntodo, sizeof *v, cmp_found_domain);
+	size_t requests = 0, sized = 0;
+	bool usable = true;
+	for (size_t i = 0, j; i < ntodo && usable; i = j) {
+		const char *dom = domain_of(v[i]->account);
+		for (j = i + 1; j < ntodo && streq(domain_of(v[j]->account), dom); j++)
+			;
+		if (dom && j - i >= QUOTA_MIN_ACCOUNTS)
+			usable = list_domain_sizes(x, src, dom, v + i, j - i, &requests, &sized);
+	}
+	free(v);
+	size_t k = 0;
+	for (size_t i = 0; i < ntodo; i++)
+		if (!todo[i]->listed)
+			todo[k++] = todo[i];
+	log_debug(NULL, "mailbox sizes: %zu of %zu account(s) from %zu listing request(s)", sized,
+		  ntodo, requests);
+	if (sized > 200)
+		stage_out(ctx, "mailbox sizes of %zu account(s) read from the source in %zu request(s)",
+			  sized, requests);
+	return k;
+}
+
 static int cmp_found_name(const void *a, const void *b)
 {
 	const struct found *x = a, *y = b;
@@ -213,9 +328,11 @@ static void unique_accounts(struct found_list *fl)
 /*
  * Sizes are asked only for accounts the DB does not know yet (or knows
  * without a size) and that have not started, so a resumed run of 10k
- * accounts costs no 10k SOAP calls.
+ * accounts costs no 10k SOAP calls: first from each domain's size listing,
+ * then one request per account for the rest.
  */
-static void known_sizes(struct xfer *x, struct stage_ctx *ctx, struct state *st, struct found_list *fl)
+static void known_sizes(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src, struct state *st,
+			struct found_list *fl)
 {
 	struct found *f = fl->v;
 	size_t n = fl->n, ntodo = 0;
@@ -230,6 +347,7 @@ static void known_sizes(struct xfer *x, struct stage_ctx *ctx, struct state *st,
 		if (f[i].need_size)
 			todo[ntodo++] = &f[i];
 	}
+	ntodo = listed_sizes(x, ctx, src, todo, ntodo);
 	if (ntodo > 0)
 		ask_sizes(x, ctx, todo, ntodo);
 	free(todo);
@@ -305,7 +423,7 @@ enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn
 	enum zmb_rc rc = discover(x, ctx, src, &fl, err);
 	if (rc == ZMB_OK) {
 		unique_accounts(&fl);
-		known_sizes(x, ctx, st, &fl);
+		known_sizes(x, ctx, src, st, &fl);
 		rc = judge_lookups(x, ctx, &fl, err);
 	}
 	if (rc == ZMB_OK)

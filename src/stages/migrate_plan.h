@@ -3,9 +3,12 @@
  *
  * Discovery: explicit accounts + accounts_file + every non-system account of
  * `domains` (the source driver's discover).  For accounts not yet in the DB
- * (or pending without a size) the source is asked for the id and the
- * mailbox size, on a few threads of their own; everything is upserted in one
- * transaction.  Output lines go through stage_out.
+ * (or pending without a size) the mailbox size comes from the source's size
+ * listing of their domain (driver domain_sizes: GetQuotaUsage, one request
+ * per 500 accounts, on `src`), and for those it does not cover from one
+ * request per account (lookup of the id, then size) on a few threads of
+ * their own; everything is upserted in one transaction.  Output lines go
+ * through stage_out.
  */
 #ifndef ZMB_MIGRATE_PLAN_H
 #define ZMB_MIGRATE_PLAN_H

@@ -53,6 +53,8 @@ struct stage_result {
 
 /* Print one output line of the stage (stdout + stored in the DB). */
 void stage_out(struct stage_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* stage_out() each line of text (lines end in '\n'; the last one may not; NULL = none). */
+void stage_out_text(struct stage_ctx *ctx, const char *text);
 
 /* What the pipeline (cli/cmd_run.c) does differently for a type, as git's
  * command table carries RUN_SETUP | NEED_WORK_TREE. */

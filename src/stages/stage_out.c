@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void stage_out(struct stage_ctx *ctx, const char *fmt, ...)
 {
@@ -22,4 +23,13 @@ void stage_out(struct stage_ctx *ctx, const char *fmt, ...)
 	buf_adds(&ctx->out, line);
 	buf_adds(&ctx->out, "\n");
 	free(line);
+}
+
+void stage_out_text(struct stage_ctx *ctx, const char *text)
+{
+	for (const char *p = text ? text : ""; *p;) {
+		size_t len = strcspn(p, "\n");
+		stage_out(ctx, "%.*s", (int)len, p);
+		p += len + (p[len] == '\n');
+	}
 }

@@ -13,3 +13,12 @@ void xfer_accounts_free(struct xfer_account *v, size_t n)
 	}
 	free(v);
 }
+
+void xfer_sizes_free(struct xfer_size *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].id);
+	}
+	free(v);
+}

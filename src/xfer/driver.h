@@ -64,6 +64,14 @@ struct xfer_account {
 };
 void xfer_accounts_free(struct xfer_account *v, size_t n);   /* NULL-safe */
 
+/* An account's mailbox size as a server's size listing gives it. */
+struct xfer_size {
+	char *name;
+	char *id;         /* may be NULL */
+	long long bytes;
+};
+void xfer_sizes_free(struct xfer_size *v, size_t n);         /* NULL-safe */
+
 struct xfer_export_opts {
 	const char *types;      /* item types, NULL/"" = everything */
 	long long start_ms;     /* 0 = full export, else only items changed since (delta) */
@@ -129,6 +137,17 @@ struct xfer_driver {
 	/* The item count of each folder of an account; NULL until mailbox verification needs it. */
 	enum zmb_rc (*folder_counts)(struct xfer_conn *c, const char *id, struct strlist *folders,
 				     long long **counts, char **err);
+	/*
+	 * One page of the mailbox sizes of a domain's accounts, largest first,
+	 * from `offset` (entries already received), at most `limit`: *out has
+	 * *n entries, *more says a next page exists, *total is the domain's
+	 * account count (-1 unknown).  A server may refuse it (then each
+	 * account's size is asked with `size`); NULL if the driver has no such
+	 * listing.
+	 */
+	enum zmb_rc (*domain_sizes)(struct xfer_conn *c, const char *domain, long long offset,
+				    long long limit, struct xfer_size **out, size_t *n, bool *more,
+				    long long *total, char **err);
 };
 
 /* Zimbra / Carbonio: admin SOAP (JSON) for the directory, REST tgz for the mail. */

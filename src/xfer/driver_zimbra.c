@@ -144,6 +144,30 @@ static enum zmb_rc z_size(struct xfer_conn *c, const char *id, long long *bytes,
 	return soap_mailbox_size(zconn_of(c)->h, tc_of(c), id, bytes, err);
 }
 
+/* GetQuotaUsage for the domain, across every mailbox server (soap_quota_usage). */
+static enum zmb_rc z_domain_sizes(struct xfer_conn *c, const char *domain, long long offset,
+				  long long limit, struct xfer_size **out, size_t *n, bool *more,
+				  long long *total, char **err)
+{
+	struct zquota *q = NULL;
+	size_t nq = 0;
+	enum zmb_rc rc = soap_quota_usage(zconn_of(c)->h, tc_of(c), domain, offset, limit, &q, &nq,
+					  more, total, err);
+	if (rc)
+		return rc;
+	struct xfer_size *v = xcalloc(nq ? nq : 1, sizeof *v);
+	for (size_t i = 0; i < nq; i++) {
+		v[i].name = q[i].name;
+		v[i].id = q[i].id;
+		v[i].bytes = q[i].used;
+		q[i].name = q[i].id = NULL;
+	}
+	zquotas_free(q, nq);
+	*out = v;
+	*n = nq;
+	return ZMB_OK;
+}
+
 static void rest_opts(const struct xfer_export_opts *o, struct rest_export_opts *r)
 {
 	r->types = o->types;
@@ -200,4 +224,5 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.set_attr = z_set_attr,
 	.account_status = NULL,
 	.folder_counts = NULL,
+	.domain_sizes = z_domain_sizes,
 };

@@ -466,6 +466,71 @@ enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const ch
 	return rc;
 }
 
+/* ---- GetQuotaUsageRequest: the sizes of a domain's mailboxes, a page at a time ---- */
+
+void zquotas_free(struct zquota *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].id);
+	}
+	free(v);
+}
+
+/*
+ * The accounts of one GetQuotaUsageResponse (<account name id used limit/>,
+ * more, searchTotal).  An entry without a name or a usable `used` is left
+ * out: its account is then sized some other way.  No account at all is a
+ * valid answer (an empty page).
+ */
+static void quota_answer(json_t *resp, struct zquota **out, size_t *n, bool *more, long long *total)
+{
+	json_t *accts = json_object_get(resp, "account");
+	size_t cnt = json_is_array(accts) ? json_array_size(accts) : json_is_object(accts) ? 1 : 0;
+	struct zquota *v = xcalloc(cnt ? cnt : 1, sizeof *v);
+	size_t k = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		json_t *a = json_is_array(accts) ? json_array_get(accts, i) : accts;
+		const char *name = jstr(json_object_get(a, "name"));
+		long long used = -1, limit = 0;
+		if (!name || !*name || !jnum(json_object_get(a, "used"), &used) || used < 0)
+			continue;
+		if (!jnum(json_object_get(a, "limit"), &limit) || limit < 0)
+			limit = 0;
+		v[k].name = xstrdup(name);
+		v[k].id = xstrdup(jstr(json_object_get(a, "id")));
+		v[k].used = used;
+		v[k].limit = limit;
+		k++;
+	}
+	long long t = -1;
+	if (!jnum(json_object_get(resp, "searchTotal"), &t) || t < 0)
+		t = -1;
+	*out = v;
+	*n = k;
+	*more = jtrue(json_object_get(resp, "more"));
+	*total = t;
+}
+
+enum zmb_rc soap_quota_usage(struct http *h, struct token_cache *tc, const char *domain,
+			     long long offset, long long limit, struct zquota **out, size_t *n,
+			     bool *more, long long *total, char **err)
+{
+	json_t *resp = NULL;
+	/* real: zm-mailbox service/admin/GetQuotaUsage.java handle() reads these attributes */
+	json_t *req = json_pack("{s:s, s:s, s:i, s:s, s:i, s:I, s:I}", "_jsns", "urn:zimbraAdmin",
+				"domain", domain, "allServers", 1, "sortBy", "totalUsed",
+				"sortAscending", 0, "offset", (json_int_t)offset, "limit",
+				(json_int_t)limit);
+	enum zmb_rc rc = soap_call(h, tc, "GetQuotaUsageRequest", req, &resp, err);
+	if (rc == ZMB_OK)
+		quota_answer(resp, out, n, more, total);
+	json_decref(resp);
+	return rc;
+}
+
 enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, size_t n,
 				char **err)
 {
@@ -491,6 +556,13 @@ enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, 
 	} else if (!strcmp(req, "GetMailboxRequest")) {
 		long long bytes = 0;
 		rc = mailbox_answer(label, "0", resp, &bytes, err);
+	} else if (!strcmp(req, "GetQuotaUsageRequest")) {
+		struct zquota *v = NULL;
+		size_t cnt = 0;
+		bool more = false;
+		long long total = 0;
+		quota_answer(resp, &v, &cnt, &more, &total);
+		zquotas_free(v, cnt);
 	}
 out:
 	json_decref(resp);

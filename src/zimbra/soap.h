@@ -53,6 +53,32 @@ enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char 
 /* Mailbox size in bytes (GetMailboxRequest mbox id -> s). */
 enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char *id,
 			      long long *bytes, char **err);
+/* One account of a GetQuotaUsageResponse. */
+struct zquota {
+	char *name;        /* the account's name as the server gives it */
+	char *id;          /* zimbraId */
+	long long used;    /* mailbox size in bytes (the same figure as GetMailbox's s) */
+	long long limit;   /* effective quota in bytes, 0 = unlimited */
+};
+void zquotas_free(struct zquota *v, size_t n);   /* NULL-safe */
+
+/*
+ * One page of GetQuotaUsageRequest for a domain, largest mailbox first:
+ * domain, allServers=1 (every mailbox server of the installation answers
+ * for its own accounts; the server honours it only with a domain),
+ * sortBy=totalUsed, sortAscending=0, offset, limit (0 = all).  *out is a
+ * new array of *n entries (free with zquotas_free), *more the answer's
+ * "more", *total its searchTotal (-1 when absent).  A server that refuses
+ * the request answers with a fault: service.PERM_DENIED (no
+ * getDomainQuotaUsage right), service.UNKNOWN_DOCUMENT, account.NO_SUCH_DOMAIN
+ * -> ZMB_EPROTO; service.FAILURE (with allServers one failing mailbox
+ * server fails the whole request) -> ZMB_ETEMP.  Each page is computed
+ * afresh by the server (no SOAP session), so pages of a changing domain
+ * may overlap or miss an account.
+ */
+enum zmb_rc soap_quota_usage(struct http *h, struct token_cache *tc, const char *domain,
+			     long long offset, long long limit, struct zquota **out, size_t *n,
+			     bool *more, long long *total, char **err);
 /* ModifyAccountRequest: set one attribute. */
 enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const char *id,
 				const char *attr, const char *value, char **err);
@@ -60,8 +86,8 @@ enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const ch
 /*
  * For tests and fuzzing: judge one answer (HTTP status + body) to req
  * ("AuthRequest", "SearchDirectoryRequest", "GetAccountRequest",
- * "GetMailboxRequest" or another) exactly as the calls above do, without any
- * I/O; results are discarded.  *err as above.
+ * "GetMailboxRequest", "GetQuotaUsageRequest" or another) exactly as the
+ * calls above do, without any I/O; results are discarded.  *err as above.
  */
 enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, size_t n,
 				char **err);

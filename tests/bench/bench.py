@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tests/bench/bench.py - zmbatch benchmarks (issue 6), driven by `make bench` (tests/bench/run).
 
-    python3 tests/bench/bench.py [--quick] [--out DIR] [makespan stream cost rss db token throttled ...]
+    python3 tests/bench/bench.py [--quick] [--out DIR] [makespan stream cost rss db token first throttled ...]
 
 Every benchmark starts its own simulated servers (tests/zsim/zsim.py, HTTPS on 127.0.0.1 with a
 throw-away CA), writes a native job file, runs bin/zmbatch as a child process and measures it:
@@ -94,6 +94,11 @@ class Sim:
     def stats(self, digests=False):
         q = "/zsim/stats?log=0" + ("" if digests else "&digests=0")
         with urllib.request.urlopen(self.url(q), context=self.pki.ctx, timeout=120) as r:
+            return json.load(r)
+
+    def stats_full(self):
+        """stats with the request log (no digests)."""
+        with urllib.request.urlopen(self.url("/zsim/stats?digests=0"), context=self.pki.ctx, timeout=300) as r:
             return json.load(r)
 
     def post(self, p, obj):
@@ -498,8 +503,76 @@ def bench_throttled(root, pki, quick):
 
 # ---------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------
+# 6. time to first transfer
+
+def first_transfer(env, cfg, db):
+    """Start `zmbatch run`, wait until its first account is claimed (state DB), stop it (SIGTERM:
+    graceful, exit 75), and return (seconds from the start of the process to the source's first
+    export request, the source's and the target's SOAP requests before it by type)."""
+    t0 = time.time()
+    p = subprocess.Popen([ZMBATCH, "run", "-c", cfg, "--quiet"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    seen = False
+    deadline = time.monotonic() + 900
+    while not seen and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:   # a WAL reader: never blocks the run, and the simulators are not asked
+            c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=0.1)
+            try:
+                seen = c.execute("SELECT count(*) FROM accounts WHERE started_at IS NOT NULL").fetchone()[0] > 0
+            finally:
+                c.close()
+        except sqlite3.Error:
+            pass
+    if p.poll() is None:
+        p.terminate()
+    err = p.communicate(timeout=600)[1].decode(errors="replace")
+    if not seen or p.returncode not in (0, 75):
+        say(err[-3000:])
+        raise RuntimeError("first transfer: zmbatch exited %s before any account started" % p.returncode)
+
+    def soap_before(st, t_first):
+        out = {}
+        for r in st["requests"]:
+            if r.get("soap") and r["at"] < t_first:
+                out[r["soap"]] = out.get(r["soap"], 0) + 1
+        return out
+    src = env.src.stats_full()
+    exports = [r["at"] for r in src["requests"] if r["method"] == "GET" and r["path"].startswith("/service/home/")]
+    if not exports:
+        raise RuntimeError("first transfer: no export request in the source's log")
+    first = min(exports)
+    return first - t0, soap_before(src, first), soap_before(env.dst.stats_full(), first)
+
+
+def bench_first(root, pki, quick):
+    n = 2000 if quick else 10000
+    say("== 6. time to first transfer, %d accounts in one domain (start of zmbatch run -> first export "
+        "request at the source)" % n)
+    rnd = random.Random(13)
+    sizes = [rnd.choice((0, 2000, 5000, 20000)) for _ in range(n)]
+    res = {}
+    for mode in ("GetQuotaUsage", "GetMailbox each"):
+        env = Env(root, pki, "first-" + mode.split()[0], sizes, item=8192)
+        try:
+            if mode != "GetQuotaUsage":   # the per-account path: a source without GetQuotaUsage
+                env.src.post("/zsim/knobs", {"quota_refuse": "service.UNKNOWN_DOCUMENT"})
+            cfg, db = env.job(4, "stream")
+            secs, src_soap, dst_soap = first_transfer(env, cfg, db)
+            res[mode] = secs
+            figure("first", "%s: time to first transfer, %d accounts" % (mode, n), "%.2f s" % secs,
+                   "source SOAP before it: %s; target: %s"
+                   % (", ".join("%s %d" % kv for kv in sorted(src_soap.items())),
+                      ", ".join("%s %d" % kv for kv in sorted(dst_soap.items()))))
+        finally:
+            env.stop()
+    figure("first", "GetMailbox each / GetQuotaUsage", "%.1f x" % (res["GetMailbox each"] / res["GetQuotaUsage"]))
+
+
 BENCHES = {"makespan": bench_makespan, "stream": bench_stream, "cost": bench_cost, "rss": bench_rss,
-           "db": bench_db, "token": bench_token, "throttled": bench_throttled}
+           "db": bench_db, "token": bench_token, "first": bench_first,
+           "throttled": bench_throttled}
 
 
 def machine():

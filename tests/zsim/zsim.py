@@ -456,6 +456,7 @@ class Sim:
                       "export_close_delimited": False, "dos_max_requests_per_sec": 0}
         self.dos_trackers = {}
         self.faults = []
+        self.quota_knobs = {"quota_refuse": None, "quota_page_max": 0}   # GetQuotaUsageRequest
         self.down_until = 0.0
         for d in cfg.get("domains") or []:
             self.load_domain(d)
@@ -589,7 +590,15 @@ class Sim:
                 self.faults = [self._fault(f) for f in k["faults"]]
             if "add_faults" in k:
                 self.faults += [self._fault(f) for f in k["add_faults"]]
+            self.set_quota_knobs(k)
             return self.knobs_view()
+
+    def set_quota_knobs(self, k):
+        """quota_refuse (a fault code or null) and quota_page_max (0 = no cap): see
+        Handler.soap_GetQuotaUsageRequest."""
+        for key in self.quota_knobs:
+            if key in k:
+                self.quota_knobs[key] = k[key]
 
     @staticmethod
     def _fault(f):
@@ -606,6 +615,7 @@ class Sim:
         v["max_results"] = self.max_results
         v["down_remaining"] = max(0.0, self.down_until - time.time())
         v["faults"] = [dict(f) for f in self.faults]
+        v.update(self.quota_knobs)
         return v
 
     def take_fault(self, op, account=None, request=None):
@@ -1532,6 +1542,92 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if a is None:
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
             return {"mbox": [{"mbxid": a.mbxid, "s": a.size()}]}
+
+    def soap_GetQuotaUsageRequest(self, req, ctx, hdrs):
+        """The mailbox sizes of many accounts in one request, a page at a time.
+
+        real: zm-mailbox store/src/java/com/zimbra/cs/service/admin/GetQuotaUsage.java
+        (commit 2b7f9787), handle(), lines 69-153:
+          - attributes: limit (default Integer.MAX_VALUE, 0 = all: 74-76), offset (77),
+            domain (78), sortBy (default totalUsed: 79), sortAscending (default false: 80),
+            refresh (81).  A sortBy other than totalUsed, percentUsed, quotaLimit or account
+            is service.INVALID_REQUEST "sortBy must be percentUsed or totalUsed" (83-84);
+          - an unknown domain is account.NO_SUCH_DOMAIN (101-106); with a domain the caller
+            needs the domain right getDomainQuotaUsage, without one it must be a system admin
+            (108-113; every zsim admin is a system admin);
+          - allServers is honoured only together with a domain (115).  The server then sends
+            the request to every mail server with allServers=0, limit=0, offset=0
+            (delegateRequestToAllServers, 155-219), merges and sorts the answers; one server
+            failing fails the whole request with service.FAILURE "Error in getting task
+            execution result" (205-206).  Without it, only the accounts homed on the server
+            asked (doSearch: searchAccountsOnServer(getLocalServer()), 300);
+          - used is the mailbox size, 0 for an account that has no mailbox yet (302, 312-313);
+            limit is the effective quota, 0 = unlimited (310);
+          - the name-ordered search result is sorted by QuotaComparator (337-367), a stable
+            sort; the page is cut from the whole list: more = entries beyond this page,
+            searchTotal = the whole list's size (139-152);
+          - the list is cached only in an AdminSession (119-137).  Without a SOAP session (as
+            zmbatch calls it) every page computes the whole list again; zsim keeps no
+            sessions, so every request recomputes it here too (refresh changes nothing).
+        One zsim process is ONE mailbox server.  Accounts whose zimbraMailHost is this
+        simulator's `mailhost` are homed here; accounts with another mailhost stand for
+        accounts of other servers, whose mailboxes this process holds anyway.  So
+        allServers=1 with a domain lists every account of the domain, as if each other server
+        had answered for its own; without it (or without a domain) only the accounts homed
+        here are listed.  A failing other server is modelled by the knob
+        quota_refuse = "service.FAILURE", not by a second process.
+        Test-only knobs: quota_refuse = a fault code every GetQuotaUsageRequest is refused with
+        (service.PERM_DENIED: a delegated admin without getDomainQuotaUsage;
+        service.UNKNOWN_DOCUMENT: a server without the handler); quota_page_max = N: at most N
+        accounts per answer whatever `limit` asks (a real server cuts pages at `limit` only;
+        this makes paging testable with a few accounts)."""
+        sim = self.sim
+        refuse = sim.quota_knobs.get("quota_refuse")
+        if refuse:
+            texts = {"service.PERM_DENIED": "permission denied: need right getDomainQuotaUsage",
+                     "service.UNKNOWN_DOCUMENT": "unknown document: GetQuotaUsageRequest",
+                     "service.FAILURE": "system failure: Error in getting task execution result"}
+            raise SoapFault(str(refuse), texts.get(str(refuse), "refused: GetQuotaUsageRequest"))
+        lim = jval(req, "limit")
+        limit = int(lim) if lim is not None else 2 ** 31 - 1
+        if limit == 0:
+            limit = 2 ** 31 - 1
+        offset = int(jval(req, "offset") or 0)
+        domain = jval(req, "domain")
+        sort_by = str(jval(req, "sortBy") or "totalUsed")
+        ascending = truthy(jval(req, "sortAscending") or False)
+        if sort_by not in ("totalUsed", "percentUsed", "quotaLimit", "account"):
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: sortBy must be percentUsed or totalUsed")
+        dn = str(domain).lower() if domain else None
+        all_servers = dn is not None and truthy(jval(req, "allServers") or False)
+        with sim.lock:
+            if dn is not None and dn not in sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % domain)
+            rows = []
+            for a in sorted(sim.accounts.values(), key=lambda x: x.name):
+                if dn is not None and a.domain != dn:
+                    continue
+                if not all_servers and a.mailhost != sim.mailhost:
+                    continue
+                try:
+                    quota = int(a.attrs.get("zimbraMailQuota") or 0)
+                except ValueError:
+                    quota = 0
+                rows.append({"name": a.name, "id": a.id, "used": a.size(), "limit": quota})
+            cap = int(sim.quota_knobs.get("quota_page_max") or 0)
+        if sort_by == "totalUsed":
+            key = lambda r: r["used"]
+        elif sort_by == "quotaLimit":
+            key = lambda r: r["limit"] if r["limit"] > 0 else 2 ** 63 - 1
+        elif sort_by == "account":
+            key = lambda r: r["name"].lower()
+        else:
+            key = lambda r: r["used"] / float(r["limit"]) if r["limit"] > 0 else 0.0
+        rows.sort(key=key, reverse=not ascending)   # stable both ways, like Collections.sort
+        total = len(rows)
+        n = limit if not cap else min(limit, cap)
+        page = rows[offset:offset + n] if offset >= 0 else []
+        return {"account": page, "more": offset + len(page) < total, "searchTotal": total}
 
     def soap_ModifyAccountRequest(self, req, ctx, hdrs):
         zid = jval(req, "id")
