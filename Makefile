@@ -133,6 +133,7 @@ UNIT_LAYERS_check_unit_token := core conf zimbra
 UNIT_LAYERS_check_unit_http := core conf zimbra
 UNIT_LAYERS_check_unit_soap := core conf zimbra
 UNIT_LAYERS_check_unit_rest := core conf zimbra
+UNIT_LAYERS_check_unit_throttle := core conf zimbra
 UNIT_LAYERS_check_unit_ldapfmt := core ldap
 UNIT_MODULES_check_unit_ldapfmt := stages/ldap_format stages/ldap_cnconfig
 UNIT_SUPPORT_check_unit_runctl := testutil
@@ -140,6 +141,7 @@ UNIT_SUPPORT_check_unit_token := testutil
 UNIT_SUPPORT_check_unit_http := testutil canned
 UNIT_SUPPORT_check_unit_soap := testutil canned
 UNIT_SUPPORT_check_unit_rest := testutil canned
+UNIT_SUPPORT_check_unit_throttle := testutil canned
 UNIT_SUPPORT_check_unit_ldapfmt := testutil
 unit_objs = $(foreach l,$(UNIT_LAYERS_$(1)),$(filter $(B)/src/$(l)/%,$(TEST_LIB_OBJS))) \
 	$(patsubst %,$(B)/src/%.o,$(UNIT_MODULES_$(1))) \
@@ -172,9 +174,11 @@ asan:
 
 # ThreadSanitizer over the suites that start threads: state (claim
 # concurrency, 8 threads opening one DB), e2e client (token refresh from
-# several workers), e2e migrate and faults (the worker pool in bin/zmbatch).
+# several workers), e2e migrate and faults (the worker pool in bin/zmbatch),
+# unit and e2e throttle (one server's pace shared by the workers).
 # The single-threaded suites add nothing under TSan and would double its time.
-TSAN_SUITES := check_state check_e2e_client check_e2e_migrate check_e2e_faults
+TSAN_SUITES := check_state check_e2e_client check_e2e_migrate check_e2e_faults \
+	check_unit_throttle check_e2e_throttle
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan.supp)
 tsan:
 	$(TSAN_ENV) $(MAKE) VARIANT=tsan CC=$(CC) CFLAGS="-O1 -g" \

@@ -164,6 +164,12 @@ static const struct row native_rows[] = {
 	  false, "key 'migration.resolve': must be one of" },
 	{ JOBL SRCL TGTL "migration = { accounts = \"a@x\"; working_dir = \"/w\"; };\nrun = { grace = \"soon\"; };\n",
 	  false, ":5: key 'run.grace': expected a duration" },
+	{ JOBL "source = { host = \"h\"; admin_user = \"u\"; admin_password_env = \"ZMB_TEST_PW\"; max_requests_per_second = -1; };\n" TGTL MIGL,
+	  false, ":2: key 'source.max_requests_per_second': must be 0..100000 (0 = no cap)" },
+	{ JOBL SRCL "target = { host = \"h\"; admin_user = \"u\"; admin_password_env = \"ZMB_TEST_PW\"; max_requests_per_second = \"fast\"; };\n" MIGL,
+	  false, ":3: key 'target.max_requests_per_second': expected a number" },
+	{ JOBL SRCL TGTL "migration = { accounts = \"a@x\"; working_dir = \"/w\"; max_throttle_wait = \"forever\"; };\n",
+	  false, ":4: key 'migration.max_throttle_wait': expected a duration" },
 };
 
 START_TEST(test_native_rows)
@@ -182,7 +188,7 @@ START_TEST(test_native_values)
 		"# a comment\n"
 		"job = \"big\";\n"
 		"source = { host = \"zcs1.example.com\"; port = 8443; admin_user = \"admin@example.com\";\n"
-		"  admin_password_env = \"ZMB_TEST_PW\"; ca_file = \"ca.pem\"; pinned_pubkey = \"sha256//AAAA=\"; };\n"
+		"  admin_password_env = \"ZMB_TEST_PW\"; ca_file = \"ca.pem\"; pinned_pubkey = \"sha256//AAAA=\"; max_requests_per_second = 12.5; };\n"
 		"target = { host = \"zcs2.example.com\"; admin_user = \"admin@example.com\"; admin_password_file = \"pw\"; scheme = \"http\"; };\n"
 		"migration = {\n"
 		"  accounts = [ \"a@old.example.com\", \"b@old.example.com\" ];\n"
@@ -193,7 +199,7 @@ START_TEST(test_native_values)
 		"  keep_success_files = true; transfer = \"stream\"; resolve = \"replace\";\n"
 		"  types = \"message,contact\"; max_attempts = 5; order = \"as-listed\";\n"
 		"  mail_transport = \"smtp:mta.example.com\"; max_bytes_per_second = \"10M\";\n"
-		"  retry_backoff = \"90s\"; retry_backoff_max = \"1h30m\"; delta_overlap = \"2d\";\n"
+		"  retry_backoff = \"90s\"; retry_backoff_max = \"1h30m\"; delta_overlap = \"2d\"; max_throttle_wait = \"45m\";\n"
 		"  low_speed_time = 120; low_speed_limit = \"1k\"; buffer_size = \"8M\";\n"
 		"};\n"
 		"token = { refresh_margin = \"10m\"; };\n"
@@ -238,6 +244,9 @@ START_TEST(test_native_values)
 	ck_assert_int_eq(job.mig.retry_backoff, 90);
 	ck_assert_int_eq(job.mig.retry_backoff_max, 5400);
 	ck_assert_int_eq(job.mig.delta_overlap, 2 * 86400);
+	ck_assert_int_eq(job.mig.max_throttle_wait, 45 * 60);
+	ck_assert(job.source.max_rps == 12.5);
+	ck_assert(job.target.max_rps == 25);
 	ck_assert_int_eq(job.mig.low_speed_time, 120);
 	ck_assert_int_eq(job.mig.low_speed_limit, 1024);
 	ck_assert_int_eq(job.mig.buffer_size, 8LL * 1024 * 1024);
@@ -296,6 +305,8 @@ START_TEST(test_native_defaults)
 	ck_assert_int_eq(job.mig.max_bytes_per_second, 0);
 	ck_assert_int_eq(job.mig.retry_backoff, 30);
 	ck_assert_int_eq(job.mig.retry_backoff_max, 900);
+	ck_assert_int_eq(job.mig.max_throttle_wait, 1800);
+	ck_assert(job.source.max_rps == 25 && job.target.max_rps == 25);
 	ck_assert_int_eq(job.mig.delta_overlap, 86400);
 	ck_assert_int_eq(job.mig.low_speed_time, 300);
 	ck_assert_int_eq(job.mig.buffer_size, 1024 * 1024);
@@ -779,6 +790,7 @@ static void assert_same_job(const struct job *a, const struct job *b)
 		ck_assert(streq(sa[i]->pinned_pubkey, sb[i]->pinned_pubkey));
 		ck_assert_int_eq(sa[i]->tls_verify, sb[i]->tls_verify);
 		ck_assert(streq(sa[i]->scheme, sb[i]->scheme));
+		ck_assert(sa[i]->max_rps == sb[i]->max_rps);
 	}
 	const struct migration *ma = &a->mig, *mb = &b->mig;
 	ck_assert_uint_eq(ma->accounts.n, mb->accounts.n);
@@ -807,6 +819,7 @@ static void assert_same_job(const struct job *a, const struct job *b)
 	ck_assert_int_eq(ma->max_bytes_per_second, mb->max_bytes_per_second);
 	ck_assert_int_eq(ma->retry_backoff, mb->retry_backoff);
 	ck_assert_int_eq(ma->retry_backoff_max, mb->retry_backoff_max);
+	ck_assert_int_eq(ma->max_throttle_wait, mb->max_throttle_wait);
 	ck_assert_int_eq(ma->delta_overlap, mb->delta_overlap);
 	ck_assert_int_eq(ma->low_speed_time, mb->low_speed_time);
 	ck_assert_int_eq(ma->low_speed_limit, mb->low_speed_limit);
@@ -882,18 +895,22 @@ START_TEST(test_convert_round_trip_native)
 	setenv("ZMB_TEST_PW", "env-secret", 1);
 	const char *text = JOBL
 		"source = { host = \"h1\"; port = 1234; admin_user = \"u\"; admin_password_env = \"ZMB_TEST_PW\";\n"
-		"  ca_file = \"/etc/ca.pem\"; pinned_pubkey = \"sha256//AB+/=\"; tls_verify = false; scheme = \"http\"; };\n"
-		"target = { host = \"h2\"; admin_user = \"u\"; admin_password = \"inl1ne\"; };\n"
+		"  ca_file = \"/etc/ca.pem\"; pinned_pubkey = \"sha256//AB+/=\"; tls_verify = false; scheme = \"http\";\n"
+		"  max_requests_per_second = 0; };\n"
+		"target = { host = \"h2\"; admin_user = \"u\"; admin_password = \"inl1ne\"; max_requests_per_second = 7.5; };\n"
 		"migration = { accounts = [ \"a\\\"q@x\", \"b@x\" ]; accounts_file = \"/etc/acc.txt\"; domains = [ \"d.com\" ];\n"
 		"  domain_map = [ \"d.com=e.com\" ]; threads = 9; working_dir = \"/w\"; transfer = \"stream\";\n"
 		"  order = \"as-listed\"; max_bytes_per_second = 1000; retry_backoff = 1; retry_backoff_max = 3661;\n"
-		"  delta_overlap = 0; low_speed_time = \"1h\"; low_speed_limit = 3; buffer_size = 5000; };\n"
+		"  delta_overlap = 0; low_speed_time = \"1h\"; low_speed_limit = 3; buffer_size = 5000;\n"
+		"  max_throttle_wait = 0; };\n"
 		"token = { refresh_margin = 77; };\nstate = { db = \"/var/lib/z.db\"; };\n"
 		"log = { level = \"warn\"; dir = \"/l\"; };\n"
 		"run = { max_runtime = \"2h\"; until = \"23:59\"; grace = 0; progress_interval = 5; };\n"
 		"stages = ( { name = \"one\"; type = \"migrate\"; }, { name = \"two\"; type = \"migrate\"; } );\n";
 	char *out = round_trip(text);
 	ck_assert(!tu_contains(out, "inl1ne"));
+	ck_assert(tu_contains(out, "max_requests_per_second = 0;"));
+	ck_assert(tu_contains(out, "max_requests_per_second = 7.5;"));
 	ck_assert(tu_contains(out, "admin_password_env = \"ZMB_TEST_PW\";"));
 	free(out);
 }

@@ -815,6 +815,9 @@ START_TEST(test_target_deleted_mid_run)
 	pid_t pid = spawn_run();
 	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE account='bob@example.com' AND state='exporting'"),
 		      "bob never started exporting");
+	/* claimed; his target's check (a GetAccount, paced by max_requests_per_second)
+	 * comes first: delete it once his export is stalled, not before */
+	tu_sleep(0.5);
 	json_t *r = zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"bob@example.com\"}");
 	ck_assert(json_is_true(json_object_get(r, "deleted")));
 	json_decref(r);

@@ -719,6 +719,78 @@ START_TEST(knobs_fire_n_times)
 }
 END_TEST
 
+/*
+ * Jetty's DoSFilter as Zimbra configures it (tests/zsim/zsim.py dos_filter):
+ * with maxRequestsPerSec N, a request is refused (429, "DoSFilter:
+ * unavailable", no Retry-After) when its tracker saw N requests in the last
+ * second, refused ones included.  REST with the admin cookie is tracked per
+ * admin account, across connections; SOAP with the token in the envelope per
+ * client IP:port (every zsim_http call is a new connection).
+ */
+START_TEST(dos_filter_like_jetty)
+{
+	char *t = zsim_login(E.src);
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"dos_max_requests_per_sec\":3}"));
+	const char *p = "/service/home/empty@example.com/?fmt=tgz";
+	long st[6];
+	int refused = 0;
+	for (int i = 0; i < 6; i++) {
+		char *h = NULL;
+		st[i] = rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, &h);
+		ck_assert_msg(st[i] == 200 || st[i] == 429, "status %ld", st[i]);
+		if (st[i] == 429) {
+			refused++;
+			ck_assert_msg(tu_contains(h, "DoSFilter: unavailable"), "headers: %s", h);
+			ck_assert_msg(!tu_contains(h, "Retry-After"), "headers: %s", h);
+		}
+		free(h);
+	}
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(st[i], 200);
+	/* the verdicts follow the RateTracker rule over the simulator's own times */
+	json_t *s = zsim_stats(E.src), *e;
+	json_t *log = json_object_get(s, "requests");
+	double at[6];
+	int n = 0;
+	size_t k;
+	json_array_foreach(log, k, e) {
+		const char *path = json_string_value(json_object_get(e, "path"));
+		if (path && !strncmp(path, "/service/home/", 14) && n < 6)
+			at[n++] = json_real_value(json_object_get(e, "at"));
+	}
+	ck_assert_int_eq(n, 6);
+	/* six requests on fresh TLS connections take well under a second here */
+	ck_assert_msg(at[5] - at[0] >= 1.0 || refused > 0, "nothing refused in %.3f s", at[5] - at[0]);
+	for (int i = 3; i < 6; i++) {
+		double gap = at[i] - at[i - 3];
+		fprintf(stderr, "dos: request %d: %ld, %.3f s after request %d\n", i, st[i], gap, i - 3);
+		if (gap > 0.98 && gap < 1.02)
+			continue;   /* too close to the edge to judge from wall-clock times */
+		ck_assert_msg((st[i] == 429) == (gap < 1.0), "request %d: %ld after %.3f s", i, st[i], gap);
+	}
+	ck_assert_int_eq(zsim_stat_int(s, "dos/rejected"), refused);
+	ck_assert_int_eq(zsim_stat_int(s, "dos/rest"), refused);
+	ck_assert_int_eq(zsim_stat_int(s, "dos/by_tracker/user"), refused);
+	json_decref(s);
+	/* SOAP on new connections: one tracker each, never refused */
+	const char *ga = "{\"GetAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"account\":{\"by\":\"name\","
+			 "\"_content\":\"bob@example.com\"}}}";
+	for (int i = 0; i < 5; i++) {
+		json_t *r = NULL;
+		ck_assert_int_eq(soap_req(E.src, t, ga, &r), 200);
+		json_decref(r);
+	}
+	/* a second quiet: the admin's ring has aged out */
+	tu_sleep(1.1);
+	ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 200);
+	/* 0 turns it off */
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"dos_max_requests_per_sec\":0}"));
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(rest(E.src, "GET", p, t, NULL, 0, NULL, NULL, NULL), 200);
+	free(t);
+}
+END_TEST
+
 START_TEST(stream_survives_expiry)
 {
 	/* 1 s token, 100 kB/s: a ~80 kB export runs past the expiry and completes */
@@ -1047,6 +1119,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, filtered_and_empty_exports);
 	tcase_add_test(tc, truncated_import_keeps_items);
 	tcase_add_test(tc, knobs_fire_n_times);
+	tcase_add_test(tc, dos_filter_like_jetty);
 	tcase_add_test(tc, tls_variants);
 	tcase_add_test(tc, import_variants);
 	tcase_add_test(tc, import_dedup_like_zimbra);

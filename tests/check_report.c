@@ -667,6 +667,97 @@ START_TEST(test_prom_format)
 }
 END_TEST
 
+/*
+ * The pacing of the servers (schema 003) in every format; a row without it
+ * (a run before 003, or only logins recorded) shows only its logins.
+ */
+START_TEST(test_server_pace)
+{
+	struct fixture f;
+	fixture_open(&f);
+	ck_assert_int_eq(state_server_pace(f.st, "source", "zcs1.example.com", 100, 5, 1.2, 12.5, 3), ZMB_OK);
+	ck_assert_int_eq(state_server_pace(f.st, "source", "zcs1.example.com", 20, 2, 2.2, 12.5, 3), ZMB_OK);
+	ck_assert_int_eq(state_server_count(f.st, "target", "zcs2.example.com", 1, 0, 0), ZMB_OK);
+
+	char *out = render(&f, REPORT_PROM);
+	prom_check(out, acct_names);
+	ck_assert_double_eq(prom_value(out, "zmbatch_server_requests_total{role=\"source\"}"), 120);
+	ck_assert_double_eq(prom_value(out, "zmbatch_server_throttled_total{role=\"source\"}"), 7);
+	ck_assert_double_eq_tol(prom_value(out, "zmbatch_server_throttle_wait_seconds_total{role=\"source\"}"),
+				3.4, 0.001);
+	ck_assert_double_eq(prom_value(out, "zmbatch_server_rate_limit{role=\"source\"}"), 12.5);
+	ck_assert_double_eq(prom_value(out, "zmbatch_server_concurrency_limit{role=\"source\"}"), 3);
+	ck_assert(isnan(prom_value(out, "zmbatch_server_throttled_total{role=\"target\"}")));
+	ck_assert_double_eq(prom_value(out, "zmbatch_auth_requests_total{role=\"target\"}"), 1);
+	free(out);
+
+	out = render(&f, REPORT_JSON);
+	json_error_t je;
+	json_t *root = json_loads(out, 0, &je);
+	ck_assert_msg(root != NULL, "%s", je.text);
+	json_t *srv = jget(root, "servers");
+	ck_assert_uint_eq(json_array_size(srv), 2);
+	json_t *so = json_array_get(srv, 0), *to = json_array_get(srv, 1);
+	ck_assert_str_eq(jstring(so, "role"), "source");
+	ck_assert_int_eq(jint(so, "requests"), 120);
+	ck_assert_int_eq(jint(so, "throttled"), 7);
+	ck_assert_int_eq(jint(so, "concurrency_limit"), 3);
+	ck_assert_double_eq_tol(json_number_value(jget(so, "throttle_wait_seconds")), 3.4, 0.001);
+	ck_assert_double_eq(json_number_value(jget(so, "rate_limit")), 12.5);
+	ck_assert_int_eq(jint(so, "auth_requests"), 4);
+	ck_assert_ptr_null(json_object_get(to, "throttled"));
+	json_decref(root);
+	free(out);
+
+	out = render(&f, REPORT_TEXT);
+	ck_assert_msg(tu_contains(out, "server source zcs1.example.com: 120 requests, 7 throttled (HTTP 429/503), "
+				  "paused 3s; limits now 12.5 requests/s, 3 in flight"), "%s", out);
+	ck_assert(!tu_contains(out, "server target zcs2.example.com: 0 requests"));
+	free(out);
+	out = render_status(&f);
+	ck_assert_msg(tu_contains(out, "7 throttled (HTTP 429/503)"), "%s", out);
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+/* A DB of schema 002 (read-only: never migrated) still renders, without pacing. */
+extern const char *const zmb_schema[];   /* schema/NNN_*.sql, compiled in */
+
+START_TEST(test_server_pace_old_db)
+{
+	char *dir = tu_tmpdir("report");
+	char *path = xasprintf("%s/old.db", dir);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, zmb_schema[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, zmb_schema[1], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 2;"
+				      "INSERT INTO meta VALUES ('job_identity', '" IDENT "');"
+				      "INSERT INTO servers (role, host, auth_requests, updated_at)"
+				      " VALUES ('source', 'zcs1', 3, 1e9);", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct state *st = NULL;
+	char *err = NULL;
+	ck_assert_int_eq(state_open(path, NULL, STATE_READONLY, &st, &err), ZMB_OK);
+	static const enum report_format fmts[] = { REPORT_TEXT, REPORT_JSON, REPORT_PROM };
+	for (int i = 0; i < 3; i++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+		ck_assert_int_eq(report_render(state_db(st), NULL, fmts[i], wall_now(), m, &err), ZMB_OK);
+		fclose(m);
+		ck_assert_msg(tu_contains(buf, "zcs1") || tu_contains(buf, "auth_requests_total"), "%s", buf);
+		ck_assert(!tu_contains(buf, "throttled"));
+		free(buf);
+	}
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_prom_checker_rejects)
 {
 	char *n = NULL;
@@ -1209,6 +1300,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_csv_rfc4180);
 	tcase_add_test(tc, test_prom_checker_rejects);
 	tcase_add_test(tc, test_prom_format);
+	tcase_add_test(tc, test_server_pace);
+	tcase_add_test(tc, test_server_pace_old_db);
 	tcase_add_test(tc, test_text_report);
 	tcase_add_test(tc, test_status_running_and_died);
 	tcase_add_test(tc, test_accounts_and_history);

@@ -1077,6 +1077,46 @@ START_TEST(test_readonly)
 }
 END_TEST
 
+/* A DB of schema 002 with a servers row gets 003's pacing columns, the row kept. */
+START_TEST(test_migrate_2_to_3)
+{
+	char *dir = tu_tmpdir("state");
+	char *path = db_path(dir);
+	sqlite3 *db = NULL;
+
+	ck_assert_int_ge(state_schema_version(), 3);
+	ck_assert_str_eq(zmb_schema_names[2], "003_server_pace.sql");
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, zmb_schema[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, zmb_schema[1], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+		"PRAGMA user_version = 2;"
+		"INSERT INTO meta VALUES ('job_identity', '" IDENT "');"
+		"INSERT INTO servers (role, host, auth_requests, updated_at) VALUES ('source', 's:1', 4, 1e9);",
+		NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct state *st = open_rw(path);
+	ck_assert_int_eq(q_int(st, "PRAGMA user_version"), state_schema_version());
+	ck_assert_int_eq(q_int(st, "SELECT auth_requests * 1000 + requests * 100 + throttled * 10 +"
+			       " (rate_limit IS NULL) FROM servers WHERE role = 'source'"), 4001);
+	/* counters add up, limits are the last ones written; a new role makes its row */
+	ck_assert_int_eq(state_server_pace(st, "source", "s:1", 10, 2, 1.5, 12.5, 4), ZMB_OK);
+	ck_assert_int_eq(state_server_pace(st, "source", "s:1", 5, 1, 2.25, 6.25, 2), ZMB_OK);
+	ck_assert_int_eq(state_server_pace(st, "target", "t:2", 3, 0, 0, 25, 8), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT requests * 100 + throttled FROM servers WHERE role = 'source'"), 1503);
+	ck_assert_int_eq(q_int(st, "SELECT throttle_wait_seconds * 100 + rate_limit * 100 + concurrency_limit"
+			       " FROM v_servers WHERE role = 'source'"), 375 + 625 + 2);
+	ck_assert_int_eq(q_int(st, "SELECT auth_requests FROM servers WHERE role = 'source'"), 4);
+	ck_assert_int_eq(q_int(st, "SELECT requests * 10 + concurrency_limit FROM servers WHERE role = 'target'"), 38);
+	ck_assert_int_ne(state_server_pace(st, "bogus", "h", 1, 0, 0, 0, 1), ZMB_OK);
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_migrate_1_to_2)
 {
 	char *dir = tu_tmpdir("state");
@@ -1483,6 +1523,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_job_identity_mismatch);
 	tcase_add_test(tc, test_readonly);
 	tcase_add_test(tc, test_migrate_1_to_2);
+	tcase_add_test(tc, test_migrate_2_to_3);
 	tcase_add_test(tc, test_file_mode_and_pragmas);
 	tcase_add_test(tc, test_runs_stages_meta);
 	tcase_add_test(tc, test_reset_and_upsert);

@@ -189,7 +189,10 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 	char *err = res.err;
 
 	if (rc == ZMB_OK && res.exit == EXIT_TEMPFAIL) {
-		/* stopped early with work left: the stage stays pending */
+		/* stopped early with work left: the stage stays pending; a reason
+		 * of the stage's own (a server throttling past the bound) is an error */
+		if (err)
+			log_error(sc->name, "%s", err);
 		log_warn(sc->name, "stage '%s' stopped early (%s); a later run continues",
 			 sc->name, atomic_load(&ctx->ctl->stop_reason) ? atomic_load(&ctx->ctl->stop_reason) : "stop");
 		if (!ctx->dry_run)

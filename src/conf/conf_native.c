@@ -227,8 +227,33 @@ static int get_enum(struct np *np, const struct cval *g, const char *grp, const 
 
 static const char *const server_keys[] = {
 	"host", "port", "admin_user", "admin_password_file", "admin_password_env",
-	"admin_password", "ca_file", "pinned_pubkey", "tls_verify", "scheme", NULL
+	"admin_password", "ca_file", "pinned_pubkey", "tls_verify", "scheme",
+	"max_requests_per_second", NULL
 };
+
+/* A rate: an integer or a float, min..max. */
+static int get_rate(struct np *np, const struct cval *g, const char *grp, const char *key,
+		    double min, double max, double *out)
+{
+	const struct cval *v = cval_get(g, key);
+	if (!v)
+		return 0;
+	double d;
+	if (v->type == CV_INT)
+		d = (double)v->i;
+	else if (v->type == CV_FLOAT)
+		d = v->f;
+	else
+		return np_bad(np, v, grp, key, "expected a number");
+	if (!(d >= min && d <= max)) {
+		char *m = xasprintf("must be %g..%g (0 = no cap)", min, max);
+		np_bad(np, v, grp, key, m);
+		free(m);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
 
 static void parse_server(struct np *np, const struct cval *g, struct server *s)
 {
@@ -263,6 +288,7 @@ static void parse_server(struct np *np, const struct cval *g, struct server *s)
 		free(s->scheme);
 		s->scheme = xstrdup(schemes[sc]);
 	}
+	get_rate(np, g, grp, "max_requests_per_second", 0, 100000, &s->max_rps);
 }
 
 static const char *const migration_keys[] = {
@@ -270,7 +296,7 @@ static const char *const migration_keys[] = {
 	"success_dir", "failed_dir", "keep_success_files", "transfer", "resolve", "types",
 	"max_attempts", "order", "mail_transport", "max_bytes_per_second",
 	"max_bytes_per_second_total", "retry_backoff",
-	"retry_backoff_max", "delta_overlap", "low_speed_time", "low_speed_limit",
+	"retry_backoff_max", "max_throttle_wait", "delta_overlap", "low_speed_time", "low_speed_limit",
 	"buffer_size", NULL
 };
 
@@ -344,6 +370,7 @@ static void parse_migration(struct np *np, const struct cval *g, struct migratio
 	get_bytes(np, g, grp, "max_bytes_per_second_total", &m->max_bytes_per_second_total);
 	get_duration(np, g, grp, "retry_backoff", &m->retry_backoff);
 	get_duration(np, g, grp, "retry_backoff_max", &m->retry_backoff_max);
+	get_duration(np, g, grp, "max_throttle_wait", &m->max_throttle_wait);
 	get_duration(np, g, grp, "delta_overlap", &m->delta_overlap);
 	get_duration(np, g, grp, "low_speed_time", &m->low_speed_time);
 	get_bytes(np, g, grp, "low_speed_limit", &m->low_speed_limit);

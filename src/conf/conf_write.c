@@ -170,6 +170,8 @@ static void write_server(const struct job *job, const struct server *s, FILE *ou
 		fputs("  tls_verify = false;\n", out);
 	if (s->scheme && strcmp(s->scheme, "https"))
 		put_kv(out, "  ", "scheme", s->scheme);
+	if (s->max_rps != 25)
+		fprintf(out, "  max_requests_per_second = %g;\n", s->max_rps);
 	fputs("};\n\n", out);
 }
 
@@ -216,6 +218,7 @@ static void write_migration(const struct job *job, FILE *out)
 	put_bytes(out, "  ", "max_bytes_per_second_total", m->max_bytes_per_second_total);
 	put_duration(out, "  ", "retry_backoff", m->retry_backoff);
 	put_duration(out, "  ", "retry_backoff_max", m->retry_backoff_max);
+	put_duration(out, "  ", "max_throttle_wait", m->max_throttle_wait);
 	put_duration(out, "  ", "delta_overlap", m->delta_overlap);
 	put_duration(out, "  ", "low_speed_time", m->low_speed_time);
 	put_bytes(out, "  ", "low_speed_limit", m->low_speed_limit);

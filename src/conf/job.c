@@ -15,6 +15,7 @@ static void server_init(struct server *s, const char *role)
 	s->role = role;
 	s->port = 7071;
 	s->tls_verify = true;
+	s->max_rps = 25;
 }
 
 void job_init(struct job *job)
@@ -30,6 +31,7 @@ void job_init(struct job *job)
 	job->mig.max_bytes_per_second = 0;
 	job->mig.retry_backoff = 30;
 	job->mig.retry_backoff_max = 15 * 60;
+	job->mig.max_throttle_wait = 30 * 60;
 	job->mig.delta_overlap = 86400;
 	job->mig.low_speed_time = 300;
 	job->mig.low_speed_limit = 1;

@@ -69,6 +69,14 @@ struct server {
 	char *pinned_pubkey;       /* "sha256//BASE64=" */
 	bool tls_verify;           /* default true */
 	char *scheme;              /* "https" (default) or "http" (tests only) */
+	/*
+	 * Requests per second sent to this server, all threads together
+	 * (max_requests_per_second; 0 = no cap).  Default 25: under the
+	 * 30/s of Zimbra's DoS filter (zimbraHttpDosFilterMaxRequestsPerSec;
+	 * Carbonio's default is 100/s).  The cap is shrunk while the server
+	 * throttles and grows back (src/zimbra/throttle.h).
+	 */
+	double max_rps;
 	int line;                  /* line of the group in the file */
 };
 
@@ -101,6 +109,10 @@ struct migration {
 	long long max_bytes_per_second_total; /* whole run, shared by threads; 0 = unlimited */
 	long long retry_backoff;       /* base seconds, default 30 */
 	long long retry_backoff_max;   /* default 900 */
+	/* seconds a run accepts being throttled (HTTP 429/503) by one server, in
+	 * all, before it stops with an error naming the server; default 1800
+	 * (30m), 0 = no bound.  Throttled requests never use up max_attempts. */
+	long long max_throttle_wait;
 	long long delta_overlap;       /* seconds, default 86400 */
 	long long low_speed_time;      /* stall detection seconds, default 300 */
 	long long low_speed_limit;     /* bytes/s, default 1 */

@@ -42,7 +42,10 @@
  *         {id,started_at,ended_at,duration_seconds,host,pid,command,
  *         exit_status,status,token_refreshes,retries,bytes} | null},
  *         servers [{role,host,auth_requests,token_refreshes,auth_failures,
- *         last_auth_at}] (schema 002 and later),
+ *         last_auth_at}] (schema 002 and later; from schema 003, when a run
+ *         recorded its pacing, also requests, throttled (HTTP 429/503
+ *         answers), throttle_wait_seconds, rate_limit (requests/s in
+ *         force, 0 = no cap), concurrency_limit),
  *         accounts [{account,target,state,attempts,bytes,seconds,error}]
  *         (seconds is a number, 0 when unknown; error is null when none).
  *         The accounts array is streamed last, one account per line.
@@ -62,12 +65,18 @@
  *         exited 0; absent if none), zmbatch_token_refreshes_total,
  *         zmbatch_retries_total, zmbatch_stage_state{stage,state} 0/1,
  *         zmbatch_auth_requests_total{role}, zmbatch_auth_failures_total{role}
- *         (schema 002), zmbatch_report_timestamp_seconds.
+ *         (schema 002), zmbatch_server_requests_total{role},
+ *         zmbatch_server_throttled_total{role},
+ *         zmbatch_server_throttle_wait_seconds_total{role},
+ *         zmbatch_server_rate_limit{role} (requests/s, 0 = no cap),
+ *         zmbatch_server_concurrency_limit{role} (schema 003, roles whose
+ *         pacing a run recorded), zmbatch_report_timestamp_seconds.
  *         Runs are the rows of `runs` whose command is "run" or "run ...";
  *         rows of other writing commands are ignored.
- *   text  for people: counts, bytes, throughput, ETA, the 5 slowest
- *         accounts, failures grouped by class and listed with reasons,
- *         stages, last run.
+ *   text  for people: counts, bytes, throughput, ETA, the servers (logins,
+ *         requests, throttled answers, pauses, limits in force), the 5
+ *         slowest accounts, failures grouped by class and listed with
+ *         reasons, stages, last run.  `status` shows the servers' pacing too.
  *
  * Exit codes of the commands built on this (cmd_status.c, cmd_report.c,
  * cmd_accounts.c, cmd_reset.c):

@@ -83,5 +83,8 @@ void text_bytes(FILE *out, const struct snapshot *s);
 void text_eta(FILE *out, const struct snapshot *s, double rate);
 /* brief: one line (status); else one block per stage (report). */
 enum zmb_rc text_stages(sqlite3 *db, FILE *out, bool brief, char **err);
+/* One line per server: logins, then requests, throttled answers, pauses and
+ * the limits in force (when recorded). */
+enum zmb_rc text_servers(sqlite3 *db, FILE *out, char **err);
 
 #endif

@@ -80,6 +80,13 @@ static void jrow_server(void *arg, const struct qr_server *r)
 	json_object_set_new(o, "token_refreshes", json_integer(r->token_refreshes));
 	json_object_set_new(o, "auth_failures", json_integer(r->auth_failures));
 	json_object_set_new(o, "last_auth_at", jtime(r->last_auth_at));
+	if (r->has_pace) {
+		json_object_set_new(o, "requests", json_integer(r->requests));
+		json_object_set_new(o, "throttled", json_integer(r->throttled));
+		json_object_set_new(o, "throttle_wait_seconds", json_real(round_ms(r->throttle_wait_seconds)));
+		json_object_set_new(o, "rate_limit", json_real(round_ms(r->rate_limit)));
+		json_object_set_new(o, "concurrency_limit", json_integer(r->concurrency_limit));
+	}
 	json_array_append_new(arg, o);
 }
 

@@ -93,21 +93,42 @@ static void prom_stage(void *arg, const struct qr_stage *r)
 	}
 }
 
-static const char *const server_family[][2] = {
-	{ "zmbatch_auth_requests_total", "Admin AuthRequests sent, by server role." },
-	{ "zmbatch_auth_failures_total", "Failed admin authentications, by server role." },
+/* One family per server counter or gauge; pace: only roles whose pacing a run recorded. */
+static const struct { const char *name, *type, *help; bool pace; } server_family[] = {
+	{ "zmbatch_auth_requests_total", "counter", "Admin AuthRequests sent, by server role.", false },
+	{ "zmbatch_auth_failures_total", "counter", "Failed admin authentications, by server role.", false },
+	{ "zmbatch_server_requests_total", "counter", "Answers received from the server, by role.", true },
+	{ "zmbatch_server_throttled_total", "counter",
+	  "Answers HTTP 429 (DoS filter) or 503 from the server, each sent again, by role.", true },
+	{ "zmbatch_server_throttle_wait_seconds_total", "counter",
+	  "Time the runs paused because the server throttled, by role.", true },
+	{ "zmbatch_server_rate_limit", "gauge",
+	  "Requests per second allowed to the server when last recorded (0 = no cap), by role.", true },
+	{ "zmbatch_server_concurrency_limit", "gauge",
+	  "Requests in flight allowed to the server when last recorded, by role.", true },
 };
+#define NSERVER_FAMILIES (sizeof server_family / sizeof *server_family)
 
 static void prom_server(void *arg, const struct qr_server *r)
 {
 	struct prom_rows *p = arg;
-	const char *fam = server_family[p->family][0];
+	int f = p->family;
+	if (server_family[f].pace && !r->has_pace)
+		return;
 	if (!p->head)
-		prom_head(p->out, fam, "counter", server_family[p->family][1]);
+		prom_head(p->out, server_family[f].name, server_family[f].type, server_family[f].help);
 	p->head = true;
-	fprintf(p->out, "%s{role=\"", fam);
+	fprintf(p->out, "%s{role=\"", server_family[f].name);
 	prom_label(p->out, r->role);
-	fprintf(p->out, "\"} %lld\n", p->family == 0 ? r->auth_requests : r->auth_failures);
+	switch (f) {
+	case 0: fprintf(p->out, "\"} %lld\n", r->auth_requests); break;
+	case 1: fprintf(p->out, "\"} %lld\n", r->auth_failures); break;
+	case 2: fprintf(p->out, "\"} %lld\n", r->requests); break;
+	case 3: fprintf(p->out, "\"} %lld\n", r->throttled); break;
+	case 4: fprintf(p->out, "\"} %.3f\n", r->throttle_wait_seconds); break;
+	case 5: fprintf(p->out, "\"} %.3f\n", r->rate_limit); break;
+	default: fprintf(p->out, "\"} %lld\n", r->concurrency_limit); break;
+	}
 }
 
 enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
@@ -118,7 +139,7 @@ enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 	prom_snapshot(out, s);
 	if ((rc = qr_stages(db, prom_stage, &p, err)) != ZMB_OK)
 		return rc;
-	for (int f = 0; s->has_servers && f < 2; f++) {
+	for (int f = 0; s->has_servers && f < (int)NSERVER_FAMILIES; f++) {
 		p = (struct prom_rows){ out, false, f };
 		if ((rc = qr_servers(db, prom_server, &p, err)) != ZMB_OK)
 			return rc;

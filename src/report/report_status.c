@@ -1,6 +1,7 @@
 /*
  * report_status.c - the `status` screen: last run, stages, counts, bytes,
- * the current rate and ETA, the accounts in flight and the last errors
+ * the current rate and ETA, the accounts in flight, the servers (logins,
+ * throttling, the limits in force) and the last errors
  * (definitions: report.h).  One read transaction for the whole screen.
  */
 #include "report_int.h"
@@ -145,6 +146,8 @@ static enum zmb_rc status_screen(sqlite3 *db, const struct snapshot *s, const ch
 	if ((rc = status_rate(db, s, out, err)) != ZMB_OK)
 		return rc;
 	if ((rc = status_in_flight(db, s, out, err)) != ZMB_OK)
+		return rc;
+	if ((rc = text_servers(db, out, err)) != ZMB_OK)
 		return rc;
 	if ((rc = status_errors(db, out, err)) != ZMB_OK)
 		return rc;

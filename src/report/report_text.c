@@ -123,8 +123,24 @@ static void text_server(void *arg, const struct qr_server *r)
 	fprintf(out, "server %s %s: %lld logins, %lld token refreshes, %lld auth failures, "
 		"last login %s\n", role, host, r->auth_requests, r->token_refreshes,
 		r->auth_failures, t);
+	if (r->has_pace) {
+		char w[32], lim[32];
+		fmt_dur(r->throttle_wait_seconds, w);
+		if (r->rate_limit > 0)
+			snprintf(lim, sizeof lim, "%.1f requests/s", r->rate_limit);
+		else
+			snprintf(lim, sizeof lim, "no rate cap");
+		fprintf(out, "server %s %s: %lld requests, %lld throttled (HTTP 429/503), paused %s; "
+			"limits now %s, %lld in flight\n", role, host, r->requests, r->throttled, w, lim,
+			r->concurrency_limit);
+	}
 	free(role);
 	free(host);
+}
+
+enum zmb_rc text_servers(sqlite3 *db, FILE *out, char **err)
+{
+	return qr_has_servers(db) ? qr_servers(db, text_server, out, err) : ZMB_OK;
 }
 
 /* Head of the report: counts, bytes, throughput, ETA, runs, servers. */

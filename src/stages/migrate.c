@@ -11,7 +11,12 @@
  *   5. watch: a progress line meanwhile, until every worker has left;
  *   6. verdict: every account terminal -> done (exit 0) or some failed
  *      (exit 1); work left after a stop -> exit 75;
- *   7. record: the login counters of both servers, for reports.
+ *   7. record: the login counters of both servers, for reports; their
+ *      pacing (requests, throttled answers, pauses, current limits) also
+ *      every few seconds while the workers run, for `status`.
+ * A server that throttled the run past migration.max_throttle_wait stops it
+ * with exit 75 and a message naming the server (the accounts wait, with no
+ * attempt used up, for the next run).
  */
 #include "log.h"
 #include "migrate_plan.h"
@@ -74,6 +79,67 @@ static enum zmb_rc login(struct stage_ctx *ctx, struct xfer_conn *conn[2], struc
 	return ZMB_OK;
 }
 
+/* ---- pacing of the servers (servers table) ---- */
+
+#define PACE_FLUSH_S 5.0   /* seconds between two writes of the pacing while the workers run */
+
+/* What was written so far, so that each write adds only what is new. */
+struct pace_rec {
+	struct xfer_pace done[2];   /* source, target */
+	double at;                  /* mono time of the last write */
+};
+
+static void record_pace(struct stage_ctx *ctx, struct xfer *x, struct pace_rec *pr)
+{
+	struct xfer_end *ends[2] = { x->src, x->dst };
+	const char *roles[2] = { "source", "target" };
+	pr->at = mono_now();
+	for (int i = 0; i < 2; i++) {
+		struct xfer_pace p, *d = &pr->done[i];
+		memset(&p, 0, sizeof p);
+		ends[i]->drv->pace(ends[i], &p, NULL);
+		if (p.requests == d->requests && p.rate_limit == d->rate_limit &&
+		    p.concurrency_limit == d->concurrency_limit)
+			continue;   /* nothing new: no write */
+		char *host = xasprintf("%s:%d", ends[i]->srv->host, ends[i]->srv->port);
+		if (state_server_pace(ctx->st, roles[i], host, p.requests - d->requests,
+				      p.throttled - d->throttled, p.wait_seconds - d->wait_seconds,
+				      p.rate_limit, p.concurrency_limit))
+			log_warn(NULL, "cannot record the pacing of the %s: %s", roles[i],
+				 state_errmsg(ctx->st));
+		else
+			*d = p;
+		free(host);
+	}
+}
+
+/*
+ * A server throttled the run past migration.max_throttle_wait: the stage
+ * ends with work left (exit 75) and the driver's message, which names the
+ * server, as its error; it is also an event, for `status`.
+ */
+static bool throttle_gave_up(struct stage_ctx *ctx, struct xfer *x, bool writes,
+			     struct stage_result *res)
+{
+	struct xfer_end *ends[2] = { x->src, x->dst };
+	for (int i = 0; i < 2; i++) {
+		struct xfer_pace p;
+		char *why = NULL;
+		ends[i]->drv->pace(ends[i], &p, &why);
+		if (!why)
+			continue;
+		if (writes && state_event(ctx->st, ctx->run_id, 0, ctx->sc ? ctx->sc->name : NULL,
+					  "error", why))
+			log_warn(NULL, "cannot record event: %s", state_errmsg(ctx->st));
+		free(res->err);
+		res->err = why;
+		res->exit = EXIT_TEMPFAIL;
+		runctl_request_stop(ctx->ctl, "throttling", false);
+		return true;
+	}
+	return false;
+}
+
 /* ---- progress ---- */
 
 /* What the progress line shows; counts are re-read from the DB at most once a second. */
@@ -123,7 +189,8 @@ static void tty_clear(void)
 }
 
 /* Until every worker has left: a progress line on a tty, and in the log on request or every interval. */
-static void watch(struct stage_ctx *ctx, struct xfer *x, struct xfer_pool *pool, struct progress *pg)
+static void watch(struct stage_ctx *ctx, struct xfer *x, struct xfer_pool *pool, struct progress *pg,
+		  struct pace_rec *pr)
 {
 	const struct job *job = ctx->job;
 	bool tty = isatty(2) && !ctx->quiet;
@@ -139,6 +206,8 @@ static void watch(struct stage_ctx *ctx, struct xfer *x, struct xfer_pool *pool,
 			last_log = mono_now();
 		if (tty || log_now)
 			progress_line(x, ctx->st, pg, tty, log_now);
+		if (mono_now() - pr->at >= PACE_FLUSH_S)
+			record_pace(ctx, x, pr);
 	}
 	xfer_pool_join(pool);
 	if (tty) {
@@ -215,6 +284,9 @@ struct stage_result migrate_run(struct stage_ctx *ctx)
 	enum zmb_rc rc = ZMB_OK;
 	int nthreads = job->mig.threads > 0 ? job->mig.threads : 1;
 	bool writes = ctx->st && !ctx->dry_run;
+	struct pace_rec pr;
+	memset(&pr, 0, sizeof pr);
+	pr.at = mono_now();
 
 	/* the one driver there is today; a job setting would choose it per server */
 	xfer_init(&x, &xfer_driver_zimbra, job, ctx->state_path, ctx->run_id, ctx->ctl);
@@ -247,11 +319,15 @@ struct stage_result migrate_run(struct stage_ctx *ctx)
 	memset(&pg, 0, sizeof pg);
 	pg.t0 = mono_now();
 	state_mig_bytes_left(ctx->st, &pg.remaining0);   /* for the ETA (bytes-weighted, like `status`) */
-	watch(ctx, &x, &pool, &pg);
+	watch(ctx, &x, &pool, &pg, &pr);
 	rc = verdict(ctx, &x, started, &res);
 out:
-	if (writes)
+	if (writes) {
 		record_logins(ctx, &x);
+		record_pace(ctx, &x, &pr);
+	}
+	if (throttle_gave_up(ctx, &x, writes, &res))
+		rc = ZMB_OK;   /* work left, for the next run: exit 75, with the reason */
 	for (int i = 0; i < 2; i++)
 		if (conn[i])
 			conn[i]->end->drv->conn_free(conn[i]);

@@ -149,7 +149,7 @@ static void *sizer_main(void *arg)
 		if (r)
 			f->size = -1;
 		f->lookup_rc = r;
-		if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT)
+		if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT || r == ZMB_EBUSY)
 			atomic_store(&z->fatal, true);
 		free(id);
 	}
@@ -353,7 +353,8 @@ static void known_sizes(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn 
 	free(todo);
 }
 
-/* A source that refuses us is fatal; a missing account or an unknown size is not. */
+/* A source that refuses us (or throttled us past the bound) is fatal; a
+ * missing account or an unknown size is not. */
 static enum zmb_rc judge_lookups(struct xfer *x, struct stage_ctx *ctx, struct found_list *fl, char **err)
 {
 	const struct job *job = x->job;
@@ -363,7 +364,7 @@ static enum zmb_rc judge_lookups(struct xfer *x, struct stage_ctx *ctx, struct f
 		if (r == ZMB_ENOACCOUNT) {
 			stage_out(ctx, "warning: source account '%s' does not exist on %s:%d; it will fail",
 				  f->account, job->source.host, job->source.port);
-		} else if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT) {
+		} else if (r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT || r == ZMB_EBUSY) {
 			*err = xasprintf("source %s:%d: %s", job->source.host, job->source.port,
 					 f->lookup_err ? f->lookup_err : zmb_rc_str(r));
 			return r;

@@ -273,16 +273,38 @@ static void server_row(sqlite3_stmt *st, void *ctx)
 		.token_refreshes = sqlite3_column_int64(st, 3),
 		.auth_failures = sqlite3_column_int64(st, 4),
 		.last_auth_at = col_time(st, 5),
+		.has_pace = sqlite3_column_type(st, 9) != SQLITE_NULL,
+		.requests = sqlite3_column_int64(st, 6),
+		.throttled = sqlite3_column_int64(st, 7),
+		.throttle_wait_seconds = sqlite3_column_double(st, 8),
+		.rate_limit = sqlite3_column_double(st, 9),
+		.concurrency_limit = sqlite3_column_int64(st, 10),
 	};
 	c->fn(c->arg, &r);
+}
+
+/* Does `servers` have the pacing columns (schema 003)?  A read-only open never migrates. */
+static bool has_server_pace(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('servers') WHERE name = 'throttled'",
+			       -1, &st, NULL) == SQLITE_OK)
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
 }
 
 enum zmb_rc qr_servers(sqlite3 *db, void (*fn)(void *arg, const struct qr_server *row),
 		       void *arg, char **err)
 {
 	struct server_cb c = { fn, arg };
-	return each_row(db, prep(db, "SELECT role, host, auth_requests, token_refreshes, auth_failures, "
-				 "last_auth_at FROM servers ORDER BY role", err),
+	return each_row(db, prep(db, has_server_pace(db) ?
+				 "SELECT role, host, auth_requests, token_refreshes, auth_failures, "
+				 "last_auth_at, requests, throttled, throttle_wait_seconds, rate_limit, "
+				 "concurrency_limit FROM servers ORDER BY role" :
+				 "SELECT role, host, auth_requests, token_refreshes, auth_failures, "
+				 "last_auth_at, 0, 0, 0, NULL, NULL FROM servers ORDER BY role", err),
 			"servers", server_row, &c, err);
 }
 

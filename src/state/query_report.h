@@ -97,6 +97,12 @@ struct qr_server {
 	const char *role, *host;
 	long long auth_requests, token_refreshes, auth_failures;
 	double last_auth_at;            /* 0 = NULL */
+	/* pacing (schema 003); has_pace false: not recorded (an older DB or run) */
+	bool has_pace;
+	long long requests, throttled;  /* answers; of them HTTP 429/503 */
+	double throttle_wait_seconds;
+	double rate_limit;              /* requests/s in force; 0 = no cap */
+	long long concurrency_limit;    /* requests in flight allowed */
 };
 enum zmb_rc qr_servers(sqlite3 *db, void (*fn)(void *arg, const struct qr_server *row),
 		       void *arg, char **err);

@@ -125,6 +125,15 @@ enum zmb_rc state_server_count(struct state *st, const char *role, const char *h
 			       long long auth_requests, long long token_refreshes,
 			       long long auth_failures);
 
+/*
+ * The pacing of one server role (schema 003): add requests, throttled
+ * (HTTP 429/503 answers) and wait_seconds to its counters and set its
+ * current rate_limit (requests/s, 0 = no cap) and concurrency_limit.
+ */
+enum zmb_rc state_server_pace(struct state *st, const char *role, const char *host,
+			      long long requests, long long throttled, double wait_seconds,
+			      double rate_limit, int concurrency_limit);
+
 /* ---- stages ---- */
 struct stage_row {
 	char *name;

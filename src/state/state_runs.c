@@ -161,6 +161,41 @@ enum zmb_rc state_server_count(struct state *st, const char *role, const char *h
 	return tx_end(st, own, rc, "server count");
 }
 
+enum zmb_rc state_server_pace(struct state *st, const char *role, const char *host,
+			      long long requests, long long throttled, double wait_seconds,
+			      double rate_limit, int concurrency_limit)
+{
+	sqlite3_stmt *s = NULL;
+	bool own;
+	enum zmb_rc rc = tx_begin(st, &own);
+	if (rc)
+		return rc;
+	s = st_prepare(st,
+		"INSERT INTO servers (role, host, requests, throttled, throttle_wait_seconds,"
+		" rate_limit, concurrency_limit, updated_at)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		" ON CONFLICT (role) DO UPDATE SET host = excluded.host,"
+		" requests = requests + excluded.requests,"
+		" throttled = throttled + excluded.throttled,"
+		" throttle_wait_seconds = throttle_wait_seconds + excluded.throttle_wait_seconds,"
+		" rate_limit = excluded.rate_limit,"
+		" concurrency_limit = excluded.concurrency_limit,"
+		" updated_at = excluded.updated_at", &rc);
+	if (s) {
+		st_bind_text(s, 1, role);
+		st_bind_text(s, 2, host ? host : "");
+		sqlite3_bind_int64(s, 3, requests);
+		sqlite3_bind_int64(s, 4, throttled);
+		sqlite3_bind_double(s, 5, wait_seconds);
+		sqlite3_bind_double(s, 6, rate_limit);
+		sqlite3_bind_int(s, 7, concurrency_limit);
+		sqlite3_bind_double(s, 8, wall_now());
+		rc = st_update_one(st, s, "record server pace");
+	}
+	sqlite3_finalize(s);
+	return tx_end(st, own, rc, "server pace");
+}
+
 /* ---- stages ---- */
 
 enum zmb_rc state_stage_ensure(struct state *st, const char *name, const char *type, int position)

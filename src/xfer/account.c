@@ -10,12 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double backoff_seconds(const struct job *job, int attempts, enum zmb_rc rc)
+static double backoff_seconds(const struct job *job, int attempts)
 {
 	double base = (double)(job->mig.retry_backoff > 0 ? job->mig.retry_backoff : 30);
 	double max = (double)(job->mig.retry_backoff_max > 0 ? job->mig.retry_backoff_max : 900);
-	if (rc == ZMB_EBUSY)  /* the DoS filter wants us to go away for a while */
-		base *= 2;
 	double d = base * pow(2.0, attempts > 0 ? attempts - 1 : 0);
 	if (d > max)
 		d = max;
@@ -40,6 +38,29 @@ static void account_interrupted(struct xfer_worker *w, const struct account_row 
 	free(ev);
 }
 
+/*
+ * The server kept throttling past migration.max_throttle_wait (the driver
+ * sends a throttled request again by itself until then): not the account's
+ * fault, so back to `back` with no attempt counted, and the run stops
+ * claiming (every request to that server fails now) with the reason in the
+ * log; the next run goes on.
+ */
+static void account_throttled(struct xfer_worker *w, const struct account_row *a,
+			      enum acct_state from, enum acct_state back, const char *step,
+			      const char *msg)
+{
+	struct xfer *x = w->x;
+	struct acct_update u = ACCT_UPDATE_INIT;
+	char *ev = xasprintf("%s: %s; back to %s, no attempt counted", step, msg ? msg : "throttled",
+			     acct_state_name(back));
+	u.event = ev;
+	log_warn(w->ctx, "%s", ev);
+	if (state_transition(w->st, x->run_id, a->id, from, back, &u))
+		log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+	runctl_request_stop(x->ctl, "throttling", false);
+	free(ev);
+}
+
 void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 			enum acct_state back, enum zmb_rc rc, const char *step, const char *msg)
 {
@@ -52,6 +73,10 @@ void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum
 	if (rc == ZMB_ECANCELED) {
 		/* not the account's fault */
 		account_interrupted(w, a, from, back, step);
+		return;
+	}
+	if (rc == ZMB_EBUSY) {
+		account_throttled(w, a, from, back, step, msg);
 		return;
 	}
 	char *text = xasprintf("%s: %s", step, msg ? msg : zmb_rc_str(rc));
@@ -78,7 +103,7 @@ void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum
 		x->failed_now++;
 		pthread_mutex_unlock(&x->mu);
 	} else {
-		double wait = backoff_seconds(job, attempts, rc);
+		double wait = backoff_seconds(job, attempts);
 		u.next_try_at = wall_now() + wait;
 		ev = xasprintf("attempt %d/%d failed (%s), retry in %.0f s: %s", attempts,
 			       job->mig.max_attempts, zmb_rc_class_name(rc), wait, text);

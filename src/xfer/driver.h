@@ -42,6 +42,21 @@ struct xfer_conn {
 	struct xfer_end *end;
 };
 
+/*
+ * How an end was paced so far: the driver's rate cap, its limit on requests
+ * in flight and the server's throttling (HTTP 429/503 for Zimbra).  A
+ * throttled request is sent again by the driver after a pause, never
+ * counted as a failed attempt; only when the pauses pass the run-wide bound
+ * (job->mig.max_throttle_wait) do the driver's calls fail, with ZMB_EBUSY.
+ */
+struct xfer_pace {
+	long long requests;         /* answers received */
+	long long throttled;        /* of them throttled */
+	double wait_seconds;        /* pauses the server imposed on the run */
+	double rate_limit;          /* current requests/s cap; 0 = none */
+	int concurrency_limit;      /* current requests in flight allowed */
+};
+
 /* An account as a server lists it. */
 struct xfer_account {
 	char *name;
@@ -75,6 +90,11 @@ struct xfer_driver {
 	void (*end_free)(struct xfer_end *e);
 	/* Logins sent to the server so far and the successful ones among them (any thread). */
 	void (*login_counts)(struct xfer_end *e, long long *requests, long long *ok);
+	/*
+	 * The pacing so far (any thread); *gave_up (may be NULL; caller frees)
+	 * says why the bound on throttling was passed, NULL while it was not.
+	 */
+	void (*pace)(struct xfer_end *e, struct xfer_pace *p, char **gave_up);
 
 	/* A new connection for the calling thread; never NULL. */
 	struct xfer_conn *(*conn_new)(struct xfer_end *e);

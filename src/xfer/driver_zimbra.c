@@ -1,13 +1,16 @@
 /*
  * driver_zimbra.c - the Zimbra/Carbonio driver (driver.h): a thin table over
  * src/zimbra/: soap.c for the directory and sizes, rest.c for the archives,
- * token.c for the one login state per server that every thread shares.
+ * token.c for the one login state per server that every thread shares,
+ * throttle.c for the one pace per server (rate cap, requests in flight,
+ * pauses after HTTP 429/503) that every request of every thread passes.
  * Every member sends exactly the request(s) of the call it wraps.
  */
 #include "driver.h"
 #include "http.h"
 #include "rest.h"
 #include "soap.h"
+#include "throttle.h"
 #include "token.h"
 
 #include <stdlib.h>
@@ -17,6 +20,7 @@ struct zend {
 	const struct job *job;
 	struct run_ctl *ctl;
 	struct token_cache *tc;
+	struct throttle *thr;        /* shared by every conn of this end (http_set_throttle) */
 };
 
 struct zconn {
@@ -47,6 +51,14 @@ static struct xfer_end *z_end_new(const struct server *srv, const struct job *jo
 	z->job = job;
 	z->ctl = ctl;
 	z->tc = token_cache_new(srv, job->token_refresh_margin, ctl);
+	char *label = http_server_label(srv);
+	struct throttle_conf tcf = {
+		.label = label, .role = srv->role, .max_rps = srv->max_rps,
+		.ceiling = job->mig.threads > 0 ? job->mig.threads : 1,
+		.max_wait = (double)job->mig.max_throttle_wait,
+	};
+	z->thr = throttle_new(&tcf, ctl);
+	free(label);
 	return &z->base;
 }
 
@@ -55,6 +67,7 @@ static void z_end_free(struct xfer_end *e)
 	if (!e)
 		return;
 	token_cache_free(zend_of(e)->tc);
+	throttle_free(zend_of(e)->thr);
 	free(e);
 }
 
@@ -63,11 +76,25 @@ static void z_login_counts(struct xfer_end *e, long long *requests, long long *o
 	token_counts(zend_of(e)->tc, requests, ok);
 }
 
+static void z_pace(struct xfer_end *e, struct xfer_pace *p, char **gave_up)
+{
+	struct throttle_stats ts;
+	throttle_stats(zend_of(e)->thr, &ts);
+	p->requests = ts.requests;
+	p->throttled = ts.throttled;
+	p->wait_seconds = ts.wait_seconds;
+	p->rate_limit = ts.rate_limit;
+	p->concurrency_limit = ts.concurrency_limit;
+	if (gave_up)
+		*gave_up = throttle_exhausted(zend_of(e)->thr);
+}
+
 static struct xfer_conn *z_conn_new(struct xfer_end *e)
 {
 	struct zconn *c = xcalloc(1, sizeof *c);
 	c->base.end = e;
 	c->h = http_new(e->srv, zend_of(e)->job, zend_of(e)->ctl);
+	http_set_throttle(c->h, zend_of(e)->thr);
 	return &c->base;
 }
 
@@ -184,6 +211,7 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.end_new = z_end_new,
 	.end_free = z_end_free,
 	.login_counts = z_login_counts,
+	.pace = z_pace,
 	.conn_new = z_conn_new,
 	.conn_free = z_conn_free,
 	.login = z_login,

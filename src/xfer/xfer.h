@@ -10,7 +10,10 @@
  * Errors are classified (zmb_rc_class): permanent -> failed; temporary ->
  * back to the last durable state with exponential backoff and jitter, until
  * max_attempts; a stop request -> back to the last durable state, no attempt
- * counted (account.c).
+ * counted (account.c).  Throttling (HTTP 429/503) is the driver's: it sends
+ * the request again after the server's pause, so it costs no attempt; only
+ * past migration.max_throttle_wait does a call fail (ZMB_EBUSY): the account
+ * goes back with no attempt counted and the run stops claiming.
  *
  * Threads: one `struct xfer` per run, owned by the main thread, which
  * calls every function here; the workers of its pool share it (the fields

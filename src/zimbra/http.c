@@ -25,6 +25,9 @@ struct http {
 	size_t buffer_size;
 	struct curl_slist *hdrs;       /* headers of the current request */
 	CURLM *multi;                  /* lazily made for rest_stream; keeps its connections */
+	struct throttle *thr;          /* the server's, shared; may be NULL */
+	struct throttle_ticket tk;     /* of the request between http_gate and http_gate_done */
+	int busy_streak;               /* 429/503 answers in a row on this handle */
 	char errbuf[CURL_ERROR_SIZE];
 
 	/* per-request state, reset by http_begin */
@@ -96,6 +99,15 @@ static int xferinfo_cb(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	return 0;
 }
 
+char *http_server_label(const struct server *srv)
+{
+	int port = srv->port > 0 ? srv->port : 7071;
+	const char *host = srv->host ? srv->host : "";
+	bool v6 = strchr(host, ':') != NULL;
+	return xasprintf("%s %s%s%s:%d", srv->role ? srv->role : "server", v6 ? "[" : "", host,
+			 v6 ? "]" : "", port);
+}
+
 struct http *http_new(const struct server *srv, const struct job *job, struct run_ctl *ctl)
 {
 	struct http *h = xcalloc(1, sizeof(*h));
@@ -110,8 +122,7 @@ struct http *http_new(const struct server *srv, const struct job *job, struct ru
 	const char *scheme = srv->scheme && *srv->scheme ? srv->scheme : "https";
 	const char *host = srv->host ? srv->host : "";
 	bool v6 = strchr(host, ':') != NULL;
-	h->label = xasprintf("%s %s%s%s:%d", srv->role ? srv->role : "server", v6 ? "[" : "", host,
-			     v6 ? "]" : "", port);
+	h->label = http_server_label(srv);
 	h->base = xasprintf("%s://%s%s%s:%d", scheme, v6 ? "[" : "", host, v6 ? "]" : "", port);
 	h->low_speed_limit = 1;
 	h->low_speed_time = 300;
@@ -139,10 +150,46 @@ struct http *http_new(const struct server *srv, const struct job *job, struct ru
 	return h;
 }
 
+void http_set_throttle(struct http *h, struct throttle *t)
+{
+	h->thr = t;
+}
+
+enum zmb_rc http_gate(struct http *h, char **err)
+{
+	return h->thr ? throttle_acquire(h->thr, &h->tk, err) : ZMB_OK;
+}
+
+bool http_gate_done(struct http *h, long status)
+{
+	if (!h->thr)
+		return false;
+	bool busy = status == 429 || status == 503;
+	double ra = 0;
+	if (busy) {
+		/* seconds, or an HTTP-date turned into seconds from now by curl; only
+		 * from this answer (the handle may keep an earlier answer's value) */
+		curl_off_t r = 0;
+		bool has = true;
+#if LIBCURL_VERSION_NUM >= 0x075300
+		struct curl_header *hd = NULL;
+		has = curl_easy_header(h->curl, "Retry-After", 0, CURLH_HEADER, -1, &hd) == CURLHE_OK;
+#endif
+		if (has && curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &r) == CURLE_OK && r > 0)
+			ra = (double)r;
+	}
+	h->busy_streak = busy ? h->busy_streak + 1 : 0;
+	throttle_release(h->thr, &h->tk, status <= 0 ? THROTTLE_NONE : busy ? THROTTLE_BUSY : THROTTLE_OK,
+			 status, ra, h->busy_streak);
+	return busy;
+}
+
 void http_free(struct http *h)
 {
 	if (!h)
 		return;
+	if (h->thr)
+		throttle_release(h->thr, &h->tk, THROTTLE_NONE, 0, 0, 0);   /* a gate left open */
 	if (h->multi)
 		curl_multi_cleanup(h->multi);  /* no easy handle is attached between calls */
 	if (h->curl)

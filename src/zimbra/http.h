@@ -31,6 +31,7 @@
 
 #include "job.h"
 #include "runctl.h"
+#include "throttle.h"
 #include "zmb.h"
 
 struct http;
@@ -49,8 +50,30 @@ void http_free(struct http *h);   /* NULL-safe */
  * per account.  Easy handles are attached only during a call.
  */
 CURLM *http_multi(struct http *h);
+/* "source zcs1:7071" (role host:port) for srv; caller frees.  http_label's text. */
+char *http_server_label(const struct server *srv);
+/*
+ * Let the server's throttle (throttle.h) pace every request on h; t (NULL =
+ * none: nothing waits, and a 429/503 is not sent again) is shared with the
+ * other handles of the same server and must outlive h.
+ */
+void http_set_throttle(struct http *h, struct throttle *t);
 
 /* ---- used by soap.c / rest.c / token.c (same thread as the owner) ---- */
+
+/*
+ * The gate around each request (soap.c, rest.c): http_gate before sending
+ * (waits as the throttle requires; ZMB_EBUSY once the run-wide bound on
+ * throttling is passed, ZMB_ECANCELED on a stop, each with *err), then
+ * http_gate_done with the answer's HTTP status (0: no answer).  It returns
+ * true for a 429 or 503 when a throttle is attached: the request was not
+ * served and is to be sent again, after http_gate (which waits for the
+ * server's pause: the answer's Retry-After, seconds or HTTP-date, or the
+ * backoff).  Without a throttle both do nothing and the caller judges the
+ * status (429/503 -> ZMB_EBUSY).
+ */
+enum zmb_rc http_gate(struct http *h, char **err);
+bool http_gate_done(struct http *h, long status);
 
 const struct server *http_server(const struct http *h);
 /* "source zcs1:7071" (role host:port); owned by h. */

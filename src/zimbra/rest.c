@@ -62,6 +62,9 @@ static enum zmb_rc status_rc(struct http *h, const char *what, const char *who, 
 	} else if (st == 503) {
 		rc = ZMB_EBUSY;
 		why = "server busy";
+	} else if (st == 429) {
+		rc = ZMB_EBUSY;
+		why = "throttled: too many requests";
 	} else if (st >= 500) {
 		rc = ZMB_ETEMP;
 		why = "server error";
@@ -173,7 +176,7 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
 	*empty = false;
 	if (off0 < 0)
 		off0 = 0;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int auth_retry = 0, sent = 0;; sent++) {
 		free(e);
 		e = NULL;
 		secret_free(tok);
@@ -182,10 +185,12 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
 		buf_reset(&sink.errbody);
 		if (sink.verify)
 			gz_check_reset(sink.verify);
-		if (attempt > 0 && (rc = rewind_fd(h, fd, off0, &e)))
+		if (sent > 0 && (rc = rewind_fd(h, fd, off0, &e)))
 			goto out;
 		rc = token_get(tc, h, &tok, &e);
 		if (rc)
+			goto out;
+		if ((rc = http_gate(h, &e)))
 			goto out;
 		CURL *c = http_begin(h, url, false);
 		http_set_token_cookie(h, tok);
@@ -196,9 +201,11 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
 		http_set_token_cookie(h, NULL);
 		*bytes = sink.bytes;
 		rc = http_error(h, cc, "export", &e);
+		long st = rc ? 0 : http_status(h);
+		if (http_gate_done(h, st))
+			continue;       /* throttled: sent again once the server's pause is over */
 		if (rc)
 			break;
-		long st = http_status(h);
 		if (st == 200)
 			break;
 		if (st == 204) {
@@ -206,7 +213,7 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
 			break;
 		}
 		rc = status_rc(h, "export", account, st, &sink.errbody, &e);
-		if (rc == ZMB_EAUTHEXP && attempt == 0) {
+		if (rc == ZMB_EAUTHEXP && auth_retry++ == 0) {
 			token_invalidate(tc, tok);
 			continue;
 		}
@@ -304,7 +311,7 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 		goto out;
 	}
 	src.size = stt.st_size;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int auth_retry = 0;;) {
 		free(e);
 		e = NULL;
 		secret_free(tok);
@@ -313,6 +320,8 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 		buf_reset(&src.errbody);
 		rc = token_get(tc, h, &tok, &e);
 		if (rc)
+			goto out;
+		if ((rc = http_gate(h, &e)))
 			goto out;
 		CURL *c = http_begin(h, url, true);
 		http_set_token_cookie(h, tok);
@@ -336,12 +345,14 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 			cc = CURLE_OK;
 		}
 		rc = http_error(h, cc, "import", &e);
+		if (http_gate_done(h, rc ? 0 : st))
+			continue;       /* throttled: sent again once the server's pause is over */
 		if (rc)
 			break;
 		if (st == 200)
 			break;
 		rc = status_rc(h, "import", target, st, &src.errbody, &e);
-		if (rc == ZMB_EAUTHEXP && attempt == 0) {
+		if (rc == ZMB_EAUTHEXP && auth_retry++ == 0) {
 			token_invalidate(tc, tok);
 			continue;
 		}
@@ -404,6 +415,7 @@ struct pipe {
 	bool get_paused;
 	bool get_done;
 	bool post_paused;
+	long gst, pst;      /* each side's answer, 0 = none (for the throttle) */
 	long long in, out;
 	struct buf get_err, post_err;
 };
@@ -493,6 +505,7 @@ static enum zmb_rc stream_export_done(struct pipe *s, CURLcode cc, const char *a
 {
 	long gst = http_status(s->src);
 	enum zmb_rc rc = http_error(s->src, cc, "stream export", err);
+	s->gst = rc ? 0 : gst;
 	if (!rc && gst == 204) {
 		*empty = true;
 		*stop = true;
@@ -526,6 +539,7 @@ static enum zmb_rc stream_import_done(struct pipe *s, CURLcode cc, const char *t
 	if (cc != CURLE_OK && pst >= 400)
 		cc = CURLE_OK;
 	enum zmb_rc rc = http_error(s->dst, cc, "stream import", err);
+	s->pst = rc ? 0 : pst;
 	if (!rc && pst != 200) {
 		rc = status_rc(s->dst, "import", target, pst, &s->post_err, err);
 		*auth_dst = rc == ZMB_EAUTHEXP;
@@ -657,7 +671,7 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 	*bytes = 0;
 	*empty = false;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int auth_retry = 0;;) {
 		bool auth_src = false, auth_dst = false;
 		free(e);
 		e = NULL;
@@ -669,15 +683,29 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 			rc = token_get(dtc, dst, &dtok, &e);
 		if (rc)
 			goto out;
+		/* both servers' gates, always source first: no two threads wait for each other */
+		if ((rc = http_gate(src, &e)))
+			goto out;
+		if ((rc = http_gate(dst, &e))) {
+			http_gate_done(src, 0);
+			goto out;
+		}
 		s.ring.head = s.ring.len = 0;
 		s.get_200 = s.get_paused = s.get_done = s.post_paused = false;
+		s.gst = s.pst = 0;
 		s.in = s.out = 0;
 		buf_reset(&s.get_err);
 		buf_reset(&s.post_err);
 		rc = stream_once(&s, gurl, purl, stok, dtok, account, target, empty, &auth_src,
 				 &auth_dst, &e);
 		*bytes = s.out;
-		if (rc == ZMB_EAUTHEXP && attempt == 0 && (auth_src || auth_dst)) {
+		bool busy_src = http_gate_done(src, s.gst);
+		bool busy_dst = http_gate_done(dst, s.pst);
+		if (busy_src || busy_dst) {
+			*empty = false;
+			continue;       /* throttled: both sent again once the pause is over */
+		}
+		if (rc == ZMB_EAUTHEXP && auth_retry++ == 0 && (auth_src || auth_dst)) {
 			if (auth_src)
 				token_invalidate(stc, stok);
 			if (auth_dst)

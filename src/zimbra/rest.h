@@ -7,11 +7,17 @@
  * retried once with a fresh one.
  *
  * Result codes: 200 ok; export 204 -> ZMB_OK with *empty = true; 401 twice ->
- * ZMB_EAUTHEXP; 404 -> ZMB_ENOACCOUNT; 503 -> ZMB_EBUSY; other 5xx, reset,
+ * ZMB_EAUTHEXP; 404 -> ZMB_ENOACCOUNT; 429/503 -> ZMB_EBUSY; other 5xx, reset,
  * truncated transfer, stall -> ZMB_ETEMP; other 4xx -> ZMB_EPROTO; local
  * write/read failure -> ZMB_EIO; stop -> ZMB_ECANCELED; TLS/connect as http.h.
  * *bytes counts body bytes moved in the last attempt; *err is set (caller
  * frees) on every error.
+ *
+ * Throttling: each request passes h's gate (http_gate, throttle.h).  With a
+ * throttle attached a 429 (Jetty's DoSFilter) or 503 is not an error: the
+ * same request (a stream: both of its requests) is sent again once the
+ * server's pause is over, without using up the one 401 retry; ZMB_EBUSY
+ * then means the run-wide bound on throttling was passed.
  */
 #ifndef ZMB_REST_H
 #define ZMB_REST_H

@@ -114,13 +114,14 @@ static enum zmb_rc soap_answer(const char *label, const char *req, long status, 
 		const char *code = error ? jstr(json_object_get(error, "Code")) : NULL;
 		json_t *reason = json_object_get(fault, "Reason");
 		const char *text_r = reason ? jstr(json_object_get(reason, "Text")) : NULL;
-		rc = status == 503 ? ZMB_EBUSY : fault_rc(code, is_auth);
+		rc = status == 503 || status == 429 ? ZMB_EBUSY : fault_rc(code, is_auth);
 		e = zlog_redact(text_r ? text_r : "");
 		*err = xasprintf("%s: %s: fault %s: %s", label, req, code ? code : "(no code)", e);
 		goto out;
 	}
-	if (status == 503) {
-		*err = xasprintf("%s: %s: http 503 (server busy)", label, req);
+	if (status == 503 || status == 429) {
+		*err = xasprintf("%s: %s: http %ld (%s)", label, req, status,
+				 status == 503 ? "server busy" : "throttled: too many requests");
 		rc = ZMB_EBUSY;
 		goto out;
 	}
@@ -188,8 +189,15 @@ static enum zmb_rc soap_exchange(struct http *h, const char *req, json_t *req_bo
 	text = json_dumps(env, JSON_COMPACT);
 	if (!text)
 		abort();
-	rc = http_post_small(h, SOAP_PATH, "application/json; charset=utf-8", text, strlen(text),
-			     SOAP_CAP, &status, &resp, req, err);
+	for (;;) {
+		if ((rc = http_gate(h, err)))
+			goto out;
+		rc = http_post_small(h, SOAP_PATH, "application/json; charset=utf-8", text, strlen(text),
+				     SOAP_CAP, &status, &resp, req, err);
+		if (!http_gate_done(h, rc ? 0 : status))
+			break;
+		/* throttled (429/503): sent again once the server's pause is over */
+	}
 	if (rc)
 		goto out;
 

@@ -9,8 +9,11 @@
  * AuthRequest -> ZMB_EAUTH; service.AUTH_EXPIRED/AUTH_REQUIRED -> ZMB_EAUTHEXP
  * (after the one retry); account.NO_SUCH_ACCOUNT -> ZMB_ENOACCOUNT;
  * service.TEMPORARILY_UNAVAILABLE -> ZMB_ETEMP; other faults -> ZMB_EPROTO;
- * HTTP 503 -> ZMB_EBUSY; other 5xx without a fault -> ZMB_ETEMP; transport
- * errors as in http.h.  Error texts keep the fault code:
+ * HTTP 429 or 503 -> ZMB_EBUSY; other 5xx without a fault -> ZMB_ETEMP;
+ * transport errors as in http.h.  With a throttle on h (http_set_throttle)
+ * a 429/503 is not returned but sent again after the server's pause
+ * (http_gate): ZMB_EBUSY then means the run-wide bound on throttling
+ * (migration.max_throttle_wait) was passed, its text naming the server.  Error texts keep the fault code:
  *   "source zcs1:7071: GetAccountRequest: fault account.NO_SUCH_ACCOUNT: no such account: x"
  * Responses are capped at 64 MiB.  Out-parameters are owned by the caller
  * and untouched on error; *err is set (caller frees) on every error.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tests/bench/bench.py - zmbatch benchmarks (issue 6), driven by `make bench` (tests/bench/run).
 
-    python3 tests/bench/bench.py [--quick] [--out DIR] [makespan stream cost rss db token first ...]
+    python3 tests/bench/bench.py [--quick] [--out DIR] [makespan stream cost rss db token first throttled ...]
 
 Every benchmark starts its own simulated servers (tests/zsim/zsim.py, HTTPS on 127.0.0.1 with a
 throw-away CA), writes a native job file, runs bin/zmbatch as a child process and measures it:
@@ -158,15 +158,15 @@ class Env:
     """One benchmark scenario: two simulators + a job directory."""
 
     def __init__(self, root, pki, tag, sizes, bandwidth=0, dst_bandwidth=None, lifetime=43200,
-                 item=64 * 1024):
+                 item=64 * 1024, knobs=None):
         self.dir = os.path.join(root, tag)
         os.makedirs(self.dir)
         self.pki = pki
         self.sizes = sizes
-        src = {"token_lifetime": lifetime, "knobs": {"bandwidth": bandwidth},
+        src = {"token_lifetime": lifetime, "knobs": dict(knobs or {}, bandwidth=bandwidth),
                "domains": [{"name": "example.com", "accounts": accounts_cfg(sizes, item)}]}
         dst = {"token_lifetime": lifetime,
-               "knobs": {"bandwidth": bandwidth if dst_bandwidth is None else dst_bandwidth},
+               "knobs": dict(knobs or {}, bandwidth=bandwidth if dst_bandwidth is None else dst_bandwidth),
                "domains": [{"name": "example.net",
                             "accounts": [{"name": "user%04d@example.net" % (i + 1)} for i in range(len(sizes))]}]}
         self.src = Sim(self.dir, "src", src, pki)
@@ -181,13 +181,13 @@ class Env:
         os.chmod(os.path.join(self.dir, "pw"), 0o600)
         self.n = 0
 
-    def job(self, threads, transfer="stream", order="largest-first", margin=1800, extra=""):
+    def job(self, threads, transfer="stream", order="largest-first", margin=1800, extra="", srv_extra=""):
         self.n += 1
         d = os.path.join(self.dir, "job%d" % self.n)
         os.makedirs(d)
         cfg = os.path.join(d, "job.cfg")
         srv = ('host = "127.0.0.1"; port = %d; admin_user = "admin@example.com"; '
-               'admin_password_file = "%s"; ca_file = "%s";')
+               'admin_password_file = "%s"; ca_file = "%s"; ' + srv_extra.replace("%", "%%"))
         pw = os.path.join(self.dir, "pw")
         with open(cfg, "w") as f:
             f.write('job = "bench";\n'
@@ -451,6 +451,57 @@ def bench_token(root, pki, quick):
 
 
 # ---------------------------------------------------------------------------
+# 6. throttled run: the servers' DoS filter at 30/s, zmbatch capped under it
+
+def request_times(sim):
+    """start times (unix s) of the SOAP and REST requests the simulator saw, and its 429s."""
+    with urllib.request.urlopen(sim.url("/zsim/stats?digests=0"), context=sim.pki.ctx, timeout=120) as r:
+        st = json.load(r)
+    at = sorted(e["at"] for e in st.get("requests", []) if not e["path"].startswith("/zsim/"))
+    return at, st.get("dos", {}).get("rejected", 0)
+
+
+def bench_throttled(root, pki, quick):
+    limit = 30                                          # Zimbra's zimbraHttpDosFilterMaxRequestsPerSec
+    cap = float(os.environ.get("BENCH_THROTTLE_CAP", "28"))
+    say("== 6. throttled run: DoS filter %d/s on both servers (429 above it), "
+        "max_requests_per_second = %g" % (limit, cap))
+    n = 150 if quick else 300
+    rnd = random.Random(17)
+    sizes = [rnd.choice((2000, 5000, 12000)) for _ in range(n)]
+    env = Env(root, pki, "throttled", sizes, item=8192, knobs={"dos_max_requests_per_sec": limit})
+    try:
+        cfg, db = env.job(8, "spool", srv_extra="max_requests_per_second = %g;" % cap)
+        r = run_zmbatch(["run", "-c", cfg, "--quiet"])
+        c = sqlite3.connect(db)
+        try:
+            done, failed, maxatt = c.execute(
+                "SELECT sum(state = 'done'), sum(state = 'failed'), max(attempts) FROM accounts").fetchone()
+            thr = dict(c.execute("SELECT role, throttled FROM servers").fetchall())
+        finally:
+            c.close()
+        figure("throttled", "%d small accounts, 8 threads: exit status, done / failed, most attempts"
+               % n, "%d, %d / %d, %d" % (r["rc"], done, failed, maxatt), "wall %.1f s" % r["wall"])
+        for sim, role in ((env.src, "source"), (env.dst, "target")):
+            at, rejected = request_times(sim)
+            span = at[-1] - at[0] if len(at) > 1 else 0
+            rate = (len(at) - 1) / span if span > 0 else 0
+            # the busiest 10 s: the rate the cap holds while the workers keep it saturated
+            best, j = 0, 0
+            for i in range(len(at)):
+                while at[i] - at[j] > 10.0:
+                    j += 1
+                best = max(best, i - j)
+            peak = best / 10.0 if span >= 10 else rate
+            figure("throttled", "%s: requests/s achieved (whole run / busiest 10 s), cap %g"
+                   % (role, cap), "%.1f / %.1f" % (rate, peak),
+                   "%d requests in %.1f s; busiest 10 s at %.0f %% of the cap; 429 from the DoS filter: %d "
+                   "(zmbatch counted %d)" % (len(at), span, 100 * peak / cap, rejected, thr.get(role, -1)))
+    finally:
+        env.stop()
+
+
+# ---------------------------------------------------------------------------
 
 # ---------------------------------------------------------------------------
 # 6. time to first transfer
@@ -520,7 +571,8 @@ def bench_first(root, pki, quick):
 
 
 BENCHES = {"makespan": bench_makespan, "stream": bench_stream, "cost": bench_cost, "rss": bench_rss,
-           "db": bench_db, "token": bench_token, "first": bench_first}
+           "db": bench_db, "token": bench_token, "first": bench_first,
+           "throttled": bench_throttled}
 
 
 def machine():

@@ -406,6 +406,28 @@ def parse_date(v):
 
 
 # --------------------------------------------------------------------------
+# Jetty's DoSFilter, as Zimbra and Carbonio configure it
+
+class RateTracker:
+    """Jetty DoSFilter.RateTracker (jetty-servlets DoSFilter.java; research13/facts.md 1.4):
+    a ring of the last maxRequestsPerSec request times.  isRateExceeded(now):
+        last = _timestamps[_next]; _timestamps[_next] = now; _next = (_next + 1) % size;
+        return last != 0 && (now - last) < 1000L;
+    so request N+1 inside any sliding second of N requests is rejected, and a rejected
+    request is recorded like any other: a client that keeps asking stays rejected."""
+
+    def __init__(self, n):
+        self.ts = [None] * n
+        self.next = 0
+
+    def exceeded(self, now):
+        last = self.ts[self.next]
+        self.ts[self.next] = now
+        self.next = (self.next + 1) % len(self.ts)
+        return last is not None and (now - last) < 1.0
+
+
+# --------------------------------------------------------------------------
 # server state
 
 class Sim:
@@ -431,7 +453,8 @@ class Sim:
         self.accounts = {}
         self.by_id = {}
         self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 0,
-                      "export_close_delimited": False}
+                      "export_close_delimited": False, "dos_max_requests_per_sec": 0}
+        self.dos_trackers = {}
         self.faults = []
         self.quota_knobs = {"quota_refuse": None, "quota_page_max": 0}   # GetQuotaUsageRequest
         self.down_until = 0.0
@@ -554,6 +577,9 @@ class Sim:
             for key in ("bandwidth", "import_delay", "gzip_level", "export_close_delimited"):
                 if key in k:
                     self.knobs[key] = k[key]
+            if "dos_max_requests_per_sec" in k:
+                self.knobs["dos_max_requests_per_sec"] = int(k["dos_max_requests_per_sec"] or 0)
+                self.dos_trackers = {}
             if "token_lifetime" in k:
                 self.token_lifetime = float(k["token_lifetime"])
             if "max_results" in k:
@@ -613,6 +639,23 @@ class Sim:
                 return dict(f)
         return None
 
+    def dos_rejects(self, key, kind):
+        """The DoSFilter's verdict on one request of tracker `key` (kind: what the
+        tracker is keyed by, for the stats).  Off while dos_max_requests_per_sec is 0."""
+        with self.lock:
+            n = int(self.knobs.get("dos_max_requests_per_sec") or 0)
+            if n <= 0:
+                return False
+            t = self.dos_trackers.get(key)
+            if t is None:
+                t = self.dos_trackers[key] = RateTracker(n)
+            if not t.exceeded(time.monotonic()):
+                return False
+            d = self.stats["dos"]
+            d["rejected"] += 1
+            d["by_tracker"][kind] = d["by_tracker"].get(kind, 0) + 1
+            return True
+
     def is_down(self):
         return time.time() < self.down_until
 
@@ -630,6 +673,7 @@ class Sim:
                 "basic_auth": 0,
                 "tokens_issued": 0,
                 "active_streams": 0,
+                "dos": {"rejected": 0, "soap": 0, "rest": 0, "by_tracker": {}},
             }
             self.requests = collections.deque(maxlen=20000)
             for f in self.faults:
@@ -659,6 +703,7 @@ class Sim:
             }
             for k in ("tokens_in_url", "basic_auth", "tokens_issued", "active_streams"):
                 out[k] = self.stats[k]
+            out["dos"] = json.loads(json.dumps(self.stats["dos"]))
             out["faults"] = [dict(f) for f in self.faults]
             accts = [(a.name, a, list(a.items.values())) for a in self.accounts.values()]
             reqs = list(self.requests) if log else None
@@ -1008,6 +1053,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.control(method)
             elif self.sim.is_down():
                 self.hard_reset()
+            elif self.dos_filter():
+                pass
             elif self.upath.rstrip("/") == "/service/admin/soap" or self.upath.startswith("/service/admin/soap/"):
                 if method != "POST":
                     self.reply(405, b"method not allowed\n", "text/plain")
@@ -1026,6 +1073,61 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             self._expect = False
             self.finish_rec()
+
+    def dos_tracker(self):
+        """Which RateTracker a request counts against: Jetty DoSFilter.getRateTracker takes
+        extractUserId(request), else the session, else (remotePort = true, as both products
+        set it) the client's IP:port.  Zimbra's servlet/DoSFilter.java extractUserId ->
+        ZimbraQoSFilter.extractUserId (servlet/ZimbraQoSFilter.java:71-96) reads the auth
+        token from the ZM_ADMIN_AUTH_TOKEN cookie only (ZimbraAuthProvider.authToken,
+        service/ZimbraAuthProvider.java:68-72), else returns the raw Authorization header.
+        So REST with the admin cookie is tracked per admin account (all connections and
+        threads together), SOAP with the token in <context> and AuthRequest per TCP
+        connection.  (research13/facts.md 1.4-1.5)"""
+        ck = self.cookies().get(COOKIE)
+        if ck:
+            st, _ = self.sim.check_token(ck)
+            if st != "garbage":
+                try:
+                    data = bytes.fromhex(ck.split("_")[2]).decode()
+                    return "user:" + re.search(r"id=\d+:([^;]+);", data).group(1), "user"
+                except (ValueError, AttributeError, IndexError):
+                    pass
+        auth = self.headers.get("Authorization")
+        if auth:
+            return "auth:" + auth, "authorization"
+        return "ip:%s:%d" % (self.client_address[0], self.client_address[1]), "ip_port"
+
+    def dos_filter(self):
+        """Jetty's DoSFilter in front of /service (store/conf/web.xml.production:14-44 in
+        zm-mailbox: delayMs = zimbraHttpDosFilterDelayMillis, default -1 = reject;
+        maxRequestsPerSec = zimbraHttpDosFilterMaxRequestsPerSec, default 30, zimbra-attrs.xml
+        line 7227; remotePort = true.  Carbonio sets the same in code,
+        com/zextras/mailbox/MailboxAPIs.java:77-84, default 100/s).  With delayMs -1 a request
+        over the rate is answered at once: response.addHeader("DoSFilter", "unavailable");
+        response.sendError(429) (tooManyCode's default), no Retry-After anywhere.
+        The knob dos_max_requests_per_sec (0 = off) is maxRequestsPerSec.
+        The real server whitelists loopback (127.0.0.1, ::1) and every mailbox server
+        (Zimbra servlet/DoSFilter.java:43-64, plus zimbraHttpThrottleSafeIPs): the simulator
+        deliberately does not, or no test on 127.0.0.1 could ever be throttled."""
+        key, kind = self.dos_tracker()
+        if not self.sim.dos_rejects(key, kind):
+            return False
+        rest = re.match(r"^/(service/)?home/", self.upath) is not None
+        with self.sim.lock:
+            self.sim.stats["dos"]["rest" if rest else "soap"] += 1
+            if rest:
+                self.sim.stats["rest_status"]["429"] += 1
+        self.rec["dos"] = "unavailable"
+        self.rec["dos_tracker"] = kind
+        if rest:
+            m = re.match(r"^/(?:service/)?home/([^/]+)", self.upath)
+            self.rec["account"] = m.group(1).lstrip("~").lower() if m else None
+        body = ("<html>\n<head>\n<title>Error 429 Too Many Requests</title>\n</head>\n"
+                "<body><h2>HTTP ERROR 429</h2>\n<p>Problem accessing %s. Reason:\n"
+                "<pre>    Too Many Requests</pre></p>\n</body>\n</html>\n" % self.upath)
+        self.reply(429, body, "text/html;charset=iso-8859-1", headers=[("DoSFilter", "unavailable")])
+        return True
 
     def finish_rec(self):
         r = self.rec
@@ -1104,8 +1206,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st = int(f.get("status", 500))
             if op == "soap" and st == 500:
                 return False    # the SOAP layer sends a real fault
-            self.reply(st, ("zsim: injected HTTP %d\n" % st).encode(), "text/plain",
-                       headers=[("Retry-After", "1")] if st == 503 else None)
+            # "retry_after": seconds (a number) or any text (an HTTP-date), null = none;
+            # default: 1 on a 503 (as a proxy in front might send), none otherwise.
+            # A 429 carries Jetty DoSFilter's "DoSFilter: unavailable" and no Retry-After.
+            ra = f.get("retry_after", 1 if st == 503 else None)
+            hdrs = []
+            if ra is not None:
+                hdrs.append(("Retry-After", str(ra) if not isinstance(ra, float) else "%g" % ra))
+            if st == 429:
+                hdrs.append(("DoSFilter", "unavailable"))
+            self.reply(st, ("zsim: injected HTTP %d\n" % st).encode(), "text/plain", headers=hdrs)
             return True
         return False
 
