@@ -292,7 +292,7 @@ START_TEST(test_import_warnings)
 			    "'the target is Carbonio%tasks and Briefcase documents%'"), NACCT);
 
 	json_t *root = report_json();
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(root, "counts"), "warned")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(root, "accounts_warned")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_account(root, "user0001@example.com"),
 							    "warnings")), failed);
 	json_decref(root);

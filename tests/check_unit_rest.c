@@ -258,7 +258,7 @@ START_TEST(test_import_from_fd)
 	for (size_t i = 0; i < 2; i++) {
 		const struct canned_request *r = canned_request(E.srv, i);
 		ck_assert_str_eq(r->method, "POST");
-		ck_assert_str_eq(r->target, "/service/home/b%40y/?fmt=tgz&resolve=skip");
+		ck_assert_str_eq(r->target, "/service/home/b%40y/?fmt=tgz&resolve=skip&callback=zmbatchImport");
 		ck_assert_int_eq(r->body_len, 17);
 		ck_assert_str_eq(r->body, "HEAD!-IMPORT-BODY");
 		char *v = canned_header(E.srv, i, "Content-Type");
@@ -276,7 +276,7 @@ START_TEST(test_import_from_fd)
 	/* no resolve: the server's default */
 	rc = rest_import_file(E.h, E.tc, "b@y", NULL, E.fd, &bytes, NULL, &err);
 	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "");
-	ck_assert_str_eq(canned_request(E.srv, 2)->target, "/service/home/b%40y/?fmt=tgz");
+	ck_assert_str_eq(canned_request(E.srv, 2)->target, "/service/home/b%40y/?fmt=tgz&callback=zmbatchImport");
 	rc = rest_import_file(E.h, E.tc, "b@y", "skip", E.fd, &bytes, NULL, &err);
 	ck_assert_int_eq(rc, ZMB_ENOACCOUNT);
 	ck_assert_msg(tu_contains(err, "import b@y: http 404"), "err: %s", err);

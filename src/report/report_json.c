@@ -138,9 +138,10 @@ static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, ch
 	for (int i = 0; i < ACCT_NSTATES; i++)
 		json_object_set_new(counts, acct_state_name((enum acct_state)i),
 				    json_integer(s->counts[i]));
-	/* additive: done accounts whose import left items out (also counted in "done") */
-	json_object_set_new(counts, "warned", json_integer(s->warned));
 	json_object_set_new(root, "counts", counts);
+	/* additive: done accounts whose import left items out (also counted in
+	 * counts.done, which stays keyed by state only) */
+	json_object_set_new(root, "accounts_warned", json_integer(s->warned));
 	json_object_set_new(root, "total_accounts", json_integer(s->accounts));
 	json_object_set_new(root, "bytes_done", json_integer(s->bytes_done));
 	json_object_set_new(root, "bytes_total", json_integer(s->bytes_total));
