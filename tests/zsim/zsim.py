@@ -1944,6 +1944,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type") or ""
         counts = {"added": 0, "skipped": 0, "replaced": 0, "failed": 0}
         error = None
+        opened = False
         try:
             if ctype.lower().startswith("multipart/"):
                 bm = re.search(r'boundary="?([^";]+)"?', ctype)
@@ -1957,6 +1958,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 with sim.lock:
                     a.empty_folders(url_folder)
             tf = tarfile.open(fileobj=gz, mode="r|")
+            opened = True
             pending = None
             nitems = 0
             for m in tf:
@@ -2039,6 +2041,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 # (Formatter.updateClient without callback); the simulator says 500
                 self.reply(500, ("formatter.UNKNOWN_ERROR: %s\n" % error).encode(), close=True)
                 return self.rest_done("import", a.name, 500, body.count, **counts)
+            if not opened:
+                # real: an unreadable archive header is fatal before the loop
+                # (saveCallback 883-887: formatter.INVALID_FORMAT) -> 'fail'
+                self.reply(200, callback_page(callback, "fail", [js_fault(
+                    "formatter.INVALID_FORMAT", "invalid file format", None, "Sender")]),
+                    'text/html; charset="utf-8"')
+                return self.rest_done("import", a.name, 200, body.count, failed_archive=1, **counts)
             # real: the read loop's catch turns it into one warning (no item argument)
             warnings.append(js_fault("formatter.UNKNOWN_ERROR", "unknown error: %s" % error,
                                      None, "Receiver"))
