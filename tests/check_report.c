@@ -300,7 +300,10 @@ START_TEST(test_json_contract)
 	ck_assert_uint_eq(json_array_size(accounts), 8);
 	json_t *a;
 	json_array_foreach(accounts, i, a) {
-		ck_assert_uint_eq(json_object_size(a), 7);
+		/* the contract's 7 keys, plus schema 004's (additive) */
+		ck_assert_uint_eq(json_object_size(a), 10);
+		ck_assert(json_object_get(a, "source_status") && json_object_get(a, "target_status"));
+		ck_assert(json_is_integer(json_object_get(a, "warnings")));
 		jstring(a, "account");
 		jstring(a, "target");
 		const char *st = jstring(a, "state");

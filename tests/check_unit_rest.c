@@ -228,7 +228,7 @@ START_TEST(test_error_body_redacted)
 	ck_assert_msg(strlen(ex) <= 200, "excerpt of %zu bytes", strlen(ex));
 	free(err);
 	/* a blank body adds nothing */
-	ck_assert_int_eq(rest_import_file(E.h, E.tc, "a@x", NULL, E.fd, &bytes, &err), ZMB_ETEMP);
+	ck_assert_int_eq(rest_import_file(E.h, E.tc, "a@x", NULL, E.fd, &bytes, NULL, &err), ZMB_ETEMP);
 	ck_assert_msg(tu_contains(err, "import a@x: http 500 (server error)") &&
 			      err[strlen(err) - 1] == ')', "err: \"%s\"", err);
 	free(err);
@@ -250,7 +250,7 @@ START_TEST(test_import_from_fd)
 	ck_assert_int_eq(write(E.fd, "-IMPORT-BODY", 12), 12);   /* offset at the end */
 	long long bytes = 0;
 	char *err = NULL;
-	enum zmb_rc rc = rest_import_file(E.h, E.tc, "b@y", "skip", E.fd, &bytes, &err);
+	enum zmb_rc rc = rest_import_file(E.h, E.tc, "b@y", "skip", E.fd, &bytes, NULL, &err);
 	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "");
 	ck_assert_int_eq(bytes, 17);
 	ck_assert_int_eq(canned_count(E.srv), 2);
@@ -258,7 +258,7 @@ START_TEST(test_import_from_fd)
 	for (size_t i = 0; i < 2; i++) {
 		const struct canned_request *r = canned_request(E.srv, i);
 		ck_assert_str_eq(r->method, "POST");
-		ck_assert_str_eq(r->target, "/service/home/b%40y/?fmt=tgz&resolve=skip");
+		ck_assert_str_eq(r->target, "/service/home/b%40y/?fmt=tgz&resolve=skip&callback=zmbatchImport");
 		ck_assert_int_eq(r->body_len, 17);
 		ck_assert_str_eq(r->body, "HEAD!-IMPORT-BODY");
 		char *v = canned_header(E.srv, i, "Content-Type");
@@ -274,10 +274,10 @@ START_TEST(test_import_from_fd)
 	assert_cookie(0, "tok-1");
 	assert_cookie(1, "tok-2");
 	/* no resolve: the server's default */
-	rc = rest_import_file(E.h, E.tc, "b@y", NULL, E.fd, &bytes, &err);
+	rc = rest_import_file(E.h, E.tc, "b@y", NULL, E.fd, &bytes, NULL, &err);
 	ck_assert_msg(rc == ZMB_OK, "%s", err ? err : "");
-	ck_assert_str_eq(canned_request(E.srv, 2)->target, "/service/home/b%40y/?fmt=tgz");
-	rc = rest_import_file(E.h, E.tc, "b@y", "skip", E.fd, &bytes, &err);
+	ck_assert_str_eq(canned_request(E.srv, 2)->target, "/service/home/b%40y/?fmt=tgz&callback=zmbatchImport");
+	rc = rest_import_file(E.h, E.tc, "b@y", "skip", E.fd, &bytes, NULL, &err);
 	ck_assert_int_eq(rc, ZMB_ENOACCOUNT);
 	ck_assert_msg(tu_contains(err, "import b@y: http 404"), "err: %s", err);
 	free(err);
@@ -295,7 +295,7 @@ START_TEST(test_import_refused_early)
 	ck_assert_int_eq(ftruncate(E.fd, 32 << 20), 0);   /* 32 MiB, more than socket buffers */
 	long long bytes = 0;
 	char *err = NULL;
-	enum zmb_rc rc = rest_import_file(E.h, E.tc, "b@y", "skip", E.fd, &bytes, &err);
+	enum zmb_rc rc = rest_import_file(E.h, E.tc, "b@y", "skip", E.fd, &bytes, NULL, &err);
 	ck_assert_msg(rc == ZMB_EPROTO, "rc %s: %s", zmb_rc_name(rc), err ? err : "");
 	ck_assert_msg(tu_contains(err, "http 413 (unexpected answer): too large"), "err: %s", err);
 	ck_assert_int_lt(bytes, 32 << 20);

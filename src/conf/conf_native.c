@@ -297,7 +297,7 @@ static const char *const migration_keys[] = {
 	"max_attempts", "order", "mail_transport", "max_bytes_per_second",
 	"max_bytes_per_second_total", "retry_backoff",
 	"retry_backoff_max", "max_throttle_wait", "delta_overlap", "low_speed_time", "low_speed_limit",
-	"buffer_size", NULL
+	"buffer_size", "maintenance_wait", "skip_status", NULL
 };
 
 static void add_map(struct migration *m, const char *from, size_t flen, const char *to)
@@ -371,6 +371,8 @@ static void parse_migration(struct np *np, const struct cval *g, struct migratio
 	get_duration(np, g, grp, "retry_backoff", &m->retry_backoff);
 	get_duration(np, g, grp, "retry_backoff_max", &m->retry_backoff_max);
 	get_duration(np, g, grp, "max_throttle_wait", &m->max_throttle_wait);
+	get_duration(np, g, grp, "maintenance_wait", &m->maintenance_wait);
+	get_strlist(np, g, grp, "skip_status", &m->skip_status);
 	get_duration(np, g, grp, "delta_overlap", &m->delta_overlap);
 	get_duration(np, g, grp, "low_speed_time", &m->low_speed_time);
 	get_bytes(np, g, grp, "low_speed_limit", &m->low_speed_limit);

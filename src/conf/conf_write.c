@@ -219,6 +219,9 @@ static void write_migration(const struct job *job, FILE *out)
 	put_duration(out, "  ", "retry_backoff", m->retry_backoff);
 	put_duration(out, "  ", "retry_backoff_max", m->retry_backoff_max);
 	put_duration(out, "  ", "max_throttle_wait", m->max_throttle_wait);
+	put_duration(out, "  ", "maintenance_wait", m->maintenance_wait);
+	if (m->skip_status.n)
+		put_list(out, "  ", "skip_status", &m->skip_status);
 	put_duration(out, "  ", "delta_overlap", m->delta_overlap);
 	put_duration(out, "  ", "low_speed_time", m->low_speed_time);
 	put_bytes(out, "  ", "low_speed_limit", m->low_speed_limit);

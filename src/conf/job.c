@@ -32,6 +32,7 @@ void job_init(struct job *job)
 	job->mig.retry_backoff = 30;
 	job->mig.retry_backoff_max = 15 * 60;
 	job->mig.max_throttle_wait = 30 * 60;
+	job->mig.maintenance_wait = 6 * 3600;
 	job->mig.delta_overlap = 86400;
 	job->mig.low_speed_time = 300;
 	job->mig.low_speed_limit = 1;
@@ -65,6 +66,7 @@ void job_release(struct job *job)
 	strlist_release(&m->accounts);
 	free(m->accounts_file);
 	strlist_release(&m->domains);
+	strlist_release(&m->skip_status);
 	for (size_t i = 0; i < m->nmaps; i++) {
 		free(m->maps[i].from);
 		free(m->maps[i].to);

@@ -113,6 +113,13 @@ struct migration {
 	 * all, before it stops with an error naming the server; default 1800
 	 * (30m), 0 = no bound.  Throttled requests never use up max_attempts. */
 	long long max_throttle_wait;
+	/* seconds an account may wait for its source or target to leave
+	 * zimbraAccountStatus=maintenance (no attempt used while it waits) before
+	 * it fails naming the status; default 21600 (6h), 0 = no bound */
+	long long maintenance_wait;
+	/* source accounts with one of these zimbraAccountStatus values are
+	 * skipped (state 'skipped', the reason recorded), e.g. [ "closed" ] */
+	struct strlist skip_status;
 	long long delta_overlap;       /* seconds, default 86400 */
 	long long low_speed_time;      /* stall detection seconds, default 300 */
 	long long low_speed_limit;     /* bytes/s, default 1 */

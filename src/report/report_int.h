@@ -43,6 +43,7 @@ struct snapshot {
 	double last_success_at;      /* 0 = none */
 	struct last_run last;
 	bool has_servers;            /* schema 002: per-server auth counters */
+	long long warned;            /* done with warnings (schema 004) */
 };
 
 /* Read the snapshot (job_name NULL: from the DB's meta).  *s is always

@@ -139,6 +139,9 @@ static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, ch
 		json_object_set_new(counts, acct_state_name((enum acct_state)i),
 				    json_integer(s->counts[i]));
 	json_object_set_new(root, "counts", counts);
+	/* additive: done accounts whose import left items out (also counted in
+	 * counts.done, which stays keyed by state only) */
+	json_object_set_new(root, "accounts_warned", json_integer(s->warned));
 	json_object_set_new(root, "total_accounts", json_integer(s->accounts));
 	json_object_set_new(root, "bytes_done", json_integer(s->bytes_done));
 	json_object_set_new(root, "bytes_total", json_integer(s->bytes_total));
@@ -170,6 +173,9 @@ static void jrow_account(void *arg, const struct qr_account *r)
 	json_object_set_new(o, "bytes", json_integer(r->bytes));
 	json_object_set_new(o, "seconds", json_real(round_ms(r->seconds)));
 	json_object_set_new(o, "error", r->error && *r->error ? jstr(r->error) : json_null());
+	json_object_set_new(o, "source_status", r->source_status ? jstr(r->source_status) : json_null());
+	json_object_set_new(o, "target_status", r->target_status ? jstr(r->target_status) : json_null());
+	json_object_set_new(o, "warnings", json_integer(r->warnings));
 	fputs(a->first ? "\n" : ",\n", a->out);
 	a->first = false;
 	json_dumpf(o, a->out, JFLAGS);

@@ -93,6 +93,8 @@ enum zmb_rc snapshot_read(sqlite3 *db, const char *job_name, double now,
 	if ((rc = qr_state_totals(db, &t, err)) != ZMB_OK)
 		return rc;
 	snapshot_accounts(s, &t);
+	if ((rc = qr_warned(db, &s->warned, err)) != ZMB_OK)
+		return rc;
 	if ((rc = snapshot_runs(db, s, err)) != ZMB_OK)
 		return rc;
 	if (job_name)

@@ -45,6 +45,9 @@ static void prom_snapshot(FILE *out, const struct snapshot *s)
 	for (int i = 0; i < ACCT_NSTATES; i++)
 		fprintf(out, "zmbatch_accounts{state=\"%s\"} %lld\n",
 			acct_state_name((enum acct_state)i), s->counts[i]);
+	prom_ll(out, "zmbatch_accounts_warned", "gauge",
+		"Done accounts whose last import left items out (the target's warnings; "
+		"also counted in state done).", s->warned);
 	prom_ll(out, "zmbatch_done_bytes", "gauge",
 		"Bytes moved for accounts in state done (last successful pass of each).", s->bytes_done);
 	prom_ll(out, "zmbatch_planned_bytes", "gauge",

@@ -43,12 +43,17 @@ void text_counts(FILE *out, const struct snapshot *s, bool one_line)
 		for (int i = 0; i < ACCT_NSTATES; i++)
 			fprintf(out, "%s %s %lld", i ? "," : "", acct_state_name((enum acct_state)i),
 				s->counts[i]);
+		if (s->warned)
+			fprintf(out, " (done with warnings %lld)", s->warned);
 		fputc('\n', out);
 		return;
 	}
 	fprintf(out, "accounts: %lld\n", s->accounts);
-	for (int i = 0; i < ACCT_NSTATES; i++)
+	for (int i = 0; i < ACCT_NSTATES; i++) {
 		fprintf(out, "  %-10s %10lld\n", acct_state_name((enum acct_state)i), s->counts[i]);
+		if (i == ACCT_DONE)
+			fprintf(out, "    %-8s %10lld  (done with warnings)\n", "warned", s->warned);
+	}
 }
 
 void text_bytes(FILE *out, const struct snapshot *s)
@@ -226,6 +231,25 @@ static enum zmb_rc text_failures(sqlite3 *db, const struct snapshot *s, FILE *ou
 	return rc;
 }
 
+static bool status_of_note(const char *st)
+{
+	return st && strcmp(st, "active") != 0;
+}
+
+/* An account with warnings or a status other than active: one line. */
+static void text_status_row(void *arg, const struct qr_account *r)
+{
+	struct text_rows *p = arg;
+	if (r->warnings <= 0 && !status_of_note(r->source_status) && !status_of_note(r->target_status))
+		return;
+	char *a = fmt_flat(r->account);
+	fprintf(p->out, "  %-40s %-8s source %-11s target %-11s %lld warning(s)\n", a, r->state,
+		r->source_status ? r->source_status : "-", r->target_status ? r->target_status : "-",
+		r->warnings);
+	free(a);
+	p->n++;
+}
+
 enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
 {
 	struct text_rows p = { out, false, 0 };
@@ -243,5 +267,13 @@ enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 		fprintf(out, "  none finished yet\n");
 	if ((rc = text_failures(db, s, out, err)) != ZMB_OK)
 		return rc;
+	/* zimbraAccountStatus other than active, and imports that left items out
+	 * (each item is an event: zmbatch accounts --events ACCOUNT) */
+	fprintf(out, "\naccount status and import warnings (done with warnings: %lld):\n", s->warned);
+	struct text_rows q = { out, false, 0 };
+	if ((rc = qr_accounts(db, -1, text_status_row, &q, err)) != ZMB_OK)
+		return rc;
+	if (!q.n)
+		fprintf(out, "  none\n");
 	return fmt_write_failed(out, err) ? ZMB_EIO : ZMB_OK;
 }

@@ -61,6 +61,32 @@ static enum zmb_rc make_spool_dirs(const struct job *job, char **err)
 }
 
 /* Both servers answer and accept our credentials, source first (conn[0] source, conn[1] target). */
+/*
+ * Which product the target is (one GetVersionInfo): Carbonio's importer
+ * drops tasks and Briefcase documents without a word (carbonio-mailbox
+ * ArchiveFormatter.addItem has no TASK/DOCUMENT branch), so each account
+ * gets a warning before its transfer (xfer_status_carbonio_note).  A server
+ * that does not answer is taken for Zimbra.
+ */
+static void target_product(struct stage_ctx *ctx, struct xfer *x, struct xfer_conn *dst)
+{
+	char *product = NULL, *version = NULL, *e = NULL;
+	if (!dst->end->drv->product || dst->end->drv->product(dst, &product, &version, &e)) {
+		log_info(NULL, "target: product not known (%s); taken for Zimbra", e ? e : "no answer");
+	} else {
+		x->target_carbonio = strcmp(product, "carbonio") == 0;
+		x->target_version = version;
+		version = NULL;
+		if (x->target_carbonio)
+			stage_out(ctx, "target is Carbonio%s%s: tasks and Briefcase documents cannot be "
+				  "imported there (each account is warned)",
+				  x->target_version ? " " : "", x->target_version ? x->target_version : "");
+	}
+	free(product);
+	free(version);
+	free(e);
+}
+
 static enum zmb_rc login(struct stage_ctx *ctx, struct xfer_conn *conn[2], struct stage_result *res)
 {
 	for (int i = 0; i < 2; i++) {
@@ -312,6 +338,7 @@ struct stage_result migrate_run(struct stage_ctx *ctx)
 	if (!x.stream)
 		xfer_spool_housekeeping(&x, ctx->st);
 	xfer_tdir_build(&x, conn[1], ctx->st);
+	target_product(ctx, &x, conn[1]);
 
 	struct xfer_pool pool;
 	int started = xfer_pool_start(&x, &pool, nthreads);

@@ -59,6 +59,7 @@ struct found {
 	bool listed;    /* its size came from the domain's size listing */
 	enum zmb_rc lookup_rc;
 	char *lookup_err;
+	char *status;   /* zimbraAccountStatus from the domain listing, may be NULL */
 };
 
 struct found_list {
@@ -85,6 +86,7 @@ static void found_free(struct found_list *l)
 		free(l->v[i].account);
 		free(l->v[i].id);
 		free(l->v[i].lookup_err);
+		free(l->v[i].status);
 	}
 	free(l->v);
 }
@@ -112,7 +114,8 @@ static enum zmb_rc discover(struct xfer *x, struct stage_ctx *ctx, struct xfer_c
 		for (size_t i = 0; i < nz; i++) {
 			struct found *f = found_add(fl, za[i].name);
 			f->id = za[i].id;
-			za[i].id = NULL;
+			f->status = za[i].status;
+			za[i].id = za[i].status = NULL;
 		}
 		xfer_accounts_free(za, nz);
 	}
@@ -317,6 +320,7 @@ static void unique_accounts(struct found_list *fl)
 		if (u > 0 && !strcmp(f[u - 1].account, f[i].account)) {
 			free(f[i].account);
 			free(f[i].id);
+			free(f[i].status);
 			continue;
 		}
 		f[u++] = f[i];
@@ -377,6 +381,42 @@ static enum zmb_rc judge_lookups(struct xfer *x, struct stage_ctx *ctx, struct f
 }
 
 /* One transaction for every row (st NULL: dry run, print only). */
+/*
+ * The source's zimbraAccountStatus, recorded with the account; a status the
+ * job lists in migration.skip_status leaves a pending account out (skipped,
+ * with the reason).  The statuses themselves do not stop an admin import
+ * (UserServlet.checkTargetAccountStatus lets an admin token through for all
+ * but maintenance): the workers judge maintenance.
+ */
+static enum zmb_rc record_status(struct xfer *x, struct stage_ctx *ctx, struct state *st,
+				 const struct found *f)
+{
+	enum zmb_rc rc;
+	if (!st || !f->status)
+		return ZMB_OK;
+	if ((rc = state_account_source_status(st, f->account, f->status)))
+		return rc;
+	if (!strlist_has_ci(&x->job->mig.skip_status, f->status))
+		return ZMB_OK;
+	struct account_row row;
+	if ((rc = state_account_get(st, f->account, &row)))
+		return rc;
+	if (row.state == ACCT_PENDING) {
+		char *why = xasprintf("skipped: the source account's zimbraAccountStatus is '%s' "
+				      "(migration.skip_status)", f->status);
+		struct acct_update u = ACCT_UPDATE_INIT;
+		u.error = why;
+		u.error_class = "skipped";
+		u.event = why;
+		rc = state_transition(st, ctx->run_id, row.id, ACCT_PENDING, ACCT_SKIPPED, &u);
+		if (rc == ZMB_OK)
+			stage_out(ctx, "%s: %s", f->account, why);
+		free(why);
+	}
+	state_account_release(&row);
+	return rc;
+}
+
 static enum zmb_rc record_plan(struct xfer *x, struct stage_ctx *ctx, struct state *st,
 			       const struct found_list *fl, long long *total_size, char **err)
 {
@@ -396,6 +436,13 @@ static enum zmb_rc record_plan(struct xfer *x, struct stage_ctx *ctx, struct sta
 		char *target = job_map_account(job, f[i].account);
 		if (st && (rc = state_account_upsert(st, f[i].account, target, (int64_t)f[i].seq, size))) {
 			*err = xasprintf("cannot record account '%s': %s", f[i].account, state_errmsg(st));
+			free(target);
+			state_rollback(st);
+			return rc;
+		}
+		if ((rc = record_status(x, ctx, st, &f[i]))) {
+			*err = xasprintf("cannot record the status of '%s': %s", f[i].account,
+					 state_errmsg(st));
 			free(target);
 			state_rollback(st);
 			return rc;

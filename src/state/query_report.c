@@ -308,6 +308,38 @@ enum zmb_rc qr_servers(sqlite3 *db, void (*fn)(void *arg, const struct qr_server
 			"servers", server_row, &c, err);
 }
 
+/* schema 004: the accounts' statuses and import warnings */
+static bool has_account_status(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'warnings'",
+			       -1, &st, NULL) == SQLITE_OK)
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+enum zmb_rc qr_warned(sqlite3 *db, long long *n, char **err)
+{
+	*n = 0;
+	if (!has_account_status(db))
+		return ZMB_OK;
+	sqlite3_stmt *st = prep(db, "SELECT count(*) FROM accounts WHERE state = 'done' AND warnings > 0",
+				err);
+	if (!st)
+		return ZMB_ESTATE;
+	enum zmb_rc rc = ZMB_OK;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	else {
+		*err = xasprintf("cannot count accounts with warnings: %s", sqlite3_errmsg(db));
+		rc = ZMB_ESTATE;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 struct account_cb { void (*fn)(void *, const struct qr_account *); void *arg; };
 
 static void account_row(sqlite3_stmt *st, void *ctx)
@@ -318,11 +350,22 @@ static void account_row(sqlite3_stmt *st, void *ctx)
 		.attempts = sqlite3_column_int64(st, 3), .bytes = sqlite3_column_int64(st, 4),
 		.has_seconds = sqlite3_column_type(st, 5) != SQLITE_NULL,
 		.seconds = col_time(st, 5), .error = col_text(st, 6),
+		.source_status = col_text(st, 7), .target_status = col_text(st, 8),
+		.warnings = sqlite3_column_int64(st, 9),
 	};
 	c->fn(c->arg, &r);
 }
 
-#define ACCOUNT_LIST "SELECT account, target, state, attempts, bytes, seconds, last_error FROM accounts "
+#define ACCOUNT_COLS3 "SELECT account, target, state, attempts, bytes, seconds, last_error"
+#define ACCOUNT_LIST (has_account_status(db) \
+	? ACCOUNT_COLS3 ", source_status, target_status, warnings FROM accounts " \
+	: ACCOUNT_COLS3 ", NULL, NULL, 0 FROM accounts ")
+
+/* ACCOUNT_LIST followed by `tail` (a new string; caller frees). */
+static char *account_sql(sqlite3 *db, const char *tail)
+{
+	return xasprintf("%s%s", ACCOUNT_LIST, tail);
+}
 
 enum zmb_rc qr_accounts(sqlite3 *db, int state,
 			void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err)
@@ -333,13 +376,11 @@ enum zmb_rc qr_accounts(sqlite3 *db, int state,
 		*err = xasprintf("unknown account state %d", state);
 		return ZMB_EINTERNAL;
 	}
-	if (state >= 0) {
-		st = prep(db, ACCOUNT_LIST "WHERE state = ? ORDER BY seq, id", err);
-		if (st)
-			sqlite3_bind_text(st, 1, acct_state_name((enum acct_state)state), -1, SQLITE_STATIC);
-	} else {
-		st = prep(db, ACCOUNT_LIST "ORDER BY seq, id", err);
-	}
+	char *sql = account_sql(db, state >= 0 ? "WHERE state = ? ORDER BY seq, id" : "ORDER BY seq, id");
+	st = prep(db, sql, err);
+	free(sql);
+	if (st && state >= 0)
+		sqlite3_bind_text(st, 1, acct_state_name((enum acct_state)state), -1, SQLITE_STATIC);
 	return each_row(db, st, "accounts", account_row, &c, err);
 }
 
@@ -348,8 +389,9 @@ enum zmb_rc qr_slowest(sqlite3 *db, int limit,
 {
 	struct account_cb c = { fn, arg };
 	/* one pass with a `limit`-row sorter */
-	sqlite3_stmt *st = prep(db, ACCOUNT_LIST "WHERE seconds IS NOT NULL "
-				"ORDER BY seconds DESC LIMIT ?", err);
+	char *sql = account_sql(db, "WHERE seconds IS NOT NULL ORDER BY seconds DESC LIMIT ?");
+	sqlite3_stmt *st = prep(db, sql, err);
+	free(sql);
 	if (st)
 		sqlite3_bind_int(st, 1, limit);
 	return each_row(db, st, "accounts", account_row, &c, err);

@@ -114,7 +114,12 @@ struct qr_account {
 	bool has_seconds;
 	double seconds;
 	const char *error;              /* last_error */
+	const char *source_status;      /* zimbraAccountStatus (schema 004), NULL = not read */
+	const char *target_status;
+	long long warnings;             /* items the last import left out */
 };
+/* Done accounts whose last import had warnings ("done with warnings"; 0 before schema 004). */
+enum zmb_rc qr_warned(sqlite3 *db, long long *n, char **err);
 enum zmb_rc qr_accounts(sqlite3 *db, int state,
 			void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err);
 

@@ -173,6 +173,10 @@ struct account_row {
 	double started_at, finished_at;
 	long long sync_mark;     /* ms since epoch of last successful sync start; 0 none */
 	bool delta;              /* this pass is a delta pass */
+	char *source_status;     /* zimbraAccountStatus last read; NULL = not read */
+	char *target_status;
+	long long warnings;      /* items the last import could not import */
+	double status_wait_since; /* waiting for 'maintenance' to end since; 0 = not waiting */
 };
 void state_account_release(struct account_row *r);
 
@@ -189,6 +193,8 @@ enum zmb_rc state_rollback(struct state *st);
 enum zmb_rc state_account_upsert(struct state *st, const char *account, const char *target,
 				 int64_t seq, long long size);
 enum zmb_rc state_account_get(struct state *st, const char *account, struct account_row *out);
+/* Record the source's zimbraAccountStatus of an account (discovery; NULL = unknown). */
+enum zmb_rc state_account_source_status(struct state *st, const char *account, const char *status);
 
 enum claim_order { CLAIM_LARGEST_FIRST, CLAIM_AS_LISTED };
 
@@ -214,8 +220,12 @@ struct acct_update {
 	bool add_attempt;         /* attempts += 1 */
 	bool reset_attempts;      /* attempts = 0 */
 	const char *event;        /* event line to record with it (may be NULL) */
+	long long warnings;       /* >= 0 to set */
+	double wait_since;        /* > 0: waiting since (kept if already waiting); < 0: clear */
+	const char *source_status; /* NULL = leave */
+	const char *target_status;
 };
-#define ACCT_UPDATE_INIT { NULL, NULL, -1, -1, NULL, 0, 0, false, false, NULL }
+#define ACCT_UPDATE_INIT { NULL, NULL, -1, -1, NULL, 0, 0, false, false, NULL, -1, 0, NULL, NULL }
 
 /*
  * Move account `id` from `from` to `to` (one transaction, with an event row).

@@ -39,6 +39,10 @@ static void read_account(sqlite3_stmt *s, struct account_row *r)
 	r->finished_at = st_col_double0(s, 14);
 	r->sync_mark = sqlite3_column_int64(s, 15);
 	r->delta = sqlite3_column_int(s, 16) != 0;
+	r->source_status = st_col_text(s, 17);
+	r->target_status = st_col_text(s, 18);
+	r->warnings = sqlite3_column_int64(s, 19);
+	r->status_wait_since = st_col_double0(s, 20);
 }
 
 void state_account_release(struct account_row *r)
@@ -50,6 +54,8 @@ void state_account_release(struct account_row *r)
 	free(r->last_error);
 	free(r->error_class);
 	free(r->spool_path);
+	free(r->source_status);
+	free(r->target_status);
 	memset(r, 0, sizeof *r);
 }
 
@@ -79,6 +85,24 @@ enum zmb_rc state_account_upsert(struct state *st, const char *account, const ch
 		st_stmt_done(s);
 	}
 	return tx_end(st, own, rc, "account upsert");
+}
+
+enum zmb_rc state_account_source_status(struct state *st, const char *account, const char *status)
+{
+	bool own;
+	enum zmb_rc rc = tx_begin(st, &own);
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = st_prepare(st, "UPDATE accounts SET source_status = ?2 WHERE account = ?1", &rc);
+	if (s) {
+		st_bind_text(s, 1, account);
+		st_bind_text(s, 2, status);
+		int src = sqlite3_step(s);
+		if (src != SQLITE_DONE)
+			rc = st_db_fail(st, src, "record account status");
+		sqlite3_finalize(s);
+	}
+	return tx_end(st, own, rc, "account status");
 }
 
 static enum zmb_rc account_query(struct state *st, enum stmt_id id, int64_t key_id,
@@ -260,6 +284,10 @@ enum zmb_rc state_transition(struct state *st, int64_t run_id, int64_t id,
 	sqlite3_bind_double(s, 13, wall_now());
 	/* the claim holder: kept while in flight, cleared when leaving */
 	st_bind_id(s, 14, acct_in_flight(to) ? run_id : 0);
+	sqlite3_bind_int64(s, 15, u->warnings);
+	sqlite3_bind_double(s, 16, u->wait_since);
+	st_bind_text(s, 17, u->source_status);
+	st_bind_text(s, 18, u->target_status);
 	int src = sqlite3_step(s);
 	if (src != SQLITE_DONE) {
 		rc = st_db_fail(st, src, "account transition");

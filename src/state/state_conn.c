@@ -66,6 +66,11 @@ static const char *const stmt_sql[S_NSTMT] = {
 		" finished_at = CASE WHEN ?3 IN ('done', 'failed') THEN ?13"
 		"   WHEN ?3 = 'pending' THEN NULL ELSE finished_at END,"
 		" owner_run = ?14,"
+		" warnings = CASE WHEN ?15 >= 0 THEN ?15 ELSE warnings END,"
+		" status_wait_since = CASE WHEN ?16 > 0 THEN coalesce(status_wait_since, ?16)"
+		"   WHEN ?16 < 0 THEN NULL ELSE status_wait_since END,"
+		" source_status = coalesce(?17, source_status),"
+		" target_status = coalesce(?18, target_status),"
 		" updated_at = ?13"
 		" WHERE id = ?1 AND state = ?2",
 	[S_EVENT] =

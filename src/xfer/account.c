@@ -80,6 +80,9 @@ void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum
 		return;
 	}
 	char *text = xasprintf("%s: %s", step, msg ? msg : zmb_rc_str(rc));
+	u.source_status = w->sstatus;
+	u.target_status = w->tstatus;
+	u.wait_since = -1;
 	u.error = text;
 	u.error_class = zmb_rc_class_name(rc);
 	u.add_attempt = true;
@@ -118,11 +121,30 @@ void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum
 }
 
 void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
-		       long long bytes, double seconds, long long mark_ms, const char *what)
+		       long long bytes, double seconds, long long mark_ms, const char *what,
+		       const struct xfer_import_result *res)
 {
 	struct xfer *x = w->x;
 	struct acct_update u = ACCT_UPDATE_INIT;
-	char *ev = xasprintf("%s: %lld bytes in %.1f s", what, bytes, seconds);
+	size_t nwarn = res ? res->total : 0;
+	for (size_t i = 0; res && i < res->n; i++) {
+		char *wev = xasprintf("import warning: %s", res->warnings[i]);
+		log_warn(w->ctx, "%s", wev);
+		state_event(w->st, x->run_id, a->id, NULL, "warn", wev);
+		free(wev);
+	}
+	if (res && res->total > res->n) {
+		char *wev = xasprintf("import warning: %zu more not recorded", res->total - res->n);
+		state_event(w->st, x->run_id, a->id, NULL, "warn", wev);
+		free(wev);
+	}
+	char *ev = nwarn ? xasprintf("%s with %zu warning(s) (items the target did not import): %lld "
+				     "bytes in %.1f s", what, nwarn, bytes, seconds)
+			 : xasprintf("%s: %lld bytes in %.1f s", what, bytes, seconds);
+	u.warnings = (long long)nwarn;
+	u.source_status = w->sstatus;
+	u.target_status = w->tstatus;
+	u.wait_since = -1;
 	u.error = "";
 	u.error_class = "";
 	u.bytes = bytes;

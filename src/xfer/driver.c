@@ -10,8 +10,20 @@ void xfer_accounts_free(struct xfer_account *v, size_t n)
 	for (size_t i = 0; v && i < n; i++) {
 		free(v[i].name);
 		free(v[i].id);
+		free(v[i].status);
 	}
 	free(v);
+}
+
+void xfer_import_result_release(struct xfer_import_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		free(r->warnings[i]);
+	free(r->warnings);
+	r->warnings = NULL;
+	r->n = r->total = 0;
 }
 
 void xfer_sizes_free(struct xfer_size *v, size_t n)

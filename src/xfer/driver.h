@@ -61,6 +61,7 @@ struct xfer_pace {
 struct xfer_account {
 	char *name;
 	char *id;         /* the server's id for it (zimbraId) */
+	char *status;     /* zimbraAccountStatus as listed; NULL if not given */
 };
 void xfer_accounts_free(struct xfer_account *v, size_t n);   /* NULL-safe */
 
@@ -71,6 +72,25 @@ struct xfer_size {
 	long long bytes;
 };
 void xfer_sizes_free(struct xfer_size *v, size_t n);         /* NULL-safe */
+
+/*
+ * What an import left out: the server's warnings, one per item it could
+ * not import ("<item>: <code>: <reason>", one printable line each; the
+ * first XFER_MAX_WARNINGS kept, `total` counts them all).
+ */
+#define XFER_MAX_WARNINGS 200
+struct xfer_import_result {
+	char **warnings;
+	size_t n;
+	size_t total;
+};
+void xfer_import_result_release(struct xfer_import_result *r);   /* NULL-safe */
+
+/* An account as the directory lists it, with its zimbraAccountStatus-like state. */
+struct xfer_account_info {
+	char *id;
+	char *status;     /* "active", "maintenance", ...; NULL if the server did not say */
+};
 
 struct xfer_export_opts {
 	const char *types;      /* item types, NULL/"" = everything */
@@ -118,9 +138,13 @@ struct xfer_driver {
 	enum zmb_rc (*export_fd)(struct xfer_conn *c, const char *account,
 				 const struct xfer_export_opts *o, int fd, long long *bytes,
 				 bool *empty, char **err);
-	/* Import the whole archive file fd (from offset 0) into account target (resolve NULL = server default). */
+	/*
+	 * Import the whole archive file fd (from offset 0) into account target
+	 * (resolve NULL = server default); the items it could not import in *res
+	 * (released by the caller; empty on error).
+	 */
 	enum zmb_rc (*import_fd)(struct xfer_conn *c, const char *target, const char *resolve,
-				 int fd, long long *bytes, char **err);
+				 int fd, long long *bytes, struct xfer_import_result *res, char **err);
 	/*
 	 * Export from src piped into an import on dst without a disk (both conns
 	 * of this driver, in the calling thread); nothing to export -> ZMB_OK with
@@ -128,12 +152,23 @@ struct xfer_driver {
 	 */
 	enum zmb_rc (*stream)(struct xfer_conn *src, struct xfer_conn *dst, const char *account,
 			      const char *target, const struct xfer_export_opts *o,
-			      const char *resolve, long long *bytes, bool *empty, char **err);
+			      const char *resolve, long long *bytes, bool *empty,
+			      struct xfer_import_result *res, char **err);
 	/* Set one attribute of account id (the mail transport after an import). */
 	enum zmb_rc (*set_attr)(struct xfer_conn *c, const char *id, const char *attr,
 				const char *value, char **err);
-	/* An account's status on the server (active, locked, ...); NULL until a stage needs it. */
-	enum zmb_rc (*account_status)(struct xfer_conn *c, const char *id, char **status, char **err);
+	/*
+	 * An account's id and status (zimbraAccountStatus: active, maintenance,
+	 * locked, closed, lockout, pending) by name, in one request;
+	 * ZMB_ENOACCOUNT if the server has none.
+	 */
+	enum zmb_rc (*account_info)(struct xfer_conn *c, const char *name,
+				    struct xfer_account_info *out, char **err);
+	/*
+	 * The server's product ("zimbra", "carbonio", ...; caller frees) and
+	 * version (may be NULL), asked once per run.
+	 */
+	enum zmb_rc (*product)(struct xfer_conn *c, char **product, char **version, char **err);
 	/* The item count of each folder of an account; NULL until mailbox verification needs it. */
 	enum zmb_rc (*folder_counts)(struct xfer_conn *c, const char *id, struct strlist *folders,
 				     long long **counts, char **err);

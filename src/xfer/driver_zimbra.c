@@ -14,6 +14,7 @@
 #include "token.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct zend {
 	struct xfer_end base;        /* first: a struct xfer_end * is a struct zend * */
@@ -126,7 +127,8 @@ static enum zmb_rc z_discover(struct xfer_conn *c, const char *domain, struct xf
 	for (size_t i = 0; i < nz; i++) {
 		v[i].name = za[i].name;
 		v[i].id = za[i].id;
-		za[i].name = za[i].id = NULL;
+		v[i].status = za[i].status;
+		za[i].name = za[i].id = za[i].status = NULL;
 	}
 	zaccounts_free(za, nz);
 	*out = v;
@@ -137,6 +139,18 @@ static enum zmb_rc z_discover(struct xfer_conn *c, const char *domain, struct xf
 static enum zmb_rc z_lookup(struct xfer_conn *c, const char *name, char **id, char **err)
 {
 	return soap_get_account(zconn_of(c)->h, tc_of(c), name, id, err);
+}
+
+static enum zmb_rc z_account_info(struct xfer_conn *c, const char *name, struct xfer_account_info *out,
+				   char **err)
+{
+	memset(out, 0, sizeof *out);
+	return soap_get_account_status(zconn_of(c)->h, tc_of(c), name, &out->id, &out->status, err);
+}
+
+static enum zmb_rc z_product(struct xfer_conn *c, char **product, char **version, char **err)
+{
+	return soap_version_info(zconn_of(c)->h, tc_of(c), product, version, err);
 }
 
 static enum zmb_rc z_size(struct xfer_conn *c, const char *id, long long *bytes, char **err)
@@ -183,21 +197,45 @@ static enum zmb_rc z_export_fd(struct xfer_conn *c, const char *account, const s
 	return rest_export_file(zconn_of(c)->h, tc_of(c), account, &r, fd, bytes, empty, err);
 }
 
-static enum zmb_rc z_import_fd(struct xfer_conn *c, const char *target, const char *resolve, int fd,
-			       long long *bytes, char **err)
+/* The import's per-item warnings as "<item>: <code>: <reason>" lines. */
+static void take_warnings(struct import_answer *ans, struct xfer_import_result *res)
 {
-	return rest_import_file(zconn_of(c)->h, tc_of(c), target, resolve, fd, bytes, err);
+	memset(res, 0, sizeof *res);
+	if (ans->verdict != IMPORT_WARN)
+		return;
+	res->total = ans->total;
+	res->n = ans->n < XFER_MAX_WARNINGS ? ans->n : XFER_MAX_WARNINGS;
+	res->warnings = xcalloc(res->n ? res->n : 1, sizeof *res->warnings);
+	for (size_t i = 0; i < res->n; i++) {
+		const struct import_fault *f = &ans->faults[i];
+		res->warnings[i] = xasprintf("%s: %s: %s", f->item ? f->item : "(no item)", f->code,
+					     f->reason);
+	}
+}
+
+static enum zmb_rc z_import_fd(struct xfer_conn *c, const char *target, const char *resolve, int fd,
+			       long long *bytes, struct xfer_import_result *res, char **err)
+{
+	struct import_answer ans;
+	enum zmb_rc rc = rest_import_file(zconn_of(c)->h, tc_of(c), target, resolve, fd, bytes, &ans, err);
+	take_warnings(&ans, res);
+	import_answer_release(&ans);
+	return rc;
 }
 
 static enum zmb_rc z_stream(struct xfer_conn *src, struct xfer_conn *dst, const char *account,
 			    const char *target, const struct xfer_export_opts *o, const char *resolve,
-			    long long *bytes, bool *empty, char **err)
+			    long long *bytes, bool *empty, struct xfer_import_result *res, char **err)
 {
 	struct rest_export_opts r;
+	struct import_answer ans;
 	rest_opts(o, &r);
 	r.verify = NULL;   /* the target parses the gzip as it imports */
-	return rest_stream(zconn_of(src)->h, tc_of(src), zconn_of(dst)->h, tc_of(dst), account, target,
-			   &r, resolve, bytes, empty, err);
+	enum zmb_rc rc = rest_stream(zconn_of(src)->h, tc_of(src), zconn_of(dst)->h, tc_of(dst), account,
+				     target, &r, resolve, bytes, empty, &ans, err);
+	take_warnings(&ans, res);
+	import_answer_release(&ans);
+	return rc;
 }
 
 static enum zmb_rc z_set_attr(struct xfer_conn *c, const char *id, const char *attr, const char *value,
@@ -222,7 +260,8 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.import_fd = z_import_fd,
 	.stream = z_stream,
 	.set_attr = z_set_attr,
-	.account_status = NULL,
+	.account_info = z_account_info,
+	.product = z_product,
 	.folder_counts = NULL,
 	.domain_sizes = z_domain_sizes,
 };

@@ -45,6 +45,7 @@ struct spool_job {
 	long long reserved;          /* bytes promised in x->reserved_bytes */
 	long long held;              /* bytes counted in x->held_bytes */
 	char *part, *final;          /* spool file names while exporting */
+	struct xfer_import_result res;   /* what the import left out */
 	int fd;                      /* the open .part (export, seal) */
 	struct xfer_export_opts o;
 	long long bytes;
@@ -127,10 +128,16 @@ static void archive_lost(struct xfer_worker *w, const struct account_row *a, con
 
 static enum spool_step spool_target(struct spool_job *j)
 {
+	enum acct_state back = j->cur == ACCT_IMPORTING ? ACCT_EXPORTED : ACCT_PENDING;
 	enum zmb_rc rc = xfer_check_target(j->w, j->a, &j->target_id, &j->from_dir, &j->err);
 	if (rc)
-		return spool_fail(j, j->cur, j->cur == ACCT_IMPORTING ? ACCT_EXPORTED : ACCT_PENDING, rc,
-				  "check target", NULL);
+		return spool_fail(j, j->cur, back, rc, "check target", NULL);
+	/* the source's status as listed; asked again while the account waits */
+	xfer_status_source(j->w, j->a, j->a->status_wait_since > 0);
+	if (xfer_status_wait(j->w, j->a, j->cur, back))
+		return SPOOL_END;
+	if (j->cur == ACCT_EXPORTING)
+		xfer_status_carbonio_note(j->w, j->a);
 	return j->cur == ACCT_EXPORTING ? SPOOL_RESERVE : SPOOL_IMPORT;
 }
 
@@ -235,10 +242,14 @@ static enum spool_step spool_export(struct spool_job *j)
 		return SPOOL_SEAL;
 	rc = close_part(j, rc);
 	unlink(j->part);
+	/* a 404 is also how the source answers for an account in maintenance */
+	xfer_status_after_error(w, j->a, true, rc);
+	if (rc && xfer_status_wait(w, j->a, ACCT_EXPORTING, ACCT_PENDING))
+		return SPOOL_END;
 	if (rc)
 		return spool_fail(j, ACCT_EXPORTING, ACCT_PENDING, rc, "export", NULL);
 	xfer_account_done(w, j->a, ACCT_EXPORTING, 0, mono_now() - j->t0, j->mark_ms,
-			  "nothing to migrate (export answered 204)");
+			  "nothing to migrate (export answered 204)", NULL);
 	return SPOOL_END;
 }
 
@@ -352,9 +363,12 @@ static enum spool_step spool_import(struct spool_job *j)
 		 job->target.port, xfer_import_resolve(job, a));
 	const struct xfer_driver *drv = w->dst->end->drv;
 	enum zmb_rc rc = drv->import_fd(w->dst, a->target, xfer_import_resolve(job, a), fd,
-					&j->bytes, &j->err);
+					&j->bytes, &j->res, &j->err);
 	close(fd);
 	xfer_recheck_target(w, a, j->from_dir, &rc, &j->err);
+	/* a 401 is also how the target answers for an account in maintenance */
+	if (rc && xfer_status_wait(w, a, ACCT_IMPORTING, ACCT_EXPORTED))
+		return SPOOL_END;
 	if (rc == ZMB_OK)
 		rc = xfer_set_transport(w, a, j->from_dir, j->target_id, &j->err);
 	if (rc)
@@ -367,7 +381,8 @@ static enum spool_step spool_finish(struct spool_job *j)
 	struct account_row *a = j->a;
 	char *spool = xstrdup(a->spool_path);
 	xfer_account_done(j->w, a, ACCT_IMPORTING, j->bytes, mono_now() - j->t0,
-			  a->sync_mark > 0 ? a->sync_mark : j->mark_ms, a->delta ? "delta pass done" : "migrated");
+			  a->sync_mark > 0 ? a->sync_mark : j->mark_ms, a->delta ? "delta pass done" : "migrated",
+			  &j->res);
 	xfer_spool_dispose(j->w->x->job, spool, true, j->w->ctx);
 	free(spool);
 	return SPOOL_END;
@@ -407,4 +422,5 @@ void xfer_spool_account(struct xfer_worker *w, struct account_row *a)
 	free(j.final);
 	free(j.target_id);
 	free(j.err);
+	xfer_import_result_release(&j.res);
 }

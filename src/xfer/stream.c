@@ -16,11 +16,16 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 	long long mark_ms = (long long)(wall_now() * 1000);
 	double t0 = mono_now();
 	bool from_dir = false;
+	struct xfer_import_result res = { NULL, 0, 0 };
 	enum zmb_rc rc = xfer_check_target(w, a, &target_id, &from_dir, &err);
 	if (rc) {
 		xfer_account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "check target", err);
 		goto out;
 	}
+	xfer_status_source(w, a, a->status_wait_since > 0);
+	if (xfer_status_wait(w, a, ACCT_IMPORTING, ACCT_PENDING))
+		goto out;
+	xfer_status_carbonio_note(w, a);
 	struct xfer_export_opts o;
 	xfer_export_opts(x, a, &o);   /* no gzip check: the target's import parses the stream */
 	long long bytes = 0;
@@ -28,8 +33,12 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 	log_debug(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
 		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
 	rc = w->src->end->drv->stream(w->src, w->dst, a->account, a->target, &o,
-				      xfer_import_resolve(job, a), &bytes, &empty, &err);
+				      xfer_import_resolve(job, a), &bytes, &empty, &res, &err);
 	xfer_recheck_target(w, a, from_dir, &rc, &err);
+	/* 404 export / 401 import: maybe maintenance (the export's side is not told apart here) */
+	xfer_status_after_error(w, a, true, rc);
+	if (rc && xfer_status_wait(w, a, ACCT_IMPORTING, ACCT_PENDING))
+		goto out;
 	if (rc == ZMB_OK && !empty)
 		rc = xfer_set_transport(w, a, from_dir, target_id, &err);
 	if (rc) {
@@ -38,8 +47,9 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 	}
 	xfer_account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0, mark_ms,
 			  empty ? "nothing to migrate (export answered 204)" :
-			  a->delta ? "delta pass done" : "migrated");
+			  a->delta ? "delta pass done" : "migrated", &res);
 out:
+	xfer_import_result_release(&res);
 	free(target_id);
 	free(err);
 }

@@ -21,21 +21,35 @@ static int cmp_tgt(const void *a, const void *b)
 	return strcmp(((const struct tgt_entry *)a)->name, ((const struct tgt_entry *)b)->name);
 }
 
-static const char *tdir_find(const struct xfer *x, const char *name)
+static const struct tgt_entry *tdir_find(const struct xfer *x, const char *name)
 {
 	if (!x->ntdir)
 		return NULL;
-	struct tgt_entry key = { .name = xstrlower(name), .id = NULL };
+	struct tgt_entry key = { .name = xstrlower(name), .id = NULL, .status = NULL };
 	const struct tgt_entry *e = bsearch(&key, x->tdir, x->ntdir, sizeof *x->tdir, cmp_tgt);
 	free(key.name);
-	return e ? e->id : NULL;
+	return e;
 }
 
-/* Ask the target (GetAccount); a missing account gets advice. */
+/* Ask the target (GetAccount, with the status into w->tstatus); a missing account gets advice. */
 static enum zmb_rc lookup_target(struct xfer_worker *w, const struct account_row *a, char **target_id,
 				 char **err)
 {
-	enum zmb_rc rc = w->dst->end->drv->lookup(w->dst, a->target, target_id, err);
+	const struct xfer_driver *drv = w->dst->end->drv;
+	enum zmb_rc rc;
+	if (drv->account_info) {
+		struct xfer_account_info ai;
+		rc = drv->account_info(w->dst, a->target, &ai, err);
+		if (rc == ZMB_OK) {
+			*target_id = ai.id;
+			if (ai.status) {
+				free(w->tstatus);
+				w->tstatus = ai.status;
+			}
+		}
+	} else {
+		rc = drv->lookup(w->dst, a->target, target_id, err);
+	}
 	if (rc == ZMB_ENOACCOUNT) {
 		char *e = xasprintf("target account '%s' does not exist on %s:%d (create it first: "
 				    "zmbatch, like zmztozmig, never creates accounts)%s%s",
@@ -51,9 +65,13 @@ enum zmb_rc xfer_check_target(struct xfer_worker *w, const struct account_row *a
 			      bool *from_dir, char **err)
 {
 	*from_dir = false;
-	const char *id = a->attempts == 0 ? tdir_find(w->x, a->target) : NULL;
-	if (id) {
-		*target_id = xstrdup(id);
+	/* a retry, or an account waiting for maintenance to end, asks again */
+	const struct tgt_entry *e = a->attempts == 0 && a->status_wait_since <= 0
+		? tdir_find(w->x, a->target) : NULL;
+	if (e) {
+		*target_id = xstrdup(e->id);
+		free(w->tstatus);
+		w->tstatus = e->status ? xstrdup(e->status) : NULL;
 		*from_dir = true;
 		return ZMB_OK;
 	}
@@ -62,13 +80,20 @@ enum zmb_rc xfer_check_target(struct xfer_worker *w, const struct account_row *a
 
 /*
  * 401/404 are the answers Zimbra gives for a missing account on import
- * (anti-harvest); the account may have been deleted since the directory read.
+ * (anti-harvest), and for one in maintenance; the account may have been
+ * deleted since the directory read.  Either way its status is read again
+ * into w->tstatus.
  */
 void xfer_recheck_target(struct xfer_worker *w, const struct account_row *a, bool from_dir,
 			 enum zmb_rc *rc, char **err)
 {
-	if (!from_dir || (*rc != ZMB_ENOACCOUNT && *rc != ZMB_EAUTHEXP))
+	if (*rc != ZMB_ENOACCOUNT && *rc != ZMB_EAUTHEXP)
 		return;
+	if (!from_dir) {
+		/* looked up just before: only the status may have changed */
+		xfer_status_after_error(w, a, false, *rc);
+		return;
+	}
 	char *id = NULL, *e = NULL;
 	if (lookup_target(w, a, &id, &e) == ZMB_ENOACCOUNT) {
 		free(*err);
@@ -135,6 +160,7 @@ void xfer_tdir_build(struct xfer *x, struct xfer_conn *dst, struct state *st)
 				}
 				x->tdir[x->ntdir].name = xstrlower(za[k].name);
 				x->tdir[x->ntdir].id = xstrdup(za[k].id);
+				x->tdir[x->ntdir].status = za[k].status ? xstrdup(za[k].status) : NULL;
 				x->ntdir++;
 			}
 			log_debug(NULL, "target %s:%d: domain %s lists %zu account(s)", job->target.host,
@@ -157,6 +183,7 @@ void xfer_tdir_free(struct xfer *x)
 	for (size_t i = 0; i < x->ntdir; i++) {
 		free(x->tdir[i].name);
 		free(x->tdir[i].id);
+		free(x->tdir[i].status);
 	}
 	free(x->tdir);
 	x->tdir = NULL;

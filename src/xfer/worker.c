@@ -50,6 +50,9 @@ static void run_account(struct xfer_worker *w, struct account_row *a)
 		xfer_stream_account(w, a);
 	else
 		xfer_spool_account(w, a);
+	free(w->sstatus);
+	free(w->tstatus);
+	w->sstatus = w->tstatus = NULL;
 	pthread_mutex_lock(&x->mu);
 	x->in_flight--;
 	pthread_cond_broadcast(&x->cv);

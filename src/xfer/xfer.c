@@ -3,6 +3,8 @@
  */
 #include "xfer_int.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 void xfer_init(struct xfer *x, const struct xfer_driver *drv, const struct job *job,
@@ -25,6 +27,8 @@ void xfer_init(struct xfer *x, const struct xfer_driver *drv, const struct job *
 void xfer_release(struct xfer *x)
 {
 	xfer_tdir_free(x);
+	free(x->target_version);
+	x->target_version = NULL;
 	if (x->src)
 		x->src->drv->end_free(x->src);
 	if (x->dst)

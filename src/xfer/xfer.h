@@ -35,6 +35,7 @@
 struct tgt_entry {
 	char *name;   /* lower case */
 	char *id;
+	char *status; /* zimbraAccountStatus, may be NULL */
 };
 
 struct xfer {
@@ -48,6 +49,8 @@ struct xfer {
 	enum claim_order order;
 	struct tgt_entry *tdir;      /* target accounts listed at start, sorted by name; */
 	size_t ntdir;                /* read-only once the workers run (xfer_tdir_build) */
+	bool target_carbonio;        /* the target said it is Carbonio (set before the workers) */
+	char *target_version;        /* its version, may be NULL; freed by xfer_release */
 
 	pthread_mutex_t mu;          /* guards the fields below */
 	pthread_cond_t cv;           /* an account finished or a worker exited */

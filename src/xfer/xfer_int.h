@@ -7,6 +7,7 @@
  *
  * Files, bottom up (no file uses one above it):
  *   spool_dir.c  spool file names, fsync of the directory, disposal, space
+ *   status.c     zimbraAccountStatus: maintenance waits, Carbonio note
  *   account.c    an account's outcome: retry/backoff, failed, done; request options
  *   target.c     does the target account exist (directory read at start, lookup)
  *   spool.c      spool strategy, one function per step
@@ -28,6 +29,7 @@ struct xfer_worker {
 	struct xfer_conn *dst;
 	struct gz_check *gz;         /* checks each export's gzip as it arrives */
 	char ctx[300];               /* log context "account a@b" */
+	char *sstatus, *tstatus;     /* zimbraAccountStatus of the account in flight (status.c) */
 };
 
 /* ---- spool_dir.c ---- */
@@ -48,8 +50,13 @@ long long xfer_free_bytes(const char *dir);
 void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 			enum acct_state back, enum zmb_rc rc, const char *step, const char *msg);
 /* The account is done: record bytes, time, the new sync mark; count it. */
+/*
+ * With import warnings (res may be NULL), each is recorded as a 'warn' event
+ * of the account and the account is done with warnings (accounts.warnings).
+ */
 void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
-		       long long bytes, double seconds, long long mark_ms, const char *what);
+		       long long bytes, double seconds, long long mark_ms, const char *what,
+		       const struct xfer_import_result *res);
 /* The import's resolve policy for this pass. */
 const char *xfer_import_resolve(const struct job *job, const struct account_row *a);
 /* The export options for this pass (full, or delta from the account's mark). */
@@ -63,7 +70,7 @@ void xfer_export_opts(const struct xfer *x, const struct account_row *a, struct 
  * tells which (for xfer_recheck_target and xfer_set_transport).
  */
 enum zmb_rc xfer_check_target(struct xfer_worker *w, const struct account_row *a, char **target_id,
-			      bool *from_dir, char **err);
+			      bool *from_dir, char **err);   /* and w->tstatus */
 /*
  * An import into a target taken from the directory failed as for a missing
  * account: look it up, and if it is gone say so instead of the bare status.
@@ -74,6 +81,29 @@ void xfer_recheck_target(struct xfer_worker *w, const struct account_row *a, boo
 enum zmb_rc xfer_set_transport(struct xfer_worker *w, const struct account_row *a, bool from_dir,
 			       const char *target_id, char **err);
 void xfer_tdir_free(struct xfer *x);
+
+/* ---- status.c ---- */
+/*
+ * w->sstatus from the account's row; with `ask` (the account waits for
+ * maintenance to end) the source is asked again.
+ */
+void xfer_status_source(struct xfer_worker *w, const struct account_row *a, bool ask);
+/*
+ * A side is in maintenance (w->sstatus / w->tstatus): back to `back` with no
+ * attempt used, checked again after the base backoff, or failed naming the
+ * status once migration.maintenance_wait has passed.  true: handled, stop.
+ */
+bool xfer_status_wait(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
+		      enum acct_state back);
+/*
+ * After an export (source) or import (target) failed as for a missing
+ * account (404/401, which is also how maintenance is answered): read that
+ * side's status again into w->sstatus / w->tstatus.
+ */
+void xfer_status_after_error(struct xfer_worker *w, const struct account_row *a, bool source,
+			     enum zmb_rc rc);
+/* A Carbonio target: a warning event that tasks and documents will be dropped. */
+void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *a);
 
 /* ---- the strategies (spool.c, stream.c): one claimed account each ---- */
 void xfer_spool_account(struct xfer_worker *w, struct account_row *a);

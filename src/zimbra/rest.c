@@ -7,6 +7,8 @@
  */
 #include "rest.h"
 #include "archive.h"
+#include "job.h"
+#include "import_answer.h"
 #include "log.h"
 
 #include <errno.h>
@@ -47,6 +49,82 @@ static char *errbody_text(const struct buf *b)
 	return out;
 }
 
+/* the callback= answer of an import kept for parsing (one fault per failed item) */
+#define ANSWER_CAP (1024 * 1024)
+
+/* An import's answer: a 200's body (up to ANSWER_CAP) or an error excerpt. */
+struct answer {
+	struct http *h;
+	struct buf body;
+	bool cut;
+};
+
+static size_t answer_write_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct answer *a = ud;
+	size_t len = sz * n;
+	if (http_status(a->h) != 200) {
+		errbody_add(&a->body, p, len);
+		return len;
+	}
+	size_t room = a->body.len < ANSWER_CAP ? ANSWER_CAP - a->body.len : 0;
+	if (len > room)
+		a->cut = true;
+	buf_add(&a->body, p, len > room ? room : len);
+	return len;
+}
+
+static void answer_reset(struct answer *a)
+{
+	buf_reset(&a->body);
+	a->cut = false;
+}
+
+/*
+ * Judge a 200 import answer (import_answer.h).  'fail' is an error with the
+ * server's fault; a 'warn' whose fault stopped the whole archive is one too:
+ * ArchiveFormatter.saveCallback (zm-mailbox 946-1002) turns mail.QUOTA_EXCEEDED
+ * and an exception in its read loop (a cut or corrupt stream: no item
+ * argument) into one warning and imports nothing after it.  Other warnings
+ * are per item: ZMB_OK, left in *ans for the caller.
+ */
+static enum zmb_rc answer_judge(struct http *h, const char *target, struct answer *a,
+				struct import_answer *ans, char **err)
+{
+	char *e = NULL;
+	if (a->body.len == 0)
+		return ZMB_OK;   /* no callback answer (an old server, a proxy): nothing to judge */
+	if (import_answer_parse(a->body.s, a->body.len, IMPORT_CALLBACK, a->cut, ans, &e)) {
+		char *t = errbody_text(&a->body);
+		*err = xasprintf("%s: import %s: http 200 but %s%s", http_label(h), target, e, t);
+		free(t);
+		free(e);
+		return ZMB_EPROTO;
+	}
+	const struct import_fault *f = ans->n ? &ans->faults[0] : NULL;
+	if (ans->verdict == IMPORT_FAIL) {
+		*err = xasprintf("%s: import %s: the server refused the archive ('fail'): %s: %s",
+				 http_label(h), target, f->code, f->reason);
+		return f->sender ? ZMB_EPROTO : ZMB_ETEMP;
+	}
+	for (size_t i = 0; i < ans->n; i++) {
+		f = &ans->faults[i];
+		if (strcmp(f->code, "mail.QUOTA_EXCEEDED") == 0) {
+			*err = xasprintf("%s: import %s: stopped by the target's quota, the rest of the "
+					 "archive was not imported: %s: %s", http_label(h), target,
+					 f->code, f->reason);
+			return ZMB_EPROTO;
+		}
+		if (!f->item && strcmp(f->code, "formatter.UNKNOWN_ERROR") == 0) {
+			*err = xasprintf("%s: import %s: the server stopped reading the archive, the "
+					 "rest was not imported: %s: %s", http_label(h), target,
+					 f->code, f->reason);
+			return ZMB_ETEMP;
+		}
+	}
+	return ZMB_OK;
+}
+
 /* Map a final HTTP status (not 200/204) to a result code and text. */
 static enum zmb_rc status_rc(struct http *h, const char *what, const char *who, long st,
 			     const struct buf *body, char **err)
@@ -73,7 +151,18 @@ static enum zmb_rc status_rc(struct http *h, const char *what, const char *who, 
 		why = "unexpected answer";
 	}
 	char *t = errbody_text(body);
-	*err = xasprintf("%s: %s %s: http %ld (%s)%s", http_label(h), what, who, st, why, t);
+	char *hint = NULL;
+	if (st == 401) {
+		/* AuthUtil.isAdminRequest: the admin cookie counts only on zimbraAdminPort */
+		int port = http_server(h) ? http_server(h)->port : 0;
+		hint = xasprintf("; a new login did not help. REST with the admin cookie is accepted only "
+				 "on the server's admin port (zimbraAdminPort, default 7071)%s%.0d%s",
+				 port && port != 7071 ? ": is port " : "", port && port != 7071 ? port : 0,
+				 port && port != 7071 ? " the admin port?" : "");
+	}
+	*err = xasprintf("%s: %s %s: http %ld (%s)%s%s", http_label(h), what, who, st, why, t,
+			 hint ? hint : "");
+	free(hint);
 	free(t);
 	return rc;
 }
@@ -100,12 +189,13 @@ static char *export_query(struct http *h, const struct rest_export_opts *o)
 	return buf_detach(&q);
 }
 
+/* callback= on every import: else the server drops its per-item warnings (import_answer.h) */
 static char *import_query(struct http *h, const char *resolve)
 {
 	if (!resolve || !*resolve)
-		return xstrdup("fmt=tgz");
+		return xstrdup("fmt=tgz&callback=" IMPORT_CALLBACK);
 	char *r = http_escape(h, resolve);
-	char *q = xasprintf("fmt=tgz&resolve=%s", r);
+	char *q = xasprintf("fmt=tgz&resolve=%s&callback=" IMPORT_CALLBACK, r);
 	free(r);
 	return q;
 }
@@ -244,7 +334,6 @@ struct file_source {
 	int fd;
 	off_t pos;
 	off_t size;
-	struct buf errbody;
 };
 
 static size_t file_read_cb(char *p, size_t sz, size_t n, void *ud)
@@ -284,15 +373,10 @@ static int file_seek_cb(void *ud, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
-static size_t errbody_write_cb(char *p, size_t sz, size_t n, void *ud)
-{
-	struct buf *b = ud;
-	errbody_add(b, p, sz * n);
-	return sz * n;
-}
 
 enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char *target,
-			     const char *resolve, int fd, long long *bytes, char **err)
+			     const char *resolve, int fd, long long *bytes,
+			     struct import_answer *ans, char **err)
 {
 	char *e = NULL;
 	enum zmb_rc rc = ZMB_OK;
@@ -300,10 +384,15 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 	char *path = home_path(h, target, q);
 	char *url = http_url(h, path);
 	char *tok = NULL;
-	struct file_source src = { h, fd, 0, 0, BUF_INIT };
+	struct file_source src = { h, fd, 0, 0 };
+	struct answer an = { h, BUF_INIT, false };
+	struct import_answer none;
 	struct stat stt;
 
+	if (!ans)
+		ans = &none;
 	*bytes = 0;
+	memset(ans, 0, sizeof *ans);
 	if (fstat(fd, &stt) < 0) {
 		e = xasprintf("%s: import %s: cannot stat spool file: %s", http_label(h), target,
 				 strerror(errno));
@@ -317,7 +406,7 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 		secret_free(tok);
 		tok = NULL;
 		src.pos = 0;
-		buf_reset(&src.errbody);
+		answer_reset(&an);
 		rc = token_get(tc, h, &tok, &e);
 		if (rc)
 			goto out;
@@ -334,8 +423,8 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 		curl_easy_setopt(c, CURLOPT_READDATA, &src);
 		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, file_seek_cb);
 		curl_easy_setopt(c, CURLOPT_SEEKDATA, &src);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, errbody_write_cb);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &src.errbody);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, answer_write_cb);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &an);
 		CURLcode cc = curl_easy_perform(c);
 		http_set_token_cookie(h, NULL);
 		*bytes = (long long)src.pos;
@@ -349,9 +438,11 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 			continue;       /* throttled: sent again once the server's pause is over */
 		if (rc)
 			break;
-		if (st == 200)
+		if (st == 200) {
+			rc = answer_judge(h, target, &an, ans, &e);
 			break;
-		rc = status_rc(h, "import", target, st, &src.errbody, &e);
+		}
+		rc = status_rc(h, "import", target, st, &an.body, &e);
 		if (rc == ZMB_EAUTHEXP && auth_retry++ == 0) {
 			token_invalidate(tc, tok);
 			continue;
@@ -360,7 +451,9 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 	}
 out:
 	secret_free(tok);
-	buf_release(&src.errbody);
+	buf_release(&an.body);
+	if (rc || ans == &none)
+		import_answer_release(ans);
 	free(url);
 	free(path);
 	free(q);
@@ -417,7 +510,8 @@ struct pipe {
 	bool post_paused;
 	long gst, pst;      /* each side's answer, 0 = none (for the throttle) */
 	long long in, out;
-	struct buf get_err, post_err;
+	struct buf get_err;
+	struct answer post;          /* the import's answer */
 };
 
 static size_t pipe_write_cb(char *p, size_t sz, size_t n, void *ud)
@@ -491,8 +585,8 @@ static void stream_setup(struct pipe *s, struct attempt *t, const char *get_url,
 	curl_easy_setopt(t->p, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
 	curl_easy_setopt(t->p, CURLOPT_READFUNCTION, pipe_read_cb);
 	curl_easy_setopt(t->p, CURLOPT_READDATA, s);
-	curl_easy_setopt(t->p, CURLOPT_WRITEFUNCTION, errbody_write_cb);
-	curl_easy_setopt(t->p, CURLOPT_WRITEDATA, &s->post_err);
+	curl_easy_setopt(t->p, CURLOPT_WRITEFUNCTION, answer_write_cb);
+	curl_easy_setopt(t->p, CURLOPT_WRITEDATA, &s->post);
 }
 
 /*
@@ -533,7 +627,7 @@ static enum zmb_rc stream_export_done(struct pipe *s, CURLcode cc, const char *a
 
 /* The import has finished (detached): its answer is the attempt's result. */
 static enum zmb_rc stream_import_done(struct pipe *s, CURLcode cc, const char *target, bool *auth_dst,
-				      char **err)
+				      struct import_answer *ans, char **err)
 {
 	long pst = http_status(s->dst);
 	if (cc != CURLE_OK && pst >= 400)
@@ -541,7 +635,7 @@ static enum zmb_rc stream_import_done(struct pipe *s, CURLcode cc, const char *t
 	enum zmb_rc rc = http_error(s->dst, cc, "stream import", err);
 	s->pst = rc ? 0 : pst;
 	if (!rc && pst != 200) {
-		rc = status_rc(s->dst, "import", target, pst, &s->post_err, err);
+		rc = status_rc(s->dst, "import", target, pst, &s->post.body, err);
 		*auth_dst = rc == ZMB_EAUTHEXP;
 	}
 	if (!rc && !s->get_done) {
@@ -549,6 +643,8 @@ static enum zmb_rc stream_import_done(struct pipe *s, CURLcode cc, const char *t
 				 http_label(s->dst), target);
 		rc = ZMB_EPROTO;
 	}
+	if (!rc)
+		rc = answer_judge(s->dst, target, &s->post, ans, err);
 	return rc;
 }
 
@@ -596,7 +692,7 @@ static void stream_collect(struct pipe *s, struct attempt *t)
 static enum zmb_rc stream_once(struct pipe *s, const char *get_url, const char *post_url,
 			       const char *stok, const char *dtok, const char *account,
 			       const char *target, bool *empty, bool *auth_src, bool *auth_dst,
-			       char **err)
+			       struct import_answer *ans, char **err)
 {
 	enum zmb_rc rc = ZMB_OK;
 	CURLMcode mc = CURLM_OK;
@@ -623,7 +719,7 @@ static enum zmb_rc stream_once(struct pipe *s, const char *get_url, const char *
 		if (t.p_done && t.p_in) {
 			curl_multi_remove_handle(t.m, t.p);
 			t.p_in = false;
-			rc = stream_import_done(s, t.p_cc, target, auth_dst, err);
+			rc = stream_import_done(s, t.p_cc, target, auth_dst, ans, err);
 			goto out;
 		}
 		stream_flow(s, &t);
@@ -650,7 +746,7 @@ out:
 enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *dst,
 			struct token_cache *dtc, const char *account, const char *target,
 			const struct rest_export_opts *o, const char *resolve, long long *bytes,
-			bool *empty, char **err)
+			bool *empty, struct import_answer *ans, char **err)
 {
 	char *e = NULL;
 	enum zmb_rc rc = ZMB_OK;
@@ -662,10 +758,15 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 	char *purl = http_url(dst, ppath);
 	char *stok = NULL, *dtok = NULL;
 	struct pipe s;
+	struct import_answer none;
 
+	if (!ans)
+		ans = &none;
 	memset(&s, 0, sizeof(s));
 	s.src = src;
 	s.dst = dst;
+	s.post.h = dst;
+	memset(ans, 0, sizeof *ans);
 	s.ring.cap = http_buffer_size(src);
 	s.ring.b = xmalloc(s.ring.cap);
 	*bytes = 0;
@@ -695,9 +796,10 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 		s.gst = s.pst = 0;
 		s.in = s.out = 0;
 		buf_reset(&s.get_err);
-		buf_reset(&s.post_err);
+		answer_reset(&s.post);
+		import_answer_release(ans);
 		rc = stream_once(&s, gurl, purl, stok, dtok, account, target, empty, &auth_src,
-				 &auth_dst, &e);
+				 &auth_dst, ans, &e);
 		*bytes = s.out;
 		bool busy_src = http_gate_done(src, s.gst);
 		bool busy_dst = http_gate_done(dst, s.pst);
@@ -718,7 +820,9 @@ out:
 	secret_free(stok);
 	secret_free(dtok);
 	buf_release(&s.get_err);
-	buf_release(&s.post_err);
+	buf_release(&s.post.body);
+	if (rc || ans == &none)
+		import_answer_release(ans);
 	free(s.ring.b);
 	free(gurl);
 	free(gpath);

@@ -13,6 +13,14 @@
  * *bytes counts body bytes moved in the last attempt; *err is set (caller
  * frees) on every error.
  *
+ * Imports carry callback=IMPORT_CALLBACK and their 200 answer is parsed
+ * (import_answer.h): 'fail', a quota stop and a read loop that ended early
+ * are errors (the fault's code and reason in *err: a sender fault
+ * ZMB_EPROTO, else ZMB_ETEMP); per-item warnings are ZMB_OK with the
+ * faults in *ans (may be NULL; caller releases; empty on error); an empty
+ * 200 (no callback answer) is success.  A 401 that a new login
+ * did not cure names the admin port (zimbraAdminPort) in *err.
+ *
  * Throttling: each request passes h's gate (http_gate, throttle.h).  With a
  * throttle attached a 429 (Jetty's DoSFilter) or 503 is not an error: the
  * same request (a stream: both of its requests) is sent again once the
@@ -23,6 +31,7 @@
 #define ZMB_REST_H
 
 #include "http.h"
+#include "import_answer.h"
 #include "token.h"
 #include "zmb.h"
 
@@ -63,7 +72,8 @@ enum zmb_rc rest_export_file(struct http *h, struct token_cache *tc, const char 
  * Waits for the answer after the last byte without a read timeout.
  */
 enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char *target,
-			     const char *resolve, int fd, long long *bytes, char **err);
+			     const char *resolve, int fd, long long *bytes,
+			     struct import_answer *ans, char **err);
 
 /*
  * Export from src piped straight into an import on dst (no disk): both easy
@@ -75,6 +85,6 @@ enum zmb_rc rest_import_file(struct http *h, struct token_cache *tc, const char 
 enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *dst,
 			struct token_cache *dtc, const char *account, const char *target,
 			const struct rest_export_opts *o, const char *resolve, long long *bytes,
-			bool *empty, char **err);
+			bool *empty, struct import_answer *ans, char **err);
 
 #endif

@@ -35,6 +35,7 @@ struct zaccount {
 	char *name;
 	char *id;
 	char *mailhost;   /* zimbraMailHost, may be NULL */
+	char *status;     /* zimbraAccountStatus (lower case), may be NULL */
 };
 void zaccounts_free(struct zaccount *v, size_t n);   /* NULL-safe */
 
@@ -50,6 +51,12 @@ enum zmb_rc soap_list_accounts(struct http *h, struct token_cache *tc, const cha
 /* zimbraId of an account by name; missing -> ZMB_ENOACCOUNT. */
 enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char *name,
 			     char **id, char **err);
+/* The same with zimbraAccountStatus (*status lower case, NULL if not given; caller frees). */
+enum zmb_rc soap_get_account_status(struct http *h, struct token_cache *tc, const char *name,
+				    char **id, char **status, char **err);
+/* GetVersionInfoRequest: *product "zimbra" or "carbonio", *version (may be NULL); caller frees. */
+enum zmb_rc soap_version_info(struct http *h, struct token_cache *tc, char **product,
+			      char **version, char **err);
 /* Mailbox size in bytes (GetMailboxRequest mbox id -> s). */
 enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char *id,
 			      long long *bytes, char **err);
