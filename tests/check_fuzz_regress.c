@@ -26,6 +26,7 @@ int fz_soap_one(const uint8_t *data, size_t size);
 int fz_gzip_one(const uint8_t *data, size_t size);
 int fz_ldap_one(const uint8_t *data, size_t size);
 int fz_localconfig_one(const uint8_t *data, size_t size);
+int fz_import_one(const uint8_t *data, size_t size);
 
 #define LLVMFuzzerTestOneInput fz_conf_one
 #include "fuzz/fuzz_conf.c"
@@ -45,6 +46,9 @@ int fz_localconfig_one(const uint8_t *data, size_t size);
 #define LLVMFuzzerTestOneInput fz_localconfig_one
 #include "fuzz/fuzz_localconfig.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fz_import_one
+#include "fuzz/fuzz_import.c"
+#undef LLVMFuzzerTestOneInput
 
 struct fz_target {
 	const char *name;
@@ -58,6 +62,7 @@ static const struct fz_target fz_targets[] = {
 	{ "gzip", fz_gzip_one },
 	{ "ldap", fz_ldap_one },
 	{ "localconfig", fz_localconfig_one },
+	{ "import", fz_import_one },
 };
 #define NTARGETS (sizeof fz_targets / sizeof *fz_targets)
 
