@@ -189,6 +189,9 @@ enum zmb_rc state_rollback(struct state *st);
 enum zmb_rc state_account_upsert(struct state *st, const char *account, const char *target,
 				 int64_t seq, long long size);
 enum zmb_rc state_account_get(struct state *st, const char *account, struct account_row *out);
+/* Record the account's mail hosts (schema 4; NULL keeps what is there). */
+enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *source_host,
+				    const char *target_host);
 
 enum claim_order { CLAIM_LARGEST_FIRST, CLAIM_AS_LISTED };
 

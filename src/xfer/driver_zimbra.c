@@ -240,6 +240,11 @@ static enum zmb_rc z_domain_sizes(struct xfer_conn *c, const char *domain, long 
 	return ZMB_OK;
 }
 
+static char *z_home(struct xfer_end *e, const char *account)
+{
+	return zroutes_home(zend_of(e)->routes, account);
+}
+
 static void rest_opts(const struct xfer_export_opts *o, struct rest_export_opts *r)
 {
 	r->types = o->types;
@@ -311,4 +316,5 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.account_status = NULL,
 	.folder_counts = NULL,
 	.domain_sizes = z_domain_sizes,
+	.home = z_home,
 };
