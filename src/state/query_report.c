@@ -318,11 +318,33 @@ static void account_row(sqlite3_stmt *st, void *ctx)
 		.attempts = sqlite3_column_int64(st, 3), .bytes = sqlite3_column_int64(st, 4),
 		.has_seconds = sqlite3_column_type(st, 5) != SQLITE_NULL,
 		.seconds = col_time(st, 5), .error = col_text(st, 6),
+		.source_host = col_text(st, 7), .target_host = col_text(st, 8),
 	};
 	c->fn(c->arg, &r);
 }
 
-#define ACCOUNT_LIST "SELECT account, target, state, attempts, bytes, seconds, last_error FROM accounts "
+#define ACCOUNT_COLS "SELECT account, target, state, attempts, bytes, seconds, last_error, "
+
+/* Does the DB have the accounts' mail hosts (schema 4)? */
+static bool has_mail_hosts(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'source_host'",
+			       -1, &s, NULL) == SQLITE_OK)
+		yes = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return yes;
+}
+
+static sqlite3_stmt *prep_accounts(sqlite3 *db, const char *rest, char **err)
+{
+	char *sql = xasprintf("%s%s%s", ACCOUNT_COLS, has_mail_hosts(db) ? "source_host, target_host "
+			      : "NULL, NULL ", rest);
+	sqlite3_stmt *st = prep(db, sql, err);
+	free(sql);
+	return st;
+}
 
 enum zmb_rc qr_accounts(sqlite3 *db, int state,
 			void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err)
@@ -334,11 +356,11 @@ enum zmb_rc qr_accounts(sqlite3 *db, int state,
 		return ZMB_EINTERNAL;
 	}
 	if (state >= 0) {
-		st = prep(db, ACCOUNT_LIST "WHERE state = ? ORDER BY seq, id", err);
+		st = prep_accounts(db, "FROM accounts WHERE state = ? ORDER BY seq, id", err);
 		if (st)
 			sqlite3_bind_text(st, 1, acct_state_name((enum acct_state)state), -1, SQLITE_STATIC);
 	} else {
-		st = prep(db, ACCOUNT_LIST "ORDER BY seq, id", err);
+		st = prep_accounts(db, "FROM accounts ORDER BY seq, id", err);
 	}
 	return each_row(db, st, "accounts", account_row, &c, err);
 }
@@ -348,8 +370,8 @@ enum zmb_rc qr_slowest(sqlite3 *db, int limit,
 {
 	struct account_cb c = { fn, arg };
 	/* one pass with a `limit`-row sorter */
-	sqlite3_stmt *st = prep(db, ACCOUNT_LIST "WHERE seconds IS NOT NULL "
-				"ORDER BY seconds DESC LIMIT ?", err);
+	sqlite3_stmt *st = prep_accounts(db, "FROM accounts WHERE seconds IS NOT NULL "
+					"ORDER BY seconds DESC LIMIT ?", err);
 	if (st)
 		sqlite3_bind_int(st, 1, limit);
 	return each_row(db, st, "accounts", account_row, &c, err);

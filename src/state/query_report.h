@@ -114,6 +114,7 @@ struct qr_account {
 	bool has_seconds;
 	double seconds;
 	const char *error;              /* last_error */
+	const char *source_host, *target_host;   /* mail hosts (schema 4; NULL unknown) */
 };
 enum zmb_rc qr_accounts(sqlite3 *db, int state,
 			void (*fn)(void *arg, const struct qr_account *row), void *arg, char **err);
