@@ -140,8 +140,12 @@ static enum zmb_rc route(struct xfer_conn *c, const char *account, struct http *
 {
 	struct zconn *z = zconn_of(c);
 	struct zend *e = zend_of(c->end);
-	char *home = zroutes_home(e->routes, account);
+	char *home = NULL;
 	enum zmb_rc rc = ZMB_OK;
+	*out = z->h;
+	if (zroutes_single(e->routes, z->h, e->tc))
+		return ZMB_OK;   /* one mailbox server: every account is at home there */
+	home = zroutes_home(e->routes, account);
 	if (!home) {
 		char *id = NULL;
 		rc = soap_get_account_home(z->h, e->tc, account, &id, &home, err);

@@ -35,7 +35,11 @@ struct zroutes {
 	struct route *routes;
 	long long lookups;
 	bool pin_warned;
+	int shape;                 /* enum shape: how many mailbox servers the side has */
 };
+
+/* What GetAllServersRequest said, asked once per side and run (single flight). */
+enum shape { SHAPE_UNKNOWN, SHAPE_ASKING, SHAPE_SINGLE, SHAPE_MULTI };
 
 static char *lower(const char *s)
 {
@@ -226,4 +230,33 @@ long long zroutes_lookups(struct zroutes *r)
 	long long n = r->lookups;
 	pthread_mutex_unlock(&r->mu);
 	return n;
+}
+
+bool zroutes_single(struct zroutes *r, struct http *h, struct token_cache *tc)
+{
+	pthread_mutex_lock(&r->mu);
+	while (r->shape == SHAPE_ASKING)
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (r->shape != SHAPE_UNKNOWN) {
+		bool single = r->shape == SHAPE_SINGLE;
+		pthread_mutex_unlock(&r->mu);
+		return single;
+	}
+	r->shape = SHAPE_ASKING;
+	pthread_mutex_unlock(&r->mu);
+	struct strlist names = STRLIST_INIT;
+	char *err = NULL;
+	enum zmb_rc rc = soap_mailbox_servers(h, tc, &names, &err);
+	/* a refused or failed listing routes per account, as for several servers */
+	int shape = !rc && names.n == 1 ? SHAPE_SINGLE : SHAPE_MULTI;
+	if (rc)
+		zlog(ZLOG_INFO, r->side->role, "GetAllServersRequest: %s; routing each account to "
+		     "its zimbraMailHost", err ? err : zmb_rc_str(rc));
+	free(err);
+	strlist_release(&names);
+	pthread_mutex_lock(&r->mu);
+	r->shape = shape;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return shape == SHAPE_SINGLE;
 }

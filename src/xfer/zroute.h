@@ -60,6 +60,13 @@ char *zroutes_home(struct zroutes *r, const char *account);
  */
 enum zmb_rc zroutes_server(struct zroutes *r, const char *mailhost, struct http *h,
 			   struct token_cache *tc, const struct server **out, char **err);
+/*
+ * Does the side have one mailbox server (GetAllServersRequest
+ * service=mailbox, asked once per run on the first call, single flight)?
+ * Then every account lives on the configured server: no GetAccount, no
+ * GetServer.  A refused or failed listing is taken as "several".
+ */
+bool zroutes_single(struct zroutes *r, struct http *h, struct token_cache *tc);
 /* GetServerRequests sent so far (tests). */
 long long zroutes_lookups(struct zroutes *r);
 
