@@ -178,7 +178,7 @@ asan:
 # unit and e2e throttle (one server's pace shared by the workers).
 # The single-threaded suites add nothing under TSan and would double its time.
 TSAN_SUITES := check_state check_e2e_client check_e2e_migrate check_e2e_faults \
-	check_unit_throttle check_e2e_throttle
+	check_unit_throttle check_e2e_throttle check_e2e_route
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan.supp)
 tsan:
 	$(TSAN_ENV) $(MAKE) VARIANT=tsan CC=$(CC) CFLAGS="-O1 -g" \

@@ -143,7 +143,9 @@ static long long assert_largest_first(json_t *ss, bool per_account)
 /*
  * 32 accounts in two domains: 2 GetQuotaUsage (one page each), no
  * GetMailbox, no GetAccount; the first export after the login, 2
- * SearchDirectory and 2 GetQuotaUsage; a second run asks nothing again.
+ * SearchDirectory, 2 GetQuotaUsage and the one GetAllServers of the run
+ * (src/xfer/zroute.h: one mailbox server, so no per-account routing); a
+ * second run asks nothing again.
  */
 START_TEST(test_sizes_from_quota_usage)
 {
@@ -155,9 +157,11 @@ START_TEST(test_sizes_from_quota_usage)
 	ck_assert_int_eq(soap_count(ss, "GetQuotaUsageRequest"), 2);   /* ceil(33/500) + ceil(3/500) */
 	ck_assert_int_eq(soap_count(ss, "GetMailboxRequest"), 0);
 	ck_assert_int_eq(soap_count(ss, "GetAccountRequest"), 0);
+	ck_assert_int_eq(soap_count(ss, "GetAllServersRequest"), 1);
+	ck_assert_int_eq(soap_count(ss, "GetServerRequest"), 0);
 	long long before = assert_largest_first(ss, false);
-	ck_assert_msg(before == 1 + 2 + 2, "%lld SOAP requests before the first export (AuthRequest, "
-		      "2 SearchDirectory, 2 GetQuotaUsage expected)", before);
+	ck_assert_msg(before == 1 + 2 + 2 + 1, "%lld SOAP requests before the first export (AuthRequest, "
+		      "2 SearchDirectory, 2 GetQuotaUsage, GetAllServers expected)", before);
 	json_decref(ss);
 	json_decref(ds);
 	ck_assert_int_eq(run(1, NULL), 0);

@@ -16,6 +16,7 @@
 #include "soap.h"
 #include "token.h"
 #include "zmb.h"
+#include "zroute.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,52 @@ static void verdict(bool ok, const char *what, const char *detail)
 	printf("%-4s %s%s%s\n", ok ? "ok" : "FAIL", what, detail ? ": " : "", detail ? detail : "");
 }
 
+/*
+ * Every mailbox server of the installation (GetAllServersRequest
+ * service=mailbox), at the address the run will use for its accounts' REST
+ * (zroute.h: the job's `servers` entry, else GetServerRequest): an
+ * authenticated NoOpRequest on its admin port with the side's token.
+ */
+static bool check_mailbox_servers(const struct job *job, const struct server *s, struct http *h,
+				  struct token_cache *tc, struct run_ctl *ctl)
+{
+	struct strlist names = { 0 };
+	struct zroutes *zr = zroutes_new(s);
+	char *err = NULL;
+	bool ok = true;
+	enum zmb_rc rc = soap_mailbox_servers(h, tc, &names, &err);
+	if (rc) {
+		char *what = xasprintf("%s mailbox servers (GetAllServersRequest)", s->role);
+		verdict(false, what, err ? err : zmb_rc_str(rc));
+		free(what);
+		ok = false;
+		goto out;
+	}
+	for (size_t i = 0; i < names.n; i++) {
+		const struct server *rs = NULL;
+		free(err);
+		err = NULL;
+		rc = zroutes_server(zr, names.v[i], h, tc, &rs, &err);
+		char *what = rs ? xasprintf("%s mailbox server %s at %s:%d: NoOpRequest", s->role,
+					    names.v[i], rs->host, rs->port)
+				: xasprintf("%s mailbox server %s via %s:%d: NoOpRequest", s->role,
+					    names.v[i], s->host, s->port);
+		if (!rc) {
+			struct http *rh = rs ? http_new(rs, job, ctl) : NULL;
+			rc = soap_noop(rh ? rh : h, tc, &err);
+			http_free(rh);
+		}
+		verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
+		free(what);
+		ok &= rc == ZMB_OK;
+	}
+out:
+	free(err);
+	zroutes_free(zr);
+	strlist_release(&names);
+	return ok;
+}
+
 static bool check_server(const struct job *job, const struct server *s, struct run_ctl *ctl)
 {
 	struct token_cache *tc = token_cache_new(s, job->token_refresh_margin, ctl);
@@ -39,12 +86,13 @@ static bool check_server(const struct job *job, const struct server *s, struct r
 			       : s->tls_verify ? "" : " (TLS verification OFF)");
 	enum zmb_rc rc = token_get(tc, h, &tok, &err);
 	verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
+	bool ok = rc == ZMB_OK && check_mailbox_servers(job, s, h, tc, ctl);
 	free(what);
-	free(tok);
+	secret_free(tok);
 	free(err);
 	http_free(h);
 	token_cache_free(tc);
-	return rc == ZMB_OK;
+	return ok;
 }
 
 static bool check_dir(const char *label, const char *dir)

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* native parse context */
 struct np {
@@ -228,8 +229,54 @@ static int get_enum(struct np *np, const struct cval *g, const char *grp, const 
 static const char *const server_keys[] = {
 	"host", "port", "admin_user", "admin_password_file", "admin_password_env",
 	"admin_password", "ca_file", "pinned_pubkey", "tls_verify", "scheme",
-	"max_requests_per_second", NULL
+	"max_requests_per_second", "servers", NULL
 };
+
+static const char *const route_keys[] = { "name", "host", "port", "pinned_pubkey", NULL };
+
+/*
+ * servers = ( { name = "mbox2.internal"; host = "10.0.0.12"; port = 7071; }, ... );
+ * (a list of groups: libconfig setting names cannot hold the dots of a host name)
+ */
+static void parse_routes(struct np *np, const struct cval *g, struct server *s)
+{
+	const struct cval *v = cval_get(g, "servers");
+	if (!v)
+		return;
+	if (v->type != CV_LIST) {
+		np_bad(np, v, s->role, "servers", "expected a list of groups ( { name = ...; host = ...; }, ... )");
+		return;
+	}
+	char *grp = xasprintf("%s.servers", s->role);
+	s->routes = xcalloc(v->n ? v->n : 1, sizeof *s->routes);
+	for (size_t i = 0; i < v->n; i++) {
+		const struct cval *e = &v->items[i];
+		struct server_route *r = &s->routes[s->nroutes];
+		if (e->type != CV_GROUP) {
+			np_bad(np, e, grp, "", "expected a group { name = ...; host = ...; port = ...; }");
+			continue;
+		}
+		if (check_keys(np, e, grp, route_keys))
+			continue;
+		r->port = 7071;
+		r->line = e->line;
+		get_str(np, e, grp, "name", &r->name);
+		get_str(np, e, grp, "host", &r->host);
+		get_int_i(np, e, grp, "port", 1, 65535, &r->port);
+		get_str(np, e, grp, "pinned_pubkey", &r->pinned_pubkey);
+		s->nroutes++;
+		if (r->pinned_pubkey && strncmp(r->pinned_pubkey, "sha256//", 8) != 0)
+			np_bad(np, e, grp, "pinned_pubkey", "expected \"sha256//BASE64=\"");
+		if (!r->name || !r->host) {
+			np_bad(np, e, grp, r->name ? "host" : "name", "required in each entry");
+			continue;
+		}
+		for (size_t j = 0; j + 1 < s->nroutes; j++)
+			if (s->routes[j].name && !strcasecmp(s->routes[j].name, r->name))
+				np_bad(np, e, grp, "name", "listed twice");
+	}
+	free(grp);
+}
 
 /* A rate: an integer or a float, min..max. */
 static int get_rate(struct np *np, const struct cval *g, const char *grp, const char *key,
@@ -289,6 +336,7 @@ static void parse_server(struct np *np, const struct cval *g, struct server *s)
 		s->scheme = xstrdup(schemes[sc]);
 	}
 	get_rate(np, g, grp, "max_requests_per_second", 0, 100000, &s->max_rps);
+	parse_routes(np, g, s);
 }
 
 static const char *const migration_keys[] = {

@@ -172,6 +172,20 @@ static void write_server(const struct job *job, const struct server *s, FILE *ou
 		put_kv(out, "  ", "scheme", s->scheme);
 	if (s->max_rps != 25)
 		fprintf(out, "  max_requests_per_second = %g;\n", s->max_rps);
+	if (s->nroutes) {
+		fputs("  servers = (\n", out);
+		for (size_t i = 0; i < s->nroutes; i++) {
+			const struct server_route *r = &s->routes[i];
+			fputs("    {\n", out);
+			put_kv(out, "      ", "name", r->name);
+			put_kv(out, "      ", "host", r->host);
+			fprintf(out, "      port = %d;\n", r->port);
+			if (r->pinned_pubkey)
+				put_kv(out, "      ", "pinned_pubkey", r->pinned_pubkey);
+			fprintf(out, "    }%s\n", i + 1 < s->nroutes ? "," : "");
+		}
+		fputs("  );\n", out);
+	}
 	fputs("};\n\n", out);
 }
 

@@ -52,6 +52,12 @@ static void server_release(struct server *s)
 	free(s->ca_file);
 	free(s->pinned_pubkey);
 	free(s->scheme);
+	for (size_t i = 0; i < s->nroutes; i++) {
+		free(s->routes[i].name);
+		free(s->routes[i].host);
+		free(s->routes[i].pinned_pubkey);
+	}
+	free(s->routes);
 }
 
 void job_release(struct job *job)

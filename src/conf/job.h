@@ -56,6 +56,19 @@ int cval_strlist(const struct cval *g, const char *key, struct strlist *out,
 int cval_duration(const struct cval *g, const char *key, long long def,
 		  long long *out, const char *file, char **err);
 
+/*
+ * One entry of a server group's `servers` list: where to reach a mailbox
+ * server of the installation named by an account's zimbraMailHost (NAT,
+ * split DNS), instead of asking the configured server (GetServerRequest).
+ */
+struct server_route {
+	char *name;                /* the zimbraMailHost / zimbraServiceHostname */
+	char *host;
+	int port;                  /* admin port, default 7071 */
+	char *pinned_pubkey;       /* that server's key, if the group pins its own; NULL */
+	int line;
+};
+
 struct server {
 	const char *role;          /* "source" / "target" (static string) */
 	char *host;
@@ -77,6 +90,8 @@ struct server {
 	 * throttles and grows back (src/zimbra/throttle.h).
 	 */
 	double max_rps;
+	struct server_route *routes;   /* `servers`: address overrides by mail host name */
+	size_t nroutes;
 	int line;                  /* line of the group in the file */
 };
 

@@ -11,7 +11,16 @@ static void list_account(void *arg, const struct qr_account *r)
 	FILE *out = arg;
 	/* fmt_flat() turns tabs and other control characters into spaces */
 	char *a = fmt_flat(r->account), *t = fmt_flat(r->target), *e = fmt_flat(r->error);
-	fprintf(out, "%s\t%s\t%s\t%d\t%lld\t%s\n", a, t, r->state, (int)r->attempts, r->bytes, e);
+	/* the mail hosts come last (added in schema 5): earlier columns keep their places */
+	if (r->source_host || r->target_host) {
+		char *sh = fmt_flat(r->source_host), *th = fmt_flat(r->target_host);
+		fprintf(out, "%s\t%s\t%s\t%d\t%lld\t%s\t%s\t%s\n", a, t, r->state, (int)r->attempts,
+			r->bytes, e, sh, th);
+		free(sh);
+		free(th);
+	} else {
+		fprintf(out, "%s\t%s\t%s\t%d\t%lld\t%s\n", a, t, r->state, (int)r->attempts, r->bytes, e);
+	}
 	free(a);
 	free(t);
 	free(e);

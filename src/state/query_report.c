@@ -352,19 +352,35 @@ static void account_row(sqlite3_stmt *st, void *ctx)
 		.seconds = col_time(st, 5), .error = col_text(st, 6),
 		.source_status = col_text(st, 7), .target_status = col_text(st, 8),
 		.warnings = sqlite3_column_int64(st, 9),
+		.source_host = col_text(st, 10), .target_host = col_text(st, 11),
 	};
 	c->fn(c->arg, &r);
 }
 
-#define ACCOUNT_COLS3 "SELECT account, target, state, attempts, bytes, seconds, last_error"
-#define ACCOUNT_LIST (has_account_status(db) \
-	? ACCOUNT_COLS3 ", source_status, target_status, warnings FROM accounts " \
-	: ACCOUNT_COLS3 ", NULL, NULL, 0 FROM accounts ")
+/* Does the DB have the accounts' mail hosts (schema 5)? */
+static bool has_mail_hosts(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'source_host'",
+			       -1, &s, NULL) == SQLITE_OK)
+		yes = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return yes;
+}
 
-/* ACCOUNT_LIST followed by `tail` (a new string; caller frees). */
+/*
+ * The account columns account_row() reads, then `tail` (a new string;
+ * caller frees): the status columns (schema 4) and mail hosts (schema 5)
+ * as NULL on an older DB.
+ */
 static char *account_sql(sqlite3 *db, const char *tail)
 {
-	return xasprintf("%s%s", ACCOUNT_LIST, tail);
+	return xasprintf("SELECT account, target, state, attempts, bytes, seconds, last_error, %s, %s "
+			 "FROM accounts %s",
+			 has_account_status(db) ? "source_status, target_status, warnings"
+						: "NULL, NULL, 0",
+			 has_mail_hosts(db) ? "source_host, target_host" : "NULL, NULL", tail);
 }
 
 enum zmb_rc qr_accounts(sqlite3 *db, int state,

@@ -117,6 +117,7 @@ struct qr_account {
 	const char *source_status;      /* zimbraAccountStatus (schema 004), NULL = not read */
 	const char *target_status;
 	long long warnings;             /* items the last import left out */
+	const char *source_host, *target_host;   /* mail hosts (schema 5; NULL unknown) */
 };
 /* Done accounts whose last import had warnings ("done with warnings"; 0 before schema 004). */
 enum zmb_rc qr_warned(sqlite3 *db, long long *n, char **err);

@@ -195,6 +195,9 @@ enum zmb_rc state_account_upsert(struct state *st, const char *account, const ch
 enum zmb_rc state_account_get(struct state *st, const char *account, struct account_row *out);
 /* Record the source's zimbraAccountStatus of an account (discovery; NULL = unknown). */
 enum zmb_rc state_account_source_status(struct state *st, const char *account, const char *status);
+/* Record the account's mail hosts (schema 4; NULL keeps what is there). */
+enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *source_host,
+				    const char *target_host);
 
 enum claim_order { CLAIM_LARGEST_FIRST, CLAIM_AS_LISTED };
 

@@ -105,6 +105,26 @@ enum zmb_rc state_account_source_status(struct state *st, const char *account, c
 	return tx_end(st, own, rc, "account status");
 }
 
+enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *source_host,
+				    const char *target_host)
+{
+	bool own;
+	enum zmb_rc rc = tx_begin(st, &own);
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = st_stmt_get(st, S_SET_HOSTS, &rc);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		st_bind_text(s, 2, source_host);
+		st_bind_text(s, 3, target_host);
+		int src = sqlite3_step(s);
+		if (src != SQLITE_DONE)
+			rc = st_db_fail(st, src, "record mail hosts");
+		st_stmt_done(s);
+	}
+	return tx_end(st, own, rc, "account mail hosts");
+}
+
 static enum zmb_rc account_query(struct state *st, enum stmt_id id, int64_t key_id,
 				 const char *key, struct account_row *out)
 {

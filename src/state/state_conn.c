@@ -84,6 +84,9 @@ static const char *const stmt_sql[S_NSTMT] = {
 		" ON CONFLICT (account) DO UPDATE SET target = excluded.target,"
 		" seq = excluded.seq, size = excluded.size, updated_at = excluded.updated_at"
 		" WHERE accounts.state = 'pending' AND accounts.attempts = 0",
+	[S_SET_HOSTS] =
+		"UPDATE accounts SET source_host = coalesce(?2, source_host),"
+		" target_host = coalesce(?3, target_host) WHERE id = ?1",
 };
 
 /* Ticket lock: writers get in in the order they asked. */

@@ -180,6 +180,12 @@ struct xfer_driver {
 	 * account's size is asked with `size`); NULL if the driver has no such
 	 * listing.
 	 */
+	/*
+	 * The mailbox server (zimbraMailHost) account lives on, as this end has
+	 * learnt it (listing, lookup, transfer; no request); NULL when unknown
+	 * or when the driver has no such notion.  Any thread; caller frees.
+	 */
+	char *(*home)(struct xfer_end *e, const char *account);
 	enum zmb_rc (*domain_sizes)(struct xfer_conn *c, const char *domain, long long offset,
 				    long long limit, struct xfer_size **out, size_t *n, bool *more,
 				    long long *total, char **err);

@@ -4,7 +4,15 @@
  * token.c for the one login state per server that every thread shares,
  * throttle.c for the one pace per server (rate cap, requests in flight,
  * pauses after HTTP 429/503) that every request of every thread passes.
- * Every member sends exactly the request(s) of the call it wraps.
+ * Every member sends exactly the request(s) of the call it wraps, except
+ * that an account's export and import go to its home mailbox server
+ * (zroute.h): a GetAccountRequest for an account whose zimbraMailHost no
+ * listing gave, and one GetServerRequest per mailbox server and run.
+ *
+ * Pacing with several mailbox servers: one throttle per side, shared by the
+ * handles of every mailbox server of that side.  Jetty's DoSFilter counts
+ * per server, so this is conservative (the side's cap holds for all its
+ * servers together) and the state DB's per-side pace rows stay as they are.
  */
 #include "driver.h"
 #include "http.h"
@@ -12,6 +20,7 @@
 #include "soap.h"
 #include "throttle.h"
 #include "token.h"
+#include "zroute.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +31,20 @@ struct zend {
 	struct run_ctl *ctl;
 	struct token_cache *tc;
 	struct throttle *thr;        /* shared by every conn of this end (http_set_throttle) */
+	struct zroutes *routes;      /* account homes, mailbox server addresses */
+};
+
+/* A connection's handle for one mailbox server other than the configured one. */
+struct zhop {
+	const struct server *srv;    /* the route's (zroute.h), outlives the conn */
+	struct http *h;
 };
 
 struct zconn {
 	struct xfer_conn base;       /* first */
-	struct http *h;
+	struct http *h;              /* the configured server */
+	struct zhop *hops;           /* made on first use, this thread only */
+	size_t nhops;
 };
 
 static struct zend *zend_of(struct xfer_end *e)
@@ -59,6 +77,7 @@ static struct xfer_end *z_end_new(const struct server *srv, const struct job *jo
 		.max_wait = (double)job->mig.max_throttle_wait,
 	};
 	z->thr = throttle_new(&tcf, ctl);
+	z->routes = zroutes_new(srv);
 	free(label);
 	return &z->base;
 }
@@ -69,6 +88,7 @@ static void z_end_free(struct xfer_end *e)
 		return;
 	token_cache_free(zend_of(e)->tc);
 	throttle_free(zend_of(e)->thr);
+	zroutes_free(zend_of(e)->routes);
 	free(e);
 }
 
@@ -103,8 +123,58 @@ static void z_conn_free(struct xfer_conn *c)
 {
 	if (!c)
 		return;
-	http_free(zconn_of(c)->h);
+	struct zconn *z = zconn_of(c);
+	for (size_t i = 0; i < z->nhops; i++)
+		http_free(z->hops[i].h);
+	free(z->hops);
+	http_free(z->h);
 	free(c);
+}
+
+/*
+ * The handle for account's REST: its home mailbox server's (zroute.h), or
+ * the configured server's when that is its home or its home is unknown.  A
+ * home no listing gave is asked with GetAccountRequest (missing account ->
+ * ZMB_ENOACCOUNT, as the REST request would have answered).
+ */
+static enum zmb_rc route(struct xfer_conn *c, const char *account, struct http **out, char **err)
+{
+	struct zconn *z = zconn_of(c);
+	struct zend *e = zend_of(c->end);
+	char *home = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	*out = z->h;
+	if (zroutes_single(e->routes, z->h, e->tc))
+		return ZMB_OK;   /* one mailbox server: every account is at home there */
+	home = zroutes_home(e->routes, account);
+	if (!home) {
+		char *id = NULL;
+		rc = soap_get_account_home(z->h, e->tc, account, &id, &home, err);
+		free(id);
+		if (rc)
+			goto out;
+		zroutes_note(e->routes, account, home);
+	}
+	const struct server *srv = NULL;
+	if (home && (rc = zroutes_server(e->routes, home, z->h, e->tc, &srv, err)))
+		goto out;
+	*out = z->h;
+	if (!srv)
+		goto out;
+	for (size_t i = 0; i < z->nhops; i++)
+		if (z->hops[i].srv == srv) {
+			*out = z->hops[i].h;
+			goto out;
+		}
+	z->hops = xrealloc(z->hops, (z->nhops + 1) * sizeof *z->hops);
+	struct zhop *hop = &z->hops[z->nhops++];
+	hop->srv = srv;
+	hop->h = http_new(srv, e->job, e->ctl);
+	http_set_throttle(hop->h, e->thr);
+	*out = hop->h;
+out:
+	free(home);
+	return rc;
 }
 
 static enum zmb_rc z_login(struct xfer_conn *c, char **err)
@@ -125,6 +195,7 @@ static enum zmb_rc z_discover(struct xfer_conn *c, const char *domain, struct xf
 		return rc;
 	struct xfer_account *v = xcalloc(nz ? nz : 1, sizeof *v);
 	for (size_t i = 0; i < nz; i++) {
+		zroutes_note(zend_of(c->end)->routes, za[i].name, za[i].mailhost);
 		v[i].name = za[i].name;
 		v[i].id = za[i].id;
 		v[i].status = za[i].status;
@@ -138,7 +209,12 @@ static enum zmb_rc z_discover(struct xfer_conn *c, const char *domain, struct xf
 
 static enum zmb_rc z_lookup(struct xfer_conn *c, const char *name, char **id, char **err)
 {
-	return soap_get_account(zconn_of(c)->h, tc_of(c), name, id, err);
+	char *home = NULL;
+	enum zmb_rc rc = soap_get_account_home(zconn_of(c)->h, tc_of(c), name, id, &home, err);
+	if (!rc)
+		zroutes_note(zend_of(c->end)->routes, name, home);
+	free(home);
+	return rc;
 }
 
 static enum zmb_rc z_account_info(struct xfer_conn *c, const char *name, struct xfer_account_info *out,
@@ -182,6 +258,11 @@ static enum zmb_rc z_domain_sizes(struct xfer_conn *c, const char *domain, long 
 	return ZMB_OK;
 }
 
+static char *z_home(struct xfer_end *e, const char *account)
+{
+	return zroutes_home(zend_of(e)->routes, account);
+}
+
 static void rest_opts(const struct xfer_export_opts *o, struct rest_export_opts *r)
 {
 	r->types = o->types;
@@ -194,7 +275,11 @@ static enum zmb_rc z_export_fd(struct xfer_conn *c, const char *account, const s
 {
 	struct rest_export_opts r;
 	rest_opts(o, &r);
-	return rest_export_file(zconn_of(c)->h, tc_of(c), account, &r, fd, bytes, empty, err);
+	struct http *h = NULL;
+	enum zmb_rc rc = route(c, account, &h, err);
+	if (rc)
+		return rc;
+	return rest_export_file(h, tc_of(c), account, &r, fd, bytes, empty, err);
 }
 
 /* The import's per-item warnings as "<item>: <code>: <reason>" lines. */
@@ -217,7 +302,12 @@ static enum zmb_rc z_import_fd(struct xfer_conn *c, const char *target, const ch
 			       long long *bytes, struct xfer_import_result *res, char **err)
 {
 	struct import_answer ans;
-	enum zmb_rc rc = rest_import_file(zconn_of(c)->h, tc_of(c), target, resolve, fd, bytes, &ans, err);
+	struct http *h = NULL;
+	memset(res, 0, sizeof *res);
+	enum zmb_rc rc = route(c, target, &h, err);
+	if (rc)
+		return rc;
+	rc = rest_import_file(h, tc_of(c), target, resolve, fd, bytes, &ans, err);
 	take_warnings(&ans, res);
 	import_answer_release(&ans);
 	return rc;
@@ -231,8 +321,15 @@ static enum zmb_rc z_stream(struct xfer_conn *src, struct xfer_conn *dst, const 
 	struct import_answer ans;
 	rest_opts(o, &r);
 	r.verify = NULL;   /* the target parses the gzip as it imports */
-	enum zmb_rc rc = rest_stream(zconn_of(src)->h, tc_of(src), zconn_of(dst)->h, tc_of(dst), account,
-				     target, &r, resolve, bytes, empty, &ans, err);
+	struct http *sh = NULL, *dh = NULL;
+	memset(res, 0, sizeof *res);
+	enum zmb_rc rc = route(src, account, &sh, err);
+	if (!rc)
+		rc = route(dst, target, &dh, err);
+	if (rc)
+		return rc;
+	rc = rest_stream(sh, tc_of(src), dh, tc_of(dst), account, target, &r, resolve, bytes, empty,
+			 &ans, err);
 	take_warnings(&ans, res);
 	import_answer_release(&ans);
 	return rc;
@@ -264,4 +361,5 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.product = z_product,
 	.folder_counts = NULL,
 	.domain_sizes = z_domain_sizes,
+	.home = z_home,
 };

@@ -38,6 +38,18 @@ static bool wait_for_work(struct xfer *x, double wait)
 	return true;
 }
 
+/* Record where the account lives on each side, as the drivers learnt it (best effort). */
+static void record_hosts(struct xfer_worker *w, const struct account_row *a)
+{
+	struct xfer_end *se = w->src->end, *de = w->dst->end;
+	char *sh = se->drv->home ? se->drv->home(se, a->account) : NULL;
+	char *dh = de->drv->home ? de->drv->home(de, a->target) : NULL;
+	if ((sh || dh) && state_account_set_hosts(w->st, a->id, sh, dh))
+		log_warn(w->ctx, "cannot record the mail hosts: %s", state_errmsg(w->st));
+	free(sh);
+	free(dh);
+}
+
 /* One claimed account, counted in flight while it is processed. */
 static void run_account(struct xfer_worker *w, struct account_row *a)
 {
@@ -53,6 +65,7 @@ static void run_account(struct xfer_worker *w, struct account_row *a)
 	free(w->sstatus);
 	free(w->tstatus);
 	w->sstatus = w->tstatus = NULL;
+	record_hosts(w, a);
 	pthread_mutex_lock(&x->mu);
 	x->in_flight--;
 	pthread_cond_broadcast(&x->cv);

@@ -417,7 +417,7 @@ out:
 }
 
 static enum zmb_rc account_answer(const char *label, const char *name, json_t *resp, char **id,
-				  char **status, char **err)
+				  char **status, char **mailhost, char **err)
 {
 	json_t *acct = jfirst(json_object_get(resp, "account"));
 	const char *v = acct ? jstr(json_object_get(acct, "id")) : NULL;
@@ -430,20 +430,27 @@ static enum zmb_rc account_answer(const char *label, const char *name, json_t *r
 	*id = xstrdup(v);
 	if (status)
 		*status = status_word(attr_of(acct, "zimbraAccountStatus"));
+	if (mailhost) {
+		const char *mh = attr_of(acct, "zimbraMailHost");
+		*mailhost = mh && *mh ? xstrdup(mh) : NULL;
+	}
 	return ZMB_OK;
 }
 
+/* GetAccountRequest asking zimbraId, plus zimbraAccountStatus / zimbraMailHost when wanted. */
 static enum zmb_rc get_account(struct http *h, struct token_cache *tc, const char *name,
-			       char **id, char **status, char **err)
+			       char **id, char **status, char **mailhost, char **err)
 {
 	json_t *resp = NULL;
+	char attrs[96];
+	snprintf(attrs, sizeof attrs, "zimbraId%s%s", status ? ",zimbraAccountStatus" : "",
+		 mailhost ? ",zimbraMailHost" : "");
 	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
-				"applyCos", 0, "attrs", status ? "zimbraId,zimbraAccountStatus" : "zimbraId",
-				"account", "by", "name", "_content", name);
+				"applyCos", 0, "attrs", attrs, "account", "by", "name", "_content", name);
 	enum zmb_rc rc = soap_call(h, tc, "GetAccountRequest", req, &resp, err);
 	if (rc)
 		goto out;
-	rc = account_answer(http_label(h), name, resp, id, status, err);
+	rc = account_answer(http_label(h), name, resp, id, status, mailhost, err);
 out:
 	json_decref(resp);
 	return rc;
@@ -452,13 +459,19 @@ out:
 enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char *name,
 			     char **id, char **err)
 {
-	return get_account(h, tc, name, id, NULL, err);
+	return get_account(h, tc, name, id, NULL, NULL, err);
 }
 
 enum zmb_rc soap_get_account_status(struct http *h, struct token_cache *tc, const char *name,
 				    char **id, char **status, char **err)
 {
-	return get_account(h, tc, name, id, status, err);
+	return get_account(h, tc, name, id, status, NULL, err);
+}
+
+enum zmb_rc soap_get_account_home(struct http *h, struct token_cache *tc, const char *name,
+				  char **id, char **mailhost, char **err)
+{
+	return get_account(h, tc, name, id, NULL, mailhost, err);
 }
 
 /*
@@ -489,6 +502,69 @@ enum zmb_rc soap_version_info(struct http *h, struct token_cache *tc, char **pro
 	*product = xstrdup(carbonio ? "carbonio" : "zimbra");
 	*version = ver ? xstrndup(ver, 80) : NULL;
 out:
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_get_server(struct http *h, struct token_cache *tc, const char *name,
+			    char **host, int *port, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyConfig", 1, "attrs", "zimbraServiceHostname,zimbraAdminPort",
+				"server", "by", "name", "_content", name);
+	enum zmb_rc rc = soap_call(h, tc, "GetServerRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *srv = jfirst(json_object_get(resp, "server"));
+	const char *hn = srv ? attr_of(srv, "zimbraServiceHostname") : NULL;
+	const char *ps = srv ? attr_of(srv, "zimbraAdminPort") : NULL;
+	long long p = 7071;   /* zimbra-attrs.xml: zimbraAdminPort defaults to 7071 */
+	if (!hn || !*hn || (ps && (parse_ll(ps, &p) || p < 1 || p > 65535))) {
+		*err = xasprintf("%s: GetServerRequest: answer for %s has no zimbraServiceHostname "
+				 "or a bad zimbraAdminPort", http_label(h), name);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	*host = xstrdup(hn);
+	*port = (int)p;
+out:
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_mailbox_servers(struct http *h, struct token_cache *tc, struct strlist *names,
+				 char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:i}", "_jsns", "urn:zimbraAdmin", "service", "mailbox",
+				"applyConfig", 0);
+	enum zmb_rc rc = soap_call(h, tc, "GetAllServersRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *v = json_object_get(resp, "server");
+	if (json_is_object(v)) {
+		const char *n = jstr(json_object_get(v, "name"));
+		if (n && *n)
+			strlist_add(names, n);
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(v, i, it) {
+		const char *n = jstr(json_object_get(it, "name"));
+		if (n && *n)
+			strlist_add(names, n);
+	}
+out:
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_noop(struct http *h, struct token_cache *tc, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s}", "_jsns", "urn:zimbraAdmin");
+	enum zmb_rc rc = soap_call(h, tc, "NoOpRequest", req, &resp, err);
 	json_decref(resp);
 	return rc;
 }
@@ -615,10 +691,11 @@ enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, 
 		search_page(resp, &v, &cnt, &alloc, &page);
 		zaccounts_free(v, cnt);
 	} else if (!strcmp(req, "GetAccountRequest")) {
-		char *id = NULL, *st = NULL;
-		rc = account_answer(label, "user@example.com", resp, &id, &st, err);
+		char *id = NULL, *st = NULL, *mh = NULL;
+		rc = account_answer(label, "user@example.com", resp, &id, &st, &mh, err);
 		free(id);
 		free(st);
+		free(mh);
 	} else if (!strcmp(req, "GetMailboxRequest")) {
 		long long bytes = 0;
 		rc = mailbox_answer(label, "0", resp, &bytes, err);

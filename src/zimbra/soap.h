@@ -57,6 +57,26 @@ enum zmb_rc soap_get_account_status(struct http *h, struct token_cache *tc, cons
 /* GetVersionInfoRequest: *product "zimbra" or "carbonio", *version (may be NULL); caller frees. */
 enum zmb_rc soap_version_info(struct http *h, struct token_cache *tc, char **product,
 			      char **version, char **err);
+/*
+ * The same GetAccountRequest (attrs zimbraId,zimbraMailHost): also the
+ * account's home mailbox server, *mailhost (NULL when the answer has none).
+ * The request is proxied by the server to the home server when needed
+ * (AdminDocumentHandler), so any server of the installation answers it.
+ */
+enum zmb_rc soap_get_account_home(struct http *h, struct token_cache *tc, const char *name,
+				  char **id, char **mailhost, char **err);
+/*
+ * GetServerRequest by name (a zimbraMailHost): the server's
+ * zimbraServiceHostname and zimbraAdminPort (7071 when absent), i.e. where
+ * its admin SOAP and REST answer.  Unknown server -> ZMB_EPROTO.
+ */
+enum zmb_rc soap_get_server(struct http *h, struct token_cache *tc, const char *name,
+			    char **host, int *port, char **err);
+/* GetAllServersRequest service=mailbox: the mailbox servers' names, appended to *names. */
+enum zmb_rc soap_mailbox_servers(struct http *h, struct token_cache *tc, struct strlist *names,
+				 char **err);
+/* An authenticated NoOpRequest (urn:zimbraAdmin) on h's server: it answers and takes the token. */
+enum zmb_rc soap_noop(struct http *h, struct token_cache *tc, char **err);
 /* Mailbox size in bytes (GetMailboxRequest mbox id -> s). */
 enum zmb_rc soap_mailbox_size(struct http *h, struct token_cache *tc, const char *id,
 			      long long *bytes, char **err);

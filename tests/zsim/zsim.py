@@ -437,7 +437,20 @@ class Sim:
         self.name = cfg.get("name", "zsim")
         self.start = time.time()
         self.secret = os.urandom(32)
+        # One installation of several mailbox servers (several simulators): the
+        # same "installation" string gives them one token key, and a token minted
+        # by another server of it is accepted (one LDAP, one admin token valid on
+        # every server: the admin cookie of the configured server works on each).
+        self.installation = cfg.get("installation")
+        if self.installation:
+            self.secret = hashlib.sha256(("zsim-installation:%s" % self.installation).encode()).digest()
         self.mailhost = cfg.get("mailhost", "zsim.local")
+        # GetServerRequest / GetAllServersRequest: this server (zimbraServiceHostname =
+        # service_host, zimbraAdminPort = the port it listens on) and the other
+        # mailbox servers of the installation, [{"name","host","port"}]
+        self.service_host = cfg.get("service_host", "127.0.0.1")
+        self.port = 0
+        self.servers = {str(x["name"]).lower(): x for x in (cfg.get("servers") or [])}
         self.base_date_ms = int(cfg.get("base_date_ms", 1700000000000))
         self.token_lifetime = float(cfg.get("token_lifetime", 43200))
         self.max_results = int(cfg.get("max_results", 5000))
@@ -448,6 +461,7 @@ class Sim:
         self.admin_ids = {n: str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-admin:%s/%s" % (self.name, n)))
                           for n in self.admins}
         self.tokens = {}
+        self.revoked_peer = set()
         self._mbxid = 1
         self.domains = []
         self.accounts = {}
@@ -561,7 +575,7 @@ class Sim:
         except (ValueError, AttributeError):
             return "garbage", 0
         with self.lock:
-            registered = tok in self.tokens
+            registered = tok in self.tokens or (self.installation and tok not in self.revoked_peer)
         if not registered or now_ms() > exp:
             return "expired", exp
         return "ok", exp
@@ -569,6 +583,9 @@ class Sim:
     def revoke(self, tok=None):
         with self.lock:
             if tok:
+                if self.installation and tok not in self.tokens:
+                    self.revoked_peer.add(tok)
+                    return 1
                 return 1 if self.tokens.pop(tok, None) is not None else 0
             n = len(self.tokens)
             self.tokens.clear()
@@ -677,6 +694,7 @@ class Sim:
                 "basic_auth": 0,
                 "tokens_issued": 0,
                 "active_streams": 0,
+                "misrouted": {"total": 0, "proxied": 0, "by_account": {}},
                 "dos": {"rejected": 0, "soap": 0, "rest": 0, "by_tracker": {}},
             }
             self.requests = collections.deque(maxlen=20000)
@@ -708,6 +726,7 @@ class Sim:
             for k in ("tokens_in_url", "basic_auth", "tokens_issued", "active_streams"):
                 out[k] = self.stats[k]
             out["dos"] = json.loads(json.dumps(self.stats["dos"]))
+            out["misrouted"] = json.loads(json.dumps(self.stats["misrouted"]))
             out["faults"] = [dict(f) for f in self.faults]
             accts = [(a.name, a, list(a.items.values())) for a in self.accounts.values()]
             reqs = list(self.requests) if log else None
@@ -1242,6 +1261,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if p == "/zsim/knobs":
                 return self.reply_json(200, sim.set_knobs(body))
+            if p == "/zsim/servers":
+                # replace the other mailbox servers: {"servers": [{"name","host","port"}]}
+                with sim.lock:
+                    sim.servers = {str(x["name"]).lower(): x for x in (body.get("servers") or [])}
+                return self.reply_json(200, {"servers": len(sim.servers)})
             if p == "/zsim/revoke":
                 return self.reply_json(200, {"revoked": sim.revoke(body.get("token"))})
             if p == "/zsim/reset-stats":
@@ -1674,6 +1698,96 @@ class Handler(http.server.BaseHTTPRequestHandler):
             a = self.sim.add_account({"name": str(name), "attrs": attrs})
             return {"account": [self.enc_account(a)]}
 
+    def server_entry(self, name):
+        """(zimbraServiceHostname, zimbraAdminPort) of a mailbox server, or None."""
+        sim = self.sim
+        if name.lower() == sim.mailhost.lower():
+            return sim.service_host, sim.port
+        e = sim.servers.get(name.lower())
+        return (str(e.get("host", "127.0.0.1")), int(e.get("port", 7071))) if e else None
+
+    def enc_server(self, name, hp):
+        return {"name": name, "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-server:" + name.lower())),
+                "a": [{"n": "zimbraServiceHostname", "_content": hp[0]},
+                      {"n": "zimbraAdminPort", "_content": str(hp[1])},
+                      {"n": "zimbraServiceEnabled", "_content": "mailbox"}]}
+
+    def soap_GetServerRequest(self, req, ctx, hdrs):
+        """zm-mailbox service/admin/GetServer.java:52-73: the server's attributes
+        (zimbraServiceHostname, zimbraAdminPort among them); unknown ->
+        account.NO_SUCH_SERVER."""
+        srv = req.get("server") or {}
+        key = str(jval(srv, "_content") if isinstance(srv, dict) else srv or "")
+        hp = self.server_entry(key)
+        if hp is None:
+            raise SoapFault("account.NO_SUCH_SERVER", "no such server: %s" % key)
+        return {"server": [self.enc_server(key, hp)]}
+
+    def soap_GetAllServersRequest(self, req, ctx, hdrs):
+        """zm-mailbox service/admin/GetAllServers.java: every server (service=mailbox: the
+        mailbox servers), this simulator and its `servers`."""
+        names = [self.sim.mailhost] + [str(e["name"]) for e in self.sim.servers.values()]
+        return {"server": [self.enc_server(n, self.server_entry(n)) for n in names]}
+
+    def soap_NoOpRequest(self, req, ctx, hdrs):
+        return {}
+
+    def rest_remote(self, a, op, tok):
+        """REST for an account whose zimbraMailHost is another server.  The real
+        server proxies it, without a redirect: zm-mailbox service/UserServlet.java
+        doGet 385-395 / doPost 744-751 -> proxyIfRemoteTargetAccount (541-556) ->
+        servlet/ZimbraServlet.java proxyServletRequest, to the home server's admin
+        URL (getProxyUrl 502-509), copying the cookies and the x-*, content-* and
+        authorization headers (382-417).  Answers >= 300 keep their status with a
+        new body (425-448).  Modelled here for a home server listed in `servers`
+        (else the request is served here, counted as misrouted only):
+          - a 204 from the home server has no entity, getEntity() is null and the
+            proxy fails with 500 (INFERRED from HttpClient, facts.md 2.2);
+          - a POST with Content-Length: the copied header makes httpcore's
+            RequestContent throw "Content-Length header already present" -> 500
+            (INFERRED, facts.md 2.2); a chunked one is forwarded.
+        Every such request is counted in stats misrouted.  True when answered."""
+        sim = self.sim
+        with sim.lock:
+            m = sim.stats["misrouted"]
+            m["total"] += 1
+            m["by_account"][a.name] = m["by_account"].get(a.name, 0) + 1
+        home = sim.servers.get(a.mailhost.lower())
+        if not home:
+            return False
+        with sim.lock:
+            sim.stats["misrouted"]["proxied"] += 1
+        cl = self.headers.get("Content-Length")
+        if op == "import" and cl is not None and "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.reply(500, b"proxy: Content-Length header already present\n")
+            self.rest_done(op, a.name, 500)
+            return True
+        body = self.read_body(1 << 30) if op == "import" else None
+        import http.client
+        conn = http.client.HTTPSConnection(str(home.get("host", "127.0.0.1")), int(home.get("port", 7071)),
+                                           context=ssl._create_unverified_context(), timeout=60)
+        hdrs = {"Cookie": "%s=%s" % (COOKIE, tok), "X-Zimbra-Hopcount": "1"}
+        for k, v in self.headers.items():
+            if k.lower().startswith(("x-", "content-")) and k.lower() not in ("content-length",):
+                hdrs[k] = v
+        try:
+            conn.request(self.command, self.path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        if r.status == 204:
+            self.reply(500, b"proxy: no entity in the home server's answer\n")
+            status = 500
+        elif r.status >= 300:
+            self.reply(r.status, ("%d %s\n" % (r.status, r.reason)).encode())
+            status = r.status
+        else:
+            self.reply(r.status, data, r.getheader("Content-Type") or "application/octet-stream")
+            status = r.status
+        self.rest_done(op, a.name, status, len(data) if op == "export" else len(body or b""))
+        return True
+
     # ---- REST ----
     def rest(self, method):
         sim = self.sim
@@ -1752,6 +1866,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.rest_done(op, acct_name, 404)
             self.reply(401, b"must authenticate\n", headers=www)
             return self.rest_done(op, acct_name, 401)
+        if a.mailhost.lower() != sim.mailhost.lower() and self.rest_remote(a, op, tok):
+            return
         fmt = self.query.get("fmt", "")
         if fmt != "tgz":
             self.reply(400, ("unsupported format: %s\n" % fmt).encode())
@@ -2156,6 +2272,7 @@ def main():
     ctx.load_cert_chain(args.cert, args.key)
     srv = Server((args.host, args.port), sim, ctx, args.quiet)
     port = srv.server_address[1]
+    sim.port = port
     if args.die_with_parent or args.max_lifetime:
         threading.Thread(target=watchdog, args=(args.die_with_parent, args.max_lifetime), daemon=True).start()
     if args.port_file:
