@@ -61,6 +61,27 @@ static void account_throttled(struct xfer_worker *w, const struct account_row *a
 	free(ev);
 }
 
+void xfer_account_failed(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
+			 enum acct_state back, struct acct_update *u)
+{
+	struct xfer *x = w->x;
+	/*
+	 * The export recorded its new mark when its archive was complete; the
+	 * import never happened.  A later --retry-failed or reset must not start
+	 * after that mark: export everything again (skip).
+	 */
+	if (back == ACCT_EXPORTED)
+		u->sync_mark = -1;
+	log_error(w->ctx, "%s", u->event);
+	if (state_transition(w->st, x->run_id, a->id, from, ACCT_FAILED, u))
+		log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
+	else if (back == ACCT_EXPORTED && a->spool_path)
+		xfer_spool_dispose(x->job, a->spool_path, false, w->ctx);
+	pthread_mutex_lock(&x->mu);
+	x->failed_now++;
+	pthread_mutex_unlock(&x->mu);
+}
+
 void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 			enum acct_state back, enum zmb_rc rc, const char *step, const char *msg)
 {
@@ -90,21 +111,7 @@ void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum
 	if (cls == ZMB_RETRY_NEVER || attempts >= job->mig.max_attempts) {
 		ev = xasprintf("failed permanently after %d attempt(s): %s", attempts, text);
 		u.event = ev;
-		/*
-		 * The export recorded its new mark when its archive was complete;
-		 * the import never happened.  A later --retry-failed or reset must
-		 * not start after that mark: export everything again (skip).
-		 */
-		if (back == ACCT_EXPORTED)
-			u.sync_mark = -1;
-		log_error(w->ctx, "%s", ev);
-		if (state_transition(w->st, x->run_id, a->id, from, ACCT_FAILED, &u))
-			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
-		else if (back == ACCT_EXPORTED && a->spool_path)
-			xfer_spool_dispose(job, a->spool_path, false, w->ctx);
-		pthread_mutex_lock(&x->mu);
-		x->failed_now++;
-		pthread_mutex_unlock(&x->mu);
+		xfer_account_failed(w, a, from, back, &u);
 	} else {
 		double wait = backoff_seconds(job, attempts);
 		u.next_try_at = wall_now() + wait;

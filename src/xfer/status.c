@@ -48,16 +48,7 @@ bool xfer_status_wait(struct xfer_worker *w, const struct account_row *a, enum a
 		u.error_class = "maintenance";
 		u.event = ev;
 		u.wait_since = -1;
-		if (back == ACCT_EXPORTED)
-			u.sync_mark = -1;
-		log_error(w->ctx, "%s", ev);
-		if (state_transition(w->st, x->run_id, a->id, from, ACCT_FAILED, &u))
-			log_error(w->ctx, "cannot record state: %s", state_errmsg(w->st));
-		else if (back == ACCT_EXPORTED && a->spool_path)
-			xfer_spool_dispose(job, a->spool_path, false, w->ctx);
-		pthread_mutex_lock(&x->mu);
-		x->failed_now++;
-		pthread_mutex_unlock(&x->mu);
+		xfer_account_failed(w, a, from, back, &u);
 	} else {
 		double base = (double)(job->mig.retry_backoff > 0 ? job->mig.retry_backoff : 30);
 		double wait = base / 2 + (double)(rand64() % 1000) / 1000.0 * base / 2;

@@ -49,8 +49,16 @@ long long xfer_free_bytes(const char *dir);
  */
 void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 			enum acct_state back, enum zmb_rc rc, const char *step, const char *msg);
-/* The account is done: record bytes, time, the new sync mark; count it. */
 /*
+ * Record the account as failed for good (u->event is its event and log
+ * line): back from an export that stays unimported drops its sync mark and
+ * disposes of its archive; counted in failed_now.  Used by both outcomes
+ * that give up: attempts exhausted and maintenance outlasted (status.c).
+ */
+void xfer_account_failed(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
+			 enum acct_state back, struct acct_update *u);
+/*
+ * The account is done: record bytes, time, the new sync mark; count it.
  * With import warnings (res may be NULL), each is recorded as a 'warn' event
  * of the account and the account is done with warnings (accounts.warnings).
  */
