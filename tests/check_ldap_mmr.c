@@ -170,27 +170,6 @@ static struct result promote(const struct slapd_pair *p, const char *master_uri,
 	return run_settings("ldap-promote-mmr", g);
 }
 
-/* The DN of the database with olcSuffix suffix in s's cn=config ("" if none; caller frees). */
-static char *find_db(const struct slapd_inst *s, const char *suffix)
-{
-	char *cfg = slapd_dump_config(s), *dn = NULL;
-	char *want = xasprintf("\nolcSuffix: %s\n", suffix);
-	for (char *ent = cfg; ent && *ent && !dn;) {
-		char *end = strstr(ent, "\n\n");
-		char *e = xstrndup(ent, end ? (size_t)(end - ent) + 1 : strlen(ent));
-		char *line = xstrndup(e, strcspn(e, "\n"));
-		if (!strncmp(line, "dn: olcDatabase=", 16) && !strstr(line, "olcOverlay") &&
-		    strstr(e, want))
-			dn = xstrdup(line + 4);
-		free(line);
-		free(e);
-		ent = end ? end + 2 : NULL;
-	}
-	free(want);
-	free(cfg);
-	return dn ? dn : xstrdup("");
-}
-
 static struct result verify(const struct slapd_pair *p)
 {
 	struct cval *g = tcv_group(NULL, NULL);
@@ -945,14 +924,12 @@ START_TEST(test_default_rid_taken)
 			     "binddn=\"%s\" credentials=x searchbase=\"%s\" "
 			     "type=refreshAndPersist retry=\"60 +\" timeout=0 network-timeout=0",
 			     pair.repl_dn, pair.suffix);
-	char *db = find_db(&pair.s[0], pair.suffix);
-	ck_assert_int_eq(slapd_modify_add(&pair.s[0], db, "olcSyncrepl", sr), 0);
+	ck_assert_int_eq(slapd_modify_add(&pair.s[0], pair.s[0].datadb, "olcSyncrepl", sr), 0);
 	assert_fails_untouched(-1, NULL, NULL, ZMB_ECONFLICT, pair.s[0].uri, "step 'check rid'");
 	struct result r = promote(&pair, NULL, -1, NULL);
 	ck_assert_msg(tu_contains(r.err, "rid 100 is already used"), "%s", r.err);
 	result_release(&r);
 	free(sr);
-	free(db);
 }
 END_TEST
 
