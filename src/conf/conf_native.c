@@ -345,7 +345,7 @@ static const char *const migration_keys[] = {
 	"max_attempts", "order", "mail_transport", "max_bytes_per_second",
 	"max_bytes_per_second_total", "retry_backoff",
 	"retry_backoff_max", "max_throttle_wait", "delta_overlap", "low_speed_time", "low_speed_limit",
-	"buffer_size", "maintenance_wait", "skip_status", NULL
+	"buffer_size", "maintenance_wait", "skip_status", "chunk", "chunk_bytes", NULL
 };
 
 static void add_map(struct migration *m, const char *from, size_t flen, const char *to)
@@ -422,6 +422,11 @@ static void parse_migration(struct np *np, const struct cval *g, struct migratio
 	get_duration(np, g, grp, "maintenance_wait", &m->maintenance_wait);
 	get_strlist(np, g, grp, "skip_status", &m->skip_status);
 	get_duration(np, g, grp, "delta_overlap", &m->delta_overlap);
+	get_duration(np, g, grp, "chunk", &m->chunk);
+	const struct cval *ck = cval_get(g, "chunk");
+	if (ck && !np->failed && m->chunk != 0 && m->chunk < 86400)
+		np_bad(np, ck, grp, "chunk", "must be at least 1d (or 0: only when needed)");
+	get_bytes(np, g, grp, "chunk_bytes", &m->chunk_bytes);
 	get_duration(np, g, grp, "low_speed_time", &m->low_speed_time);
 	get_bytes(np, g, grp, "low_speed_limit", &m->low_speed_limit);
 	get_bytes(np, g, grp, "buffer_size", &m->buffer_size);

@@ -237,6 +237,8 @@ static void write_migration(const struct job *job, FILE *out)
 	if (m->skip_status.n)
 		put_list(out, "  ", "skip_status", &m->skip_status);
 	put_duration(out, "  ", "delta_overlap", m->delta_overlap);
+	put_duration(out, "  ", "chunk", m->chunk);
+	put_bytes(out, "  ", "chunk_bytes", m->chunk_bytes);
 	put_duration(out, "  ", "low_speed_time", m->low_speed_time);
 	put_bytes(out, "  ", "low_speed_limit", m->low_speed_limit);
 	put_bytes(out, "  ", "buffer_size", m->buffer_size);

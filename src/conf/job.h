@@ -136,6 +136,12 @@ struct migration {
 	 * skipped (state 'skipped', the reason recorded), e.g. [ "closed" ] */
 	struct strlist skip_status;
 	long long delta_overlap;       /* seconds, default 86400 */
+	/* export in date windows ("chunks") of this many seconds, each one a
+	 * durable step; 0 = only when needed (zimbraExportMaxDays, chunk_bytes) */
+	long long chunk;
+	/* a mailbox larger than this is exported in chunks of about this size
+	 * (window length from its size and oldest item); 0 = never by size */
+	long long chunk_bytes;
 	long long low_speed_time;      /* stall detection seconds, default 300 */
 	long long low_speed_limit;     /* bytes/s, default 1 */
 	long long buffer_size;         /* stream pipe buffer bytes, default 1 MiB */

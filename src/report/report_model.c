@@ -36,8 +36,9 @@ static void snapshot_accounts(struct snapshot *s, const struct qr_state_totals *
 			s->bytes_total += t->bytes[i];
 		} else if (i != ACCT_SKIPPED) {
 			s->bytes_total += t->size[i];
+			/* a pass in steps: what its steps done moved is no longer remaining */
 			if (i != ACCT_FAILED)
-				s->remaining += t->size[i];
+				s->remaining += t->size[i] > t->moved[i] ? t->size[i] - t->moved[i] : 0;
 		}
 	}
 }

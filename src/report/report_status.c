@@ -70,8 +70,14 @@ static void status_flight(void *arg, const struct qr_in_flight *r)
 		snprintf(b, sizeof b, "size ?");
 	else
 		fmt_bytes(r->size, b);
-	fprintf(p->out, "  %-40s %-9s %9s  %12s  attempt %d\n", a, r->state, d, b,
+	fprintf(p->out, "  %-40s %-9s %9s  %12s  attempt %d", a, r->state, d, b,
 		(int)r->attempts + 1);
+	if (r->chunks_total > 0) {
+		char m[32];
+		fmt_bytes(r->chunk_bytes, m);
+		fprintf(p->out, "  step %lld/%lld, %s moved", r->chunks_done + 1, r->chunks_total, m);
+	}
+	fputc('\n', p->out);
 	free(a);
 }
 

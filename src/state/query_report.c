@@ -97,6 +97,18 @@ void qr_read_end(sqlite3 *db, bool own)
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 }
 
+/* Does the DB have the chunks of passes exported in pieces (schema 6)? */
+static bool has_chunks(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'chunks_total'",
+			       -1, &s, NULL) == SQLITE_OK)
+		yes = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return yes;
+}
+
 /* ---- aggregates ---- */
 
 static void state_totals_row(sqlite3_stmt *st, void *ctx)
@@ -110,14 +122,20 @@ static void state_totals_row(sqlite3_stmt *st, void *ctx)
 	t->count[i] = n;
 	t->bytes[i] = sqlite3_column_int64(st, 2);
 	t->size[i] = sqlite3_column_int64(st, 3);
+	t->moved[i] = sqlite3_column_int64(st, 4);
 }
 
 enum zmb_rc qr_state_totals(sqlite3 *db, struct qr_state_totals *t, char **err)
 {
 	memset(t, 0, sizeof *t);
 	/* one pass, grouped over the state index */
-	return each_row(db, prep(db, "SELECT state, count(*), coalesce(sum(bytes), 0), "
-				 "coalesce(sum(coalesce(size, 0)), 0) FROM accounts GROUP BY state", err),
+	return each_row(db, prep(db, has_chunks(db)
+				 ? "SELECT state, count(*), coalesce(sum(bytes), 0), "
+				   "coalesce(sum(coalesce(size, 0)), 0), coalesce(sum(CASE WHEN state"
+				   " IN ('done', 'skipped') THEN 0 ELSE chunk_bytes END), 0)"
+				   " FROM accounts GROUP BY state"
+				 : "SELECT state, count(*), coalesce(sum(bytes), 0), "
+				   "coalesce(sum(coalesce(size, 0)), 0), 0 FROM accounts GROUP BY state", err),
 			"accounts", state_totals_row, t, err);
 }
 
@@ -222,8 +240,13 @@ bool qr_has_servers(sqlite3 *db)
 
 enum zmb_rc qr_done_bytes_since(sqlite3 *db, double since, long long *bytes, char **err)
 {
-	sqlite3_stmt *st = prep(db, "SELECT coalesce(sum(bytes), 0) FROM accounts "
-				"WHERE state = 'done' AND finished_at >= ?", err);
+	/* a pass in steps counts each step when it is done, not the whole at the end */
+	sqlite3_stmt *st = prep(db, has_chunks(db)
+				? "SELECT (SELECT coalesce(sum(bytes), 0) FROM accounts WHERE state = 'done'"
+				  " AND finished_at >= ?1 AND chunks_total = 0) + (SELECT coalesce(sum(bytes), 0)"
+				  " FROM chunks WHERE done = 1 AND done_at >= ?1)"
+				: "SELECT coalesce(sum(bytes), 0) FROM accounts "
+				  "WHERE state = 'done' AND finished_at >= ?", err);
 	*bytes = 0;
 	if (st)
 		sqlite3_bind_double(st, 1, since);
@@ -463,6 +486,8 @@ static void flight_row(sqlite3_stmt *st, void *ctx)
 		.attempts = sqlite3_column_int64(st, 2), .started_at = col_time(st, 3),
 		.has_size = sqlite3_column_type(st, 4) != SQLITE_NULL,
 		.size = sqlite3_column_int64(st, 4),
+		.chunks_done = sqlite3_column_int64(st, 5), .chunks_total = sqlite3_column_int64(st, 6),
+		.chunk_bytes = sqlite3_column_int64(st, 7),
 	};
 	c->fn(c->arg, &r);
 }
@@ -472,9 +497,11 @@ enum zmb_rc qr_in_flight(sqlite3 *db, int limit,
 			 char **err)
 {
 	struct flight_cb c = { fn, arg };
-	sqlite3_stmt *st = prep(db, "SELECT account, state, attempts, started_at, size FROM accounts "
-				"WHERE state IN ('exporting', 'importing') ORDER BY started_at, id "
-				"LIMIT ?", err);
+	char *sql = xasprintf("SELECT account, state, attempts, started_at, size, %s FROM accounts "
+			      "WHERE state IN ('exporting', 'importing') ORDER BY started_at, id "
+			      "LIMIT ?", has_chunks(db) ? "chunks_done, chunks_total, chunk_bytes" : "0, 0, 0");
+	sqlite3_stmt *st = prep(db, sql, err);
+	free(sql);
 	if (st)
 		sqlite3_bind_int(st, 1, limit);
 	return each_row(db, st, "accounts", flight_row, &c, err);

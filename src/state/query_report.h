@@ -37,6 +37,7 @@ struct qr_state_totals {
 	long long count[ACCT_NSTATES];
 	long long bytes[ACCT_NSTATES];   /* sum of `bytes` */
 	long long size[ACCT_NSTATES];    /* sum of `size`, unknown = 0 */
+	long long moved[ACCT_NSTATES];   /* bytes of the steps done of passes not finished (schema 6) */
 	long long accounts;              /* every row, states unknown to this binary too */
 };
 enum zmb_rc qr_state_totals(sqlite3 *db, struct qr_state_totals *t, char **err);
@@ -149,6 +150,8 @@ struct qr_in_flight {
 	double started_at;              /* 0 = NULL */
 	bool has_size;                  /* false: size unknown */
 	long long size;
+	long long chunks_done, chunks_total;   /* a pass in steps (schema 6); 0/0 = not */
+	long long chunk_bytes;          /* moved by its steps done */
 };
 enum zmb_rc qr_in_flight(sqlite3 *db, int limit,
 			 void (*fn)(void *arg, const struct qr_in_flight *row), void *arg,

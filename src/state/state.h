@@ -177,6 +177,9 @@ struct account_row {
 	char *target_status;
 	long long warnings;      /* items the last import could not import */
 	double status_wait_since; /* waiting for 'maintenance' to end since; 0 = not waiting */
+	int chunks_total;        /* steps of the current/last chunked pass; 0 = not chunked */
+	int chunks_done;
+	long long chunk_bytes;   /* bytes moved by the steps done of the pass in flight */
 };
 void state_account_release(struct account_row *r);
 
@@ -251,6 +254,35 @@ enum zmb_rc state_queue_delta(struct state *st, int *n);
 
 /* Per-state counts (index = enum acct_state). */
 enum zmb_rc state_counts(struct state *st, long long counts[ACCT_NSTATES]);
+
+/* ---- chunks (schema 006): the steps of a pass exported in pieces ---- */
+enum chunk_kind {
+	CHUNK_TREE,       /* folders, search folders, mountpoints, tags, by id */
+	CHUNK_CALENDAR,   /* appointments and tasks, by id, resolve=modify */
+	CHUNK_WINDOW      /* every other item dated in [start_ms, end_ms) */
+};
+const char *chunk_kind_name(enum chunk_kind k);   /* "tree", "calendar", "window" */
+struct chunk_row {
+	int idx;
+	enum chunk_kind kind;
+	long long start_ms, end_ms;   /* window only; end_ms 0 = open */
+	long long mark_ms;            /* when the pass was planned: its new sync mark */
+	bool done;
+	long long bytes, items, warnings;
+};
+/* The account's current plan, in order (*out new, caller frees; *n = 0: none). */
+enum zmb_rc state_chunks_get(struct state *st, int64_t account_id, struct chunk_row **out,
+			     size_t *n);
+/*
+ * Replace the account's plan with v[0..n) (kind, start_ms, end_ms, mark_ms
+ * used), in one transaction with `event` (may be NULL): chunks_total = n,
+ * chunks_done = 0.
+ */
+enum zmb_rc state_chunks_plan(struct state *st, int64_t run_id, int64_t account_id,
+			      const struct chunk_row *v, size_t n, const char *event);
+/* Step idx is done (once): its bytes counted in accounts.chunk_bytes, with `event`. */
+enum zmb_rc state_chunk_done(struct state *st, int64_t run_id, int64_t account_id, int idx,
+			     long long bytes, long long items, long long warnings, const char *event);
 
 /* ---- events ---- */
 /* account_id 0 = none, stage NULL = none. level "info"/"warn"/"error". */

@@ -43,6 +43,9 @@ static void read_account(sqlite3_stmt *s, struct account_row *r)
 	r->target_status = st_col_text(s, 18);
 	r->warnings = sqlite3_column_int64(s, 19);
 	r->status_wait_since = st_col_double0(s, 20);
+	r->chunks_total = sqlite3_column_int(s, 21);
+	r->chunks_done = sqlite3_column_int(s, 22);
+	r->chunk_bytes = sqlite3_column_int64(s, 23);
 }
 
 void state_account_release(struct account_row *r)
@@ -381,11 +384,14 @@ enum zmb_rc state_reset_account(struct state *st, const char *account, int *n)
 	}
 	/* back to pending = migrate it again, in full: a delta from an old mark would
 	 * bring back nothing to a target that was emptied or made again (skip keeps
-	 * what is already there); an exported one keeps its archive and its mark */
+	 * what is already there); an exported one keeps its archive and its mark.
+	 * A chunked pass in progress is forgotten (a new plan), unlike after
+	 * --retry-failed, which resumes it at its first step not done */
 	rc = bulk_update(st, "UPDATE accounts SET state = CASE WHEN state = 'exported'"
 			 " THEN 'exported' ELSE 'pending' END, attempts = 0, next_try_at = 0,"
 			 " delta = CASE WHEN state = 'exported' THEN delta ELSE 0 END,"
 			 " sync_mark = CASE WHEN state = 'exported' THEN sync_mark ELSE NULL END,"
+			 " chunks_total = 0, chunks_done = 0, chunk_bytes = 0,"
 			 " finished_at = NULL, owner_run = NULL, updated_at = ?1 WHERE account = ?2",
 			 account, &changed, "reset account");
 	if (rc == ZMB_OK) {

@@ -14,6 +14,7 @@
  *   state_runs.c      events, runs, servers, stages
  *   state_open.c      open, WAL, schema migration, job identity, meta
  *   state_accounts.c  accounts: discovery, claims, transitions, resets, counts
+ *   state_chunks.c    the steps of a pass exported in pieces
  *   state_recover.c   crash recovery of a dead run's accounts and stages
  *   query_report.c    the named read-only queries of the reports
  */
@@ -27,7 +28,7 @@
 #define ACCOUNT_COLS "id, account, target, seq, size, state, attempts, last_error, " \
 	"error_class, bytes, seconds, spool_path, next_try_at, started_at, " \
 	"finished_at, sync_mark, delta, source_status, target_status, warnings, " \
-	"status_wait_since"
+	"status_wait_since, chunks_total, chunks_done, chunk_bytes"
 
 /* Cached statements.  The claim queries name the state as a literal: only
  * then can SQLite prove that the partial index applies. */

@@ -129,11 +129,11 @@ void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum
 
 void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 		       long long bytes, double seconds, long long mark_ms, const char *what,
-		       const struct xfer_import_result *res)
+		       const struct xfer_import_result *res, long long recorded_warnings)
 {
 	struct xfer *x = w->x;
 	struct acct_update u = ACCT_UPDATE_INIT;
-	size_t nwarn = res ? res->total : 0;
+	size_t nwarn = (res ? res->total : 0) + (size_t)(recorded_warnings > 0 ? recorded_warnings : 0);
 	for (size_t i = 0; res && i < res->n; i++) {
 		char *wev = xasprintf("import warning: %s", res->warnings[i]);
 		log_warn(w->ctx, "%s", wev);

@@ -94,7 +94,9 @@ struct xfer_account_info {
 
 struct xfer_export_opts {
 	const char *types;      /* item types, NULL/"" = everything */
-	long long start_ms;     /* 0 = full export, else only items changed since (delta) */
+	long long start_ms;     /* 0 = full export, else only items dated from it (delta, window) */
+	long long end_ms;       /* 0 = no end, else only items dated before it (window) */
+	const char *ids;        /* "id,id,...": only these items (folders, appointments), NULL = none */
 	/* export_fd only, may be NULL: fed every byte as it is written, reset at
 	 * each new attempt; the caller asks for the verdict (gz_check_finish) */
 	struct gz_check *verify;
@@ -180,15 +182,39 @@ struct xfer_driver {
 	 * account's size is asked with `size`); NULL if the driver has no such
 	 * listing.
 	 */
+	enum zmb_rc (*domain_sizes)(struct xfer_conn *c, const char *domain, long long offset,
+				    long long limit, struct xfer_size **out, size_t *n, bool *more,
+				    long long *total, char **err);
 	/*
 	 * The mailbox server (zimbraMailHost) account lives on, as this end has
 	 * learnt it (listing, lookup, transfer; no request); NULL when unknown
 	 * or when the driver has no such notion.  Any thread; caller frees.
 	 */
 	char *(*home)(struct xfer_end *e, const char *account);
-	enum zmb_rc (*domain_sizes)(struct xfer_conn *c, const char *domain, long long offset,
-				    long long limit, struct xfer_size **out, size_t *n, bool *more,
-				    long long *total, char **err);
+
+	/*
+	 * For passes exported in pieces (src/xfer/chunk.c); NULL when the driver
+	 * cannot, and then every pass is one export.
+	 *
+	 * tree_ids: the ids of an account's folders, search folders, mountpoints
+	 * and tags, appended to *ids ("id" strings, for xfer_export_opts.ids).
+	 * item_ids: one page of the ids of the account's items of `types` (e.g.
+	 * "appointment,task") from offset, at most limit, appended to *ids;
+	 * *more says another page follows.
+	 * oldest: the date (ms) of the account's oldest item of `types`; 0 when
+	 * it has none.
+	 * export_max_days: the longest window (days) the server exports for the
+	 * account at once (Zimbra: zimbraExportMaxDays); 0 = no limit.
+	 */
+	enum zmb_rc (*tree_ids)(struct xfer_conn *c, const char *account, struct strlist *ids,
+				char **err);
+	enum zmb_rc (*item_ids)(struct xfer_conn *c, const char *account, const char *types,
+				long long offset, long long limit, struct strlist *ids, bool *more,
+				char **err);
+	enum zmb_rc (*oldest)(struct xfer_conn *c, const char *account, const char *types,
+			      long long *ms, char **err);
+	enum zmb_rc (*export_max_days)(struct xfer_conn *c, const char *account, long long *days,
+				       char **err);
 };
 
 /* Zimbra / Carbonio: admin SOAP (JSON) for the directory, REST tgz for the mail. */

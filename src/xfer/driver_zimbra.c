@@ -267,6 +267,8 @@ static void rest_opts(const struct xfer_export_opts *o, struct rest_export_opts 
 {
 	r->types = o->types;
 	r->start_ms = o->start_ms;
+	r->end_ms = o->end_ms;
+	r->ids = o->ids;
 	r->verify = o->verify;
 }
 
@@ -341,6 +343,44 @@ static enum zmb_rc z_set_attr(struct xfer_conn *c, const char *id, const char *a
 	return soap_modify_account(zconn_of(c)->h, tc_of(c), id, attr, value, err);
 }
 
+/*
+ * Mail SOAP acting as the account (soap.h), sent to its home mailbox
+ * server like its REST (the admin port serves mail SOAP too: zm-mailbox
+ * store/conf/web.xml, AdminServlet engine.handler.2 = MailService).
+ */
+static enum zmb_rc z_tree_ids(struct xfer_conn *c, const char *account, struct strlist *ids,
+			      char **err)
+{
+	struct http *h = NULL;
+	enum zmb_rc rc = route(c, account, &h, err);
+	return rc ? rc : soap_tree_ids(h, tc_of(c), account, ids, err);
+}
+
+static enum zmb_rc z_item_ids(struct xfer_conn *c, const char *account, const char *types,
+			      long long offset, long long limit, struct strlist *ids, bool *more,
+			      char **err)
+{
+	struct http *h = NULL;
+	enum zmb_rc rc = route(c, account, &h, err);
+	return rc ? rc : soap_search_items(h, tc_of(c), account, types, false, offset, limit, ids,
+					   NULL, more, err);
+}
+
+static enum zmb_rc z_oldest(struct xfer_conn *c, const char *account, const char *types,
+			    long long *ms, char **err)
+{
+	struct http *h = NULL;
+	enum zmb_rc rc = route(c, account, &h, err);
+	return rc ? rc : soap_search_items(h, tc_of(c), account, types, true, 0, 1, NULL, ms, NULL,
+					   err);
+}
+
+static enum zmb_rc z_export_max_days(struct xfer_conn *c, const char *account, long long *days,
+				     char **err)
+{
+	return soap_export_max_days(zconn_of(c)->h, tc_of(c), account, days, err);
+}
+
 const struct xfer_driver xfer_driver_zimbra = {
 	.name = "zimbra",
 	.end_new = z_end_new,
@@ -362,4 +402,8 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.folder_counts = NULL,
 	.domain_sizes = z_domain_sizes,
 	.home = z_home,
+	.tree_ids = z_tree_ids,
+	.item_ids = z_item_ids,
+	.oldest = z_oldest,
+	.export_max_days = z_export_max_days,
 };

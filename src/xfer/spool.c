@@ -138,6 +138,10 @@ static enum spool_step spool_target(struct spool_job *j)
 		return SPOOL_END;
 	if (j->cur == ACCT_EXPORTING)
 		xfer_status_carbonio_note(j->w, j->a);
+	if (j->cur == ACCT_EXPORTING && xfer_chunk_wanted(j->w->x, j->a)) {
+		xfer_chunk_account(j->w, j->a, ACCT_EXPORTING, -1, j->from_dir, j->target_id);
+		return SPOOL_END;
+	}
 	return j->cur == ACCT_EXPORTING ? SPOOL_RESERVE : SPOOL_IMPORT;
 }
 
@@ -242,6 +246,14 @@ static enum spool_step spool_export(struct spool_job *j)
 		return SPOOL_SEAL;
 	rc = close_part(j, rc);
 	unlink(j->part);
+	/* refused for zimbraExportMaxDays: the same claim goes on in windows */
+	long long max_days = 0;
+	if (xfer_chunk_max_days(w, j->a, rc, &max_days)) {
+		spool_unreserve(w->x, j->reserved);
+		j->reserved = 0;
+		xfer_chunk_account(w, j->a, ACCT_EXPORTING, max_days, j->from_dir, j->target_id);
+		return SPOOL_END;
+	}
 	/* a 404 is also how the source answers for an account in maintenance */
 	xfer_status_after_error(w, j->a, true, rc);
 	if (rc && xfer_status_wait(w, j->a, ACCT_EXPORTING, ACCT_PENDING))
@@ -249,7 +261,7 @@ static enum spool_step spool_export(struct spool_job *j)
 	if (rc)
 		return spool_fail(j, ACCT_EXPORTING, ACCT_PENDING, rc, "export", NULL);
 	xfer_account_done(w, j->a, ACCT_EXPORTING, 0, mono_now() - j->t0, j->mark_ms,
-			  "nothing to migrate (export answered 204)", NULL);
+			  "nothing to migrate (export answered 204)", NULL, 0);
 	return SPOOL_END;
 }
 
@@ -382,7 +394,7 @@ static enum spool_step spool_finish(struct spool_job *j)
 	char *spool = xstrdup(a->spool_path);
 	xfer_account_done(j->w, a, ACCT_IMPORTING, j->bytes, mono_now() - j->t0,
 			  a->sync_mark > 0 ? a->sync_mark : j->mark_ms, a->delta ? "delta pass done" : "migrated",
-			  &j->res);
+			  &j->res, 0);
 	xfer_spool_dispose(j->w->x->job, spool, true, j->w->ctx);
 	free(spool);
 	return SPOOL_END;

@@ -119,13 +119,45 @@ void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *
 	const char *types = x->job->mig.types;
 	if (!x->target_carbonio || a->delta)
 		return;
-	if (types && *types && !strstr(types, "task") && !strstr(types, "document"))
+	bool tasks = !types || !*types || strstr(types, "task");
+	bool docs = !types || !*types || strstr(types, "document");
+	if (!tasks && !docs)
 		return;
-	char *ev = xasprintf("the target is Carbonio%s%s: its import has no branch for tasks and "
-			     "Briefcase documents (carbonio-mailbox ArchiveFormatter.addItem) and drops "
-			     "such items of this account without a warning",
-			     x->target_version ? " " : "", x->target_version ? x->target_version : "");
+	/* only when the account has such items: one search for each kind, at most one hit */
+	const struct xfer_driver *d = w->src->end->drv;
+	char *e = NULL, *found = NULL;
+	if (d->item_ids) {
+		struct strlist t = STRLIST_INIT, dc = STRLIST_INIT;
+		bool more = false;
+		enum zmb_rc rc = tasks ? d->item_ids(w->src, a->account, "task", 0, 1, &t, &more, &e)
+				       : ZMB_OK;
+		if (!rc && docs)
+			rc = d->item_ids(w->src, a->account, "document", 0, 1, &dc, &more, &e);
+		if (rc == ZMB_OK) {
+			if (!t.n && !dc.n) {
+				strlist_release(&t);
+				strlist_release(&dc);
+				return;
+			}
+			found = xasprintf("%s%s%s", t.n ? "tasks" : "", t.n && dc.n ? " and " : "",
+					  dc.n ? "Briefcase documents" : "");
+		}
+		strlist_release(&t);
+		strlist_release(&dc);
+	}
+	char *ev = found
+		? xasprintf("the target is Carbonio%s%s: this account has %s, and Carbonio's import has no "
+			    "branch for them (carbonio-mailbox ArchiveFormatter.addItem): they will be "
+			    "dropped without a warning", x->target_version ? " " : "",
+			    x->target_version ? x->target_version : "", found)
+		: xasprintf("the target is Carbonio%s%s: its import has no branch for tasks and "
+			    "Briefcase documents (carbonio-mailbox ArchiveFormatter.addItem) and drops "
+			    "such items of this account without a warning%s%s%s",
+			    x->target_version ? " " : "", x->target_version ? x->target_version : "",
+			    e ? " (could not check whether it has any: " : "", e ? e : "", e ? ")" : "");
 	log_warn(w->ctx, "%s", ev);
 	state_event(w->st, x->run_id, a->id, NULL, "warn", ev);
 	free(ev);
+	free(found);
+	free(e);
 }

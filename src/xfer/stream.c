@@ -26,6 +26,10 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 	if (xfer_status_wait(w, a, ACCT_IMPORTING, ACCT_PENDING))
 		goto out;
 	xfer_status_carbonio_note(w, a);
+	if (xfer_chunk_wanted(x, a)) {
+		xfer_chunk_account(w, a, ACCT_IMPORTING, -1, from_dir, target_id);
+		goto out;
+	}
 	struct xfer_export_opts o;
 	xfer_export_opts(x, a, &o);   /* no gzip check: the target's import parses the stream */
 	long long bytes = 0;
@@ -34,6 +38,12 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
 	rc = w->src->end->drv->stream(w->src, w->dst, a->account, a->target, &o,
 				      xfer_import_resolve(job, a), &bytes, &empty, &res, &err);
+	long long max_days = 0;
+	if (xfer_chunk_max_days(w, a, rc, &max_days)) {
+		/* refused for zimbraExportMaxDays before any byte was imported */
+		xfer_chunk_account(w, a, ACCT_IMPORTING, max_days, from_dir, target_id);
+		goto out;
+	}
 	xfer_recheck_target(w, a, from_dir, &rc, &err);
 	/* 404 export / 401 import: maybe maintenance (the export's side is not told apart here) */
 	xfer_status_after_error(w, a, true, rc);
@@ -47,7 +57,7 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 	}
 	xfer_account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0, mark_ms,
 			  empty ? "nothing to migrate (export answered 204)" :
-			  a->delta ? "delta pass done" : "migrated", &res);
+			  a->delta ? "delta pass done" : "migrated", &res, 0);
 out:
 	xfer_import_result_release(&res);
 	free(target_id);

@@ -10,6 +10,7 @@
  *   status.c     zimbraAccountStatus: maintenance waits, Carbonio note
  *   account.c    an account's outcome: retry/backoff, failed, done; request options
  *   target.c     does the target account exist (directory read at start, lookup)
+ *   chunk.c      a pass exported in pieces: plan, steps, resume
  *   spool.c      spool strategy, one function per step
  *   stream.c     stream strategy
  *   worker.c     the worker loop: claim, dispatch, release
@@ -60,11 +61,12 @@ void xfer_account_failed(struct xfer_worker *w, const struct account_row *a, enu
 /*
  * The account is done: record bytes, time, the new sync mark; count it.
  * With import warnings (res may be NULL), each is recorded as a 'warn' event
- * of the account and the account is done with warnings (accounts.warnings).
+ * of the account and the account is done with warnings (accounts.warnings);
+ * recorded_warnings are more of them, already recorded (a chunked pass).
  */
 void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 		       long long bytes, double seconds, long long mark_ms, const char *what,
-		       const struct xfer_import_result *res);
+		       const struct xfer_import_result *res, long long recorded_warnings);
 /* The import's resolve policy for this pass. */
 const char *xfer_import_resolve(const struct job *job, const struct account_row *a);
 /* The export options for this pass (full, or delta from the account's mark). */
@@ -112,6 +114,28 @@ void xfer_status_after_error(struct xfer_worker *w, const struct account_row *a,
 			     enum zmb_rc rc);
 /* A Carbonio target: a warning event that tasks and documents will be dropped. */
 void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *a);
+
+/* ---- chunk.c ---- */
+/*
+ * Is this account's pass done in steps: a planned pass not finished, a
+ * delta pass, migration.chunk, or a mailbox above migration.chunk_bytes
+ * (and the source's driver can).
+ */
+bool xfer_chunk_wanted(const struct xfer *x, const struct account_row *a);
+/*
+ * The account's pass in steps, from its claimed state `cur` (exporting or
+ * importing) to done, or back to pending with the steps done kept.
+ * max_days: the source's export limit when known (> 0), 0 none, < 0 ask.
+ */
+void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_state cur,
+			long long max_days, bool from_dir, const char *target_id);
+/*
+ * A whole export failed with rc: was it refused for the source's export
+ * limit (zimbraExportMaxDays)?  Asked only after a server error (one
+ * request); true with *max_days > 0: go on with xfer_chunk_account.
+ */
+bool xfer_chunk_max_days(struct xfer_worker *w, const struct account_row *a, enum zmb_rc rc,
+			 long long *max_days);
 
 /* ---- the strategies (spool.c, stream.c): one claimed account each ---- */
 void xfer_spool_account(struct xfer_worker *w, struct account_row *a);

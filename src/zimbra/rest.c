@@ -186,6 +186,14 @@ static char *export_query(struct http *h, const struct rest_export_opts *o)
 	}
 	if (o && o->start_ms > 0)
 		buf_addf(&q, "&start=%lld", o->start_ms);
+	if (o && o->end_ms > 0)
+		buf_addf(&q, "&end=%lld", o->end_ms);
+	/* ids are digits and commas (the driver's): no escaping needed, but be safe */
+	if (o && o->ids && *o->ids) {
+		char *t = http_escape(h, o->ids);
+		buf_addf(&q, "&list=%s", t);
+		free(t);
+	}
 	return buf_detach(&q);
 }
 

@@ -40,6 +40,8 @@ struct gz_check;
 struct rest_export_opts {
 	const char *types;   /* NULL/"" = everything */
 	long long start_ms;  /* 0 = full export, else &start=<ms> */
+	long long end_ms;    /* 0 = none, else &end=<ms> (items dated before it) */
+	const char *ids;     /* "id,id,..." = only these items (&list=), NULL = none */
 	/*
 	 * Optional, rest_export_file only (src/core/archive.h): fed every byte of a
 	 * 200 answer as it is written, reset at each new attempt; the caller

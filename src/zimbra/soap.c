@@ -169,7 +169,7 @@ out:
  * The envelope text may contain the password: it is wiped after sending.
  */
 static enum zmb_rc soap_exchange(struct http *h, const char *req, json_t *req_body,
-				 const char *token, json_t **out, char **err)
+				 const char *token, const char *as_account, json_t **out, char **err)
 {
 	enum zmb_rc rc = ZMB_OK;
 	struct buf resp = BUF_INIT;
@@ -180,6 +180,12 @@ static enum zmb_rc soap_exchange(struct http *h, const char *req, json_t *req_bo
 	json_t *ctx = json_pack("{s:s, s:{s:s}}", "_jsns", "urn:zimbra", "format", "type", "js");
 	if (token)
 		json_object_set_new(ctx, "authToken", json_pack("{s:s}", "_content", token));
+	/* act on this account's mailbox: ZimbraSoapContext (zm-mailbox store/src/java/com/
+	 * zimbra/soap/ZimbraSoapContext.java 340-385, validateDelegatedAccess 515-550) lets
+	 * an admin token with rights on the account use its mail SOAP this way */
+	if (as_account)
+		json_object_set_new(ctx, "account", json_pack("{s:s, s:s}", "by", "name", "_content",
+							      as_account));
 	env = json_pack("{s:{s:o}, s:{s:O}}", "Header", "context", ctx, "Body", req, req_body);
 	if (!env) {
 		*err = xasprintf("%s: %s: cannot build request", http_label(h), req);
@@ -215,8 +221,8 @@ out:
 }
 
 /* Authenticated call with one retry after AUTH_EXPIRED/AUTH_REQUIRED. */
-static enum zmb_rc soap_call(struct http *h, struct token_cache *tc, const char *req,
-			     json_t *req_body, json_t **out, char **err)
+static enum zmb_rc soap_call_as(struct http *h, struct token_cache *tc, const char *as_account,
+				const char *req, json_t *req_body, json_t **out, char **err)
 {
 	enum zmb_rc rc = ZMB_OK;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -224,7 +230,7 @@ static enum zmb_rc soap_call(struct http *h, struct token_cache *tc, const char 
 		rc = token_get(tc, h, &tok, err);
 		if (rc)
 			break;
-		rc = soap_exchange(h, req, req_body, tok, out, err);
+		rc = soap_exchange(h, req, req_body, tok, as_account, out, err);
 		if (rc == ZMB_EAUTHEXP && attempt == 0) {
 			token_invalidate(tc, tok);
 			secret_free(tok);
@@ -237,6 +243,12 @@ static enum zmb_rc soap_call(struct http *h, struct token_cache *tc, const char 
 	}
 	json_decref(req_body);
 	return rc;
+}
+
+static enum zmb_rc soap_call(struct http *h, struct token_cache *tc, const char *req,
+			     json_t *req_body, json_t **out, char **err)
+{
+	return soap_call_as(h, tc, NULL, req, req_body, out, err);
 }
 
 static enum zmb_rc auth_answer(const char *label, json_t *resp, char **token,
@@ -262,7 +274,7 @@ enum zmb_rc soap_auth(struct http *h, char **token, long long *lifetime_ms, char
 	json_t *req = json_pack("{s:s, s:s, s:s}", "_jsns", "urn:zimbraAdmin", "name",
 				srv->admin_user ? srv->admin_user : "", "password",
 				srv->password ? srv->password : "");
-	rc = soap_exchange(h, "AuthRequest", req, NULL, &resp, err);
+	rc = soap_exchange(h, "AuthRequest", req, NULL, NULL, &resp, err);
 	json_decref(req);
 	if (rc)
 		goto out;
@@ -672,6 +684,164 @@ enum zmb_rc soap_quota_usage(struct http *h, struct token_cache *tc, const char 
 	return rc;
 }
 
+/* ---- an account's mailbox, through mail SOAP acting as the account ---- */
+
+/* An item id as the server gives it: digits only (a foreign "zid:id" is not ours to send). */
+static bool id_ok(const char *v)
+{
+	if (!v || !*v || strlen(v) > 20)
+		return false;
+	for (; *v; v++)
+		if (*v < '0' || *v > '9')
+			return false;
+	return true;
+}
+
+/* The id of v (number or string) into ids, if it is an item id. */
+static void take_id(json_t *v, struct strlist *ids)
+{
+	json_t *j = json_object_get(v, "id");
+	char num[32];
+	const char *s = jstr(j);
+	long long n;
+	if (!s && jnum(j, &n)) {
+		snprintf(num, sizeof num, "%lld", n);
+		s = num;
+	}
+	if (id_ok(s))
+		strlist_add(ids, s);
+}
+
+/*
+ * GetFolderResponse: folder elements nest (zm-mailbox service/mail/GetFolder.java,
+ * ToXML.encodeFolder): each has "folder", "search" (search folders) and
+ * "link" (mountpoints) children.  Depth is bounded: a hostile answer cannot
+ * recurse the stack away.
+ */
+static void folder_ids(json_t *f, struct strlist *ids, int depth)
+{
+	static const char *const kids[] = { "folder", "search", "link" };
+	if (!json_is_object(f) || depth > 256)
+		return;
+	take_id(f, ids);
+	for (size_t k = 0; k < sizeof kids / sizeof *kids; k++) {
+		json_t *arr = json_object_get(f, kids[k]), *v;
+		size_t i;
+		if (json_is_object(arr))
+			folder_ids(arr, ids, depth + 1);
+		else
+			json_array_foreach(arr, i, v)
+				folder_ids(v, ids, depth + 1);
+	}
+}
+
+static void tree_answer(json_t *folders, json_t *tags, struct strlist *ids)
+{
+	json_t *arr = json_object_get(folders, "folder"), *v;
+	size_t i;
+	if (json_is_object(arr))
+		folder_ids(arr, ids, 0);
+	else
+		json_array_foreach(arr, i, v)
+			folder_ids(v, ids, 0);
+	arr = json_object_get(tags, "tag");
+	if (json_is_object(arr))
+		take_id(arr, ids);
+	else
+		json_array_foreach(arr, i, v)
+			take_id(v, ids);
+}
+
+enum zmb_rc soap_tree_ids(struct http *h, struct token_cache *tc, const char *account,
+			  struct strlist *ids, char **err)
+{
+	json_t *fresp = NULL, *tresp = NULL;
+	json_t *req = json_pack("{s:s}", "_jsns", "urn:zimbraMail");
+	enum zmb_rc rc = soap_call_as(h, tc, account, "GetFolderRequest", req, &fresp, err);
+	if (!rc) {
+		req = json_pack("{s:s}", "_jsns", "urn:zimbraMail");
+		rc = soap_call_as(h, tc, account, "GetTagRequest", req, &tresp, err);
+	}
+	if (!rc)
+		tree_answer(fresp, tresp, ids);
+	if (!rc && ids->n == 0) {
+		*err = xasprintf("%s: GetFolderRequest for %s: no folder in the answer", http_label(h),
+				 account);
+		rc = ZMB_EPROTO;
+	}
+	json_decref(fresp);
+	json_decref(tresp);
+	return rc;
+}
+
+/*
+ * SearchResponse: hits are grouped by element name (zm-mailbox
+ * service/mail/Search.java -> ToXML): m message, c conversation, cn contact,
+ * doc document, w wiki, appt appointment, task, chat, note; "d" is the item
+ * date in ms, "more" says another page follows.
+ */
+static void search_answer(json_t *resp, struct strlist *ids, long long *oldest, bool *more)
+{
+	static const char *const hits[] = { "m", "cn", "doc", "w", "appt", "task", "chat", "note" };
+	for (size_t k = 0; k < sizeof hits / sizeof *hits; k++) {
+		json_t *arr = json_object_get(resp, hits[k]), *v;
+		size_t i;
+		json_t *one[1] = { arr };
+		size_t n = json_is_object(arr) ? 1 : json_array_size(arr);
+		for (i = 0; i < n; i++) {
+			v = json_is_object(arr) ? one[0] : json_array_get(arr, i);
+			if (ids)
+				take_id(v, ids);
+			long long d;
+			if (oldest && jnum(json_object_get(v, "d"), &d) && d > 0 && (!*oldest || d < *oldest))
+				*oldest = d;
+		}
+	}
+	if (more)
+		*more = jtrue(json_object_get(resp, "more"));
+}
+
+enum zmb_rc soap_search_items(struct http *h, struct token_cache *tc, const char *account,
+			      const char *types, bool oldest_first, long long offset, long long limit,
+			      struct strlist *ids, long long *oldest_ms, bool *more, char **err)
+{
+	json_t *resp = NULL;
+	/* is:anywhere: Trash and Junk too (a plain search leaves them out) */
+	json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "_jsns", "urn:zimbraMail",
+				"query", "is:anywhere", "types", types, "sortBy",
+				oldest_first ? "dateAsc" : "none", "offset", (json_int_t)offset,
+				"limit", (json_int_t)limit);
+	if (oldest_ms)
+		*oldest_ms = 0;
+	if (more)
+		*more = false;
+	enum zmb_rc rc = soap_call_as(h, tc, account, "SearchRequest", req, &resp, err);
+	if (!rc)
+		search_answer(resp, ids, oldest_ms, more);
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_export_max_days(struct http *h, struct token_cache *tc, const char *account,
+				 long long *days, char **err)
+{
+	json_t *resp = NULL;
+	/* applyCos=1: the value in effect (the attribute is inherited from the COS and
+	 * the domain: zimbra-attrs.xml, zimbraExportMaxDays, accountCosDomainInherited) */
+	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyCos", 1, "attrs", "zimbraExportMaxDays", "account", "by",
+				"name", "_content", account);
+	*days = 0;
+	enum zmb_rc rc = soap_call(h, tc, "GetAccountRequest", req, &resp, err);
+	if (!rc) {
+		const char *v = attr_of(jfirst(json_object_get(resp, "account")), "zimbraExportMaxDays");
+		long long d = v ? strtoll(v, NULL, 10) : 0;
+		*days = d > 0 && d < 1000000 ? d : 0;
+	}
+	json_decref(resp);
+	return rc;
+}
+
 enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, size_t n,
 				char **err)
 {
@@ -706,6 +876,16 @@ enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, 
 		long long total = 0;
 		quota_answer(resp, &v, &cnt, &more, &total);
 		zquotas_free(v, cnt);
+	} else if (!strcmp(req, "GetFolderRequest")) {
+		struct strlist ids = STRLIST_INIT;
+		tree_answer(resp, resp, &ids);
+		strlist_release(&ids);
+	} else if (!strcmp(req, "SearchRequest")) {
+		struct strlist ids = STRLIST_INIT;
+		long long oldest = 0;
+		bool more = false;
+		search_answer(resp, &ids, &oldest, &more);
+		strlist_release(&ids);
 	}
 out:
 	json_decref(resp);

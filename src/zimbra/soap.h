@@ -111,9 +111,34 @@ enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const ch
 				const char *attr, const char *value, char **err);
 
 /*
+ * Mail SOAP acting as `account` (admin token, context header account by
+ * name; the real server proxies it to the account's home server):
+ *
+ * soap_tree_ids: GetFolderRequest + GetTagRequest, the ids of every folder,
+ * search folder, mountpoint and tag, appended to *ids (tree order).
+ *
+ * soap_search_items: one SearchRequest page ("is:anywhere", types e.g.
+ * "appointment,task", sorted oldest first or not at all) from offset, at
+ * most limit hits: their ids appended to *ids (may be NULL), the oldest
+ * date among them in *oldest_ms (0 = none; may be NULL), *more (may be
+ * NULL) whether another page follows.
+ *
+ * soap_export_max_days: zimbraExportMaxDays in effect for the account
+ * (GetAccountRequest applyCos=1; 0 = no limit).
+ */
+enum zmb_rc soap_tree_ids(struct http *h, struct token_cache *tc, const char *account,
+			  struct strlist *ids, char **err);
+enum zmb_rc soap_search_items(struct http *h, struct token_cache *tc, const char *account,
+			      const char *types, bool oldest_first, long long offset, long long limit,
+			      struct strlist *ids, long long *oldest_ms, bool *more, char **err);
+enum zmb_rc soap_export_max_days(struct http *h, struct token_cache *tc, const char *account,
+				 long long *days, char **err);
+
+/*
  * For tests and fuzzing: judge one answer (HTTP status + body) to req
  * ("AuthRequest", "SearchDirectoryRequest", "GetAccountRequest",
- * "GetMailboxRequest", "GetQuotaUsageRequest" or another) exactly as the
+ * "GetMailboxRequest", "GetQuotaUsageRequest", "GetFolderRequest", "SearchRequest"
+ * or another) exactly as the
  * calls above do, without any I/O; results are discarded.  *err as above.
  */
 enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, size_t n,
