@@ -215,6 +215,13 @@ static enum zmb_rc plan(struct xfer_worker *w, const struct account_row *a, long
 				 a->delta && a->sync_mark > 0 ? "delta pass" : "export", k,
 				 *ctypes ? ", calendar by id" : "", day);
 	}
+	if (a->delta && a->sync_mark > 0) {
+		/* what the real formatter cannot give a delta (it filters on the item date) */
+		char *t = xasprintf("%s; not carried: messages moved, flags and tags changed, items "
+				    "deleted on the source since the last pass", *why);
+		free(*why);
+		*why = t;
+	}
 out:
 	free(wtypes);
 	free(ctypes);
