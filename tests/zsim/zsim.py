@@ -1988,8 +1988,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise
         if not chunked and status == "truncated":
             pass
-        out.finish()
+        # counted before the last chunk: a client reading /zsim/stats right after the
+        # export must see it (race otherwise)
         self.rest_done("export", a.name, status, out.sent, items=len(items))
+        out.finish()
 
     @staticmethod
     def tar_add(tf, name, data, date_ms):
@@ -2171,12 +2173,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay)
         self.rec["warnings"] = len(warnings)
+        # counted BEFORE the answer: a client that reads /zsim/stats right after the 200
+        # must see this import's counts (they used to be added after the reply: a race)
+        self.rest_done("import", a.name, 200, body.count, warnings=len(warnings), **counts)
         if callback is None:
             self.reply(200, b"", None)   # Formatter.updateClient: warnings dropped
         else:
             self.reply(200, callback_page(callback, "warn" if warnings else "success", warnings),
                        'text/html; charset="utf-8"')
-        self.rest_done("import", a.name, 200, body.count, warnings=len(warnings), **counts)
 
 
 def js_fault(code, reason, item, who="Sender"):
