@@ -573,10 +573,13 @@ START_TEST(filtered_and_empty_exports)
 	ck_assert_int_gt(len, 20);
 	free(out);
 
-	/* delta: new items dated now are the only ones after a mark */
+	/* delta: new items dated now are the only ones after a mark.  after:<ms> means
+	 * date >= ms + 1000 and item dates are whole seconds (DateQuery, MailItem): the new
+	 * items must be dated more than a second after the mark, as in the zmbatch suites */
 	json_t *st = zsim_stats(E.src);
 	long long mark = zsim_stat_int(st, "now_ms");
 	json_decref(st);
+	tu_sleep(1.1);
 	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"alice@example.com\",\"n\":3,\"size\":1000}"));
 	char *path = xasprintf("/service/home/alice@example.com/?fmt=tgz&start=%lld", mark - 1);
 	ck_assert_int_eq(rest(E.src, "GET", path, t, NULL, 0, &out, &len, NULL), 200);
@@ -1073,6 +1076,159 @@ START_TEST(import_dedup_like_zimbra)
 END_TEST
 
 /* A test process that dies without zsim_stop leaves no simulator behind. */
+/* ---- item kinds, date windows, list=, mail SOAP (details: tests/zsim/selftest.py) ---- */
+
+/* a mail request with an admin token acting on `acct` (NULL: no <account> header) */
+static long mail_req(struct zsim *z, const char *tok, const char *acct, const char *name, const char *attrs,
+		     json_t **reply)
+{
+	char *hdr = acct ? xasprintf(",\"account\":{\"by\":\"name\",\"_content\":\"%s\"}", acct) : xstrdup("");
+	char *body = xasprintf("{\"Header\":{\"context\":{\"_jsns\":\"urn:zimbra\",\"authToken\":\"%s\"%s}},"
+			       "\"Body\":{\"%s\":{\"_jsns\":\"urn:zimbraMail\"%s%s}}}",
+			       tok, hdr, name, *attrs ? "," : "", attrs);
+	const char *h[] = { "Content-Type: application/json", NULL };
+	char *out = NULL;
+	long st = zsim_http(z, "POST", "/service/admin/soap", h, body, strlen(body), &out, NULL, NULL);
+	*reply = out ? json_loads(out, 0, NULL) : NULL;
+	free(out);
+	free(body);
+	free(hdr);
+	return st;
+}
+
+static json_t *child_named(json_t *folder, const char *name)
+{
+	json_t *f;
+	size_t i;
+	json_array_foreach(json_object_get(folder, "folder"), i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "name")), name))
+			return f;
+	return NULL;
+}
+
+/* GetFolder / Search with an admin token and <account by="name">, as ZimbraSoapContext
+ * reads the header: ids qualified with the account's zimbraId, Zimbra's fixed folder ids */
+START_TEST(mail_soap_admin_on_account)
+{
+	char *t = zsim_login(E.src);
+	json_t *st = zsim_stats(E.src), *r = NULL;
+	char *zid = xstrdup(json_string_value(
+		json_object_get(json_object_get(json_object_get(st, "accounts"), "alice@example.com"), "id")));
+	json_decref(st);
+
+	ck_assert_int_eq(mail_req(E.src, t, "alice@example.com", "GetFolderRequest", "", &r), 200);
+	json_t *gf = resp(r, "GetFolderResponse");
+	ck_assert_str_eq(json_string_value(json_object_get(gf, "_jsns")), "urn:zimbraMail");
+	json_t *root = json_array_get(json_object_get(gf, "folder"), 0);
+	char *want = xasprintf("%s:1", zid);
+	ck_assert_str_eq(json_string_value(json_object_get(root, "id")), want);
+	free(want);
+	json_t *inbox = child_named(root, "Inbox");
+	ck_assert_ptr_nonnull(inbox);
+	want = xasprintf("%s:2", zid);
+	ck_assert_str_eq(json_string_value(json_object_get(inbox, "id")), want);
+	free(want);
+	ck_assert_str_eq(json_string_value(json_object_get(inbox, "absFolderPath")), "/Inbox");
+	ck_assert_str_eq(json_string_value(json_object_get(inbox, "view")), "message");
+	ck_assert_int_eq(json_integer_value(json_object_get(inbox, "n")), 6);   /* 12 items, 2 folders */
+	ck_assert_ptr_nonnull(child_named(child_named(root, "Archive"), "2023"));
+	json_decref(r);
+
+	/* the oldest item: sortBy dateAsc, limit 1 */
+	ck_assert_int_eq(mail_req(E.src, t, "alice@example.com", "SearchRequest",
+				  "\"query\":\"is:anywhere\",\"types\":\"message,contact,document\","
+				  "\"sortBy\":\"dateAsc\",\"limit\":1,\"offset\":0", &r), 200);
+	json_t *sr = resp(r, "SearchResponse");
+	ck_assert_int_eq(json_array_size(json_object_get(sr, "m")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(sr, "m"), 0), "d")),
+			 1700000000000LL);
+	ck_assert(json_is_true(json_object_get(sr, "more")));
+	ck_assert_str_eq(json_string_value(json_object_get(sr, "sortBy")), "dateAsc");
+	json_decref(r);
+
+	/* no <account>: the admin's own, empty mailbox, unqualified ids */
+	ck_assert_int_eq(mail_req(E.src, t, NULL, "GetFolderRequest", "", &r), 200);
+	root = json_array_get(json_object_get(resp(r, "GetFolderResponse"), "folder"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(root, "id")), "1");
+	ck_assert_int_eq(json_integer_value(json_object_get(child_named(root, "Inbox"), "n")), 0);
+	json_decref(r);
+	ck_assert_int_eq(mail_req(E.src, t, "nobody@example.com", "SearchRequest", "", &r), 500);
+	ck_assert_str_eq(fault_code(r), "account.NO_SUCH_ACCOUNT");
+	json_decref(r);
+
+	st = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_int(st, "mail/alice@example.com/searches"), 1);
+	ck_assert_int_eq(zsim_stat_int(st, "mail/alice@example.com/folder_lists"), 1);
+	json_decref(st);
+	free(zid);
+	free(t);
+}
+END_TEST
+
+/* start/end windows (after: = date >= start + 1000, before: = date < end),
+ * zimbraExportMaxDays, list= stopping at a missing id */
+START_TEST(export_windows_like_zimbra)
+{
+	char *t = zsim_login(E.src);
+	/* alice's items are dated 1700000000000 + j*60000: start = item 1's date leaves it out */
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz&start=1700000060000"
+			      "&end=1700000240000", t, NULL, 0, NULL, NULL, NULL), 200);
+	json_t *st = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_acct(st, "exports", "alice@example.com", "items"), 2);
+	json_decref(st);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz&start=1700000060000"
+			      "&end=1700000061000", t, NULL, 0, NULL, NULL, NULL), 204);
+
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"export_max_days\":1}"));
+	char *out = NULL;
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz", t, NULL, 0, &out, NULL,
+			      NULL), 500);
+	ck_assert(tu_contains(out, "mail.EXPORT_PERIOD_NOT_SPECIFIED"));
+	free(out);
+	out = NULL;
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz&start=0&end=1700000240000",
+			      t, NULL, 0, &out, NULL, NULL), 500);
+	ck_assert(tu_contains(out, "mail.EXPORT_PERIOD_TOO_LONG"));
+	free(out);
+	ck_assert_int_eq(rest(E.src, "GET", "/service/home/alice@example.com/?fmt=tgz&start=1700000000000"
+			      "&end=1700086400000", t, NULL, 0, NULL, NULL, NULL), 200);
+	/* list= skips the MaxDays check; a missing id ends the list silently */
+	char *body = NULL;
+	ck_assert_int_eq(zsim_http(E.src, "GET", "/zsim/items?account=alice@example.com", NULL, NULL, 0, &body, NULL,
+				   NULL), 200);
+	json_t *view = json_loads(body, 0, NULL), *items = json_object_get(view, "items");
+	free(body);
+	long long id0 = json_integer_value(json_object_get(json_array_get(items, 0), "id"));
+	long long id1 = json_integer_value(json_object_get(json_array_get(items, 1), "id"));
+	json_decref(view);
+	char *path = xasprintf("/service/home/alice@example.com/?fmt=tgz&list=%lld,999999,%lld", id0, id1);
+	json_decref(zsim_post(E.src, "/zsim/reset-stats", "{}"));
+	ck_assert_int_eq(rest(E.src, "GET", path, t, NULL, 0, NULL, NULL, NULL), 200);
+	free(path);
+	st = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_acct(st, "exports", "alice@example.com", "items"), 1);
+	json_decref(st);
+	path = xasprintf("/service/home/alice@example.com/?fmt=tgz&list=999999,%lld", id1);
+	ck_assert_int_eq(rest(E.src, "GET", path, t, NULL, 0, NULL, NULL, NULL), 204);
+	free(path);
+	free(t);
+}
+END_TEST
+
+/* the simulator's own Python tests (item kinds, windows, imports, mail SOAP) */
+START_TEST(zsim_python_selftest)
+{
+	const char *py = getenv("PYTHON") ? getenv("PYTHON") : "python3";
+	char *script = xasprintf("%s/tests/zsim/selftest.py", tu_srcdir());
+	char *argv[] = { (char *)py, script, NULL };
+	struct tu_proc p;
+	int rc = tu_run(argv, NULL, 240, &p);
+	ck_assert_msg(rc == 0, "selftest.py exit %d:\n%s", rc, p.err ? p.err : "");
+	tu_proc_release(&p);
+	free(script);
+}
+END_TEST
+
 START_TEST(dies_with_parent)
 {
 	int fds[2];
@@ -1123,6 +1279,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, tls_variants);
 	tcase_add_test(tc, import_variants);
 	tcase_add_test(tc, import_dedup_like_zimbra);
+	tcase_add_test(tc, mail_soap_admin_on_account);
+	tcase_add_test(tc, export_windows_like_zimbra);
 	tcase_add_test(tc, dies_with_parent);
 	suite_add_tcase(s, tc);
 
@@ -1133,6 +1291,11 @@ static Suite *make_suite(void)
 	tcase_add_test(ts, token_expiry);
 	tcase_add_test(ts, stream_survives_expiry);
 	suite_add_tcase(s, ts);
+
+	TCase *tp = tcase_create("python");
+	tcase_set_timeout(tp, 300);
+	tcase_add_test(tp, zsim_python_selftest);
+	suite_add_tcase(s, tp);
 	return s;
 }
 

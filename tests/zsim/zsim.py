@@ -43,10 +43,32 @@ BLOCK = random.Random(0x5A51).randbytes(1 << 20)
 NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 NS_SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 COOKIE = "ZM_ADMIN_AUTH_TOKEN"
-DEFAULT_FOLDERS = ["Inbox", "Sent", "Drafts", "Junk", "Trash"]
+DEFAULT_FOLDERS = ["Inbox", "Sent", "Drafts", "Junk", "Trash", "Contacts", "Calendar", "Tasks", "Briefcase"]
+# Zimbra's fixed system folder ids (zm-mailbox common/src/java/com/zimbra/common/mailbox/
+# FolderConstants.java:25-43: USER_ROOT 1, INBOX 2, TRASH 3, SPAM 4 ("Junk"), SENT 5,
+# DRAFTS 6, CONTACTS 7, CALENDAR 10, ROOT 11, TASKS 15, BRIEFCASE 16); user folders take
+# ids from the item id space, from FIRST_USER_ID 256 up (zsim starts at 257).  The
+# default views are inferred (Mailbox.initialize not read): Trash and USER_ROOT have none.
+SYSTEM_FOLDERS = {"Inbox": (2, "message"), "Trash": (3, None), "Junk": (4, "message"),
+                  "Sent": (5, "message"), "Drafts": (6, "message"), "Contacts": (7, "contact"),
+                  "Calendar": (10, "appointment"), "Tasks": (15, "task"),
+                  "Briefcase": (16, "document")}
+USER_ROOT_ID = 1
+ROOT_ID = 11
+# item kinds zsim models (MailItem.Type names as the REST types= and SOAP types= use them)
+KINDS = ("message", "contact", "document", "appointment", "task")
+CAL_KINDS = ("appointment", "task")
+# archive entry extensions, as ArchiveFormatter.saveItem chooses them with meta=1
+# (zm-mailbox ArchiveFormatter.java:438-522: appointment "appt", task "task", message "eml",
+# contact: none, document: its own name)
+KIND_EXT = {"message": ".eml", "appointment": ".appt", "task": ".task", "contact": "", "document": ""}
+TIME_UNSPECIFIED = -1     # Formatter.java:65
 RECEIVER_CODES = {"service.FAILURE", "service.TEMPORARILY_UNAVAILABLE",
                   "account.TOO_MANY_SEARCH_RESULTS"}
-XML_ELEMENT_KEYS = {"lifetime", "authToken"}  # encoded as child elements in XML
+XML_ELEMENT_KEYS = {"lifetime", "authToken", "su"}  # encoded as child elements in XML
+# urn:zimbraMail requests the admin SOAP endpoint serves: the AdminServlet registers
+# AdminService, AccountService AND MailService (zm-mailbox store/conf/web.xml:274-292)
+MAIL_REQUESTS = {"GetFolderRequest", "GetTagRequest", "SearchRequest"}
 MAX_KEEP_DATA = 64 << 20
 
 
@@ -77,9 +99,10 @@ def gen_item(r):
     """The eml bytes of a generated item; r = recipe {k, i, n, d}."""
     k, i, n, d = r["k"], int(r["i"]), int(r["n"]), int(r["d"])
     hdr = ("X-Zsim-Item: %s/%d\r\nFrom: sender%d@zsim.invalid\r\nTo: %s\r\n"
-           "Subject: zsim item %d of %s\r\nDate: %s\r\nMessage-ID: <%d.%s@zsim.invalid>\r\n"
+           "Subject: %s\r\nDate: %s\r\nMessage-ID: <%d.%s@zsim.invalid>\r\n"
            "Content-Type: application/octet-stream\r\n\r\n"
-           % (k, i, i % 17, k, i, k, email.utils.formatdate(d / 1000.0, usegmt=True),
+           % (k, i, i % 17, k, r.get("s") or ("zsim item %d of %s" % (i, k)),
+              email.utils.formatdate(d / 1000.0, usegmt=True),
               i, hashlib.sha1(k.encode()).hexdigest()[:12])).encode()
     if n <= len(hdr):
         return hdr[:n]
@@ -94,30 +117,90 @@ def gen_item(r):
     return bytes(out)
 
 
-class Item:
-    __slots__ = ("id", "folder", "date", "size", "digest", "recipe", "data", "subject")
+def gen_other(it):
+    """The content of a generated non-message item (appointment, task, contact, document):
+    a small deterministic text naming its fields (plus `size` bytes for a document), so an
+    edit (subject, revision, version) changes the digest.  Not the real blob formats
+    (iCalendar in a MIME blob, vCard, the document's bytes): zsim compares digests only."""
+    x = it.extra or {}
+    hdr = ("X-Zsim-Kind: %s\r\nSubject: %s\r\nUID: %s\r\nStart: %s\r\nEnd: %s\r\nRev: %d\r\n"
+           "Email: %s\r\nFirstName: %s\r\nFullName: %s\r\nName: %s\r\nVer: %s\r\n\r\n"
+           % (it.type, it.subject, x.get("uid", ""), x.get("start", ""), x.get("end", ""), it.rev,
+              x.get("email", ""), x.get("firstName", ""), x.get("fullName", ""), x.get("name", ""),
+              x.get("ver", ""))).encode()
+    n = int(x.get("body", 0))
+    if n <= 0:
+        return hdr
+    off = int.from_bytes(hashlib.sha256(hdr).digest()[:4], "big") % len(BLOCK)
+    out = bytearray(hdr)
+    while n > 0:
+        piece = BLOCK[off:off + n]
+        out += piece
+        n -= len(piece)
+        off = 0
+    return bytes(out)
 
-    def __init__(self, iid, folder, date, size, recipe=None, data=None, digest=None, subject=None):
+
+def sec_ms(ms):
+    """Item dates are whole seconds: MailItem.UnderlyingData.date is "Seconds since
+    1970-01-01" (zm-mailbox store/.../mailbox/MailItem.java:302) and getDate() returns
+    date * 1000L (MailItem.java:999)."""
+    ms = int(ms)
+    return ms - ms % 1000
+
+
+class Item:
+    __slots__ = ("id", "folder", "date", "size", "digest", "recipe", "data", "subject",
+                 "type", "rev", "extra")
+
+    def __init__(self, iid, folder, date, size, recipe=None, data=None, digest=None, subject=None,
+                 type="message", extra=None, rev=1):
         self.id = iid
         self.folder = folder
-        self.date = date
+        self.date = sec_ms(date)
         self.size = size
         self.recipe = recipe
         self.data = data
         self.digest = digest
-        self.subject = subject or ("zsim item %s" % (recipe["i"] if recipe else iid))
+        self.subject = subject or ((recipe.get("s") or "zsim item %s" % recipe["i"]) if recipe
+                                   else "zsim item %s" % iid)
+        self.type = type
+        self.rev = rev
+        self.extra = extra      # kind-specific fields: uid, start, end, email, firstName, ...
+
+    def x(self, key, dflt=None):
+        return (self.extra or {}).get(key, dflt)
 
     def content(self):
         if self.data is not None:
             return self.data
         if self.recipe is not None:
             return gen_item(self.recipe)
+        if self.type != "message":
+            return gen_other(self)
         return b""
 
     def get_digest(self):
         if self.digest is None:
             self.digest = hashlib.sha256(self.content()).hexdigest()
         return self.digest
+
+    def meta(self):
+        """The item's .meta JSON in a zsim archive (real: ItemData.encode, a Metadata blob)."""
+        m = {"id": self.id, "type": self.type, "folder": self.folder, "date": self.date,
+             "size": self.size, "digest": self.get_digest(), "subject": self.subject, "rev": self.rev}
+        for k, v in (self.extra or {}).items():
+            if k != "body":
+                m[k] = v
+        if self.recipe is not None:
+            m["zsim"] = self.recipe
+        return m
+
+    def view(self):
+        """GET /zsim/items row."""
+        v = self.meta()
+        v.pop("zsim", None)
+        return v
 
 
 class FolderDigests:
@@ -154,10 +237,15 @@ class Account:
         self.sys_account = bool(spec.get("zimbraIsSystemAccount"))
         self.sys_resource = bool(spec.get("zimbraIsSystemResource"))
         self.mbxid = sim.next_mbxid()
-        self.folders = list(DEFAULT_FOLDERS)
+        self.folders = []
+        self.folder_ids = {}     # path -> folder id (system folders: fixed ids)
+        self.folder_views = {}   # path -> default view or None
         self.items = {}          # id -> Item, in insertion order
         self.next_id = 257
         self.next_gen = 0
+        self.base_date_ms = sim.base_date_ms
+        for f in DEFAULT_FOLDERS:
+            self.add_folder(f)
         self.seed = spec.get("seed", self.name)
         folders = spec.get("folders") or ["Inbox"]
         for f in folders:
@@ -174,22 +262,127 @@ class Account:
         self.default_size = int(sizes[0]) if sizes else 2048
         for j, sz in enumerate(sizes):
             self.gen_item(folders[j % len(folders)], int(sz), sim.base_date_ms + j * 60000)
+        self.load_kinds(spec)
 
-    def add_folder(self, f):
+    def load_kinds(self, spec):
+        """Items of other kinds from the account spec (README "Item kinds")."""
+        for kind, key in (("appointment", "appointments"), ("task", "tasks"),
+                          ("contact", "contacts"), ("document", "documents")):
+            v = spec.get(key)
+            if v is None:
+                continue
+            if isinstance(v, int):
+                v = [{} for _ in range(v)]
+            for d in v:
+                self.add_kind(kind, d)
+
+    def add_kind(self, kind, d, date=None):
+        """One appointment/task/contact/document (or message) from a spec dict; returns it."""
+        if kind not in KINDS:
+            raise ValueError("unknown item type: %s" % kind)
+        j = self.next_gen
+        if date is None:
+            date = d.get("date", self.base_date_ms + j * 60000)
+        if kind == "message":
+            folder = d.get("folder", "Inbox")
+            self.add_folder(folder)
+            it = self.gen_item(folder, int(d.get("size", self.default_size)), date)
+            if d.get("subject"):
+                it.recipe["s"] = str(d["subject"])
+                it.subject = str(d["subject"])
+            return it
+        self.next_gen += 1
+        dflt = {"appointment": "Calendar", "task": "Tasks", "contact": "Contacts",
+                "document": "Briefcase"}[kind]
+        folder = str(d.get("folder", dflt)).strip("/")
+        self.add_folder(folder)
+        iid = self.next_id
+        x = {}
+        if kind in CAL_KINDS:
+            x["uid"] = str(d.get("uid") or "zsim-%s-%s-%d" % (kind, hashlib.sha1(
+                self.name.encode()).hexdigest()[:8], iid))
+            if kind == "appointment" or d.get("start") is not None:
+                st = int(d.get("start", date))
+                x["start"] = st
+                x["end"] = int(d.get("end", st + 3600000))
+            if kind == "task" and d.get("end") is not None and "end" not in x:
+                x["end"] = int(d["end"])
+        elif kind == "contact":
+            x["email"] = str(d.get("email", "contact%d.%s" % (iid, self.name)))
+            x["firstName"] = str(d.get("firstName", "First%d" % iid))
+            x["fullName"] = str(d.get("fullName", "First%d Last" % iid))
+        else:
+            x["name"] = str(d.get("name", "doc%d.bin" % iid))
+            x["ver"] = int(d.get("ver", 1))
+            x["body"] = int(d.get("size", 1024))
+        subject = str(d.get("subject") or (x.get("fullName") if kind == "contact" else
+                                           x.get("name") if kind == "document" else
+                                           "zsim %s %d" % (kind, iid)))
+        it = Item(iid, folder, date, 0, subject=subject, type=kind, extra=x)
+        it.size = len(gen_other(it))
+        self.next_id += 1
+        self.items[it.id] = it
+        return it
+
+    def add_folder(self, f, view=None):
         f = f.strip("/")
         parts = f.split("/")
         for k in range(1, len(parts) + 1):
             p = "/".join(parts[:k])
-            if p and p not in self.folders:
+            if p and p not in self.folder_ids:
                 self.folders.append(p)
+                if k == 1 and p in SYSTEM_FOLDERS:
+                    self.folder_ids[p], self.folder_views[p] = SYSTEM_FOLDERS[p]
+                else:
+                    self.folder_ids[p] = self.next_id
+                    self.next_id += 1
+                    self.folder_views[p] = view if k == len(parts) else None
+
+    def folder_by_id(self, fid):
+        for p, i in self.folder_ids.items():
+            if i == fid:
+                return p
+        return None
+
+    def in_trash(self, path):
+        """getTrashFolders: Trash and its subfolders (DBQueryOperation.ensureSpamTrashSetting)."""
+        return path == "Trash" or path.startswith("Trash/")
 
     def gen_item(self, folder, size, date):
-        r = {"k": self.name, "i": self.next_gen, "n": size, "d": date}
+        r = {"k": self.name, "i": self.next_gen, "n": size, "d": sec_ms(date)}
         self.next_gen += 1
         it = Item(self.next_id, folder, date, size, recipe=r)
         self.next_id += 1
         self.items[it.id] = it
         return it
+
+    def edit_item(self, it, subject=None, start=None, end=None):
+        """/zsim/edit-item: a new revision.  A message gets new content (as a draft save
+        does; real messages are otherwise immutable), a calendar item / contact a new
+        revision with the new fields, a document a new version (ver + 1)."""
+        it.rev += 1
+        if subject is not None:
+            it.subject = str(subject)
+        if it.type == "message":
+            if it.recipe is not None:
+                it.recipe = dict(it.recipe, s=it.subject + ("" if subject is not None else " r%d" % it.rev))
+                it.subject = it.recipe["s"]
+                it.size = len(gen_item(it.recipe))
+            else:
+                it.data = ("Subject: %s\r\nX-Zsim-Rev: %d\r\n" % (it.subject, it.rev)).encode() + (it.data or b"")
+                it.size = len(it.data)
+        else:
+            x = dict(it.extra or {})
+            if start is not None:
+                x["start"] = int(start)
+            if end is not None:
+                x["end"] = int(end)
+            if it.type == "document":
+                x["ver"] = int(x.get("ver", 1)) + 1
+            it.extra = x
+            it.data = None
+            it.size = len(gen_other(it))
+        it.digest = None
 
     def _new_id(self, it):
         it.id = self.next_id
@@ -198,14 +391,150 @@ class Account:
 
     def folder_digests(self, folder):
         """digest -> item id of the messages now in `folder` (real: Mailbox.getDigestsForItems)."""
-        return {o.get_digest(): o.id for o in self.items.values() if o.folder == folder}
+        return {o.get_digest(): o.id for o in self.items.values()
+                if o.folder == folder and o.type == "message"}
 
-    def empty_folders(self, under):
+    def empty_folders(self, under, types=None):
         """resolve=reset: delete every item in `under` and its subfolders ("" = the whole mailbox).
-        real: ArchiveFormatter.saveCallback, Resolve.Reset loop over fldr.getSubfolderHierarchy()"""
+        real: ArchiveFormatter.saveCallback, Resolve.Reset loop over fldr.getSubfolderHierarchy()
+        (ArchiveFormatter.java:893-939); with types= only items of those types (907-911)."""
         for k in [k for k, o in self.items.items()
-                  if not under or o.folder == under or o.folder.startswith(under + "/")]:
+                  if (not under or o.folder == under or o.folder.startswith(under + "/"))
+                  and (types is None or o.type in types)]:
             del self.items[k]
+
+    def add_imported_other(self, it, resolve, root, st, carbonio):
+        """Store one imported appointment, task, contact or document as
+        ArchiveFormatter.addItem does (zm-mailbox store/src/java/com/zimbra/cs/service/
+        formatter/ArchiveFormatter.java, commit 2b7f9787).  Returns 'added', 'skipped',
+        'replaced', 'modified' or 'unsupported'.  st = this import's state (contact lists
+        read once per folder, the document idMap).
+
+        APPOINTMENT / TASK (1132-1184): the folder path is created (1136); unless the import
+        is at the root with reset (1137), the old item is mbox.getCalendarItemByUid(uid)
+        (1141): matched by UID alone, anywhere in the mailbox, whatever its folder or type.
+        replace deletes it and sets the new one in the destination folder (1144-1145);
+        skip with an old item does nothing (1150); modify re-sets the SAME calendar item
+        (same id) from the archive, in the OLD item's folder (1178-1179: oldItem != null &&
+        r == Modify ? oldItem.getFolderId() : fldr.getId()); no old item: set in the
+        destination folder.
+        CONTACT (1228-1260): only at the root and not with reset (1232): findContact
+        (1553-1575) looks in the destination folder's contact list, read once per folder per
+        import (the `contacts` cache, cleared at the end: 1000), for a contact sharing an
+        email address; it counts only if email, firstName and fullName are all equal
+        (1237-1244): replace deletes it and creates the new one, modify rewrites it in place
+        (1250), skip leaves it.  Otherwise a new contact is created (1256-1258): an equal
+        contact outside the root, or with reset, is duplicated.
+        DOCUMENT (1262-1315): the parent folder is created (1268); the archive id is looked up
+        in this import's idMap (1266), else the folder's documents are searched by name
+        (1271-1277, live: not cached).  Found: replace (first time) deletes it and creates the
+        new one (1284-1285); an archived version older than the target's is ignored (1286-1287);
+        a newer one adds a revision to the old document (1290-1293, 'modified'); equal
+        versions leave it ('skipped'; modify/replace-after-idMap only reset its date, 1295-1296).
+        Carbonio (zextras/carbonio-mailbox ArchiveFormatter.java, commit 0385232e, addItem
+        1269-1683; MailItem.constructItem 1796-1825 has no TASK nor DOCUMENT case and returns
+        null): a task or document entry makes addItem throw (mi.getType() on null) and the
+        catch (1674-1681) adds formatter.UNKNOWN_ERROR for the entry: not imported, a warning
+        ('unsupported')."""
+        kind = it.type
+        if carbonio and kind in ("task", "document"):
+            return "unsupported"
+        if kind in CAL_KINDS:
+            self.add_folder(it.folder)
+            old = None
+            if not (root and resolve == "reset"):
+                uid = it.x("uid")
+                for o in self.items.values():
+                    if o.type in CAL_KINDS and o.x("uid") == uid:
+                        old = o
+                        break
+            if old is not None and resolve == "replace":
+                del self.items[old.id]
+                self._new_id(it)
+                return "replaced"
+            if old is not None and resolve == "skip":
+                return "skipped"
+            if old is not None and resolve == "modify":
+                old.subject, old.extra, old.rev = it.subject, it.extra, it.rev
+                old.data, old.digest, old.size, old.type = it.data, it.digest, it.size, it.type
+                old.date = it.date
+                return "modified"
+            if old is not None:
+                # reset, not at the root: the lookup still ran (1137) and setCalendarItem gets
+                # the destination folder (1178-1179) for the existing UID: updated and moved
+                # there (inferred: setCalendarItem's move not read)
+                old.subject, old.extra, old.rev = it.subject, it.extra, it.rev
+                old.data, old.digest, old.size = it.data, it.digest, it.size
+                old.folder = it.folder
+                return "modified"
+            self._new_id(it)
+            return "added"
+        if kind == "contact":
+            self.add_folder(it.folder)
+            if root and resolve != "reset":
+                lst = st["contacts"].get(it.folder)
+                if lst is None:
+                    lst = st["contacts"][it.folder] = [o for o in self.items.values()
+                                                       if o.type == "contact" and o.folder == it.folder]
+                old = None
+                for o in lst:
+                    if o.x("email") == it.x("email"):
+                        old = o
+                        break
+                if old is not None and all(old.x(k, "") == it.x(k, "")
+                                           for k in ("email", "firstName", "fullName")):
+                    if resolve == "replace":
+                        self.items.pop(old.id, None)
+                        self._new_id(it)
+                        return "replaced"
+                    if old.id not in self.items:
+                        # the cached list still names a contact replace deleted: modifyContact
+                        # throws NO_SUCH_ITEM -> addError (inferred)
+                        return "failed"
+                    if resolve == "modify":
+                        old.subject, old.extra, old.rev = it.subject, it.extra, it.rev
+                        old.data, old.digest, old.size = it.data, it.digest, it.size
+                        return "modified"
+                    return "skipped"
+            self._new_id(it)
+            return "added"
+        if kind == "document":
+            self.add_folder(it.folder)
+            src = it.x("src_id")
+            old_id = st["idmap"].get(src) if src is not None else None
+            old = None
+            if old_id is None:
+                for o in self.items.values():
+                    if o.type == "document" and o.folder == it.folder and o.x("name") == it.x("name"):
+                        old = o
+                        if src is not None:
+                            st["idmap"][src] = o.id
+                        break
+            else:
+                old = self.items.get(old_id)
+            if old is not None:
+                if resolve == "replace" and old_id is None:
+                    del self.items[old.id]
+                else:
+                    if int(it.x("ver", 1)) < int(old.x("ver", 1)):
+                        return "skipped"
+                    if int(it.x("ver", 1)) > int(old.x("ver", 1)):
+                        # addDocumentRevision: version old + 1, the archive's content
+                        old.extra = dict(old.extra or {}, ver=int(old.x("ver", 1)) + 1)
+                        old.subject, old.data, old.digest, old.size = it.subject, it.content(), None, it.size
+                        return "modified"
+                    if resolve != "skip":
+                        old.date = it.date
+                    return "skipped"
+                self._new_id(it)
+                if src is not None:
+                    st["idmap"][src] = it.id
+                return "replaced"
+            self._new_id(it)
+            if src is not None:
+                st["idmap"][src] = it.id
+            return "added"
+        return "unsupported"
 
     def add_imported(self, it, resolve, root, digests, src_id=None):
         """Store one imported message the way the real import does; returns 'added',
@@ -406,6 +735,124 @@ def parse_date(v):
 
 
 # --------------------------------------------------------------------------
+# the mailbox search subset that exports and SearchRequest use
+
+def query_date(v):
+    """(begin_ms, end_ms) of a date term value as DateQuery.parseDate reads it
+    (zm-mailbox store/src/java/com/zimbra/cs/index/query/DateQuery.java:264-371): all digits
+    = ms with end = begin + 1000 ("+1000 since SQL time is sec", 265-270); mm/dd/yyyy = that
+    day (UTC here; the real one uses the request's time zone) with end = the next day."""
+    v = v.strip().strip('"')
+    if re.fullmatch(r"\d+", v):
+        b = int(v)
+        return b, b + 1000
+    b = parse_date(v)
+    if b is None:
+        raise SoapFault("mail.QUERY_PARSE_ERROR", "Couldn't parse query: bad date %s" % v)
+    return b, b + 86400000
+
+
+def parse_query(qs):
+    """The subset of the search grammar zsim understands, as constraints:
+      is:local        every local folder (InQuery LOCAL -> DBQueryOperation.addIsLocalClause,
+                      expanded to all folders; Trash/Junk are still excluded, below)
+      is:anywhere     every folder INCLUDING Trash and Junk (BuiltInQuery "anywhere" ->
+                      DbSearchConstraints.addAnyFolder 911-920: forceHasSpamTrashSetting)
+      in:P / under:P  that folder / that folder and its subfolders (a leading "/" optional)
+      after:X         date >= end(X)   (DateQuery 382-385, 429-433: AFTER -> lowest =
+                      endDate, inclusive; for ms X that is X + 1000)
+      before:X        date < begin(X)  (378-381, 417-421)
+      appt-start:>=X  appointment start >= X; appt-end:<X  appointment end < X
+                      (explicit comparators, 197-223; 405-433)
+    Dates compare as DbSearch does: mi.date in SECONDS against range/1000
+    (store/src/java/com/zimbra/cs/db/DbSearch.java:438, 1093-1096); appointment start/end
+    are ms timestamps (ap.start_time / ap.end_time, 451-456, 1098-1100).
+    Anything else is not modelled: mail.QUERY_PARSE_ERROR (a simulator limit, not the real
+    answer: the real server would search the text)."""
+    c = {"folders": [], "anywhere": False, "lo": None, "hi": None, "alo": None, "ahi": None,
+         "terms": 0}
+    for tok in re.findall(r'(?:[^\s"]+(?:"[^"]*")?)+|"[^"]*"', qs or ""):
+        k, sep, v = tok.partition(":")
+        k = k.lower()
+        if not sep:
+            raise SoapFault("mail.QUERY_PARSE_ERROR", "zsim: query term not modelled: %s" % tok)
+        c["terms"] += 1
+        if k == "is" and v.lower() == "local":
+            continue
+        if k == "is" and v.lower() == "anywhere":
+            c["anywhere"] = True
+        elif k in ("in", "under"):
+            path = v.strip('"').strip("/")
+            for sysname in SYSTEM_FOLDERS:        # in:inbox, in:junk ... (names are case-less)
+                if path.lower() == sysname.lower() or path.lower().startswith(sysname.lower() + "/"):
+                    path = sysname + path[len(sysname):]
+            c["folders"].append((path, k == "under"))
+        elif k == "after":
+            lo = query_date(v)[1]
+            c["lo"] = lo if c["lo"] is None else max(c["lo"], lo)
+        elif k == "before":
+            hi = query_date(v)[0]
+            c["hi"] = hi if c["hi"] is None else min(c["hi"], hi)
+        elif k == "appt-start" and v.startswith(">="):
+            c["alo"] = int(query_date(v[2:])[0])
+        elif k == "appt-end" and v.startswith("<"):
+            c["ahi"] = int(query_date(v[1:])[0])
+        else:
+            raise SoapFault("mail.QUERY_PARSE_ERROR", "zsim: query term not modelled: %s" % tok)
+    return c
+
+
+def query_match(c, a, it, inc_trash=False, inc_spam=False):
+    """Does item `it` of account `a` match the parsed query `c`?  Trash (and its
+    subfolders) and Junk are excluded unless the query has is:anywhere or names them
+    (ZimbraQuery.java:586-635: includeTrash/includeSpam are the AUTHENTICATED account's
+    zimbraPrefIncludeTrashInSearch / zimbraPrefIncludeSpamInSearch, default FALSE,
+    zimbra-attrs.xml 611-620 -- for zmbatch that is the admin; parseTreeIncludesFolder
+    turns them on for a query naming Trash/Junk; DBQueryOperation.ensureSpamTrashSetting
+    199-221).  Knobs include_trash_in_search / include_spam_in_search are those prefs."""
+    for path, sub in c["folders"]:
+        if not (it.folder == path or (sub and it.folder.startswith(path + "/"))):
+            return False
+    if not c["anywhere"]:
+        named = [p for p, _ in c["folders"]]
+        if a.in_trash(it.folder) and not inc_trash and not any(a.in_trash(p) for p in named):
+            return False
+        if it.folder == "Junk" and not inc_spam and "Junk" not in named:
+            return False
+    d = it.date // 1000
+    if c["lo"] is not None and d < c["lo"] // 1000:
+        return False
+    if c["hi"] is not None and d >= c["hi"] // 1000:
+        return False
+    if c["alo"] is not None or c["ahi"] is not None:
+        if it.type != "appointment" or it.x("start") is None:
+            return False
+        # encodeRange cutoff 1 (DbSearch 1112-1117): a bound below 1 is no bound
+        if c["alo"] is not None and c["alo"] >= 1 and int(it.x("start")) < c["alo"]:
+            return False
+        if c["ahi"] is not None and c["ahi"] >= 1 and int(it.x("end")) >= c["ahi"]:
+            return False
+    return True
+
+
+def cal_instances(it, start, end):
+    """CalendarItem.expandInstances(start, end) is non-empty (zm-mailbox store/.../mailbox/
+    CalendarItem.java:964-1035, non-recurring item: one instance if invStart < end &&
+    invEnd > start, or always when the invite has no DTSTART (1007); then removed if it has
+    start and end and instEnd <= start || instStart >= end (1022-1032)).  start/end are the
+    export's, TIME_UNSPECIFIED (-1) when absent: so with start= but no end= NO appointment
+    (nor dated task) survives (invStart < -1 is false).  A task without a start is kept in
+    every window.  A task with a start and no end: its effective end is taken as its start
+    (inferred: Invite.getEffectiveEndTime for a VTODO without DUE not read)."""
+    st = it.x("start")
+    if st is None:
+        return True
+    st = int(st)
+    en = int(it.x("end", st))
+    return st < end and en > start
+
+
+# --------------------------------------------------------------------------
 # Jetty's DoSFilter, as Zimbra and Carbonio configure it
 
 class RateTracker:
@@ -468,10 +915,15 @@ class Sim:
         self.by_id = {}
         self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 0,
                       "export_close_delimited": False, "dos_max_requests_per_sec": 0,
-                      "rest_not_admin_port": False}
+                      "rest_not_admin_port": False,
+                      # zimbraExportMaxDays of the COS (an account's own attr wins); 0 = off
+                      "export_max_days": 0,
+                      # the admin's zimbraPrefIncludeTrashInSearch / ...SpamInSearch
+                      "include_trash_in_search": False, "include_spam_in_search": False}
         # GetVersionInfoRequest: "zimbra" or "carbonio" (config "product")
         self.product = str(cfg.get("product", "zimbra")).lower()
         self.dos_trackers = {}
+        self.admin_mailboxes = {}   # an admin's own (empty) mailbox, for mail SOAP without <account>
         self.faults = []
         self.quota_knobs = {"quota_refuse": None, "quota_page_max": 0}   # GetQuotaUsageRequest
         self.down_until = 0.0
@@ -595,7 +1047,8 @@ class Sim:
     def set_knobs(self, k):
         with self.lock:
             for key in ("bandwidth", "import_delay", "gzip_level", "export_close_delimited",
-                        "rest_not_admin_port"):
+                        "rest_not_admin_port", "export_max_days", "include_trash_in_search",
+                        "include_spam_in_search"):
                 if key in k:
                     self.knobs[key] = k[key]
             if "dos_max_requests_per_sec" in k:
@@ -695,6 +1148,7 @@ class Sim:
                 "tokens_issued": 0,
                 "active_streams": 0,
                 "misrouted": {"total": 0, "proxied": 0, "by_account": {}},
+                "mail": {},     # mail SOAP per account: searches, folder_lists, tag_lists
                 "dos": {"rejected": 0, "soap": 0, "rest": 0, "by_tracker": {}},
             }
             self.requests = collections.deque(maxlen=20000)
@@ -708,7 +1162,8 @@ class Sim:
             if section == "exports":
                 s["items"] = 0
             else:
-                s.update({"added": 0, "skipped": 0, "replaced": 0, "failed": 0, "resolve": {}})
+                s.update({"added": 0, "skipped": 0, "replaced": 0, "failed": 0, "modified": 0,
+                          "resolve": {}})
             self.stats[section][name] = s
         return s
 
@@ -727,6 +1182,7 @@ class Sim:
                 out[k] = self.stats[k]
             out["dos"] = json.loads(json.dumps(self.stats["dos"]))
             out["misrouted"] = json.loads(json.dumps(self.stats["misrouted"]))
+            out["mail"] = json.loads(json.dumps(self.stats["mail"]))
             out["faults"] = [dict(f) for f in self.faults]
             accts = [(a.name, a, list(a.items.values())) for a in self.accounts.values()]
             reqs = list(self.requests) if log else None
@@ -1248,6 +1704,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sim = self.sim
         if method == "GET" and p == "/zsim/health":
             return self.reply_json(200, {"ok": True, "name": sim.name})
+        if method == "GET" and p == "/zsim/items":
+            # every item and folder of one account, to compare source and target
+            with sim.lock:
+                a = sim.find_account(self.query.get("account"))
+                if a is None:
+                    return self.reply_json(404, {"error": "no such account"})
+                items = list(a.items.values())
+                counts = collections.Counter(it.folder for it in items)
+                folders = [{"id": a.folder_ids[f], "path": f, "view": a.folder_views.get(f),
+                            "n": counts.get(f, 0)} for f in a.folders]
+            return self.reply_json(200, {"account": a.name, "id": a.id, "folders": folders,
+                                         "items": [it.view() for it in items]})
         if method == "GET" and p == "/zsim/stats":
             return self.reply_json(200, sim.stats_view(log=self.query.get("log") != "0",
                                                         digests=self.query.get("digests") != "0"))
@@ -1272,17 +1740,50 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 sim.reset_stats()
                 return self.reply_json(200, {"ok": True})
             if p == "/zsim/add-items":
+                # {"account","n","folder"?,"size"?,"type"?,"date"?,"start"?,"end"?,"uid"?,
+                #  "subject"?, contact "email"/"firstName"/"fullName", document "name"}
                 with sim.lock:
                     a = sim.find_account(body.get("account"))
                     if a is None:
                         return self.reply_json(404, {"error": "no such account"})
-                    base = now_ms()
-                    folder = body.get("folder", "Inbox")
-                    a.add_folder(folder)
+                    kind = str(body.get("type", "message"))
+                    if kind not in KINDS:
+                        return self.reply_json(400, {"error": "unknown type: %s" % kind})
+                    base = sec_ms(int(body.get("date", now_ms())))
                     n = int(body.get("n", 1))
+                    ids = []
                     for j in range(n):
-                        a.gen_item(folder, int(body.get("size", a.default_size)), base + j)
-                return self.reply_json(200, {"added": n, "date_ms": base})
+                        d = dict(body)
+                        if kind in CAL_KINDS and d.get("uid") and n > 1:
+                            d["uid"] = "%s-%d" % (d["uid"], j)
+                        for k in ("email", "name"):
+                            if d.get(k) and n > 1:
+                                d[k] = "%d.%s" % (j, d[k])
+                        if kind == "message":
+                            d.setdefault("folder", "Inbox")
+                        ids.append(a.add_kind(kind, d, date=base).id)
+                return self.reply_json(200, {"added": n, "date_ms": base, "ids": ids})
+            if p in ("/zsim/move-item", "/zsim/edit-item", "/zsim/delete-item", "/zsim/add-folder"):
+                with sim.lock:
+                    a = sim.find_account(body.get("account"))
+                    if a is None:
+                        return self.reply_json(404, {"error": "no such account"})
+                    if p == "/zsim/add-folder":
+                        a.add_folder(str(body["folder"]), body.get("view"))
+                        f = str(body["folder"]).strip("/")
+                        return self.reply_json(200, {"folder": f, "id": a.folder_ids[f]})
+                    it = a.items.get(int(body.get("id", 0)))
+                    if it is None:
+                        return self.reply_json(404, {"error": "no such item"})
+                    if p == "/zsim/move-item":
+                        a.add_folder(str(body["folder"]))
+                        it.folder = str(body["folder"]).strip("/")
+                    elif p == "/zsim/edit-item":
+                        a.edit_item(it, body.get("subject"), body.get("start"), body.get("end"))
+                    else:
+                        del a.items[it.id]
+                        return self.reply_json(200, {"deleted": it.id})
+                    return self.reply_json(200, it.view())
             if p == "/zsim/add-account":
                 with sim.lock:
                     a = sim.add_account(body, body.get("domain"))
@@ -1389,6 +1890,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             extra_headers = []
             if reqname != "AuthRequest":
                 self.soap_auth(ctx)
+            if reqname in MAIL_REQUESTS:
+                if self.mail_context(ctx, raw):
+                    return          # proxied to the account's home server
             resp = handler(req, ctx, extra_headers)
         except SoapFault as e:
             return self.soap_fault(fmt, e)
@@ -1396,7 +1900,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.soap_fault(fmt, SoapFault("service.INVALID_REQUEST",
                                                   "invalid request: %s" % str(e)[:200]))
         rname = reqname[:-len("Request")] + "Response" if reqname.endswith("Request") else reqname + "Response"
-        resp["_jsns"] = "urn:zimbraAdmin"
+        resp["_jsns"] = "urn:zimbraMail" if reqname in MAIL_REQUESTS else "urn:zimbraAdmin"
         if fmt == "js":
             out = {"Header": {"context": {"_jsns": "urn:zimbra"}}, "Body": {rname: resp},
                    "_jsns": "urn:zimbraSoap"}
@@ -1729,6 +2233,252 @@ class Handler(http.server.BaseHTTPRequestHandler):
         names = [self.sim.mailhost] + [str(e["name"]) for e in self.sim.servers.values()]
         return {"server": [self.enc_server(n, self.server_entry(n)) for n in names]}
 
+    # ---- mail SOAP (urn:zimbraMail) with an admin token acting on an account ----
+    def token_admin(self, tok):
+        try:
+            data = bytes.fromhex(str(tok).split("_")[2]).decode()
+            zid = re.search(r"id=\d+:([^;]+);", data).group(1)
+        except (ValueError, AttributeError, IndexError):
+            return None
+        for n, i in self.sim.admin_ids.items():
+            if i == zid:
+                return n
+        return None
+
+    def mail_context(self, ctx, raw):
+        """Which mailbox a mail request acts on (self.mail_acct), as ZimbraSoapContext reads
+        the context header (zm-mailbox store/src/java/com/zimbra/soap/ZimbraSoapContext.java
+        339-385): <account by="name|id">X</account> = act on X; by missing = the token's own
+        account; another by -> service.INVALID_REQUEST "unknown value for by"; an unknown
+        account with an admin token -> account.NO_SUCH_ACCOUNT (356, 372).  An admin acting
+        on another account passes validateDelegatedAccess (518-560: case 1, admin rights).
+        Without the header the request acts on the ADMIN's own mailbox: zsim answers from an
+        empty mailbox (system folders only) unless the admin is also a configured account
+        (inferred: a real admin account has its own, usually empty, mailbox).
+        Item ids are then qualified "<zimbraId>:<id>" for another account's items, since
+        ItemIdFormatter(zsc) formats against the AUTH account (service/util/
+        ItemIdFormatter.java, ItemIdentifier.toString 126-135), unless the context has
+        <noqualify/> (ZimbraSoapContext.java:454; HeaderConstants.E_NO_QUALIFY).
+        An account homed on another server: the handler proxies the request to it
+        (DocumentHandler.proxyIfNecessary, soap/DocumentHandler.java:483) -- zsim forwards it
+        when that server is in `servers` (as rest_remote does for REST), else answers here;
+        both counted in stats misrouted.  Returns True when the request was proxied."""
+        sim = self.sim
+        el = jelem(ctx, "account")
+        self.mail_noqualify = isinstance(ctx, dict) and "noqualify" in ctx
+        with sim.lock:
+            if el is not None and el.get("by") is not None:
+                by = str(el.get("by"))
+                if by not in ("name", "id"):
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: unknown value for by: %s" % by)
+                key = el.get("_content")
+                a = sim.find_account(key, by)
+                if a is None:
+                    raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % key)
+                self.mail_acct, self.mail_delegated = a, True
+            else:
+                admin = self.token_admin(self.ctx_token(ctx)) or "admin"
+                a = sim.accounts.get(admin)
+                if a is None:
+                    a = sim.admin_mailboxes.get(admin)
+                    if a is None:
+                        a = sim.admin_mailboxes[admin] = Account(sim, admin, admin.split("@")[-1],
+                                                                 {"name": admin})
+                self.mail_acct, self.mail_delegated = a, False
+            self.rec["account"] = a.name
+            remote = a.mailhost.lower() != sim.mailhost.lower()
+            if remote:
+                m = sim.stats["misrouted"]
+                m["total"] += 1
+                m["by_account"][a.name] = m["by_account"].get(a.name, 0) + 1
+            home = sim.servers.get(a.mailhost.lower()) if remote else None
+            if home:
+                sim.stats["misrouted"]["proxied"] += 1
+        if not home:
+            return False
+        import http.client
+        conn = http.client.HTTPSConnection(str(home.get("host", "127.0.0.1")), int(home.get("port", 7071)),
+                                           context=ssl._create_unverified_context(), timeout=60)
+        try:
+            conn.request("POST", "/service/admin/soap", body=raw,
+                         headers={"Content-Type": self.headers.get("Content-Type") or "application/soap+xml"})
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        self.rec["proxied"] = a.mailhost
+        self.reply(r.status, data, r.getheader("Content-Type"))
+        return True
+
+    def mail_count(self, key):
+        with self.sim.lock:
+            m = self.sim.stats["mail"].setdefault(self.mail_acct.name,
+                                                  {"searches": 0, "folder_lists": 0, "tag_lists": 0})
+            m[key] += 1
+
+    def mail_id(self, iid):
+        a = self.mail_acct
+        if self.mail_delegated and not self.mail_noqualify:
+            return "%s:%d" % (a.id, iid)
+        return str(iid)
+
+    def enc_folder(self, a, path, counts, sizes):
+        """One <folder> as ToXML.encodeFolder with NOTIFY_FIELDS writes it (zm-mailbox
+        store/src/java/com/zimbra/cs/service/mail/ToXML.java:289-356, encodeFolderCommon
+        489-559): id, uuid, deletable, name, absFolderPath, l (parent id), luuid, f (only if
+        flags), u (only if unread > 0), view (omitted when UNKNOWN), rev, ms,
+        webOfflineSyncDays, activesyncdisabled, n, s, i4ms, i4next.  Attribute names:
+        MailConstants.java 722-1319.  Not modelled: color, url, acl, retention policy, perm
+        (an admin's delegated request also gets perm = effective rights), search folders
+        (<search>) and mountpoints (<link>): zsim has none."""
+        if path == "":
+            fid, name, abspath, parent, view = USER_ROOT_ID, "USER_ROOT", "/", ROOT_ID, None
+        else:
+            fid = a.folder_ids[path]
+            name = path.rsplit("/", 1)[-1]
+            abspath = "/" + path
+            pp = path.rsplit("/", 1)[0] if "/" in path else ""
+            parent = a.folder_ids[pp] if pp else USER_ROOT_ID
+            view = a.folder_views.get(path)
+        u = lambda i: str(uuid.uuid5(uuid.NAMESPACE_URL, "zsim:%s:%d" % (a.id, i)))
+        e = {"id": self.mail_id(fid), "uuid": u(fid), "deletable": fid >= 256, "name": name,
+             "absFolderPath": abspath, "l": self.mail_id(parent), "luuid": u(parent)}
+        if view:
+            e["view"] = view
+        e.update({"rev": 1, "ms": 1, "webOfflineSyncDays": 0, "activesyncdisabled": False,
+                  "n": counts.get(path, 0), "s": sizes.get(path, 0), "i4ms": 1,
+                  "i4next": a.next_id})
+        return e
+
+    def soap_GetFolderRequest(self, req, ctx, hdrs):
+        """zm-mailbox store/src/java/com/zimbra/cs/service/mail/GetFolder.java:66-167: the
+        folder tree from USER_ROOT (id 1; or <folder l="id"|path="/p"/>), `depth` levels
+        (-1 = all), each subfolder a nested "folder" array.  Subfolders are listed by id
+        (inferred: Folder.getSubfolders order not read).  An unknown folder:
+        mail.NO_SUCH_FOLDER.  `view`, `visible`, `traverse` are not modelled."""
+        self.mail_count("folder_lists")
+        a = self.mail_acct
+        with self.sim.lock:
+            folders = list(a.folders)
+            counts = collections.Counter(it.folder for it in a.items.values())
+            sizes = collections.Counter()
+            for it in a.items.values():
+                sizes[it.folder] += it.size
+            e = jelem(req, "folder")
+            top = ""
+            if e:
+                if e.get("path") is not None:
+                    top = str(e["path"]).strip("/")
+                    if top and top not in a.folder_ids:
+                        raise SoapFault("mail.NO_SUCH_FOLDER", "no such folder path: %s" % e["path"])
+                elif e.get("l") is not None:
+                    fid = int(str(e["l"]).split(":")[-1])
+                    top = "" if fid == USER_ROOT_ID else a.folder_by_id(fid)
+                    if top is None:
+                        raise SoapFault("mail.NO_SUCH_FOLDER", "no such folder id: %s" % e["l"])
+            depth = int(jval(req, "depth") if jval(req, "depth") is not None else -1)
+
+            def node(path, d):
+                el = self.enc_folder(a, path, counts, sizes)
+                if d == 0:
+                    return el
+                kids = [f for f in folders if (f.rsplit("/", 1)[0] if "/" in f else "") == path and f]
+                kids.sort(key=lambda f: a.folder_ids[f])
+                if kids:
+                    el["folder"] = [node(k, d - 1 if d > 0 else d) for k in kids]
+                return el
+            return {"folder": [node(top, depth)]}
+
+    def soap_GetTagRequest(self, req, ctx, hdrs):
+        """zm-mailbox service/mail/GetTag.java:56-61: one <tag> per tag (ToXML.encodeTag).
+        zsim models no tags: an empty GetTagResponse, i.e. NO "tag" key at all (an element
+        without children) -- a client must read a missing "tag" as none."""
+        self.mail_count("tag_lists")
+        return {}
+
+    SORTS = {"none", "dateAsc", "dateDesc", "subjAsc", "subjDesc", "sizeAsc", "sizeDesc",
+             "idAsc", "idDesc"}
+
+    def soap_SearchRequest(self, req, ctx, hdrs):
+        """zm-mailbox store/src/java/com/zimbra/cs/service/mail/Search.java:76-192 with
+        index/SearchParams.java:
+          - query: absent -> the account's zimbraPrefMailInitialSearch (548; default
+            "in:inbox", inferred from the attr's cos default); the subset parse_query knows;
+            without is:anywhere, Trash and Junk are excluded (query_match);
+          - types (555-560): absent -> conversation; message, contact, document,
+            appointment, task, conversation;
+          - sortBy (372-377): SortBy names (index/SortBy.java:40-76); unknown -> dateDesc;
+            zsim orders by date, subject, size or id, ties by id; none = id order;
+          - limit (856-863): absent or <= 0 -> 10, above 1000 -> 1000; offset (622).
+        Response (Search.java 111-192, SearchResponse.java): sortBy, offset, the hits, more.
+        Hits: m (message), c (conversation: one virtual conversation per message, id -<id>),
+        cn (contact), doc (document), appt (appointment), task; each carries sf, the sort
+        field (SearchResponse.java:196).  d = date in ms (whole seconds)."""
+        self.mail_count("searches")
+        a = self.mail_acct
+        qs = jval(req, "query")
+        if qs is None:
+            qs = a.attrs.get("zimbraPrefMailInitialSearch", "in:inbox")
+        types = str(jval(req, "types") or jval(req, "groupBy") or "conversation")
+        tys = []
+        for t in types.split(","):
+            t = t.strip().lower()
+            if t in KINDS or t == "conversation":
+                tys.append(t)
+            elif t not in ("wiki", "chat", "note", ""):
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: unknown type: %s" % t)
+        sort = str(jval(req, "sortBy") or "dateDesc")
+        if sort not in self.SORTS:
+            sort = "dateDesc" if sort not in ("nameAsc", "nameDesc", "rcptAsc", "rcptDesc") else sort
+        lim = jval(req, "limit")
+        limit = int(lim) if lim is not None else 10
+        limit = 10 if limit <= 0 else min(limit, 1000)
+        offset = max(0, int(jval(req, "offset") or 0))
+        with self.sim.lock:
+            items = list(a.items.values())
+        search_tys = set(tys) | ({"message"} if "conversation" in tys else set())
+        hits = self.search_items(a, items, qs, search_tys)
+        key = {"date": lambda it: (it.date, it.id), "subj": lambda it: (it.subject.lower(), it.id),
+               "size": lambda it: (it.size, it.id)}.get(sort[:-3] if sort.endswith("Asc") else
+                                                        sort[:-4], lambda it: it.id)
+        if sort != "none":
+            hits.sort(key=key, reverse=sort.endswith("Desc"))
+        page = hits[offset:offset + limit]
+        out = {"sortBy": sort, "offset": offset}
+        for it in page:
+            sf = {"date": it.date, "subj": it.subject, "size": it.size}.get(
+                sort[:-3] if sort.endswith("Asc") else sort[:-4], it.id)
+            if it.type == "message" and "message" not in tys:
+                el = {"id": self.mail_id(-it.id), "d": it.date, "n": 1, "u": 0, "su": it.subject,
+                      "m": [{"id": self.mail_id(it.id), "l": self.mail_id(a.folder_ids.get(it.folder, 2))}],
+                      "sf": str(sf)}
+                out.setdefault("c", []).append(el)
+                continue
+            el = {"id": self.mail_id(it.id), "l": self.mail_id(a.folder_ids.get(it.folder, 2)),
+                  "d": it.date}
+            if it.type == "message":
+                el.update({"s": it.size, "su": it.subject, "cid": self.mail_id(-it.id)})
+                tag = "m"
+            elif it.type == "contact":
+                el.update({"rev": it.rev, "fileAsStr": it.x("fullName", ""),
+                           "_attrs": {"email": it.x("email", ""), "firstName": it.x("firstName", ""),
+                                      "fullName": it.x("fullName", "")}})
+                tag = "cn"
+            elif it.type == "document":
+                el.update({"name": it.x("name", ""), "s": it.size, "ver": int(it.x("ver", 1)),
+                           "rev": it.rev})
+                tag = "doc"
+            else:
+                el.update({"uid": it.x("uid", ""), "name": it.subject, "s": it.size, "rev": it.rev})
+                if it.x("start") is not None:
+                    el["dur"] = int(it.x("end", it.x("start"))) - int(it.x("start"))
+                    el["inst"] = [{"s": int(it.x("start"))}]
+                tag = "appt" if it.type == "appointment" else "task"
+            el["sf"] = str(sf)
+            out.setdefault(tag, []).append(el)
+        out["more"] = offset + len(page) < len(hits)
+        return out
+
     def soap_NoOpRequest(self, req, ctx, hdrs):
         return {}
 
@@ -1899,44 +2649,180 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 for k, v in kw.items():
                     s[k] = s.get(k, 0) + v
 
-    def export(self, a, folder, f):
+    def export_fail(self, a, code, text, status=500):
+        """A ServiceException out of formatCallback.  real: Formatter.format (Formatter.java
+        140-152) -> updateClient(context, e) (333-455): without callback= it is rethrown as
+        service.FAILURE "tgz formatter failure" (381) and UserServlet.doGet turns that into
+        ServletException (UserServlet.java:411-421) -> HTTP 500 from Jetty.  The body of that
+        500 (Jetty's error page) is NOT known from the source: zsim sends plain text
+        "<code>: <message>".  With callback=: HTTP 200, the 'fail' page with the fault
+        (Formatter.java 405-452)."""
+        callback = self.query.get("callback")
+        self.rec["error"] = code
+        if callback:
+            self.reply(200, callback_page(callback, "fail", [js_fault(code, text, None, "Sender")]),
+                       'text/html; charset="utf-8"')
+            return self.rest_done("export", a.name, 200)
+        self.reply(status, ("%s: %s\n" % (code, text)).encode())
+        return self.rest_done("export", a.name, status)
+
+    def export_plan(self, a, folder):
+        """What ArchiveFormatter.formatCallback writes (zm-mailbox store/src/java/com/zimbra/
+        cs/service/formatter/ArchiveFormatter.java:197-393, commit 2b7f9787), as a list of
+        ("folder", path) / ("item", Item) entries, plus whether the archive was opened (aos
+        != null: else 204 "No data found", 374-378).  Raises SoapFault for the errors."""
         sim = self.sim
         q = self.query
-        filtered = False
+        carbonio = sim.product == "carbonio"
+        # searchTypes (214-216; Carbonio 303-308 has no DOCUMENT, WIKI, TASK, NOTE)
+        search_types = (["message", "contact", "appointment"] if carbonio else
+                        ["message", "contact", "document", "appointment", "task"])
+        sys_types = True
         types = q.get("types")
-        start = end = None
-        if types is not None:
-            filtered = True
-        if q.get("start"):
-            filtered = True
-            start = parse_date(q["start"])
-        if q.get("end"):
-            filtered = True
-            end = parse_date(q["end"])
-        query = q.get("query", "").strip()
-        if query:
-            filtered = True
-            for tokn in query.split():
-                k, _, v = tokn.partition(":")
-                if k.lower() == "after" and parse_date(v) is not None:
-                    start = max(start or 0, parse_date(v) + (1 if not v.isdigit() else 0))
-                elif k.lower() == "before" and parse_date(v) is not None:
-                    end = parse_date(v)
+        if types:    # 255-265: Type.setOf, unknown -> mail.INVALID_TYPE; conversation dropped
+            search_types = []
+            for t in types.split(","):
+                t = t.strip().lower()
+                if t in ("conversation", "conv", ""):
+                    continue
+                if t in ("message", "contact", "document", "appointment", "task",
+                         "wiki", "chat", "note", "folder", "tag", "search", "flag", "mountpoint"):
+                    if t in KINDS:
+                        search_types.append(t)
+                    continue
+                raise SoapFault("mail.INVALID_TYPE", "invalid type: %s" % t)
+            sys_types = False     # sysTypes.clear() (261)
+        # start/end: UserServletContext.getStartTime/getEndTime (314-330) ->
+        # DateUtil.parseDateSpecifier (common/.../util/DateUtil.java:421-447): all digits =
+        # ms, else yyyy/mm/dd, mm/dd/yyyy, relative; unparsable -> the default
+        # TIME_UNSPECIFIED (-1, Formatter.java:65, 88-93)
+        start = parse_date(q["start"]) if "start" in q else None
+        end = parse_date(q["end"]) if "end" in q else None
+        start = TIME_UNSPECIFIED if start is None else start
+        end = TIME_UNSPECIFIED if end is None else end
+        plan = []
+        opened = [False]
+
+        def save(x):
+            # saveItem (419-720): aos is opened (581-583) BEFORE the calendar-item window
+            # check (585-590), so an appointment dropped there still makes the answer a 200
+            # (an empty archive if nothing else is written)
+            if isinstance(x, str):
+                plan.append(("folder", x))
+                opened[0] = True
+                return
+            opened[0] = True
+            if x.type in CAL_KINDS and (start != TIME_UNSPECIFIED or end != TIME_UNSPECIFIED):
+                if not cal_instances(x, start, end):
+                    return
+            plan.append(("item", x))
+
         with sim.lock:
             items = list(a.items.values())
             folders = list(a.folders)
-        if types is not None and not any(t.strip().startswith("message") for t in types.split(",")):
-            items = []
-        if start is not None:
-            items = [it for it in items if it.date > start]
-        if end is not None:
-            items = [it for it in items if it.date < end]
+        lst = q.get("list")
+        if lst:
+            # the requestedItems branch (273-279): list=id,... (UserServletContext.java:260-281)
+            # resolved by UserServletUtil.resolveItems (62-83): a missing id is logged and its
+            # mailItem left null.  No zimbraExportMaxDays check, no search, no window except
+            # saveItem's own calendar check.  saveItem(null) throws (mi.getFolderId() on null)
+            # inside the one try around the loop: warn(e) and the REST of the list is not
+            # exported; the answer is still 200 (204 if nothing was saved before it).
+            by_id = {it.id: it for it in items}
+            for tok in lst.split(","):
+                try:
+                    iid = int(tok.strip().split(":")[-1])
+                except ValueError:
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: bad item id %s" % tok)
+                it = by_id.get(iid)
+                if it is not None:
+                    save(it)
+                    continue
+                fp = a.folder_by_id(iid)
+                if fp is not None:
+                    save(fp)     # a folder id: the folder's own entry, not its contents
+                    continue
+                self.rec["list_stopped_at"] = iid
+                break
+            return plan, opened[0]
+        query = q.get("query")
+        query = query.strip() if query is not None and query.strip() else None
+        save_target = None
         if folder:
-            items = [it for it in items if it.folder == folder or it.folder.startswith(folder + "/")]
-            folders = [x for x in folders if x == folder or x.startswith(folder + "/")]
-        if filtered and not items:
+            # 290-297: a folder target other than USER_ROOT: under:"path" + query; the
+            # folder's own entry is saved before the first hit (359-362)
+            query = 'under:"/%s"' % folder + ("" if query is None else " " + query)
+            save_target = folder
+        # 298-309: zimbraExportMaxDays (account, cos, domain inherited; default 0)
+        try:
+            max_days = int(a.attrs.get("zimbraExportMaxDays", sim.knobs.get("export_max_days") or 0))
+        except ValueError:
+            max_days = 0
+        if max_days > 0:
+            if start == TIME_UNSPECIFIED or end == TIME_UNSPECIFIED or end == 0:
+                raise SoapFault("mail.EXPORT_PERIOD_NOT_SPECIFIED",
+                                "Export period not specified. A period no longer than "
+                                "zimbraExportMaxDays=%d days must be specified" % max_days)
+            if end - start > max_days * 86400000:
+                days = -((start - end) // 86400000)      # Math.ceil
+                raise SoapFault("mail.EXPORT_PERIOD_TOO_LONG",
+                                "Specified export period is too long. Specified period is %d "
+                                "days but zimbraExportMaxDays is %d days" % (days, max_days))
+        task_query = query                                    # 310
+        query = query or ""
+        cal_query = query
+        if start != TIME_UNSPECIFIED:                         # 315-318
+            query += " after:%d" % start
+            cal_query += " appt-start:>=%d" % start
+        if end != TIME_UNSPECIFIED:                           # 319-322
+            query += " before:%d" % end
+            cal_query += " appt-end:<%d" % end
+        if query == "":                                       # 324-336
+            if sys_types:
+                for fo in sorted(folders):                    # SortPath
+                    save(fo)
+            query = "is:local"
+        tmap = [(list(search_types), query)]                  # 337-352
+        if start != TIME_UNSPECIFIED or end != TIME_UNSPECIFIED:
+            if "appointment" in search_types:
+                tmap[0][0].remove("appointment")
+                tmap.append((["appointment"], cal_query))
+            if "task" in search_types and not carbonio:       # Carbonio has no task branch
+                tmap[0][0].remove("task")
+                tmap.append((["task"], task_query or "is:local"))
+        for tys, qs in tmap:                                  # 353-372
+            for it in self.search_items(a, items, qs, tys):
+                if save_target is not None:
+                    save(save_target)
+                    save_target = None
+                save(it)
+        self.rec["export_queries"] = [[",".join(t), qs.strip()] for t, qs in tmap]
+        return plan, opened[0]
+
+    def search_items(self, a, items, qs, types, anywhere_default=False):
+        """The items of `types` a mailbox search for `qs` finds (SortBy.NONE: id order)."""
+        c = parse_query(qs)
+        inc_trash = truthy(self.sim.knobs.get("include_trash_in_search"))
+        inc_spam = truthy(self.sim.knobs.get("include_spam_in_search"))
+        out = []
+        for it in items:
+            if it.type not in types:
+                continue
+            if not query_match(c, a, it, inc_trash, inc_spam):
+                continue
+            out.append(it)
+        return out
+
+    def export(self, a, folder, f):
+        sim = self.sim
+        try:
+            plan, opened = self.export_plan(a, folder)
+        except SoapFault as e:
+            return self.export_fail(a, e.code, e.text)
+        if not opened:
             self.reply(204, b"", None)
             return self.rest_done("export", a.name, 204)
+        nitems = sum(1 for k, _ in plan if k == "item")
         chunked = self.request_version == "HTTP/1.1" and not sim.knobs["export_close_delimited"]
         reset_after = truncate_after = None
         if f and f["action"] == "reset":
@@ -1961,19 +2847,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         status = 200
         try:
             tf = tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT)
-            if not filtered:
-                for fo in folders:
-                    self.tar_add(tf, fo + ".meta", json.dumps({"type": "folder", "path": fo}).encode(), 0)
-            for it in items:
+            for kind, x in plan:
+                if kind == "folder":
+                    fm = {"type": "folder", "path": x, "id": a.folder_ids.get(x)}
+                    if a.folder_views.get(x):
+                        fm["view"] = a.folder_views[x]
+                    self.tar_add(tf, x + ".meta", json.dumps(fm).encode(), 0)
+                    continue
+                it = x
                 data = it.content()
                 if it.digest is None:
                     it.digest = hashlib.sha256(data).hexdigest()
-                base = "%s/%010d-%s.eml" % (it.folder, it.id, re.sub(r"[^A-Za-z0-9 ._-]", "_", it.subject)[:40])
-                meta = {"id": it.id, "type": "message", "folder": it.folder, "date": it.date,
-                        "size": it.size, "digest": it.digest, "subject": it.subject}
-                if it.recipe is not None:
-                    meta["zsim"] = it.recipe
-                self.tar_add(tf, base + ".meta", json.dumps(meta).encode(), it.date)
+                base = "%s/%010d-%s%s" % (it.folder, it.id,
+                                          re.sub(r"[^A-Za-z0-9 ._-]", "_", it.subject)[:40],
+                                          KIND_EXT.get(it.type, ""))
+                self.tar_add(tf, base + ".meta", json.dumps(it.meta()).encode(), it.date)
                 self.tar_add(tf, base, data, it.date)
             tf.close()
             gz.close()
@@ -1986,10 +2874,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.rest_done("export", a.name, "aborted", out.sent)
             raise
-        if not chunked and status == "truncated":
-            pass
+        # counted before the last chunk: a client reading /zsim/stats right after the
+        # export must see it (race otherwise)
+        self.rest_done("export", a.name, status, out.sent, items=nitems)
         out.finish()
-        self.rest_done("export", a.name, status, out.sent, items=len(items))
 
     @staticmethod
     def tar_add(tf, name, data, date_ms):
@@ -2058,7 +2946,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.rest_done("import", a.name, 200, body.count, failed_archive=1)
         src = body
         ctype = self.headers.get("Content-Type") or ""
-        counts = {"added": 0, "skipped": 0, "replaced": 0, "failed": 0}
+        counts = {"added": 0, "skipped": 0, "replaced": 0, "failed": 0, "modified": 0}
+        ostate = {"contacts": {}, "idmap": {}}   # add_imported_other's per-import state
+        itypes = None
+        if self.query.get("types"):
+            itypes = {t.strip().lower() for t in self.query["types"].split(",")} - {"conversation"}
         error = None
         opened = False
         try:
@@ -2072,7 +2964,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             gz = Gunzip(src)
             if resolve == "reset":
                 with sim.lock:
-                    a.empty_folders(url_folder)
+                    a.empty_folders(url_folder, itypes)
             tf = tarfile.open(fileobj=gz, mode="r|")
             opened = True
             pending = None
@@ -2088,7 +2980,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         meta = None
                     if isinstance(meta, dict) and meta.get("type") == "folder":
                         with sim.lock:
-                            a.add_folder(place(str(meta.get("path", "")).strip("/"), False)[1])
+                            a.add_folder(place(str(meta.get("path", "")).strip("/"), False)[1],
+                                         meta.get("view"))
                         pending = None
                     else:
                         pending = (m.name[:-5], meta if isinstance(meta, dict) else None)
@@ -2109,6 +3002,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 digest = h.hexdigest()
                 meta = pending[1] if pending and pending[0] == m.name else None
                 pending = None
+                kind = str((meta or {}).get("type") or "message")
+                if kind not in KINDS:
+                    kind = "message"
+                if itypes is not None and kind not in itypes:
+                    continue    # addItem 1113-1114: types= filters what is imported
                 fold = (meta or {}).get("folder") or os.path.dirname(m.name) or "Inbox"
                 fold = re.sub(r"!\d+(?=/|$)", "", fold).strip("/") or "Inbox"
                 root, fold = place(fold)
@@ -2116,9 +3014,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 recipe = None
                 if meta and meta.get("digest") == digest and isinstance(meta.get("zsim"), dict):
                     recipe = meta["zsim"]
+                extra = None
+                if kind != "message":
+                    extra = {k: meta[k] for k in ("uid", "start", "end", "email", "firstName",
+                                                  "fullName", "name", "ver") if k in meta}
+                    extra["src_id"] = src_id
                 it = Item(0, fold, int((meta or {}).get("date") or m.mtime * 1000), size,
                           recipe=recipe, data=None if recipe else bytes(keep), digest=digest,
-                          subject=(meta or {}).get("subject"))
+                          subject=(meta or {}).get("subject"), type=kind, extra=extra,
+                          rev=int((meta or {}).get("rev") or 1))
+                if kind != "message":
+                    # a generated item whose content is regenerable: keep no bytes
+                    it.data = None
+                    if hashlib.sha256(gen_other(it)).hexdigest() != digest:
+                        it.data = bytes(keep)
+                    it.extra.pop("src_id", None)
                 nitems += 1
                 if every and nitems % every == 0:
                     counts["failed"] += 1
@@ -2133,8 +3043,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                  "unknown error: %s" % m.name, m.name, "Sender"))
                     continue
                 with sim.lock:
-                    counts[a.add_imported(it, resolve, root, digests,
-                                          src_id if isinstance(src_id, int) else None)] += 1
+                    if kind == "message":
+                        res = a.add_imported(it, resolve, root, digests,
+                                             src_id if isinstance(src_id, int) else None)
+                    else:
+                        if kind == "document":
+                            it.extra["src_id"] = src_id
+                        res = a.add_imported_other(it, resolve, root, ostate,
+                                                   sim.product == "carbonio")
+                        if it.extra:
+                            it.extra.pop("src_id", None)
+                    if res == "unsupported":
+                        res = "failed"
+                        warnings.append(js_fault("formatter.UNKNOWN_ERROR",
+                                                 "unknown error: %s" % m.name, m.name, "Receiver"))
+                    counts[res] += 1
             if not quota_stop:
                 gz.drain()
             body.drain()
@@ -2171,12 +3094,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay)
         self.rec["warnings"] = len(warnings)
+        # counted BEFORE the answer: a client that reads /zsim/stats right after the 200
+        # must see this import's counts (they used to be added after the reply: a race)
+        self.rest_done("import", a.name, 200, body.count, warnings=len(warnings), **counts)
         if callback is None:
             self.reply(200, b"", None)   # Formatter.updateClient: warnings dropped
         else:
             self.reply(200, callback_page(callback, "warn" if warnings else "success", warnings),
                        'text/html; charset="utf-8"')
-        self.rest_done("import", a.name, 200, body.count, warnings=len(warnings), **counts)
 
 
 def js_fault(code, reason, item, who="Sender"):
