@@ -465,8 +465,7 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 			log_error(w->ctx, "cannot record the step: %s", state_errmsg(w->st));
 			goto out;
 		}
-		crashpoint("chunk done");
-		c->done = true;
+		c->done = true;   /* the commit was the crashpoint "chunk done" */
 		total += io.bytes;
 		warnings += io.warnings;
 	}

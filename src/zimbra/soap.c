@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <jansson.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -686,15 +687,30 @@ enum zmb_rc soap_quota_usage(struct http *h, struct token_cache *tc, const char 
 
 /* ---- an account's mailbox, through mail SOAP acting as the account ---- */
 
-/* An item id as the server gives it: digits only (a foreign "zid:id" is not ours to send). */
-static bool id_ok(const char *v)
+/*
+ * An item id as the server gives it, as the digits to send in list=: an
+ * admin acting on an account gets ids qualified with that account's zimbraId
+ * ("<zimbraId>:<id>": ToXML's ItemIdFormatter qualifies every id whose
+ * mailbox is not the authenticated account's), the bare id otherwise.
+ * NULL for anything else.
+ */
+static const char *item_id(const char *v)
 {
-	if (!v || !*v || strlen(v) > 20)
-		return false;
-	for (; *v; v++)
-		if (*v < '0' || *v > '9')
-			return false;
-	return true;
+	if (!v || !*v || strlen(v) > 80)
+		return NULL;
+	const char *colon = strrchr(v, ':');
+	if (colon) {
+		for (const char *p = v; p < colon; p++)
+			if (!isxdigit((unsigned char)*p) && *p != '-')
+				return NULL;
+		v = colon + 1;
+	}
+	if (!*v || strlen(v) > 20)
+		return NULL;
+	for (const char *p = v; *p; p++)
+		if (*p < '0' || *p > '9')
+			return NULL;
+	return v;
 }
 
 /* The id of v (number or string) into ids, if it is an item id. */
@@ -708,7 +724,7 @@ static void take_id(json_t *v, struct strlist *ids)
 		snprintf(num, sizeof num, "%lld", n);
 		s = num;
 	}
-	if (id_ok(s))
+	if ((s = item_id(s)) != NULL)
 		strlist_add(ids, s);
 }
 
@@ -723,7 +739,9 @@ static void folder_ids(json_t *f, struct strlist *ids, int depth)
 	static const char *const kids[] = { "folder", "search", "link" };
 	if (!json_is_object(f) || depth > 256)
 		return;
-	take_id(f, ids);
+	/* not the top (USER_ROOT, id 1): every mailbox has it, and it is no one's to create */
+	if (depth > 0)
+		take_id(f, ids);
 	for (size_t k = 0; k < sizeof kids / sizeof *kids; k++) {
 		json_t *arr = json_object_get(f, kids[k]), *v;
 		size_t i;
@@ -764,7 +782,8 @@ enum zmb_rc soap_tree_ids(struct http *h, struct token_cache *tc, const char *ac
 	}
 	if (!rc)
 		tree_answer(fresp, tresp, ids);
-	if (!rc && ids->n == 0) {
+	if (!rc && !json_array_size(json_object_get(fresp, "folder")) &&
+	    !json_is_object(json_object_get(fresp, "folder"))) {
 		*err = xasprintf("%s: GetFolderRequest for %s: no folder in the answer", http_label(h),
 				 account);
 		rc = ZMB_EPROTO;
