@@ -266,14 +266,20 @@ END_TEST
  * The target cannot import every 2nd item of user0001 (formatter.MISSING_BLOB):
  * with callback= it says so ('warn', one fault per item).  The account is
  * done with warnings: one event per item with its path and reason, counted
- * in every report format.  The target is Carbonio: each account is warned
- * before its transfer that tasks and documents are dropped there.
+ * in every report format.  The target is Carbonio: an account with tasks or
+ * Briefcase documents is warned before its transfer that they will not be
+ * migrated there (naming which), an account without any is not.
  */
 START_TEST(test_import_warnings)
 {
 	post(E.dst, "/zsim/knobs", "{\"faults\":[{\"op\":\"import\",\"account\":\"user0001@example.net\","
 	     "\"action\":\"item_fail\",\"every\":2,\"code\":\"formatter.MISSING_BLOB\","
 	     "\"reason\":\"missing blob for item\",\"count\":-1}]}");
+	/* a task in user0002's mailbox, a document in user0003's, neither elsewhere */
+	post(E.src, "/zsim/add-items", "{\"account\":\"user0002@example.com\",\"type\":\"task\",\"n\":1,"
+	     "\"uid\":\"t1\",\"subject\":\"a task\"}");
+	post(E.src, "/zsim/add-items", "{\"account\":\"user0003@example.com\",\"type\":\"document\","
+	     "\"n\":1,\"name\":\"notes.txt\"}");
 	write_job(3, NULL, NULL);
 	int rc = run(60, NULL);
 	ck_assert_msg(rc == 0, "exit %d", rc);
@@ -288,8 +294,15 @@ START_TEST(test_import_warnings)
 	ck_assert_int_eq(db("SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id WHERE "
 			    "a.account = 'user0001@example.com' AND e.level = 'warn' AND e.message LIKE "
 			    "'import warning: %: formatter.MISSING_BLOB: missing blob for item'"), failed);
+	/* the Carbonio note only where such items exist, naming them */
 	ck_assert_int_eq(db("SELECT count(*) FROM events WHERE level = 'warn' AND message LIKE "
-			    "'the target is Carbonio%tasks and Briefcase documents%'"), NACCT);
+			    "'the target is Carbonio%'"), 2);
+	ck_assert_int_eq(db("SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id WHERE "
+			    "a.account = 'user0002@example.com' AND e.message LIKE "
+			    "'the target is Carbonio%this account has tasks,%'"), 1);
+	ck_assert_int_eq(db("SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id WHERE "
+			    "a.account = 'user0003@example.com' AND e.message LIKE "
+			    "'the target is Carbonio%this account has Briefcase documents,%'"), 1);
 
 	json_t *root = report_json();
 	ck_assert_int_eq(json_integer_value(json_object_get(root, "accounts_warned")), 1);

@@ -146,9 +146,10 @@ void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *
 		strlist_release(&dc);
 	}
 	char *ev = found
-		? xasprintf("the target is Carbonio%s%s: this account has %s, and Carbonio's import has no "
-			    "branch for them (carbonio-mailbox ArchiveFormatter.addItem): they will be "
-			    "dropped without a warning", x->target_version ? " " : "",
+		? xasprintf("the target is Carbonio%s%s: this account has %s, and Carbonio's import cannot "
+			    "make them (carbonio-mailbox MailItem.constructItem has no such case; "
+			    "ArchiveFormatter.addItem reports each as formatter.UNKNOWN_ERROR): they will "
+			    "not be migrated", x->target_version ? " " : "",
 			    x->target_version ? x->target_version : "", found)
 		: xasprintf("the target is Carbonio%s%s: its import has no branch for tasks and "
 			    "Briefcase documents (carbonio-mailbox ArchiveFormatter.addItem) and drops "
