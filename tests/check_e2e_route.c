@@ -20,6 +20,7 @@
 #include "zsim.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,31 @@ START_TEST(test_home_servers)
 	ck_assert_int_eq(zmbatch("accounts", NULL, &p), 0);
 	ck_assert_msg(strstr(p.out, "mbox2t") != NULL, "accounts output without target hosts:\n%s", p.out);
 	tu_proc_release(&p);
+	/* and in the report: json per account, csv as the last two columns */
+	ck_assert_int_eq(zmbatch("report", "--format=json", &p), 0);
+	json_error_t je;
+	json_t *root = json_loads(p.out, 0, &je);
+	ck_assert_msg(root != NULL, "report json: %s\n%s", je.text, p.out);
+	size_t n = 0, k;
+	json_t *a;
+	json_array_foreach(json_object_get(root, "accounts"), k, a) {
+		const char *name = json_string_value(json_object_get(a, "account"));
+		for (size_t i = 0; i < NACCTS; i++)
+			if (name && !strcmp(name, ACCTS[i][0])) {
+				const char *sh = json_string_value(json_object_get(a, "source_host"));
+				const char *th = json_string_value(json_object_get(a, "target_host"));
+				ck_assert_msg(sh && !strcmp(sh, ACCTS[i][1]) && th && !strcmp(th, ACCTS[i][2]),
+					      "%s: hosts %s %s", name, sh ? sh : "null", th ? th : "null");
+				n++;
+			}
+	}
+	ck_assert_uint_eq(n, NACCTS);
+	json_decref(root);
+	tu_proc_release(&p);
+	ck_assert_int_eq(zmbatch("report", "--format=csv", &p), 0);
+	ck_assert_msg(strstr(p.out, "error,source_host,target_host\r\n") != NULL, "%s", p.out);
+	ck_assert_msg(strstr(p.out, ",mbox2,mbox2t\r\n") != NULL, "%s", p.out);
+	tu_proc_release(&p);
 }
 END_TEST
 
@@ -248,6 +274,70 @@ START_TEST(test_check_lists_servers)
 }
 END_TEST
 
+/*
+ * `check` sends one REST request with the admin cookie wherever a run sends
+ * REST (an account that cannot exist: 404 when the cookie counts) and fails
+ * when it is refused, as on a port that is not zimbraAdminPort (zsim knob
+ * rest_not_admin_port: AuthUtil.isAdminRequest, every call 401).
+ */
+START_TEST(test_check_rest_admin_port)
+{
+	struct tu_proc p;
+	write_job(NULL, NULL, NULL);
+	ck_assert_int_eq(zmbatch("check", NULL, &p), 0);
+	char *want = xasprintf("ok   source mailbox server mbox2 at 127.0.0.1:%d: REST: admin cookie "
+			       "accepted (http 404", S2->port);
+	ck_assert_msg(strstr(p.out, want) != NULL, "no '%s' in:\n%s", want, p.out);
+	free(want);
+	want = xasprintf("ok   source mailbox server mbox1 via 127.0.0.1:%d: REST: admin cookie", E.src->port);
+	ck_assert_msg(strstr(p.out, want) != NULL, "no '%s' in:\n%s", want, p.out);
+	free(want);
+	tu_proc_release(&p);
+	struct zsim *all[] = { E.src, S2, E.dst, D2 };
+	for (size_t i = 0; i < 4; i++) {
+		json_t *st = zsim_stats(all[i]);
+		ck_assert_int_eq(zsim_stat_int(st, "rest_status/404"), 1);   /* one probe each, nothing sent */
+		ck_assert_int_eq(zsim_stat_int(st, "rest_status/200"), 0);
+		json_decref(st);
+	}
+
+	/* several mailbox servers: the one whose port refuses the cookie is named */
+	json_decref(zsim_post(S2, "/zsim/knobs", "{\"rest_not_admin_port\":true}"));
+	ck_assert_int_eq(zmbatch("check", NULL, &p), EXIT_UNAVAILABLE);
+	want = xasprintf("FAIL source mailbox server mbox2 at 127.0.0.1:%d: REST: ", S2->port);
+	const char *line = strstr(p.out, want);
+	ck_assert_msg(line != NULL, "no '%s' in:\n%s", want, p.out);
+	free(want);
+	want = xasprintf("http 401 twice (a new login did not help): port %d is probably not the "
+			 "server's admin port (zimbraAdminPort, usually 7071)", S2->port);
+	ck_assert_msg(strstr(line, want) != NULL, "no '%s' in:\n%s", want, p.out);
+	free(want);
+	ck_assert_msg(strstr(p.out, "ok   source mailbox server mbox1 via") != NULL, "%s", p.out);
+	tu_proc_release(&p);
+	json_decref(zsim_post(S2, "/zsim/knobs", "{\"rest_not_admin_port\":false}"));
+
+	/* one mailbox server (no routing): the configured server itself */
+	json_decref(zsim_post(E.dst, "/zsim/servers", "{\"servers\":[]}"));
+	ck_assert_int_eq(zmbatch("check", NULL, &p), 0);
+	want = xasprintf("ok   target 127.0.0.1:%d: REST: admin cookie accepted", E.dst->port);
+	ck_assert_msg(strstr(p.out, want) != NULL, "no '%s' in:\n%s", want, p.out);
+	free(want);
+	tu_proc_release(&p);
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"rest_not_admin_port\":true}"));
+	ck_assert_int_eq(zmbatch("check", NULL, &p), EXIT_UNAVAILABLE);
+	want = xasprintf("FAIL target 127.0.0.1:%d: REST: ", E.dst->port);
+	line = strstr(p.out, want);
+	ck_assert_msg(line != NULL, "no '%s' in:\n%s", want, p.out);
+	free(want);
+	want = xasprintf("port %d is probably not the server's admin port", E.dst->port);
+	ck_assert_msg(strstr(line, want) != NULL, "no '%s' in:\n%s", want, p.out);
+	free(want);
+	ck_assert_msg(strstr(p.out, "check failed: a server could not be reached or refused") != NULL,
+		      "%s", p.out);
+	tu_proc_release(&p);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_route");
@@ -261,6 +351,7 @@ static Suite *make_suite(void)
 	ADD(test_empty_delta_on_second_server);
 	ADD(test_servers_override);
 	ADD(test_check_lists_servers);
+	ADD(test_check_rest_admin_port);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -233,10 +233,20 @@ static json_t *account_obj(json_t *accounts, const char *name)
 	return NULL;
 }
 
+/* The mail hosts (schema 005): a1 both, a2 the target's only, the rest unknown. */
+static void set_hosts(struct fixture *f)
+{
+	ck_assert_int_eq(state_account_set_hosts(f->st, acct_id(f->st, "a1@ex.com"), "mbox1.ex.com",
+						 "mbox2.new.com"), ZMB_OK);
+	ck_assert_int_eq(state_account_set_hosts(f->st, acct_id(f->st, "a2@ex.com"), NULL,
+						 "mbox1.new.com"), ZMB_OK);
+}
+
 START_TEST(test_json_contract)
 {
 	struct fixture f;
 	fixture_open(&f);
+	set_hosts(&f);
 	char *out = render(&f, REPORT_JSON);
 	json_error_t je;
 	json_t *root = json_loads(out, JSON_REJECT_DUPLICATES, &je);
@@ -300,10 +310,14 @@ START_TEST(test_json_contract)
 	ck_assert_uint_eq(json_array_size(accounts), 8);
 	json_t *a;
 	json_array_foreach(accounts, i, a) {
-		/* the contract's 7 keys, plus schema 004's (additive) */
-		ck_assert_uint_eq(json_object_size(a), 10);
+		/* the contract's 7 keys, plus schema 004's and 005's (additive) */
+		ck_assert_uint_eq(json_object_size(a), 12);
 		ck_assert(json_object_get(a, "source_status") && json_object_get(a, "target_status"));
 		ck_assert(json_is_integer(json_object_get(a, "warnings")));
+		for (int k = 0; k < 2; k++) {
+			json_t *h = jget(a, k ? "target_host" : "source_host");
+			ck_assert(json_is_null(h) || json_is_string(h));
+		}
 		jstring(a, "account");
 		jstring(a, "target");
 		const char *st = jstring(a, "state");
@@ -326,7 +340,13 @@ START_TEST(test_json_contract)
 	ck_assert_int_eq(jint(a, "bytes"), 1000);
 	ck_assert_double_eq_tol(json_real_value(jget(a, "seconds")), 10.5, 1e-9);
 	ck_assert(json_is_null(jget(a, "error")));
+	ck_assert_str_eq(jstring(a, "source_host"), "mbox1.ex.com");
+	ck_assert_str_eq(jstring(a, "target_host"), "mbox2.new.com");
+	a = account_obj(accounts, "a2@ex.com");
+	ck_assert(json_is_null(jget(a, "source_host")));
+	ck_assert_str_eq(jstring(a, "target_host"), "mbox1.new.com");
 	a = account_obj(accounts, "a3@ex.com");
+	ck_assert(json_is_null(jget(a, "source_host")) && json_is_null(jget(a, "target_host")));
 	ck_assert_str_eq(jstring(a, "error"), ERR3);
 	ck_assert_int_eq(jint(a, "attempts"), 3);
 	ck_assert_str_eq(jstring(account_obj(accounts, "a4@ex.com"), "error"), ERR4);
@@ -466,17 +486,25 @@ START_TEST(test_csv_rfc4180)
 {
 	struct fixture f;
 	fixture_open(&f);
+	set_hosts(&f);
 	char *out = render(&f, REPORT_CSV);
 	struct csv c;
 	ck_assert_msg(csv_parse(out, &c), "not RFC 4180:\n%s", out);
 	ck_assert(c.crlf_only);
 	ck_assert_uint_eq(c.n, 9);
+	/* the contract's 7 columns in place, the mail hosts (schema 005) appended */
 	static const char *const head[] = { "account", "target", "state", "attempts", "bytes",
-					    "seconds", "error" };
+					    "seconds", "error", "source_host", "target_host" };
 	for (size_t i = 0; i < c.n; i++)
-		ck_assert_uint_eq(c.nf[i], 7);
-	for (int j = 0; j < 7; j++)
+		ck_assert_uint_eq(c.nf[i], 9);
+	for (int j = 0; j < 9; j++)
 		ck_assert_str_eq(c.rows[0][j], head[j]);
+	ck_assert_str_eq(c.rows[1][7], "mbox1.ex.com");
+	ck_assert_str_eq(c.rows[1][8], "mbox2.new.com");
+	ck_assert_str_eq(c.rows[2][7], "");               /* unknown host: empty */
+	ck_assert_str_eq(c.rows[2][8], "mbox1.new.com");
+	ck_assert_str_eq(c.rows[3][7], "");
+	ck_assert_str_eq(c.rows[3][8], "");
 	ck_assert_str_eq(c.rows[1][0], "a1@ex.com");
 	ck_assert_str_eq(c.rows[1][1], "b1@new.com");
 	ck_assert_str_eq(c.rows[1][2], "done");

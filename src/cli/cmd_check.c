@@ -1,6 +1,7 @@
 /*
  * cmd_check.c - `zmbatch check`: validate the job, reach and authenticate
- * to every server (Zimbra admin SOAP and LDAP), check the directories.
+ * to every server (Zimbra admin SOAP and LDAP), check that REST takes the
+ * admin cookie where a run will send it, check the directories.
  * One verdict line per item.  Exit 0 when everything is fine, 78 when the
  * job file is wrong, 69 when a server cannot be reached or refuses us.
  */
@@ -11,6 +12,7 @@
 #include "ldap_targets.h"
 #include "ldapc.h"
 #include "log.h"
+#include "rest.h"
 #include "runctl.h"
 #include "stage.h"
 #include "soap.h"
@@ -31,10 +33,32 @@ static void verdict(bool ok, const char *what, const char *detail)
 }
 
 /*
+ * REST with the side's admin cookie where the run will send it
+ * (rest_probe: a GET for an account that cannot exist; 404 = the cookie
+ * counted).  A 401 means the port is probably not zimbraAdminPort: every
+ * export and import would get 401, so check fails as for a refused login.
+ */
+static bool check_rest(const char *what, struct http *h, struct token_cache *tc)
+{
+	long st = 0;
+	char *err = NULL;
+	enum zmb_rc rc = rest_probe(h, tc, &st, &err);
+	char *ok = rc ? NULL : xasprintf("admin cookie accepted (http %ld for an account that does "
+					  "not exist)", st);
+	verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : ok);
+	free(ok);
+	free(err);
+	return rc == ZMB_OK;
+}
+
+/*
  * Every mailbox server of the installation (GetAllServersRequest
  * service=mailbox), at the address the run will use for its accounts' REST
  * (zroute.h: the job's `servers` entry, else GetServerRequest): an
- * authenticated NoOpRequest on its admin port with the side's token.
+ * authenticated NoOpRequest on its admin port with the side's token, then
+ * the REST check (check_rest) where the run sends REST: with one mailbox
+ * server the configured server (zroutes_single: no routing), with several
+ * each server's route.
  */
 static bool check_mailbox_servers(const struct job *job, const struct server *s, struct http *h,
 				  struct token_cache *tc, struct run_ctl *ctl)
@@ -60,14 +84,26 @@ static bool check_mailbox_servers(const struct job *job, const struct server *s,
 					    names.v[i], rs->host, rs->port)
 				: xasprintf("%s mailbox server %s via %s:%d: NoOpRequest", s->role,
 					    names.v[i], s->host, s->port);
-		if (!rc) {
-			struct http *rh = rs ? http_new(rs, job, ctl) : NULL;
+		struct http *rh = !rc && rs ? http_new(rs, job, ctl) : NULL;
+		if (!rc)
 			rc = soap_noop(rh ? rh : h, tc, &err);
-			http_free(rh);
-		}
 		verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
 		free(what);
 		ok &= rc == ZMB_OK;
+		if (!rc && names.n > 1) {
+			what = rs ? xasprintf("%s mailbox server %s at %s:%d: REST", s->role, names.v[i],
+					      rs->host, rs->port)
+				  : xasprintf("%s mailbox server %s via %s:%d: REST", s->role, names.v[i],
+					      s->host, s->port);
+			ok &= check_rest(what, rh ? rh : h, tc);
+			free(what);
+		}
+		http_free(rh);
+	}
+	if (names.n <= 1) {
+		char *what = xasprintf("%s %s:%d: REST", s->role, s->host, s->port);
+		ok &= check_rest(what, h, tc);
+		free(what);
 	}
 out:
 	free(err);

@@ -47,12 +47,16 @@
  *         answers), throttle_wait_seconds, rate_limit (requests/s in
  *         force, 0 = no cap), concurrency_limit),
  *         accounts [{account,target,state,attempts,bytes,seconds,error}]
- *         (seconds is a number, 0 when unknown; error is null when none).
+ *         (seconds is a number, 0 when unknown; error is null when none;
+ *         additive: source_status, target_status, warnings (schema 004),
+ *         source_host, target_host: the account's mailbox servers
+ *         (zimbraMailHost, schema 005), null when unknown).
  *         The accounts array is streamed last, one account per line.
  *   csv   RFC 4180 with CRLF line ends, header
- *         account,target,state,attempts,bytes,seconds,error; a field is
- *         quoted when it contains , " CR or LF, quotes doubled; seconds
- *         with 3 decimals, empty when unknown.
+ *         account,target,state,attempts,bytes,seconds,error,source_host,
+ *         target_host (the mail hosts appended last, schema 005, empty when
+ *         unknown); a field is quoted when it contains , " CR or LF, quotes
+ *         doubled; seconds with 3 decimals, empty when unknown.
  *   prom  Prometheus text exposition 0.0.4; HELP/TYPE for every family;
  *         base units; counters end in _total; no account name in any label.
  *         Families: zmbatch_accounts{state}, zmbatch_done_bytes,

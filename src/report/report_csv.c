@@ -36,12 +36,17 @@ static void csv_row(void *arg, const struct qr_account *r)
 		fprintf(out, "%.3f", r->seconds);
 	fputc(',', out);
 	csv_field(out, r->error);
+	/* appended (schema 5): earlier columns keep their places; empty when unknown */
+	fputc(',', out);
+	csv_field(out, r->source_host);
+	fputc(',', out);
+	csv_field(out, r->target_host);
 	fputs("\r\n", out);
 }
 
 enum zmb_rc report_csv(sqlite3 *db, FILE *out, char **err)
 {
-	fputs("account,target,state,attempts,bytes,seconds,error\r\n", out);
+	fputs("account,target,state,attempts,bytes,seconds,error,source_host,target_host\r\n", out);
 	enum zmb_rc rc = qr_accounts(db, -1, csv_row, out, err);
 	if (rc == ZMB_OK && fmt_write_failed(out, err))
 		rc = ZMB_EIO;

@@ -176,6 +176,11 @@ static void jrow_account(void *arg, const struct qr_account *r)
 	json_object_set_new(o, "source_status", r->source_status ? jstr(r->source_status) : json_null());
 	json_object_set_new(o, "target_status", r->target_status ? jstr(r->target_status) : json_null());
 	json_object_set_new(o, "warnings", json_integer(r->warnings));
+	/* additive (schema 5): the mailbox servers the account lives on, null when unknown */
+	json_object_set_new(o, "source_host", r->source_host && *r->source_host ? jstr(r->source_host)
+										: json_null());
+	json_object_set_new(o, "target_host", r->target_host && *r->target_host ? jstr(r->target_host)
+										: json_null());
 	fputs(a->first ? "\n" : ",\n", a->out);
 	a->first = false;
 	json_dumpf(o, a->out, JFLAGS);

@@ -335,6 +335,93 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ probe */
+
+struct probe_sink {
+	struct buf body;
+	bool cut;
+};
+
+/* Keep up to ERRBODY_CAP bytes of any answer; past that the transfer is cut. */
+static size_t probe_write_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct probe_sink *s = ud;
+	size_t len = sz * n;
+	errbody_add(&s->body, p, len);
+	if (s->body.len >= ERRBODY_CAP) {
+		s->cut = true;
+		return 0;
+	}
+	return len;
+}
+
+enum zmb_rc rest_probe(struct http *h, struct token_cache *tc, long *status, char **err)
+{
+	char *e = NULL, *tok = NULL;
+	char *path = home_path(h, REST_PROBE_ACCOUNT, "fmt=tgz");
+	char *url = http_url(h, path);
+	struct probe_sink sink = { BUF_INIT, false };
+	enum zmb_rc rc;
+	long st = 0;
+
+	for (int auth_retry = 0;;) {
+		free(e);
+		e = NULL;
+		secret_free(tok);
+		tok = NULL;
+		buf_reset(&sink.body);
+		sink.cut = false;
+		if ((rc = token_get(tc, h, &tok, &e)))
+			break;
+		if ((rc = http_gate(h, &e)))
+			break;
+		CURL *c = http_begin(h, url, false);
+		http_set_token_cookie(h, tok);
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, probe_write_cb);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+		CURLcode cc = curl_easy_perform(c);
+		http_set_token_cookie(h, NULL);
+		st = http_status(h);
+		/* a long answer cut on purpose still has its status */
+		rc = sink.cut && st ? ZMB_OK : http_error(h, cc, "REST check", &e);
+		if (rc)
+			st = 0;
+		if (http_gate_done(h, st))
+			continue;
+		if (rc || st == 404 || st == 200 || st == 204)
+			break;
+		rc = status_rc(h, "REST check", "(GET /service/home/<no such account>/?fmt=tgz)", st,
+			       &sink.body, &e);
+		if (rc == ZMB_EAUTHEXP && auth_retry++ == 0) {
+			token_invalidate(tc, tok);
+			continue;
+		}
+		if (st == 401) {
+			/* AuthUtil.isAdminRequest: the admin cookie counts only on zimbraAdminPort */
+			const struct server *srv = http_server(h);
+			free(e);
+			e = xasprintf("%s: REST with the admin cookie answered http 401 twice (a new login "
+				      "did not help): port %d is probably not the server's admin port "
+				      "(zimbraAdminPort, usually 7071), where alone the admin cookie "
+				      "counts; every export and import of a run would fail with 401. "
+				      "Set this side's port (or its servers entry) to zimbraAdminPort",
+				      http_label(h), srv && srv->port > 0 ? srv->port : 7071);
+		}
+		break;
+	}
+	*status = st;
+	secret_free(tok);
+	buf_release(&sink.body);
+	free(url);
+	free(path);
+	if (rc)
+		*err = e;
+	else
+		free(e);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ import */
 
 struct file_source {

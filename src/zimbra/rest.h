@@ -89,4 +89,23 @@ enum zmb_rc rest_stream(struct http *src, struct token_cache *stc, struct http *
 			const struct rest_export_opts *o, const char *resolve, long long *bytes,
 			bool *empty, struct import_answer *ans, char **err);
 
+/*
+ * `zmbatch check`: does this server take the admin cookie for REST?  One
+ * GET /service/home/REST_PROBE_ACCOUNT/?fmt=tgz, an account that cannot
+ * exist, so no mailbox is ever sent.  The real UserServlet (zm-mailbox
+ * store/src/java/com/zimbra/cs/service/UserServlet.java; carbonio-mailbox
+ * the same) finds no mailbox for it (UserServletUtil.getTargetMailbox
+ * 226-238), and the tgz formatter requiresAuth, so doAuthGet (709-710)
+ * throws PERM_DENIED; doGet's sendError (345-366) then answers 404 when
+ * the cookie authenticated the request (cookieAuthHappened) and 401 with
+ * WWW-Authenticate when it did not - and the ZM_ADMIN_AUTH_TOKEN cookie is
+ * read only on zimbraAdminPort (UserServletUtil.getAccount 250-260:
+ * AuthUtil.isAdminRequest).  404, or 200/204 (such an account after all:
+ * the body is cut after 2 KiB) -> ZMB_OK, *status the code.  401, after one new login as every REST call
+ * does -> ZMB_EAUTHEXP with *err saying the port is probably not the
+ * admin port; other answers and transport errors as the other calls.
+ */
+#define REST_PROBE_ACCOUNT "zmbatch-check-no-such-account@zmbatch-check.invalid"
+enum zmb_rc rest_probe(struct http *h, struct token_cache *tc, long *status, char **err);
+
 #endif
