@@ -240,6 +240,19 @@ static void set_hosts(struct fixture *f)
 						 "mbox2.new.com"), ZMB_OK);
 	ck_assert_int_eq(state_account_set_hosts(f->st, acct_id(f->st, "a2@ex.com"), NULL,
 						 "mbox1.new.com"), ZMB_OK);
+	/* a1's pass in 3 steps, 2 of them done (schema 006) */
+	struct chunk_row v[3];
+	memset(v, 0, sizeof v);
+	v[0].kind = CHUNK_TREE;
+	v[1].kind = CHUNK_WINDOW;
+	v[1].start_ms = 1;
+	v[2].kind = CHUNK_WINDOW;
+	v[2].start_ms = 1000;
+	int64_t a1 = acct_id(f->st, "a1@ex.com");
+	ck_assert_int_eq(state_chunks_plan(f->st, 0, a1, v, 3, NULL), ZMB_OK);
+	ck_assert_int_eq(state_chunk_done(f->st, 0, a1, 0, 10, 4, 0, NULL), ZMB_OK);
+	ck_assert_int_eq(state_chunk_done(f->st, 0, a1, 1, 20, 0, 0, NULL), ZMB_OK);
+	ck_assert_int_eq(state_chunk_done(f->st, 0, a1, 1, 20, 0, 0, NULL), ZMB_ENOTFOUND);   /* once */
 }
 
 START_TEST(test_json_contract)
@@ -310,8 +323,10 @@ START_TEST(test_json_contract)
 	ck_assert_uint_eq(json_array_size(accounts), 8);
 	json_t *a;
 	json_array_foreach(accounts, i, a) {
-		/* the contract's 7 keys, plus schema 004's and 005's (additive) */
-		ck_assert_uint_eq(json_object_size(a), 12);
+		/* the contract's 7 keys, plus schema 004's, 005's and 006's (additive) */
+		ck_assert_uint_eq(json_object_size(a), 14);
+		ck_assert(json_is_integer(json_object_get(a, "chunks_done")));
+		ck_assert(json_is_integer(json_object_get(a, "chunks_total")));
 		ck_assert(json_object_get(a, "source_status") && json_object_get(a, "target_status"));
 		ck_assert(json_is_integer(json_object_get(a, "warnings")));
 		for (int k = 0; k < 2; k++) {
@@ -492,13 +507,18 @@ START_TEST(test_csv_rfc4180)
 	ck_assert_msg(csv_parse(out, &c), "not RFC 4180:\n%s", out);
 	ck_assert(c.crlf_only);
 	ck_assert_uint_eq(c.n, 9);
-	/* the contract's 7 columns in place, the mail hosts (schema 005) appended */
+	/* the contract's 7 columns in place, the mail hosts (schema 005) and steps (006) appended */
 	static const char *const head[] = { "account", "target", "state", "attempts", "bytes",
-					    "seconds", "error", "source_host", "target_host" };
+					    "seconds", "error", "source_host", "target_host",
+					    "chunks_done", "chunks_total" };
 	for (size_t i = 0; i < c.n; i++)
-		ck_assert_uint_eq(c.nf[i], 9);
-	for (int j = 0; j < 9; j++)
+		ck_assert_uint_eq(c.nf[i], 11);
+	for (int j = 0; j < 11; j++)
 		ck_assert_str_eq(c.rows[0][j], head[j]);
+	ck_assert_str_eq(c.rows[1][9], "2");
+	ck_assert_str_eq(c.rows[1][10], "3");
+	ck_assert_str_eq(c.rows[2][9], "0");
+	ck_assert_str_eq(c.rows[2][10], "0");
 	ck_assert_str_eq(c.rows[1][7], "mbox1.ex.com");
 	ck_assert_str_eq(c.rows[1][8], "mbox2.new.com");
 	ck_assert_str_eq(c.rows[2][7], "");               /* unknown host: empty */

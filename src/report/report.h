@@ -50,12 +50,14 @@
  *         (seconds is a number, 0 when unknown; error is null when none;
  *         additive: source_status, target_status, warnings (schema 004),
  *         source_host, target_host: the account's mailbox servers
- *         (zimbraMailHost, schema 005), null when unknown).
+ *         (zimbraMailHost, schema 005), null when unknown; chunks_done,
+ *         chunks_total: steps of the last pass exported in pieces, schema
+ *         006, 0 and 0 for one whole export).
  *         The accounts array is streamed last, one account per line.
  *   csv   RFC 4180 with CRLF line ends, header
  *         account,target,state,attempts,bytes,seconds,error,source_host,
- *         target_host (the mail hosts appended last, schema 005, empty when
- *         unknown); a field is quoted when it contains , " CR or LF, quotes
+ *         target_host,chunks_done,chunks_total (appended in that order:
+ *         mail hosts, schema 005, empty when unknown; steps, schema 006); a field is quoted when it contains , " CR or LF, quotes
  *         doubled; seconds with 3 decimals, empty when unknown.
  *   prom  Prometheus text exposition 0.0.4; HELP/TYPE for every family;
  *         base units; counters end in _total; no account name in any label.

@@ -181,6 +181,9 @@ static void jrow_account(void *arg, const struct qr_account *r)
 										: json_null());
 	json_object_set_new(o, "target_host", r->target_host && *r->target_host ? jstr(r->target_host)
 										: json_null());
+	/* additive (schema 6): steps of the last pass done in pieces; 0 and 0 = one export */
+	json_object_set_new(o, "chunks_done", json_integer(r->chunks_done));
+	json_object_set_new(o, "chunks_total", json_integer(r->chunks_total));
 	fputs(a->first ? "\n" : ",\n", a->out);
 	a->first = false;
 	json_dumpf(o, a->out, JFLAGS);

@@ -376,6 +376,7 @@ static void account_row(sqlite3_stmt *st, void *ctx)
 		.source_status = col_text(st, 7), .target_status = col_text(st, 8),
 		.warnings = sqlite3_column_int64(st, 9),
 		.source_host = col_text(st, 10), .target_host = col_text(st, 11),
+		.chunks_done = sqlite3_column_int64(st, 12), .chunks_total = sqlite3_column_int64(st, 13),
 	};
 	c->fn(c->arg, &r);
 }
@@ -399,11 +400,12 @@ static bool has_mail_hosts(sqlite3 *db)
  */
 static char *account_sql(sqlite3 *db, const char *tail)
 {
-	return xasprintf("SELECT account, target, state, attempts, bytes, seconds, last_error, %s, %s "
+	return xasprintf("SELECT account, target, state, attempts, bytes, seconds, last_error, %s, %s, %s "
 			 "FROM accounts %s",
 			 has_account_status(db) ? "source_status, target_status, warnings"
 						: "NULL, NULL, 0",
-			 has_mail_hosts(db) ? "source_host, target_host" : "NULL, NULL", tail);
+			 has_mail_hosts(db) ? "source_host, target_host" : "NULL, NULL",
+			 has_chunks(db) ? "chunks_done, chunks_total" : "0, 0", tail);
 }
 
 enum zmb_rc qr_accounts(sqlite3 *db, int state,

@@ -119,6 +119,7 @@ struct qr_account {
 	const char *target_status;
 	long long warnings;             /* items the last import left out */
 	const char *source_host, *target_host;   /* mail hosts (schema 5; NULL unknown) */
+	long long chunks_done, chunks_total;     /* steps of the last pass (schema 6); 0/0 = whole */
 };
 /* Done accounts whose last import had warnings ("done with warnings"; 0 before schema 004). */
 enum zmb_rc qr_warned(sqlite3 *db, long long *n, char **err);

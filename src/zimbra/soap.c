@@ -743,31 +743,26 @@ static void folder_ids(json_t *f, struct strlist *ids, int depth)
 	if (depth > 0)
 		take_id(f, ids);
 	for (size_t k = 0; k < sizeof kids / sizeof *kids; k++) {
-		json_t *arr = json_object_get(f, kids[k]), *v;
-		size_t i;
+		json_t *arr = json_object_get(f, kids[k]);
 		if (json_is_object(arr))
 			folder_ids(arr, ids, depth + 1);
-		else
-			json_array_foreach(arr, i, v)
-				folder_ids(v, ids, depth + 1);
+		for (size_t i = 0; i < json_array_size(arr); i++)
+			folder_ids(json_array_get(arr, i), ids, depth + 1);
 	}
 }
 
 static void tree_answer(json_t *folders, json_t *tags, struct strlist *ids)
 {
-	json_t *arr = json_object_get(folders, "folder"), *v;
-	size_t i;
+	json_t *arr = json_object_get(folders, "folder");
 	if (json_is_object(arr))
 		folder_ids(arr, ids, 0);
-	else
-		json_array_foreach(arr, i, v)
-			folder_ids(v, ids, 0);
-	arr = json_object_get(tags, "tag");
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		folder_ids(json_array_get(arr, i), ids, 0);
+	arr = json_object_get(tags, "tag");   /* absent when the mailbox has no tag */
 	if (json_is_object(arr))
 		take_id(arr, ids);
-	else
-		json_array_foreach(arr, i, v)
-			take_id(v, ids);
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		take_id(json_array_get(arr, i), ids);
 }
 
 enum zmb_rc soap_tree_ids(struct http *h, struct token_cache *tc, const char *account,
@@ -803,12 +798,10 @@ static void search_answer(json_t *resp, struct strlist *ids, long long *oldest, 
 {
 	static const char *const hits[] = { "m", "cn", "doc", "w", "appt", "task", "chat", "note" };
 	for (size_t k = 0; k < sizeof hits / sizeof *hits; k++) {
-		json_t *arr = json_object_get(resp, hits[k]), *v;
-		size_t i;
-		json_t *one[1] = { arr };
+		json_t *arr = json_object_get(resp, hits[k]);
 		size_t n = json_is_object(arr) ? 1 : json_array_size(arr);
-		for (i = 0; i < n; i++) {
-			v = json_is_object(arr) ? one[0] : json_array_get(arr, i);
+		for (size_t i = 0; i < n; i++) {
+			json_t *v = json_is_object(arr) ? arr : json_array_get(arr, i);
 			if (ids)
 				take_id(v, ids);
 			long long d;
