@@ -347,6 +347,26 @@ START_TEST(test_chunks_resume_after_crash)
 END_TEST
 
 /*
+ * migration.chunk_bytes = "8k": big (about 34 kB) is cut into windows of
+ * about 8 kB worth of its 105 days, the last one open; tiny (4 kB) is one
+ * whole export.
+ */
+START_TEST(test_chunk_bytes)
+{
+	ck_assert_int_eq(run("chunk_bytes = \"8k\";", NULL), 0);
+	assert_same("big@example.com", "big@example.net");
+	assert_same("tiny@example.org", "tiny@example.org");
+	long long wins = db("SELECT count(*) FROM chunks WHERE kind = 'window' AND account_id = " BIG);
+	ck_assert_msg(wins >= 4, "%lld windows", wins);
+	ck_assert_int_eq(db("SELECT count(*) FROM chunks WHERE kind = 'window' AND end_ms IS NULL AND"
+			    " account_id = " BIG), 1);
+	ck_assert_int_eq(db("SELECT end_ms IS NULL FROM chunks WHERE account_id = " BIG
+			    " ORDER BY idx DESC LIMIT 1"), 1);
+	ck_assert_int_eq(db("SELECT chunks_total FROM accounts WHERE account = 'tiny@example.org'"), 0);
+}
+END_TEST
+
+/*
  * A delta pass after a whole first pass: new mail in a new folder, an empty
  * new folder, an edited appointment and a new task arrive; a move and a
  * deletion are not carried, and the account's event says so.
@@ -423,6 +443,7 @@ static Suite *make_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, test_chunks_resume_after_crash);
+	tcase_add_test(tc, test_chunk_bytes);
 	tcase_add_test(tc, test_delta_carries);
 	suite_add_tcase(s, tc);
 	return s;

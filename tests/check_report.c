@@ -887,6 +887,43 @@ START_TEST(test_status_running_and_died)
 }
 END_TEST
 
+/*
+ * A pass in steps (schema 006): a6 (importing, 4000 bytes) has 2 of 4 steps
+ * done, 1500 bytes each, just now.  status shows the step and what it moved;
+ * the rate counts the steps' bytes when they were done (a1's 1000 + 3000
+ * over the run's 300 s); what they moved is no longer remaining; the text
+ * report lists the account's steps.
+ */
+START_TEST(test_status_chunk_progress)
+{
+	struct fixture f;
+	fixture_open(&f);
+	int64_t a6 = acct_id(f.st, "a6@ex.com");
+	struct chunk_row v[4];
+	memset(v, 0, sizeof v);
+	v[0].kind = CHUNK_TREE;
+	v[1].kind = CHUNK_CALENDAR;
+	v[2].kind = CHUNK_WINDOW;
+	v[3].kind = CHUNK_WINDOW;
+	ck_assert_int_eq(state_chunks_plan(f.st, f.run2, a6, v, 4, "plan"), ZMB_OK);
+	ck_assert_int_eq(state_chunk_done(f.st, f.run2, a6, 0, 1500, 3, 0, NULL), ZMB_OK);
+	ck_assert_int_eq(state_chunk_done(f.st, f.run2, a6, 1, 1500, 0, 0, NULL), ZMB_OK);
+	char *out = render_status(&f);
+	ck_assert_msg(matches("a6@ex.com +importing .*step 3/4, [^\n]* moved", out), "%s", out);
+	ck_assert_msg(tu_contains(out, "rate:       13 B/s"), "%s", out);
+	free(out);
+	/* pending/in flight sizes: a5 2000 + a6 4000 - 3000 moved + a8 100 (was 6100) */
+	out = render(&f, REPORT_PROM);
+	ck_assert_double_eq(prom_value(out, "zmbatch_remaining_bytes"), 3100);
+	free(out);
+	out = render(&f, REPORT_TEXT);
+	ck_assert_msg(matches("accounts whose last pass ran in steps:\n +a6@ex.com +importing +steps 2/4 done", out),
+		      "%s", out);
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_accounts_and_history)
 {
 	struct fixture f;
@@ -1355,6 +1392,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_server_pace_old_db);
 	tcase_add_test(tc, test_text_report);
 	tcase_add_test(tc, test_status_running_and_died);
+	tcase_add_test(tc, test_status_chunk_progress);
 	tcase_add_test(tc, test_accounts_and_history);
 	tcase_add_test(tc, test_output_file);
 	tcase_add_test(tc, test_empty_db);

@@ -250,6 +250,19 @@ static void text_status_row(void *arg, const struct qr_account *r)
 	p->n++;
 }
 
+/* An account whose last pass ran in steps (schema 006): one line. */
+static void text_steps_row(void *arg, const struct qr_account *r)
+{
+	struct text_rows *p = arg;
+	if (r->chunks_total <= 0)
+		return;
+	char *a = fmt_flat(r->account);
+	fprintf(p->out, "  %-40s %-9s steps %lld/%lld done\n", a, r->state, r->chunks_done,
+		r->chunks_total);
+	free(a);
+	p->n++;
+}
+
 enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
 {
 	struct text_rows p = { out, false, 0 };
@@ -274,6 +287,13 @@ enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 	if ((rc = qr_accounts(db, -1, text_status_row, &q, err)) != ZMB_OK)
 		return rc;
 	if (!q.n)
+		fprintf(out, "  none\n");
+	/* passes exported in pieces (huge mailboxes, zimbraExportMaxDays, delta passes) */
+	fprintf(out, "\naccounts whose last pass ran in steps:\n");
+	struct text_rows c = { out, false, 0 };
+	if ((rc = qr_accounts(db, -1, text_steps_row, &c, err)) != ZMB_OK)
+		return rc;
+	if (!c.n)
 		fprintf(out, "  none\n");
 	return fmt_write_failed(out, err) ? ZMB_EIO : ZMB_OK;
 }
