@@ -345,7 +345,7 @@ static const char *const migration_keys[] = {
 	"max_attempts", "order", "mail_transport", "max_bytes_per_second",
 	"max_bytes_per_second_total", "retry_backoff",
 	"retry_backoff_max", "max_throttle_wait", "delta_overlap", "low_speed_time", "low_speed_limit",
-	"buffer_size", "maintenance_wait", "skip_status", "chunk", "chunk_bytes", NULL
+	"buffer_size", "maintenance_wait", "skip_status", "chunk", "chunk_bytes", "verify", NULL
 };
 
 static void add_map(struct migration *m, const char *from, size_t flen, const char *to)
@@ -427,6 +427,10 @@ static void parse_migration(struct np *np, const struct cval *g, struct migratio
 	if (ck && !np->failed && m->chunk != 0 && m->chunk < 86400)
 		np_bad(np, ck, grp, "chunk", "must be at least 1d (or 0: only when needed)");
 	get_bytes(np, g, grp, "chunk_bytes", &m->chunk_bytes);
+	static const char *const verifies[] = { "off", "counts", NULL };
+	int vf = m->verify ? 1 : 0;
+	if (!get_enum(np, g, grp, "verify", verifies, &vf))
+		m->verify = vf == 1;
 	get_duration(np, g, grp, "low_speed_time", &m->low_speed_time);
 	get_bytes(np, g, grp, "low_speed_limit", &m->low_speed_limit);
 	get_bytes(np, g, grp, "buffer_size", &m->buffer_size);

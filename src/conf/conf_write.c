@@ -239,6 +239,7 @@ static void write_migration(const struct job *job, FILE *out)
 	put_duration(out, "  ", "delta_overlap", m->delta_overlap);
 	put_duration(out, "  ", "chunk", m->chunk);
 	put_bytes(out, "  ", "chunk_bytes", m->chunk_bytes);
+	fprintf(out, "  verify = \"%s\";\n", m->verify ? "counts" : "off");
 	put_duration(out, "  ", "low_speed_time", m->low_speed_time);
 	put_bytes(out, "  ", "low_speed_limit", m->low_speed_limit);
 	put_bytes(out, "  ", "buffer_size", m->buffer_size);

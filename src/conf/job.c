@@ -34,6 +34,7 @@ void job_init(struct job *job)
 	job->mig.max_throttle_wait = 30 * 60;
 	job->mig.maintenance_wait = 6 * 3600;
 	job->mig.delta_overlap = 86400;
+	job->mig.verify = true;
 	job->mig.low_speed_time = 300;
 	job->mig.low_speed_limit = 1;
 	job->mig.buffer_size = 1024 * 1024;  /* stream ring per worker: RSS ~ threads x this */

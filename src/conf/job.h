@@ -142,6 +142,9 @@ struct migration {
 	/* a mailbox larger than this is exported in chunks of about this size
 	 * (window length from its size and oldest item); 0 = never by size */
 	long long chunk_bytes;
+	/* after each import, compare the source's folder figures with the
+	 * target's (README "Verification"): "counts" (default) or "off" */
+	bool verify;
 	long long low_speed_time;      /* stall detection seconds, default 300 */
 	long long low_speed_limit;     /* bytes/s, default 1 */
 	long long buffer_size;         /* stream pipe buffer bytes, default 1 MiB */

@@ -180,6 +180,8 @@ struct account_row {
 	int chunks_total;        /* steps of the current/last chunked pass; 0 = not chunked */
 	int chunks_done;
 	long long chunk_bytes;   /* bytes moved by the steps done of the pass in flight */
+	char *verify_source;     /* the source's folder figures at export time (JSON); NULL none */
+	bool verify_pending;     /* imported, not yet verified (schema 007) */
 };
 void state_account_release(struct account_row *r);
 
@@ -201,6 +203,17 @@ enum zmb_rc state_account_source_status(struct state *st, const char *account, c
 /* Record the account's mail hosts (schema 4; NULL keeps what is there). */
 enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *source_host,
 				    const char *target_host);
+
+/*
+ * The import of account id (importing) is complete, not yet verified:
+ * verify_pending = 1, with the source's figures (NULL keeps those recorded
+ * at export).  A crash from here on resumes at the verification.
+ */
+enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
+				   const char *verify_source);
+/* Record a verdict ('ok', 'mismatch', 'unverifiable') outside a transition (zmbatch verify). */
+enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,
+				  const char *detail, const char *event);
 
 enum claim_order { CLAIM_LARGEST_FIRST, CLAIM_AS_LISTED };
 
@@ -230,8 +243,14 @@ struct acct_update {
 	double wait_since;        /* > 0: waiting since (kept if already waiting); < 0: clear */
 	const char *source_status; /* NULL = leave */
 	const char *target_status;
+	/* verification (schema 007); the members below default to "leave" */
+	const char *verify;        /* 'ok'/'mismatch'/'unverifiable'; "" = clear; NULL = leave */
+	const char *verify_detail; /* set with verify (NULL = none) */
+	const char *verify_source; /* NULL = leave; "" = clear */
+	int verify_pending;        /* > 0 set, < 0 clear, 0 leave */
 };
-#define ACCT_UPDATE_INIT { NULL, NULL, -1, -1, NULL, 0, 0, false, false, NULL, -1, 0, NULL, NULL }
+#define ACCT_UPDATE_INIT { NULL, NULL, -1, -1, NULL, 0, 0, false, false, NULL, -1, 0, NULL, NULL, \
+			   NULL, NULL, NULL, 0 }
 
 /*
  * Move account `id` from `from` to `to` (one transaction, with an event row).

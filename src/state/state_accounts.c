@@ -46,6 +46,8 @@ static void read_account(sqlite3_stmt *s, struct account_row *r)
 	r->chunks_total = sqlite3_column_int(s, 21);
 	r->chunks_done = sqlite3_column_int(s, 22);
 	r->chunk_bytes = sqlite3_column_int64(s, 23);
+	r->verify_source = st_col_text(s, 24);
+	r->verify_pending = sqlite3_column_int(s, 25) != 0;
 }
 
 void state_account_release(struct account_row *r)
@@ -59,6 +61,7 @@ void state_account_release(struct account_row *r)
 	free(r->spool_path);
 	free(r->source_status);
 	free(r->target_status);
+	free(r->verify_source);
 	memset(r, 0, sizeof *r);
 }
 
@@ -126,6 +129,48 @@ enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *so
 		st_stmt_done(s);
 	}
 	return tx_end(st, own, rc, "account mail hosts");
+}
+
+/* One ad-hoc UPDATE of account id with an event, in one transaction (what: crashpoint name). */
+static enum zmb_rc account_note(struct state *st, int64_t run_id, int64_t id, const char *sql,
+				const char *a2, const char *a3, const char *level, const char *event,
+				const char *what)
+{
+	bool own;
+	enum zmb_rc rc = tx_begin(st, &own);
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = st_prepare(st, sql, &rc);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		st_bind_text(s, 2, a2);
+		st_bind_text(s, 3, a3);
+		sqlite3_bind_double(s, 4, wall_now());
+		rc = st_update_one(st, s, what);
+		sqlite3_finalize(s);
+	}
+	if (!rc && event)
+		rc = st_event_insert(st, run_id, id, NULL, level, event);
+	return tx_end(st, own, rc, what);
+}
+
+enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
+				   const char *verify_source)
+{
+	return account_note(st, run_id, id,
+			    "UPDATE accounts SET verify_pending = 1,"
+			    " verify_source = coalesce(?2, verify_source), updated_at = ?4"
+			    " WHERE id = ?1 AND state = 'importing'",
+			    verify_source, NULL, "info", NULL, "imported");
+}
+
+enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,
+				  const char *detail, const char *event)
+{
+	return account_note(st, run_id, id,
+			    "UPDATE accounts SET verify = ?2, verify_detail = ?3, verified_at = ?4,"
+			    " updated_at = ?4 WHERE id = ?1",
+			    verdict, detail, strcmp(verdict, "ok") ? "warn" : "info", event, "verdict");
 }
 
 static enum zmb_rc account_query(struct state *st, enum stmt_id id, int64_t key_id,
@@ -311,6 +356,10 @@ enum zmb_rc state_transition(struct state *st, int64_t run_id, int64_t id,
 	sqlite3_bind_double(s, 16, u->wait_since);
 	st_bind_text(s, 17, u->source_status);
 	st_bind_text(s, 18, u->target_status);
+	st_bind_text(s, 19, u->verify);
+	st_bind_text(s, 20, u->verify_detail);
+	st_bind_text(s, 21, u->verify_source);
+	sqlite3_bind_int(s, 22, u->verify_pending);
 	int src = sqlite3_step(s);
 	if (src != SQLITE_DONE) {
 		rc = st_db_fail(st, src, "account transition");

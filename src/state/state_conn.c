@@ -71,6 +71,11 @@ static const char *const stmt_sql[S_NSTMT] = {
 		"   WHEN ?16 < 0 THEN NULL ELSE status_wait_since END,"
 		" source_status = coalesce(?17, source_status),"
 		" target_status = coalesce(?18, target_status),"
+		" verify = CASE WHEN ?19 IS NULL THEN verify WHEN ?19 = '' THEN NULL ELSE ?19 END,"
+		" verify_detail = CASE WHEN ?19 IS NULL THEN verify_detail ELSE ?20 END,"
+		" verified_at = CASE WHEN ?19 IS NULL THEN verified_at WHEN ?19 = '' THEN NULL ELSE ?13 END,"
+		" verify_source = CASE WHEN ?21 IS NULL THEN verify_source WHEN ?21 = '' THEN NULL ELSE ?21 END,"
+		" verify_pending = CASE WHEN ?22 > 0 THEN 1 WHEN ?22 < 0 THEN 0 ELSE verify_pending END,"
 		" updated_at = ?13"
 		" WHERE id = ?1 AND state = ?2",
 	[S_EVENT] =

@@ -19,14 +19,19 @@
  * pending.  *lost: a spooled import whose archive is gone (its export's mark
  * is void).  The partial archive of an export is added to *partial.
  */
-static const char *recover_target(const char *state, const char *spool, const char **keep,
-				  bool *lost, struct strlist *partial)
+static const char *recover_target(const char *state, const char *spool, bool verify_pending,
+				  const char **keep, bool *lost, struct strlist *partial)
 {
 	struct stat sb;
 	bool spooled = spool && spool[0];
 
 	*keep = NULL;
 	*lost = false;
+	/* imported, not verified: exported again, to be claimed for its verification only */
+	if (strcmp(state, "importing") == 0 && verify_pending) {
+		*keep = spooled && stat(spool, &sb) == 0 ? spool : NULL;
+		return "exported";
+	}
 	if (strcmp(state, "importing") == 0 && spooled &&
 	    stat(spool, &sb) == 0 && S_ISREG(sb.st_mode)) {
 		*keep = spool;            /* complete archive still on disk */
@@ -48,7 +53,8 @@ static enum zmb_rc recover_account(struct state *st, sqlite3_stmt *sel, sqlite3_
 	const char *spool = (const char *)sqlite3_column_text(sel, 2);
 	const char *keep;
 	bool lost;
-	const char *to = recover_target(state, spool, &keep, &lost, partial);
+	bool verify_pending = sqlite3_column_int(sel, 3) != 0;
+	const char *to = recover_target(state, spool, verify_pending, &keep, &lost, partial);
 	enum zmb_rc rc;
 
 	char *msg = xasprintf("recovered after an interrupted run: %s -> %s", state, to);
@@ -74,7 +80,7 @@ static enum zmb_rc recover_accounts(struct state *st, struct strlist *partial, i
 	enum zmb_rc rc;
 	int src;
 
-	sel = st_prepare(st, "SELECT id, state, spool_path FROM accounts"
+	sel = st_prepare(st, "SELECT id, state, spool_path, verify_pending FROM accounts"
 			 " WHERE state IN ('exporting', 'importing')", &rc);
 	if (!sel)
 		goto out;

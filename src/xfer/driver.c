@@ -34,3 +34,12 @@ void xfer_sizes_free(struct xfer_size *v, size_t n)
 	}
 	free(v);
 }
+
+void xfer_folders_free(struct xfer_folder *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].path);
+		free(v[i].view);
+	}
+	free(v);
+}

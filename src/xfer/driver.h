@@ -86,6 +86,15 @@ struct xfer_import_result {
 };
 void xfer_import_result_release(struct xfer_import_result *r);   /* NULL-safe */
 
+/* One folder of a mailbox and what it holds (verification). */
+struct xfer_folder {
+	char *path;       /* "Inbox", "Archive/2023": no leading '/' */
+	char *view;       /* "message", "appointment", "task", "contact", "document"...; NULL none */
+	long long n;      /* items */
+	long long s;      /* bytes */
+};
+void xfer_folders_free(struct xfer_folder *v, size_t n);     /* NULL-safe */
+
 /* An account as the directory lists it, with its zimbraAccountStatus-like state. */
 struct xfer_account_info {
 	char *id;
@@ -171,9 +180,13 @@ struct xfer_driver {
 	 * version (may be NULL), asked once per run.
 	 */
 	enum zmb_rc (*product)(struct xfer_conn *c, char **product, char **version, char **err);
-	/* The item count of each folder of an account; NULL until mailbox verification needs it. */
-	enum zmb_rc (*folder_counts)(struct xfer_conn *c, const char *id, struct strlist *folders,
-				     long long **counts, char **err);
+	/*
+	 * The folders of an account's mailbox with their figures (items, bytes),
+	 * as its server counts them now (verification); NULL if the driver
+	 * cannot tell.
+	 */
+	enum zmb_rc (*folder_counts)(struct xfer_conn *c, const char *account, struct xfer_folder **out,
+				     size_t *n, char **err);
 	/*
 	 * One page of the mailbox sizes of a domain's accounts, largest first,
 	 * from `offset` (entries already received), at most `limit`: *out has

@@ -375,6 +375,33 @@ static enum zmb_rc z_oldest(struct xfer_conn *c, const char *account, const char
 					   err);
 }
 
+static enum zmb_rc z_folder_counts(struct xfer_conn *c, const char *account,
+				   struct xfer_folder **out, size_t *n, char **err)
+{
+	struct http *h = NULL;
+	struct zfolder *z = NULL;
+	size_t nz = 0;
+	*out = NULL;
+	*n = 0;
+	enum zmb_rc rc = route(c, account, &h, err);
+	if (!rc)
+		rc = soap_folder_counts(h, tc_of(c), account, &z, &nz, err);
+	if (rc)
+		return rc;
+	/* same layout, owned strings moved over */
+	struct xfer_folder *v = xcalloc(nz ? nz : 1, sizeof *v);
+	for (size_t i = 0; i < nz; i++) {
+		v[i].path = z[i].path;
+		v[i].view = z[i].view;
+		v[i].n = z[i].n;
+		v[i].s = z[i].s;
+	}
+	free(z);
+	*out = v;
+	*n = nz;
+	return ZMB_OK;
+}
+
 static enum zmb_rc z_export_max_days(struct xfer_conn *c, const char *account, long long *days,
 				     char **err)
 {
@@ -399,7 +426,7 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.set_attr = z_set_attr,
 	.account_info = z_account_info,
 	.product = z_product,
-	.folder_counts = NULL,
+	.folder_counts = z_folder_counts,
 	.domain_sizes = z_domain_sizes,
 	.home = z_home,
 	.tree_ids = z_tree_ids,

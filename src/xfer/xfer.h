@@ -102,4 +102,23 @@ bool xfer_pool_wait(struct xfer *x, struct xfer_pool *pool, double timeout_s);
 /* Join every started worker and free the pool. */
 void xfer_pool_join(struct xfer_pool *pool);
 
+/*
+ * Verification (verify.c): the source's folder figures at export time
+ * against the target's after the import.  Pure functions, any thread.
+ */
+enum xfer_verdict { XFER_VERIFY_OK, XFER_VERIFY_MISMATCH, XFER_VERIFY_UNVERIFIABLE };
+const char *xfer_verdict_name(enum xfer_verdict v);   /* "ok", "mismatch", "unverifiable" */
+struct xfer_verify_rules {
+	const char *types;       /* migration.types (NULL = all) */
+	bool target_carbonio;    /* leave out task and document folders */
+	bool totals_only;        /* a delta pass: the total over compared folders */
+};
+/* Figures as JSON text ([{"path","view","n","s"}...]; caller frees) and back (-1: not figures). */
+char *xfer_figures_json(const struct xfer_folder *v, size_t n);
+int xfer_figures_parse(const char *text, struct xfer_folder **out, size_t *n);
+/* OK or MISMATCH; *detail (caller frees): the worst folder and figures, or what was compared. */
+enum xfer_verdict xfer_verify_compare(const struct xfer_folder *src, size_t ns,
+				      const struct xfer_folder *dst, size_t nd,
+				      const struct xfer_verify_rules *r, char **detail);
+
 #endif

@@ -834,6 +834,73 @@ enum zmb_rc soap_search_items(struct http *h, struct token_cache *tc, const char
 	return rc;
 }
 
+void zfolders_free(struct zfolder *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].path);
+		free(v[i].view);
+	}
+	free(v);
+}
+
+/*
+ * One folder and its subfolders with their figures: path from absFolderPath
+ * without the leading '/' (ToXML.encodeFolder), view, n (items), s (bytes).
+ * Search folders and mountpoints hold nothing of their own: not listed.
+ */
+static void folder_figures(json_t *f, struct zfolder **v, size_t *n, size_t *alloc, int depth)
+{
+	if (!json_is_object(f) || depth > 256)
+		return;
+	const char *p = jstr(json_object_get(f, "absFolderPath"));
+	if (p && depth > 0) {
+		if (*n == *alloc) {
+			*alloc = *alloc ? *alloc * 2 : 32;
+			*v = xrealloc(*v, *alloc * sizeof **v);
+		}
+		struct zfolder *z = &(*v)[(*n)++];
+		while (*p == '/')
+			p++;
+		z->path = xstrndup(p, 1024);
+		const char *view = jstr(json_object_get(f, "view"));
+		z->view = view ? xstrndup(view, 40) : NULL;
+		if (!jnum(json_object_get(f, "n"), &z->n) || z->n < 0)
+			z->n = 0;
+		if (!jnum(json_object_get(f, "s"), &z->s) || z->s < 0)
+			z->s = 0;
+	}
+	json_t *arr = json_object_get(f, "folder");
+	if (json_is_object(arr))
+		folder_figures(arr, v, n, alloc, depth + 1);
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		folder_figures(json_array_get(arr, i), v, n, alloc, depth + 1);
+}
+
+enum zmb_rc soap_folder_counts(struct http *h, struct token_cache *tc, const char *account,
+			       struct zfolder **out, size_t *n, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s}", "_jsns", "urn:zimbraMail");
+	*out = NULL;
+	*n = 0;
+	enum zmb_rc rc = soap_call_as(h, tc, account, "GetFolderRequest", req, &resp, err);
+	if (!rc) {
+		size_t alloc = 0;
+		json_t *arr = json_object_get(resp, "folder");
+		if (json_is_object(arr))
+			folder_figures(arr, out, n, &alloc, 0);
+		for (size_t i = 0; i < json_array_size(arr); i++)
+			folder_figures(json_array_get(arr, i), out, n, &alloc, 0);
+		if (!json_array_size(arr) && !json_is_object(arr)) {
+			*err = xasprintf("%s: GetFolderRequest for %s: no folder in the answer",
+					 http_label(h), account);
+			rc = ZMB_EPROTO;
+		}
+	}
+	json_decref(resp);
+	return rc;
+}
+
 enum zmb_rc soap_export_max_days(struct http *h, struct token_cache *tc, const char *account,
 				 long long *days, char **err)
 {
@@ -892,6 +959,12 @@ enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, 
 		struct strlist ids = STRLIST_INIT;
 		tree_answer(resp, resp, &ids);
 		strlist_release(&ids);
+		struct zfolder *fv = NULL;
+		size_t fn = 0, fa = 0;
+		json_t *arr = json_object_get(resp, "folder");
+		for (size_t i = 0; i < json_array_size(arr); i++)
+			folder_figures(json_array_get(arr, i), &fv, &fn, &fa, 0);
+		zfolders_free(fv, fn);
 	} else if (!strcmp(req, "SearchRequest")) {
 		struct strlist ids = STRLIST_INIT;
 		long long oldest = 0;

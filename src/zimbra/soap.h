@@ -133,6 +133,20 @@ enum zmb_rc soap_search_items(struct http *h, struct token_cache *tc, const char
 			      struct strlist *ids, long long *oldest_ms, bool *more, char **err);
 enum zmb_rc soap_export_max_days(struct http *h, struct token_cache *tc, const char *account,
 				 long long *days, char **err);
+/*
+ * GetFolderRequest acting as `account`: every folder below USER_ROOT with
+ * its path ("Inbox", "Archive/2023"), view (NULL if none), item count n and
+ * bytes s (GetFolder.java, ToXML.encodeFolder).  *out: *n entries, free
+ * with zfolders_free.
+ */
+struct zfolder {
+	char *path;
+	char *view;
+	long long n, s;
+};
+void zfolders_free(struct zfolder *v, size_t n);   /* NULL-safe */
+enum zmb_rc soap_folder_counts(struct http *h, struct token_cache *tc, const char *account,
+			       struct zfolder **out, size_t *n, char **err);
 
 /*
  * For tests and fuzzing: judge one answer (HTTP status + body) to req
