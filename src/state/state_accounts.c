@@ -160,7 +160,7 @@ enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
 	return account_note(st, run_id, id,
 			    "UPDATE accounts SET verify_pending = 1,"
 			    " verify_source = coalesce(?2, verify_source), updated_at = ?4"
-			    " WHERE id = ?1 AND state = 'importing'",
+			    " WHERE id = ?1 AND state IN ('importing', 'exporting')",
 			    verify_source, NULL, "info", NULL, "imported");
 }
 

@@ -28,7 +28,7 @@ static const char *recover_target(const char *state, const char *spool, bool ver
 	*keep = NULL;
 	*lost = false;
 	/* imported, not verified: exported again, to be claimed for its verification only */
-	if (strcmp(state, "importing") == 0 && verify_pending) {
+	if ((strcmp(state, "importing") == 0 || strcmp(state, "exporting") == 0) && verify_pending) {
 		*keep = spooled && stat(spool, &sb) == 0 ? spool : NULL;
 		return "exported";
 	}

@@ -101,6 +101,11 @@ void xfer_account_error(struct xfer_worker *w, const struct account_row *a, enum
 		return;
 	}
 	char *text = xasprintf("%s: %s", step, msg ? msg : zmb_rc_str(rc));
+	u.verify_pending = -1;
+	if (w->verdict) {
+		u.verify = w->verdict;
+		u.verify_detail = w->verdict_detail;
+	}
 	u.source_status = w->sstatus;
 	u.target_status = w->tstatus;
 	u.wait_since = -1;
@@ -149,6 +154,10 @@ void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum 
 				     "bytes in %.1f s", what, nwarn, bytes, seconds)
 			 : xasprintf("%s: %lld bytes in %.1f s", what, bytes, seconds);
 	u.warnings = (long long)nwarn;
+	u.verify_pending = -1;
+	/* not verified this time (off, or nothing imported): no verdict of an earlier pass stays */
+	u.verify = w->verdict ? w->verdict : "";
+	u.verify_detail = w->verdict_detail;
 	u.source_status = w->sstatus;
 	u.target_status = w->tstatus;
 	u.wait_since = -1;
@@ -181,6 +190,9 @@ void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum 
  */
 const char *xfer_import_resolve(const struct job *job, const struct account_row *a)
 {
+	/* imported again after a verification mismatch: skip, so nothing doubles */
+	if (a->last_error && !strncmp(a->last_error, "verify:", 7))
+		return "skip";
 	return a->delta ? "skip" : job->mig.resolve;
 }
 

@@ -28,6 +28,7 @@ enum spool_step {
 	SPOOL_EXPORT,    /* the export into <account>.tgz.part */
 	SPOOL_SEAL,      /* fsync if it must be durable, rename, record 'exported' */
 	SPOOL_IMPORT,    /* the import from the complete archive */
+	SPOOL_VERIFY,    /* the source's figures against the target's */
 	SPOOL_FINISH,    /* done; the archive disposed of */
 	SPOOL_FAILED,    /* the one failure exit */
 	SPOOL_END
@@ -48,6 +49,7 @@ struct spool_job {
 	struct xfer_import_result res;   /* what the import left out */
 	int fd;                      /* the open .part (export, seal) */
 	struct xfer_export_opts o;
+	char *vsrc;                  /* the source's folder figures when the export began (JSON) */
 	long long bytes;
 	/* the failure exit: what failed, where the account goes */
 	enum zmb_rc rc;
@@ -142,6 +144,9 @@ static enum spool_step spool_target(struct spool_job *j)
 		xfer_chunk_account(j->w, j->a, ACCT_EXPORTING, -1, j->from_dir, j->target_id);
 		return SPOOL_END;
 	}
+	/* imported before a crash, not yet verified: only the verification is left */
+	if (j->cur == ACCT_IMPORTING && j->a->verify_pending)
+		return SPOOL_VERIFY;
 	return j->cur == ACCT_EXPORTING ? SPOOL_RESERVE : SPOOL_IMPORT;
 }
 
@@ -234,6 +239,7 @@ static enum spool_step spool_export(struct spool_job *j)
 		return spool_fail(j, ACCT_EXPORTING, ACCT_PENDING, ZMB_EIO, "export",
 				  xasprintf("cannot create spool file '%s': %s", j->part, strerror(errno)));
 	bool empty = false;
+	j->vsrc = xfer_source_figures(w, j->a);
 	log_debug(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
 		 j->o.start_ms ? " (delta)" : "");
 	enum zmb_rc rc = w->src->end->drv->export_fd(w->src, j->a->account, &j->o, j->fd, &j->bytes,
@@ -304,6 +310,7 @@ static enum spool_step spool_seal(struct spool_job *j)
 	u.spool_path = j->final;
 	u.bytes = j->bytes;
 	u.sync_mark = j->mark_ms;
+	u.verify_source = j->vsrc;   /* what the archive was cut from, for a later verification */
 	u.event = ev;
 	rc = state_transition(w->st, x->run_id, j->a->id, ACCT_EXPORTING,
 			      go_on ? ACCT_IMPORTING : ACCT_EXPORTED, &u);
@@ -385,17 +392,28 @@ static enum spool_step spool_import(struct spool_job *j)
 		rc = xfer_set_transport(w, a, j->from_dir, j->target_id, &j->err);
 	if (rc)
 		return spool_fail(j, ACCT_IMPORTING, ACCT_EXPORTED, rc, "import", NULL);
+	return SPOOL_VERIFY;
+}
+
+/* The verification: a mismatch is imported again from the archive (resolve=skip). */
+static enum spool_step spool_verify_import(struct spool_job *j)
+{
+	if (!xfer_verify_after_import(j->w, j->a, ACCT_IMPORTING, ACCT_EXPORTED, j->vsrc,
+				      (long long)j->res.total))
+		return SPOOL_END;
 	return SPOOL_FINISH;
 }
 
 static enum spool_step spool_finish(struct spool_job *j)
 {
 	struct account_row *a = j->a;
-	char *spool = xstrdup(a->spool_path);
-	xfer_account_done(j->w, a, ACCT_IMPORTING, j->bytes, mono_now() - j->t0,
+	char *spool = a->spool_path ? xstrdup(a->spool_path) : NULL;
+	/* a verification resumed after a crash imported nothing now: the import's bytes stand */
+	xfer_account_done(j->w, a, ACCT_IMPORTING, j->bytes ? j->bytes : a->bytes, mono_now() - j->t0,
 			  a->sync_mark > 0 ? a->sync_mark : j->mark_ms, a->delta ? "delta pass done" : "migrated",
 			  &j->res, 0);
-	xfer_spool_dispose(j->w->x->job, spool, true, j->w->ctx);
+	if (spool)
+		xfer_spool_dispose(j->w->x->job, spool, true, j->w->ctx);
 	free(spool);
 	return SPOOL_END;
 }
@@ -419,6 +437,7 @@ void xfer_spool_account(struct xfer_worker *w, struct account_row *a)
 		case SPOOL_EXPORT:  s = spool_export(&j); break;
 		case SPOOL_SEAL:    s = spool_seal(&j); break;
 		case SPOOL_IMPORT:  s = spool_import(&j); break;
+		case SPOOL_VERIFY:  s = spool_verify_import(&j); break;
 		case SPOOL_FINISH:  s = spool_finish(&j); break;
 		case SPOOL_FAILED:
 			xfer_account_error(w, a, j.from, j.back, j.rc, j.step, j.err);
@@ -433,6 +452,7 @@ void xfer_spool_account(struct xfer_worker *w, struct account_row *a)
 	free(j.part);
 	free(j.final);
 	free(j.target_id);
+	free(j.vsrc);
 	free(j.err);
 	xfer_import_result_release(&j.res);
 }

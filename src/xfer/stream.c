@@ -12,7 +12,7 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 {
 	struct xfer *x = w->x;
 	const struct job *job = x->job;
-	char *err = NULL, *target_id = NULL;
+	char *err = NULL, *target_id = NULL, *vsrc = NULL;
 	long long mark_ms = (long long)(wall_now() * 1000);
 	double t0 = mono_now();
 	bool from_dir = false;
@@ -25,6 +25,14 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 	xfer_status_source(w, a, a->status_wait_since > 0);
 	if (xfer_status_wait(w, a, ACCT_IMPORTING, ACCT_PENDING))
 		goto out;
+	if (a->verify_pending) {
+		/* imported before a crash, not yet verified: only the verification is left */
+		if (xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, NULL, 0))
+			xfer_account_done(w, a, ACCT_IMPORTING, a->bytes, mono_now() - t0,
+					  a->sync_mark > 0 ? a->sync_mark : mark_ms,
+					  a->delta ? "delta pass done" : "migrated", NULL, 0);
+		goto out;
+	}
 	xfer_status_carbonio_note(w, a);
 	if (xfer_chunk_wanted(x, a)) {
 		xfer_chunk_account(w, a, ACCT_IMPORTING, -1, from_dir, target_id);
@@ -36,6 +44,7 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 	bool empty = false;
 	log_debug(w->ctx, "streaming %s:%d -> %s on %s:%d%s", job->source.host, job->source.port,
 		 a->target, job->target.host, job->target.port, o.start_ms ? " (delta)" : "");
+	vsrc = xfer_source_figures(w, a);
 	rc = w->src->end->drv->stream(w->src, w->dst, a->account, a->target, &o,
 				      xfer_import_resolve(job, a), &bytes, &empty, &res, &err);
 	long long max_days = 0;
@@ -55,10 +64,14 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 		xfer_account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "stream", err);
 		goto out;
 	}
+	if (!empty && !xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, vsrc,
+						(long long)res.total))
+		goto out;
 	xfer_account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0, mark_ms,
 			  empty ? "nothing to migrate (export answered 204)" :
 			  a->delta ? "delta pass done" : "migrated", &res, 0);
 out:
+	free(vsrc);
 	xfer_import_result_release(&res);
 	free(target_id);
 	free(err);

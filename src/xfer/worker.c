@@ -65,6 +65,10 @@ static void run_account(struct xfer_worker *w, struct account_row *a)
 	free(w->sstatus);
 	free(w->tstatus);
 	w->sstatus = w->tstatus = NULL;
+	free(w->verdict_detail);
+	free(w->source_figures_err);
+	w->verdict = NULL;
+	w->verdict_detail = w->source_figures_err = NULL;
 	record_hosts(w, a);
 	pthread_mutex_lock(&x->mu);
 	x->in_flight--;

@@ -10,6 +10,7 @@
  *   status.c     zimbraAccountStatus: maintenance waits, Carbonio note
  *   account.c    an account's outcome: retry/backoff, failed, done; request options
  *   target.c     does the target account exist (directory read at start, lookup)
+ *   verify_step.c  the source's figures at export, the verdict after the import
  *   chunk.c      a pass exported in pieces: plan, steps, resume
  *   spool.c      spool strategy, one function per step
  *   stream.c     stream strategy
@@ -31,6 +32,10 @@ struct xfer_worker {
 	struct gz_check *gz;         /* checks each export's gzip as it arrives */
 	char ctx[300];               /* log context "account a@b" */
 	char *sstatus, *tstatus;     /* zimbraAccountStatus of the account in flight (status.c) */
+	/* the verification of the account in flight (verify_step.c), read by account.c */
+	const char *verdict;         /* "ok", "mismatch", "unverifiable"; NULL = not verified */
+	char *verdict_detail;
+	char *source_figures_err;    /* why the source's figures could not be read */
 };
 
 /* ---- spool_dir.c ---- */
@@ -114,6 +119,24 @@ void xfer_status_after_error(struct xfer_worker *w, const struct account_row *a,
 			     enum zmb_rc rc);
 /* A Carbonio target: a warning event that tasks and documents will be dropped. */
 void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *a);
+
+/* ---- verify_step.c ---- */
+/*
+ * The source's folder figures now, as JSON for the state DB (at export
+ * time); NULL when verification is off, the drivers cannot tell, or the
+ * source refused (w->source_figures_err then says why).
+ */
+char *xfer_source_figures(struct xfer_worker *w, const struct account_row *a);
+/*
+ * After a complete import: record it (verify_pending, with source_json if
+ * not NULL), read the target's figures and compare.  true: go on to done
+ * (w->verdict set, or NULL when verification is off); false: a mismatch,
+ * already recorded as a temporary error (back to `back`, or failed once
+ * max_attempts are used, last_error "verify: <worst folder>...").
+ */
+bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a,
+			      enum acct_state from, enum acct_state back, const char *source_json,
+			      long long warnings);
 
 /* ---- chunk.c ---- */
 /*

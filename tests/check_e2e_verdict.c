@@ -1,0 +1,211 @@
+/*
+ * check_e2e_verdict.c - end-to-end: the verification inside a run (README
+ * "Verification"): each account's folder figures, read from the source when
+ * its archive is cut and from the target after its import (GetFolderRequest
+ * with the admin token acting on the account), must agree (>= per folder)
+ * before the account is done.
+ *
+ * The target simulator drops chosen items on import, silently (item_fail
+ * without a code) or with a warning (item_fail with a code): both are real
+ * behaviours of ArchiveFormatter (tests/zsim/README.md).
+ */
+#define _GNU_SOURCE
+#include "e2e.h"
+#include "testutil.h"
+#include "zmb.h"
+#include "zsim.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct e2e E;
+
+static void setup(void)
+{
+	memset(&E, 0, sizeof E);
+	e2e_start(&E, E2E_SRC_CFG, E2E_DST_CFG);
+}
+
+static void teardown(void)
+{
+	e2e_stop(&E);
+}
+
+static int run(const char *extra_mig)
+{
+	struct tu_proc p;
+	e2e_write_job(&E, 2, extra_mig, NULL);
+	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
+	tu_proc_release(&p);
+	return rc;
+}
+
+static long long db(const char *sql)
+{
+	return e2e_db_count(&E, sql);
+}
+
+static void knobs(struct zsim *z, const char *json)
+{
+	json_decref(zsim_post(z, "/zsim/knobs", json));
+}
+
+/* Every account verified 'ok' (with its figures), none left pending verification. */
+static void assert_all_verified(void)
+{
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE state = 'done' AND verify = 'ok'"
+			    " AND verify_pending = 0 AND verified_at > 0 AND verify_source LIKE '[%'"),
+			 (long long)E2E_NUSERS);
+}
+
+/*
+ * A clean migration, spool and stream: every account verified, the source
+ * and the target each asked one GetFolderRequest per account, contents equal.
+ */
+START_TEST(test_clean_run_verified)
+{
+	bool stream = _i == 1;
+	ck_assert_int_eq(run(stream ? "transfer = \"stream\";" : NULL), 0);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	assert_all_verified();
+	ck_assert_int_eq(zsim_stat_int(ss, "soap/GetFolderRequest"), (long long)E2E_NUSERS);
+	ck_assert_int_eq(zsim_stat_int(ds, "soap/GetFolderRequest"), (long long)E2E_NUSERS);
+	json_decref(ss);
+	json_decref(ds);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE verify_detail LIKE '%item(s) on the source%'"),
+			 (long long)E2E_NUSERS);
+}
+END_TEST
+
+/*
+ * The target silently drops every 2nd item of bob's first import: the
+ * verification sees Inbox short, the account is imported again (resolve=
+ * skip, from the same archive) and then verified; no duplicate.
+ */
+START_TEST(test_silent_drop_caught_and_retried)
+{
+	knobs(E.dst, "{\"faults\":[{\"op\":\"import\",\"account\":\"bob@example.net\",\"action\":\"item_fail\","
+	      "\"every\":2,\"count\":1}]}");
+	ck_assert_int_eq(run(NULL), 0);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	ck_assert_int_eq(zsim_stat_acct(ds, "imports", "bob@example.net", "count"), 2);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "bob@example.com", "count"), 1);
+	json_decref(ss);
+	json_decref(ds);
+	assert_all_verified();
+	ck_assert_int_eq(db("SELECT attempts FROM accounts WHERE account = 'bob@example.com'"), 2);
+	ck_assert_int_eq(db("SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id WHERE"
+			    " a.account = 'bob@example.com' AND e.message LIKE '%verify: % item(s), target %'"), 1);
+}
+END_TEST
+
+/*
+ * Every import of dave drops items with a warning: after max_attempts the
+ * account fails, last_error "verify: <folder>: source N item(s), target M"
+ * with the import's warnings named; the others are verified.
+ */
+START_TEST(test_persistent_loss_fails)
+{
+	knobs(E.dst, "{\"faults\":[{\"op\":\"import\",\"account\":\"dave@example.net\",\"action\":\"item_fail\","
+	      "\"every\":2,\"code\":\"formatter.MISSING_BLOB\",\"reason\":\"missing blob\",\"count\":-1}]}");
+	ck_assert_int_eq(run(NULL), 1);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE account = 'dave@example.com' AND state = 'failed'"
+			    " AND verify = 'mismatch' AND last_error LIKE 'verify: Inbox: source 5 item(s), target 3 %'"
+			    " AND last_error LIKE '%the import reported % warning(s)%'"), 1);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE state = 'done' AND verify = 'ok'"),
+			 (long long)E2E_NUSERS - 1);
+}
+END_TEST
+
+/*
+ * The run is killed right after alice's import was recorded and before it
+ * was verified: the next run verifies it without importing it again.
+ */
+START_TEST(test_crash_before_verify_resumes_there)
+{
+	char *steps = xasprintf("%s/steps", E.dir);
+	e2e_write_job(&E, 1, "order = \"as-listed\";", NULL);
+	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", E.job, NULL };
+	char *env[2] = { NULL, NULL };
+	if (asprintf(&env[0], "ZMBATCH_STEP_LOG=%s", steps) < 0)
+		abort();
+	struct tu_proc p;
+	/* one run to learn the step number of the first "imported" (alice, listed first) */
+	ck_assert_int_eq(tu_run(argv, env, 120, &p), 0);
+	tu_proc_release(&p);
+	char *log = tu_read(steps);
+	ck_assert_ptr_nonnull(log);
+	char *hit = strstr(log, " imported");
+	ck_assert_msg(hit, "no 'imported' step:\n%s", log);
+	while (hit > log && hit[-1] != '\n')
+		hit--;
+	long k = strtol(hit, NULL, 10);
+	free(log);
+	/* again from nothing, killed there */
+	for (size_t i = 0; i < E2E_NUSERS; i++) {
+		char *b = xasprintf("{\"name\":\"%s\"}", E2E_USERS[i][1]);
+		json_decref(zsim_post(E.dst, "/zsim/delete-account", b));
+		json_decref(zsim_post(E.dst, "/zsim/add-account", b));
+		free(b);
+	}
+	unlink(E.db);
+	free(env[0]);
+	if (asprintf(&env[0], "ZMBATCH_CRASH_AT=%ld", k) < 0)
+		abort();
+	ck_assert_int_eq(tu_run(argv, env, 120, &p), 99);
+	tu_proc_release(&p);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE verify_pending = 1"), 1);
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	json_decref(zsim_post(E.src, "/zsim/reset-stats", "{}"));
+	ck_assert_int_eq(run("order = \"as-listed\";"), 0);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	/* the recovered account: verified only, neither exported nor imported again */
+	long long redone = 0;
+	for (size_t i = 0; i < E2E_NUSERS; i++)
+		if (zsim_stat_acct(ds, "imports", E2E_USERS[i][1], "count") == 0)
+			redone++;
+	ck_assert_int_eq(redone, 1);
+	json_decref(ss);
+	json_decref(ds);
+	assert_all_verified();
+	free(env[0]);
+	free(steps);
+}
+END_TEST
+
+/* migration.verify = "off": no folder is asked, no verdict recorded. */
+START_TEST(test_verify_off)
+{
+	ck_assert_int_eq(run("verify = \"off\";"), 0);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	ck_assert_int_eq(zsim_stat_int(ss, "soap/GetFolderRequest"), 0);
+	ck_assert_int_eq(zsim_stat_int(ds, "soap/GetFolderRequest"), 0);
+	json_decref(ss);
+	json_decref(ds);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE state = 'done' AND verify IS NULL"),
+			 (long long)E2E_NUSERS);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("e2e_verdict");
+	TCase *tc = tcase_create("verdict");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 240);
+	tcase_add_loop_test(tc, test_clean_run_verified, 0, 2);
+	tcase_add_test(tc, test_silent_drop_caught_and_retried);
+	tcase_add_test(tc, test_persistent_loss_fails);
+	tcase_add_test(tc, test_crash_before_verify_resumes_there);
+	tcase_add_test(tc, test_verify_off);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+#include "ckmain.h"
