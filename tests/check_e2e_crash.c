@@ -790,7 +790,7 @@ static void two_workers(bool stream)
 		for (long l = 1; l < c1; l++)
 			p = strchr(p, '\n') + 1;
 		if (asprintf(&want, "%.*sclaim\nclaim\n%s", (int)(p - ref.names), ref.names,
-			     i == 0 ? "" : stream ? "transition\n" : "spool renamed\n") < 0)
+			     i == 0 ? "" : stream ? "imported\n" : "spool renamed\n") < 0)
 			abort();
 		ck_assert_msg(strcmp(names, want) == 0, "%s: steps:\n%s---- want:\n%s", what, names, want);
 
@@ -807,9 +807,10 @@ static void two_workers(bool stream)
 				      what, log);
 			free(cmd);
 		} else {
-			/* alice done, the other one cut off mid-stream: part of its items imported */
-			ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'done'"), 1);
-			ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'"), 1);
+			/* alice imported, her verification not begun; the other one cut off
+			 * mid-stream: part of its items imported */
+			ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE state = 'importing'"), 2);
+			ck_assert_int_eq(e2e_db_int(t.db, "SELECT count(*) FROM accounts WHERE verify_pending = 1"), 1);
 			json_t *ds = zsim_stats(E.dst);
 			long long got = zsim_stat_acct(ds, "accounts", USERS[1][1], "items");
 			json_decref(ds);

@@ -205,12 +205,13 @@ enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *so
 				    const char *target_host);
 
 /*
- * The import of account id (importing) is complete, not yet verified:
- * verify_pending = 1, with the source's figures (NULL keeps those recorded
- * at export).  A crash from here on resumes at the verification.
+ * The import of account id (in flight) is complete, not yet verified:
+ * verify_pending = 1, its bytes, with the source's figures (NULL keeps
+ * those recorded at export).  A crash from here on resumes at the
+ * verification, which then records these bytes.
  */
 enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
-				   const char *verify_source);
+				   const char *verify_source, long long bytes);
 /* Record a verdict ('ok', 'mismatch', 'unverifiable') outside a transition (zmbatch verify). */
 enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,
 				  const char *detail, const char *event);

@@ -155,13 +155,15 @@ static enum zmb_rc account_note(struct state *st, int64_t run_id, int64_t id, co
 }
 
 enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
-				   const char *verify_source)
+				   const char *verify_source, long long bytes)
 {
+	char num[32];
+	snprintf(num, sizeof num, "%lld", bytes);
 	return account_note(st, run_id, id,
-			    "UPDATE accounts SET verify_pending = 1,"
+			    "UPDATE accounts SET verify_pending = 1, bytes = CAST(?3 AS INTEGER),"
 			    " verify_source = coalesce(?2, verify_source), updated_at = ?4"
 			    " WHERE id = ?1 AND state IN ('importing', 'exporting')",
-			    verify_source, NULL, "info", NULL, "imported");
+			    verify_source, num, "info", NULL, "imported");
 }
 
 enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,

@@ -153,6 +153,13 @@ void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum 
 	char *ev = nwarn ? xasprintf("%s with %zu warning(s) (items the target did not import): %lld "
 				     "bytes in %.1f s", what, nwarn, bytes, seconds)
 			 : xasprintf("%s: %lld bytes in %.1f s", what, bytes, seconds);
+	if (w->verdict) {
+		/* the verdict in the account's history (zmbatch accounts --history) */
+		char *e2 = xasprintf("%s; verify: %s: %s", ev, w->verdict,
+				     w->verdict_detail ? w->verdict_detail : "");
+		free(ev);
+		ev = e2;
+	}
 	u.warnings = (long long)nwarn;
 	u.verify_pending = -1;
 	/* not verified this time (off, or nothing imported): no verdict of an earlier pass stays */

@@ -475,7 +475,7 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 		xfer_account_error(w, a, cur, ACCT_PENDING, rc, "set transport", err);
 		goto out;
 	}
-	if (!xfer_verify_after_import(w, a, cur, ACCT_PENDING, vsrc, warnings))
+	if (!xfer_verify_after_import(w, a, cur, ACCT_PENDING, vsrc, total, warnings))
 		goto out;
 	char *what = xasprintf("%s in %zu steps", a->delta ? "delta pass done" : "migrated", n);
 	xfer_account_done(w, a, cur, total, mono_now() - t0, v[0].mark_ms, what, NULL, warnings);

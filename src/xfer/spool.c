@@ -399,6 +399,7 @@ static enum spool_step spool_import(struct spool_job *j)
 static enum spool_step spool_verify_import(struct spool_job *j)
 {
 	if (!xfer_verify_after_import(j->w, j->a, ACCT_IMPORTING, ACCT_EXPORTED, j->vsrc,
+				      j->bytes ? j->bytes : j->a->bytes,
 				      (long long)j->res.total))
 		return SPOOL_END;
 	return SPOOL_FINISH;

@@ -27,7 +27,7 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 		goto out;
 	if (a->verify_pending) {
 		/* imported before a crash, not yet verified: only the verification is left */
-		if (xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, NULL, 0))
+		if (xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, NULL, a->bytes, 0))
 			xfer_account_done(w, a, ACCT_IMPORTING, a->bytes, mono_now() - t0,
 					  a->sync_mark > 0 ? a->sync_mark : mark_ms,
 					  a->delta ? "delta pass done" : "migrated", NULL, 0);
@@ -64,7 +64,7 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 		xfer_account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "stream", err);
 		goto out;
 	}
-	if (!empty && !xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, vsrc,
+	if (!empty && !xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, vsrc, bytes,
 						(long long)res.total))
 		goto out;
 	xfer_account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0, mark_ms,

@@ -42,14 +42,14 @@ static void set_verdict(struct xfer_worker *w, enum xfer_verdict v, char *detail
 
 bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a,
 			      enum acct_state from, enum acct_state back, const char *source_json,
-			      long long warnings)
+			      long long bytes, long long warnings)
 {
 	struct xfer *x = w->x;
 	const struct xfer_driver *dd = w->dst->end->drv;
 	if (!x->job->mig.verify || !dd->folder_counts)
 		return true;
 	/* the import is complete: from here a crash resumes at the verification */
-	if (state_account_imported(w->st, x->run_id, a->id, source_json))
+	if (state_account_imported(w->st, x->run_id, a->id, source_json, bytes))
 		log_warn(w->ctx, "cannot record the import: %s", state_errmsg(w->st));
 	const char *sj = source_json ? source_json : a->verify_source;
 	struct xfer_folder *sv = NULL, *dv = NULL;

@@ -128,15 +128,15 @@ void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *
  */
 char *xfer_source_figures(struct xfer_worker *w, const struct account_row *a);
 /*
- * After a complete import: record it (verify_pending, with source_json if
- * not NULL), read the target's figures and compare.  true: go on to done
+ * After a complete import of `bytes`: record it (verify_pending, bytes, with
+ * source_json if not NULL), read the target's figures and compare.  true: go on to done
  * (w->verdict set, or NULL when verification is off); false: a mismatch,
  * already recorded as a temporary error (back to `back`, or failed once
  * max_attempts are used, last_error "verify: <worst folder>...").
  */
 bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a,
 			      enum acct_state from, enum acct_state back, const char *source_json,
-			      long long warnings);
+			      long long bytes, long long warnings);
 
 /* ---- chunk.c ---- */
 /*
