@@ -17,10 +17,12 @@
  *                    the reason, exit 1
  *   selection        --done (default) leaves out accounts not done; a named
  *                    unknown account: exit 1, nothing verified; ACCOUNT with
- *                    --all: usage (64); no state DB yet: exit 1
+ *                    --all: usage (64); no state DB yet: exit 1; a run holds
+ *                    the lock: 75; the target unreachable: 69, nothing recorded
  */
 #define _GNU_SOURCE
 #include "e2e.h"
+#include "lock.h"
 #include "testutil.h"
 #include "zmb.h"
 #include "zsim.h"
@@ -308,6 +310,25 @@ START_TEST(test_selection)
 	rc = verify(&out, "--all", "user0002@example.com");
 	ck_assert_msg(rc == 64, "exit %d\n%s", rc, out);
 	free(out);
+
+	/* a run holds the lock: 75, nothing verified */
+	db_exec("UPDATE accounts SET verify = NULL, verify_detail = NULL, verified_at = NULL");
+	struct run_lock *lk = NULL;
+	char *err = NULL;
+	ck_assert_int_eq(lock_acquire(E.db, "run", &lk, &err), ZMB_OK);
+	rc = verify(&out, NULL, NULL);
+	ck_assert_msg(rc == 75 && tu_contains(out, "another run holds the lock"), "exit %d\n%s", rc, out);
+	free(out);
+	lock_release(lk);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE verify IS NOT NULL"), 0);
+
+	/* the target cannot be reached: 69 before any account, nothing recorded */
+	zsim_stop(E.dst);
+	E.dst = NULL;
+	rc = verify(&out, NULL, NULL);
+	ck_assert_msg(rc == 69 && tu_contains(out, "cannot log in"), "exit %d\n%s", rc, out);
+	free(out);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE verify IS NOT NULL"), 0);
 }
 END_TEST
 
