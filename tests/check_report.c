@@ -255,11 +255,26 @@ static void set_hosts(struct fixture *f)
 	ck_assert_int_eq(state_chunk_done(f->st, 0, a1, 1, 20, 0, 0, NULL), ZMB_ENOTFOUND);   /* once */
 }
 
+/* Verdicts (schema 007): a1 ok, a2 mismatch, a3 unverifiable (a control character in
+ * its detail), the rest never verified. */
+#define A2_DETAIL "Inbox: source 5 item(s), target 3 (2 missing)"
+static void set_verdicts(struct fixture *f)
+{
+	ck_assert_int_eq(state_account_verdict(f->st, 0, acct_id(f->st, "a1@ex.com"), "ok",
+					       "2 folder(s), 9 item(s) on the source, 9 on the target",
+					       "verify: ok: 2 folder(s)"), ZMB_OK);
+	ck_assert_int_eq(state_account_verdict(f->st, f->run2, acct_id(f->st, "a2@ex.com"), "mismatch",
+					       A2_DETAIL, "verify: mismatch: " A2_DETAIL), ZMB_OK);
+	ck_assert_int_eq(state_account_verdict(f->st, 0, acct_id(f->st, "a3@ex.com"), "unverifiable",
+					       "target zcs2:7071: GetFolderRequest:\nhttp 500", NULL), ZMB_OK);
+}
+
 START_TEST(test_json_contract)
 {
 	struct fixture f;
 	fixture_open(&f);
 	set_hosts(&f);
+	set_verdicts(&f);
 	char *out = render(&f, REPORT_JSON);
 	json_error_t je;
 	json_t *root = json_loads(out, JSON_REJECT_DUPLICATES, &je);
@@ -323,8 +338,11 @@ START_TEST(test_json_contract)
 	ck_assert_uint_eq(json_array_size(accounts), 8);
 	json_t *a;
 	json_array_foreach(accounts, i, a) {
-		/* the contract's 7 keys, plus schema 004's, 005's and 006's (additive) */
-		ck_assert_uint_eq(json_object_size(a), 14);
+		/* the contract's 7 keys, plus schema 004's, 005's, 006's and 007's (additive) */
+		ck_assert_uint_eq(json_object_size(a), 17);
+		json_t *vf = jget(a, "verified"), *vv = jget(a, "verify"), *vd = jget(a, "verify_detail");
+		ck_assert(json_is_null(vf) || json_is_boolean(vf));
+		ck_assert(json_is_null(vv) == json_is_null(vf) && json_is_null(vd) == json_is_null(vf));
 		ck_assert(json_is_integer(json_object_get(a, "chunks_done")));
 		ck_assert(json_is_integer(json_object_get(a, "chunks_total")));
 		ck_assert(json_object_get(a, "source_status") && json_object_get(a, "target_status"));
@@ -365,6 +383,28 @@ START_TEST(test_json_contract)
 	ck_assert_str_eq(jstring(a, "error"), ERR3);
 	ck_assert_int_eq(jint(a, "attempts"), 3);
 	ck_assert_str_eq(jstring(account_obj(accounts, "a4@ex.com"), "error"), ERR4);
+	/* verification (schema 007) */
+	a = account_obj(accounts, "a1@ex.com");
+	ck_assert(json_is_true(jget(a, "verified")));
+	ck_assert_str_eq(jstring(a, "verify"), "ok");
+	ck_assert(tu_contains(jstring(a, "verify_detail"), "9 item(s) on the source"));
+	a = account_obj(accounts, "a2@ex.com");
+	ck_assert(json_is_false(jget(a, "verified")));
+	ck_assert_str_eq(jstring(a, "verify"), "mismatch");
+	ck_assert_str_eq(jstring(a, "verify_detail"), A2_DETAIL);
+	a = account_obj(accounts, "a3@ex.com");
+	ck_assert(json_is_false(jget(a, "verified")));
+	ck_assert_str_eq(jstring(a, "verify"), "unverifiable");
+	ck_assert_str_eq(jstring(a, "verify_detail"), "target zcs2:7071: GetFolderRequest:\nhttp 500");
+	a = account_obj(accounts, "a4@ex.com");
+	ck_assert(json_is_null(jget(a, "verified")) && json_is_null(jget(a, "verify")) &&
+		  json_is_null(jget(a, "verify_detail")));
+	json_t *vc = jget(root, "verify_counts");
+	ck_assert_uint_eq(json_object_size(vc), 4);
+	ck_assert_int_eq(jint(vc, "ok"), 1);
+	ck_assert_int_eq(jint(vc, "mismatch"), 1);
+	ck_assert_int_eq(jint(vc, "unverifiable"), 1);
+	ck_assert_int_eq(jint(vc, "none"), 5);
 
 	json_decref(root);
 	free(out);
@@ -502,19 +542,25 @@ START_TEST(test_csv_rfc4180)
 	struct fixture f;
 	fixture_open(&f);
 	set_hosts(&f);
+	set_verdicts(&f);
 	char *out = render(&f, REPORT_CSV);
 	struct csv c;
 	ck_assert_msg(csv_parse(out, &c), "not RFC 4180:\n%s", out);
 	ck_assert(c.crlf_only);
 	ck_assert_uint_eq(c.n, 9);
-	/* the contract's 7 columns in place, the mail hosts (schema 005) and steps (006) appended */
+	/* the contract's 7 columns in place, the mail hosts (schema 005), steps (006) and
+	 * the verdict (007) appended */
 	static const char *const head[] = { "account", "target", "state", "attempts", "bytes",
 					    "seconds", "error", "source_host", "target_host",
-					    "chunks_done", "chunks_total" };
+					    "chunks_done", "chunks_total", "verified" };
 	for (size_t i = 0; i < c.n; i++)
-		ck_assert_uint_eq(c.nf[i], 11);
-	for (int j = 0; j < 11; j++)
+		ck_assert_uint_eq(c.nf[i], 12);
+	for (int j = 0; j < 12; j++)
 		ck_assert_str_eq(c.rows[0][j], head[j]);
+	ck_assert_str_eq(c.rows[1][11], "true");          /* a1 ok */
+	ck_assert_str_eq(c.rows[2][11], "false");         /* a2 mismatch */
+	ck_assert_str_eq(c.rows[3][11], "false");         /* a3 unverifiable */
+	ck_assert_str_eq(c.rows[4][11], "");              /* a4 never verified */
 	ck_assert_str_eq(c.rows[1][9], "2");
 	ck_assert_str_eq(c.rows[1][10], "3");
 	ck_assert_str_eq(c.rows[2][9], "0");
@@ -968,6 +1014,125 @@ START_TEST(test_accounts_and_history)
 }
 END_TEST
 
+/*
+ * Verification (schema 007) in prom (counts by verdict, no account in a
+ * label), the text report (a section listing mismatched and unverifiable
+ * accounts with their detail), status (one line of counts) and an account's
+ * history (the verdict's event).
+ */
+START_TEST(test_verify_reports)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *out = render(&f, REPORT_PROM);
+	ck_assert_double_eq(prom_value(out, "zmbatch_accounts_verify{verdict=\"none\"}"), 8);
+	ck_assert_double_eq(prom_value(out, "zmbatch_accounts_verify{verdict=\"ok\"}"), 0);
+	free(out);
+	out = render(&f, REPORT_TEXT);
+	ck_assert_msg(tu_contains(out, "verification: ok 0, mismatch 0, unverifiable 0, not verified 8\n"
+				  "  no mismatch\n"), "%s", out);
+	free(out);
+
+	set_verdicts(&f);
+	out = render(&f, REPORT_PROM);
+	prom_check(out, acct_names);
+	static const char *const names[] = { "ok", "mismatch", "unverifiable", "none" };
+	static const double want[] = { 1, 1, 1, 5 };
+	for (int i = 0; i < 4; i++) {
+		char *k = xasprintf("zmbatch_accounts_verify{verdict=\"%s\"}", names[i]);
+		ck_assert_double_eq(prom_value(out, k), want[i]);
+		free(k);
+	}
+	ck_assert(tu_contains(out, "# TYPE zmbatch_accounts_verify gauge\n"));
+	free(out);
+
+	out = render(&f, REPORT_TEXT);
+	const char *v = strstr(out, "\nverification: ok 1, mismatch 1, unverifiable 1, not verified 5\n");
+	ck_assert_msg(v != NULL, "%s", out);
+	ck_assert_msg(matches("\n  a2@ex.com +done +mismatch +Inbox: source 5 item\\(s\\), target 3 "
+			      "\\(2 missing\\)\n", v), "%s", v);
+	ck_assert_msg(matches("\n  a3@ex.com +failed +unverifiable +target zcs2:7071: GetFolderRequest: "
+			      "http 500\n", v), "%s", v);
+	ck_assert_msg(!tu_contains(v, "a1@ex.com"), "ok accounts are not listed:\n%s", v);
+	for (const char *p = out; *p; p++)
+		ck_assert_msg(*p == '\n' || (unsigned char)*p >= 0x20, "control char in text");
+	free(out);
+
+	out = render_status(&f);
+	ck_assert_msg(tu_contains(out, "verified:   ok 1, mismatch 1, unverifiable 1, none 5\n"), "%s", out);
+	free(out);
+
+	char *buf = NULL, *err = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_history(state_db(f.st), "a2@ex.com", m, &err), ZMB_OK);
+	fclose(m);
+	char *want_line = xasprintf(" run %lld warn  verify: mismatch: " A2_DETAIL "\n", (long long)f.run2);
+	ck_assert_msg(tu_contains(buf, want_line), "%s", buf);
+	free(want_line);
+	free(buf);
+	fixture_close(&f);
+}
+END_TEST
+
+/*
+ * A DB of schema 006 (before the verdicts), opened read-only (never
+ * migrated): every format renders, its accounts never verified.
+ */
+START_TEST(test_verify_old_db)
+{
+	char *dir = tu_tmpdir("report"), *path = xasprintf("%s/old6.db", dir), *err = NULL;
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(sqlite3_exec(db, zmb_schema[i], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 6;"
+				      "INSERT INTO meta VALUES ('job_identity', '" IDENT "');"
+				      "INSERT INTO accounts (account, target, seq, state, bytes, updated_at)"
+				      " VALUES ('old@ex.com', 'old@ex.com', 0, 'done', 10, 1e9);",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct state *st = NULL;
+	ck_assert_int_eq(state_open(path, NULL, STATE_READONLY, &st, &err), ZMB_OK);
+	for (int fmt = REPORT_TEXT; fmt <= REPORT_PROM; fmt++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+		ck_assert_int_eq(report_render(state_db(st), NULL, (enum report_format)fmt, wall_now(), m,
+					       &err), ZMB_OK);
+		fclose(m);
+		if (fmt == REPORT_JSON) {
+			json_t *r = json_loads(buf, 0, NULL);
+			ck_assert_ptr_nonnull(r);
+			json_t *a = json_array_get(json_object_get(r, "accounts"), 0);
+			ck_assert(json_is_null(json_object_get(a, "verified")) &&
+				  json_is_null(json_object_get(a, "verify")));
+			ck_assert_int_eq(jint(jget(r, "verify_counts"), "none"), 1);
+			json_decref(r);
+		} else if (fmt == REPORT_CSV) {
+			ck_assert_msg(tu_contains(buf, ",chunks_total,verified\r\nold@ex.com,old@ex.com,done,0,10,,"
+						  ",,,0,0,\r\n"), "%s", buf);
+		} else if (fmt == REPORT_PROM) {
+			ck_assert_double_eq(prom_value(buf, "zmbatch_accounts_verify{verdict=\"none\"}"), 1);
+		} else {
+			ck_assert_msg(tu_contains(buf, "not verified 1"), "%s", buf);
+		}
+		free(buf);
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_status(state_db(st), NULL, path, wall_now(), m, &err), ZMB_OK);
+	fclose(m);
+	ck_assert_msg(tu_contains(buf, "verified:   ok 0, mismatch 0, unverifiable 0, none 1"), "%s", buf);
+	free(buf);
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
 /* ---- --output: atomic, mode ---- */
 
 static int count_tmp(const char *dir)
@@ -1394,6 +1559,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_status_running_and_died);
 	tcase_add_test(tc, test_status_chunk_progress);
 	tcase_add_test(tc, test_accounts_and_history);
+	tcase_add_test(tc, test_verify_reports);
+	tcase_add_test(tc, test_verify_old_db);
 	tcase_add_test(tc, test_output_file);
 	tcase_add_test(tc, test_empty_db);
 	suite_add_tcase(s, tc);

@@ -1151,7 +1151,36 @@ START_TEST(test_migrate_1_to_2)
 	ck_assert_int_eq(r.state, ACCT_DONE);
 	ck_assert_int_eq(r.bytes, 555);
 	ck_assert_int_eq(r.attempts, 2);
+	/* the columns of 004..007 on an old row: unknown, 0 or none */
+	ck_assert_ptr_null(r.source_status);
+	ck_assert_int_eq(r.warnings, 0);
+	ck_assert_int_eq(r.chunks_total, 0);
+	ck_assert_int_eq(r.chunks_done, 0);
+	ck_assert_int_eq(r.chunk_bytes, 0);
+	ck_assert_ptr_null(r.verify_source);
+	ck_assert(!r.verify_pending);
+	int64_t old_id = r.id;
 	state_account_release(&r);
+	ck_assert_int_ge(state_schema_version(), 7);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM accounts WHERE source_status IS NULL AND"
+			       " target_status IS NULL AND warnings = 0 AND source_host IS NULL AND"
+			       " target_host IS NULL AND chunks_total = 0 AND chunks_done = 0 AND"
+			       " chunk_bytes = 0 AND verify IS NULL AND verify_detail IS NULL AND"
+			       " verified_at IS NULL AND verify_source IS NULL AND verify_pending = 0"), 2);
+	/* 006: the chunks table, empty, usable on the old row */
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM chunks"), 0);
+	struct chunk_row ch[2];
+	memset(ch, 0, sizeof ch);
+	ch[0].kind = CHUNK_TREE;
+	ch[1].kind = CHUNK_WINDOW;
+	ck_assert_int_eq(state_chunks_plan(st, 0, old_id, ch, 2, NULL), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT chunks_total * 10 + chunks_done FROM accounts WHERE id = 1"), 20);
+	/* 007: a verdict on the old row, its data kept */
+	ck_assert_int_eq(state_account_verdict(st, 0, old_id, "mismatch", "Inbox: 1 missing",
+					       "verify: mismatch: Inbox: 1 missing"), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM accounts WHERE account = 'old@x.test' AND"
+			       " verify = 'mismatch' AND verify_detail = 'Inbox: 1 missing' AND"
+			       " verified_at > 0 AND state = 'done' AND bytes = 555"), 1);
 	/* what 002 brings: the servers table + view and the backoff index */
 	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN"
 			       " ('servers', 'v_servers', 'accounts_backoff')"), 3);

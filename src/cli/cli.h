@@ -30,6 +30,9 @@ struct cli {
 	const char *state_filter;  /* accounts --state-filter */
 	const char *history;       /* accounts --history ACCOUNT */
 	bool failed;               /* reset --failed */
+	bool all;                  /* verify --all */
+	bool done;                 /* verify --done (the default) */
+	bool reset_mismatched;     /* verify --reset-mismatched */
 	char **args;               /* remaining operands */
 	int nargs;
 };
@@ -41,6 +44,7 @@ int cmd_accounts(struct cli *cli);
 int cmd_reset(struct cli *cli);
 int cmd_convert(struct cli *cli);
 int cmd_check(struct cli *cli);
+int cmd_verify(struct cli *cli);
 
 /*
  * Shared by commands: load the job named by cli->config (default

@@ -23,7 +23,7 @@ enum {
 	OPT_STATE = 256, OPT_THREADS, OPT_STAGE, OPT_DELTA, OPT_MAX_RUNTIME, OPT_UNTIL,
 	OPT_DRY_RUN, OPT_RETRY_FAILED, OPT_CA_FILE, OPT_INSECURE, OPT_QUIET,
 	OPT_VERBOSE, OPT_FORMAT, OPT_OUTPUT, OPT_STATE_FILTER, OPT_FAILED,
-	OPT_HISTORY, OPT_HELP,
+	OPT_HISTORY, OPT_ALL, OPT_DONE, OPT_RESET_MISMATCHED, OPT_HELP,
 };
 
 /* Which options a command accepts, as flags over this table. */
@@ -46,6 +46,9 @@ static const struct option all_opts[] = {
 	{ "state-filter", required_argument, NULL, OPT_STATE_FILTER },
 	{ "failed", no_argument, NULL, OPT_FAILED },
 	{ "history", required_argument, NULL, OPT_HISTORY },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "done", no_argument, NULL, OPT_DONE },
+	{ "reset-mismatched", no_argument, NULL, OPT_RESET_MISMATCHED },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -88,6 +91,16 @@ static const struct command commands[] = {
 	  "check [-c FILE]",
 	  "Validate the job, reach and authenticate to every server (SOAP and LDAP),\n"
 	  "check the directories.  One verdict line per item; exit 0, 69 or 78." },
+	{ "verify", cmd_verify, "config state all done reset-mismatched ca-file insecure",
+	  "verify [-c FILE] [--state DB] [ACCOUNT... | --all | --done] [--reset-mismatched]\n"
+	  "            [--ca-file PEM] [--insecure]",
+	  "Prove again that mailboxes arrived, moving no data: the source's folder\n"
+	  "figures stored at export against the target's now, folder by folder.\n"
+	  "--done (default): accounts in state done; --all: every account imported at\n"
+	  "least once; or the named accounts.  One line per account (ACCOUNT VERDICT\n"
+	  "DETAIL), the verdict recorded in the state DB.  No account's state changes,\n"
+	  "unless --reset-mismatched puts mismatched done accounts back to pending.\n"
+	  "Exit 0 all ok, 1 some mismatch or unverifiable, 69, 75 (a run holds the lock), 78." },
 };
 
 static void usage_all(FILE *f)
@@ -192,6 +205,9 @@ static int set_option(const struct command *c, int opt, struct cli *cli)
 	case OPT_STATE_FILTER: cli->state_filter = optarg; break;
 	case OPT_FAILED: cli->failed = true; break;
 	case OPT_HISTORY: cli->history = optarg; break;
+	case OPT_ALL: cli->all = true; break;
+	case OPT_DONE: cli->done = true; break;
+	case OPT_RESET_MISMATCHED: cli->reset_mismatched = true; break;
 	}
 	return GO_ON;
 }
@@ -229,7 +245,7 @@ static int parse_options(const struct command *c, int argc, char **argv, struct 
 	return GO_ON;
 }
 
-/* Only convert and reset take arguments. */
+/* Only convert, reset and verify take arguments. */
 static int check_args(const struct command *c, const struct cli *cli)
 {
 	if (!strcmp(c->name, "convert") && cli->nargs != 1)
@@ -238,7 +254,10 @@ static int check_args(const struct command *c, const struct cli *cli)
 		return usage_error(c, "%s", "reset needs ACCOUNT... or --failed");
 	if (!strcmp(c->name, "reset") && cli->failed && cli->nargs > 0)
 		return usage_error(c, "%s", "reset takes either ACCOUNT... or --failed, not both");
-	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && cli->nargs > 0)
+	if (!strcmp(c->name, "verify") && (cli->all + cli->done + (cli->nargs > 0)) > 1)
+		return usage_error(c, "%s", "verify takes one of ACCOUNT..., --all or --done");
+	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && strcmp(c->name, "verify") &&
+	    cli->nargs > 0)
 		return usage_error(c, "unexpected argument '%s'", cli->args[0]);
 	return GO_ON;
 }

@@ -52,12 +52,18 @@
  *         source_host, target_host: the account's mailbox servers
  *         (zimbraMailHost, schema 005), null when unknown; chunks_done,
  *         chunks_total: steps of the last pass exported in pieces, schema
- *         006, 0 and 0 for one whole export).
+ *         006, 0 and 0 for one whole export; verified: true for verify
+ *         'ok', false for 'mismatch'/'unverifiable', null when never
+ *         verified; verify: that string or null; verify_detail: string or
+ *         null, schema 007), and verify_counts {ok, mismatch, unverifiable,
+ *         none} (none = never verified).
  *         The accounts array is streamed last, one account per line.
  *   csv   RFC 4180 with CRLF line ends, header
  *         account,target,state,attempts,bytes,seconds,error,source_host,
- *         target_host,chunks_done,chunks_total (appended in that order:
- *         mail hosts, schema 005, empty when unknown; steps, schema 006); a field is quoted when it contains , " CR or LF, quotes
+ *         target_host,chunks_done,chunks_total,verified (appended in that
+ *         order: mail hosts, schema 005, empty when unknown; steps, schema
+ *         006; verified true/false, empty when never verified, schema 007);
+ *         a field is quoted when it contains , " CR or LF, quotes
  *         doubled; seconds with 3 decimals, empty when unknown.
  *   prom  Prometheus text exposition 0.0.4; HELP/TYPE for every family;
  *         base units; counters end in _total; no account name in any label.
@@ -76,13 +82,17 @@
  *         zmbatch_server_throttle_wait_seconds_total{role},
  *         zmbatch_server_rate_limit{role} (requests/s, 0 = no cap),
  *         zmbatch_server_concurrency_limit{role} (schema 003, roles whose
- *         pacing a run recorded), zmbatch_report_timestamp_seconds.
+ *         pacing a run recorded), zmbatch_accounts_verify{verdict="ok|
+ *         mismatch|unverifiable|none"} (schema 007; none = never verified),
+ *         zmbatch_report_timestamp_seconds.
  *         Runs are the rows of `runs` whose command is "run" or "run ...";
  *         rows of other writing commands are ignored.
  *   text  for people: counts, bytes, throughput, ETA, the servers (logins,
  *         requests, throttled answers, pauses, limits in force), the 5
  *         slowest accounts, failures grouped by class and listed with
- *         reasons, stages, last run.  `status` shows the servers' pacing too.
+ *         reasons, stages, last run, "verification:" (counts by verdict,
+ *         the mismatched and unverifiable accounts with their detail).
+ *         `status` shows the servers' pacing and the verdict counts too.
  *
  * Exit codes of the commands built on this (cmd_status.c, cmd_report.c,
  * cmd_accounts.c, cmd_reset.c):

@@ -43,13 +43,15 @@ static void csv_row(void *arg, const struct qr_account *r)
 	csv_field(out, r->target_host);
 	/* appended (schema 6): steps done / steps of the last pass (0,0 = one export) */
 	fprintf(out, ",%lld,%lld", r->chunks_done, r->chunks_total);
+	/* appended (schema 7): true = verified ok, false = mismatch/unverifiable, empty = never */
+	fprintf(out, ",%s", !r->verify ? "" : !strcmp(r->verify, "ok") ? "true" : "false");
 	fputs("\r\n", out);
 }
 
 enum zmb_rc report_csv(sqlite3 *db, FILE *out, char **err)
 {
 	fputs("account,target,state,attempts,bytes,seconds,error,source_host,target_host,"
-	      "chunks_done,chunks_total\r\n", out);
+	      "chunks_done,chunks_total,verified\r\n", out);
 	enum zmb_rc rc = qr_accounts(db, -1, csv_row, out, err);
 	if (rc == ZMB_OK && fmt_write_failed(out, err))
 		rc = ZMB_EIO;

@@ -44,6 +44,7 @@ struct snapshot {
 	struct last_run last;
 	bool has_servers;            /* schema 002: per-server auth counters */
 	long long warned;            /* done with warnings (schema 004) */
+	long long verify[QR_VERIFY_N]; /* accounts by verdict (schema 007; all "none" before) */
 };
 
 /* Read the snapshot (job_name NULL: from the DB's meta).  *s is always
@@ -81,6 +82,8 @@ enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 void text_last_run(FILE *out, const struct snapshot *s);
 void text_counts(FILE *out, const struct snapshot *s, bool one_line);
 void text_bytes(FILE *out, const struct snapshot *s);
+/* The verdict counts: "verified:   ok N, mismatch N, unverifiable N, none N". */
+void text_verify_counts(FILE *out, const struct snapshot *s);
 void text_eta(FILE *out, const struct snapshot *s, double rate);
 /* brief: one line (status); else one block per stage (report). */
 enum zmb_rc text_stages(sqlite3 *db, FILE *out, bool brief, char **err);

@@ -142,6 +142,11 @@ static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, ch
 	/* additive: done accounts whose import left items out (also counted in
 	 * counts.done, which stays keyed by state only) */
 	json_object_set_new(root, "accounts_warned", json_integer(s->warned));
+	/* additive (schema 7): accounts by verdict of their last verification; none = not verified */
+	json_t *vc = json_object();
+	for (int i = 0; i < QR_VERIFY_N; i++)
+		json_object_set_new(vc, qr_verify_names[i], json_integer(s->verify[i]));
+	json_object_set_new(root, "verify_counts", vc);
 	json_object_set_new(root, "total_accounts", json_integer(s->accounts));
 	json_object_set_new(root, "bytes_done", json_integer(s->bytes_done));
 	json_object_set_new(root, "bytes_total", json_integer(s->bytes_total));
@@ -184,6 +189,11 @@ static void jrow_account(void *arg, const struct qr_account *r)
 	/* additive (schema 6): steps of the last pass done in pieces; 0 and 0 = one export */
 	json_object_set_new(o, "chunks_done", json_integer(r->chunks_done));
 	json_object_set_new(o, "chunks_total", json_integer(r->chunks_total));
+	/* additive (schema 7): the last verification; verified is true for 'ok', false for
+	 * 'mismatch'/'unverifiable', null when never verified */
+	json_object_set_new(o, "verified", !r->verify ? json_null() : json_boolean(!strcmp(r->verify, "ok")));
+	json_object_set_new(o, "verify", r->verify ? jstr(r->verify) : json_null());
+	json_object_set_new(o, "verify_detail", r->verify_detail ? jstr(r->verify_detail) : json_null());
 	fputs(a->first ? "\n" : ",\n", a->out);
 	a->first = false;
 	json_dumpf(o, a->out, JFLAGS);

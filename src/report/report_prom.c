@@ -48,6 +48,11 @@ static void prom_snapshot(FILE *out, const struct snapshot *s)
 	prom_ll(out, "zmbatch_accounts_warned", "gauge",
 		"Done accounts whose last import left items out (the target's warnings; "
 		"also counted in state done).", s->warned);
+	prom_head(out, "zmbatch_accounts_verify", "gauge",
+		  "Accounts by verdict of their last verification (none = not verified).");
+	for (int i = 0; i < QR_VERIFY_N; i++)
+		fprintf(out, "zmbatch_accounts_verify{verdict=\"%s\"} %lld\n", qr_verify_names[i],
+			s->verify[i]);
 	prom_ll(out, "zmbatch_done_bytes", "gauge",
 		"Bytes moved for accounts in state done (last successful pass of each).", s->bytes_done);
 	prom_ll(out, "zmbatch_planned_bytes", "gauge",

@@ -56,6 +56,14 @@ void text_counts(FILE *out, const struct snapshot *s, bool one_line)
 	}
 }
 
+void text_verify_counts(FILE *out, const struct snapshot *s)
+{
+	fprintf(out, "verified:  ");
+	for (int i = 0; i < QR_VERIFY_N; i++)
+		fprintf(out, "%s %s %lld", i ? "," : "", qr_verify_names[i], s->verify[i]);
+	fputc('\n', out);
+}
+
 void text_bytes(FILE *out, const struct snapshot *s)
 {
 	char d[32], t[32], r[32];
@@ -250,6 +258,19 @@ static void text_status_row(void *arg, const struct qr_account *r)
 	p->n++;
 }
 
+/* An account whose verification found a difference or could not be made: one line. */
+static void text_verify_row(void *arg, const struct qr_account *r)
+{
+	struct text_rows *p = arg;
+	if (!r->verify || !strcmp(r->verify, "ok"))
+		return;
+	char *a = fmt_flat(r->account), *d = fmt_flat(r->verify_detail);
+	fprintf(p->out, "  %-40s %-9s %-12s %s\n", a, r->state, r->verify, *d ? d : "(no detail)");
+	free(a);
+	free(d);
+	p->n++;
+}
+
 /* An account whose last pass ran in steps (schema 006): one line. */
 static void text_steps_row(void *arg, const struct qr_account *r)
 {
@@ -295,5 +316,17 @@ enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 		return rc;
 	if (!c.n)
 		fprintf(out, "  none\n");
+	/* the folder figures of source and target compared (run, zmbatch verify) */
+	fprintf(out, "\nverification: ok %lld, mismatch %lld, unverifiable %lld, not verified %lld\n",
+		s->verify[QR_VERIFY_OK], s->verify[QR_VERIFY_MISMATCH],
+		s->verify[QR_VERIFY_UNVERIFIABLE], s->verify[QR_VERIFY_NONE]);
+	struct text_rows v = { out, false, 0 };
+	if ((rc = qr_accounts(db, -1, text_verify_row, &v, err)) != ZMB_OK)
+		return rc;
+	if (v.n)
+		fprintf(out, "  (check again with 'zmbatch verify'; 'zmbatch verify --reset-mismatched' "
+			"migrates mismatched accounts again)\n");
+	else
+		fprintf(out, "  no mismatch\n");
 	return fmt_write_failed(out, err) ? ZMB_EIO : ZMB_OK;
 }

@@ -377,6 +377,7 @@ static void account_row(sqlite3_stmt *st, void *ctx)
 		.warnings = sqlite3_column_int64(st, 9),
 		.source_host = col_text(st, 10), .target_host = col_text(st, 11),
 		.chunks_done = sqlite3_column_int64(st, 12), .chunks_total = sqlite3_column_int64(st, 13),
+		.verify = col_text(st, 14), .verify_detail = col_text(st, 15),
 	};
 	c->fn(c->arg, &r);
 }
@@ -393,19 +394,52 @@ static bool has_mail_hosts(sqlite3 *db)
 	return yes;
 }
 
+/* Does the DB have the accounts' verdicts (schema 7)? */
+static bool has_verify(sqlite3 *db)
+{
+	sqlite3_stmt *s = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'verify'",
+			       -1, &s, NULL) == SQLITE_OK)
+		yes = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return yes;
+}
+
+const char *const qr_verify_names[QR_VERIFY_N] = { "ok", "mismatch", "unverifiable", "none" };
+
+static void verify_count_row(sqlite3_stmt *st, void *ctx)
+{
+	long long *v = ctx;
+	const char *name = col_text(st, 0);
+	for (int i = 0; i < QR_VERIFY_N; i++)
+		if (name && !strcmp(name, qr_verify_names[i]))
+			v[i] += sqlite3_column_int64(st, 1);
+}
+
+enum zmb_rc qr_verify_counts(sqlite3 *db, long long v[QR_VERIFY_N], char **err)
+{
+	memset(v, 0, QR_VERIFY_N * sizeof *v);
+	return each_row(db, prep(db, has_verify(db)
+				 ? "SELECT coalesce(verify, 'none'), count(*) FROM accounts GROUP BY 1"
+				 : "SELECT 'none', count(*) FROM accounts", err),
+			"accounts", verify_count_row, v, err);
+}
+
 /*
  * The account columns account_row() reads, then `tail` (a new string;
- * caller frees): the status columns (schema 4) and mail hosts (schema 5)
- * as NULL on an older DB.
+ * caller frees): the status columns (schema 4), mail hosts (schema 5),
+ * steps (schema 6) and verdicts (schema 7) as NULL or 0 on an older DB.
  */
 static char *account_sql(sqlite3 *db, const char *tail)
 {
-	return xasprintf("SELECT account, target, state, attempts, bytes, seconds, last_error, %s, %s, %s "
-			 "FROM accounts %s",
+	return xasprintf("SELECT account, target, state, attempts, bytes, seconds, last_error, %s, %s, %s, "
+			 "%s FROM accounts %s",
 			 has_account_status(db) ? "source_status, target_status, warnings"
 						: "NULL, NULL, 0",
 			 has_mail_hosts(db) ? "source_host, target_host" : "NULL, NULL",
-			 has_chunks(db) ? "chunks_done, chunks_total" : "0, 0", tail);
+			 has_chunks(db) ? "chunks_done, chunks_total" : "0, 0",
+			 has_verify(db) ? "verify, verify_detail" : "NULL, NULL", tail);
 }
 
 enum zmb_rc qr_accounts(sqlite3 *db, int state,

@@ -120,7 +120,17 @@ struct qr_account {
 	long long warnings;             /* items the last import left out */
 	const char *source_host, *target_host;   /* mail hosts (schema 5; NULL unknown) */
 	long long chunks_done, chunks_total;     /* steps of the last pass (schema 6); 0/0 = whole */
+	const char *verify;             /* 'ok', 'mismatch', 'unverifiable' (schema 7); NULL = not verified */
+	const char *verify_detail;      /* the verdict's folders and figures, or why; NULL none */
 };
+/*
+ * Accounts by verdict (schema 7): index QR_VERIFY_OK, _MISMATCH,
+ * _UNVERIFIABLE, _NONE (not verified: NULL); before schema 7 every account
+ * counts as none.
+ */
+enum { QR_VERIFY_OK, QR_VERIFY_MISMATCH, QR_VERIFY_UNVERIFIABLE, QR_VERIFY_NONE, QR_VERIFY_N };
+extern const char *const qr_verify_names[QR_VERIFY_N];   /* "ok" ... "none" */
+enum zmb_rc qr_verify_counts(sqlite3 *db, long long v[QR_VERIFY_N], char **err);
 /* Done accounts whose last import had warnings ("done with warnings"; 0 before schema 004). */
 enum zmb_rc qr_warned(sqlite3 *db, long long *n, char **err);
 enum zmb_rc qr_accounts(sqlite3 *db, int state,
