@@ -443,6 +443,7 @@ enum zmb_rc state_reset_account(struct state *st, const char *account, int *n)
 			 " delta = CASE WHEN state = 'exported' THEN delta ELSE 0 END,"
 			 " sync_mark = CASE WHEN state = 'exported' THEN sync_mark ELSE NULL END,"
 			 " chunks_total = 0, chunks_done = 0, chunk_bytes = 0,"
+			 " verify = NULL, verify_detail = NULL, verified_at = NULL, verify_pending = 0,"
 			 " finished_at = NULL, owner_run = NULL, updated_at = ?1 WHERE account = ?2",
 			 account, &changed, "reset account");
 	if (rc == ZMB_OK) {
