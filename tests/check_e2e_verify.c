@@ -260,7 +260,13 @@ START_TEST(test_stored_figures)
 		      out);
 	ck_assert_msg(tu_contains(out, "verified 2 accounts: 1 ok, 1 mismatch"), "%s", out);
 	free(out);
-	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE verify IS NOT NULL"), 2);
+	/* the two named ones got the command's verdict; user0002 keeps the run's own */
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE account = 'user0001@example.com' AND "
+			    "verify = 'mismatch'"), 1);
+	ck_assert_int_eq(db("SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id WHERE "
+			    "e.message LIKE 'verify: %' AND a.account = 'user0002@example.com'"), 0);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE account = 'user0002@example.com' AND "
+			    "verify = 'ok'"), 1);
 }
 END_TEST
 
