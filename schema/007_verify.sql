@@ -21,3 +21,7 @@ ALTER TABLE accounts ADD COLUMN verify_detail TEXT;
 ALTER TABLE accounts ADD COLUMN verified_at REAL;
 ALTER TABLE accounts ADD COLUMN verify_source TEXT;
 ALTER TABLE accounts ADD COLUMN verify_pending INTEGER NOT NULL DEFAULT 0;
+-- the sync mark of the pass imported and waiting for its verification (ms),
+-- recorded with verify_pending: a verification resumed after a crash ends
+-- the pass with the mark of its export, not the time it resumed
+ALTER TABLE accounts ADD COLUMN verify_mark INTEGER;

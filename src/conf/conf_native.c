@@ -424,8 +424,8 @@ static void parse_migration(struct np *np, const struct cval *g, struct migratio
 	get_duration(np, g, grp, "delta_overlap", &m->delta_overlap);
 	get_duration(np, g, grp, "chunk", &m->chunk);
 	const struct cval *ck = cval_get(g, "chunk");
-	if (ck && !np->failed && m->chunk != 0 && m->chunk < 86400)
-		np_bad(np, ck, grp, "chunk", "must be at least 1d (or 0: only when needed)");
+	if (ck && !np->failed && m->chunk != 0 && (m->chunk < 86400 || m->chunk > 36500LL * 86400))
+		np_bad(np, ck, grp, "chunk", "must be 1d..36500d (or 0: only when needed)");
 	get_bytes(np, g, grp, "chunk_bytes", &m->chunk_bytes);
 	static const char *const verifies[] = { "off", "counts", NULL };
 	int vf = m->verify ? 1 : 0;

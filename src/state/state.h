@@ -182,6 +182,7 @@ struct account_row {
 	long long chunk_bytes;   /* bytes moved by the steps done of the pass in flight */
 	char *verify_source;     /* the source's folder figures at export time (JSON); NULL none */
 	bool verify_pending;     /* imported, not yet verified (schema 007) */
+	long long verify_mark;   /* the sync mark of that import's pass; 0 none */
 };
 void state_account_release(struct account_row *r);
 
@@ -206,12 +207,12 @@ enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *so
 
 /*
  * The import of account id (in flight) is complete, not yet verified:
- * verify_pending = 1, its bytes, with the source's figures (NULL keeps
+ * verify_pending = 1, its bytes and its pass's sync mark, with the source's figures (NULL keeps
  * those recorded at export).  A crash from here on resumes at the
  * verification, which then records these bytes.
  */
 enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
-				   const char *verify_source, long long bytes);
+				   const char *verify_source, long long bytes, long long mark_ms);
 /* Record a verdict ('ok', 'mismatch', 'unverifiable') outside a transition (zmbatch verify). */
 enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,
 				  const char *detail, const char *event);

@@ -48,6 +48,7 @@ static void read_account(sqlite3_stmt *s, struct account_row *r)
 	r->chunk_bytes = sqlite3_column_int64(s, 23);
 	r->verify_source = st_col_text(s, 24);
 	r->verify_pending = sqlite3_column_int(s, 25) != 0;
+	r->verify_mark = sqlite3_column_int64(s, 26);
 }
 
 void state_account_release(struct account_row *r)
@@ -155,15 +156,27 @@ static enum zmb_rc account_note(struct state *st, int64_t run_id, int64_t id, co
 }
 
 enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
-				   const char *verify_source, long long bytes)
+				   const char *verify_source, long long bytes, long long mark_ms)
 {
-	char num[32];
-	snprintf(num, sizeof num, "%lld", bytes);
-	return account_note(st, run_id, id,
-			    "UPDATE accounts SET verify_pending = 1, bytes = CAST(?3 AS INTEGER),"
-			    " verify_source = coalesce(?2, verify_source), updated_at = ?4"
-			    " WHERE id = ?1 AND state IN ('importing', 'exporting')",
-			    verify_source, num, "info", NULL, "imported");
+	bool own;
+	enum zmb_rc rc = tx_begin(st, &own);
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = st_prepare(st, "UPDATE accounts SET verify_pending = 1, bytes = ?2,"
+				     " verify_mark = ?3, verify_source = coalesce(?4, verify_source),"
+				     " updated_at = ?5 WHERE id = ?1 AND state IN ('importing', 'exporting')",
+				     &rc);
+	if (s) {
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, bytes);
+		sqlite3_bind_int64(s, 3, mark_ms);
+		st_bind_text(s, 4, verify_source);
+		sqlite3_bind_double(s, 5, wall_now());
+		rc = st_update_one(st, s, "imported");
+		sqlite3_finalize(s);
+	}
+	(void)run_id;
+	return tx_end(st, own, rc, "imported");
 }
 
 enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,
@@ -443,6 +456,8 @@ enum zmb_rc state_reset_account(struct state *st, const char *account, int *n)
 			 " delta = CASE WHEN state = 'exported' THEN delta ELSE 0 END,"
 			 " sync_mark = CASE WHEN state = 'exported' THEN sync_mark ELSE NULL END,"
 			 " chunks_total = 0, chunks_done = 0, chunk_bytes = 0,"
+			 " last_error = CASE WHEN verify = 'mismatch' THEN 'verify: ' ||"
+			 "   coalesce(verify_detail, 'mismatch') ELSE last_error END,"
 			 " verify = NULL, verify_detail = NULL, verified_at = NULL, verify_pending = 0,"
 			 " finished_at = NULL, owner_run = NULL, updated_at = ?1 WHERE account = ?2",
 			 account, &changed, "reset account");
@@ -495,6 +510,7 @@ enum zmb_rc state_queue_delta(struct state *st, int *n)
 	if ((rc = tx_begin(st, &own)) != ZMB_OK)
 		return rc;
 	rc = bulk_update(st, "UPDATE accounts SET state = 'pending', delta = 1, attempts = 0,"
+			 " chunks_total = 0, chunks_done = 0, chunk_bytes = 0,"
 			 " next_try_at = 0, finished_at = NULL, owner_run = NULL,"
 			 " updated_at = ?1 WHERE state = 'done'", NULL, &changed,
 			 "queue delta pass");

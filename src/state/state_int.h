@@ -28,7 +28,8 @@
 #define ACCOUNT_COLS "id, account, target, seq, size, state, attempts, last_error, " \
 	"error_class, bytes, seconds, spool_path, next_try_at, started_at, " \
 	"finished_at, sync_mark, delta, source_status, target_status, warnings, " \
-	"status_wait_since, chunks_total, chunks_done, chunk_bytes, verify_source, verify_pending"
+	"status_wait_since, chunks_total, chunks_done, chunk_bytes, verify_source, verify_pending, " \
+	"verify_mark"
 
 /* Cached statements.  The claim queries name the state as a literal: only
  * then can SQLite prove that the partial index applies. */

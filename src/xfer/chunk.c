@@ -43,8 +43,15 @@
 #include <unistd.h>
 
 #define DAY_MS 86400000LL
-/* ids per list= export: a GET line well under Jetty's 8 KiB header limit (inferred) */
-#define LIST_PAGE 500
+/*
+ * A list= export's ids: at most LIST_PAGE ids and LIST_BYTES of text, so the
+ * request line stays well under Jetty's request header limit
+ * (zimbraHttpRequestHeaderSize, 8192 by default: zimbra-attrs.xml).
+ */
+#define LIST_PAGE 400
+#define LIST_BYTES 4000
+/* a server answering "more" for ever: pages beyond this are an error */
+#define MAX_LIST_PAGES 20000
 /* more windows than this is a plan gone wrong (1 day windows since 1970 are ~20,000) */
 #define MAX_WINDOWS 40000
 
@@ -100,6 +107,10 @@ bool xfer_chunk_wanted(const struct xfer *x, const struct account_row *a)
 	const struct migration *m = &x->job->mig;
 	if (a->chunks_total > 0 && a->chunks_done < a->chunks_total)
 		return true;                       /* a planned pass not finished */
+	/* every step done, but the pass did not end (transport, a crash before the import
+	 * was recorded): only its end is left; a verification mismatch plans it again */
+	if (a->chunks_total > 0 && !(a->last_error && !strncmp(a->last_error, "verify:", 7)))
+		return true;
 	if (a->delta && a->sync_mark > 0)
 		return true;
 	return m->chunk > 0 || (m->chunk_bytes > 0 && a->size > m->chunk_bytes);
@@ -309,12 +320,19 @@ static void calendar_step(struct xfer_worker *w, const struct account_row *a, co
 {
 	const struct xfer_driver *d = w->src->end->drv;
 	bool more = true;
+	long pages = 0;
 	for (long long off = 0; more && io->rc == ZMB_OK;) {
+		if (++pages > MAX_LIST_PAGES) {
+			io->rc = ZMB_EPROTO;
+			io->err = xasprintf("more than %d pages of calendar items: the server keeps "
+					    "answering more", MAX_LIST_PAGES);
+			break;
+		}
 		struct strlist ids = STRLIST_INIT;
 		io->rc = d->item_ids(w->src, a->account, types, off, LIST_PAGE, &ids, &more, &io->err);
 		io->export_failed = io->rc != ZMB_OK;
 		if (io->rc == ZMB_OK && ids.n) {
-			char *list = join_ids(&ids);
+			char *list = join_ids(&ids);   /* 400 ids of up to 10 digits: 4.4 KB at most */
 			struct xfer_export_opts o = { .ids = list };
 			/* modify: an appointment or task edited since the last pass is rewritten */
 			transfer_once(w, a, &o, "modify", step, io);
@@ -348,13 +366,18 @@ static void run_step(struct xfer_worker *w, const struct account_row *a, const s
 		struct strlist ids = STRLIST_INIT;
 		io->rc = d->tree_ids(w->src, a->account, &ids, &io->err);
 		io->export_failed = io->rc != ZMB_OK;
-		if (io->rc == ZMB_OK) {
-			char *list = join_ids(&ids);
+		/* in pages, in tree order: a parent is always in a page before its folders */
+		for (size_t i = 0; io->rc == ZMB_OK && i < ids.n;) {
+			struct buf b = BUF_INIT;
+			size_t k = 0;
+			for (; i < ids.n && k < LIST_PAGE && b.len + strlen(ids.v[i]) + 1 < LIST_BYTES; i++, k++)
+				buf_addf(&b, "%s%s", k ? "," : "", ids.v[i]);
+			char *list = buf_detach(&b);
 			struct xfer_export_opts o = { .ids = list };
 			transfer_once(w, a, &o, step_resolve(x->job, a, c), step, io);
-			*items = (long long)ids.n;
 			free(list);
 		}
+		*items = (long long)ids.n;
 		strlist_release(&ids);
 	} else if (c->kind == CHUNK_CALENDAR) {
 		char *types = types_of(m->types, calendar_all);
@@ -376,7 +399,7 @@ bool xfer_chunk_max_days(struct xfer_worker *w, const struct account_row *a, enu
 	*max_days = 0;
 	/* the refusal is a 500 (formatCallback throws, UserServlet.doGet wraps it in a
 	 * ServletException): a server error, whose body text is not known from source */
-	if (rc != ZMB_ETEMP || !d->export_max_days || !d->tree_ids || a->delta)
+	if (rc != ZMB_ETEMP || !d->export_max_days || !d->tree_ids)
 		return false;
 	if (d->export_max_days(w->src, a->account, max_days, &err) != ZMB_OK) {
 		log_debug(w->ctx, "cannot read zimbraExportMaxDays: %s", err ? err : "?");
@@ -400,7 +423,8 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 	double t0 = mono_now();
 	enum zmb_rc rc = ZMB_OK;
 
-	if (a->chunks_total > 0 && a->chunks_done < a->chunks_total &&
+	bool finish = a->chunks_total > 0 && !(a->last_error && !strncmp(a->last_error, "verify:", 7));
+	if ((finish || (a->chunks_total > 0 && a->chunks_done < a->chunks_total)) &&
 	    (rc = state_chunks_get(w->st, a->id, &v, &n)) != ZMB_OK) {
 		log_error(w->ctx, "cannot read the steps: %s", state_errmsg(w->st));
 		xfer_account_error(w, a, cur, ACCT_PENDING, ZMB_ESTATE, "plan", state_errmsg(w->st));
@@ -475,7 +499,9 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 		xfer_account_error(w, a, cur, ACCT_PENDING, rc, "set transport", err);
 		goto out;
 	}
-	if (!xfer_verify_after_import(w, a, cur, ACCT_PENDING, vsrc, total, warnings))
+	vsrc = xfer_source_figures_after(w, a, vsrc);
+	if (!xfer_verify_after_import(w, a, cur, ACCT_PENDING, vsrc, total, warnings, v[0].mark_ms,
+				      false))
 		goto out;
 	char *what = xasprintf("%s in %zu steps", a->delta ? "delta pass done" : "migrated", n);
 	xfer_account_done(w, a, cur, total, mono_now() - t0, v[0].mark_ms, what, NULL, warnings);

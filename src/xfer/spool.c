@@ -49,7 +49,8 @@ struct spool_job {
 	struct xfer_import_result res;   /* what the import left out */
 	int fd;                      /* the open .part (export, seal) */
 	struct xfer_export_opts o;
-	char *vsrc;                  /* the source's folder figures when the export began (JSON) */
+	char *vsrc;                  /* the source's folder figures around the export (JSON) */
+	bool resumed;                /* only the verification is left (imported before a crash) */
 	long long bytes;
 	/* the failure exit: what failed, where the account goes */
 	enum zmb_rc rc;
@@ -145,8 +146,10 @@ static enum spool_step spool_target(struct spool_job *j)
 		return SPOOL_END;
 	}
 	/* imported before a crash, not yet verified: only the verification is left */
-	if (j->cur == ACCT_IMPORTING && j->a->verify_pending)
+	if (j->cur == ACCT_IMPORTING && j->a->verify_pending) {
+		j->resumed = true;
 		return SPOOL_VERIFY;
+	}
 	return j->cur == ACCT_EXPORTING ? SPOOL_RESERVE : SPOOL_IMPORT;
 }
 
@@ -248,8 +251,10 @@ static enum spool_step spool_export(struct spool_job *j)
 	 * checked as they were written */
 	if (rc == ZMB_OK && !empty)
 		rc = gz_check_finish(w->gz, &j->err);
-	if (rc == ZMB_OK && !empty)
+	if (rc == ZMB_OK && !empty) {
+		j->vsrc = xfer_source_figures_after(w, j->a, j->vsrc);
 		return SPOOL_SEAL;
+	}
 	rc = close_part(j, rc);
 	unlink(j->part);
 	/* refused for zimbraExportMaxDays: the same claim goes on in windows */
@@ -398,9 +403,16 @@ static enum spool_step spool_import(struct spool_job *j)
 /* The verification: a mismatch is imported again from the archive (resolve=skip). */
 static enum spool_step spool_verify_import(struct spool_job *j)
 {
-	if (!xfer_verify_after_import(j->w, j->a, ACCT_IMPORTING, ACCT_EXPORTED, j->vsrc,
-				      j->bytes ? j->bytes : j->a->bytes,
-				      (long long)j->res.total))
+	struct account_row *a = j->a;
+	/* a resumed pass in steps has no archive: a mismatch exports again */
+	enum acct_state back = a->spool_path && *a->spool_path ? ACCT_EXPORTED : ACCT_PENDING;
+	long long mark = j->resumed && a->verify_mark > 0 ? a->verify_mark
+		       : a->sync_mark > 0 ? a->sync_mark : j->mark_ms;
+	/* an archive exported by an earlier claim: its figures were recorded with it (seal) */
+	const char *src = j->vsrc ? j->vsrc : j->cur == ACCT_IMPORTING ? a->verify_source : NULL;
+	if (!xfer_verify_after_import(j->w, a, ACCT_IMPORTING, back, src,
+				      j->bytes ? j->bytes : a->bytes, (long long)j->res.total, mark,
+				      j->resumed))
 		return SPOOL_END;
 	return SPOOL_FINISH;
 }
@@ -410,8 +422,10 @@ static enum spool_step spool_finish(struct spool_job *j)
 	struct account_row *a = j->a;
 	char *spool = a->spool_path ? xstrdup(a->spool_path) : NULL;
 	/* a verification resumed after a crash imported nothing now: the import's bytes stand */
+	long long mark = j->resumed && a->verify_mark > 0 ? a->verify_mark
+		       : a->sync_mark > 0 ? a->sync_mark : j->mark_ms;
 	xfer_account_done(j->w, a, ACCT_IMPORTING, j->bytes ? j->bytes : a->bytes, mono_now() - j->t0,
-			  a->sync_mark > 0 ? a->sync_mark : j->mark_ms, a->delta ? "delta pass done" : "migrated",
+			  mark, a->delta ? "delta pass done" : "migrated",
 			  &j->res, 0);
 	if (spool)
 		xfer_spool_dispose(j->w->x->job, spool, true, j->w->ctx);

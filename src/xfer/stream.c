@@ -27,9 +27,11 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 		goto out;
 	if (a->verify_pending) {
 		/* imported before a crash, not yet verified: only the verification is left */
-		if (xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, NULL, a->bytes, 0))
+		if (xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, NULL, a->bytes, 0,
+					     a->verify_mark, true))
+			/* the pass ends with its export's mark, not the time it resumed */
 			xfer_account_done(w, a, ACCT_IMPORTING, a->bytes, mono_now() - t0,
-					  a->sync_mark > 0 ? a->sync_mark : mark_ms,
+					  a->verify_mark > 0 ? a->verify_mark : mark_ms,
 					  a->delta ? "delta pass done" : "migrated", NULL, 0);
 		goto out;
 	}
@@ -64,8 +66,10 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 		xfer_account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "stream", err);
 		goto out;
 	}
+	if (!empty)
+		vsrc = xfer_source_figures_after(w, a, vsrc);
 	if (!empty && !xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, vsrc, bytes,
-						(long long)res.total))
+						(long long)res.total, mark_ms, false))
 		goto out;
 	xfer_account_done(w, a, ACCT_IMPORTING, bytes, mono_now() - t0, mark_ms,
 			  empty ? "nothing to migrate (export answered 204)" :

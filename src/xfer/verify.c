@@ -86,7 +86,7 @@ static bool view_selected(const char *types, const char *view)
 static const struct xfer_folder *find(const struct xfer_folder *v, size_t n, const char *path)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i].path && !strcmp(v[i].path, path))
+		if (v[i].path && !strcasecmp(v[i].path, path))   /* folder names ignore case */
 			return &v[i];
 	return NULL;
 }

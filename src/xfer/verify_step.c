@@ -33,6 +33,55 @@ char *xfer_source_figures(struct xfer_worker *w, const struct account_row *a)
 	return json;
 }
 
+/* Per folder, the smaller of two sets of figures (a folder in only one of them: left out). */
+static char *figures_min(const char *before, const struct xfer_folder *now, size_t nn)
+{
+	struct xfer_folder *bv = NULL;
+	size_t nb = 0;
+	if (xfer_figures_parse(before, &bv, &nb) < 0)
+		return xfer_figures_json(now, nn);
+	size_t k = 0;
+	for (size_t i = 0; i < nb; i++) {
+		const struct xfer_folder *m = NULL;
+		for (size_t j = 0; j < nn && !m; j++)
+			if (now[j].path && !strcmp(now[j].path, bv[i].path))
+				m = &now[j];
+		if (!m) {
+			free(bv[i].path);
+			free(bv[i].view);
+			continue;
+		}
+		bv[k] = bv[i];
+		if (m->n < bv[k].n)
+			bv[k].n = m->n;
+		if (m->s < bv[k].s)
+			bv[k].s = m->s;
+		k++;
+	}
+	char *json = xfer_figures_json(bv, k);
+	xfer_folders_free(bv, k);
+	return json;
+}
+
+char *xfer_source_figures_after(struct xfer_worker *w, const struct account_row *a, char *before)
+{
+	const struct xfer_driver *d = w->src->end->drv;
+	if (!before)
+		return NULL;
+	struct xfer_folder *v = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	if (d->folder_counts(w->src, a->account, &v, &n, &err) != ZMB_OK) {
+		log_debug(w->ctx, "cannot read the source's folders after the export: %s", err ? err : "?");
+		free(err);
+		return before;
+	}
+	char *json = figures_min(before, v, n);
+	xfer_folders_free(v, n);
+	free(before);
+	return json;
+}
+
 static void set_verdict(struct xfer_worker *w, enum xfer_verdict v, char *detail)
 {
 	free(w->verdict_detail);
@@ -42,16 +91,18 @@ static void set_verdict(struct xfer_worker *w, enum xfer_verdict v, char *detail
 
 bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a,
 			      enum acct_state from, enum acct_state back, const char *source_json,
-			      long long bytes, long long warnings)
+			      long long bytes, long long warnings, long long mark_ms, bool resumed)
 {
 	struct xfer *x = w->x;
 	const struct xfer_driver *dd = w->dst->end->drv;
 	if (!x->job->mig.verify || !dd->folder_counts)
 		return true;
 	/* the import is complete: from here a crash resumes at the verification */
-	if (state_account_imported(w->st, x->run_id, a->id, source_json, bytes))
+	if (!resumed && state_account_imported(w->st, x->run_id, a->id, source_json, bytes, mark_ms))
 		log_warn(w->ctx, "cannot record the import: %s", state_errmsg(w->st));
-	const char *sj = source_json ? source_json : a->verify_source;
+	/* only a resumed verification uses the figures recorded with its import: a new pass
+	 * whose source could not be read is unverifiable, never judged by an older pass's */
+	const char *sj = resumed ? a->verify_source : source_json;
 	struct xfer_folder *sv = NULL, *dv = NULL;
 	size_t ns = 0, nd = 0;
 	char *err = NULL;
@@ -74,7 +125,12 @@ bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a
 			detail = d2;
 		}
 		set_verdict(w, v, detail);
-		if (v == XFER_VERIFY_MISMATCH) {
+		if (v == XFER_VERIFY_MISMATCH && a->delta) {
+			/* a delta pass runs when users work on the target (after the MX switch):
+			 * the verdict is recorded, the account is not imported again */
+			log_warn(w->ctx, "verify: mismatch after a delta pass (recorded, not retried): %s",
+				 w->verdict_detail);
+		} else if (v == XFER_VERIFY_MISMATCH) {
 			/* a temporary error: imported again with resolve=skip, nothing doubles */
 			xfer_account_error(w, a, from, back, ZMB_ETEMP, "verify", w->verdict_detail);
 			go_on = false;

@@ -128,15 +128,23 @@ void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *
  */
 char *xfer_source_figures(struct xfer_worker *w, const struct account_row *a);
 /*
- * After a complete import of `bytes`: record it (verify_pending, bytes, with
- * source_json if not NULL), read the target's figures and compare.  true: go on to done
- * (w->verdict set, or NULL when verification is off); false: a mismatch,
- * already recorded as a temporary error (back to `back`, or failed once
- * max_attempts are used, last_error "verify: <worst folder>...").
+ * After a complete import of `bytes` (pass mark mark_ms): record it
+ * (verify_pending, bytes, mark, the figures source_json), or with `resumed`
+ * use what was recorded before a crash, read the target's figures and compare.  true: go on to done
+ * (w->verdict set, or NULL when verification is off; a delta pass's
+ * mismatch is recorded, not retried); false: a mismatch, already recorded
+ * as a temporary error (back to `back`, or failed once max_attempts are
+ * used, last_error "verify: <worst folder>...").
  */
 bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a,
 			      enum acct_state from, enum acct_state back, const char *source_json,
-			      long long bytes, long long warnings);
+			      long long bytes, long long warnings, long long mark_ms, bool resumed);
+/*
+ * The source's figures once the export is over: per folder the smaller of
+ * `before` (taken when it began; consumed) and now, so that mail delivered,
+ * deleted or moved during a long export is not held against the target.
+ */
+char *xfer_source_figures_after(struct xfer_worker *w, const struct account_row *a, char *before);
 
 /* ---- chunk.c ---- */
 /*

@@ -188,9 +188,11 @@ static char *export_query(struct http *h, const struct rest_export_opts *o)
 		buf_addf(&q, "&start=%lld", o->start_ms);
 	if (o && o->end_ms > 0)
 		buf_addf(&q, "&end=%lld", o->end_ms);
-	/* ids are digits and commas (the driver's): no escaping needed, but be safe */
+	/* ids are digits and commas: sent as they are (escaped, every comma would take
+	 * three bytes of a request line Jetty caps at zimbraHttpRequestHeaderSize) */
 	if (o && o->ids && *o->ids) {
-		char *t = http_escape(h, o->ids);
+		bool plain = strspn(o->ids, "0123456789,") == strlen(o->ids);
+		char *t = plain ? xstrdup(o->ids) : http_escape(h, o->ids);
 		buf_addf(&q, "&list=%s", t);
 		free(t);
 	}

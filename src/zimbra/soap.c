@@ -805,7 +805,10 @@ static void search_answer(json_t *resp, struct strlist *ids, long long *oldest, 
 			if (ids)
 				take_id(v, ids);
 			long long d;
-			if (oldest && jnum(json_object_get(v, "d"), &d) && d > 0 && (!*oldest || d < *oldest))
+			/* a hit dated 0 (1970) or undated still exists: the windows start at 1 */
+			if (oldest && (!jnum(json_object_get(v, "d"), &d) || d < 1))
+				d = 1;
+			if (oldest && (!*oldest || d < *oldest))
 				*oldest = d;
 		}
 	}
@@ -821,7 +824,8 @@ enum zmb_rc soap_search_items(struct http *h, struct token_cache *tc, const char
 	/* is:anywhere: Trash and Junk too (a plain search leaves them out) */
 	json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "_jsns", "urn:zimbraMail",
 				"query", "is:anywhere", "types", types, "sortBy",
-				oldest_first ? "dateAsc" : "none", "offset", (json_int_t)offset,
+				/* a stable order for offset paging: "none" has no ORDER BY (DbSearch) */
+				oldest_first ? "dateAsc" : "idAsc", "offset", (json_int_t)offset,
 				"limit", (json_int_t)limit);
 	if (oldest_ms)
 		*oldest_ms = 0;
