@@ -136,6 +136,8 @@ UNIT_LAYERS_check_unit_rest := core conf zimbra
 UNIT_LAYERS_check_unit_throttle := core conf zimbra
 UNIT_LAYERS_check_unit_ldapfmt := core ldap
 UNIT_MODULES_check_unit_ldapfmt := stages/ldap_format stages/ldap_cnconfig
+UNIT_LAYERS_check_unit_verify := core
+UNIT_MODULES_check_unit_verify := xfer/verify xfer/driver
 UNIT_SUPPORT_check_unit_runctl := testutil
 UNIT_SUPPORT_check_unit_token := testutil
 UNIT_SUPPORT_check_unit_http := testutil canned
@@ -143,6 +145,7 @@ UNIT_SUPPORT_check_unit_soap := testutil canned
 UNIT_SUPPORT_check_unit_rest := testutil canned
 UNIT_SUPPORT_check_unit_throttle := testutil canned
 UNIT_SUPPORT_check_unit_ldapfmt := testutil
+UNIT_SUPPORT_check_unit_verify := testutil
 unit_objs = $(foreach l,$(UNIT_LAYERS_$(1)),$(filter $(B)/src/$(l)/%,$(TEST_LIB_OBJS))) \
 	$(patsubst %,$(B)/src/%.o,$(UNIT_MODULES_$(1))) \
 	$(patsubst %,$(B)/tests/%.o,$(UNIT_SUPPORT_$(1)))

@@ -499,7 +499,6 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 		xfer_account_error(w, a, cur, ACCT_PENDING, rc, "set transport", err);
 		goto out;
 	}
-	vsrc = xfer_source_figures_after(w, a, vsrc);
 	if (!xfer_verify_after_import(w, a, cur, ACCT_PENDING, vsrc, total, warnings, v[0].mark_ms,
 				      false))
 		goto out;

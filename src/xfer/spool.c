@@ -251,10 +251,8 @@ static enum spool_step spool_export(struct spool_job *j)
 	 * checked as they were written */
 	if (rc == ZMB_OK && !empty)
 		rc = gz_check_finish(w->gz, &j->err);
-	if (rc == ZMB_OK && !empty) {
-		j->vsrc = xfer_source_figures_after(w, j->a, j->vsrc);
+	if (rc == ZMB_OK && !empty)
 		return SPOOL_SEAL;
-	}
 	rc = close_part(j, rc);
 	unlink(j->part);
 	/* refused for zimbraExportMaxDays: the same claim goes on in windows */

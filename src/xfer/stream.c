@@ -66,8 +66,6 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 		xfer_account_error(w, a, ACCT_IMPORTING, ACCT_PENDING, rc, "stream", err);
 		goto out;
 	}
-	if (!empty)
-		vsrc = xfer_source_figures_after(w, a, vsrc);
 	if (!empty && !xfer_verify_after_import(w, a, ACCT_IMPORTING, ACCT_PENDING, vsrc, bytes,
 						(long long)res.total, mark_ms, false))
 		goto out;

@@ -140,9 +140,10 @@ bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a
 			      enum acct_state from, enum acct_state back, const char *source_json,
 			      long long bytes, long long warnings, long long mark_ms, bool resumed);
 /*
- * The source's figures once the export is over: per folder the smaller of
- * `before` (taken when it began; consumed) and now, so that mail delivered,
- * deleted or moved during a long export is not held against the target.
+ * The source's figures now merged with `before` (taken when the export
+ * began; consumed): per folder the smaller of the two, so that mail deleted
+ * or moved on a live mailbox during the export is not held against the
+ * target.  Asked by the verification only when `before` finds it short.
  */
 char *xfer_source_figures_after(struct xfer_worker *w, const struct account_row *a, char *before);
 
