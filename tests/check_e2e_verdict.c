@@ -219,6 +219,53 @@ START_TEST(test_delta_mismatch_recorded)
 }
 END_TEST
 
+/*
+ * A live mailbox: one of bob's messages is deleted on the source after his
+ * folders were read for the verification and before his export (held 3 s
+ * by the simulator) took its items.  The target is one short against those
+ * figures; the source is asked again, the smaller figure counts, and bob is
+ * verified at the first attempt, not imported again and failed.
+ */
+START_TEST(test_live_deletion_during_export)
+{
+	knobs(E.src, "{\"faults\":[{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"slow\","
+	      "\"seconds\":3,\"count\":1}]}");
+	e2e_write_job(&E, 2, NULL, NULL);
+	char *out = xasprintf("%s/run.out", E.dir), *err = xasprintf("%s/run.err", E.dir);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
+	pid_t pid = tu_spawn(argv, NULL, out, err);
+	ck_assert_int_gt(pid, 0);
+	/* his folders have been read: the export is being held */
+	for (int i = 0; i < 200; i++) {
+		json_t *ss = zsim_stats(E.src);
+		long long n = zsim_stat_int(ss, "mail/bob@example.com/folder_lists");
+		json_decref(ss);
+		if (n >= 1)
+			break;
+		tu_sleep(0.02);
+	}
+	char *body = NULL;
+	ck_assert_int_eq(zsim_http(E.src, "GET", "/zsim/items?account=bob@example.com", NULL, NULL, 0,
+				   &body, NULL, NULL), 200);
+	json_t *j = json_loads(body, 0, NULL);
+	free(body);
+	char *del = xasprintf("{\"account\":\"bob@example.com\",\"id\":%lld}",
+			      (long long)json_integer_value(json_object_get(
+				      json_array_get(json_object_get(j, "items"), 0), "id")));
+	json_decref(j);
+	json_decref(zsim_post(E.src, "/zsim/delete-item", del));
+	free(del);
+	ck_assert_int_eq(tu_wait(pid, 120), 0);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE account = 'bob@example.com' AND state = 'done'"
+			    " AND verify = 'ok' AND attempts = 1"), 1);
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_int(ss, "mail/bob@example.com/folder_lists"), 2);
+	json_decref(ss);
+	free(out);
+	free(err);
+}
+END_TEST
+
 /* migration.verify = "off": no folder is asked, no verdict recorded. */
 START_TEST(test_verify_off)
 {
@@ -244,6 +291,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_persistent_loss_fails);
 	tcase_add_loop_test(tc, test_crash_before_verify_resumes_there, 0, 2);
 	tcase_add_test(tc, test_delta_mismatch_recorded);
+	tcase_add_test(tc, test_live_deletion_during_export);
 	tcase_add_test(tc, test_verify_off);
 	suite_add_tcase(s, tc);
 	return s;
