@@ -68,7 +68,9 @@ HOOKS_BIN := $(B)/zmbatch-testhooks
 
 ALL_TEST_SRCS := $(sort $(wildcard tests/check_*.c))
 # TEST_SRCS may be narrowed on the command line (make tsan does)
-TEST_SRCS := $(ALL_TEST_SRCS)
+# the longest suites first, so that two at a time (RUN_TESTS_JOBS=2) end together
+SLOW_SUITES := check_e2e_crash check_e2e_migrate check_e2e_faults check_e2e_cron
+TEST_SRCS := $(patsubst %,tests/%.c,$(SLOW_SUITES)) $(filter-out $(patsubst %,tests/%.c,$(SLOW_SUITES)),$(ALL_TEST_SRCS))
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(patsubst tests/%.c,$(B)/tests/%.o,$(filter-out $(ALL_TEST_SRCS),$(wildcard tests/*.c)))
 
@@ -180,7 +182,7 @@ asan:
 # several workers), e2e migrate and faults (the worker pool in bin/zmbatch),
 # unit and e2e throttle (one server's pace shared by the workers).
 # The single-threaded suites add nothing under TSan and would double its time.
-TSAN_SUITES := check_state check_e2e_client check_e2e_migrate check_e2e_faults \
+TSAN_SUITES := check_e2e_migrate check_e2e_faults check_state check_e2e_client \
 	check_unit_throttle check_e2e_throttle check_e2e_route
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan.supp)
 tsan:
