@@ -1,0 +1,44 @@
+/*
+ * provision.h - the provision stage's parts (provision.c runs it,
+ * provision_attrs.c decides what is copied).
+ *
+ * Everything here runs in the stage's thread (the main thread).  Strings
+ * returned are owned by the caller unless said otherwise.
+ */
+#ifndef ZMB_PROVISION_H
+#define ZMB_PROVISION_H
+
+#include "stage.h"
+#include "zprov.h"
+
+/*
+ * The attribute policy (README "Provisioning", the allow/deny table):
+ * PA_COPY    copied as it is (domain_map applied to address attributes)
+ * PA_CREATE  given at creation only, never compared afterwards (zimbraId,
+ *            userPassword from the source's LDAP)
+ * PA_COS     zimbraCOSId: mapped by the COS's name (cos_map), by provision.c
+ * PA_ALIAS   zimbraMailAlias: AddAccountAlias per missing alias
+ * PA_DENY    never copied: server-specific, set by the server, ids of other
+ *            objects, secrets, anything not on the allow list
+ */
+enum prov_attr { PA_DENY, PA_COPY, PA_CREATE, PA_COS, PA_ALIAS };
+enum prov_attr prov_attr_class(const char *name);
+
+/*
+ * The attributes to give the target, from the source's (applyCos=0) ones:
+ * PA_COPY values (VALUE-BLOCKED never), addresses mapped with domain_map.
+ * *aliases gets the source's zimbraMailAlias values, mapped.
+ */
+void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs *out,
+		  struct strlist *aliases);
+/*
+ * What to change on an existing target account to match want: every
+ * attribute of want whose set of values differs from have's, and every
+ * PA_COPY attribute have has and want lacks (set to "": ModifyAccount
+ * deletes it).  *mods gets them; *diff one line per attribute,
+ * "attr: 'old' -> 'new'" (values of the allow list only: never a secret).
+ */
+void prov_diff(const struct zattrs *want, const struct zattrs *have, struct zattrs *mods,
+	       struct buf *diff);
+
+#endif

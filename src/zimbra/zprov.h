@@ -1,0 +1,68 @@
+/*
+ * zprov.h - the admin SOAP calls of the provision stage: accounts with all
+ * their attributes, aliases, classes of service.
+ *
+ * Who may call: the thread owning h and tc (the provision stage runs in the
+ * main thread).  Out-parameters are owned by the caller and untouched on
+ * error; *err is set on every error (caller frees).  Result codes as in
+ * soap.h, plus: fault account.ACCOUNT_EXISTS -> ZMB_ECONFLICT,
+ * account.NO_SUCH_COS -> ZMB_ENOTFOUND (the fault code stays in *err).
+ *
+ * What the real server does (zm-mailbox, read at HEAD of Zimbra/zm-mailbox):
+ * - GetAccountRequest applyCos=0 (service/admin/GetAccount.java:86) gives
+ *   the account's own attributes, not the values inherited from its COS;
+ *   a password hash is answered as "VALUE-BLOCKED" (Provisioning.java
+ *   sanitizedAttrValue 464-481, used by ToXML.encodeAttrs 145).
+ * - CreateAccountRequest keeps a zimbraId given in its attributes
+ *   (ldap/SpecialAttrs.java handleZimbraId 50-78; LdapProvisioning
+ *   createAccount 1327, 1455-1461) and stores a userPassword attribute as
+ *   given ("password is a hash i.e. from autoprov", 1541-1547); zimbraCOSId
+ *   must be an id (CreateAccount.java checkCos 110-121, NO_SUCH_COS);
+ *   uid, zimbraMailAlias, zimbraMailDeliveryAddress are refused
+ *   (sInvalidAccountCreateModifyAttrs, 245-249, 1379-1383); an existing
+ *   name answers account.ACCOUNT_EXISTS (1576-1577).
+ * - AddAccountAliasRequest of an alias the account already has answers
+ *   account.ACCOUNT_EXISTS (LdapProvisioning addAlias 2520-2563): add only
+ *   what is missing.
+ */
+#ifndef ZMB_ZPROV_H
+#define ZMB_ZPROV_H
+
+#include "soap.h"
+
+/* Attributes as the admin SOAP carries them: one (name, value) per value. */
+struct zattr {
+	char *n;
+	char *v;
+};
+struct zattrs {
+	struct zattr *v;
+	size_t n, alloc;
+};
+#define ZATTRS_INIT { NULL, 0, 0 }
+void zattrs_add(struct zattrs *a, const char *n, const char *v);   /* copies both */
+/* Frees everything; values are wiped first (a set may hold a password hash). */
+void zattrs_release(struct zattrs *a);
+/* First value of n (case-insensitive), NULL if absent. */
+const char *zattrs_get(const struct zattrs *a, const char *n);
+/* Every value of n appended to out. */
+void zattrs_values(const struct zattrs *a, const char *n, struct strlist *out);
+
+/* GetAccountRequest by name, applyCos=0, every attribute: *id, *attrs (appended).
+ * Missing -> ZMB_ENOACCOUNT. */
+enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char *name,
+			      char **id, struct zattrs *attrs, char **err);
+/* CreateAccountRequest name + attrs (no <password>: a userPassword attr is the hash). */
+enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const char *name,
+				 const struct zattrs *attrs, char **id, char **err);
+/* ModifyAccountRequest id + attrs (a multi-valued attribute: all its values; "" deletes). */
+enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const char *id,
+				 const struct zattrs *attrs, char **err);
+/* AddAccountAliasRequest. */
+enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *id,
+			    const char *alias, char **err);
+/* GetCosRequest by "name" or "id": *id and *name of the COS (either may be NULL). */
+enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by,
+			  const char *key, char **id, char **name, char **err);
+
+#endif
