@@ -63,6 +63,13 @@ CAL_KINDS = ("appointment", "task")
 # contact: none, document: its own name)
 KIND_EXT = {"message": ".eml", "appointment": ".appt", "task": ".task", "contact": "", "document": ""}
 TIME_UNSPECIFIED = -1     # Formatter.java:65
+# Provisioning.sanitizedAttrValue's list (Provisioning.java 466-477), lower case
+BLOCKED_ATTRS = {"userpassword", "zimbradatasourcepassword", "zimbrafreebusyexchangeauthpassword",
+                 "zimbraucpassword", "zimbratwofactorauthsecret", "zimbratwofactorauthscratchcodes",
+                 "zimbraappspecificpassword", "zimbratwofactorauthtrusteddevices",
+                 "zimbradatasourceoauthtoken", "zimbradatasourceoauthclientsecret",
+                 "zimbradatasourceoauthrefreshtoken", "zimbratwofactorcodeforemail"}
+
 RECEIVER_CODES = {"service.FAILURE", "service.TEMPORARILY_UNAVAILABLE",
                   "account.TOO_MANY_SEARCH_RESULTS"}
 XML_ELEMENT_KEYS = {"lifetime", "authToken", "su"}  # encoded as child elements in XML
@@ -234,6 +241,13 @@ class Account:
         self.status = spec.get("status", "active")
         self.mailhost = spec.get("mailhost", sim.mailhost)
         self.attrs = dict(spec.get("attrs") or {})
+        # the account's COS by name (config "cos"), stored as zimbraCOSId like the real entry
+        if spec.get("cos"):
+            self.attrs["zimbraCOSId"] = sim.cos_id(spec["cos"])
+        # aliases (config "aliases"): zimbraMailAlias + mail, as AddAccountAlias leaves them
+        for al in spec.get("aliases") or []:
+            sim.aliases[str(al).lower()] = self.name
+            self.attrs.setdefault("zimbraMailAlias", []).append(str(al).lower())
         self.sys_account = bool(spec.get("zimbraIsSystemAccount"))
         self.sys_resource = bool(spec.get("zimbraIsSystemResource"))
         self.mbxid = sim.next_mbxid()
@@ -597,6 +611,27 @@ class Account:
 # --------------------------------------------------------------------------
 # LDAP filter subset for SearchDirectory query
 
+def verify_password(stored, password):
+    """PasswordUtil.SSHA.verifySSHA / SSHA512.verifySSHA512 (store/src/java/com/zimbra/cs/
+    account/auth/PasswordUtil.java 38-130): base64(digest(password + salt) + salt), the salt
+    4 bytes for SSHA (8 when the whole is 28 bytes), 8 for SSHA512."""
+    if isinstance(stored, list):
+        stored = stored[0] if stored else ""
+    for tag, algo, slen in (("{SSHA512}", hashlib.sha512, 8), ("{SSHA}", hashlib.sha1, 4)):
+        if stored.startswith(tag):
+            try:
+                buf = base64.b64decode(stored[len(tag):])
+            except ValueError:
+                return False
+            if len(buf) <= slen:
+                return False
+            if tag == "{SSHA}" and len(buf) == 28:
+                slen = 8
+            salt = buf[-slen:]
+            return hmac.compare_digest(algo(password.encode() + salt).digest() + salt, buf)
+    return hmac.compare_digest(stored.encode(), password.encode())
+
+
 def ldap_match(flt, attrs):
     flt = (flt or "").strip()
     if not flt:
@@ -913,6 +948,13 @@ class Sim:
         self.domains = []
         self.accounts = {}
         self.by_id = {}
+        self.aliases = {}        # alias address -> account name (AddAccountAliasRequest)
+        # classes of service, name -> zimbraId; "default" always exists (a fresh
+        # installation has it: Provisioning.DEFAULT_COS_NAME); config "cos": [{"name", "id"?}]
+        self.coses = {}
+        for c in [{"name": "default"}] + list(cfg.get("cos") or []):
+            self.coses[str(c["name"]).lower()] = c.get("id") or str(
+                uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-cos:%s/%s" % (self.name, str(c["name"]).lower())))
         self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 0,
                       "export_close_delimited": False, "dos_max_requests_per_sec": 0,
                       "rest_not_admin_port": False,
@@ -931,6 +973,12 @@ class Sim:
             self.load_domain(d)
         self.set_knobs(cfg.get("knobs") or {})
         self.reset_stats()
+
+    def cos_id(self, name):
+        cid = self.coses.get(str(name).lower())
+        if cid is None:
+            raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % name)
+        return cid
 
     def next_mbxid(self):
         self._mbxid += 1
@@ -974,7 +1022,7 @@ class Sim:
             domain = name.split("@")[-1]
         if domain not in self.domains:
             self.domains.append(domain)
-        if name in self.accounts:
+        if name in self.accounts or name in self.aliases:
             raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
         a = Account(self, name, domain, spec)
         self.accounts[name] = a
@@ -985,6 +1033,8 @@ class Sim:
         a = self.accounts.pop(name.lower(), None)
         if a:
             self.by_id.pop(a.id, None)
+            for al in [k for k, v in self.aliases.items() if v == a.name]:
+                del self.aliases[al]
         return a is not None
 
     def find_account(self, key, by="name"):
@@ -994,6 +1044,10 @@ class Sim:
         if by == "id":
             return self.by_id.get(key)
         a = self.accounts.get(key.lower())
+        if a is None and key.lower() in self.aliases:
+            # by name resolves an alias too (LdapProvisioning getAccountByName searches
+            # zimbraMailDeliveryAddress and zimbraMailAlias)
+            a = self.accounts.get(self.aliases[key.lower()])
         if a is None and by != "id":
             a = self.by_id.get(key)
         return a
@@ -1150,6 +1204,7 @@ class Sim:
                 "misrouted": {"total": 0, "proxied": 0, "by_account": {}},
                 "mail": {},     # mail SOAP per account: searches, folder_lists, tag_lists
                 "dos": {"rejected": 0, "soap": 0, "rest": 0, "by_tracker": {}},
+                "account_auth": collections.Counter(),   # users' own AuthRequests: ok / failed
             }
             self.requests = collections.deque(maxlen=20000)
             for f in self.faults:
@@ -1174,6 +1229,7 @@ class Sim:
                 "auth_requests": json.loads(json.dumps(self.stats["auth_requests"])),
                 "soap": dict(self.stats["soap"]),
                 "soap_faults": dict(self.stats["soap_faults"]),
+                "account_auth": dict(self.stats["account_auth"]),
                 "rest_status": {str(k): v for k, v in self.stats["rest_status"].items()},
                 "exports": json.loads(json.dumps(self.stats["exports"])),
                 "imports": json.loads(json.dumps(self.stats["imports"])),
@@ -1534,7 +1590,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.hard_reset()
             elif self.dos_filter():
                 pass
-            elif self.upath.rstrip("/") == "/service/admin/soap" or self.upath.startswith("/service/admin/soap/"):
+            elif (self.upath.rstrip("/") in ("/service/admin/soap", "/service/soap")
+                  or self.upath.startswith("/service/admin/soap/")):
                 if method != "POST":
                     self.reply(405, b"method not allowed\n", "text/plain")
                 else:
@@ -1716,6 +1773,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                             "n": counts.get(f, 0)} for f in a.folders]
             return self.reply_json(200, {"account": a.name, "id": a.id, "folders": folders,
                                          "items": [it.view() for it in items]})
+        if method == "GET" and p == "/zsim/account":
+            # the whole stored entry, unsanitized (tests look at what a create stored)
+            with sim.lock:
+                a = sim.find_account(self.query.get("name", ""))
+                if a is None:
+                    return self.reply_json(404, {"error": "no such account"})
+                return self.reply_json(200, {"name": a.name, "id": a.id, "attrs": a.all_attrs(),
+                                             "aliases": sorted(k for k, v in sim.aliases.items()
+                                                               if v == a.name)})
         if method == "GET" and p == "/zsim/stats":
             return self.reply_json(200, sim.stats_view(log=self.query.get("log") != "0",
                                                         digests=self.query.get("digests") != "0"))
@@ -1963,8 +2029,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise SoapFault("service.AUTH_REQUIRED", "no valid authtoken present")
             raise SoapFault("service.AUTH_EXPIRED", "auth credentials have expired")
 
+    def account_auth(self, req):
+        """A user's own AuthRequest (urn:zimbraAccount, service/account/Auth.java): the
+        password is checked against the stored userPassword hash as AuthMechanism does for
+        {SSHA}/{SSHA512} (account/auth/AuthMechanism.java 233-237, PasswordUtil.java
+        38-130); a plain stored value (only a test would store one) is compared as is.
+        Statuses other than active refuse the login (a simplification: the real server
+        answers maintenance with account.MAINTENANCE_MODE)."""
+        sim = self.sim
+        acc = jelem(req, "account")
+        name = str(acc.get("_content", "")).lower() if acc else ""
+        pw = str(jval(req, "password") or "")
+        with sim.lock:
+            a = sim.find_account(name)
+            stored = a.attrs.get("userPassword") if a else None
+            st = sim.stats["account_auth"]
+            ok = a is not None and a.status == "active" and stored and verify_password(stored, pw)
+            st["ok" if ok else "failed"] += 1
+        if not ok:
+            raise SoapFault("account.AUTH_FAILED", "authentication failed for [%s]" % name)
+        tok, exp = sim.mint_token(a.name)
+        return {"authToken": [{"_content": tok}], "lifetime": max(0, exp - now_ms())}
+
     def soap_AuthRequest(self, req, ctx, hdrs):
         sim = self.sim
+        if req.get("_jsns") == "urn:zimbraAccount":
+            return self.account_auth(req)
         tok = jval(req, "authToken")
         if tok:
             st, exp = sim.check_token(str(tok))
@@ -2012,8 +2102,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         want = None
         if attrs:
             want = {x.strip().lower() for x in str(attrs).split(",") if x.strip()}
-        lst = [{"n": k, "_content": v} for k, v in a.all_attrs().items()
-               if want is None or k.lower() in want]
+        lst = []
+        for k, v in a.all_attrs().items():
+            if want is not None and k.lower() not in want:
+                continue
+            for one in (v if isinstance(v, list) else [v]):
+                # never a password: Provisioning.sanitizedAttrValue (store/src/java/com/zimbra/
+                # cs/account/Provisioning.java 464-481) via ToXML.encodeAttrs (ToXML.java 145)
+                if k.lower() in BLOCKED_ATTRS:
+                    one = "VALUE-BLOCKED"
+                lst.append({"n": k, "_content": one})
         return {"name": a.name, "id": a.id, "a": lst}
 
     def soap_SearchDirectoryRequest(self, req, ctx, hdrs):
@@ -2182,25 +2280,130 @@ class Handler(http.server.BaseHTTPRequestHandler):
         page = rows[offset:offset + n] if offset >= 0 else []
         return {"account": page, "more": offset + len(page) < total, "searchTotal": total}
 
+    @staticmethod
+    def req_attrs(req):
+        """<a n=..> of a request as the real getAttrsAsOldMultimap: a name given twice is
+        multi-valued (a list); with ignore_empty (CreateAccount.java 71) "" values drop."""
+        out = {}
+        for x in jlist(req, "a"):
+            n = x.get("n")
+            if not n:
+                continue
+            v = str(x.get("_content", ""))
+            if n in out:
+                out[n] = (out[n] if isinstance(out[n], list) else [out[n]]) + [v]
+            else:
+                out[n] = v
+        return out
+
+    def check_cos(self, attrs):
+        """zimbraCOSId must name an existing COS by id: CreateAccount.checkCos (service/admin/
+        CreateAccount.java 110-121), ModifyAccount.checkCos likewise -> account.NO_SUCH_COS."""
+        cid = attrs.get("zimbraCOSId")
+        if cid and cid not in self.sim.coses.values():
+            raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % cid)
+
     def soap_ModifyAccountRequest(self, req, ctx, hdrs):
         zid = jval(req, "id")
         with self.sim.lock:
             a = self.sim.find_account(zid, "id")
             if a is None:
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
-            for x in jlist(req, "a"):
-                if x.get("n"):
-                    a.attrs[x["n"]] = x.get("_content", "")
+            attrs = self.req_attrs(req)
+            self.check_cos(attrs)
+            for n, v in attrs.items():
+                if n.lower() in ("zimbraid", "uid", "zimbramailalias", "zimbramaildeliveryaddress"):
+                    # immutable / renamed by RenameAccount or aliases only (zimbra-attrs.xml:
+                    # zimbraId immutable; sInvalidAccountCreateModifyAttrs, LdapProvisioning 245-249)
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: cannot modify %s" % n)
+                if n == "zimbraAccountStatus":
+                    a.status = v
+                elif v == "" or v == [""]:
+                    a.attrs.pop(n, None)     # an empty value removes the attribute
+                else:
+                    a.attrs[n] = v
             return {"account": [self.enc_account(a)]}
 
     def soap_CreateAccountRequest(self, req, ctx, hdrs):
+        """LdapProvisioning.createAccount (store/src/java/com/zimbra/cs/account/ldap/
+        LdapProvisioning.java 1322-1580) as far as a simulator needs it."""
+        sim = self.sim
         name = jval(req, "name")
-        if not name or "@" not in str(name):
-            raise SoapFault("service.INVALID_REQUEST", "invalid request: bad account name")
-        with self.sim.lock:
-            attrs = {x["n"]: x.get("_content", "") for x in jlist(req, "a") if x.get("n")}
-            a = self.sim.add_account({"name": str(name), "attrs": attrs})
+        if not name or str(name).count("@") != 1:
+            # "must be valid email address" (1331-1335)
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: must be valid email address: %s" % name)
+        name = str(name).lower().strip()
+        attrs = {k: v for k, v in self.req_attrs(req).items() if v != ""}
+        with sim.lock:
+            self.check_cos(attrs)
+            domain = name.split("@")[1]
+            if domain not in sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % domain)   # 1367-1370
+            for bad in ("uid", "zimbraMailAlias", "zimbraMailDeliveryAddress"):
+                if bad in attrs:   # sInvalidAccountCreateModifyAttrs (245-249), checked 1379-1383
+                    raise SoapFault("service.INVALID_REQUEST",
+                                    "invalid request: invalid attribute for CreateAccount: %s" % bad)
+            zid = attrs.pop("zimbraId", None)
+            if zid is not None:
+                # SpecialAttrs.handleZimbraId (ldap/SpecialAttrs.java 50-78): a valid UUID, kept;
+                # uniqueness is NOT checked there ("GIGO"): the simulator refuses a duplicate
+                # anyway, it would break its by-id index (a guess at the LDAP unique overlay)
+                try:
+                    uuid.UUID(str(zid))
+                except ValueError:
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: %s is not a valid UUID" % zid)
+                if str(zid) in sim.by_id:
+                    raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
+            status = attrs.pop("zimbraAccountStatus", "active")   # default active (1464-1467)
+            for k in ("zimbraMailHost", "zimbraMailTransport"):
+                attrs.pop(k, None)   # the simulator is its own single mailbox server
+            lp = name.split("@")[0]
+            # cn from displayName or the local part, sn the local part (1525-1535); the
+            # create time (1462) and the password time (1548); userPassword kept as given:
+            # "password is a hash i.e. from autoprov" (1541-1547)
+            attrs.setdefault("cn", attrs.get("displayName", lp))
+            attrs.setdefault("sn", lp)
+            attrs["zimbraCreateTimestamp"] = time.strftime("%Y%m%d%H%M%SZ", time.gmtime())
+            attrs["zimbraPasswordModifiedTime"] = attrs["zimbraCreateTimestamp"]
+            spec = {"name": name, "attrs": attrs, "status": status}
+            if zid:
+                spec["id"] = str(zid)
+            a = sim.add_account(spec, domain)     # ACCOUNT_EXISTS (1576-1577)
             return {"account": [self.enc_account(a)]}
+
+    def soap_AddAccountAliasRequest(self, req, ctx, hdrs):
+        """LdapProvisioning.addAlias (2480-2570): the alias's domain must exist; an alias
+        entry that exists (on this account too: 2536-2543) -> account.ACCOUNT_EXISTS;
+        then +zimbraMailAlias +mail on the account."""
+        sim = self.sim
+        zid = jval(req, "id")
+        alias = str(jval(req, "alias") or "").lower().strip()
+        if alias.count("@") != 1:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: must be valid email address: %s" % alias)
+        with sim.lock:
+            a = sim.find_account(zid, "id")
+            if a is None:
+                raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
+            if alias.split("@")[1] not in sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % alias.split("@")[1])
+            if alias in sim.aliases or alias in sim.accounts:
+                raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % alias)
+            sim.aliases[alias] = a.name
+            cur = a.attrs.get("zimbraMailAlias") or []
+            a.attrs["zimbraMailAlias"] = (cur if isinstance(cur, list) else [cur]) + [alias]
+            return {}
+
+    def soap_GetCosRequest(self, req, ctx, hdrs):
+        """service/admin/GetCos.java 56-75: by name or id; missing -> account.NO_SUCH_COS."""
+        c = jelem(req, "cos")
+        if not c or c.get("_content") is None:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing cos")
+        by, key = c.get("by", "name"), str(c["_content"])
+        with self.sim.lock:
+            for n, cid in self.sim.coses.items():
+                if (by == "id" and cid == key) or (by == "name" and n == key.lower()):
+                    return {"cos": [{"name": n, "id": cid, "a": [{"n": "cn", "_content": n}]}]}
+        raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % key)
 
     def server_entry(self, name):
         """(zimbraServiceHostname, zimbraAdminPort) of a mailbox server, or None."""
