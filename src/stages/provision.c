@@ -370,6 +370,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	if (ctx->st && state_prov_get(ctx->st, ctx->sc->name, "account", name, &row) != ZMB_OK)
 		memset(&row, 0, sizeof row);
 	bool resumed_create = row.state && !strcmp(row.state, "creating");
+	bool already_done = row.state && !strcmp(row.state, "done");
 
 	if ((rc = zprov_get_account(p->sh, p->stc, name, &sid, &sattrs, &err))) {
 		if (rc == ZMB_ENOACCOUNT)
@@ -430,6 +431,9 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			fatal = rc;
 			goto out;
 		}
+		/* a change on the target is durable too: the crash enumeration stops here
+		 * (created, not yet recorded) as well as after each commit */
+		crashpoint("provision: account created on the target");
 		for (size_t i = 0; i < aliases.n; i++) {
 			if ((rc = zprov_add_alias(p->th, p->ttc, tid ? tid : sid, aliases.v[i], &err))) {
 				if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
@@ -437,6 +441,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 				fatal = rc;
 				goto out;
 			}
+			crashpoint("provision: alias added on the target");
 		}
 		free(msg);
 		msg = xasprintf("created %s (zimbraId %s, %zu attribute value(s), %zu alias(es), %s)",
@@ -455,6 +460,10 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		if (ctx->dry_run)
 			stage_out(ctx, "skip    %s -> %s (exists on the target; existing = \"skip\")",
 				  name, target);
+		if (already_done && streq(row.outcome, "skipped")) {
+			p->n_skipped++;
+			goto out;
+		}
 		msg = xasprintf("%s exists on the target: left as it is (existing = \"skip\")", target);
 		outcome = "skipped";
 		goto done;
@@ -475,6 +484,13 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		if (ctx->dry_run)
 			stage_out(ctx, "same    %s -> %s", name, target);
 		outcome = resumed_create ? "created" : "unchanged";
+		/* done before and still alike: nothing to record, its outcome stays what was
+		 * done to it (a stage resumed after a crash, or a rerun) */
+		if (already_done) {
+			p->n_unchanged++;
+			outcome = NULL;
+			goto out;
+		}
 		msg = resumed_create ? xasprintf("created %s (completed after a restart)", target)
 				     : NULL;
 		goto done;

@@ -33,10 +33,12 @@ void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs
 		  struct strlist *aliases);
 /*
  * What to change on an existing target account to match want: every
- * attribute of want whose set of values differs from have's, and every
- * PA_COPY attribute have has and want lacks (set to "": ModifyAccount
- * deletes it).  *mods gets them; *diff one line per attribute,
- * "attr: 'old' -> 'new'" (values of the allow list only: never a secret).
+ * attribute of want whose set of values differs from have's.  An attribute
+ * the source does not have is left as the target has it: the server sets
+ * some at creation (cn, sn: LdapProvisioning.createAccount 1525-1535), and
+ * an account that existed before keeps what its administrator set.
+ * *mods gets them; *diff "attr: 'old' -> 'new'" per attribute, "; "
+ * between them (values of the allow list only: never a secret).
  */
 void prov_diff(const struct zattrs *want, const struct zattrs *have, struct zattrs *mods,
 	       struct buf *diff);

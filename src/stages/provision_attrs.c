@@ -167,13 +167,4 @@ void prov_diff(const struct zattrs *want, const struct zattrs *have, struct zatt
 		buf_adds(diff, " -> ");
 		show_values(diff, want, n);
 	}
-	for (size_t i = 0; i < have->n; i++) {
-		const char *n = have->v[i].n;
-		if (seen_before(have, i) || prov_attr_class(n) != PA_COPY || zattrs_get(want, n))
-			continue;
-		zattrs_add(mods, n, "");
-		buf_addf(diff, "%s%s: ", diff->len ? "; " : "", n);
-		show_values(diff, have, n);
-		buf_adds(diff, " -> (none)");
-	}
 }
