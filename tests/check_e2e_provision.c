@@ -24,6 +24,7 @@
  *                           plain run: the same end state, each account created
  *                           exactly once (no second CreateAccount, no fault)
  *   config                  bad keys: file:line errors
+ * Test cases: main (the first), policy (existing, dry_run, cos, config), crash.
  */
 #define _GNU_SOURCE
 #include "e2e.h"
@@ -655,15 +656,24 @@ END_TEST
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_provision");
-	TCase *tc = tcase_create("provision");
+	/* three cases, so that a mutation can run only the one guarding it (CK_RUN_CASE) */
+	TCase *tc = tcase_create("main");
 	tcase_set_timeout(tc, 300);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_provision_then_migrate);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("policy");
+	tcase_set_timeout(tc, 300);
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_existing);
 	tcase_add_test(tc, test_dry_run);
 	tcase_add_test(tc, test_cos);
-	tcase_add_test(tc, test_crash);
 	tcase_add_test(tc, test_config);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("crash");
+	tcase_set_timeout(tc, 300);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_crash);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -2355,8 +2355,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if str(zid) in sim.by_id:
                     raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
             status = attrs.pop("zimbraAccountStatus", "active")   # default active (1464-1467)
-            for k in ("zimbraMailHost", "zimbraMailTransport"):
-                attrs.pop(k, None)   # the simulator is its own single mailbox server
+            # a given zimbraMailHost / zimbraMailTransport is kept as given; only a missing
+            # one is defaulted to this server (addMailHost 1715-1731, 1497-1502).  (The
+            # real MailHost callback also checks that the server exists: not simulated.)
+            mailhost = attrs.pop("zimbraMailHost", None)
             lp = name.split("@")[0]
             # cn from displayName or the local part, sn the local part (1525-1535); the
             # create time (1462) and the password time (1548); userPassword kept as given:
@@ -2366,6 +2368,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             attrs["zimbraCreateTimestamp"] = time.strftime("%Y%m%d%H%M%SZ", time.gmtime())
             attrs["zimbraPasswordModifiedTime"] = attrs["zimbraCreateTimestamp"]
             spec = {"name": name, "attrs": attrs, "status": status}
+            if mailhost:
+                spec["mailhost"] = mailhost
             if zid:
                 spec["id"] = str(zid)
             a = sim.add_account(spec, domain)     # ACCOUNT_EXISTS (1576-1577)
