@@ -343,6 +343,18 @@ static void missing_aliases(const struct strlist *want, const struct zattrs *hav
 	strlist_release(&h);
 }
 
+/* A server's error text that quotes the hash back: the hash replaced by "***". */
+static void redact(char **err, const char *secret)
+{
+	char *at;
+	if (!*err || !secret || !*secret || !(at = strstr(*err, secret)))
+		return;
+	char *n = xasprintf("%.*s***%s", (int)(at - *err), *err, at + strlen(secret));
+	free(*err);
+	*err = n;
+	redact(err, secret);
+}
+
 static void note_failure(struct prov *p, const char *msg)
 {
 	p->n_failed++;
@@ -426,6 +438,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		free(tid);
 		tid = NULL;
 		if ((rc = zprov_create_account(p->th, p->ttc, target, &create, &tid, &err))) {
+			redact(&err, hash);
 			if (rc == ZMB_ECONFLICT || rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
 				goto failed;
 			fatal = rc;
