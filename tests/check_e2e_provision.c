@@ -7,7 +7,8 @@
  *   provision_then_migrate  an empty target: every account created with the same
  *                           zimbraId, the allowed attributes (domain_map applied),
  *                           the COS mapped by name, aliases, the password hash from
- *                           LDAP (the user's old password logs in on the target);
+ *                           LDAP (the user's old password logs in on the target),
+ *                           signatures and identities with their ids;
  *                           server-specific attributes not copied; then migrated.
  *                           A rerun (--stage provision): zero create/modify/alias
  *                           calls.  No hash, no LDAP password in the work tree,
@@ -52,13 +53,21 @@
 #define ID_ALICE "11111111-1111-4111-8111-111111111111"
 #define ID_BOB "22222222-2222-4222-8222-222222222222"
 #define ID_CAROL "33333333-3333-4333-8333-333333333333"
+#define SIG_OWN "44444444-4444-4444-8444-444444444444"    /* on alice's account entry */
+#define SIG_WORK "55555555-5555-4555-8555-555555555555"   /* a child entry */
+#define IDN_BOSS "66666666-6666-4666-8666-666666666666"
 
 static const char *const SRC_CFG =
 	"{\"name\":\"src\",\"mailhost\":\"mbox-src.example.com\","
 	"\"cos\":[{\"name\":\"gold\"},{\"name\":\"silver\"}],\"domains\":["
 	"{\"name\":\"example.com\",\"accounts\":["
 	"{\"name\":\"alice@example.com\",\"id\":\"" ID_ALICE "\",\"items\":4,\"item_size\":800,"
-	"\"cos\":\"gold\",\"aliases\":[\"ally@example.com\"],\"attrs\":{"
+	"\"cos\":\"gold\",\"aliases\":[\"ally@example.com\"],"
+	"\"signatures\":[{\"name\":\"work\",\"id\":\"" SIG_WORK "\",\"html\":\"<b>A.</b>\"}],"
+	"\"identities\":[{\"name\":\"boss\",\"id\":\"" IDN_BOSS "\",\"attrs\":{"
+	"\"zimbraPrefFromAddress\":\"boss@example.com\",\"zimbraPrefDefaultSignatureId\":\"" SIG_WORK "\"}}],"
+	"\"attrs\":{"
+	"\"zimbraSignatureId\":\"" SIG_OWN "\",\"zimbraSignatureName\":\"own\","
 	"\"displayName\":\"Alice Liddell\",\"zimbraPrefMailSignature\":\"-- alice\","
 	"\"zimbraPrefHtmlEditorDefaultFontSize\":\"12pt\","
 	"\"zimbraMailSieveScript\":\"require \\\"fileinto\\\";\","
@@ -257,7 +266,8 @@ static long long dst_calls(const char *req)
 static long long modify_calls(void)
 {
 	return dst_calls("CreateAccountRequest") + dst_calls("ModifyAccountRequest") +
-	       dst_calls("AddAccountAliasRequest");
+	       dst_calls("AddAccountAliasRequest") + dst_calls("CreateSignatureRequest") +
+	       dst_calls("CreateIdentityRequest");
 }
 
 /* A user's own AuthRequest (urn:zimbraAccount) on the target: true if it logs in. */
@@ -303,6 +313,22 @@ START_TEST(test_provision_then_migrate)
 	ck_assert_str_ne(jattr(a, "zimbraCreateTimestamp"), "20200101000000Z");
 	ck_assert_ptr_null(jattr(a, "zimbraPrefDefaultCalendarId"));
 	ck_assert_ptr_null(jattr(a, "zimbraDataSourcePassword"));
+	/* signatures and identities: the same ids, the child ones created, addresses mapped */
+	ck_assert_str_eq(jattr(a, "zimbraSignatureId"), SIG_OWN);
+	json_t *sg = json_object_get(a, "signatures");
+	ck_assert_int_eq(json_array_size(sg), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(sg, 0), "id")), SIG_WORK);
+	char *sgs = json_dumps(sg, JSON_COMPACT);
+	ck_assert_msg(tu_contains(sgs, "\"text/html\"") && tu_contains(sgs, "<b>A.</b>"), "%s", sgs);
+	free(sgs);
+	json_t *idn = json_object_get(a, "identities");
+	ck_assert_int_eq(json_array_size(idn), 1);
+	json_t *ia = json_object_get(json_array_get(idn, 0), "attrs");
+	ck_assert_str_eq(json_string_value(json_object_get(ia, "zimbraPrefIdentityId")), IDN_BOSS);
+	ck_assert_str_eq(json_string_value(json_object_get(ia, "zimbraPrefFromAddress")),
+			 "boss@example.net");
+	ck_assert_str_eq(json_string_value(json_object_get(ia, "zimbraPrefDefaultSignatureId")),
+			 SIG_WORK);
 	json_t *al = json_object_get(a, "aliases");
 	ck_assert_int_eq(json_array_size(al), 1);
 	ck_assert_str_eq(json_string_value(json_array_get(al, 0)), "ally@example.net");
@@ -354,7 +380,7 @@ START_TEST(test_provision_then_migrate)
 	free(out);
 
 	/* a rerun compares only: no create, modify or alias call */
-	zsim_post(E.dst, "/zsim/reset-stats", "{}");
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
 	rc = run(&out, "--stage", "provision");
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
 	ck_assert_msg(modify_calls() == 0, "rerun changed the target\n%s", out);
@@ -378,7 +404,7 @@ static void precreate_alice(void)
 START_TEST(test_existing)
 {
 	precreate_alice();
-	zsim_post(E.dst, "/zsim/reset-stats", "{}");
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
 	char *out = NULL;
 
 	write_job(" existing = \"skip\";", false, false);
@@ -405,7 +431,7 @@ START_TEST(test_existing)
 
 	/* update: one ModifyAccount with what differs (displayName, COS, ...), the alias added,
 	 * the diff in the events; the attribute the target has alike is not in it */
-	zsim_post(E.dst, "/zsim/reset-stats", "{}");
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
 	write_job(" existing = \"update\";", false, false);
 	rc = run(&out, "--stage", "provision");
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
@@ -430,7 +456,7 @@ START_TEST(test_existing)
 	free(out);
 
 	/* again: nothing differs, no call */
-	zsim_post(E.dst, "/zsim/reset-stats", "{}");
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
 	rc = run(&out, "--stage", "provision");
 	ck_assert_msg(rc == 0 && modify_calls() == 0, "exit %d\n%s", rc, out);
 	free(out);
@@ -440,7 +466,7 @@ END_TEST
 START_TEST(test_dry_run)
 {
 	precreate_alice();
-	zsim_post(E.dst, "/zsim/reset-stats", "{}");
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
 	write_job(NULL, false, false);
 	char *out = NULL;
 	int rc = run(&out, "--dry-run", NULL);
@@ -525,7 +551,7 @@ static void reset_target(void)
 		json_decref(zsim_post(E.dst, "/zsim/delete-account", body));
 		free(body);
 	}
-	zsim_post(E.dst, "/zsim/reset-stats", "{}");
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
 	unlink(E.db);
 	char *p = xasprintf("%s-wal", E.db);
 	unlink(p);

@@ -363,6 +363,15 @@ static void note_failure(struct prov *p, const char *msg)
 	stage_out(p->ctx, "FAILED %s", msg);
 }
 
+/* The account's signatures/identities the target lacks (target NULL: not there yet). */
+static enum zmb_rc plan_kids(struct prov *p, const char *name, const char *target,
+			     const struct zattrs *sattrs, struct prov_kids *kids, char **err)
+{
+	prov_kids_release(kids);
+	return prov_kids_plan(p->job, p->sh, p->stc, name, p->th, p->ttc, target,
+			      zattrs_get(sattrs, "zimbraSignatureId"), kids, err);
+}
+
 /* One account, start to end.  Returns the fatal errors only (server refused
  * us, state DB); an object's own failure is recorded and ZMB_OK returned. */
 static enum zmb_rc prov_account(struct prov *p, const char *name)
@@ -373,6 +382,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	struct zattrs sattrs = ZATTRS_INIT, tattrs = ZATTRS_INIT, want = ZATTRS_INIT;
 	struct zattrs mods = ZATTRS_INIT, create = ZATTRS_INIT;
 	struct strlist aliases = STRLIST_INIT, add = STRLIST_INIT;
+	struct prov_kids kids = { NULL, NULL, 0 };
 	struct buf diff = BUF_INIT;
 	char *sid = NULL, *tid = NULL, *cos = NULL, *hash = NULL, *err = NULL, *msg = NULL;
 	char *target = job_map_account(p->job, name);
@@ -412,9 +422,13 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		free(err);
 		err = NULL;
 		if (ctx->dry_run) {
+			if ((rc = plan_kids(p, name, NULL, &sattrs, &kids, &err))) {
+				fatal = rc;
+				goto out;
+			}
 			stage_out(ctx, "create  %s -> %s (zimbraId %s, %zu attribute value(s), %zu "
-				  "alias(es)%s)", name, target, sid, want.n, aliases.n,
-				  p->lc ? ", password hash from source LDAP" : "");
+				  "alias(es), %zu signature(s)/identit(ies)%s)", name, target, sid, want.n,
+				  aliases.n, kids.n, p->lc ? ", password hash from source LDAP" : "");
 			outcome = "created";
 			goto out;
 		}
@@ -456,9 +470,16 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			}
 			crashpoint("provision: alias added on the target");
 		}
+		if ((rc = plan_kids(p, name, target, &sattrs, &kids, &err)) ||
+		    (rc = prov_kids_apply(p->th, p->ttc, target, &kids, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
 		free(msg);
-		msg = xasprintf("created %s (zimbraId %s, %zu attribute value(s), %zu alias(es), %s)",
-				target, sid, want.n, aliases.n,
+		msg = xasprintf("created %s (zimbraId %s, %zu attribute value(s), %zu alias(es), %zu "
+				"signature(s)/identit(ies), %s)", target, sid, want.n, aliases.n, kids.n,
 				hash ? "password hash copied" : p->lc ? "no password hash at the source"
 								      : "password not copied");
 		outcome = "created";
@@ -490,10 +511,17 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	missing_aliases(&aliases, &tattrs, &add);
 	for (size_t i = 0; i < add.n; i++)
 		buf_addf(&diff, "%salias +%s", diff.len ? "; " : "", add.v[i]);
+	if ((rc = plan_kids(p, name, target, &sattrs, &kids, &err))) {
+		if (rc == ZMB_EPROTO)
+			goto failed;
+		fatal = rc;
+		goto out;
+	}
+	prov_kids_describe(&kids, &diff);
 	if (!streq_ci(tid, sid))
 		log_warn(name, "the target account %s has zimbraId %s, the source %s: shares and "
 			 "appointment links to it will not follow", target, tid, sid);
-	if (!mods.n && !add.n) {
+	if (!mods.n && !add.n && !kids.n) {
 		if (ctx->dry_run)
 			stage_out(ctx, "same    %s -> %s", name, target);
 		outcome = resumed_create ? "created" : "unchanged";
@@ -524,6 +552,8 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		fatal = rc;
 		goto out;
 	}
+	if (mods.n)
+		crashpoint("provision: account modified on the target");
 	for (size_t i = 0; i < add.n; i++) {
 		if ((rc = zprov_add_alias(p->th, p->ttc, tid, add.v[i], &err))) {
 			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
@@ -531,6 +561,13 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			fatal = rc;
 			goto out;
 		}
+		crashpoint("provision: alias added on the target");
+	}
+	if ((rc = prov_kids_apply(p->th, p->ttc, target, &kids, &err))) {
+		if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
+			goto failed;
+		fatal = rc;
+		goto out;
 	}
 	free(msg);
 	msg = xasprintf("updated %s: %s", target, diff.s);
@@ -574,6 +611,7 @@ out:
 	zattrs_release(&create);
 	strlist_release(&aliases);
 	strlist_release(&add);
+	prov_kids_release(&kids);
 	buf_release(&diff);
 	secret_free(hash);
 	free(sid);

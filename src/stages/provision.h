@@ -43,4 +43,31 @@ void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs
 void prov_diff(const struct zattrs *want, const struct zattrs *have, struct zattrs *mods,
 	       struct buf *diff);
 
+/* A value as the target gets it: domain_map over address attributes, else a copy. */
+char *prov_map_value(const struct job *job, const char *name, const char *value);
+
+/*
+ * provision_children.c: signatures and identities (child entries) of the
+ * source account that the target account lacks (same id or name), their
+ * address attributes mapped.  target NULL: the account is not there yet
+ * (every one counts, a dry run's plan).  account_sig_id: the source's
+ * zimbraSignatureId (that signature comes with the account's attributes).
+ * apply creates them in order, a crashpoint() after each; a rerun finds
+ * them by id and creates none.
+ */
+struct prov_kids {
+	struct zchild *v;
+	const char **kinds;   /* "signature" / "identity" per entry (static strings) */
+	size_t n;
+};
+void prov_kids_release(struct prov_kids *k);
+enum zmb_rc prov_kids_plan(const struct job *job, struct http *sh, struct token_cache *stc,
+			   const char *source, struct http *th, struct token_cache *ttc,
+			   const char *target, const char *account_sig_id, struct prov_kids *out,
+			   char **err);
+/* "; signature +'name'" per entry appended to diff */
+void prov_kids_describe(const struct prov_kids *k, struct buf *diff);
+enum zmb_rc prov_kids_apply(struct http *th, struct token_cache *ttc, const char *target,
+			    const struct prov_kids *k, char **err);
+
 #endif

@@ -95,6 +95,11 @@ static char *map_addresses(const struct job *job, const char *v)
 	return buf_detach(&b);
 }
 
+char *prov_map_value(const struct job *job, const char *name, const char *value)
+{
+	return in(address_attrs, name) ? map_addresses(job, value) : xstrdup(value);
+}
+
 void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs *out,
 		  struct strlist *aliases)
 {

@@ -158,6 +158,11 @@ enum zmb_rc soap_folder_counts(struct http *h, struct token_cache *tc, const cha
 struct json_t;
 enum zmb_rc soap_request(struct http *h, struct token_cache *tc, const char *req,
 			 struct json_t *req_body, struct json_t **out, char **err);
+/* The same acting as `account` (context <account by="name">: an admin on a user's
+ * own requests, e.g. urn:zimbraAccount GetSignaturesRequest). */
+enum zmb_rc soap_request_as(struct http *h, struct token_cache *tc, const char *account,
+			    const char *req, struct json_t *req_body, struct json_t **out,
+			    char **err);
 
 /*
  * For tests and fuzzing: judge one answer (HTTP status + body) to req

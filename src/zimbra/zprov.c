@@ -95,6 +95,9 @@ static enum zmb_rc fault_map(enum zmb_rc rc, const char *err)
 		return ZMB_ECONFLICT;
 	if (strstr(err, "fault account.NO_SUCH_COS:"))
 		return ZMB_ENOTFOUND;
+	if (strstr(err, "fault account.SIGNATURE_EXISTS:") ||
+	    strstr(err, "fault account.IDENTITY_EXISTS:"))
+		return ZMB_ECONFLICT;
 	return rc;
 }
 
@@ -187,6 +190,93 @@ enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by
 	if (name)
 		*name = xstrdup(cname);
 out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+/* ---- signatures and identities (zprov.h) ---- */
+
+void zchildren_free(struct zchild *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].id);
+		free(v[i].name);
+		zattrs_release(&v[i].a);
+	}
+	free(v);
+}
+
+static bool is_signature(const char *kind)
+{
+	return !strcmp(kind, "signature");
+}
+
+/* One <signature> (content[type,_content]) or <identity> (a[name,_content]). */
+static void read_child(json_t *e, bool sig, struct zchild *c)
+{
+	memset(c, 0, sizeof *c);
+	c->id = xstrdup(jtext(json_object_get(e, "id")));
+	c->name = xstrdup(jtext(json_object_get(e, "name")));
+	json_t *list = json_object_get(e, sig ? "content" : "a");
+	if (json_is_object(list)) {
+		json_t *one = list;
+		list = json_array();
+		json_array_append(list, one);
+	} else {
+		json_incref(list);
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(list, i, it) {
+		const char *n = jtext(json_object_get(it, sig ? "type" : "name"));
+		if (n)
+			zattrs_add(&c->a, n, jtext(it));
+	}
+	json_decref(list);
+}
+
+enum zmb_rc zprov_get_children(struct http *h, struct token_cache *tc, const char *account,
+			       const char *kind, struct zchild **out, size_t *n, char **err)
+{
+	bool sig = is_signature(kind);
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s}", "_jsns", "urn:zimbraAccount");
+	enum zmb_rc rc = soap_request_as(h, tc, account, sig ? "GetSignaturesRequest"
+							      : "GetIdentitiesRequest",
+					 req, &resp, err);
+	if (rc)
+		return fault_map(rc, *err);
+	json_t *list = json_object_get(resp, sig ? "signature" : "identity");
+	size_t cnt = json_is_array(list) ? json_array_size(list) : list ? 1 : 0;
+	struct zchild *v = xcalloc(cnt ? cnt : 1, sizeof *v);
+	size_t k = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		json_t *e = json_is_array(list) ? json_array_get(list, i) : list;
+		if (jtext(json_object_get(e, "id")) && jtext(json_object_get(e, "name")))
+			read_child(e, sig, &v[k++]);
+	}
+	json_decref(resp);
+	*out = v;
+	*n = k;
+	return ZMB_OK;
+}
+
+enum zmb_rc zprov_create_child(struct http *h, struct token_cache *tc, const char *account,
+			       const char *kind, const struct zchild *c, char **err)
+{
+	bool sig = is_signature(kind);
+	json_t *list = json_array();
+	for (size_t i = 0; i < c->a.n; i++)
+		json_array_append_new(list, json_pack("{s:s, s:s}", sig ? "type" : "name",
+						      c->a.v[i].n, "_content", c->a.v[i].v));
+	json_t *e = sig ? json_pack("{s:s, s:s, s:o}", "name", c->name, "id", c->id, "content", list)
+			: json_pack("{s:s, s:o}", "name", c->name, "a", list);
+	json_t *req = json_pack("{s:s, s:o}", "_jsns", "urn:zimbraAccount", sig ? "signature"
+										: "identity", e);
+	json_t *resp = NULL;
+	enum zmb_rc rc = soap_request_as(h, tc, account, sig ? "CreateSignatureRequest"
+							      : "CreateIdentityRequest",
+					 req, &resp, err);
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
 }

@@ -65,4 +65,29 @@ enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *
 enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by,
 			  const char *key, char **id, char **name, char **err);
 
+/*
+ * Signatures and identities: LDAP child entries of the account
+ * (LdapProvisioning createSignature 8107-8190: zimbraSignatureName=NAME,<account DN>;
+ * createIdentity 7847-7900 likewise), read and made with the user's own
+ * requests, an admin acting as the account (soap_request_as):
+ * GetSignaturesRequest / CreateSignatureRequest (service/account/
+ * GetSignatures.java, CreateSignature.java: an id given is kept, 8135-8163),
+ * GetIdentitiesRequest / CreateIdentityRequest (a zimbraPrefIdentityId given
+ * is kept, 7883-7886; "DEFAULT" is the account itself, IDENTITY_EXISTS).
+ * The account-entry signature and the DEFAULT identity come with the
+ * account's attributes; these calls carry the others.
+ */
+struct zchild {
+	char *id;
+	char *name;
+	struct zattrs a;   /* signature: (MIME type, text) per content; identity: its attributes */
+};
+void zchildren_free(struct zchild *v, size_t n);   /* NULL-safe */
+/* kind "signature" or "identity": every one of the account's; *out *n entries. */
+enum zmb_rc zprov_get_children(struct http *h, struct token_cache *tc, const char *account,
+			       const char *kind, struct zchild **out, size_t *n, char **err);
+/* Create one with its id (signature: content per type; identity: attrs incl. the id). */
+enum zmb_rc zprov_create_child(struct http *h, struct token_cache *tc, const char *account,
+			       const char *kind, const struct zchild *c, char **err);
+
 #endif

@@ -75,7 +75,10 @@ RECEIVER_CODES = {"service.FAILURE", "service.TEMPORARILY_UNAVAILABLE",
 XML_ELEMENT_KEYS = {"lifetime", "authToken", "su"}  # encoded as child elements in XML
 # urn:zimbraMail requests the admin SOAP endpoint serves: the AdminServlet registers
 # AdminService, AccountService AND MailService (zm-mailbox store/conf/web.xml:274-292)
-MAIL_REQUESTS = {"GetFolderRequest", "GetTagRequest", "SearchRequest"}
+MAIL_REQUESTS = {"GetFolderRequest", "GetTagRequest", "SearchRequest",
+                 # urn:zimbraAccount, on the account in the context header like the mail ones
+                 "GetSignaturesRequest", "CreateSignatureRequest",
+                 "GetIdentitiesRequest", "CreateIdentityRequest"}
 MAX_KEEP_DATA = 64 << 20
 
 
@@ -244,6 +247,24 @@ class Account:
         # the account's COS by name (config "cos"), stored as zimbraCOSId like the real entry
         if spec.get("cos"):
             self.attrs["zimbraCOSId"] = sim.cos_id(spec["cos"])
+        # signatures / identities other than the account's own (LDAP child entries):
+        # config "signatures": [{"name", "id"?, "text"?, "html"?}],
+        # "identities": [{"name", "id"?, "attrs"?}]
+        self.signatures = []
+        for sg in spec.get("signatures") or []:
+            c = []
+            if sg.get("text") is not None:
+                c.append({"type": "text/plain", "_content": sg["text"]})
+            if sg.get("html") is not None:
+                c.append({"type": "text/html", "_content": sg["html"]})
+            self.signatures.append({"name": sg["name"], "id": sg.get("id") or str(uuid.uuid4()),
+                                    "content": c})
+        self.identities = []
+        for it in spec.get("identities") or []:
+            at = dict(it.get("attrs") or {})
+            at.setdefault("zimbraPrefIdentityName", it["name"])
+            at["zimbraPrefIdentityId"] = it.get("id") or at.get("zimbraPrefIdentityId") or str(uuid.uuid4())
+            self.identities.append({"name": it["name"], "id": at["zimbraPrefIdentityId"], "attrs": at})
         # aliases (config "aliases"): zimbraMailAlias + mail, as AddAccountAlias leaves them
         for al in spec.get("aliases") or []:
             sim.aliases[str(al).lower()] = self.name
@@ -1780,6 +1801,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if a is None:
                     return self.reply_json(404, {"error": "no such account"})
                 return self.reply_json(200, {"name": a.name, "id": a.id, "attrs": a.all_attrs(),
+                                             "signatures": a.signatures, "identities": a.identities,
                                              "aliases": sorted(k for k, v in sim.aliases.items()
                                                                if v == a.name)})
         if method == "GET" and p == "/zsim/stats":
@@ -2374,6 +2396,87 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 spec["id"] = str(zid)
             a = sim.add_account(spec, domain)     # ACCOUNT_EXISTS (1576-1577)
             return {"account": [self.enc_account(a)]}
+
+    def account_signature(self, a):
+        """The signature kept on the account entry itself (LdapSignature.getAccountSignature:
+        zimbraSignatureId + zimbraSignatureName on the account, the contents in
+        zimbraPrefMailSignature / zimbraPrefMailSignatureHTML), or None."""
+        sid, name = a.attrs.get("zimbraSignatureId"), a.attrs.get("zimbraSignatureName")
+        if not sid or not name:
+            return None
+        c = []
+        for attr, t in (("zimbraPrefMailSignature", "text/plain"), ("zimbraPrefMailSignatureHTML", "text/html")):
+            if a.attrs.get(attr):
+                c.append({"type": t, "_content": a.attrs[attr]})
+        return {"name": name, "id": sid, "content": c}
+
+    def soap_GetSignaturesRequest(self, req, ctx, hdrs):
+        """service/account/GetSignatures.java: every signature (getAllSignatures: the
+        account's own, then the child entries), ToXML.encodeSignature (243-258)."""
+        a = self.mail_acct
+        with self.sim.lock:
+            own = self.account_signature(a)
+            return {"signature": ([own] if own else []) + [dict(x) for x in a.signatures]}
+
+    def soap_CreateSignatureRequest(self, req, ctx, hdrs):
+        """service/account/CreateSignature.java (an id given is kept) and LdapProvisioning
+        createSignature (8107-8190): a name or id already there -> account.SIGNATURE_EXISTS,
+        content types text/plain and text/html only (else INVALID_REQUEST)."""
+        a = self.mail_acct
+        el = jelem(req, "signature") or {}
+        name = el.get("name")
+        if not name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing required attribute: name")
+        content = []
+        for c in jlist(el, "content"):
+            if c.get("type") not in ("text/plain", "text/html"):
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: invalid type %s" % c.get("type"))
+            content.append({"type": c["type"], "_content": str(c.get("_content", ""))})
+        with self.sim.lock:
+            own = self.account_signature(a)
+            for x in ([own] if own else []) + a.signatures:
+                if x["name"].lower() == str(name).lower() or (el.get("id") and x["id"] == el.get("id")):
+                    raise SoapFault("account.SIGNATURE_EXISTS", "signature %s already exists" % name)
+            sg = {"name": str(name), "id": str(el.get("id") or uuid.uuid4()), "content": content}
+            a.signatures.append(sg)
+            return {"signature": [{"name": sg["name"], "id": sg["id"]}]}
+
+    def soap_GetIdentitiesRequest(self, req, ctx, hdrs):
+        """service/account/GetIdentities.java: the DEFAULT identity (the account itself, its
+        zimbraPref* attributes) and the child identities, ToXML.encodeIdentity (236-241)."""
+        a = self.mail_acct
+        with self.sim.lock:
+            dflt = {k: v for k, v in a.attrs.items() if k.startswith("zimbraPref")}
+            out = [{"name": "DEFAULT", "id": a.attrs.get("zimbraPrefIdentityId", a.id),
+                    "a": [{"name": k, "_content": v} for k, v in dflt.items()]}]
+            for x in a.identities:
+                out.append({"name": x["name"], "id": x["id"],
+                            "a": [{"name": k, "_content": v} for k, v in x["attrs"].items()]})
+            return {"identity": out}
+
+    def soap_CreateIdentityRequest(self, req, ctx, hdrs):
+        """service/account/CreateIdentity.java (attrs <a name=..>) and LdapProvisioning
+        createIdentity (7847-7900): DEFAULT or a name already there -> account.IDENTITY_EXISTS;
+        a zimbraPrefIdentityId given is kept, else a new UUID (7883-7886)."""
+        a = self.mail_acct
+        el = jelem(req, "identity") or {}
+        name = el.get("name")
+        if not name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing required attribute: name")
+        at = {}
+        for x in jlist(el, "a"):
+            if x.get("name"):
+                at[x["name"]] = str(x.get("_content", ""))
+        with self.sim.lock:
+            if str(name).lower() == "default" or any(x["name"].lower() == str(name).lower()
+                                                     for x in a.identities):
+                raise SoapFault("account.IDENTITY_EXISTS", "identity %s already exists" % name)
+            at["zimbraPrefIdentityName"] = str(name)
+            at.setdefault("zimbraPrefIdentityId", str(uuid.uuid4()))
+            idn = {"name": str(name), "id": at["zimbraPrefIdentityId"], "attrs": at}
+            a.identities.append(idn)
+            return {"identity": [{"name": idn["name"], "id": idn["id"],
+                                  "a": [{"name": k, "_content": v} for k, v in at.items()]}]}
 
     def soap_AddAccountAliasRequest(self, req, ctx, hdrs):
         """LdapProvisioning.addAlias (2480-2570): the alias's domain must exist; an alias
