@@ -676,6 +676,21 @@ START_TEST(test_config)
 	job_release(&job);
 	free(path);
 	free(text);
+
+	/* copy_password (default true) without source.ldap: the run says where, before any call */
+	write_job(NULL, false, false);
+	char *jt = tu_read(E.job);
+	char *cut = strstr(jt, " copy_password = false;");
+	ck_assert_ptr_nonnull(cut);
+	memmove(cut, cut + strlen(" copy_password = false;"), strlen(cut + strlen(" copy_password = false;")) + 1);
+	free(tu_write(E.dir, "job.cfg", jt, 0600));
+	free(jt);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc != 0 && tu_contains(out, "job.cfg:15: stage 'provision': key 'copy_password': "
+					     "needs the source's LDAP"), "exit %d\n%s", rc, out);
+	ck_assert_int_eq(dst_calls("GetAccountRequest"), 0);
+	free(out);
 }
 END_TEST
 

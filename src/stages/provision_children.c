@@ -19,6 +19,7 @@
 void prov_kids_release(struct prov_kids *k)
 {
 	zchildren_free(k->v, k->n);
+	free(k->kinds);
 	memset(k, 0, sizeof *k);
 }
 

@@ -578,6 +578,26 @@ class Provisioning(SimCase):
         self.assertEqual(self.admin("GetCosRequest", {"cos": {"by": "name", "_content": "silver"}})[1],
                          "account.NO_SUCH_COS")
 
+    def test_signatures_and_identities_keep_their_ids(self):
+        def as_alice(name, req):
+            st, r = self.sim.soap(name, req, account="alice@example.com", ns="urn:zimbraAccount")
+            b = r["Body"]
+            return b["Fault"]["Detail"]["Error"]["Code"] if "Fault" in b else b[name[:-7] + "Response"]
+        sid = "7e0c1d52-8a44-4a5e-9a69-2f0c7c3c0a11"
+        r = as_alice("CreateSignatureRequest", {"signature": {"name": "work", "id": sid, "content": [
+            {"type": "text/html", "_content": "<b>A</b>"}]}})
+        self.assertEqual(r["signature"][0]["id"], sid)          # CreateSignature.java: id kept
+        self.assertEqual(as_alice("CreateSignatureRequest", {"signature": {"name": "work"}}),
+                         "account.SIGNATURE_EXISTS")
+        self.assertEqual(as_alice("GetSignaturesRequest", {})["signature"][0]["content"][0]["_content"], "<b>A</b>")
+        r = as_alice("CreateIdentityRequest", {"identity": {"name": "boss", "a": [
+            {"name": "zimbraPrefIdentityId", "_content": sid}, {"name": "zimbraPrefFromAddress", "_content": "b@x"}]}})
+        self.assertEqual(r["identity"][0]["id"], sid)            # createIdentity 7883-7886
+        self.assertEqual(as_alice("CreateIdentityRequest", {"identity": {"name": "DEFAULT"}}),
+                         "account.IDENTITY_EXISTS")
+        names = [i["name"] for i in as_alice("GetIdentitiesRequest", {})["identity"]]
+        self.assertEqual(names, ["DEFAULT", "boss"])
+
     def test_alias_and_modify(self):
         st, r = self.admin("GetAccountRequest", {"account": {"by": "name", "_content": "alice@example.com"}})
         zid = r["account"][0]["id"]
