@@ -60,7 +60,9 @@
 static const char *const SRC_CFG =
 	"{\"name\":\"src\",\"mailhost\":\"mbox-src.example.com\","
 	"\"cos\":[{\"name\":\"gold\"},{\"name\":\"silver\"}],\"domains\":["
-	"{\"name\":\"example.com\",\"accounts\":["
+	"{\"name\":\"example.com\",\"cos\":\"gold\",\"attrs\":{\"description\":\"Example Inc.\","
+	"\"zimbraPrefTimeZoneId\":\"Europe/Berlin\",\"zimbraVirtualHostname\":\"mail.example.com\"},"
+	"\"accounts\":["
 	"{\"name\":\"alice@example.com\",\"id\":\"" ID_ALICE "\",\"items\":4,\"item_size\":800,"
 	"\"cos\":\"gold\",\"aliases\":[\"ally@example.com\"],"
 	"\"signatures\":[{\"name\":\"work\",\"id\":\"" SIG_WORK "\",\"html\":\"<b>A.</b>\"}],"
@@ -84,6 +86,10 @@ static const char *const DST_CFG =
 	"{\"name\":\"dst\",\"mailhost\":\"mbox-dst.example.net\",\"cos\":[{\"name\":\"gold\"}],"
 	"\"domains\":[{\"name\":\"example.net\"},{\"name\":\"example.org\"}]}";
 
+/* a new server: no domain, no account (create_domains = true makes them) */
+static const char *const DST_EMPTY_CFG =
+	"{\"name\":\"dst\",\"mailhost\":\"mbox-dst.example.net\",\"cos\":[{\"name\":\"gold\"}]}";
+
 static const char *const TARGETS[] = { "alice@example.net", "bob@example.net",
 				       "carol@example.org" };
 
@@ -95,6 +101,15 @@ static void setup(void)
 {
 	memset(&E, 0, sizeof E);
 	e2e_start(&E, SRC_CFG, DST_CFG);
+}
+
+/* Replace the target by an empty one (same CA). */
+static void empty_target(void)
+{
+	zsim_stop(E.dst);
+	struct zsim_opts o = { .name = "dst", .config_json = DST_EMPTY_CFG, .pki = E.pki };
+	E.dst = zsim_start(&o);
+	ck_assert_msg(E.dst != NULL, "empty target did not start");
 }
 
 static void teardown(void)
@@ -265,7 +280,8 @@ static long long dst_calls(const char *req)
 
 static long long modify_calls(void)
 {
-	return dst_calls("CreateAccountRequest") + dst_calls("ModifyAccountRequest") +
+	return dst_calls("CreateDomainRequest") +
+	       dst_calls("CreateAccountRequest") + dst_calls("ModifyAccountRequest") +
 	       dst_calls("AddAccountAliasRequest") + dst_calls("CreateSignatureRequest") +
 	       dst_calls("CreateIdentityRequest");
 }
@@ -288,13 +304,37 @@ static bool secret_anywhere(const char *out, const char *s)
 	return tu_contains(out, s) || e2e_tree_contains(&E, ".", s);
 }
 
+static json_t *target_domain(const char *name)
+{
+	char *body = xasprintf("{\"name\":\"%s\"}", name);
+	json_t *d = zsim_post(E.dst, "/zsim/domain", body);
+	free(body);
+	return d;
+}
+
 START_TEST(test_provision_then_migrate)
 {
 	start_ldap();
-	write_job(NULL, true, true);
+	empty_target();
+	write_job(" create_domains = true;", true, true);
 	char *out = NULL;
 	int rc = run(&out, NULL, NULL);
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+
+	/* the domains: made, with what a new server can use; the old host names not */
+	json_t *dn = target_domain("example.net");
+	ck_assert_ptr_nonnull(dn);
+	json_t *da = json_object_get(dn, "attrs");
+	ck_assert_str_eq(json_string_value(json_object_get(da, "description")), "Example Inc.");
+	ck_assert_str_eq(json_string_value(json_object_get(da, "zimbraPrefTimeZoneId")), "Europe/Berlin");
+	ck_assert_ptr_null(json_object_get(da, "zimbraVirtualHostname"));
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(da, "zimbraDomainDefaultCOSId")));
+	json_decref(dn);
+	dn = target_domain("example.org");
+	ck_assert_ptr_nonnull(json_object_get(dn, "attrs"));
+	json_decref(dn);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE kind = 'domain'"
+				      " AND state = 'done' AND outcome = 'created'"), 2);
 
 	/* alice: same zimbraId, COS by name, what the user sees, domain_map, aliases, hash */
 	json_t *a = target_account("alice@example.net");
@@ -358,8 +398,8 @@ START_TEST(test_provision_then_migrate)
 	ck_assert(!user_login("alice@example.net", "pw-bob"));
 
 	/* the state DB: three objects created, their events; then migrated */
-	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE"
-				      " state = 'done' AND outcome = 'created' AND ours = 1"), 3);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE kind = 'account'"
+				      " AND state = 'done' AND outcome = 'created' AND ours = 1"), 3);
 	ck_assert_int_ge(e2e_db_count(&E, "SELECT count(*) FROM provision_events"), 6);
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM accounts WHERE state = 'done'"), 3);
 	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
@@ -385,6 +425,7 @@ START_TEST(test_provision_then_migrate)
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
 	ck_assert_msg(modify_calls() == 0, "rerun changed the target\n%s", out);
 	ck_assert_int_eq(dst_calls("GetAccountRequest"), 3);
+	ck_assert_int_eq(dst_calls("CreateDomainRequest"), 0);
 	ck_assert_msg(tu_contains(out, "0 created, 0 updated, 3 unchanged"), "%s", out);
 	ck_assert(!secret_anywhere(out, HASH_ALICE));
 	free(out);
@@ -541,14 +582,24 @@ static char *target_state(void)
 		free(s);
 		json_decref(a);
 	}
+	static const char *const doms[] = { "example.net", "example.org" };
+	for (size_t i = 0; i < 2; i++) {
+		json_t *d = target_domain(doms[i]);
+		json_object_del(json_object_get(d, "attrs"), "zimbraCreateTimestamp");
+		char *s = json_dumps(d, JSON_SORT_KEYS | JSON_COMPACT);
+		buf_addf(&b, "%s\n", s ? s : "missing domain");
+		free(s);
+		json_decref(d);
+	}
 	return buf_detach(&b);
 }
 
 static void reset_target(void)
 {
-	for (size_t i = 0; i < 3; i++) {
-		char *body = xasprintf("{\"name\":\"%s\"}", TARGETS[i]);
-		json_decref(zsim_post(E.dst, "/zsim/delete-account", body));
+	static const char *const doms[] = { "example.net", "example.org" };
+	for (size_t i = 0; i < 2; i++) {
+		char *body = xasprintf("{\"name\":\"%s\"}", doms[i]);
+		json_decref(zsim_post(E.dst, "/zsim/delete-domain", body));
 		free(body);
 	}
 	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
@@ -583,7 +634,8 @@ static int run_hooks(long k, const char *steps)
 START_TEST(test_crash)
 {
 	start_ldap();
-	write_job(NULL, true, false);
+	empty_target();
+	write_job(" create_domains = true;", true, false);
 	char *steps = xasprintf("%s/steps", E.dir);
 	ck_assert_int_eq(run_hooks(0, steps), 0);
 	char *want = target_state();
@@ -608,11 +660,14 @@ START_TEST(test_crash)
 		ck_assert_msg(dst_calls("CreateAccountRequest") == 3, "step %ld: %lld creates", k,
 			      dst_calls("CreateAccountRequest"));
 		json_t *st = zsim_stats(E.dst);
-		ck_assert_msg(zsim_stat_int(st, "soap_faults/account.ACCOUNT_EXISTS") == 0,
-			      "step %ld: account.ACCOUNT_EXISTS on the target", k);
+		ck_assert_msg(zsim_stat_int(st, "soap_faults/account.ACCOUNT_EXISTS") == 0 &&
+			      zsim_stat_int(st, "soap_faults/account.DOMAIN_EXISTS") == 0,
+			      "step %ld: ACCOUNT_EXISTS or DOMAIN_EXISTS on the target", k);
 		json_decref(st);
+		ck_assert_msg(dst_calls("CreateDomainRequest") == 2, "step %ld: %lld domain creates", k,
+			      dst_calls("CreateDomainRequest"));
 		ck_assert_msg(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE"
-					   " state = 'done' AND outcome = 'created'") == 3,
+					   " state = 'done' AND outcome = 'created'") == 5,
 			      "step %ld: not every object recorded as created\n%s", k, log);
 	}
 	free(log);

@@ -48,7 +48,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define PROV_STAGE_KEYS "name, type, existing, cos_map, copy_password"
+#define PROV_STAGE_KEYS "name, type, existing, cos_map, copy_password, create_domains"
 
 enum existing { EX_UPDATE, EX_SKIP, EX_FAIL };
 
@@ -57,6 +57,7 @@ struct prov_conf {
 	struct strlist cos_from, cos_to;   /* cos_map, source name -> target name */
 	bool copy_password;
 	int line_copy_password;
+	bool create_domains;       /* create the accounts' domains missing on the target */
 };
 
 static void prov_conf_release(struct prov_conf *k)
@@ -97,7 +98,7 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 {
 	const struct cval *g = &sc->settings;
 	static const char *const known[] = { "name", "type", "existing", "cos_map",
-					     "copy_password", NULL };
+					     "copy_password", "create_domains", NULL };
 	memset(k, 0, sizeof *k);
 	for (size_t i = 0; i < g->n; i++) {
 		bool ok = false;
@@ -111,6 +112,7 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 	struct strlist map = STRLIST_INIT;
 	if (cval_str(g, "existing", "update", &ex, file, err) ||
 	    cval_bool(g, "copy_password", true, &k->copy_password, file, err) ||
+	    cval_bool(g, "create_domains", false, &k->create_domains, file, err) ||
 	    cval_strlist(g, "cos_map", &map, file, err)) {
 		strlist_release(&map);
 		return key_err(sc, err);
@@ -623,6 +625,137 @@ out:
 	return fatal;
 }
 
+/*
+ * One domain (create_domains): there already -> done/unchanged (its settings
+ * are the target administrator's); missing -> CreateDomain with the source's
+ * copied attributes, the default COS mapped by name.  The row is 'creating'
+ * before the create; a domain found after a crash there completes as created.
+ */
+static enum zmb_rc prov_domain(struct prov *p, const char *name)
+{
+	struct stage_ctx *ctx = p->ctx;
+	struct prov_row row;
+	struct zattrs src = ZATTRS_INIT, have = ZATTRS_INIT, want = ZATTRS_INIT;
+	char *target = NULL, *err = NULL, *msg = NULL, *cos = NULL;
+	enum zmb_rc rc, fatal = ZMB_OK;
+	const char *outcome = NULL;
+	/* the domain as job_map_account maps it: "x@DOMAIN" */
+	char *probe = xasprintf("x@%s", name);
+	char *mapped = job_map_account(p->job, probe);
+	target = xstrdup(strchr(mapped, '@') + 1);
+	free(probe);
+	free(mapped);
+
+	memset(&row, 0, sizeof row);
+	if (ctx->st && state_prov_get(ctx->st, ctx->sc->name, "domain", name, &row) != ZMB_OK)
+		memset(&row, 0, sizeof row);
+	bool resumed_create = streq(row.state, "creating");
+	rc = zprov_get_domain(p->th, p->ttc, target, &have, &err);
+	if (rc == ZMB_OK) {
+		if (ctx->dry_run)
+			stage_out(ctx, "same    domain %s -> %s (exists on the target)", name, target);
+		if (streq(row.state, "done"))
+			goto out;
+		outcome = resumed_create ? "created" : "unchanged";
+		msg = resumed_create ? xasprintf("created domain %s (completed after a restart)", target)
+				     : NULL;
+		goto done;
+	}
+	if (rc != ZMB_ENOTFOUND) {
+		fatal = rc;
+		goto out;
+	}
+	free(err);
+	err = NULL;
+	if ((rc = zprov_get_domain(p->sh, p->stc, name, &src, &err))) {
+		if (rc == ZMB_ENOTFOUND)
+			goto failed;
+		fatal = rc;
+		goto out;
+	}
+	for (size_t i = 0; i < src.n; i++) {
+		if (!strcmp(src.v[i].v, "VALUE-BLOCKED") || !prov_domain_attr_copied(src.v[i].n))
+			continue;
+		char *v = prov_map_value(p->job, src.v[i].n, src.v[i].v);
+		zattrs_add(&want, src.v[i].n, v);
+		free(v);
+	}
+	const char *dcos = zattrs_get(&src, "zimbraDomainDefaultCOSId");
+	if (dcos && *dcos) {
+		char *ctx_name = xasprintf("domain %s", name);
+		rc = target_cos(p, ctx_name, dcos, &cos, &err);
+		free(ctx_name);
+		if (rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
+			goto failed;
+		if (rc) {
+			fatal = rc;
+			goto out;
+		}
+		zattrs_add(&want, "zimbraDomainDefaultCOSId", cos);
+	}
+	if (ctx->dry_run) {
+		stage_out(ctx, "create  domain %s -> %s (%zu attribute value(s))", name, target, want.n);
+		outcome = "created";
+		goto out;
+	}
+	msg = xasprintf("creating domain %s on the target", target);
+	if ((rc = state_prov_creating(p->st, ctx->run_id, row.id, msg))) {
+		fatal = ZMB_ESTATE;
+		goto out;
+	}
+	if ((rc = zprov_create_domain(p->th, p->ttc, target, &want, &err))) {
+		if (rc == ZMB_ECONFLICT || rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
+			goto failed;
+		fatal = rc;
+		goto out;
+	}
+	crashpoint("provision: domain created on the target");
+	free(msg);
+	msg = xasprintf("created domain %s (%zu attribute value(s))", target, want.n);
+	outcome = "created";
+	goto done;
+failed:
+	if (!ctx->dry_run && (rc = state_prov_failed(p->st, ctx->run_id, row.id, err))) {
+		fatal = ZMB_ESTATE;
+		goto out;
+	}
+	note_failure(p, err);
+	goto out;
+done:
+	if (!ctx->dry_run && (rc = state_prov_done(p->st, ctx->run_id, row.id, outcome, msg))) {
+		fatal = ZMB_ESTATE;
+		goto out;
+	}
+	if (msg && !ctx->dry_run)
+		stage_out(ctx, "%s", msg);
+out:
+	if (fatal) {
+		if (!err)
+			err = xstrdup(ctx->st ? state_errmsg(ctx->st) : zmb_rc_str(fatal));
+		log_error(name, "provision: %s", err);
+		note_failure(p, err);
+	}
+	state_prov_release(&row);
+	zattrs_release(&src);
+	zattrs_release(&have);
+	zattrs_release(&want);
+	free(target);
+	free(cos);
+	free(err);
+	free(msg);
+	return fatal;
+}
+
+/* The source domains of the accounts, in order of first appearance. */
+static void account_domains(const struct strlist *names, struct strlist *out)
+{
+	for (size_t i = 0; i < names->n; i++) {
+		const char *at = strrchr(names->v[i], '@');
+		if (at && at[1] && !strlist_has_ci(out, at + 1))
+			strlist_add(out, at + 1);
+	}
+}
+
 static enum zmb_rc open_ldap(struct prov *p, char **err)
 {
 	const struct server_ldap *l = &p->job->source.ldap;
@@ -653,7 +786,7 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 {
 	struct stage_result res = { ZMB_OK, 0, NULL };
 	struct prov p;
-	struct strlist names = STRLIST_INIT;
+	struct strlist names = STRLIST_INIT, domains = STRLIST_INIT;
 	char *err = NULL;
 	enum zmb_rc rc;
 
@@ -687,9 +820,18 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 		res.exit = exit_for(rc);
 		goto out;
 	}
+	if (p.k.create_domains)
+		account_domains(&names, &domains);
 	if (p.st) {
 		if ((rc = state_begin(p.st)))
 			goto dberr;
+		for (size_t i = 0; i < domains.n && rc == ZMB_OK; i++) {
+			char *probe = xasprintf("x@%s", domains.v[i]);
+			char *t = job_map_account(p.job, probe);
+			rc = state_prov_plan(p.st, ctx->sc->name, "domain", domains.v[i], strchr(t, '@') + 1);
+			free(t);
+			free(probe);
+		}
 		for (size_t i = 0; i < names.n && rc == ZMB_OK; i++) {
 			char *t = job_map_account(p.job, names.v[i]);
 			rc = state_prov_plan(p.st, ctx->sc->name, "account", names.v[i], t);
@@ -702,6 +844,16 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 	}
 	stage_out(ctx, "%zu account(s) to provision on %s:%d%s", names.n, p.job->target.host,
 		  p.job->target.port, ctx->dry_run ? " (dry run: the plan, nothing changed)" : "");
+	for (size_t i = 0; i < domains.n; i++) {
+		if ((rc = prov_domain(&p, domains.v[i]))) {
+			if (rc == ZMB_ESTATE)
+				goto dberr;
+			res.rc = rc;
+			res.exit = exit_for(rc);
+			err = xstrdup(p.failures.n ? p.failures.v[p.failures.n - 1] : zmb_rc_str(rc));
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < names.n; i++) {
 		if (!runctl_may_claim(ctx->ctl)) {
 			res.exit = EXIT_TEMPFAIL;
@@ -738,6 +890,7 @@ dberr:
 out:
 	res.err = err;
 	strlist_release(&names);
+	strlist_release(&domains);
 	strlist_release(&p.scos_id);
 	strlist_release(&p.scos_name);
 	strlist_release(&p.tcos_name);

@@ -51,6 +51,28 @@ static const char *const address_attrs[] = {
 	"zimbraPrefReplyToAddress", "zimbraPrefAllowAddressForDelegatedSender", NULL
 };
 
+/*
+ * Domain attributes given to CreateDomain (create_domains = true): what a new
+ * server can use as it is.  Not copied: zimbraId (the server makes a new one,
+ * LdapProvisioning.createDomain 2810-2811), zimbraDomainName, zimbraDomainType
+ * (immutable, local), zimbraCreateTimestamp, host names of the old servers
+ * (zimbraVirtualHostname 1909, zimbraPublicServiceHostname 2023, ...), external
+ * LDAP/GAL and authentication settings naming other hosts (zimbraAuthMech 513,
+ * zimbraAuthLdap*, zimbraGal*), certificates and DKIM; zimbraDomainDefaultCOSId
+ * is mapped by the COS's name (provision.c).
+ */
+static const char *const domain_copy[] = {
+	"description", "zimbraNotes", "zimbraDomainStatus", "zimbraGalMaxResults", NULL
+};
+
+static bool in(const char *const *list, const char *n);
+
+bool prov_domain_attr_copied(const char *n)
+{
+	return in(domain_copy, n) || !strncasecmp(n, "zimbraPref", 10) ||
+	       !strncasecmp(n, "zimbraSkin", 10);
+}
+
 static bool in(const char *const *list, const char *n)
 {
 	for (size_t i = 0; list[i]; i++)

@@ -95,7 +95,10 @@ static enum zmb_rc fault_map(enum zmb_rc rc, const char *err)
 		return ZMB_ECONFLICT;
 	if (strstr(err, "fault account.NO_SUCH_COS:"))
 		return ZMB_ENOTFOUND;
-	if (strstr(err, "fault account.SIGNATURE_EXISTS:") ||
+	if (strstr(err, "fault account.NO_SUCH_DOMAIN:"))
+		return ZMB_ENOTFOUND;
+	if (strstr(err, "fault account.DOMAIN_EXISTS:") ||
+	    strstr(err, "fault account.SIGNATURE_EXISTS:") ||
 	    strstr(err, "fault account.IDENTITY_EXISTS:"))
 		return ZMB_ECONFLICT;
 	return rc;
@@ -277,6 +280,32 @@ enum zmb_rc zprov_create_child(struct http *h, struct token_cache *tc, const cha
 	enum zmb_rc rc = soap_request_as(h, tc, account, sig ? "CreateSignatureRequest"
 							      : "CreateIdentityRequest",
 					 req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+/* ---- domains (zprov.h) ---- */
+
+enum zmb_rc zprov_get_domain(struct http *h, struct token_cache *tc, const char *name,
+			     struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyConfig", 0, "domain", "by", "name", "_content", name);
+	enum zmb_rc rc = soap_request(h, tc, "GetDomainRequest", req, &resp, err);
+	if (rc == ZMB_OK)
+		read_attrs(jfirst(json_object_get(resp, "domain")), attrs);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_domain(struct http *h, struct token_cache *tc, const char *name,
+				const struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateDomainRequest", req, &resp, err);
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
 }

@@ -66,6 +66,17 @@ enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by
 			  const char *key, char **id, char **name, char **err);
 
 /*
+ * Domains (GetDomain.java 56-75, CreateDomain.java 50-90, LdapProvisioning
+ * createDomain 2725-2830: a new zimbraId always, account.DOMAIN_EXISTS).
+ * get: by name, applyConfig=0 (the domain's own values); missing ->
+ * ZMB_ENOTFOUND.  create: DOMAIN_EXISTS -> ZMB_ECONFLICT.
+ */
+enum zmb_rc zprov_get_domain(struct http *h, struct token_cache *tc, const char *name,
+			     struct zattrs *attrs, char **err);
+enum zmb_rc zprov_create_domain(struct http *h, struct token_cache *tc, const char *name,
+				const struct zattrs *attrs, char **err);
+
+/*
  * Signatures and identities: LDAP child entries of the account
  * (LdapProvisioning createSignature 8107-8190: zimbraSignatureName=NAME,<account DN>;
  * createIdentity 7847-7900 likewise), read and made with the user's own

@@ -967,6 +967,7 @@ class Sim:
         self.revoked_peer = set()
         self._mbxid = 1
         self.domains = []
+        self.domain_attrs = {}   # domain -> its attributes (config "attrs"; CreateDomainRequest)
         self.accounts = {}
         self.by_id = {}
         self.aliases = {}        # alias address -> account name (AddAccountAliasRequest)
@@ -995,6 +996,18 @@ class Sim:
         self.set_knobs(cfg.get("knobs") or {})
         self.reset_stats()
 
+    def new_domain_attrs(self, dn, attrs):
+        """A domain entry as LdapProvisioning.createDomain (2725-2830) leaves it: a NEW
+        zimbraId always (2810-2811: none given is kept), zimbraDomainType local and
+        zimbraDomainStatus active unless given, the create time."""
+        a = dict(attrs)
+        a["zimbraId"] = str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-domain:%s/%s" % (self.name, dn)))
+        a["zimbraDomainName"] = dn
+        a.setdefault("zimbraDomainType", "local")
+        a.setdefault("zimbraDomainStatus", "active")
+        a["zimbraCreateTimestamp"] = time.strftime("%Y%m%d%H%M%SZ", time.gmtime())
+        return a
+
     def cos_id(self, name):
         cid = self.coses.get(str(name).lower())
         if cid is None:
@@ -1009,6 +1022,10 @@ class Sim:
         dn = d["name"].lower()
         if dn not in self.domains:
             self.domains.append(dn)
+        da = dict(d.get("attrs") or {})
+        if d.get("cos"):     # the domain's default COS by name (zimbraDomainDefaultCOSId)
+            da["zimbraDomainDefaultCOSId"] = self.cos_id(d["cos"])
+        self.domain_attrs[dn] = self.new_domain_attrs(dn, da)
         for spec in d.get("accounts") or []:
             self.add_account(spec, dn)
         if d.get("system_accounts"):
@@ -1883,6 +1900,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         return self.reply_json(404, {"error": "no such account"})
                     a.status = str(body.get("status", "active"))
                 return self.reply_json(200, {"status": a.status})
+            if p == "/zsim/delete-domain":
+                # tests: forget a domain and its accounts (no such request in Zimbra for a
+                # non-empty domain: DOMAIN_NOT_EMPTY; this is the harness resetting)
+                with sim.lock:
+                    dn = str(body.get("name", "")).lower()
+                    for n in [n for n, a in sim.accounts.items() if a.domain == dn]:
+                        sim.delete_account(n)
+                    gone = dn in sim.domains
+                    if gone:
+                        sim.domains.remove(dn)
+                        sim.domain_attrs.pop(dn, None)
+                    return self.reply_json(200, {"deleted": gone})
+            if p == "/zsim/domain":
+                with sim.lock:
+                    dn = str(body.get("name", "")).lower()
+                    if dn not in sim.domains:
+                        return self.reply_json(404, {"error": "no such domain"})
+                    return self.reply_json(200, {"name": dn, "attrs": sim.domain_attrs.get(dn, {})})
             if p == "/zsim/delete-account":
                 with sim.lock:
                     return self.reply_json(200, {"deleted": sim.delete_account(body.get("name", ""))})
@@ -2499,6 +2534,42 @@ class Handler(http.server.BaseHTTPRequestHandler):
             cur = a.attrs.get("zimbraMailAlias") or []
             a.attrs["zimbraMailAlias"] = (cur if isinstance(cur, list) else [cur]) + [alias]
             return {}
+
+    def soap_GetDomainRequest(self, req, ctx, hdrs):
+        """service/admin/GetDomain.java 56-75: by name; missing -> account.NO_SUCH_DOMAIN;
+        applyConfig=0 leaves out the values inherited from the global config (zsim keeps
+        none of those)."""
+        d = jelem(req, "domain")
+        if not d or d.get("_content") is None:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing domain")
+        dn = str(d["_content"]).lower()
+        with self.sim.lock:
+            if dn not in self.sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % dn)
+            at = self.sim.domain_attrs.get(dn) or self.sim.new_domain_attrs(dn, {})
+            return {"domain": [{"name": dn, "id": at["zimbraId"],
+                                "a": [{"n": k, "_content": v} for k, v in at.items()]}]}
+
+    def soap_CreateDomainRequest(self, req, ctx, hdrs):
+        """service/admin/CreateDomain.java 50-90 + LdapProvisioning.createDomain: an existing
+        name -> account.DOMAIN_EXISTS; zimbraDomainDefaultCOSId must be a COS id (the CosId
+        callback: a guess at its check, as for accounts)."""
+        name = str(jval(req, "name") or "").lower().strip()
+        if not name or "." not in name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: invalid domain name: %s" % name)
+        attrs = {k: v for k, v in self.req_attrs(req).items() if v != ""}
+        with self.sim.lock:
+            if name in self.sim.domains:
+                raise SoapFault("account.DOMAIN_EXISTS", "domain already exists: %s" % name)
+            cid = attrs.get("zimbraDomainDefaultCOSId")
+            if cid and cid not in self.sim.coses.values():
+                raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % cid)
+            attrs.pop("zimbraId", None)
+            self.sim.domains.append(name)
+            self.sim.domain_attrs[name] = self.sim.new_domain_attrs(name, attrs)
+            at = self.sim.domain_attrs[name]
+            return {"domain": [{"name": name, "id": at["zimbraId"],
+                                "a": [{"n": k, "_content": v} for k, v in at.items()]}]}
 
     def soap_GetCosRequest(self, req, ctx, hdrs):
         """service/admin/GetCos.java 56-75: by name or id; missing -> account.NO_SUCH_COS."""
