@@ -21,6 +21,8 @@
  *                           account, changes nothing on the target or in the DB
  *   cos                     a COS missing on the target: the account fails naming
  *                           account and COS; cos_map renames it
+ *   alias_target            the target name is an alias of another target account:
+ *                           the object fails, that account is left alone
  *   crash                   a crash at every durable step of the stage, then a
  *                           plain run: the same end state, each account created
  *                           exactly once (no second CreateAccount, no fault)
@@ -562,6 +564,26 @@ START_TEST(test_cos)
 }
 END_TEST
 
+/* the target name is an alias of another target account: that account is not touched */
+START_TEST(test_alias_target)
+{
+	json_decref(zsim_post(E.dst, "/zsim/add-account",
+			      "{\"name\":\"other@example.net\",\"aliases\":[\"bob@example.net\"],"
+			      "\"attrs\":{\"displayName\":\"Other\"}}"));
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	write_job(NULL, false, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': bob@example.net is an "
+					     "alias of other@example.net on the target"), "exit %d\n%s", rc, out);
+	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 0);
+	json_t *o = target_account("other@example.net");
+	ck_assert_str_eq(jattr(o, "displayName"), "Other");
+	json_decref(o);
+	free(out);
+}
+END_TEST
+
 /* ---- crash at every durable step ---- */
 
 /* The target's accounts as one comparable text (timestamps of creation left out). */
@@ -764,6 +786,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_existing);
 	tcase_add_test(tc, test_dry_run);
 	tcase_add_test(tc, test_cos);
+	tcase_add_test(tc, test_alias_target);
 	tcase_add_test(tc, test_config);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("crash");

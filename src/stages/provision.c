@@ -387,6 +387,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	struct prov_kids kids = { NULL, NULL, 0 };
 	struct buf diff = BUF_INIT;
 	char *sid = NULL, *tid = NULL, *cos = NULL, *hash = NULL, *err = NULL, *msg = NULL;
+	char *canon = NULL;
 	char *target = job_map_account(p->job, name);
 	const char *outcome = NULL;
 
@@ -396,7 +397,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	bool resumed_create = row.state && !strcmp(row.state, "creating");
 	bool already_done = row.state && !strcmp(row.state, "done");
 
-	if ((rc = zprov_get_account(p->sh, p->stc, name, &sid, &sattrs, &err))) {
+	if ((rc = zprov_get_account(p->sh, p->stc, name, &sid, NULL, &sattrs, &err))) {
 		if (rc == ZMB_ENOACCOUNT)
 			goto failed;
 		fatal = rc;
@@ -414,10 +415,15 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		zattrs_add(&want, "zimbraCOSId", cos);
 	}
 
-	rc = zprov_get_account(p->th, p->ttc, target, &tid, &tattrs, &err);
+	rc = zprov_get_account(p->th, p->ttc, target, &tid, &canon, &tattrs, &err);
 	if (rc && rc != ZMB_ENOACCOUNT) {
 		fatal = rc;
 		goto out;
+	}
+	if (rc == ZMB_OK && canon && !streq_ci(canon, target)) {
+		err = xasprintf("account '%s': %s is an alias of %s on the target: not touched",
+				name, target, canon);
+		goto failed;
 	}
 	if (rc == ZMB_ENOACCOUNT) {
 		/* ---- create ---- */
@@ -618,6 +624,7 @@ out:
 	secret_free(hash);
 	free(sid);
 	free(tid);
+	free(canon);
 	free(cos);
 	free(err);
 	free(msg);

@@ -111,7 +111,7 @@ static const char *answer_id(json_t *obj)
 }
 
 enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char *name,
-			      char **id, struct zattrs *attrs, char **err)
+			      char **id, char **canon, struct zattrs *attrs, char **err)
 {
 	json_t *resp = NULL;
 	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
@@ -127,6 +127,8 @@ enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char
 		goto out;
 	}
 	*id = xstrdup(v);
+	if (canon)
+		*canon = xstrdup(jtext(json_object_get(acct, "name")));
 	read_attrs(acct, attrs);
 out:
 	json_decref(resp);

@@ -48,10 +48,11 @@ const char *zattrs_get(const struct zattrs *a, const char *n);
 /* Every value of n appended to out. */
 void zattrs_values(const struct zattrs *a, const char *n, struct strlist *out);
 
-/* GetAccountRequest by name, applyCos=0, every attribute: *id, *attrs (appended).
- * Missing -> ZMB_ENOACCOUNT. */
+/* GetAccountRequest by name, applyCos=0, every attribute: *id, *attrs (appended),
+ * *canon (may be NULL) the account's own name: another one when `name` is one of its
+ * aliases (getAccountByName finds aliases too).  Missing -> ZMB_ENOACCOUNT. */
 enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char *name,
-			      char **id, struct zattrs *attrs, char **err);
+			      char **id, char **canon, struct zattrs *attrs, char **err);
 /* CreateAccountRequest name + attrs (no <password>: a userPassword attr is the hash). */
 enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const char *name,
 				 const struct zattrs *attrs, char **id, char **err);
