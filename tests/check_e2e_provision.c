@@ -61,7 +61,9 @@
 
 static const char *const SRC_CFG =
 	"{\"name\":\"src\",\"mailhost\":\"mbox-src.example.com\","
-	"\"cos\":[{\"name\":\"gold\"},{\"name\":\"silver\"}],\"domains\":["
+	"\"cos\":[{\"name\":\"gold\",\"attrs\":{\"zimbraMailQuota\":\"5242880\","
+	"\"zimbraFeatureCalendarEnabled\":\"FALSE\",\"zimbraMailHostPool\":\"old-server-id\"}},"
+	"{\"name\":\"silver\"}],\"domains\":["
 	"{\"name\":\"example.com\",\"cos\":\"gold\",\"attrs\":{\"description\":\"Example Inc.\","
 	"\"zimbraPrefTimeZoneId\":\"Europe/Berlin\",\"zimbraVirtualHostname\":\"mail.example.com\"},"
 	"\"accounts\":["
@@ -88,9 +90,10 @@ static const char *const DST_CFG =
 	"{\"name\":\"dst\",\"mailhost\":\"mbox-dst.example.net\",\"cos\":[{\"name\":\"gold\"}],"
 	"\"domains\":[{\"name\":\"example.net\"},{\"name\":\"example.org\"}]}";
 
-/* a new server: no domain, no account (create_domains = true makes them) */
+/* a new server: no domain, no account, only the default COS (create_domains and
+ * create_cos make the rest) */
 static const char *const DST_EMPTY_CFG =
-	"{\"name\":\"dst\",\"mailhost\":\"mbox-dst.example.net\",\"cos\":[{\"name\":\"gold\"}]}";
+	"{\"name\":\"dst\",\"mailhost\":\"mbox-dst.example.net\"}";
 
 static const char *const TARGETS[] = { "alice@example.net", "bob@example.net",
 				       "carol@example.org" };
@@ -318,7 +321,7 @@ START_TEST(test_provision_then_migrate)
 {
 	start_ldap();
 	empty_target();
-	write_job(" create_domains = true;", true, true);
+	write_job(" create_domains = true; create_cos = true;", true, true);
 	char *out = NULL;
 	int rc = run(&out, NULL, NULL);
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
@@ -384,6 +387,15 @@ START_TEST(test_provision_then_migrate)
 		json_object_get(json_object_get(cos, "Body"), "GetCosResponse"), "cos"), 0), "id"));
 	ck_assert_ptr_nonnull(gold);
 	ck_assert_str_eq(jattr(a, "zimbraCOSId"), gold);
+	/* gold was made (create_cos) with the source's settings, not its server pool */
+	char *cs = json_dumps(cos, JSON_COMPACT);
+	ck_assert_msg(tu_contains(cs, "\"zimbraMailQuota\", \"_content\": \"5242880\"") ||
+		      tu_contains(cs, "\"zimbraMailQuota\",\"_content\":\"5242880\""), "%s", cs);
+	ck_assert_msg(tu_contains(cs, "zimbraFeatureCalendarEnabled") &&
+		      !tu_contains(cs, "zimbraMailHostPool"), "%s", cs);
+	free(cs);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE kind = 'cos'"
+				      " AND name = 'gold' AND state = 'done' AND outcome = 'created'"), 1);
 	json_decref(cos);
 	free(tok);
 	json_decref(a);
@@ -427,7 +439,7 @@ START_TEST(test_provision_then_migrate)
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
 	ck_assert_msg(modify_calls() == 0, "rerun changed the target\n%s", out);
 	ck_assert_int_eq(dst_calls("GetAccountRequest"), 3);
-	ck_assert_int_eq(dst_calls("CreateDomainRequest"), 0);
+	ck_assert_int_eq(dst_calls("CreateDomainRequest") + dst_calls("CreateCosRequest"), 0);
 	ck_assert_msg(tu_contains(out, "0 created, 0 updated, 3 unchanged"), "%s", out);
 	ck_assert(!secret_anywhere(out, HASH_ALICE));
 	free(out);
@@ -604,6 +616,22 @@ static char *target_state(void)
 		free(s);
 		json_decref(a);
 	}
+	json_t *q = json_pack("{s:{s:s, s:{s:s, s:s}}}", "GetCosRequest", "_jsns", "urn:zimbraAdmin",
+			      "cos", "by", "name", "_content", "gold");
+	json_t *cos = NULL;
+	char *tok = zsim_login(E.dst);
+	zsim_soap(E.dst, tok, q, &cos);
+	free(tok);
+	json_t *c0 = json_array_get(json_object_get(json_object_get(json_object_get(cos, "Body"),
+								     "GetCosResponse"), "cos"), 0);
+	json_t *ca = json_object_get(c0, "a");
+	size_t ci;
+	json_t *cv;
+	json_array_foreach(ca, ci, cv)
+		if (strcmp(json_string_value(json_object_get(cv, "n")), "zimbraId"))
+			buf_addf(&b, "cos %s=%s\n", json_string_value(json_object_get(cv, "n")),
+				 json_string_value(json_object_get(cv, "_content")));
+	json_decref(cos);
 	static const char *const doms[] = { "example.net", "example.org" };
 	for (size_t i = 0; i < 2; i++) {
 		json_t *d = target_domain(doms[i]);
@@ -624,6 +652,7 @@ static void reset_target(void)
 		json_decref(zsim_post(E.dst, "/zsim/delete-domain", body));
 		free(body);
 	}
+	json_decref(zsim_post(E.dst, "/zsim/delete-cos", "{\"name\":\"gold\"}"));
 	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
 	unlink(E.db);
 	char *p = xasprintf("%s-wal", E.db);
@@ -657,7 +686,7 @@ START_TEST(test_crash)
 {
 	start_ldap();
 	empty_target();
-	write_job(" create_domains = true;", true, false);
+	write_job(" create_domains = true; create_cos = true;", true, false);
 	char *steps = xasprintf("%s/steps", E.dir);
 	ck_assert_int_eq(run_hooks(0, steps), 0);
 	char *want = target_state();
@@ -683,13 +712,16 @@ START_TEST(test_crash)
 			      dst_calls("CreateAccountRequest"));
 		json_t *st = zsim_stats(E.dst);
 		ck_assert_msg(zsim_stat_int(st, "soap_faults/account.ACCOUNT_EXISTS") == 0 &&
-			      zsim_stat_int(st, "soap_faults/account.DOMAIN_EXISTS") == 0,
+			      zsim_stat_int(st, "soap_faults/account.DOMAIN_EXISTS") == 0 &&
+			      zsim_stat_int(st, "soap_faults/account.COS_EXISTS") == 0,
 			      "step %ld: ACCOUNT_EXISTS or DOMAIN_EXISTS on the target", k);
 		json_decref(st);
 		ck_assert_msg(dst_calls("CreateDomainRequest") == 2, "step %ld: %lld domain creates", k,
 			      dst_calls("CreateDomainRequest"));
+		ck_assert_msg(dst_calls("CreateCosRequest") == 1, "step %ld: %lld COS creates", k,
+			      dst_calls("CreateCosRequest"));
 		ck_assert_msg(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE"
-					   " state = 'done' AND outcome = 'created'") == 5,
+					   " state = 'done' AND outcome = 'created'") == 6,
 			      "step %ld: not every object recorded as created\n%s", k, log);
 	}
 	free(log);

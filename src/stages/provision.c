@@ -48,7 +48,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define PROV_STAGE_KEYS "name, type, existing, cos_map, copy_password, create_domains"
+#define PROV_STAGE_KEYS "name, type, existing, cos_map, create_cos, copy_password, create_domains"
 
 enum existing { EX_UPDATE, EX_SKIP, EX_FAIL };
 
@@ -58,6 +58,7 @@ struct prov_conf {
 	bool copy_password;
 	int line_copy_password;
 	bool create_domains;       /* create the accounts' domains missing on the target */
+	bool create_cos;           /* create a COS missing on the target from the source's */
 };
 
 static void prov_conf_release(struct prov_conf *k)
@@ -98,7 +99,7 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 {
 	const struct cval *g = &sc->settings;
 	static const char *const known[] = { "name", "type", "existing", "cos_map",
-					     "copy_password", "create_domains", NULL };
+					     "copy_password", "create_domains", "create_cos", NULL };
 	memset(k, 0, sizeof *k);
 	for (size_t i = 0; i < g->n; i++) {
 		bool ok = false;
@@ -113,6 +114,7 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 	if (cval_str(g, "existing", "update", &ex, file, err) ||
 	    cval_bool(g, "copy_password", true, &k->copy_password, file, err) ||
 	    cval_bool(g, "create_domains", false, &k->create_domains, file, err) ||
+	    cval_bool(g, "create_cos", false, &k->create_cos, file, err) ||
 	    cval_strlist(g, "cos_map", &map, file, err)) {
 		strlist_release(&map);
 		return key_err(sc, err);
@@ -239,19 +241,125 @@ static long long idx_ci(const struct strlist *l, const char *s)
 	return -1;
 }
 
+/* The COS's row (kind 'cos'); ZMB_ESTATE with *err on a DB failure. */
+static enum zmb_rc cos_row(struct prov *p, const char *sname, const char *tname,
+			   struct prov_row *row, char **err)
+{
+	struct stage_ctx *ctx = p->ctx;
+	if (state_prov_plan(p->st, ctx->sc->name, "cos", sname, tname) ||
+	    state_prov_get(p->st, ctx->sc->name, "cos", sname, row)) {
+		*err = xasprintf("state DB: %s", state_errmsg(p->st));
+		return ZMB_ESTATE;
+	}
+	return ZMB_OK;
+}
+
+/*
+ * create_cos: the source's COS made on the target as tname (CreateCos: a
+ * copy of the target's default with the source's attributes on top, the
+ * deny list of provision_attrs.c applied); *id the new COS's.  The row is
+ * 'creating' before the create; COS_EXISTS (made meanwhile, or by us before
+ * a crash) takes the existing one.  A dry run only says so.
+ */
+static enum zmb_rc create_cos(struct prov *p, const char *src_id, const char *sname,
+			      const char *tname, char **id, char **err)
+{
+	struct stage_ctx *ctx = p->ctx;
+	struct zattrs src = ZATTRS_INIT, want = ZATTRS_INIT;
+	struct prov_row row;
+	char *msg = NULL;
+	enum zmb_rc rc;
+
+	memset(&row, 0, sizeof row);
+	if (ctx->dry_run) {
+		stage_out(ctx, "create  cos %s -> %s (the source's settings)", sname, tname);
+		*id = xstrdup("(new)");
+		return ZMB_OK;
+	}
+	if ((rc = cos_row(p, sname, tname, &row, err)))
+		return rc;
+	if ((rc = zprov_get_cos(p->sh, p->stc, "id", src_id, NULL, NULL, &src, err)))
+		goto out;
+	for (size_t i = 0; i < src.n; i++) {
+		if (!strcmp(src.v[i].v, "VALUE-BLOCKED") || !prov_cos_attr_copied(src.v[i].n))
+			continue;
+		char *v = prov_map_value(p->job, src.v[i].n, src.v[i].v);
+		zattrs_add(&want, src.v[i].n, v);
+		free(v);
+	}
+	msg = xasprintf("creating cos %s on the target (source cos %s)", tname, sname);
+	if (state_prov_creating(p->st, ctx->run_id, row.id, msg)) {
+		*err = xasprintf("state DB: %s", state_errmsg(p->st));
+		rc = ZMB_ESTATE;
+		goto out;
+	}
+	rc = zprov_create_cos(p->th, p->ttc, tname, &want, id, err);
+	if (rc == ZMB_ECONFLICT) {
+		free(*err);
+		*err = NULL;
+		rc = zprov_get_cos(p->th, p->ttc, "name", tname, id, NULL, NULL, err);
+	}
+	if (rc) {
+		if ((rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND) &&
+		    state_prov_failed(p->st, ctx->run_id, row.id, *err)) {
+			free(*err);
+			*err = xasprintf("state DB: %s", state_errmsg(p->st));
+			rc = ZMB_ESTATE;
+		}
+		goto out;
+	}
+	crashpoint("provision: cos created on the target");
+	free(msg);
+	msg = xasprintf("created cos %s (%zu attribute value(s) from source cos %s)", tname, want.n,
+			sname);
+	if (state_prov_done(p->st, ctx->run_id, row.id, "created", msg)) {
+		*err = xasprintf("state DB: %s", state_errmsg(p->st));
+		rc = ZMB_ESTATE;
+		goto out;
+	}
+	stage_out(ctx, "%s", msg);
+out:
+	state_prov_release(&row);
+	zattrs_release(&src);
+	zattrs_release(&want);
+	free(msg);
+	return rc;
+}
+
+/* A COS found on the target whose create this job had begun: completed. */
+static enum zmb_rc cos_found(struct prov *p, const char *sname, const char *tname, char **err)
+{
+	struct prov_row row;
+	memset(&row, 0, sizeof row);
+	if (!p->st || !p->k.create_cos)
+		return ZMB_OK;
+	enum zmb_rc rc = cos_row(p, sname, tname, &row, err);
+	if (rc == ZMB_OK && streq(row.state, "creating")) {
+		char *msg = xasprintf("created cos %s (completed after a restart)", tname);
+		if (state_prov_done(p->st, p->ctx->run_id, row.id, "created", msg)) {
+			*err = xasprintf("state DB: %s", state_errmsg(p->st));
+			rc = ZMB_ESTATE;
+		}
+		free(msg);
+	}
+	state_prov_release(&row);
+	return rc;
+}
+
 /*
  * The target COS id for the source's zimbraCOSId: the source COS's name
- * (GetCos by id), renamed by cos_map, looked up by name on the target.
- * Missing there -> ZMB_ENOTFOUND with *err naming account and COS.
+ * (GetCos by id), renamed by cos_map, looked up by name on the target;
+ * missing there: made (create_cos) or ZMB_ENOTFOUND with *err naming `who`
+ * ("account 'x'", "domain 'y'") and the COS.
  */
-static enum zmb_rc target_cos(struct prov *p, const char *account, const char *src_id,
+static enum zmb_rc target_cos(struct prov *p, const char *who, const char *src_id,
 			      char **tid, char **err)
 {
 	enum zmb_rc rc;
 	long long i = idx_ci(&p->scos_id, src_id);
 	if (i < 0) {
 		char *name = NULL;
-		if ((rc = zprov_get_cos(p->sh, p->stc, "id", src_id, NULL, &name, err)))
+		if ((rc = zprov_get_cos(p->sh, p->stc, "id", src_id, NULL, &name, NULL, err)))
 			return rc;
 		strlist_add(&p->scos_id, src_id);
 		strlist_add_nodup(&p->scos_name, name);
@@ -263,20 +371,27 @@ static enum zmb_rc target_cos(struct prov *p, const char *account, const char *s
 	long long j = idx_ci(&p->tcos_name, tname);
 	if (j < 0) {
 		char *id = NULL, *e = NULL;
-		rc = zprov_get_cos(p->th, p->ttc, "name", tname, &id, NULL, &e);
+		rc = zprov_get_cos(p->th, p->ttc, "name", tname, &id, NULL, NULL, &e);
 		if (rc && rc != ZMB_ENOTFOUND) {
 			*err = e;
 			return rc;
 		}
 		free(e);
+		if (id && (rc = cos_found(p, sname, tname, err))) {
+			free(id);
+			return rc;
+		}
+		if (!id && p->k.create_cos &&
+		    (rc = create_cos(p, src_id, sname, tname, &id, err)))
+			return rc;
 		strlist_add(&p->tcos_name, tname);
 		strlist_add_nodup(&p->tcos_id, id ? id : xstrdup(""));
 		j = (long long)p->tcos_name.n - 1;
 	}
 	if (!*p->tcos_id.v[j]) {
-		*err = xasprintf("account '%s': class of service '%s'%s%s%s does not exist on the "
-				 "target (account.NO_SUCH_COS): create it there or map it with "
-				 "cos_map = [ \"%s=EXISTING_COS\" ]", account, tname,
+		*err = xasprintf("%s: class of service '%s'%s%s%s does not exist on the "
+				 "target (account.NO_SUCH_COS): create it there (or create_cos = true) "
+				 "or map it with cos_map = [ \"%s=EXISTING_COS\" ]", who, tname,
 				 m >= 0 ? " (source COS '" : "", m >= 0 ? sname : "",
 				 m >= 0 ? "')" : "", sname);
 		return ZMB_ENOTFOUND;
@@ -406,7 +521,10 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	prov_desired(p->job, &sattrs, &want, &aliases);
 	const char *scos = zattrs_get(&sattrs, "zimbraCOSId");
 	if (scos && *scos) {
-		if ((rc = target_cos(p, name, scos, &cos, &err))) {
+		char *who = xasprintf("account '%s'", name);
+		rc = target_cos(p, who, scos, &cos, &err);
+		free(who);
+		if (rc) {
 			if (rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
 				goto failed;
 			fatal = rc;
@@ -689,9 +807,9 @@ static enum zmb_rc prov_domain(struct prov *p, const char *name)
 	}
 	const char *dcos = zattrs_get(&src, "zimbraDomainDefaultCOSId");
 	if (dcos && *dcos) {
-		char *ctx_name = xasprintf("domain %s", name);
-		rc = target_cos(p, ctx_name, dcos, &cos, &err);
-		free(ctx_name);
+		char *who = xasprintf("domain '%s'", name);
+		rc = target_cos(p, who, dcos, &cos, &err);
+		free(who);
 		if (rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
 			goto failed;
 		if (rc) {

@@ -43,6 +43,8 @@ void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs
 void prov_diff(const struct zattrs *want, const struct zattrs *have, struct zattrs *mods,
 	       struct buf *diff);
 
+/* Is this COS attribute given to CreateCos (create_cos)?  The deny list: provision_attrs.c. */
+bool prov_cos_attr_copied(const char *name);
 /* Is this domain attribute given to CreateDomain (create_domains)?  The list: provision_attrs.c. */
 bool prov_domain_attr_copied(const char *name);
 /* A value as the target gets it: domain_map over address attributes, else a copy. */

@@ -65,7 +65,24 @@ static const char *const domain_copy[] = {
 	"description", "zimbraNotes", "zimbraDomainStatus", "zimbraGalMaxResults", NULL
 };
 
+/*
+ * A COS is a bag of policy (features, limits, preference defaults): created
+ * (create_cos = true) with every attribute of the source's except its
+ * identity and what names servers of the old installation: zimbraId and
+ * cn (copyCos sets its own, LdapProvisioning 3189-3192, 3233-3236),
+ * zimbraCreateTimestamp, zimbraMailHostPool (ids of the old mailbox servers),
+ * and secrets (VALUE-BLOCKED).
+ */
+static const char *const cos_deny[] = {
+	"zimbraId", "cn", "objectClass", "zimbraCreateTimestamp", "zimbraMailHostPool", NULL
+};
+
 static bool in(const char *const *list, const char *n);
+
+bool prov_cos_attr_copied(const char *n)
+{
+	return !in(cos_deny, n);
+}
 
 bool prov_domain_attr_copied(const char *n)
 {

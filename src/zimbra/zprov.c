@@ -98,6 +98,7 @@ static enum zmb_rc fault_map(enum zmb_rc rc, const char *err)
 	if (strstr(err, "fault account.NO_SUCH_DOMAIN:"))
 		return ZMB_ENOTFOUND;
 	if (strstr(err, "fault account.DOMAIN_EXISTS:") ||
+	    strstr(err, "fault account.COS_EXISTS:") ||
 	    strstr(err, "fault account.SIGNATURE_EXISTS:") ||
 	    strstr(err, "fault account.IDENTITY_EXISTS:"))
 		return ZMB_ECONFLICT;
@@ -174,11 +175,13 @@ enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *
 }
 
 enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by,
-			  const char *key, char **id, char **name, char **err)
+			  const char *key, char **id, char **name, struct zattrs *attrs, char **err)
 {
 	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
-				"attrs", "cn", "cos", "by", by, "_content", key);
+	json_t *req = json_pack("{s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"cos", "by", by, "_content", key);
+	if (!attrs)
+		json_object_set_new(req, "attrs", json_string("cn"));
 	enum zmb_rc rc = soap_request(h, tc, "GetCosRequest", req, &resp, err);
 	if (rc)
 		goto out;
@@ -194,6 +197,8 @@ enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by
 		*id = xstrdup(cid);
 	if (name)
 		*name = xstrdup(cname);
+	if (attrs)
+		read_attrs(cos, attrs);
 out:
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
@@ -308,6 +313,27 @@ enum zmb_rc zprov_create_domain(struct http *h, struct token_cache *tc, const ch
 	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
 				"a", attrs_json(attrs));
 	enum zmb_rc rc = soap_request(h, tc, "CreateDomainRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_cos(struct http *h, struct token_cache *tc, const char *name,
+			     const struct zattrs *attrs, char **id, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s}, s:o}", "_jsns", "urn:zimbraAdmin", "name",
+				"_content", name, "a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateCosRequest", req, &resp, err);
+	if (rc == ZMB_OK) {
+		const char *v = answer_id(jfirst(json_object_get(resp, "cos")));
+		if (!v) {
+			*err = xasprintf("%s: CreateCosRequest: answer for %s has no id", http_label(h),
+					 name);
+			rc = ZMB_EPROTO;
+		} else {
+			*id = xstrdup(v);
+		}
+	}
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
 }

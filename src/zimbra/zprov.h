@@ -62,9 +62,15 @@ enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const c
 /* AddAccountAliasRequest. */
 enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *id,
 			    const char *alias, char **err);
-/* GetCosRequest by "name" or "id": *id and *name of the COS (either may be NULL). */
+/* GetCosRequest by "name" or "id": *id and *name of the COS (either may be NULL);
+ * with attrs, every attribute of it too (appended). */
 enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by,
-			  const char *key, char **id, char **name, char **err);
+			  const char *key, char **id, char **name, struct zattrs *attrs, char **err);
+/* CreateCosRequest: a copy of the target's "default" COS with attrs on top
+ * (LdapProvisioning createCos 3164-3166, copyCos: new zimbraId); *id the new one.
+ * account.COS_EXISTS -> ZMB_ECONFLICT. */
+enum zmb_rc zprov_create_cos(struct http *h, struct token_cache *tc, const char *name,
+			     const struct zattrs *attrs, char **id, char **err);
 
 /*
  * Domains (GetDomain.java 56-75, CreateDomain.java 50-90, LdapProvisioning

@@ -974,9 +974,12 @@ class Sim:
         # classes of service, name -> zimbraId; "default" always exists (a fresh
         # installation has it: Provisioning.DEFAULT_COS_NAME); config "cos": [{"name", "id"?}]
         self.coses = {}
+        self.cos_attrs = {}      # name -> its attributes (config "attrs"; CreateCosRequest)
         for c in [{"name": "default"}] + list(cfg.get("cos") or []):
-            self.coses[str(c["name"]).lower()] = c.get("id") or str(
-                uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-cos:%s/%s" % (self.name, str(c["name"]).lower())))
+            cn = str(c["name"]).lower()
+            self.coses[cn] = c.get("id") or str(
+                uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-cos:%s/%s" % (self.name, cn)))
+            self.cos_attrs[cn] = dict(c.get("attrs") or {})
         self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 0,
                       "export_close_delimited": False, "dos_max_requests_per_sec": 0,
                       "rest_not_admin_port": False,
@@ -1912,6 +1915,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         sim.domains.remove(dn)
                         sim.domain_attrs.pop(dn, None)
                     return self.reply_json(200, {"deleted": gone})
+            if p == "/zsim/delete-cos":
+                with sim.lock:
+                    cn = str(body.get("name", "")).lower()
+                    gone = sim.coses.pop(cn, None) is not None
+                    sim.cos_attrs.pop(cn, None)
+                    return self.reply_json(200, {"deleted": gone})
             if p == "/zsim/domain":
                 with sim.lock:
                     dn = str(body.get("name", "")).lower()
@@ -2577,11 +2586,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not c or c.get("_content") is None:
             raise SoapFault("service.INVALID_REQUEST", "invalid request: missing cos")
         by, key = c.get("by", "name"), str(c["_content"])
+        want = {x.strip().lower() for x in str(jval(req, "attrs") or "").split(",") if x.strip()}
         with self.sim.lock:
             for n, cid in self.sim.coses.items():
                 if (by == "id" and cid == key) or (by == "name" and n == key.lower()):
-                    return {"cos": [{"name": n, "id": cid, "a": [{"n": "cn", "_content": n}]}]}
+                    at = dict(self.sim.cos_attrs.get(n) or {})
+                    at.update({"cn": n, "zimbraId": cid})
+                    return {"cos": [{"name": n, "id": cid, "a": [
+                        {"n": k, "_content": v} for k, v in at.items() if not want or k.lower() in want]}]}
         raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % key)
+
+    def soap_CreateCosRequest(self, req, ctx, hdrs):
+        """service/admin/CreateCos.java 45-60 + LdapProvisioning.createCos (3164-3166): a copy
+        of the "default" COS with the attributes given on top (copyCos 3174-3245: a new
+        zimbraId, cn = the name; COS_EXISTS)."""
+        name = str(jval(req, "name") or "").lower().strip()
+        if not name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing name")
+        attrs = {k: v for k, v in self.req_attrs(req).items() if v != ""}
+        with self.sim.lock:
+            if name in self.sim.coses:
+                raise SoapFault("account.COS_EXISTS", "cos already exists: %s" % name)
+            for k in ("zimbraId", "cn", "zimbraCreateTimestamp"):
+                attrs.pop(k, None)
+            at = dict(self.sim.cos_attrs.get("default") or {})
+            at.update(attrs)
+            # a new id (real: a random UUID); zsim's is derived from the name so that a test
+            # recreating it gets the same one
+            self.sim.coses[name] = str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-cos-new:%s/%s" % (self.sim.name, name)))
+            self.sim.cos_attrs[name] = at
+            return {"cos": [{"name": name, "id": self.sim.coses[name],
+                             "a": [{"n": k, "_content": v} for k, v in at.items()]}]}
 
     def server_entry(self, name):
         """(zimbraServiceHostname, zimbraAdminPort) of a mailbox server, or None."""
