@@ -450,7 +450,8 @@ END_TEST
 static void precreate_alice(void)
 {
 	json_t *r = zsim_post(E.dst, "/zsim/add-account",
-			      "{\"name\":\"alice@example.net\",\"attrs\":{\"displayName\":\"Old Alice\","
+			      "{\"name\":\"alice@example.net\",\"status\":\"locked\","
+			      "\"attrs\":{\"displayName\":\"Old Alice\","
 			      "\"zimbraPrefMailSignature\":\"-- alice\"}}");
 	ck_assert_ptr_nonnull(r);
 	json_decref(r);
@@ -496,6 +497,8 @@ START_TEST(test_existing)
 	a = target_account("alice@example.net");
 	ck_assert_str_eq(jattr(a, "displayName"), "Alice Liddell");
 	ck_assert_str_eq(jattr(a, "zimbraMailForwardingAddress"), "bob@example.net");
+	/* the status is the target's (the cutover's), never updated from the source */
+	ck_assert_str_eq(jattr(a, "zimbraAccountStatus"), "locked");
 	ck_assert_str_ne(json_string_value(json_object_get(a, "id")), ID_ALICE);  /* cannot change */
 	json_decref(a);
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_events e JOIN"

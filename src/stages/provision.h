@@ -33,7 +33,8 @@ void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs
 		  struct strlist *aliases);
 /*
  * What to change on an existing target account to match want: every
- * attribute of want whose set of values differs from have's.  An attribute
+ * attribute of want whose set of values differs from have's, except
+ * zimbraAccountStatus (given at creation only: the cutover owns it).  An attribute
  * the source does not have is left as the target has it: the server sets
  * some at creation (cn, sn: LdapProvisioning.createAccount 1525-1535), and
  * an account that existed before keeps what its administrator set.

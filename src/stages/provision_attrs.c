@@ -172,6 +172,13 @@ static bool same_values(const struct zattrs *a, const struct zattrs *b, const ch
 	return same;
 }
 
+/*
+ * Given at creation, never updated: zimbraAccountStatus.  After the first
+ * provisioning the target's status belongs to the cutover (source locked or
+ * in maintenance, target active); an update copying the source's would undo it.
+ */
+static const char *const create_only[] = { "zimbraAccountStatus", NULL };
+
 static bool seen_before(const struct zattrs *a, size_t i)
 {
 	for (size_t j = 0; j < i; j++)
@@ -201,7 +208,7 @@ void prov_diff(const struct zattrs *want, const struct zattrs *have, struct zatt
 {
 	for (size_t i = 0; i < want->n; i++) {
 		const char *n = want->v[i].n;
-		if (seen_before(want, i) || same_values(want, have, n))
+		if (seen_before(want, i) || in(create_only, n) || same_values(want, have, n))
 			continue;
 		for (size_t j = i; j < want->n; j++)
 			if (!strcasecmp(want->v[j].n, n))
