@@ -868,7 +868,16 @@ START_TEST(import_variants)
 			      "{\"faults\":[{\"op\":\"import\",\"action\":\"reset\",\"after_bytes\":60000}]}"));
 	ck_assert_int_eq(rest(E.dst, "POST", "/service/home/alice@example.com/?fmt=tgz", td, tgz, len, NULL, NULL, NULL),
 			 0);
-	b = zsim_stats(E.dst);
+	/* the client sees the reset before the simulator's handler has recorded the
+	 * import (its thread is still unwinding): wait for the record, at most 10 s */
+	b = NULL;
+	for (int i = 0; i < 200; i++) {
+		json_decref(b);
+		b = zsim_stats(E.dst);
+		if (zsim_stat_acct(b, "imports", "alice@example.com", "count") >= 1)
+			break;
+		tu_sleep(0.05);
+	}
 	ck_assert_int_eq(zsim_stat_acct(b, "accounts", "alice@example.com", "items"), 1);
 	ck_assert_int_eq(zsim_stat_acct(b, "imports", "alice@example.com", "count"), 1);
 	json_decref(b);
