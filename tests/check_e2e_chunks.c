@@ -129,15 +129,8 @@ static void teardown(void)
 
 static json_t *items(struct zsim *z, const char *account)
 {
-	char *path, *out = NULL;
-	if (asprintf(&path, "/zsim/items?account=%s", account) < 0)
-		abort();
-	long st = zsim_http(z, "GET", path, NULL, NULL, 0, &out, NULL, NULL);
-	ck_assert_msg(st == 200, "%s: HTTP %ld", path, st);
-	json_t *j = json_loads(out, 0, NULL);
-	ck_assert_ptr_nonnull(j);
-	free(out);
-	free(path);
+	json_t *j = zsim_items(z, account);
+	ck_assert_msg(j != NULL, "items of %s", account);
 	return j;
 }
 

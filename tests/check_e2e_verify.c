@@ -151,14 +151,8 @@ static const char *jverify(json_t *root, const char *name)
  */
 static void delete_two(const char *account, char **folder)
 {
-	char *path = xasprintf("/zsim/items?account=%s", account);
-	char *body = NULL;
-	long st = zsim_http(E.dst, "GET", path, NULL, NULL, 0, &body, NULL, NULL);
-	free(path);
-	ck_assert_msg(st == 200, "GET items: http %ld", st);
-	json_t *root = json_loads(body, 0, NULL);
+	json_t *root = zsim_items(E.dst, account);
 	ck_assert(root != NULL);
-	free(body);
 	json_t *items = json_object_get(root, "items");
 	size_t i, j;
 	json_t *a, *b;

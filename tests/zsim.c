@@ -375,6 +375,22 @@ json_t *zsim_stats(struct zsim *z)
 	return j;
 }
 
+json_t *zsim_items(struct zsim *z, const char *account)
+{
+	char *body = NULL, *path = NULL;
+	json_t *j = NULL;
+	if (asprintf(&path, "/zsim/items?account=%s", account) < 0)
+		return NULL;
+	long st = zsim_http(z, "GET", path, NULL, NULL, 0, &body, NULL, NULL);
+	if (st == 200)
+		j = json_loads(body, 0, NULL);
+	else
+		fprintf(stderr, "zsim: GET %s: HTTP %ld\n", path, st);
+	free(body);
+	free(path);
+	return j;
+}
+
 json_t *zsim_post(struct zsim *z, const char *path, const char *json_body)
 {
 	char *body = NULL;

@@ -81,6 +81,8 @@ bool zsim_alive(struct zsim *z);
 
 /* GET /zsim/stats (full, with request log and digests).  NULL on error. */
 json_t *zsim_stats(struct zsim *z);
+/* GET /zsim/items?account=A: {"items":[{id,type,folder,...}]} (NULL on error, printed). */
+json_t *zsim_items(struct zsim *z, const char *account);
 /* POST a control endpoint ("/zsim/knobs", ...) with a JSON body; the parsed reply or NULL. */
 json_t *zsim_post(struct zsim *z, const char *path, const char *json_body);
 

@@ -743,34 +743,52 @@ static void take_id(json_t *v, struct strlist *ids)
 /*
  * GetFolderResponse: folder elements nest (zm-mailbox service/mail/GetFolder.java,
  * ToXML.encodeFolder): each has "folder", "search" (search folders) and
- * "link" (mountpoints) children.  Depth is bounded: a hostile answer cannot
- * recurse the stack away.
+ * "link" (mountpoints) children.  folder_walk() calls visit(f, depth, arg) on
+ * f and every element below it through the children named in kids (the
+ * first nkids of folder_kids); the top of an answer ("folder" of the
+ * response, an object or an array) is depth 0.  Depth is bounded: a hostile
+ * answer cannot recurse the stack away.
  */
-static void folder_ids(json_t *f, struct strlist *ids, int depth)
+static const char *const folder_kids[] = { "folder", "search", "link" };
+
+typedef void folder_visit(json_t *f, int depth, void *arg);
+
+static void folder_walk(json_t *f, size_t nkids, int depth, folder_visit *visit, void *arg)
 {
-	static const char *const kids[] = { "folder", "search", "link" };
 	if (!json_is_object(f) || depth > 256)
 		return;
+	visit(f, depth, arg);
+	for (size_t k = 0; k < nkids; k++) {
+		json_t *arr = json_object_get(f, folder_kids[k]);
+		if (json_is_object(arr))
+			folder_walk(arr, nkids, depth + 1, visit, arg);
+		for (size_t i = 0; i < json_array_size(arr); i++)
+			folder_walk(json_array_get(arr, i), nkids, depth + 1, visit, arg);
+	}
+}
+
+/* The "folder" member of an answer (an object or an array); false when it has none. */
+static bool folder_walk_top(json_t *resp, size_t nkids, folder_visit *visit, void *arg)
+{
+	json_t *arr = json_object_get(resp, "folder");
+	if (json_is_object(arr))
+		folder_walk(arr, nkids, 0, visit, arg);
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		folder_walk(json_array_get(arr, i), nkids, 0, visit, arg);
+	return json_is_object(arr) || json_array_size(arr) > 0;
+}
+
+static void visit_id(json_t *f, int depth, void *ids)
+{
 	/* not the top (USER_ROOT, id 1): every mailbox has it, and it is no one's to create */
 	if (depth > 0)
 		take_id(f, ids);
-	for (size_t k = 0; k < sizeof kids / sizeof *kids; k++) {
-		json_t *arr = json_object_get(f, kids[k]);
-		if (json_is_object(arr))
-			folder_ids(arr, ids, depth + 1);
-		for (size_t i = 0; i < json_array_size(arr); i++)
-			folder_ids(json_array_get(arr, i), ids, depth + 1);
-	}
 }
 
 static void tree_answer(json_t *folders, json_t *tags, struct strlist *ids)
 {
-	json_t *arr = json_object_get(folders, "folder");
-	if (json_is_object(arr))
-		folder_ids(arr, ids, 0);
-	for (size_t i = 0; i < json_array_size(arr); i++)
-		folder_ids(json_array_get(arr, i), ids, 0);
-	arr = json_object_get(tags, "tag");   /* absent when the mailbox has no tag */
+	folder_walk_top(folders, 3, visit_id, ids);
+	json_t *arr = json_object_get(tags, "tag");   /* absent when the mailbox has no tag */
 	if (json_is_object(arr))
 		take_id(arr, ids);
 	for (size_t i = 0; i < json_array_size(arr); i++)
@@ -860,36 +878,36 @@ void zfolders_free(struct zfolder *v, size_t n)
 }
 
 /*
- * One folder and its subfolders with their figures: path from absFolderPath
- * without the leading '/' (ToXML.encodeFolder), view, n (items), s (bytes).
- * Search folders and mountpoints hold nothing of their own: not listed.
+ * One folder with its figures: path from absFolderPath without the leading
+ * '/' (ToXML.encodeFolder), view, n (items), s (bytes).  Walked through
+ * "folder" children only: search folders and mountpoints hold nothing of
+ * their own and are not listed.
  */
-static void folder_figures(json_t *f, struct zfolder **v, size_t *n, size_t *alloc, int depth)
+struct figures_acc {
+	struct zfolder *v;
+	size_t n, alloc;
+};
+
+static void visit_figures(json_t *f, int depth, void *arg)
 {
-	if (!json_is_object(f) || depth > 256)
-		return;
+	struct figures_acc *acc = arg;
 	const char *p = jstr(json_object_get(f, "absFolderPath"));
-	if (p && depth > 0) {
-		if (*n == *alloc) {
-			*alloc = *alloc ? *alloc * 2 : 32;
-			*v = xrealloc(*v, *alloc * sizeof **v);
-		}
-		struct zfolder *z = &(*v)[(*n)++];
-		while (*p == '/')
-			p++;
-		z->path = xstrndup(p, 1024);
-		const char *view = jstr(json_object_get(f, "view"));
-		z->view = view ? xstrndup(view, 40) : NULL;
-		if (!jnum(json_object_get(f, "n"), &z->n) || z->n < 0)
-			z->n = 0;
-		if (!jnum(json_object_get(f, "s"), &z->s) || z->s < 0)
-			z->s = 0;
+	if (!p || depth == 0)
+		return;
+	if (acc->n == acc->alloc) {
+		acc->alloc = acc->alloc ? acc->alloc * 2 : 32;
+		acc->v = xrealloc(acc->v, acc->alloc * sizeof *acc->v);
 	}
-	json_t *arr = json_object_get(f, "folder");
-	if (json_is_object(arr))
-		folder_figures(arr, v, n, alloc, depth + 1);
-	for (size_t i = 0; i < json_array_size(arr); i++)
-		folder_figures(json_array_get(arr, i), v, n, alloc, depth + 1);
+	struct zfolder *z = &acc->v[acc->n++];
+	while (*p == '/')
+		p++;
+	z->path = xstrndup(p, 1024);
+	const char *view = jstr(json_object_get(f, "view"));
+	z->view = view ? xstrndup(view, 40) : NULL;
+	if (!jnum(json_object_get(f, "n"), &z->n) || z->n < 0)
+		z->n = 0;
+	if (!jnum(json_object_get(f, "s"), &z->s) || z->s < 0)
+		z->s = 0;
 }
 
 enum zmb_rc soap_folder_counts(struct http *h, struct token_cache *tc, const char *account,
@@ -901,13 +919,11 @@ enum zmb_rc soap_folder_counts(struct http *h, struct token_cache *tc, const cha
 	*n = 0;
 	enum zmb_rc rc = soap_call_as(h, tc, account, "GetFolderRequest", req, &resp, err);
 	if (!rc) {
-		size_t alloc = 0;
-		json_t *arr = json_object_get(resp, "folder");
-		if (json_is_object(arr))
-			folder_figures(arr, out, n, &alloc, 0);
-		for (size_t i = 0; i < json_array_size(arr); i++)
-			folder_figures(json_array_get(arr, i), out, n, &alloc, 0);
-		if (!json_array_size(arr) && !json_is_object(arr)) {
+		struct figures_acc acc = { NULL, 0, 0 };
+		bool any = folder_walk_top(resp, 1, visit_figures, &acc);
+		*out = acc.v;
+		*n = acc.n;
+		if (!any) {
 			*err = xasprintf("%s: GetFolderRequest for %s: no folder in the answer",
 					 http_label(h), account);
 			rc = ZMB_EPROTO;
@@ -975,12 +991,9 @@ enum zmb_rc soap_parse_for_fuzz(const char *req, long status, const char *body, 
 		struct strlist ids = STRLIST_INIT;
 		tree_answer(resp, resp, &ids);
 		strlist_release(&ids);
-		struct zfolder *fv = NULL;
-		size_t fn = 0, fa = 0;
-		json_t *arr = json_object_get(resp, "folder");
-		for (size_t i = 0; i < json_array_size(arr); i++)
-			folder_figures(json_array_get(arr, i), &fv, &fn, &fa, 0);
-		zfolders_free(fv, fn);
+		struct figures_acc acc = { NULL, 0, 0 };
+		folder_walk_top(resp, 1, visit_figures, &acc);
+		zfolders_free(acc.v, acc.n);
 	} else if (!strcmp(req, "SearchRequest")) {
 		struct strlist ids = STRLIST_INIT;
 		long long oldest = 0;
