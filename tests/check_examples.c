@@ -14,6 +14,7 @@ static const char *const examples[] = {
 	"conf/zmztozmig.conf.example",
 	"conf/carbonio-mmr.cfg.example",
 	"conf/zimbra-mmr.cfg.example",
+	"conf/zimbra-to-carbonio.cfg.example",
 };
 
 static const char *const mmr_examples[] = {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "state.h"
+#include "state_prov.h"
 #include "testutil.h"
 
 extern const char *const zmb_schema[];
@@ -1181,6 +1182,29 @@ START_TEST(test_migrate_1_to_2)
 	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM accounts WHERE account = 'old@x.test' AND"
 			       " verify = 'mismatch' AND verify_detail = 'Inbox: 1 missing' AND"
 			       " verified_at > 0 AND state = 'done' AND bytes = 555"), 1);
+	/* 008: the provision stage's objects, empty, usable on the upgraded DB */
+	ck_assert_int_ge(state_schema_version(), 8);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM provision_objects"), 0);
+	ck_assert_int_eq(state_prov_plan(st, "provision", "account", "old@x.test", "old@y.test"),
+			 ZMB_OK);
+	struct prov_row pr;
+	ck_assert_int_eq(state_prov_get(st, "provision", "account", "old@x.test", &pr), ZMB_OK);
+	ck_assert_str_eq(pr.state, "pending");
+	ck_assert_int_eq(state_prov_creating(st, 1, pr.id, "creating old@y.test"), ZMB_OK);
+	ck_assert_int_eq(state_prov_done(st, 1, pr.id, "created", "created old@y.test"), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM provision_objects WHERE state = 'done' AND"
+			       " outcome = 'created' AND ours = 1"), 1);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM provision_events"), 2);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM v_provision"), 1);
+	/* a done object keeps its target when planned again; the CHECKs hold */
+	ck_assert_int_eq(state_prov_plan(st, "provision", "account", "old@x.test", "other@y.test"),
+			 ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM provision_objects WHERE target = 'old@y.test'"), 1);
+	ck_assert_int_ne(state_prov_done(st, 1, pr.id, "bogus", NULL), ZMB_OK);
+	ck_assert_int_eq(state_prov_failed(st, 1, pr.id, "boom"), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT attempts FROM provision_objects"), 1);
+	state_prov_release(&pr);
+	ck_assert_int_eq(state_prov_get(st, "provision", "account", "nobody@x.test", &pr), ZMB_ENOTFOUND);
 	/* what 002 brings: the servers table + view and the backoff index */
 	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN"
 			       " ('servers', 'v_servers', 'accounts_backoff')"), 3);

@@ -152,6 +152,8 @@ static enum zmb_rc finish_server(struct job *job, struct server *s, bool require
 		s->scheme = xstrdup("https");
 	absolutize(job, &s->ca_file);
 	absolutize(job, &s->password_file);
+	absolutize(job, &s->ldap.password_file);
+	absolutize(job, &s->ldap.ca_file);
 	/* tls_verify = false is warned about by run/check themselves (also --insecure) */
 	if (s->password_inline && file_readable_by_others(job->path))
 		strlist_add_nodup(&job->warnings,

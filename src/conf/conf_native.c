@@ -229,7 +229,11 @@ static int get_enum(struct np *np, const struct cval *g, const char *grp, const 
 static const char *const server_keys[] = {
 	"host", "port", "admin_user", "admin_password_file", "admin_password_env",
 	"admin_password", "ca_file", "pinned_pubkey", "tls_verify", "scheme",
-	"max_requests_per_second", "servers", NULL
+	"max_requests_per_second", "servers", "ldap", NULL
+};
+
+static const char *const ldap_keys[] = {
+	"url", "bind_dn", "password_file", "base", "starttls", "ca_file", "tls_verify", NULL
 };
 
 static const char *const route_keys[] = { "name", "host", "port", "pinned_pubkey", NULL };
@@ -302,6 +306,48 @@ static int get_rate(struct np *np, const struct cval *g, const char *grp, const 
 	return 0;
 }
 
+/* ldap = { url = "ldap://..."; bind_dn = ...; password_file = ...; } */
+static void parse_server_ldap(struct np *np, const struct cval *g, struct server *s)
+{
+	const struct cval *v = cval_get(g, "ldap");
+	if (!v)
+		return;
+	if (v->type != CV_GROUP) {
+		np_bad(np, v, s->role, "ldap", "expected a group { url = ...; password_file = ...; }");
+		return;
+	}
+	char *grp = xasprintf("%s.ldap", s->role);
+	struct server_ldap *l = &s->ldap;
+	l->line = v->line;
+	l->tls_verify = true;
+	if (check_keys(np, v, grp, ldap_keys) == 0) {
+		get_str(np, v, grp, "url", &l->url);
+		get_str(np, v, grp, "bind_dn", &l->bind_dn);
+		get_str(np, v, grp, "password_file", &l->password_file);
+		const struct cval *b = cval_get(v, "base");
+		if (b && b->type != CV_STR)
+			np_bad(np, b, grp, "base", "expected a string");
+		else if (b)
+			l->base = xstrdup(b->str);   /* "" is Zimbra's root: allowed */
+		get_bool(np, v, grp, "starttls", &l->starttls);
+		get_str(np, v, grp, "ca_file", &l->ca_file);
+		get_bool(np, v, grp, "tls_verify", &l->tls_verify);
+		if (!l->url)
+			np_bad(np, v, grp, "url", "required");
+		else if (strncmp(l->url, "ldap://", 7) && strncmp(l->url, "ldaps://", 8) &&
+			 strncmp(l->url, "ldapi://", 8))
+			np_bad(np, cval_get(v, "url"), grp, "url",
+			       "expected an ldap://, ldaps:// or ldapi:// URI");
+		else if (!l->password_file)
+			np_bad(np, v, grp, "password_file", "required");
+		if (!l->bind_dn)
+			l->bind_dn = xstrdup("uid=zimbra,cn=admins,cn=zimbra");
+		if (!l->base)
+			l->base = xstrdup("");
+	}
+	free(grp);
+}
+
 static void parse_server(struct np *np, const struct cval *g, struct server *s)
 {
 	const char *grp = s->role;
@@ -337,6 +383,7 @@ static void parse_server(struct np *np, const struct cval *g, struct server *s)
 	}
 	get_rate(np, g, grp, "max_requests_per_second", 0, 100000, &s->max_rps);
 	parse_routes(np, g, s);
+	parse_server_ldap(np, g, s);
 }
 
 static const char *const migration_keys[] = {

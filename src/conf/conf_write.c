@@ -186,6 +186,20 @@ static void write_server(const struct job *job, const struct server *s, FILE *ou
 		}
 		fputs("  );\n", out);
 	}
+	if (s->ldap.url) {
+		fputs("  ldap = {\n", out);
+		put_kv(out, "    ", "url", s->ldap.url);
+		put_kv(out, "    ", "bind_dn", s->ldap.bind_dn);
+		put_kv(out, "    ", "password_file", s->ldap.password_file);
+		put_kv(out, "    ", "base", s->ldap.base);
+		if (s->ldap.starttls)
+			fputs("    starttls = true;\n", out);
+		if (s->ldap.ca_file)
+			put_kv(out, "    ", "ca_file", s->ldap.ca_file);
+		if (!s->ldap.tls_verify)
+			fputs("    tls_verify = false;\n", out);
+		fputs("  };\n", out);
+	}
 	fputs("};\n\n", out);
 }
 

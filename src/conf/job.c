@@ -59,6 +59,11 @@ static void server_release(struct server *s)
 		free(s->routes[i].pinned_pubkey);
 	}
 	free(s->routes);
+	free(s->ldap.url);
+	free(s->ldap.bind_dn);
+	free(s->ldap.password_file);
+	free(s->ldap.base);
+	free(s->ldap.ca_file);
 }
 
 void job_release(struct job *job)

@@ -69,6 +69,23 @@ struct server_route {
 	int line;
 };
 
+/*
+ * `source.ldap` / `target.ldap`: that side's LDAP, for what its admin SOAP
+ * cannot do (the provision stage reads userPassword hashes there: SOAP
+ * answers VALUE-BLOCKED).  url NULL = not configured.  The password is read
+ * from password_file by the stage that binds (never kept in the job).
+ */
+struct server_ldap {
+	char *url;                 /* ldap://, ldaps://, ldapi:// */
+	char *bind_dn;             /* default uid=zimbra,cn=admins,cn=zimbra */
+	char *password_file;       /* zimbra_ldap_password, mode 600 */
+	char *base;                /* search base for accounts, default "" (Zimbra's root) */
+	bool starttls;
+	char *ca_file;
+	bool tls_verify;           /* default true */
+	int line;
+};
+
 struct server {
 	const char *role;          /* "source" / "target" (static string) */
 	char *host;
@@ -92,6 +109,7 @@ struct server {
 	double max_rps;
 	struct server_route *routes;   /* `servers`: address overrides by mail host name */
 	size_t nroutes;
+	struct server_ldap ldap;       /* `ldap = { ... }`; ldap.url NULL = none */
 	int line;                  /* line of the group in the file */
 };
 

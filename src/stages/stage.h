@@ -102,6 +102,9 @@ enum zmb_rc localconfig_set(struct stage_ctx *ctx, const char *path, const char 
 			    const char *const *values, size_t n, bool backup, char **err);
 int exec_validate(const struct stage_conf *sc, const char *file, char **err);
 struct stage_result exec_run(struct stage_ctx *ctx);
+/* provision: accounts (attributes, zimbraId, COS, aliases, password hash) to the target */
+int provision_validate(const struct stage_conf *sc, const char *file, char **err);
+struct stage_result provision_run(struct stage_ctx *ctx);
 
 /*
  * For tests and fuzzing: run the LDAP value parsers of ldap_cnconfig.c (olcSyncrepl

@@ -252,6 +252,18 @@ static enum zmb_rc soap_call(struct http *h, struct token_cache *tc, const char 
 	return soap_call_as(h, tc, NULL, req, req_body, out, err);
 }
 
+enum zmb_rc soap_request(struct http *h, struct token_cache *tc, const char *req,
+			 json_t *req_body, json_t **out, char **err)
+{
+	return soap_call(h, tc, req, req_body, out, err);
+}
+
+enum zmb_rc soap_request_as(struct http *h, struct token_cache *tc, const char *account,
+			    const char *req, json_t *req_body, json_t **out, char **err)
+{
+	return soap_call_as(h, tc, account, req, req_body, out, err);
+}
+
 static enum zmb_rc auth_answer(const char *label, json_t *resp, char **token,
 			       long long *lifetime_ms, char **err)
 {

@@ -149,6 +149,22 @@ enum zmb_rc soap_folder_counts(struct http *h, struct token_cache *tc, const cha
 			       struct zfolder **out, size_t *n, char **err);
 
 /*
+ * Any admin request (for modules with calls of their own, e.g. zprov.c):
+ * req "FooRequest", req_body the request object (taken, even on error),
+ * *out the FooResponse object (a new reference, caller json_decref()s).
+ * The envelope is wiped after sending (it may carry a secret).  Results
+ * as above; a fault keeps its code in *err ("... fault account.NO_SUCH_COS: ...").
+ */
+struct json_t;
+enum zmb_rc soap_request(struct http *h, struct token_cache *tc, const char *req,
+			 struct json_t *req_body, struct json_t **out, char **err);
+/* The same acting as `account` (context <account by="name">: an admin on a user's
+ * own requests, e.g. urn:zimbraAccount GetSignaturesRequest). */
+enum zmb_rc soap_request_as(struct http *h, struct token_cache *tc, const char *account,
+			    const char *req, struct json_t *req_body, struct json_t **out,
+			    char **err);
+
+/*
  * For tests and fuzzing: judge one answer (HTTP status + body) to req
  * ("AuthRequest", "SearchDirectoryRequest", "GetAccountRequest",
  * "GetMailboxRequest", "GetQuotaUsageRequest", "GetFolderRequest", "SearchRequest"

@@ -514,6 +514,105 @@ class LimitsCapped(SimCase):
         self.assertEqual(len(r["Body"]["SearchResponse"]["m"]), 10)
 
 
+
+
+def ssha(password, salt=b"saltsalt"[:4], algo="sha1"):
+    import base64
+    import hashlib
+    h = getattr(hashlib, algo)(password.encode() + salt).digest()
+    return ("{SSHA512}" if algo == "sha512" else "{SSHA}") + base64.b64encode(h + salt).decode()
+
+
+class Provisioning(SimCase):
+    """The admin calls of the provision stage, as the real handlers answer them."""
+    CFG = cfg(acct_cfg(attrs={"userPassword": ssha("old-secret"), "displayName": "Alice"},
+                       aliases=["al@example.com"], cos="gold"),
+              cos=[{"name": "gold"}])
+
+    def admin(self, name, req):
+        st, r = self.sim.soap(name, req, ns="urn:zimbraAdmin")
+        body = r["Body"]
+        if "Fault" in body:
+            return st, body["Fault"]["Detail"]["Error"]["Code"]
+        return st, body[name[:-len("Request")] + "Response"]
+
+    def attrs(self, acct):
+        return {a["n"]: a["_content"] for a in acct["a"]}
+
+    def test_get_account_blocks_the_password(self):
+        st, r = self.admin("GetAccountRequest", {"account": {"by": "name", "_content": "alice@example.com"}})
+        a = self.attrs(r["account"][0])
+        self.assertEqual(a["userPassword"], "VALUE-BLOCKED")      # Provisioning.sanitizedAttrValue
+        self.assertEqual(a["displayName"], "Alice")
+        # by an alias, as getAccountByName
+        st, r = self.admin("GetAccountRequest", {"account": {"by": "name", "_content": "al@example.com"}})
+        self.assertEqual(r["account"][0]["name"], "alice@example.com")
+
+    def test_create_keeps_zimbra_id_and_hash_and_refuses_what_the_real_one_refuses(self):
+        zid = "0b9c3c44-61a2-4a54-8d41-3c1f4b3e2a10"
+        h = ssha("pw-of-bob", b"\x01\x02\x03\x04\x05\x06\x07\x08", "sha512")
+        gold = self.admin("GetCosRequest", {"cos": {"by": "name", "_content": "gold"}})[1]["cos"][0]["id"]
+        st, r = self.admin("CreateAccountRequest", {"name": "Bob@example.com", "a": [
+            {"n": "zimbraId", "_content": zid}, {"n": "userPassword", "_content": h},
+            {"n": "zimbraCOSId", "_content": gold}, {"n": "displayName", "_content": "Bob B"}]})
+        self.assertEqual((st, r["account"][0]["id"], r["account"][0]["name"]), (200, zid, "bob@example.com"))
+        self.assertEqual(self.sim.ctl("/zsim/account?name=bob@example.com")[1]["attrs"]["userPassword"], h)
+        self.assertEqual(self.attrs(r["account"][0])["cn"], "Bob B")
+        # the user's old password works, a wrong one does not
+        ok = self.sim.soap("AuthRequest", {"account": {"by": "name", "_content": "bob@example.com"},
+                                           "password": "pw-of-bob"}, ns="urn:zimbraAccount", token=False)
+        self.assertIn("AuthResponse", ok[1]["Body"])
+        bad = self.sim.soap("AuthRequest", {"account": {"by": "name", "_content": "bob@example.com"},
+                                            "password": "nope"}, ns="urn:zimbraAccount", token=False)
+        self.assertEqual(bad[1]["Body"]["Fault"]["Detail"]["Error"]["Code"], "account.AUTH_FAILED")
+        self.assertEqual(self.admin("CreateAccountRequest", {"name": "bob@example.com"})[1],
+                         "account.ACCOUNT_EXISTS")
+        self.assertEqual(self.admin("CreateAccountRequest", {"name": "al@example.com"})[1],
+                         "account.ACCOUNT_EXISTS")
+        self.assertEqual(self.admin("CreateAccountRequest", {"name": "c@example.com", "a": [
+            {"n": "zimbraCOSId", "_content": "gold"}]})[1], "account.NO_SUCH_COS")   # an id, not a name
+        self.assertEqual(self.admin("CreateAccountRequest", {"name": "c@example.com", "a": [
+            {"n": "zimbraMailAlias", "_content": "x@example.com"}]})[1], "service.INVALID_REQUEST")
+        self.assertEqual(self.admin("CreateAccountRequest", {"name": "c@nowhere.test"})[1],
+                         "account.NO_SUCH_DOMAIN")
+        self.assertEqual(self.admin("GetCosRequest", {"cos": {"by": "name", "_content": "silver"}})[1],
+                         "account.NO_SUCH_COS")
+
+    def test_signatures_and_identities_keep_their_ids(self):
+        def as_alice(name, req):
+            st, r = self.sim.soap(name, req, account="alice@example.com", ns="urn:zimbraAccount")
+            b = r["Body"]
+            return b["Fault"]["Detail"]["Error"]["Code"] if "Fault" in b else b[name[:-7] + "Response"]
+        sid = "7e0c1d52-8a44-4a5e-9a69-2f0c7c3c0a11"
+        r = as_alice("CreateSignatureRequest", {"signature": {"name": "work", "id": sid, "content": [
+            {"type": "text/html", "_content": "<b>A</b>"}]}})
+        self.assertEqual(r["signature"][0]["id"], sid)          # CreateSignature.java: id kept
+        self.assertEqual(as_alice("CreateSignatureRequest", {"signature": {"name": "work"}}),
+                         "account.SIGNATURE_EXISTS")
+        self.assertEqual(as_alice("GetSignaturesRequest", {})["signature"][0]["content"][0]["_content"], "<b>A</b>")
+        r = as_alice("CreateIdentityRequest", {"identity": {"name": "boss", "a": [
+            {"name": "zimbraPrefIdentityId", "_content": sid}, {"name": "zimbraPrefFromAddress", "_content": "b@x"}]}})
+        self.assertEqual(r["identity"][0]["id"], sid)            # createIdentity 7883-7886
+        self.assertEqual(as_alice("CreateIdentityRequest", {"identity": {"name": "DEFAULT"}}),
+                         "account.IDENTITY_EXISTS")
+        names = [i["name"] for i in as_alice("GetIdentitiesRequest", {})["identity"]]
+        self.assertEqual(names, ["DEFAULT", "boss"])
+
+    def test_alias_and_modify(self):
+        st, r = self.admin("GetAccountRequest", {"account": {"by": "name", "_content": "alice@example.com"}})
+        zid = r["account"][0]["id"]
+        self.assertEqual(self.admin("AddAccountAliasRequest", {"id": zid, "alias": "al@example.com"})[1],
+                         "account.ACCOUNT_EXISTS")
+        self.assertEqual(self.admin("AddAccountAliasRequest", {"id": zid, "alias": "a2@example.com"})[0], 200)
+        st, r = self.admin("ModifyAccountRequest", {"id": zid, "a": [
+            {"n": "zimbraPrefFoo", "_content": "1"}, {"n": "zimbraMailForwardingAddress", "_content": "x@y"},
+            {"n": "zimbraMailForwardingAddress", "_content": "z@y"}, {"n": "displayName", "_content": ""}]})
+        got = self.sim.ctl("/zsim/account?name=alice@example.com")[1]
+        self.assertEqual(got["attrs"]["zimbraMailForwardingAddress"], ["x@y", "z@y"])
+        self.assertNotIn("displayName", got["attrs"])
+        self.assertEqual(got["aliases"], ["a2@example.com", "al@example.com"])
+
+
 if __name__ == "__main__":
     try:
         unittest.main()

@@ -63,12 +63,22 @@ CAL_KINDS = ("appointment", "task")
 # contact: none, document: its own name)
 KIND_EXT = {"message": ".eml", "appointment": ".appt", "task": ".task", "contact": "", "document": ""}
 TIME_UNSPECIFIED = -1     # Formatter.java:65
+# Provisioning.sanitizedAttrValue's list (Provisioning.java 466-477), lower case
+BLOCKED_ATTRS = {"userpassword", "zimbradatasourcepassword", "zimbrafreebusyexchangeauthpassword",
+                 "zimbraucpassword", "zimbratwofactorauthsecret", "zimbratwofactorauthscratchcodes",
+                 "zimbraappspecificpassword", "zimbratwofactorauthtrusteddevices",
+                 "zimbradatasourceoauthtoken", "zimbradatasourceoauthclientsecret",
+                 "zimbradatasourceoauthrefreshtoken", "zimbratwofactorcodeforemail"}
+
 RECEIVER_CODES = {"service.FAILURE", "service.TEMPORARILY_UNAVAILABLE",
                   "account.TOO_MANY_SEARCH_RESULTS"}
 XML_ELEMENT_KEYS = {"lifetime", "authToken", "su"}  # encoded as child elements in XML
 # urn:zimbraMail requests the admin SOAP endpoint serves: the AdminServlet registers
 # AdminService, AccountService AND MailService (zm-mailbox store/conf/web.xml:274-292)
-MAIL_REQUESTS = {"GetFolderRequest", "GetTagRequest", "SearchRequest"}
+MAIL_REQUESTS = {"GetFolderRequest", "GetTagRequest", "SearchRequest",
+                 # urn:zimbraAccount, on the account in the context header like the mail ones
+                 "GetSignaturesRequest", "CreateSignatureRequest",
+                 "GetIdentitiesRequest", "CreateIdentityRequest"}
 MAX_KEEP_DATA = 64 << 20
 
 
@@ -234,6 +244,31 @@ class Account:
         self.status = spec.get("status", "active")
         self.mailhost = spec.get("mailhost", sim.mailhost)
         self.attrs = dict(spec.get("attrs") or {})
+        # the account's COS by name (config "cos"), stored as zimbraCOSId like the real entry
+        if spec.get("cos"):
+            self.attrs["zimbraCOSId"] = sim.cos_id(spec["cos"])
+        # signatures / identities other than the account's own (LDAP child entries):
+        # config "signatures": [{"name", "id"?, "text"?, "html"?}],
+        # "identities": [{"name", "id"?, "attrs"?}]
+        self.signatures = []
+        for sg in spec.get("signatures") or []:
+            c = []
+            if sg.get("text") is not None:
+                c.append({"type": "text/plain", "_content": sg["text"]})
+            if sg.get("html") is not None:
+                c.append({"type": "text/html", "_content": sg["html"]})
+            self.signatures.append({"name": sg["name"], "id": sg.get("id") or str(uuid.uuid4()),
+                                    "content": c})
+        self.identities = []
+        for it in spec.get("identities") or []:
+            at = dict(it.get("attrs") or {})
+            at.setdefault("zimbraPrefIdentityName", it["name"])
+            at["zimbraPrefIdentityId"] = it.get("id") or at.get("zimbraPrefIdentityId") or str(uuid.uuid4())
+            self.identities.append({"name": it["name"], "id": at["zimbraPrefIdentityId"], "attrs": at})
+        # aliases (config "aliases"): zimbraMailAlias + mail, as AddAccountAlias leaves them
+        for al in spec.get("aliases") or []:
+            sim.aliases[str(al).lower()] = self.name
+            self.attrs.setdefault("zimbraMailAlias", []).append(str(al).lower())
         self.sys_account = bool(spec.get("zimbraIsSystemAccount"))
         self.sys_resource = bool(spec.get("zimbraIsSystemResource"))
         self.mbxid = sim.next_mbxid()
@@ -597,6 +632,27 @@ class Account:
 # --------------------------------------------------------------------------
 # LDAP filter subset for SearchDirectory query
 
+def verify_password(stored, password):
+    """PasswordUtil.SSHA.verifySSHA / SSHA512.verifySSHA512 (store/src/java/com/zimbra/cs/
+    account/auth/PasswordUtil.java 38-130): base64(digest(password + salt) + salt), the salt
+    4 bytes for SSHA (8 when the whole is 28 bytes), 8 for SSHA512."""
+    if isinstance(stored, list):
+        stored = stored[0] if stored else ""
+    for tag, algo, slen in (("{SSHA512}", hashlib.sha512, 8), ("{SSHA}", hashlib.sha1, 4)):
+        if stored.startswith(tag):
+            try:
+                buf = base64.b64decode(stored[len(tag):])
+            except ValueError:
+                return False
+            if len(buf) <= slen:
+                return False
+            if tag == "{SSHA}" and len(buf) == 28:
+                slen = 8
+            salt = buf[-slen:]
+            return hmac.compare_digest(algo(password.encode() + salt).digest() + salt, buf)
+    return hmac.compare_digest(stored.encode(), password.encode())
+
+
 def ldap_match(flt, attrs):
     flt = (flt or "").strip()
     if not flt:
@@ -911,8 +967,19 @@ class Sim:
         self.revoked_peer = set()
         self._mbxid = 1
         self.domains = []
+        self.domain_attrs = {}   # domain -> its attributes (config "attrs"; CreateDomainRequest)
         self.accounts = {}
         self.by_id = {}
+        self.aliases = {}        # alias address -> account name (AddAccountAliasRequest)
+        # classes of service, name -> zimbraId; "default" always exists (a fresh
+        # installation has it: Provisioning.DEFAULT_COS_NAME); config "cos": [{"name", "id"?}]
+        self.coses = {}
+        self.cos_attrs = {}      # name -> its attributes (config "attrs"; CreateCosRequest)
+        for c in [{"name": "default"}] + list(cfg.get("cos") or []):
+            cn = str(c["name"]).lower()
+            self.coses[cn] = c.get("id") or str(
+                uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-cos:%s/%s" % (self.name, cn)))
+            self.cos_attrs[cn] = dict(c.get("attrs") or {})
         self.knobs = {"bandwidth": 0, "import_delay": 0.0, "gzip_level": 0,
                       "export_close_delimited": False, "dos_max_requests_per_sec": 0,
                       "rest_not_admin_port": False,
@@ -932,6 +999,24 @@ class Sim:
         self.set_knobs(cfg.get("knobs") or {})
         self.reset_stats()
 
+    def new_domain_attrs(self, dn, attrs):
+        """A domain entry as LdapProvisioning.createDomain (2725-2830) leaves it: a NEW
+        zimbraId always (2810-2811: none given is kept), zimbraDomainType local and
+        zimbraDomainStatus active unless given, the create time."""
+        a = dict(attrs)
+        a["zimbraId"] = str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-domain:%s/%s" % (self.name, dn)))
+        a["zimbraDomainName"] = dn
+        a.setdefault("zimbraDomainType", "local")
+        a.setdefault("zimbraDomainStatus", "active")
+        a["zimbraCreateTimestamp"] = time.strftime("%Y%m%d%H%M%SZ", time.gmtime())
+        return a
+
+    def cos_id(self, name):
+        cid = self.coses.get(str(name).lower())
+        if cid is None:
+            raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % name)
+        return cid
+
     def next_mbxid(self):
         self._mbxid += 1
         return self._mbxid
@@ -940,6 +1025,10 @@ class Sim:
         dn = d["name"].lower()
         if dn not in self.domains:
             self.domains.append(dn)
+        da = dict(d.get("attrs") or {})
+        if d.get("cos"):     # the domain's default COS by name (zimbraDomainDefaultCOSId)
+            da["zimbraDomainDefaultCOSId"] = self.cos_id(d["cos"])
+        self.domain_attrs[dn] = self.new_domain_attrs(dn, da)
         for spec in d.get("accounts") or []:
             self.add_account(spec, dn)
         if d.get("system_accounts"):
@@ -974,7 +1063,7 @@ class Sim:
             domain = name.split("@")[-1]
         if domain not in self.domains:
             self.domains.append(domain)
-        if name in self.accounts:
+        if name in self.accounts or name in self.aliases:
             raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
         a = Account(self, name, domain, spec)
         self.accounts[name] = a
@@ -985,6 +1074,8 @@ class Sim:
         a = self.accounts.pop(name.lower(), None)
         if a:
             self.by_id.pop(a.id, None)
+            for al in [k for k, v in self.aliases.items() if v == a.name]:
+                del self.aliases[al]
         return a is not None
 
     def find_account(self, key, by="name"):
@@ -994,6 +1085,10 @@ class Sim:
         if by == "id":
             return self.by_id.get(key)
         a = self.accounts.get(key.lower())
+        if a is None and key.lower() in self.aliases:
+            # by name resolves an alias too (LdapProvisioning getAccountByName searches
+            # zimbraMailDeliveryAddress and zimbraMailAlias)
+            a = self.accounts.get(self.aliases[key.lower()])
         if a is None and by != "id":
             a = self.by_id.get(key)
         return a
@@ -1150,6 +1245,7 @@ class Sim:
                 "misrouted": {"total": 0, "proxied": 0, "by_account": {}},
                 "mail": {},     # mail SOAP per account: searches, folder_lists, tag_lists
                 "dos": {"rejected": 0, "soap": 0, "rest": 0, "by_tracker": {}},
+                "account_auth": collections.Counter(),   # users' own AuthRequests: ok / failed
             }
             self.requests = collections.deque(maxlen=20000)
             for f in self.faults:
@@ -1174,6 +1270,7 @@ class Sim:
                 "auth_requests": json.loads(json.dumps(self.stats["auth_requests"])),
                 "soap": dict(self.stats["soap"]),
                 "soap_faults": dict(self.stats["soap_faults"]),
+                "account_auth": dict(self.stats["account_auth"]),
                 "rest_status": {str(k): v for k, v in self.stats["rest_status"].items()},
                 "exports": json.loads(json.dumps(self.stats["exports"])),
                 "imports": json.loads(json.dumps(self.stats["imports"])),
@@ -1534,7 +1631,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.hard_reset()
             elif self.dos_filter():
                 pass
-            elif self.upath.rstrip("/") == "/service/admin/soap" or self.upath.startswith("/service/admin/soap/"):
+            elif (self.upath.rstrip("/") in ("/service/admin/soap", "/service/soap")
+                  or self.upath.startswith("/service/admin/soap/")):
                 if method != "POST":
                     self.reply(405, b"method not allowed\n", "text/plain")
                 else:
@@ -1716,6 +1814,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                             "n": counts.get(f, 0)} for f in a.folders]
             return self.reply_json(200, {"account": a.name, "id": a.id, "folders": folders,
                                          "items": [it.view() for it in items]})
+        if method == "GET" and p == "/zsim/account":
+            # the whole stored entry, unsanitized (tests look at what a create stored)
+            with sim.lock:
+                a = sim.find_account(self.query.get("name", ""))
+                if a is None:
+                    return self.reply_json(404, {"error": "no such account"})
+                return self.reply_json(200, {"name": a.name, "id": a.id, "attrs": a.all_attrs(),
+                                             "signatures": a.signatures, "identities": a.identities,
+                                             "aliases": sorted(k for k, v in sim.aliases.items()
+                                                               if v == a.name)})
         if method == "GET" and p == "/zsim/stats":
             return self.reply_json(200, sim.stats_view(log=self.query.get("log") != "0",
                                                         digests=self.query.get("digests") != "0"))
@@ -1795,6 +1903,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         return self.reply_json(404, {"error": "no such account"})
                     a.status = str(body.get("status", "active"))
                 return self.reply_json(200, {"status": a.status})
+            if p == "/zsim/delete-domain":
+                # tests: forget a domain and its accounts (no such request in Zimbra for a
+                # non-empty domain: DOMAIN_NOT_EMPTY; this is the harness resetting)
+                with sim.lock:
+                    dn = str(body.get("name", "")).lower()
+                    for n in [n for n, a in sim.accounts.items() if a.domain == dn]:
+                        sim.delete_account(n)
+                    gone = dn in sim.domains
+                    if gone:
+                        sim.domains.remove(dn)
+                        sim.domain_attrs.pop(dn, None)
+                    return self.reply_json(200, {"deleted": gone})
+            if p == "/zsim/delete-cos":
+                with sim.lock:
+                    cn = str(body.get("name", "")).lower()
+                    gone = sim.coses.pop(cn, None) is not None
+                    sim.cos_attrs.pop(cn, None)
+                    return self.reply_json(200, {"deleted": gone})
+            if p == "/zsim/domain":
+                with sim.lock:
+                    dn = str(body.get("name", "")).lower()
+                    if dn not in sim.domains:
+                        return self.reply_json(404, {"error": "no such domain"})
+                    return self.reply_json(200, {"name": dn, "attrs": sim.domain_attrs.get(dn, {})})
             if p == "/zsim/delete-account":
                 with sim.lock:
                     return self.reply_json(200, {"deleted": sim.delete_account(body.get("name", ""))})
@@ -1963,8 +2095,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise SoapFault("service.AUTH_REQUIRED", "no valid authtoken present")
             raise SoapFault("service.AUTH_EXPIRED", "auth credentials have expired")
 
+    def account_auth(self, req):
+        """A user's own AuthRequest (urn:zimbraAccount, service/account/Auth.java): the
+        password is checked against the stored userPassword hash as AuthMechanism does for
+        {SSHA}/{SSHA512} (account/auth/AuthMechanism.java 233-237, PasswordUtil.java
+        38-130); a plain stored value (only a test would store one) is compared as is.
+        Statuses other than active refuse the login (a simplification: the real server
+        answers maintenance with account.MAINTENANCE_MODE)."""
+        sim = self.sim
+        acc = jelem(req, "account")
+        name = str(acc.get("_content", "")).lower() if acc else ""
+        pw = str(jval(req, "password") or "")
+        with sim.lock:
+            a = sim.find_account(name)
+            stored = a.attrs.get("userPassword") if a else None
+            st = sim.stats["account_auth"]
+            ok = a is not None and a.status == "active" and stored and verify_password(stored, pw)
+            st["ok" if ok else "failed"] += 1
+        if not ok:
+            raise SoapFault("account.AUTH_FAILED", "authentication failed for [%s]" % name)
+        tok, exp = sim.mint_token(a.name)
+        return {"authToken": [{"_content": tok}], "lifetime": max(0, exp - now_ms())}
+
     def soap_AuthRequest(self, req, ctx, hdrs):
         sim = self.sim
+        if req.get("_jsns") == "urn:zimbraAccount":
+            return self.account_auth(req)
         tok = jval(req, "authToken")
         if tok:
             st, exp = sim.check_token(str(tok))
@@ -2012,8 +2168,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         want = None
         if attrs:
             want = {x.strip().lower() for x in str(attrs).split(",") if x.strip()}
-        lst = [{"n": k, "_content": v} for k, v in a.all_attrs().items()
-               if want is None or k.lower() in want]
+        lst = []
+        for k, v in a.all_attrs().items():
+            if want is not None and k.lower() not in want:
+                continue
+            for one in (v if isinstance(v, list) else [v]):
+                # never a password: Provisioning.sanitizedAttrValue (store/src/java/com/zimbra/
+                # cs/account/Provisioning.java 464-481) via ToXML.encodeAttrs (ToXML.java 145)
+                if k.lower() in BLOCKED_ATTRS:
+                    one = "VALUE-BLOCKED"
+                lst.append({"n": k, "_content": one})
         return {"name": a.name, "id": a.id, "a": lst}
 
     def soap_SearchDirectoryRequest(self, req, ctx, hdrs):
@@ -2182,25 +2346,277 @@ class Handler(http.server.BaseHTTPRequestHandler):
         page = rows[offset:offset + n] if offset >= 0 else []
         return {"account": page, "more": offset + len(page) < total, "searchTotal": total}
 
+    @staticmethod
+    def req_attrs(req):
+        """<a n=..> of a request as the real getAttrsAsOldMultimap: a name given twice is
+        multi-valued (a list); with ignore_empty (CreateAccount.java 71) "" values drop."""
+        out = {}
+        for x in jlist(req, "a"):
+            n = x.get("n")
+            if not n:
+                continue
+            v = str(x.get("_content", ""))
+            if n in out:
+                out[n] = (out[n] if isinstance(out[n], list) else [out[n]]) + [v]
+            else:
+                out[n] = v
+        return out
+
+    def check_cos(self, attrs):
+        """zimbraCOSId must name an existing COS by id: CreateAccount.checkCos (service/admin/
+        CreateAccount.java 110-121), ModifyAccount.checkCos likewise -> account.NO_SUCH_COS."""
+        cid = attrs.get("zimbraCOSId")
+        if cid and cid not in self.sim.coses.values():
+            raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % cid)
+
     def soap_ModifyAccountRequest(self, req, ctx, hdrs):
         zid = jval(req, "id")
         with self.sim.lock:
             a = self.sim.find_account(zid, "id")
             if a is None:
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
-            for x in jlist(req, "a"):
-                if x.get("n"):
-                    a.attrs[x["n"]] = x.get("_content", "")
+            attrs = self.req_attrs(req)
+            self.check_cos(attrs)
+            for n, v in attrs.items():
+                if n.lower() in ("zimbraid", "uid", "zimbramailalias", "zimbramaildeliveryaddress"):
+                    # immutable / renamed by RenameAccount or aliases only (zimbra-attrs.xml:
+                    # zimbraId immutable; sInvalidAccountCreateModifyAttrs, LdapProvisioning 245-249)
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: cannot modify %s" % n)
+                if n == "zimbraAccountStatus":
+                    a.status = v
+                elif v == "" or v == [""]:
+                    a.attrs.pop(n, None)     # an empty value removes the attribute
+                else:
+                    a.attrs[n] = v
             return {"account": [self.enc_account(a)]}
 
     def soap_CreateAccountRequest(self, req, ctx, hdrs):
+        """LdapProvisioning.createAccount (store/src/java/com/zimbra/cs/account/ldap/
+        LdapProvisioning.java 1322-1580) as far as a simulator needs it."""
+        sim = self.sim
         name = jval(req, "name")
-        if not name or "@" not in str(name):
-            raise SoapFault("service.INVALID_REQUEST", "invalid request: bad account name")
-        with self.sim.lock:
-            attrs = {x["n"]: x.get("_content", "") for x in jlist(req, "a") if x.get("n")}
-            a = self.sim.add_account({"name": str(name), "attrs": attrs})
+        if not name or str(name).count("@") != 1:
+            # "must be valid email address" (1331-1335)
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: must be valid email address: %s" % name)
+        name = str(name).lower().strip()
+        attrs = {k: v for k, v in self.req_attrs(req).items() if v != ""}
+        with sim.lock:
+            self.check_cos(attrs)
+            domain = name.split("@")[1]
+            if domain not in sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % domain)   # 1367-1370
+            for bad in ("uid", "zimbraMailAlias", "zimbraMailDeliveryAddress"):
+                if bad in attrs:   # sInvalidAccountCreateModifyAttrs (245-249), checked 1379-1383
+                    raise SoapFault("service.INVALID_REQUEST",
+                                    "invalid request: invalid attribute for CreateAccount: %s" % bad)
+            zid = attrs.pop("zimbraId", None)
+            if zid is not None:
+                # SpecialAttrs.handleZimbraId (ldap/SpecialAttrs.java 50-78): a valid UUID, kept;
+                # uniqueness is NOT checked there ("GIGO"): the simulator refuses a duplicate
+                # anyway, it would break its by-id index (a guess at the LDAP unique overlay)
+                try:
+                    uuid.UUID(str(zid))
+                except ValueError:
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: %s is not a valid UUID" % zid)
+                if str(zid) in sim.by_id:
+                    raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
+            status = attrs.pop("zimbraAccountStatus", "active")   # default active (1464-1467)
+            # a given zimbraMailHost / zimbraMailTransport is kept as given; only a missing
+            # one is defaulted to this server (addMailHost 1715-1731, 1497-1502).  (The
+            # real MailHost callback also checks that the server exists: not simulated.)
+            mailhost = attrs.pop("zimbraMailHost", None)
+            lp = name.split("@")[0]
+            # cn from displayName or the local part, sn the local part (1525-1535); the
+            # create time (1462) and the password time (1548); userPassword kept as given:
+            # "password is a hash i.e. from autoprov" (1541-1547)
+            attrs.setdefault("cn", attrs.get("displayName", lp))
+            attrs.setdefault("sn", lp)
+            attrs["zimbraCreateTimestamp"] = time.strftime("%Y%m%d%H%M%SZ", time.gmtime())
+            attrs["zimbraPasswordModifiedTime"] = attrs["zimbraCreateTimestamp"]
+            spec = {"name": name, "attrs": attrs, "status": status}
+            if mailhost:
+                spec["mailhost"] = mailhost
+            if zid:
+                spec["id"] = str(zid)
+            a = sim.add_account(spec, domain)     # ACCOUNT_EXISTS (1576-1577)
             return {"account": [self.enc_account(a)]}
+
+    def account_signature(self, a):
+        """The signature kept on the account entry itself (LdapSignature.getAccountSignature:
+        zimbraSignatureId + zimbraSignatureName on the account, the contents in
+        zimbraPrefMailSignature / zimbraPrefMailSignatureHTML), or None."""
+        sid, name = a.attrs.get("zimbraSignatureId"), a.attrs.get("zimbraSignatureName")
+        if not sid or not name:
+            return None
+        c = []
+        for attr, t in (("zimbraPrefMailSignature", "text/plain"), ("zimbraPrefMailSignatureHTML", "text/html")):
+            if a.attrs.get(attr):
+                c.append({"type": t, "_content": a.attrs[attr]})
+        return {"name": name, "id": sid, "content": c}
+
+    def soap_GetSignaturesRequest(self, req, ctx, hdrs):
+        """service/account/GetSignatures.java: every signature (getAllSignatures: the
+        account's own, then the child entries), ToXML.encodeSignature (243-258)."""
+        a = self.mail_acct
+        with self.sim.lock:
+            own = self.account_signature(a)
+            return {"signature": ([own] if own else []) + [dict(x) for x in a.signatures]}
+
+    def soap_CreateSignatureRequest(self, req, ctx, hdrs):
+        """service/account/CreateSignature.java (an id given is kept) and LdapProvisioning
+        createSignature (8107-8190): a name or id already there -> account.SIGNATURE_EXISTS,
+        content types text/plain and text/html only (else INVALID_REQUEST)."""
+        a = self.mail_acct
+        el = jelem(req, "signature") or {}
+        name = el.get("name")
+        if not name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing required attribute: name")
+        content = []
+        for c in jlist(el, "content"):
+            if c.get("type") not in ("text/plain", "text/html"):
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: invalid type %s" % c.get("type"))
+            content.append({"type": c["type"], "_content": str(c.get("_content", ""))})
+        with self.sim.lock:
+            own = self.account_signature(a)
+            for x in ([own] if own else []) + a.signatures:
+                if x["name"].lower() == str(name).lower() or (el.get("id") and x["id"] == el.get("id")):
+                    raise SoapFault("account.SIGNATURE_EXISTS", "signature %s already exists" % name)
+            sg = {"name": str(name), "id": str(el.get("id") or uuid.uuid4()), "content": content}
+            a.signatures.append(sg)
+            return {"signature": [{"name": sg["name"], "id": sg["id"]}]}
+
+    def soap_GetIdentitiesRequest(self, req, ctx, hdrs):
+        """service/account/GetIdentities.java: the DEFAULT identity (the account itself, its
+        zimbraPref* attributes) and the child identities, ToXML.encodeIdentity (236-241)."""
+        a = self.mail_acct
+        with self.sim.lock:
+            dflt = {k: v for k, v in a.attrs.items() if k.startswith("zimbraPref")}
+            out = [{"name": "DEFAULT", "id": a.attrs.get("zimbraPrefIdentityId", a.id),
+                    "a": [{"name": k, "_content": v} for k, v in dflt.items()]}]
+            for x in a.identities:
+                out.append({"name": x["name"], "id": x["id"],
+                            "a": [{"name": k, "_content": v} for k, v in x["attrs"].items()]})
+            return {"identity": out}
+
+    def soap_CreateIdentityRequest(self, req, ctx, hdrs):
+        """service/account/CreateIdentity.java (attrs <a name=..>) and LdapProvisioning
+        createIdentity (7847-7900): DEFAULT or a name already there -> account.IDENTITY_EXISTS;
+        a zimbraPrefIdentityId given is kept, else a new UUID (7883-7886)."""
+        a = self.mail_acct
+        el = jelem(req, "identity") or {}
+        name = el.get("name")
+        if not name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing required attribute: name")
+        at = {}
+        for x in jlist(el, "a"):
+            if x.get("name"):
+                at[x["name"]] = str(x.get("_content", ""))
+        with self.sim.lock:
+            if str(name).lower() == "default" or any(x["name"].lower() == str(name).lower()
+                                                     for x in a.identities):
+                raise SoapFault("account.IDENTITY_EXISTS", "identity %s already exists" % name)
+            at["zimbraPrefIdentityName"] = str(name)
+            at.setdefault("zimbraPrefIdentityId", str(uuid.uuid4()))
+            idn = {"name": str(name), "id": at["zimbraPrefIdentityId"], "attrs": at}
+            a.identities.append(idn)
+            return {"identity": [{"name": idn["name"], "id": idn["id"],
+                                  "a": [{"name": k, "_content": v} for k, v in at.items()]}]}
+
+    def soap_AddAccountAliasRequest(self, req, ctx, hdrs):
+        """LdapProvisioning.addAlias (2480-2570): the alias's domain must exist; an alias
+        entry that exists (on this account too: 2536-2543) -> account.ACCOUNT_EXISTS;
+        then +zimbraMailAlias +mail on the account."""
+        sim = self.sim
+        zid = jval(req, "id")
+        alias = str(jval(req, "alias") or "").lower().strip()
+        if alias.count("@") != 1:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: must be valid email address: %s" % alias)
+        with sim.lock:
+            a = sim.find_account(zid, "id")
+            if a is None:
+                raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
+            if alias.split("@")[1] not in sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % alias.split("@")[1])
+            if alias in sim.aliases or alias in sim.accounts:
+                raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % alias)
+            sim.aliases[alias] = a.name
+            cur = a.attrs.get("zimbraMailAlias") or []
+            a.attrs["zimbraMailAlias"] = (cur if isinstance(cur, list) else [cur]) + [alias]
+            return {}
+
+    def soap_GetDomainRequest(self, req, ctx, hdrs):
+        """service/admin/GetDomain.java 56-75: by name; missing -> account.NO_SUCH_DOMAIN;
+        applyConfig=0 leaves out the values inherited from the global config (zsim keeps
+        none of those)."""
+        d = jelem(req, "domain")
+        if not d or d.get("_content") is None:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing domain")
+        dn = str(d["_content"]).lower()
+        with self.sim.lock:
+            if dn not in self.sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % dn)
+            at = self.sim.domain_attrs.get(dn) or self.sim.new_domain_attrs(dn, {})
+            return {"domain": [{"name": dn, "id": at["zimbraId"],
+                                "a": [{"n": k, "_content": v} for k, v in at.items()]}]}
+
+    def soap_CreateDomainRequest(self, req, ctx, hdrs):
+        """service/admin/CreateDomain.java 50-90 + LdapProvisioning.createDomain: an existing
+        name -> account.DOMAIN_EXISTS; zimbraDomainDefaultCOSId must be a COS id (the CosId
+        callback: a guess at its check, as for accounts)."""
+        name = str(jval(req, "name") or "").lower().strip()
+        if not name or "." not in name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: invalid domain name: %s" % name)
+        attrs = {k: v for k, v in self.req_attrs(req).items() if v != ""}
+        with self.sim.lock:
+            if name in self.sim.domains:
+                raise SoapFault("account.DOMAIN_EXISTS", "domain already exists: %s" % name)
+            cid = attrs.get("zimbraDomainDefaultCOSId")
+            if cid and cid not in self.sim.coses.values():
+                raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % cid)
+            attrs.pop("zimbraId", None)
+            self.sim.domains.append(name)
+            self.sim.domain_attrs[name] = self.sim.new_domain_attrs(name, attrs)
+            at = self.sim.domain_attrs[name]
+            return {"domain": [{"name": name, "id": at["zimbraId"],
+                                "a": [{"n": k, "_content": v} for k, v in at.items()]}]}
+
+    def soap_GetCosRequest(self, req, ctx, hdrs):
+        """service/admin/GetCos.java 56-75: by name or id; missing -> account.NO_SUCH_COS."""
+        c = jelem(req, "cos")
+        if not c or c.get("_content") is None:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing cos")
+        by, key = c.get("by", "name"), str(c["_content"])
+        want = {x.strip().lower() for x in str(jval(req, "attrs") or "").split(",") if x.strip()}
+        with self.sim.lock:
+            for n, cid in self.sim.coses.items():
+                if (by == "id" and cid == key) or (by == "name" and n == key.lower()):
+                    at = dict(self.sim.cos_attrs.get(n) or {})
+                    at.update({"cn": n, "zimbraId": cid})
+                    return {"cos": [{"name": n, "id": cid, "a": [
+                        {"n": k, "_content": v} for k, v in at.items() if not want or k.lower() in want]}]}
+        raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % key)
+
+    def soap_CreateCosRequest(self, req, ctx, hdrs):
+        """service/admin/CreateCos.java 45-60 + LdapProvisioning.createCos (3164-3166): a copy
+        of the "default" COS with the attributes given on top (copyCos 3174-3245: a new
+        zimbraId, cn = the name; COS_EXISTS)."""
+        name = str(jval(req, "name") or "").lower().strip()
+        if not name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing name")
+        attrs = {k: v for k, v in self.req_attrs(req).items() if v != ""}
+        with self.sim.lock:
+            if name in self.sim.coses:
+                raise SoapFault("account.COS_EXISTS", "cos already exists: %s" % name)
+            for k in ("zimbraId", "cn", "zimbraCreateTimestamp"):
+                attrs.pop(k, None)
+            at = dict(self.sim.cos_attrs.get("default") or {})
+            at.update(attrs)
+            # a new id (real: a random UUID); zsim's is derived from the name so that a test
+            # recreating it gets the same one
+            self.sim.coses[name] = str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-cos-new:%s/%s" % (self.sim.name, name)))
+            self.sim.cos_attrs[name] = at
+            return {"cos": [{"name": name, "id": self.sim.coses[name],
+                             "a": [{"n": k, "_content": v} for k, v in at.items()]}]}
 
     def server_entry(self, name):
         """(zimbraServiceHostname, zimbraAdminPort) of a mailbox server, or None."""

@@ -1,0 +1,339 @@
+/*
+ * zprov.c - admin SOAP calls of the provision stage (contract in zprov.h).
+ */
+#include "zprov.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void zattrs_add(struct zattrs *a, const char *n, const char *v)
+{
+	if (a->n == a->alloc) {
+		a->alloc = a->alloc ? a->alloc * 2 : 16;
+		a->v = xrealloc(a->v, a->alloc * sizeof *a->v);
+	}
+	a->v[a->n].n = xstrdup(n);
+	a->v[a->n].v = xstrdup(v ? v : "");
+	a->n++;
+}
+
+void zattrs_release(struct zattrs *a)
+{
+	for (size_t i = 0; a->v && i < a->n; i++) {
+		free(a->v[i].n);
+		secret_free(a->v[i].v);
+	}
+	free(a->v);
+	a->v = NULL;
+	a->n = a->alloc = 0;
+}
+
+const char *zattrs_get(const struct zattrs *a, const char *n)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcasecmp(a->v[i].n, n))
+			return a->v[i].v;
+	return NULL;
+}
+
+void zattrs_values(const struct zattrs *a, const char *n, struct strlist *out)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcasecmp(a->v[i].n, n))
+			strlist_add(out, a->v[i].v);
+}
+
+/* "x", {"_content":"x"} */
+static const char *jtext(json_t *v)
+{
+	if (json_is_object(v))
+		v = json_object_get(v, "_content");
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static json_t *jfirst(json_t *v)
+{
+	return json_is_array(v) ? json_array_get(v, 0) : v;
+}
+
+/* The "a" members of an admin object: [{"n":..,"_content":..}] or one object. */
+static void read_attrs(json_t *obj, struct zattrs *out)
+{
+	json_t *a = json_object_get(obj, "a");
+	if (json_is_object(a)) {
+		const char *n = jtext(json_object_get(a, "n"));
+		if (n)
+			zattrs_add(out, n, jtext(a));
+		return;
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(a, i, it) {
+		const char *n = jtext(json_object_get(it, "n"));
+		if (n)
+			zattrs_add(out, n, jtext(it));
+	}
+}
+
+static json_t *attrs_json(const struct zattrs *a)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < a->n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:s}", "n", a->v[i].n, "_content",
+						     a->v[i].v));
+	return arr;
+}
+
+/* A fault named in *err (soap_answer's "fault CODE: ") as our own code. */
+static enum zmb_rc fault_map(enum zmb_rc rc, const char *err)
+{
+	if (rc != ZMB_EPROTO || !err)
+		return rc;
+	if (strstr(err, "fault account.ACCOUNT_EXISTS:"))
+		return ZMB_ECONFLICT;
+	if (strstr(err, "fault account.NO_SUCH_COS:"))
+		return ZMB_ENOTFOUND;
+	if (strstr(err, "fault account.NO_SUCH_DOMAIN:"))
+		return ZMB_ENOTFOUND;
+	if (strstr(err, "fault account.DOMAIN_EXISTS:") ||
+	    strstr(err, "fault account.COS_EXISTS:") ||
+	    strstr(err, "fault account.SIGNATURE_EXISTS:") ||
+	    strstr(err, "fault account.IDENTITY_EXISTS:"))
+		return ZMB_ECONFLICT;
+	return rc;
+}
+
+static const char *answer_id(json_t *obj)
+{
+	const char *id = obj ? jtext(json_object_get(obj, "id")) : NULL;
+	return id && *id ? id : NULL;
+}
+
+enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char *name,
+			      char **id, char **canon, struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyCos", 0, "account", "by", "name", "_content", name);
+	enum zmb_rc rc = soap_request(h, tc, "GetAccountRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *acct = jfirst(json_object_get(resp, "account"));
+	const char *v = answer_id(acct);
+	if (!v) {
+		*err = xasprintf("%s: GetAccountRequest: answer for %s has no id", http_label(h), name);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	*id = xstrdup(v);
+	if (canon)
+		*canon = xstrdup(jtext(json_object_get(acct, "name")));
+	read_attrs(acct, attrs);
+out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const char *name,
+				 const struct zattrs *attrs, char **id, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateAccountRequest", req, &resp, err);
+	if (rc == ZMB_OK) {
+		const char *v = answer_id(jfirst(json_object_get(resp, "account")));
+		if (id)
+			*id = xstrdup(v);
+	}
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const char *id,
+				 const struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "ModifyAccountRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *id,
+			    const char *alias, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:s}", "_jsns", "urn:zimbraAdmin", "id", id,
+				"alias", alias);
+	enum zmb_rc rc = soap_request(h, tc, "AddAccountAliasRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_get_cos(struct http *h, struct token_cache *tc, const char *by,
+			  const char *key, char **id, char **name, struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"cos", "by", by, "_content", key);
+	if (!attrs)
+		json_object_set_new(req, "attrs", json_string("cn"));
+	enum zmb_rc rc = soap_request(h, tc, "GetCosRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *cos = jfirst(json_object_get(resp, "cos"));
+	const char *cid = answer_id(cos);
+	const char *cname = cos ? jtext(json_object_get(cos, "name")) : NULL;
+	if (!cid || !cname) {
+		*err = xasprintf("%s: GetCosRequest: answer for %s has no id or name", http_label(h), key);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	if (id)
+		*id = xstrdup(cid);
+	if (name)
+		*name = xstrdup(cname);
+	if (attrs)
+		read_attrs(cos, attrs);
+out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+/* ---- signatures and identities (zprov.h) ---- */
+
+void zchildren_free(struct zchild *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].id);
+		free(v[i].name);
+		zattrs_release(&v[i].a);
+	}
+	free(v);
+}
+
+static bool is_signature(const char *kind)
+{
+	return !strcmp(kind, "signature");
+}
+
+/* One <signature> (content[type,_content]) or <identity> (a[name,_content]). */
+static void read_child(json_t *e, bool sig, struct zchild *c)
+{
+	memset(c, 0, sizeof *c);
+	c->id = xstrdup(jtext(json_object_get(e, "id")));
+	c->name = xstrdup(jtext(json_object_get(e, "name")));
+	json_t *list = json_object_get(e, sig ? "content" : "a");
+	if (json_is_object(list)) {
+		json_t *one = list;
+		list = json_array();
+		json_array_append(list, one);
+	} else {
+		json_incref(list);
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(list, i, it) {
+		const char *n = jtext(json_object_get(it, sig ? "type" : "name"));
+		if (n)
+			zattrs_add(&c->a, n, jtext(it));
+	}
+	json_decref(list);
+}
+
+enum zmb_rc zprov_get_children(struct http *h, struct token_cache *tc, const char *account,
+			       const char *kind, struct zchild **out, size_t *n, char **err)
+{
+	bool sig = is_signature(kind);
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s}", "_jsns", "urn:zimbraAccount");
+	enum zmb_rc rc = soap_request_as(h, tc, account, sig ? "GetSignaturesRequest"
+							      : "GetIdentitiesRequest",
+					 req, &resp, err);
+	if (rc)
+		return fault_map(rc, *err);
+	json_t *list = json_object_get(resp, sig ? "signature" : "identity");
+	size_t cnt = json_is_array(list) ? json_array_size(list) : list ? 1 : 0;
+	struct zchild *v = xcalloc(cnt ? cnt : 1, sizeof *v);
+	size_t k = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		json_t *e = json_is_array(list) ? json_array_get(list, i) : list;
+		if (jtext(json_object_get(e, "id")) && jtext(json_object_get(e, "name")))
+			read_child(e, sig, &v[k++]);
+	}
+	json_decref(resp);
+	*out = v;
+	*n = k;
+	return ZMB_OK;
+}
+
+enum zmb_rc zprov_create_child(struct http *h, struct token_cache *tc, const char *account,
+			       const char *kind, const struct zchild *c, char **err)
+{
+	bool sig = is_signature(kind);
+	json_t *list = json_array();
+	for (size_t i = 0; i < c->a.n; i++)
+		json_array_append_new(list, json_pack("{s:s, s:s}", sig ? "type" : "name",
+						      c->a.v[i].n, "_content", c->a.v[i].v));
+	json_t *e = sig ? json_pack("{s:s, s:s, s:o}", "name", c->name, "id", c->id, "content", list)
+			: json_pack("{s:s, s:o}", "name", c->name, "a", list);
+	json_t *req = json_pack("{s:s, s:o}", "_jsns", "urn:zimbraAccount", sig ? "signature"
+										: "identity", e);
+	json_t *resp = NULL;
+	enum zmb_rc rc = soap_request_as(h, tc, account, sig ? "CreateSignatureRequest"
+							      : "CreateIdentityRequest",
+					 req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+/* ---- domains (zprov.h) ---- */
+
+enum zmb_rc zprov_get_domain(struct http *h, struct token_cache *tc, const char *name,
+			     struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyConfig", 0, "domain", "by", "name", "_content", name);
+	enum zmb_rc rc = soap_request(h, tc, "GetDomainRequest", req, &resp, err);
+	if (rc == ZMB_OK)
+		read_attrs(jfirst(json_object_get(resp, "domain")), attrs);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_domain(struct http *h, struct token_cache *tc, const char *name,
+				const struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateDomainRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_cos(struct http *h, struct token_cache *tc, const char *name,
+			     const struct zattrs *attrs, char **id, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s}, s:o}", "_jsns", "urn:zimbraAdmin", "name",
+				"_content", name, "a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateCosRequest", req, &resp, err);
+	if (rc == ZMB_OK) {
+		const char *v = answer_id(jfirst(json_object_get(resp, "cos")));
+		if (!v) {
+			*err = xasprintf("%s: CreateCosRequest: answer for %s has no id", http_label(h),
+					 name);
+			rc = ZMB_EPROTO;
+		} else {
+			*id = xstrdup(v);
+		}
+	}
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
