@@ -208,11 +208,13 @@ enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *so
 /*
  * The import of account id (in flight) is complete, not yet verified:
  * verify_pending = 1, its bytes and its pass's sync mark, with the source's figures (NULL keeps
- * those recorded at export).  A crash from here on resumes at the
+ * those recorded at export), and its mail hosts as state_account_set_hosts records them (NULL
+ * keeps; one commit for both).  A crash from here on resumes at the
  * verification, which then records these bytes.
  */
 enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
-				   const char *verify_source, long long bytes, long long mark_ms);
+				   const char *verify_source, long long bytes, long long mark_ms,
+				   const char *source_host, const char *target_host);
 /* Record a verdict ('ok', 'mismatch', 'unverifiable') outside a transition (zmbatch verify). */
 enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,
 				  const char *detail, const char *event);

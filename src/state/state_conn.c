@@ -92,6 +92,11 @@ static const char *const stmt_sql[S_NSTMT] = {
 	[S_SET_HOSTS] =
 		"UPDATE accounts SET source_host = coalesce(?2, source_host),"
 		" target_host = coalesce(?3, target_host) WHERE id = ?1",
+	[S_IMPORTED] =
+		"UPDATE accounts SET verify_pending = 1, bytes = ?2,"
+		" verify_mark = ?3, verify_source = coalesce(?4, verify_source),"
+		" source_host = coalesce(?6, source_host), target_host = coalesce(?7, target_host),"
+		" updated_at = ?5 WHERE id = ?1 AND state IN ('importing', 'exporting')",
 };
 
 /* Ticket lock: writers get in in the order they asked. */

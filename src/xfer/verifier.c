@@ -237,9 +237,16 @@ bool xfer_verify_pass(struct xfer_worker *w, struct account_row *a, struct xfer_
 		j = vjob_ready(w, e->resumed ? a->verify_source : NULL);
 	const char *sj = xfer_vjob_figures(x, j);
 	/* the import is complete: from here a crash resumes at the verification */
-	if (!e->resumed && state_account_imported(w->st, x->run_id, a->id, sj, e->bytes, e->mark_ms))
-		log_warn(w->ctx, "cannot record the import: %s", state_errmsg(w->st));
-	xfer_record_hosts(w, a);
+	if (e->resumed) {
+		xfer_record_hosts(w, a);
+	} else {
+		char *sh, *dh;
+		xfer_hosts(w, a, &sh, &dh);
+		if (state_account_imported(w->st, x->run_id, a->id, sj, e->bytes, e->mark_ms, sh, dh))
+			log_warn(w->ctx, "cannot record the import: %s", state_errmsg(w->st));
+		free(sh);
+		free(dh);
+	}
 	j->a = *a;
 	memset(a, 0, sizeof *a);
 	j->e = *e;

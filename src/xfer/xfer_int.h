@@ -80,7 +80,9 @@ void xfer_account_failed(struct xfer_worker *w, const struct account_row *a, enu
 void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 		       long long bytes, double seconds, long long mark_ms, const char *what,
 		       const struct xfer_import_result *res, long long recorded_warnings);
-/* Record where the account lives on each side, as w's drivers learnt it (best effort). */
+/* Where the account lives on each side, as w's drivers learnt it (NULL unknown; caller frees). */
+void xfer_hosts(struct xfer_worker *w, const struct account_row *a, char **sh, char **dh);
+/* Record them (best effort; a commit when either is known). */
 void xfer_record_hosts(struct xfer_worker *w, const struct account_row *a);
 /* The import's resolve policy for this pass. */
 const char *xfer_import_resolve(const struct job *job, const struct account_row *a);
@@ -205,7 +207,8 @@ struct xfer_vend {
  * After a complete import (or, `resumed`, one recorded before a crash):
  * false when the run does not verify (j dropped; the caller ends the
  * account).  Otherwise true: the import is recorded (verify_pending, its
- * bytes and mark, j's source figures; not again when resumed) and the
+ * bytes and mark, j's source figures, the mail hosts, in one commit; when
+ * resumed only the hosts) and the
  * account (*a, moved out: a is left zeroed) is handed to a verifier, which
  * ends it: done (with the archive disposed of), a retry after a mismatch,
  * or back to exported, verify_pending, after an abort.  Without verifier
