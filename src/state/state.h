@@ -93,6 +93,12 @@ struct state_wlock {
 void state_wlock_init(struct state_wlock *wl);
 void state_wlock_destroy(struct state_wlock *wl);
 void state_set_write_lock(struct state *st, struct state_wlock *wl);   /* NULL = none */
+/*
+ * Every commit of this connection is fsynced (synchronous=FULL), so a move
+ * to done or failed needs no switch of the setting around it: for a
+ * connection whose writes are mostly final states (a run's verifiers).
+ */
+enum zmb_rc state_sync_full(struct state *st);
 sqlite3 *state_db(struct state *st);         /* for the named queries (query_report.h), tests */
 /* Last error text of this connection (owned by st, valid until next call). */
 const char *state_errmsg(struct state *st);

@@ -344,7 +344,8 @@ enum zmb_rc state_transition(struct state *st, int64_t run_id, int64_t id,
 		return ZMB_EINTERNAL;
 	}
 	/* a final state is committed with a WAL fsync (see Durability above) */
-	bool durable = (to == ACCT_DONE || to == ACCT_FAILED) && sqlite3_get_autocommit(st->db);
+	bool durable = (to == ACCT_DONE || to == ACCT_FAILED) && sqlite3_get_autocommit(st->db) &&
+		       !st->sync_full;
 	if (durable && (rc = st_exec_sql(st, "PRAGMA synchronous = FULL", "set synchronous")) != ZMB_OK)
 		return rc;
 	if ((rc = tx_begin(st, &own)) != ZMB_OK)

@@ -145,6 +145,13 @@ void state_set_write_lock(struct state *st, struct state_wlock *wl)
 	st->wlock = wl;
 }
 
+enum zmb_rc state_sync_full(struct state *st)
+{
+	enum zmb_rc rc = st_exec_sql(st, "PRAGMA synchronous = FULL", "set synchronous");
+	st->sync_full = rc == ZMB_OK;
+	return rc;
+}
+
 void st_set_err(struct state *st, char *msg)
 {
 	free(st->err);

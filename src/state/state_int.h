@@ -51,6 +51,7 @@ struct state {
 	sqlite3_stmt *stmt[S_NSTMT];   /* prepared on first use */
 	struct state_wlock *wlock;     /* shared by the run's connections, or NULL */
 	bool wlocked;                  /* this connection holds *wlock */
+	bool sync_full;                /* every commit fsynced (state_sync_full) */
 };
 
 

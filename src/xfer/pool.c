@@ -41,6 +41,9 @@ static void verifiers_start(struct xfer *x, struct xfer_pool *pool, int n)
 			break;
 		}
 		state_set_write_lock(v->st, &x->dbw);
+		/* its writes are mostly final states, each fsynced anyway: no switch per commit */
+		if (state_sync_full(v->st))
+			log_warn(NULL, "verifier %d: %s", i, state_errmsg(v->st));
 		if (pthread_create(&v->thread, NULL, xfer_verifier_main, v) != 0) {
 			log_warn(NULL, "cannot start verifier thread %d: %s", i, strerror(errno));
 			state_close(v->st);
