@@ -54,7 +54,10 @@ void xfer_stream_account(struct xfer_worker *w, struct account_row *a)
 				      xfer_import_resolve(job, a), &bytes, &empty, &res, &err);
 	long long max_days = 0;
 	if (xfer_chunk_max_days(w, a, rc, &max_days)) {
-		/* refused for zimbraExportMaxDays before any byte was imported */
+		/* refused for zimbraExportMaxDays before any byte was imported: the pass in
+		 * steps reads the source's figures again when it starts */
+		xfer_vjob_drop(x, vj);
+		vj = NULL;
 		xfer_chunk_account(w, a, ACCT_IMPORTING, max_days, from_dir, target_id);
 		goto out;
 	}
