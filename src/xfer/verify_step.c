@@ -99,7 +99,7 @@ enum xfer_vstep xfer_verify_judge(struct xfer_worker *w, const struct account_ro
 	struct xfer_folder *sv = NULL, *dv = NULL;
 	size_t ns = 0, nd = 0;
 	char *err = NULL;
-	enum zmb_rc rc = ZMB_OK;
+	enum zmb_rc rc;
 	if (!sj || xfer_figures_parse(sj, &sv, &ns) < 0) {
 		set_verdict(w, XFER_VERIFY_UNVERIFIABLE,
 			    xasprintf("the source's folders could not be read when the archive was cut: %s",
