@@ -11,21 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-/* verifier threads: one per VERIFIERS_PER workers, at most MAX_VERIFIERS */
-#define VERIFIERS_PER 4
-#define MAX_VERIFIERS 4
-/* two at least: one is free to read the source while the other ends an account */
-#define MIN_VERIFIERS 2
-
 static void verifiers_start(struct xfer *x, struct xfer_pool *pool, int n)
 {
-	int nv = (n + VERIFIERS_PER - 1) / VERIFIERS_PER;
-	if (nv < MIN_VERIFIERS)
-		nv = MIN_VERIFIERS;
-	if (nv > MAX_VERIFIERS)
-		nv = MAX_VERIFIERS;
-	if (!x->job->mig.verify || !x->dst->drv->folder_counts)
-		nv = 0;
+	/* two at least: one is free to read a source while the other ends an account */
+	int nv = x->dst->drv->folder_counts ? xfer_verifier_threads(x->job) : 0;
 	pool->v = nv ? xcalloc((size_t)nv, sizeof *pool->v) : NULL;
 	pool->vstarted = 0;
 	x->vq_cap = n;               /* memory bounded by the workers */

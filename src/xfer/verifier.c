@@ -2,7 +2,7 @@
  * verifier.c - the verification off the workers' path (xfer_int.h).
  *
  * A run that verifies has a few verifier threads (pool.c starts them before
- * the workers: one per 4 workers, at most 4).  Each is a `struct
+ * the workers: xfer_verifier_threads, driver.h).  Each is a `struct
  * xfer_worker` with its own state connection and its own driver
  * connections, and serves two queues of `struct xfer_vjob` under x->mu:
  *

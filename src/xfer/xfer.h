@@ -117,8 +117,8 @@ struct xfer_pool {
 };
 
 /*
- * Start the verifier threads (with migration.verify: one per 4 workers, at
- * most 4; each its own state connection and driver connections), then up
+ * Start the verifier threads (with migration.verify: xfer_verifier_threads;
+ * each its own state connection and driver connections), then up
  * to n workers (logs the ones that cannot start); returns pool->started.
  */
 int xfer_pool_start(struct xfer *x, struct xfer_pool *pool, int n);
