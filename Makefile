@@ -181,8 +181,9 @@ asan:
 # concurrency, 8 threads opening one DB), e2e client (token refresh from
 # several workers), e2e migrate and faults (the worker pool in bin/zmbatch),
 # unit and e2e throttle (one server's pace shared by the workers).
+# e2e verdict: the verifier threads (verifier.c) and their hand-over queue.
 # The single-threaded suites add nothing under TSan and would double its time.
-TSAN_SUITES := check_e2e_migrate check_e2e_faults check_state check_e2e_client \
+TSAN_SUITES := check_e2e_migrate check_e2e_faults check_state check_e2e_client check_e2e_verdict \
 	check_unit_throttle check_e2e_throttle check_e2e_route
 TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan.supp)
 tsan:

@@ -16,6 +16,7 @@
 #include "zsim.h"
 
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,67 @@ START_TEST(test_live_deletion_during_export)
 }
 END_TEST
 
+/*
+ * A run aborted (a second SIGTERM) while an account waits for its
+ * verification: its import is recorded, the target's GetFolderRequest is
+ * held by the simulator.  The verifier thread leaves it exported with
+ * verify_pending (nothing in flight, no verdict); the next run verifies it
+ * without exporting or importing it again.
+ */
+START_TEST(test_abort_leaves_verification_for_next_run)
+{
+	const char *mig = "order = \"as-listed\"; transfer = \"stream\";";
+	knobs(E.dst, "{\"faults\":[{\"op\":\"soap\",\"request\":\"GetFolderRequest\","
+	      "\"action\":\"slow\",\"seconds\":30,\"count\":1}]}");
+	e2e_write_job(&E, 1, mig, "run = { grace = \"10m\"; };");
+	char *out = xasprintf("%s/abort.out", E.dir), *err = xasprintf("%s/abort.err", E.dir);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
+	pid_t pid = tu_spawn(argv, NULL, out, err);
+	ck_assert_int_gt(pid, 0);
+	/* the first account imported and recorded, its verification held */
+	int i;
+	for (i = 0; i < 1500; i++) {
+		long long n = 0;
+		if (e2e_db_try(&E, "SELECT count(*) FROM accounts WHERE verify_pending = 1", &n) && n >= 1)
+			break;
+		tu_sleep(0.02);
+	}
+	ck_assert_msg(i < 1500, "no import recorded for verification");
+	kill(pid, SIGTERM);
+	for (i = 0; i < 1500; i++) {
+		char *e = tu_read(err);
+		bool seen = e && strstr(e, "SIGTERM received");
+		free(e);
+		if (seen)
+			break;
+		tu_sleep(0.02);
+	}
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(tu_wait(pid, 60), 75);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE state IN ('exporting', 'importing')"), 0);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE state = 'exported' AND verify_pending = 1"
+			    " AND verify IS NULL AND verify_source LIKE '[%'"), 1);
+	knobs(E.dst, "{\"faults\":[]}");
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	json_decref(zsim_post(E.src, "/zsim/reset-stats", "{}"));
+	ck_assert_int_eq(run(mig), 0);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	e2e_assert_all_migrated(ss, ds);
+	/* the parked account: verified only, neither exported nor imported again */
+	long long redone = 0;
+	for (size_t k = 0; k < E2E_NUSERS; k++)
+		if (zsim_stat_acct(ds, "imports", E2E_USERS[k][1], "count") == 0 &&
+		    zsim_stat_acct(ss, "exports", E2E_USERS[k][0], "count") == 0)
+			redone++;
+	ck_assert_int_eq(redone, 1);
+	json_decref(ss);
+	json_decref(ds);
+	assert_all_verified();
+	free(out);
+	free(err);
+}
+END_TEST
+
 /* migration.verify = "off": no folder is asked, no verdict recorded. */
 START_TEST(test_verify_off)
 {
@@ -286,6 +348,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_delta_mismatch_recorded);
 	tcase_add_test(tc, test_live_deletion_during_export);
 	tcase_add_test(tc, test_verify_off);
+	tcase_add_test(tc, test_abort_leaves_verification_for_next_run);
 	suite_add_tcase(s, tc);
 	return s;
 }

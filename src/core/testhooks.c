@@ -24,6 +24,11 @@ bool testhook_free_bytes(long long *freeb)
 	return false;
 }
 
+bool testhook_serial_steps(void)
+{
+	return false;
+}
+
 void testhooks_announce(void)
 {
 }
@@ -85,6 +90,11 @@ bool testhook_free_bytes(long long *freeb)
 {
 	const char *fake = getenv("ZMBATCH_TEST_FREE_BYTES");
 	return fake && parse_ll(fake, freeb) == 0;
+}
+
+bool testhook_serial_steps(void)
+{
+	return getenv("ZMBATCH_CRASH_AT") || getenv("ZMBATCH_STEP_LOG");
 }
 
 void testhooks_announce(void)

@@ -33,6 +33,14 @@ void testhook_fsynced(const char *path);
  * untouched) when none is set or in the shipped binary. */
 bool testhook_free_bytes(long long *freeb);
 
+/*
+ * Durable steps must come in one order from run to run (ZMBATCH_CRASH_AT or
+ * ZMBATCH_STEP_LOG is set): a worker that hands an account to a verifier
+ * thread waits for it to be ended before it claims the next, so the
+ * verifier's commits do not race the worker's.  false in the shipped binary.
+ */
+bool testhook_serial_steps(void);
+
 /* Log a warning naming every test hook in effect (test build only).  Call
  * once at the start of a command, after the logger is open. */
 void testhooks_announce(void);

@@ -93,6 +93,12 @@ struct state_wlock {
 void state_wlock_init(struct state_wlock *wl);
 void state_wlock_destroy(struct state_wlock *wl);
 void state_set_write_lock(struct state *st, struct state_wlock *wl);   /* NULL = none */
+/*
+ * Every commit of this connection is fsynced (synchronous=FULL), so a move
+ * to done or failed needs no switch of the setting around it: for a
+ * connection whose writes are mostly final states (a run's verifiers).
+ */
+enum zmb_rc state_sync_full(struct state *st);
 sqlite3 *state_db(struct state *st);         /* for the named queries (query_report.h), tests */
 /* Last error text of this connection (owned by st, valid until next call). */
 const char *state_errmsg(struct state *st);
@@ -208,11 +214,13 @@ enum zmb_rc state_account_set_hosts(struct state *st, int64_t id, const char *so
 /*
  * The import of account id (in flight) is complete, not yet verified:
  * verify_pending = 1, its bytes and its pass's sync mark, with the source's figures (NULL keeps
- * those recorded at export).  A crash from here on resumes at the
+ * those recorded at export), and its mail hosts as state_account_set_hosts records them (NULL
+ * keeps; one commit for both).  A crash from here on resumes at the
  * verification, which then records these bytes.
  */
 enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
-				   const char *verify_source, long long bytes, long long mark_ms);
+				   const char *verify_source, long long bytes, long long mark_ms,
+				   const char *source_host, const char *target_host);
 /* Record a verdict ('ok', 'mismatch', 'unverifiable') outside a transition (zmbatch verify). */
 enum zmb_rc state_account_verdict(struct state *st, int64_t run_id, int64_t id, const char *verdict,
 				  const char *detail, const char *event);

@@ -156,24 +156,24 @@ static enum zmb_rc account_note(struct state *st, int64_t run_id, int64_t id, co
 }
 
 enum zmb_rc state_account_imported(struct state *st, int64_t run_id, int64_t id,
-				   const char *verify_source, long long bytes, long long mark_ms)
+				   const char *verify_source, long long bytes, long long mark_ms,
+				   const char *source_host, const char *target_host)
 {
 	bool own;
 	enum zmb_rc rc = tx_begin(st, &own);
 	if (rc)
 		return rc;
-	sqlite3_stmt *s = st_prepare(st, "UPDATE accounts SET verify_pending = 1, bytes = ?2,"
-				     " verify_mark = ?3, verify_source = coalesce(?4, verify_source),"
-				     " updated_at = ?5 WHERE id = ?1 AND state IN ('importing', 'exporting')",
-				     &rc);
+	sqlite3_stmt *s = st_stmt_get(st, S_IMPORTED, &rc);
 	if (s) {
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_int64(s, 2, bytes);
 		sqlite3_bind_int64(s, 3, mark_ms);
 		st_bind_text(s, 4, verify_source);
 		sqlite3_bind_double(s, 5, wall_now());
+		st_bind_text(s, 6, source_host);
+		st_bind_text(s, 7, target_host);
 		rc = st_update_one(st, s, "imported");
-		sqlite3_finalize(s);
+		st_stmt_done(s);
 	}
 	(void)run_id;
 	return tx_end(st, own, rc, "imported");
@@ -344,7 +344,8 @@ enum zmb_rc state_transition(struct state *st, int64_t run_id, int64_t id,
 		return ZMB_EINTERNAL;
 	}
 	/* a final state is committed with a WAL fsync (see Durability above) */
-	bool durable = (to == ACCT_DONE || to == ACCT_FAILED) && sqlite3_get_autocommit(st->db);
+	bool durable = (to == ACCT_DONE || to == ACCT_FAILED) && sqlite3_get_autocommit(st->db) &&
+		       !st->sync_full;
 	if (durable && (rc = st_exec_sql(st, "PRAGMA synchronous = FULL", "set synchronous")) != ZMB_OK)
 		return rc;
 	if ((rc = tx_begin(st, &own)) != ZMB_OK)

@@ -92,6 +92,11 @@ static const char *const stmt_sql[S_NSTMT] = {
 	[S_SET_HOSTS] =
 		"UPDATE accounts SET source_host = coalesce(?2, source_host),"
 		" target_host = coalesce(?3, target_host) WHERE id = ?1",
+	[S_IMPORTED] =
+		"UPDATE accounts SET verify_pending = 1, bytes = ?2,"
+		" verify_mark = ?3, verify_source = coalesce(?4, verify_source),"
+		" source_host = coalesce(?6, source_host), target_host = coalesce(?7, target_host),"
+		" updated_at = ?5 WHERE id = ?1 AND state IN ('importing', 'exporting')",
 };
 
 /* Ticket lock: writers get in in the order they asked. */
@@ -138,6 +143,13 @@ void state_wlock_destroy(struct state_wlock *wl)
 void state_set_write_lock(struct state *st, struct state_wlock *wl)
 {
 	st->wlock = wl;
+}
+
+enum zmb_rc state_sync_full(struct state *st)
+{
+	enum zmb_rc rc = st_exec_sql(st, "PRAGMA synchronous = FULL", "set synchronous");
+	st->sync_full = rc == ZMB_OK;
+	return rc;
 }
 
 void st_set_err(struct state *st, char *msg)

@@ -39,7 +39,7 @@ enum stmt_id {
 	S_CLAIM_SEQ_EXPORTED, S_CLAIM_SEQ_PENDING,
 	S_CLAIM_SET, S_WAIT_PENDING, S_WAIT_EXPORTED,
 	S_TRANSITION, S_EVENT, S_ACCT_BY_ID, S_ACCT_BY_NAME, S_UPSERT,
-	S_SET_HOSTS,
+	S_SET_HOSTS, S_IMPORTED,
 	S_NSTMT
 };
 
@@ -51,6 +51,7 @@ struct state {
 	sqlite3_stmt *stmt[S_NSTMT];   /* prepared on first use */
 	struct state_wlock *wlock;     /* shared by the run's connections, or NULL */
 	bool wlocked;                  /* this connection holds *wlock */
+	bool sync_full;                /* every commit fsynced (state_sync_full) */
 };
 
 

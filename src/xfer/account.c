@@ -189,6 +189,23 @@ void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum 
 	free(ev);
 }
 
+void xfer_hosts(struct xfer_worker *w, const struct account_row *a, char **sh, char **dh)
+{
+	struct xfer_end *se = w->src->end, *de = w->dst->end;
+	*sh = se->drv->home ? se->drv->home(se, a->account) : NULL;
+	*dh = de->drv->home ? de->drv->home(de, a->target) : NULL;
+}
+
+void xfer_record_hosts(struct xfer_worker *w, const struct account_row *a)
+{
+	char *sh, *dh;
+	xfer_hosts(w, a, &sh, &dh);
+	if ((sh || dh) && state_account_set_hosts(w->st, a->id, sh, dh))
+		log_warn(w->ctx, "cannot record the mail hosts: %s", state_errmsg(w->st));
+	free(sh);
+	free(dh);
+}
+
 /*
  * A delta pass always imports with resolve=skip, whatever the job says: with
  * "reset" the target's folders would be emptied first (mail delivered there

@@ -419,7 +419,8 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 	struct xfer *x = w->x;
 	struct chunk_row *v = NULL;
 	size_t n = 0;
-	char *err = NULL, *why = NULL, *vsrc = NULL;
+	char *err = NULL, *why = NULL;
+	struct xfer_vjob *vj = NULL;
 	double t0 = mono_now();
 	enum zmb_rc rc = ZMB_OK;
 
@@ -447,8 +448,8 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 		a->chunks_done = 0;
 	}
 
-	/* the source's figures when the pass starts (or resumes) */
-	vsrc = xfer_source_figures(w, a);
+	/* the source's figures when the pass starts (or resumes), read by a verifier */
+	vj = xfer_vjob_start(w, a);
 	long long total = 0, warnings = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct chunk_row *c = &v[i];
@@ -499,15 +500,16 @@ void xfer_chunk_account(struct xfer_worker *w, struct account_row *a, enum acct_
 		xfer_account_error(w, a, cur, ACCT_PENDING, rc, "set transport", err);
 		goto out;
 	}
-	if (!xfer_verify_after_import(w, a, cur, ACCT_PENDING, vsrc, total, warnings, v[0].mark_ms,
-				      false))
-		goto out;
 	char *what = xasprintf("%s in %zu steps", a->delta ? "delta pass done" : "migrated", n);
-	xfer_account_done(w, a, cur, total, mono_now() - t0, v[0].mark_ms, what, NULL, warnings);
+	struct xfer_vend e = { cur, ACCT_PENDING, total, warnings, v[0].mark_ms, false, t0, what,
+			       NULL, warnings, NULL, 0 };
+	if (!xfer_verify_pass(w, a, vj, &e))
+		xfer_account_done(w, a, cur, total, mono_now() - t0, v[0].mark_ms, what, NULL, warnings);
+	vj = NULL;
 	free(what);
 out:
 	free(v);
 	free(why);
-	free(vsrc);
+	xfer_vjob_drop(x, vj);
 	free(err);
 }

@@ -43,3 +43,12 @@ void xfer_folders_free(struct xfer_folder *v, size_t n)
 	}
 	free(v);
 }
+
+int xfer_verifier_threads(const struct job *job)
+{
+	int n = job->mig.threads > 0 ? job->mig.threads : 1;
+	int nv = (n + 3) / 4;
+	if (!job->mig.verify)
+		return 0;
+	return nv < 2 ? 2 : nv > 4 ? 4 : nv;
+}

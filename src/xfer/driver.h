@@ -95,6 +95,16 @@ struct xfer_folder {
 };
 void xfer_folders_free(struct xfer_folder *v, size_t n);     /* NULL-safe */
 
+/*
+ * The verifier threads a run of job starts besides its workers (pool.c;
+ * 0 with migration.verify off): two at least, one per 4 workers, at most 4.
+ * Their requests count in a server's requests in flight, so a driver's
+ * pace allows workers + verifiers of them: a verifier's GetFolderRequest
+ * never waits for a worker's transfer to end (the source's figures are
+ * read while the export starts, not after it).
+ */
+int xfer_verifier_threads(const struct job *job);
+
 /* An account as the directory lists it, with its zimbraAccountStatus-like state. */
 struct xfer_account_info {
 	char *id;

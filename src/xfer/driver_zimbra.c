@@ -73,7 +73,8 @@ static struct xfer_end *z_end_new(const struct server *srv, const struct job *jo
 	char *label = http_server_label(srv);
 	struct throttle_conf tcf = {
 		.label = label, .role = srv->role, .max_rps = srv->max_rps,
-		.ceiling = job->mig.threads > 0 ? job->mig.threads : 1,
+		/* the workers' requests and the verifiers' (xfer_verifier_threads) */
+		.ceiling = (job->mig.threads > 0 ? job->mig.threads : 1) + xfer_verifier_threads(job),
 		.max_wait = (double)job->mig.max_throttle_wait,
 	};
 	z->thr = throttle_new(&tcf, ctl);

@@ -49,7 +49,7 @@ struct spool_job {
 	struct xfer_import_result res;   /* what the import left out */
 	int fd;                      /* the open .part (export, seal) */
 	struct xfer_export_opts o;
-	char *vsrc;                  /* the source's folder figures around the export (JSON) */
+	struct xfer_vjob *vj;        /* the source's folder figures at the export (verifier.c) */
 	bool resumed;                /* only the verification is left (imported before a crash) */
 	long long bytes;
 	/* the failure exit: what failed, where the account goes */
@@ -242,7 +242,7 @@ static enum spool_step spool_export(struct spool_job *j)
 		return spool_fail(j, ACCT_EXPORTING, ACCT_PENDING, ZMB_EIO, "export",
 				  xasprintf("cannot create spool file '%s': %s", j->part, strerror(errno)));
 	bool empty = false;
-	j->vsrc = xfer_source_figures(w, j->a);
+	j->vj = xfer_vjob_start(w, j->a);   /* read by a verifier while the export starts */
 	log_debug(w->ctx, "export from %s:%d%s", job->source.host, job->source.port,
 		 j->o.start_ms ? " (delta)" : "");
 	enum zmb_rc rc = w->src->end->drv->export_fd(w->src, j->a->account, &j->o, j->fd, &j->bytes,
@@ -258,6 +258,8 @@ static enum spool_step spool_export(struct spool_job *j)
 	/* refused for zimbraExportMaxDays: the same claim goes on in windows */
 	long long max_days = 0;
 	if (xfer_chunk_max_days(w, j->a, rc, &max_days)) {
+		xfer_vjob_drop(w->x, j->vj);
+		j->vj = NULL;
 		spool_unreserve(w->x, j->reserved);
 		j->reserved = 0;
 		xfer_chunk_account(w, j->a, ACCT_EXPORTING, max_days, j->from_dir, j->target_id);
@@ -313,7 +315,8 @@ static enum spool_step spool_seal(struct spool_job *j)
 	u.spool_path = j->final;
 	u.bytes = j->bytes;
 	u.sync_mark = j->mark_ms;
-	u.verify_source = j->vsrc;   /* what the archive was cut from, for a later verification */
+	/* what the archive was cut from, for a later verification */
+	u.verify_source = xfer_vjob_figures(x, j->vj);
 	u.event = ev;
 	rc = state_transition(w->st, x->run_id, j->a->id, ACCT_EXPORTING,
 			      go_on ? ACCT_IMPORTING : ACCT_EXPORTED, &u);
@@ -398,21 +401,32 @@ static enum spool_step spool_import(struct spool_job *j)
 	return SPOOL_VERIFY;
 }
 
-/* The verification: a mismatch is imported again from the archive (resolve=skip). */
+/*
+ * The verification, handed to a verifier thread, which ends the account
+ * (and disposes of the archive); a mismatch is imported again from the
+ * archive (resolve=skip).  Verification off: SPOOL_FINISH.
+ */
 static enum spool_step spool_verify_import(struct spool_job *j)
 {
 	struct account_row *a = j->a;
 	/* a resumed pass in steps has no archive: a mismatch exports again */
 	enum acct_state back = a->spool_path && *a->spool_path ? ACCT_EXPORTED : ACCT_PENDING;
+	/* a verification resumed after a crash imported nothing now: the import's bytes stand */
 	long long mark = j->resumed && a->verify_mark > 0 ? a->verify_mark
 		       : a->sync_mark > 0 ? a->sync_mark : j->mark_ms;
 	/* an archive exported by an earlier claim: its figures were recorded with it (seal) */
-	const char *src = j->vsrc ? j->vsrc : j->cur == ACCT_IMPORTING ? a->verify_source : NULL;
-	if (!xfer_verify_after_import(j->w, a, ACCT_IMPORTING, back, src,
-				      j->bytes ? j->bytes : a->bytes, (long long)j->res.total, mark,
-				      j->resumed))
-		return SPOOL_END;
-	return SPOOL_FINISH;
+	struct xfer_vjob *vj = j->vj;
+	j->vj = NULL;
+	if (!vj && !j->resumed && j->cur == ACCT_IMPORTING)
+		vj = xfer_vjob_given(j->w, a->verify_source);
+	struct xfer_vend e = { ACCT_IMPORTING, back, j->bytes ? j->bytes : a->bytes,
+			       (long long)j->res.total, mark, j->resumed, j->t0,
+			       a->delta ? "delta pass done" : "migrated", &j->res, 0, a->spool_path,
+			       j->held };
+	if (!xfer_verify_pass(j->w, a, vj, &e))
+		return SPOOL_FINISH;
+	j->held = 0;                 /* counted out by the verifier */
+	return SPOOL_END;
 }
 
 static enum spool_step spool_finish(struct spool_job *j)
@@ -465,7 +479,7 @@ void xfer_spool_account(struct xfer_worker *w, struct account_row *a)
 	free(j.part);
 	free(j.final);
 	free(j.target_id);
-	free(j.vsrc);
+	xfer_vjob_drop(w->x, j.vj);
 	free(j.err);
 	xfer_import_result_release(&j.res);
 }

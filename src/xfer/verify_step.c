@@ -89,29 +89,25 @@ static void set_verdict(struct xfer_worker *w, enum xfer_verdict v, char *detail
 	w->verdict_detail = detail;
 }
 
-bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a,
-			      enum acct_state from, enum acct_state back, const char *source_json,
-			      long long bytes, long long warnings, long long mark_ms, bool resumed)
+enum xfer_vstep xfer_verify_judge(struct xfer_worker *w, const struct account_row *a,
+				  enum acct_state from, enum acct_state back, const char *sj,
+				  long long warnings)
 {
 	struct xfer *x = w->x;
 	const struct xfer_driver *dd = w->dst->end->drv;
-	if (!x->job->mig.verify || !dd->folder_counts)
-		return true;
-	/* the import is complete: from here a crash resumes at the verification */
-	if (!resumed && state_account_imported(w->st, x->run_id, a->id, source_json, bytes, mark_ms))
-		log_warn(w->ctx, "cannot record the import: %s", state_errmsg(w->st));
-	/* only a resumed verification uses the figures recorded with its import: a new pass
-	 * whose source could not be read is unverifiable, never judged by an older pass's */
-	const char *sj = resumed ? a->verify_source : source_json;
+	enum xfer_vstep step = XFER_V_DONE;
 	struct xfer_folder *sv = NULL, *dv = NULL;
 	size_t ns = 0, nd = 0;
 	char *err = NULL;
-	bool go_on = true;
+	enum zmb_rc rc;
 	if (!sj || xfer_figures_parse(sj, &sv, &ns) < 0) {
 		set_verdict(w, XFER_VERIFY_UNVERIFIABLE,
 			    xasprintf("the source's folders could not be read when the archive was cut: %s",
 				      w->source_figures_err ? w->source_figures_err : "no figures recorded"));
-	} else if (dd->folder_counts(w->dst, a->target, &dv, &nd, &err) != ZMB_OK) {
+	} else if ((rc = dd->folder_counts(w->dst, a->target, &dv, &nd, &err)) == ZMB_ECANCELED) {
+		/* an abort: not the target's answer; left verify_pending for the next run */
+		step = XFER_V_PARK;
+	} else if (rc != ZMB_OK) {
 		set_verdict(w, XFER_VERIFY_UNVERIFIABLE,
 			    xasprintf("the target's folders could not be read: %s", err ? err : "?"));
 	} else {
@@ -151,13 +147,13 @@ bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a
 		} else if (v == XFER_VERIFY_MISMATCH) {
 			/* a temporary error: imported again with resolve=skip, nothing doubles */
 			xfer_account_error(w, a, from, back, ZMB_ETEMP, "verify", w->verdict_detail);
-			go_on = false;
+			step = XFER_V_RETRIED;
 		}
 	}
-	if (go_on && w->verdict)
+	if (step == XFER_V_DONE && w->verdict)
 		log_info(w->ctx, "verify: %s: %s", w->verdict, w->verdict_detail ? w->verdict_detail : "");
 	xfer_folders_free(sv, ns);
 	xfer_folders_free(dv, nd);
 	free(err);
-	return go_on;
+	return step;
 }

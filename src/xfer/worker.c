@@ -2,7 +2,10 @@
  * worker.c - the worker loop (xfer_int.h): one thread with its own state
  * connection, its own driver connections and gzip checker, claiming
  * accounts from the state database until nothing is left or a stop is
- * requested, and handing each to the run's strategy.
+ * requested, and handing each to the run's strategy.  An account the
+ * strategy handed to a verifier (verifier.c) stays in flight until the
+ * verifier ends it; an idle worker waits for it, since a mismatch brings
+ * it back.
  */
 #include "log.h"
 #include "xfer_int.h"
@@ -38,18 +41,6 @@ static bool wait_for_work(struct xfer *x, double wait)
 	return true;
 }
 
-/* Record where the account lives on each side, as the drivers learnt it (best effort). */
-static void record_hosts(struct xfer_worker *w, const struct account_row *a)
-{
-	struct xfer_end *se = w->src->end, *de = w->dst->end;
-	char *sh = se->drv->home ? se->drv->home(se, a->account) : NULL;
-	char *dh = de->drv->home ? de->drv->home(de, a->target) : NULL;
-	if ((sh || dh) && state_account_set_hosts(w->st, a->id, sh, dh))
-		log_warn(w->ctx, "cannot record the mail hosts: %s", state_errmsg(w->st));
-	free(sh);
-	free(dh);
-}
-
 /* One claimed account, counted in flight while it is processed. */
 static void run_account(struct xfer_worker *w, struct account_row *a)
 {
@@ -58,6 +49,7 @@ static void run_account(struct xfer_worker *w, struct account_row *a)
 	x->in_flight++;
 	pthread_mutex_unlock(&x->mu);
 	snprintf(w->ctx, sizeof w->ctx, "account %s", a->account);
+	w->handed_over = false;
 	if (x->stream)
 		xfer_stream_account(w, a);
 	else
@@ -69,7 +61,9 @@ static void run_account(struct xfer_worker *w, struct account_row *a)
 	free(w->source_figures_err);
 	w->verdict = NULL;
 	w->verdict_detail = w->source_figures_err = NULL;
-	record_hosts(w, a);
+	if (w->handed_over)
+		return;     /* a verifier ends it (and counts it out of flight) */
+	xfer_record_hosts(w, a);
 	pthread_mutex_lock(&x->mu);
 	x->in_flight--;
 	pthread_cond_broadcast(&x->cv);
@@ -138,6 +132,7 @@ void *xfer_worker_main(void *arg)
 	pthread_mutex_lock(&x->mu);
 	x->exited++;
 	pthread_cond_broadcast(&x->cv);
+	pthread_cond_broadcast(&x->vcv);   /* the verifiers end after the last worker */
 	pthread_mutex_unlock(&x->mu);
 	return NULL;
 }

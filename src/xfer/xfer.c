@@ -13,6 +13,7 @@ void xfer_init(struct xfer *x, const struct xfer_driver *drv, const struct job *
 	memset(x, 0, sizeof *x);
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->cv, NULL);
+	pthread_cond_init(&x->vcv, NULL);
 	state_wlock_init(&x->dbw);
 	x->job = job;
 	x->state_path = state_path;
@@ -35,6 +36,7 @@ void xfer_release(struct xfer *x)
 		x->dst->drv->end_free(x->dst);
 	x->src = x->dst = NULL;
 	pthread_cond_destroy(&x->cv);
+	pthread_cond_destroy(&x->vcv);
 	state_wlock_destroy(&x->dbw);
 	pthread_mutex_destroy(&x->mu);
 }

@@ -19,6 +19,14 @@
  * calls every function here; the workers of its pool share it (the fields
  * under `mu`, the read-only rest).  xfer_init .. xfer_release bracket it;
  * the pool is joined before xfer_release.
+ *
+ * Verification (verifier.c): after an import the worker records it
+ * (verify_pending) and hands the account to a verifier thread of the pool
+ * through a bounded queue, then claims its next account; the verifier
+ * compares the figures and ends the account (done, retry, failed).  The
+ * source's figures at export time are taken by a verifier too, while the
+ * worker's export starts.  An account handed over counts in flight until
+ * the verifier ends it.
  */
 #ifndef ZMB_XFER_H
 #define ZMB_XFER_H
@@ -52,8 +60,18 @@ struct xfer {
 	bool target_carbonio;        /* the target said it is Carbonio (set before the workers) */
 	char *target_version;        /* its version, may be NULL; freed by xfer_release */
 
+	int verifiers;               /* verifier threads (verifier.c); 0: each worker verifies its
+				      * own accounts.  Set before the workers start, then read-only */
+
 	pthread_mutex_t mu;          /* guards the fields below */
 	pthread_cond_t cv;           /* an account finished or a worker exited */
+	pthread_cond_t vcv;          /* the verifiers' queues changed (verifier.c) */
+	struct xfer_vjob *fq_head, *fq_tail;  /* source figures asked for, taken first */
+	struct xfer_vjob *vq_head, *vq_tail;  /* imported accounts waiting for their verification */
+	int vq_len;                  /* jobs in vq; at most vq_cap (workers wait) */
+	int vq_cap;
+	int nworkers;                /* workers started (or starting): the verifiers end after them */
+	int vexited;                 /* verifiers that have left their loop */
 	struct state_wlock dbw;      /* this run's SQLite writers queue on it (state_set_write_lock) */
 	long long reserved_bytes;    /* spool space promised to in-flight exports */
 	long long held_bytes;        /* complete archives on disk, waiting for or in their import */
@@ -89,15 +107,27 @@ void xfer_totals(struct xfer *x, long long *bytes, int *in_flight);
 
 /* ---- the worker pool (pool.c) ---- */
 struct xfer_worker;
+struct xfer_vjob;
 
 struct xfer_pool {
 	struct xfer_worker *w;
 	int started;                 /* threads running or joined */
+	struct xfer_worker *v;       /* the verifier threads (verifier.c) */
+	int vstarted;
 };
 
-/* Start up to n workers (logs the ones that cannot start); returns pool->started. */
+/*
+ * Start the verifier threads (with migration.verify: xfer_verifier_threads;
+ * each its own state connection and driver connections), then up
+ * to n workers (logs the ones that cannot start); returns pool->started.
+ */
 int xfer_pool_start(struct xfer *x, struct xfer_pool *pool, int n);
-/* Wait until every worker has left its loop (true) or timeout_s has passed (false). */
+/*
+ * Wait until every worker and verifier has left its loop (true) or
+ * timeout_s has passed (false).  The verifiers leave once the workers have
+ * and every account handed to them is finished (or, after an abort, left
+ * verify_pending for the next run).
+ */
 bool xfer_pool_wait(struct xfer *x, struct xfer_pool *pool, double timeout_s);
 /* Join every started worker and free the pool. */
 void xfer_pool_join(struct xfer_pool *pool);

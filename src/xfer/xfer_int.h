@@ -1,9 +1,13 @@
 /*
  * xfer_int.h - inside the transfer engine (included by src/xfer/ files only).
  *
- * Every function here runs in the worker thread that owns `w` (its state
- * connection, its two driver connections, its gzip checker); the shared
- * `struct xfer` is touched only under x->mu or through its read-only fields.
+ * Every function here runs in the thread that owns `w` (its state
+ * connection, its two driver connections, its gzip checker): a worker, or a
+ * verifier thread (verifier.c), which is a `struct xfer_worker` too, with
+ * its own connections and no gzip checker; the shared `struct xfer` is
+ * touched only under x->mu or through its read-only fields.  A verification
+ * job (struct xfer_vjob) belongs to one thread at a time: the worker that
+ * made it, then (handed over under x->mu) the verifier that ends it.
  *
  * Files, bottom up (no file uses one above it):
  *   spool_dir.c  spool file names, fsync of the directory, disposal, space
@@ -11,6 +15,8 @@
  *   account.c    an account's outcome: retry/backoff, failed, done; request options
  *   target.c     does the target account exist (directory read at start, lookup)
  *   verify_step.c  the source's figures at export, the verdict after the import
+ *   verifier.c   the verifier threads: the source's figures while an export
+ *                starts, the verdict and the account's end after its import
  *   chunk.c      a pass exported in pieces: plan, steps, resume
  *   spool.c      spool strategy, one function per step
  *   stream.c     stream strategy
@@ -36,6 +42,8 @@ struct xfer_worker {
 	const char *verdict;         /* "ok", "mismatch", "unverifiable"; NULL = not verified */
 	char *verdict_detail;
 	char *source_figures_err;    /* why the source's figures could not be read */
+	bool handed_over;            /* the account in flight went to a verifier (verifier.c) */
+	int outstanding;             /* its accounts a verifier has not ended yet (under x->mu) */
 };
 
 /* ---- spool_dir.c ---- */
@@ -72,6 +80,10 @@ void xfer_account_failed(struct xfer_worker *w, const struct account_row *a, enu
 void xfer_account_done(struct xfer_worker *w, const struct account_row *a, enum acct_state from,
 		       long long bytes, double seconds, long long mark_ms, const char *what,
 		       const struct xfer_import_result *res, long long recorded_warnings);
+/* Where the account lives on each side, as w's drivers learnt it (NULL unknown; caller frees). */
+void xfer_hosts(struct xfer_worker *w, const struct account_row *a, char **sh, char **dh);
+/* Record them (best effort; a commit when either is known). */
+void xfer_record_hosts(struct xfer_worker *w, const struct account_row *a);
 /* The import's resolve policy for this pass. */
 const char *xfer_import_resolve(const struct job *job, const struct account_row *a);
 /* The export options for this pass (full, or delta from the account's mark). */
@@ -127,18 +139,24 @@ void xfer_status_carbonio_note(struct xfer_worker *w, const struct account_row *
  * source refused (w->source_figures_err then says why).
  */
 char *xfer_source_figures(struct xfer_worker *w, const struct account_row *a);
+enum xfer_vstep {
+	XFER_V_DONE,     /* go on to done (w->verdict set) */
+	XFER_V_RETRIED,  /* a mismatch, recorded as a temporary error (retry or failed) */
+	XFER_V_PARK      /* a stop cut the target's answer short: nothing recorded */
+};
 /*
- * After a complete import of `bytes` (pass mark mark_ms): record it
- * (verify_pending, bytes, mark, the figures source_json), or with `resumed`
- * use what was recorded before a crash, read the target's figures and compare.  true: go on to done
- * (w->verdict set, or NULL when verification is off; a delta pass's
- * mismatch is recorded, not retried); false: a mismatch, already recorded
- * as a temporary error (back to `back`, or failed once max_attempts are
- * used, last_error "verify: <worst folder>...").
+ * The verdict of an imported account, in the thread owning w (a verifier,
+ * or the worker itself when the run has none): the target's figures now
+ * against sj, the source's recorded when the export began (NULL: not read,
+ * w->source_figures_err says why: unverifiable).  A mismatch asks the
+ * source again (xfer_source_figures_after); one that stays is recorded as
+ * a temporary error (back to `back`, or failed once max_attempts are
+ * used, last_error "verify: <worst folder>..."), except after a delta
+ * pass (recorded, done).
  */
-bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a,
-			      enum acct_state from, enum acct_state back, const char *source_json,
-			      long long bytes, long long warnings, long long mark_ms, bool resumed);
+enum xfer_vstep xfer_verify_judge(struct xfer_worker *w, const struct account_row *a,
+				  enum acct_state from, enum acct_state back, const char *sj,
+				  long long warnings);
 /*
  * The source's figures now merged with `before` (taken when the export
  * began; consumed): per folder the smaller of the two, so that mail deleted
@@ -146,6 +164,61 @@ bool xfer_verify_after_import(struct xfer_worker *w, const struct account_row *a
  * target.  Asked by the verification only when `before` finds it short.
  */
 char *xfer_source_figures_after(struct xfer_worker *w, const struct account_row *a, char *before);
+
+/* ---- verifier.c ---- */
+/*
+ * A verification job, made by a worker when an export starts
+ * (xfer_vjob_start) and ended by xfer_verify_pass.  NULL when the run does
+ * not verify.
+ */
+struct xfer_vjob;
+/*
+ * The source's figures for the pass of `a` starting now: asked by a
+ * verifier thread while the worker's export starts (by the worker itself,
+ * now, when the run has no verifier).  NULL when verification is off.
+ */
+struct xfer_vjob *xfer_vjob_start(struct xfer_worker *w, const struct account_row *a);
+/* A job with figures already known (recorded with an archive); NULL when verification is off. */
+struct xfer_vjob *xfer_vjob_given(struct xfer_worker *w, const char *figures);
+/* The pass failed before its import was complete: the job is dropped (NULL-safe). */
+void xfer_vjob_drop(struct xfer *x, struct xfer_vjob *j);
+/*
+ * Those figures (JSON for the state DB), waiting for the verifier if it
+ * has not finished reading them; NULL when they could not be read (the
+ * verdict will say why).  Owned by j.
+ */
+const char *xfer_vjob_figures(struct xfer *x, struct xfer_vjob *j);
+
+/* How a verified pass ends: what xfer_account_done and the verification need. */
+struct xfer_vend {
+	enum acct_state from, back;  /* the account's in-flight state, where a mismatch sends it */
+	long long bytes;             /* the import's bytes (recorded with verify_pending) */
+	long long warnings;          /* the import's warnings, named with a mismatch */
+	long long mark_ms;           /* the pass's sync mark */
+	bool resumed;                /* imported before a crash: only the verification is left */
+	double t0;                   /* mono time the attempt began */
+	const char *what;            /* "migrated", "delta pass done", ... */
+	struct xfer_import_result *res;   /* warnings to record with done (moved; may be NULL) */
+	long long recorded_warnings;
+	const char *dispose;         /* the spool archive to dispose of once done (NULL none) */
+	long long held;              /* its bytes counted in x->held_bytes until then */
+};
+/*
+ * After a complete import (or, `resumed`, one recorded before a crash):
+ * false when the run does not verify (j dropped; the caller ends the
+ * account).  Otherwise true: the import is recorded (verify_pending, its
+ * bytes and mark, j's source figures, the mail hosts, in one commit; when
+ * resumed only the hosts) and the
+ * account (*a, moved out: a is left zeroed) is handed to a verifier, which
+ * ends it: done (with the archive disposed of), a retry after a mismatch,
+ * or back to exported, verify_pending, after an abort.  Without verifier
+ * threads the worker does this itself.  w->sstatus/tstatus go with it.
+ * j (may be NULL: no figures) is consumed.
+ */
+bool xfer_verify_pass(struct xfer_worker *w, struct account_row *a, struct xfer_vjob *j,
+		      const struct xfer_vend *e);
+/* A verifier thread (pool.c starts it with its state connection open in v->st). */
+void *xfer_verifier_main(void *arg);
 
 /* ---- chunk.c ---- */
 /*
