@@ -160,9 +160,11 @@ START_TEST(test_sizes_from_quota_usage)
 	ck_assert_int_eq(soap_count(ss, "GetAllServersRequest"), 1);
 	ck_assert_int_eq(soap_count(ss, "GetServerRequest"), 0);
 	long long before = assert_largest_first(ss, false);
-	/* and the first account's folder figures, read when its archive is cut (verification) */
-	ck_assert_msg(before == 1 + 2 + 2 + 1 + 1, "%lld SOAP requests before the first export (AuthRequest, "
-		      "2 SearchDirectory, 2 GetQuotaUsage, GetAllServers, GetFolder expected)", before);
+	/* and maybe the first account's folder figures: a verifier thread reads them while
+	 * the export starts (src/xfer/verifier.c), so they land just before or just after it */
+	ck_assert_msg(before == 1 + 2 + 2 + 1 || before == 1 + 2 + 2 + 1 + 1,
+		      "%lld SOAP requests before the first export (AuthRequest, 2 SearchDirectory, "
+		      "2 GetQuotaUsage, GetAllServers, perhaps GetFolder expected)", before);
 	json_decref(ss);
 	json_decref(ds);
 	ck_assert_int_eq(run(1, NULL), 0);
