@@ -16,6 +16,7 @@ static const struct stage_type types[] = {
 	{ "ldap-mmr-verify", ldap_verify_validate, ldap_verify_run, 0 },
 	{ "localconfig", localconfig_validate, localconfig_run, 0 },
 	{ "exec", exec_validate, exec_run, 0 },
+	{ "cutover", cutover_validate, cutover_run, STAGE_DB_TEMPFAIL },
 };
 
 const struct stage_type *stage_type_find(const char *name)
@@ -28,7 +29,7 @@ const struct stage_type *stage_type_find(const char *name)
 
 const char *stage_type_names(void)
 {
-	return "migrate, ldap-replcheck, ldap-promote-mmr, ldap-mmr-verify, localconfig, exec";
+	return "migrate, ldap-replcheck, ldap-promote-mmr, ldap-mmr-verify, localconfig, exec, cutover";
 }
 
 static bool catalog_known(const char *type)

@@ -35,6 +35,7 @@ struct stage_ctx {
 	bool dry_run;
 	bool delta;
 	bool quiet;
+	bool rollback;             /* run --rollback: a cutover stage undoes its changes */
 };
 
 /*
@@ -102,6 +103,9 @@ enum zmb_rc localconfig_set(struct stage_ctx *ctx, const char *path, const char 
 			    const char *const *values, size_t n, bool backup, char **err);
 int exec_validate(const struct stage_conf *sc, const char *file, char **err);
 struct stage_result exec_run(struct stage_ctx *ctx);
+/* cutover.c: the cutover stage (issue 15); with ctx->rollback, its --rollback */
+int cutover_validate(const struct stage_conf *sc, const char *file, char **err);
+struct stage_result cutover_run(struct stage_ctx *ctx);
 
 /*
  * For tests and fuzzing: run the LDAP value parsers of ldap_cnconfig.c (olcSyncrepl

@@ -228,6 +228,14 @@ struct xfer_driver {
 			      long long *ms, char **err);
 	enum zmb_rc (*export_max_days)(struct xfer_conn *c, const char *account, long long *days,
 				       char **err);
+	/*
+	 * The cutover stage (src/stages/cutover.c): an account's id and the
+	 * values of attrs[0..n) by name, in one request (values[i] "" when the
+	 * account has none; all new, caller frees); ZMB_ENOACCOUNT if the server
+	 * has no such account.  NULL when the driver cannot.
+	 */
+	enum zmb_rc (*get_attrs)(struct xfer_conn *c, const char *name, const char *const *attrs,
+				 size_t n, char **id, char **values, char **err);
 };
 
 /* Zimbra / Carbonio: admin SOAP (JSON) for the directory, REST tgz for the mail. */

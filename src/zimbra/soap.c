@@ -475,6 +475,34 @@ enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char 
 	return get_account(h, tc, name, id, NULL, NULL, err);
 }
 
+enum zmb_rc soap_get_account_attrs(struct http *h, struct token_cache *tc, const char *name,
+				   const char *const *attrs, size_t n, char **id, char **values,
+				   char **err)
+{
+	json_t *resp = NULL;
+	struct buf want = BUF_INIT;
+	buf_adds(&want, "zimbraId");
+	for (size_t i = 0; i < n; i++)
+		buf_addf(&want, ",%s", attrs[i]);
+	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyCos", 0, "attrs", want.s, "account", "by", "name", "_content", name);
+	buf_release(&want);
+	enum zmb_rc rc = soap_call(h, tc, "GetAccountRequest", req, &resp, err);
+	char *zid = NULL;
+	if (rc == ZMB_OK)
+		rc = account_answer(http_label(h), name, resp, &zid, NULL, NULL, err);
+	if (rc == ZMB_OK) {
+		json_t *acct = jfirst(json_object_get(resp, "account"));
+		for (size_t i = 0; i < n; i++) {
+			const char *v = attr_of(acct, attrs[i]);
+			values[i] = xstrdup(v ? v : "");
+		}
+		*id = zid;
+	}
+	json_decref(resp);
+	return rc;
+}
+
 enum zmb_rc soap_get_account_status(struct http *h, struct token_cache *tc, const char *name,
 				    char **id, char **status, char **err)
 {

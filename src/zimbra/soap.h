@@ -106,6 +106,14 @@ void zquotas_free(struct zquota *v, size_t n);   /* NULL-safe */
 enum zmb_rc soap_quota_usage(struct http *h, struct token_cache *tc, const char *domain,
 			     long long offset, long long limit, struct zquota **out, size_t *n,
 			     bool *more, long long *total, char **err);
+/*
+ * GetAccountRequest (applyCos=0) by name for attrs[0..n): *id its zimbraId,
+ * values[i] each attribute's value as stored on the account ("" when it has
+ * none; the first value of a multi-valued one); all new, caller frees.
+ */
+enum zmb_rc soap_get_account_attrs(struct http *h, struct token_cache *tc, const char *name,
+				   const char *const *attrs, size_t n, char **id, char **values,
+				   char **err);
 /* ModifyAccountRequest: set one attribute. */
 enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const char *id,
 				const char *attr, const char *value, char **err);

@@ -1,0 +1,501 @@
+/*
+ * cutover.c - the `cutover` stage (issue 15): after the last migrate pass,
+ * one batch of accounts per run is switched to the target, each step
+ * recorded in the state DB (schema/009_cutover.sql) before the next one.
+ * Main thread only (the final delta pass starts the worker pool of src/xfer
+ * and joins it: cutover_delta.c).
+ *
+ * Per account, in this order (why this order: README "Cutover", and the
+ * header of schema/009_cutover.sql):
+ *   planned  read, on both servers, the values about to change and record
+ *            them (GetAccountRequest), before any change;
+ *   locked   source zimbraAccountStatus = locked: the user cannot log in or
+ *            change the mailbox, mail is still delivered to it, and an admin
+ *            token still exports it (zm-mailbox UserServlet
+ *            checkTargetAccountStatus lets an admin through every status but
+ *            maintenance); maintenance now would make the final export 404;
+ *   routed   zimbraMailTransport of the source account = the target's LMTP
+ *            (source_transport) and of the target account = itself
+ *            (target_transport): from here on new mail is delivered to the
+ *            target, so nothing lands on the source after the final pass;
+ *   synced   the final delta pass of the batch (one migrate pass over the
+ *            batch's accounts only: cutover_delta.c), verified;
+ *   final    the source's final status (source_status: locked, or
+ *            maintenance, which refuses everyone from now on);
+ *   done     target zimbraAccountStatus = active.
+ * Each change is read before it is written: a value already as wanted is not
+ * sent again, so a resumed or repeated run sends no ModifyAccountRequest for
+ * it.  `zmbatch run --rollback` puts back the recorded previous values of
+ * every account the cutover may have changed (cutover_rollback).
+ */
+#include "cutover.h"
+#include "log.h"
+#include "state_cutover.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- keys ---- */
+
+static int cut_fail(const struct stage_conf *sc, const struct cval *v, const char *file,
+		    const char *key, char **err, const char *msg)
+{
+	*err = xasprintf("%s:%d: stage '%s': key '%s': %s", file ? file : "?",
+			 v && v->line ? v->line : sc->line, sc->name, key, msg);
+	return -1;
+}
+
+/* A transport template: printable, no blank, at most 320 bytes (zimbra-attrs.xml id 247 max="320"). */
+static bool transport_ok(const char *t)
+{
+	if (!t || !*t || strlen(t) > 320)
+		return false;
+	for (const char *p = t; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+int cutover_parse(const struct stage_conf *sc, const char *file, struct cut_conf *k, char **err)
+{
+	static const char *const known[] = { "name", "type", "batch", "source_status",
+					     "source_transport", "target_transport", NULL };
+	const struct cval *g = &sc->settings;
+	memset(k, 0, sizeof *k);
+	for (size_t i = 0; i < g->n; i++) {
+		const struct cval *v = &g->items[i];
+		bool ok = false;
+		for (int j = 0; known[j] && v->name; j++)
+			ok |= !strcmp(known[j], v->name);
+		if (v->name && !ok)
+			return cut_fail(sc, v, file, v->name, err,
+					"unknown key (a cutover stage takes batch, source_status, "
+					"source_transport, target_transport)");
+	}
+	if (cval_int(g, "batch", 200, &k->batch, file, err) ||
+	    cval_str(g, "source_status", "locked", &k->source_status, file, err) ||
+	    cval_str(g, "source_transport", CUT_DEFAULT_TRANSPORT, &k->source_transport, file, err) ||
+	    cval_str(g, "target_transport", CUT_DEFAULT_TRANSPORT, &k->target_transport, file, err)) {
+		char *p = strstr(*err, "key '");
+		char *n = p ? xasprintf("%.*sstage '%s': %s", (int)(p - *err), *err, sc->name, p)
+			    : xasprintf("stage '%s': %s", sc->name, *err);
+		free(*err);
+		*err = n;
+		return -1;
+	}
+	if (k->batch < 1 || k->batch > 1000000)
+		return cut_fail(sc, cval_get(g, "batch"), file, "batch", err,
+				"expected 1..1000000 accounts per run");
+	if (strcmp(k->source_status, "locked") && strcmp(k->source_status, "maintenance"))
+		return cut_fail(sc, cval_get(g, "source_status"), file, "source_status", err,
+				"expected \"locked\" or \"maintenance\"");
+	if (!transport_ok(k->source_transport))
+		return cut_fail(sc, cval_get(g, "source_transport"), file, "source_transport", err,
+				"expected a zimbraMailTransport value such as \"lmtp:%h:7025\" "
+				"(no blanks, at most 320 bytes; %h = the target's mail host)");
+	if (!transport_ok(k->target_transport))
+		return cut_fail(sc, cval_get(g, "target_transport"), file, "target_transport", err,
+				"expected a zimbraMailTransport value such as \"lmtp:%h:7025\" "
+				"(no blanks, at most 320 bytes; %h = the target's mail host)");
+	return 0;
+}
+
+int cutover_validate(const struct stage_conf *sc, const char *file, char **err)
+{
+	struct cut_conf k;
+	return cutover_parse(sc, file, &k, err);
+}
+
+/* The template with every %h replaced by host and %% by %. */
+char *cutover_transport(const char *tmpl, const char *host)
+{
+	struct buf b = BUF_INIT;
+	for (const char *p = tmpl; *p; p++) {
+		if (p[0] == '%' && p[1] == 'h') {
+			buf_adds(&b, host ? host : "");
+			p++;
+		} else if (p[0] == '%' && p[1] == '%') {
+			buf_adds(&b, "%");
+			p++;
+		} else {
+			buf_addf(&b, "%c", *p);
+		}
+	}
+	return buf_detach(&b);
+}
+
+/* ---- the servers ---- */
+
+static const char *const SRC_ATTRS[] = { "zimbraAccountStatus", "zimbraMailTransport" };
+static const char *const DST_ATTRS[] = { "zimbraAccountStatus", "zimbraMailTransport",
+					 "zimbraMailHost" };
+
+void cut_cur_release(struct cut_cur *c)
+{
+	free(c->sid);
+	free(c->tid);
+	for (int i = 0; i < 2; i++)
+		free(c->s[i]);
+	for (int i = 0; i < 3; i++)
+		free(c->t[i]);
+	memset(c, 0, sizeof *c);
+}
+
+/* The current values of both accounts (one GetAccountRequest on each side). */
+enum zmb_rc cut_read(struct cut *c, const struct cutover_row *r, struct cut_cur *cur, char **err)
+{
+	memset(cur, 0, sizeof *cur);
+	const struct xfer_driver *drv = c->src->end->drv;
+	if (!drv->get_attrs) {
+		*err = xasprintf("the %s driver cannot read account attributes", drv->name);
+		return ZMB_EINTERNAL;
+	}
+	enum zmb_rc rc = drv->get_attrs(c->src, r->account, SRC_ATTRS, 2, &cur->sid, cur->s, err);
+	if (rc == ZMB_OK)
+		rc = c->dst->end->drv->get_attrs(c->dst, r->target, DST_ATTRS, 3, &cur->tid, cur->t,
+						 err);
+	if (rc)
+		cut_cur_release(cur);
+	return rc;
+}
+
+/*
+ * attr of account id on conn -> want, unless it is already (cur).  A change
+ * is a durable step of its own (crashpoint), counted in c->modifies.
+ */
+enum zmb_rc cut_set(struct cut *c, struct xfer_conn *conn, const char *id, const char *attr,
+		    const char *cur, const char *want, char **err)
+{
+	if (cur && !strcmp(cur, want))
+		return ZMB_OK;
+	enum zmb_rc rc = conn->end->drv->set_attr(conn, id, attr, want, err);
+	if (rc == ZMB_OK) {
+		c->modifies++;
+		log_info(c->ctx->sc->name, "%s %s: %s = '%s' (was '%s')", conn->end->srv->role, id,
+			 attr, want, cur ? cur : "");
+		crashpoint("cutover modify");
+	}
+	return rc;
+}
+
+/* ---- one account, before and after the delta pass ---- */
+
+static enum zmb_rc fail(struct cut *c, const struct cutover_row *r, const char *step, char *e)
+{
+	char *msg = xasprintf("%s: %s", step, e ? e : "failed");
+	stage_out(c->ctx, "%s: cutover step '%s' failed: %s", r->account, step, e ? e : "failed");
+	if (state_cutover_error(c->ctx->st, c->ctx->run_id, c->ctx->sc->name, r->account_id, msg))
+		log_warn(c->ctx->sc->name, "cannot record the error: %s", state_errmsg(c->ctx->st));
+	free(msg);
+	free(e);
+	c->failed++;
+	return ZMB_EPROTO;
+}
+
+static enum zmb_rc step(struct cut *c, struct cutover_row *r, enum cut_step to, const char *st_,
+			const char *tt, const char *ev)
+{
+	enum zmb_rc rc = state_cutover_step(c->ctx->st, c->ctx->run_id, c->ctx->sc->name,
+					    r->account_id, r->step, to, st_, tt, ev);
+	if (rc == ZMB_OK)
+		r->step = to;
+	else
+		log_error(c->ctx->sc->name, "%s: cannot record step '%s': %s", r->account,
+			  cut_step_name(to), state_errmsg(c->ctx->st));
+	return rc;
+}
+
+/* selected .. routed.  ZMB_EPROTO: this account failed (recorded); other codes: the DB. */
+static enum zmb_rc before_delta(struct cut *c, struct cutover_row *r)
+{
+	struct cut_cur cur;
+	char *e = NULL;
+	enum zmb_rc rc = cut_read(c, r, &cur, &e);
+	if (rc)
+		return fail(c, r, "read", e);
+	if (r->step == CUT_SELECTED) {
+		free(r->source_id);
+		free(r->target_id);
+		free(r->target_host);
+		free(r->prev_source_status);
+		free(r->prev_target_status);
+		free(r->prev_source_transport);
+		free(r->prev_target_transport);
+		r->source_id = xstrdup(cur.sid);
+		r->target_id = xstrdup(cur.tid);
+		/* the target's mail host as routing learnt it (schema 005), else as the target says */
+		r->target_host = xstrdup(r->acct_target_host && *r->acct_target_host ? r->acct_target_host
+									       : cur.t[2]);
+		r->prev_source_status = xstrdup(cur.s[0]);
+		r->prev_source_transport = xstrdup(cur.s[1]);
+		r->prev_target_status = xstrdup(cur.t[0]);
+		r->prev_target_transport = xstrdup(cur.t[1]);
+		if (!*r->target_host) {
+			cut_cur_release(&cur);
+			return fail(c, r, "read", xasprintf("the target account %s has no zimbraMailHost",
+							    r->target));
+		}
+		if ((rc = state_cutover_planned(c->ctx->st, c->ctx->run_id, c->ctx->sc->name, r)))
+			goto out;
+		r->step = CUT_PLANNED;
+	}
+	if (r->step == CUT_PLANNED) {
+		if ((rc = cut_set(c, c->src, r->source_id, "zimbraAccountStatus", cur.s[0], "locked", &e))) {
+			rc = fail(c, r, "lock the source", e);
+			goto out;
+		}
+		if ((rc = step(c, r, CUT_LOCKED, NULL, NULL, "cutover: source account locked")))
+			goto out;
+	}
+	if (r->step == CUT_LOCKED) {
+		char *sv = cutover_transport(c->k.source_transport, r->target_host);
+		char *tv = cutover_transport(c->k.target_transport, r->target_host);
+		rc = cut_set(c, c->src, r->source_id, "zimbraMailTransport", cur.s[1], sv, &e);
+		if (rc == ZMB_OK)
+			rc = cut_set(c, c->dst, r->target_id, "zimbraMailTransport", cur.t[1], tv, &e);
+		if (rc) {
+			rc = fail(c, r, "point the transports at the target", e);
+		} else {
+			char *ev = xasprintf("cutover: zimbraMailTransport: source '%s', target '%s'", sv, tv);
+			rc = step(c, r, CUT_ROUTED, sv, tv, ev);
+			free(ev);
+		}
+		free(sv);
+		free(tv);
+	}
+out:
+	cut_cur_release(&cur);
+	return rc;
+}
+
+/* synced .. done. */
+static enum zmb_rc after_delta(struct cut *c, struct cutover_row *r)
+{
+	struct cut_cur cur;
+	char *e = NULL;
+	enum zmb_rc rc = cut_read(c, r, &cur, &e);
+	if (rc)
+		return fail(c, r, "read", e);
+	if (r->step == CUT_SYNCED) {
+		if ((rc = cut_set(c, c->src, r->source_id, "zimbraAccountStatus", cur.s[0],
+				  c->k.source_status, &e))) {
+			rc = fail(c, r, "final source status", e);
+			goto out;
+		}
+		char *ev = xasprintf("cutover: source account %s", c->k.source_status);
+		rc = step(c, r, CUT_FINAL, NULL, NULL, ev);
+		free(ev);
+		if (rc)
+			goto out;
+	}
+	if (r->step == CUT_FINAL) {
+		if ((rc = cut_set(c, c->dst, r->target_id, "zimbraAccountStatus", cur.t[0], "active", &e))) {
+			rc = fail(c, r, "activate the target", e);
+			goto out;
+		}
+		if ((rc = step(c, r, CUT_DONE, NULL, NULL, "cutover: target account active; done")))
+			goto out;
+		stage_out(c->ctx, "%s -> %s: cut over", r->account, r->target);
+	}
+out:
+	cut_cur_release(&cur);
+	return rc;
+}
+
+/* ---- the stage ---- */
+
+static enum zmb_rc login(struct cut *c, struct stage_result *res)
+{
+	struct xfer_conn *conn[2] = { c->src, c->dst };
+	for (int i = 0; i < 2; i++) {
+		const struct server *s = conn[i]->end->srv;
+		char *e = NULL;
+		enum zmb_rc rc = conn[i]->end->drv->login(conn[i], &e);
+		if (rc) {
+			res->err = xasprintf("%s %s:%d: cannot log in as '%s': %s", s->role, s->host,
+					     s->port, s->admin_user, e ? e : zmb_rc_str(rc));
+			free(e);
+			res->exit = EXIT_UNAVAILABLE;
+			return rc;
+		}
+	}
+	return ZMB_OK;
+}
+
+static void leftover_report(struct cut *c)
+{
+	long long failed = 0, mismatch = 0, waiting = 0;
+	if (state_cutover_leftover(c->ctx->st, &failed, &mismatch, &waiting))
+		return;
+	if (failed || mismatch)
+		stage_out(c->ctx, "not cut over: %lld account(s) that failed migration, %lld that "
+			  "failed verification (see 'zmbatch report')", failed, mismatch);
+	c->waiting = waiting;
+}
+
+static void dry_run(struct cut *c)
+{
+	struct cutover_row *rows = NULL;
+	size_t n = 0;
+	long long failed = 0, mismatch = 0, waiting = 0;
+	if (!c->ctx->st) {
+		stage_out(c->ctx, "dry run: no state database yet: nothing migrated, nothing to cut over");
+		return;
+	}
+	if (state_cutover_open(c->ctx->st, &rows, &n) == ZMB_OK && n > 0) {
+		stage_out(c->ctx, "dry run: batch %d would be resumed: %zu account(s)", rows[0].batch, n);
+		for (size_t i = 0; i < n; i++)
+			stage_out(c->ctx, "dry run:   %s (at step %s)", rows[i].account,
+				  cut_step_name(rows[i].step));
+	} else if (state_cutover_leftover(c->ctx->st, &failed, &mismatch, &waiting) == ZMB_OK) {
+		stage_out(c->ctx, "dry run: the next batch would cut over %lld of %lld waiting account(s): "
+			  "source -> locked, transports -> '%s' / '%s', final delta pass, source -> %s, "
+			  "target -> active", waiting < c->k.batch ? waiting : c->k.batch, waiting,
+			  c->k.source_transport, c->k.target_transport, c->k.source_status);
+		if (failed || mismatch)
+			stage_out(c->ctx, "dry run: not cut over: %lld failed migration, %lld failed "
+				  "verification", failed, mismatch);
+	}
+	state_cutover_rows_free(rows, n);
+}
+
+/* The batch's rows: resumed, or a new batch selected.  *rows NULL/0: nothing to do. */
+static enum zmb_rc batch_rows(struct cut *c, struct cutover_row **rows, size_t *n)
+{
+	enum zmb_rc rc = state_cutover_open(c->ctx->st, rows, n);
+	if (rc || *n > 0) {
+		if (*n > 0)
+			stage_out(c->ctx, "batch %d: resuming %zu account(s)", (*rows)[0].batch, *n);
+		return rc;
+	}
+	int batch = 0, got = 0;
+	if ((rc = state_cutover_select(c->ctx->st, c->ctx->run_id, c->ctx->sc->name, c->k.batch,
+				       &batch, &got)))
+		return rc;
+	if (got == 0)
+		return ZMB_OK;
+	stage_out(c->ctx, "batch %d: %d account(s)", batch, got);
+	return state_cutover_open(c->ctx->st, rows, n);
+}
+
+static void run_batch(struct cut *c, struct cutover_row *rows, size_t n, struct stage_result *res)
+{
+	enum zmb_rc rc = ZMB_OK;
+	/* the steps before the final pass, account by account */
+	for (size_t i = 0; i < n && rc != ZMB_ESTATE && rc != ZMB_EIO; i++) {
+		if (!runctl_may_claim(c->ctx->ctl)) {
+			res->exit = EXIT_TEMPFAIL;
+			return;
+		}
+		if (rows[i].step < CUT_ROUTED)
+			rc = before_delta(c, &rows[i]);
+		if (rc == ZMB_EPROTO)
+			rc = ZMB_OK;   /* recorded: the other accounts go on */
+	}
+	if (rc) {
+		res->rc = rc;
+		res->err = xasprintf("state DB: %s", state_errmsg(c->ctx->st));
+		return;
+	}
+	bool any = false;
+	for (size_t i = 0; i < n; i++)
+		any |= rows[i].step == CUT_ROUTED;
+	if (any && (rc = cutover_delta(c, res)) != ZMB_OK) {
+		res->rc = rc;
+		return;
+	}
+	if (res->exit == EXIT_TEMPFAIL)
+		return;
+	/* the delta pass moved rows to synced (or recorded why not): read them again */
+	struct cutover_row *again = NULL;
+	size_t m = 0;
+	if ((rc = state_cutover_open(c->ctx->st, &again, &m))) {
+		res->rc = rc;
+		res->err = xasprintf("state DB: %s", state_errmsg(c->ctx->st));
+		return;
+	}
+	for (size_t i = 0; i < m && rc != ZMB_ESTATE && rc != ZMB_EIO; i++) {
+		if (again[i].step >= CUT_SYNCED && again[i].step < CUT_DONE)
+			rc = after_delta(c, &again[i]);
+		if (rc == ZMB_EPROTO)
+			rc = ZMB_OK;
+	}
+	state_cutover_rows_free(again, m);
+	if (rc) {
+		res->rc = rc;
+		res->err = xasprintf("state DB: %s", state_errmsg(c->ctx->st));
+	}
+}
+
+static void verdict(struct cut *c, struct stage_result *res)
+{
+	long long k[CUT_NSTEPS], errors = 0, batches = 0;
+	if (state_cutover_counts(c->ctx->st, k, &errors, &batches))
+		return;
+	long long open = 0;
+	for (int i = CUT_SELECTED; i < CUT_DONE; i++)
+		open += k[i];
+	leftover_report(c);
+	stage_out(c->ctx, "cutover: %lld account(s) cut over in %lld batch(es), %lld unfinished, "
+		  "%lld waiting for a later batch; %lld ModifyAccountRequest(s) this run",
+		  k[CUT_DONE], batches, open, c->waiting, c->modifies);
+	if (res->exit == EXIT_TEMPFAIL || res->rc)
+		return;
+	if (c->failed > 0 || open > 0) {
+		res->exit = EXIT_PARTIAL;
+		res->err = xasprintf("%lld account(s) could not be cut over (see 'zmbatch report' and "
+				     "'zmbatch accounts --history ACCOUNT')", open);
+	} else if (c->waiting > 0) {
+		/* one batch per run: the stage stays pending, the next run takes the next batch */
+		runctl_request_stop(c->ctx->ctl, "one cutover batch per run; the next run cuts over "
+				    "the next batch", false);
+		res->exit = EXIT_TEMPFAIL;
+	}
+}
+
+struct stage_result cutover_run(struct stage_ctx *ctx)
+{
+	struct stage_result res = { ZMB_OK, 0, NULL };
+	struct cut c;
+	struct cutover_row *rows = NULL;
+	size_t n = 0;
+	memset(&c, 0, sizeof c);
+	c.ctx = ctx;
+	if (cutover_parse(ctx->sc, ctx->job->path, &c.k, &res.err)) {
+		res.rc = ZMB_ECONFIG;
+		return res;
+	}
+	if (ctx->dry_run) {
+		if (ctx->rollback)
+			cutover_rollback_plan(&c);
+		else
+			dry_run(&c);
+		return res;
+	}
+	xfer_init(&c.x, &xfer_driver_zimbra, ctx->job, ctx->state_path, ctx->run_id, ctx->ctl);
+	state_set_write_lock(ctx->st, &c.x.dbw);
+	c.src = c.x.src->drv->conn_new(c.x.src);
+	c.dst = c.x.dst->drv->conn_new(c.x.dst);
+	if ((res.rc = login(&c, &res)))
+		goto out;
+	if (ctx->rollback) {
+		cutover_rollback(&c, &res);
+		goto out;
+	}
+	if ((res.rc = batch_rows(&c, &rows, &n))) {
+		res.err = xasprintf("state DB: %s", state_errmsg(ctx->st));
+		goto out;
+	}
+	if (n > 0)
+		run_batch(&c, rows, n, &res);
+	verdict(&c, &res);
+out:
+	state_cutover_rows_free(rows, n);
+	if (c.src)
+		c.src->end->drv->conn_free(c.src);
+	if (c.dst)
+		c.dst->end->drv->conn_free(c.dst);
+	state_set_write_lock(ctx->st, NULL);
+	xfer_release(&c.x);
+	return res;
+}

@@ -1,0 +1,90 @@
+/*
+ * cutover_delta.c - the final delta pass of a cutover batch (cutover.h).
+ *
+ * The same machinery as `zmbatch run --delta` (state_queue_delta, the
+ * worker pool of src/xfer, the verification after each import), restricted
+ * to the batch: only the accounts of the rows at 'routed' are queued, and the
+ * pass refuses to start while any other account waits in the queue (the pool
+ * claims whatever is pending).  By now the source accounts are locked (an
+ * admin still exports them) and their mail already goes to the target, so
+ * this pass carries everything that reached the source since the last
+ * migrate pass.  A pass interrupted by a crash resumes like any other: the
+ * accounts it left pending are claimed again by the next run's pool.
+ */
+#include "cutover.h"
+#include "log.h"
+#include "state_cutover.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum zmb_rc spool_dirs(const struct job *job, char **err)
+{
+	const char *dirs[3] = { job->mig.working_dir, job->mig.success_dir, job->mig.failed_dir };
+	for (int i = 0; i < 3; i++) {
+		if (dirs[i] && *dirs[i] && mkdir_p(dirs[i], 0700) < 0) {
+			*err = xasprintf("cannot create directory '%s': %s", dirs[i], strerror(errno));
+			return ZMB_ECONFIG;
+		}
+	}
+	return ZMB_OK;
+}
+
+enum zmb_rc cutover_delta(struct cut *c, struct stage_result *res)
+{
+	struct stage_ctx *ctx = c->ctx;
+	struct xfer *x = &c->x;
+	int queued = 0;
+	long long counts[ACCT_NSTATES];
+	enum zmb_rc rc = state_cutover_queue_delta(ctx->st, ctx->run_id, &queued, &res->err);
+	if (rc) {
+		if (!res->err)
+			res->err = xasprintf("cannot queue the final delta pass: %s", state_errmsg(ctx->st));
+		return rc;
+	}
+	if ((rc = state_counts(ctx->st, counts))) {
+		res->err = xasprintf("cannot count accounts: %s", state_errmsg(ctx->st));
+		return rc;
+	}
+	long long waiting = counts[ACCT_PENDING] + counts[ACCT_EXPORTED];
+	stage_out(ctx, "final delta pass: %lld account(s)", waiting);
+	if (waiting > 0) {
+		if (!x->stream && (rc = spool_dirs(ctx->job, &res->err)))
+			return rc;
+		if (!x->stream)
+			xfer_spool_housekeeping(x, ctx->st);
+		xfer_tdir_build(x, c->dst, ctx->st);
+		struct xfer_pool pool;
+		int nthreads = ctx->job->mig.threads > 0 ? ctx->job->mig.threads : 1;
+		int started = xfer_pool_start(x, &pool, nthreads);
+		while (!xfer_pool_wait(x, &pool, 0.25))
+			;
+		xfer_pool_join(&pool);
+		if (started == 0 || x->fatal_workers == started) {
+			res->err = xstrdup("final delta pass: no worker could start");
+			return ZMB_EINTERNAL;
+		}
+		if ((rc = state_counts(ctx->st, counts))) {
+			res->err = xasprintf("cannot count accounts: %s", state_errmsg(ctx->st));
+			return rc;
+		}
+		if (counts[ACCT_PENDING] + counts[ACCT_EXPORTED] + counts[ACCT_EXPORTING] +
+		    counts[ACCT_IMPORTING] > 0) {
+			/* stopped (signal, end of the window, throttling): the next run goes on */
+			res->exit = EXIT_TEMPFAIL;
+			return ZMB_OK;
+		}
+	}
+	int synced = 0, failed = 0;
+	if ((rc = state_cutover_delta_done(ctx->st, ctx->run_id, ctx->sc->name, &synced, &failed))) {
+		res->err = xasprintf("cannot record the final delta pass: %s", state_errmsg(ctx->st));
+		return rc;
+	}
+	if (failed > 0)
+		stage_out(ctx, "final delta pass: %d account(s) failed: they stay locked and routed to "
+			  "the target, not activated (see 'zmbatch report'; --retry-failed, then run "
+			  "again, or --rollback)", failed);
+	c->failed += failed;
+	return ZMB_OK;
+}
