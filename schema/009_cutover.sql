@@ -4,6 +4,8 @@
 -- "Cutover").  The steps, in order, each recorded when it is complete, so
 -- that a run stopped anywhere resumes at the first step not recorded:
 --
+--   selected    chosen for the batch (the batch is chosen whole, in one
+--               transaction, before any account of it is touched)
 --   planned     the account's batch chosen and the previous values read from
 --               both servers and recorded (prev_*), before any change
 --   locked      source zimbraAccountStatus = 'locked': no login, delivery
@@ -24,8 +26,8 @@
 CREATE TABLE cutover (
 	account_id      INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
 	batch           INTEGER NOT NULL,          -- 1, 2, ... in the order they were cut over
-	step            TEXT    NOT NULL DEFAULT 'planned'
-	                CHECK (step IN ('planned', 'locked', 'routed', 'synced', 'final', 'done',
+	step            TEXT    NOT NULL DEFAULT 'selected'
+	                CHECK (step IN ('selected', 'planned', 'locked', 'routed', 'synced', 'final', 'done',
 	                                'rolled_back')),
 	source_id       TEXT,                      -- zimbraId on the source
 	target_id       TEXT,                      -- zimbraId on the target
