@@ -164,7 +164,7 @@ enum zmb_rc state_cutover_select(struct state *st, int64_t run_id, const char *s
 			      NULL, NULL, 0);
 	if (rc == ZMB_OK) {
 		char *sql = xasprintf("INSERT INTO cutover (account_id, batch, step, run_id, started_at,"
-				      " updated_at) SELECT a.id, %lld, 'selected', %lld, ?1, ?1"
+				      " updated_at) SELECT a.id, %lld, 'selected', nullif(%lld, 0), ?1, ?1"
 				      " FROM accounts a WHERE " ELIGIBLE " AND NOT EXISTS (SELECT 1 FROM"
 				      " cutover c WHERE c.account_id = a.id) ORDER BY a.seq LIMIT %lld",
 				      b, (long long)run_id, limit);
@@ -218,7 +218,7 @@ enum zmb_rc state_cutover_planned(struct state *st, int64_t run_id, const char *
 	char *sql = xasprintf("UPDATE cutover SET step = 'planned', source_id = ?2, target_id = ?3,"
 			      " target_host = ?4, prev_source_status = ?5, prev_target_status = ?6,"
 			      " prev_source_transport = ?7, prev_target_transport = ?8, error = NULL,"
-			      " run_id = %lld, updated_at = ?1 WHERE account_id = %lld AND step = 'selected'",
+			      " run_id = nullif(%lld, 0), updated_at = ?1 WHERE account_id = %lld AND step = 'selected'",
 			      (long long)run_id, (long long)r->account_id);
 	rc = exec_now(st, sql, "cutover planned", &changed, v, 7);
 	free(sql);
@@ -253,7 +253,7 @@ enum zmb_rc state_cutover_step(struct state *st, int64_t run_id, const char *sta
 			    cut_step_name(from) };
 	char *sql = xasprintf("UPDATE cutover SET step = ?2, source_transport = coalesce(?3,"
 			      " source_transport), target_transport = coalesce(?4, target_transport),"
-			      " error = NULL, run_id = %lld, updated_at = ?1,"
+			      " error = NULL, run_id = nullif(%lld, 0), updated_at = ?1,"
 			      " done_at = CASE WHEN ?2 = 'done' THEN ?1 ELSE done_at END,"
 			      " rolled_back_at = CASE WHEN ?2 = 'rolled_back' THEN ?1 ELSE NULL END"
 			      " WHERE account_id = %lld AND step = ?5",
@@ -334,7 +334,7 @@ enum zmb_rc state_cutover_delta_done(struct state *st, int64_t run_id, const cha
 		return rc;
 	const char *v[] = { stage };
 	char *sql = xasprintf("INSERT INTO events (at, run_id, account_id, stage, level, message)"
-			      " SELECT ?1, %lld, c.account_id, ?2, 'info', 'cutover: final delta pass done'"
+			      " SELECT ?1, nullif(%lld, 0), c.account_id, ?2, 'info', 'cutover: final delta pass done'"
 			      " FROM cutover c JOIN accounts a ON a.id = c.account_id"
 			      " WHERE c.step = 'routed' AND " ELIGIBLE, (long long)run_id);
 	rc = exec_now(st, sql, "cutover synced", NULL, v, 1);
@@ -345,7 +345,7 @@ enum zmb_rc state_cutover_delta_done(struct state *st, int64_t run_id, const cha
 			      " WHERE " ELIGIBLE ")", "cutover synced", synced, NULL, 0);
 	if (rc == ZMB_OK) {
 		sql = xasprintf("INSERT INTO events (at, run_id, account_id, stage, level, message)"
-				" SELECT ?1, %lld, c.account_id, ?2, 'error', 'cutover: final delta pass: ' ||"
+				" SELECT ?1, nullif(%lld, 0), c.account_id, ?2, 'error', 'cutover: final delta pass: ' ||"
 				" a.state || coalesce(': ' || a.last_error, '') || coalesce(' (verify ' ||"
 				" a.verify || ')', '') FROM cutover c JOIN accounts a ON a.id = c.account_id"
 				" WHERE c.step = 'routed'", (long long)run_id);
