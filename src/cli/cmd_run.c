@@ -459,6 +459,13 @@ static int run_pipeline(struct run *r)
 		log_error(NULL, "no stage named '%s' in %s", cli->stage, r->job.path);
 		worst = EXIT_USAGE;
 	}
+	bool any_cutover = false;
+	for (size_t i = 0; i < r->job.nstages; i++)
+		any_cutover |= !strcmp(r->job.stages[i].type, "cutover");
+	if (cli->rollback && !any_cutover) {
+		log_error(NULL, "--rollback: %s has no cutover stage: nothing to roll back", r->job.path);
+		worst = EXIT_USAGE;
+	}
 	return worst;
 }
 
