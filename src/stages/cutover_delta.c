@@ -31,6 +31,28 @@ static enum zmb_rc spool_dirs(const struct job *job, char **err)
 	return ZMB_OK;
 }
 
+/*
+ * Which product the target is, as the migrate stage asks it (migrate.c
+ * target_product): the verification of a Carbonio target leaves out the task
+ * and Briefcase folders its importer drops.  No answer: taken for Zimbra.
+ */
+static void target_product(struct cut *c)
+{
+	char *product = NULL, *version = NULL, *e = NULL;
+	const struct xfer_driver *drv = c->dst->end->drv;
+	if (!drv->product || drv->product(c->dst, &product, &version, &e)) {
+		log_info(NULL, "target: product not known (%s); taken for Zimbra", e ? e : "no answer");
+	} else {
+		c->x.target_carbonio = strcmp(product, "carbonio") == 0;
+		free(c->x.target_version);
+		c->x.target_version = version;
+		version = NULL;
+	}
+	free(product);
+	free(version);
+	free(e);
+}
+
 enum zmb_rc cutover_delta(struct cut *c, struct stage_result *res)
 {
 	struct stage_ctx *ctx = c->ctx;
@@ -55,6 +77,7 @@ enum zmb_rc cutover_delta(struct cut *c, struct stage_result *res)
 		if (!x->stream)
 			xfer_spool_housekeeping(x, ctx->st);
 		xfer_tdir_build(x, c->dst, ctx->st);
+		target_product(c);
 		struct xfer_pool pool;
 		int nthreads = ctx->job->mig.threads > 0 ? ctx->job->mig.threads : 1;
 		int started = xfer_pool_start(x, &pool, nthreads);
