@@ -5,15 +5,27 @@
  * Main thread only (the final delta pass starts the worker pool of src/xfer
  * and joins it: cutover_delta.c).
  *
- * Per account, in this order (why this order: README "Cutover", and the
- * header of schema/009_cutover.sql):
+ * Per account, in this order.  Why this order (zm-mailbox 2b7f9787):
+ *   - store/src/java/com/zimbra/cs/service/UserServlet.java:502-516
+ *     checkTargetAccountStatus (called by doGet:385 and doPost:749): an
+ *     account in maintenance is refused to everyone, admins too (507-508),
+ *     so the final delta's export from a source in maintenance fails (404
+ *     with the admin cookie) and its import into a target in maintenance
+ *     fails (401); any other status lets an admin token through (511-514);
+ *   - store/conf/attrs/zimbra-attrs.xml:356-361 zimbraAccountStatus:
+ *     "locked - no login, mail delivery OK"; "maintenance - no login, no
+ *     delivery (lmtp server returns 4.x.x)"; :1436 zimbraMailTransport
+ *     (astring, max 320, single, on the account: "where to deliver parameter
+ *     for use in postfix transport_maps").
+ * So the source is `locked` (not maintenance) while the final pass reads it,
+ * and the transports are switched *before* that pass: mail that arrives
+ * during and after the pass goes to the target, and the pass carries what
+ * reached the source before.  maintenance, if asked for, comes after.
  *   planned  read, on both servers, the values about to change and record
  *            them (GetAccountRequest), before any change;
  *   locked   source zimbraAccountStatus = locked: the user cannot log in or
  *            change the mailbox, mail is still delivered to it, and an admin
- *            token still exports it (zm-mailbox UserServlet
- *            checkTargetAccountStatus lets an admin through every status but
- *            maintenance); maintenance now would make the final export 404;
+ *            token still exports it;
  *   routed   zimbraMailTransport of the source account = the target's LMTP
  *            (source_transport) and of the target account = itself
  *            (target_transport): from here on new mail is delivered to the
@@ -23,6 +35,20 @@
  *   final    the source's final status (source_status: locked, or
  *            maintenance, which refuses everyone from now on);
  *   done     target zimbraAccountStatus = active.
+ * ModifyAccountRequest (service/admin/ModifyAccount.java) names the account
+ * by zimbraId only (89-97), hence the ids read at 'planned'; a status cannot
+ * be unset (account/callback/AccountStatus.java:47-49).
+ * Batches: one run cuts over at most one batch of `batch` accounts, the
+ * next eligible ones (done, verified ok or verification off, never cut over)
+ * in the order the migration listed them (accounts.seq: accounts_file order,
+ * then discovery); the stage then ends with exit 75 and stays pending while
+ * accounts wait, so a nightly cron job moves one batch a night, and listing a
+ * department's accounts together (batch = its size) moves one department a
+ * night.  Not "all batches within the window": a cutover is the step users
+ * notice, and an administrator wants to decide how many go per night, not
+ * find the whole company moved because the window was long.  A window that
+ * ends mid-batch (--max-runtime/--until/SIGTERM) stops between accounts; the
+ * next run finishes that batch before it starts another.
  * Each change is read before it is written: a value already as wanted is not
  * sent again, so a resumed or repeated run sends no ModifyAccountRequest for
  * it.  `zmbatch run --rollback` puts back the recorded previous values of
