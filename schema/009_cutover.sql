@@ -17,7 +17,14 @@
 --   final       the source's configured final status (source_status, e.g.
 --               'maintenance'); the same as 'locked' when that is 'locked'
 --   done        target zimbraAccountStatus = 'active'
---   rolled_back `zmbatch run --rollback` restored every recorded value
+--   rolled_back `zmbatch run --rollback` restored the recorded values (terminal:
+--               the account is cut over again only after `zmbatch reset ACCOUNT`)
+--   failed      terminal: a step, the final delta pass or its verification
+--               failed (or the target vanished); the account was rolled back
+--               at once so it does not stay locked; `error` says which account,
+--               server and step; `reset ACCOUNT` lets a later run take it again
+--   skipped     terminal: the source account was not active before the
+--               cutover (closed, locked, pending...): nothing changed
 --
 -- A step that failed leaves `step` at the last one completed, with `error`
 -- set; the next run tries it again.  The prev_* values are read once, at
@@ -28,7 +35,7 @@ CREATE TABLE cutover (
 	batch           INTEGER NOT NULL,          -- 1, 2, ... in the order they were cut over
 	step            TEXT    NOT NULL DEFAULT 'selected'
 	                CHECK (step IN ('selected', 'planned', 'locked', 'routed', 'synced', 'final', 'done',
-	                                'rolled_back')),
+	                                'rolled_back', 'failed', 'skipped')),
 	source_id       TEXT,                      -- zimbraId on the source
 	target_id       TEXT,                      -- zimbraId on the target
 	target_host     TEXT,                      -- the target account's zimbraMailHost

@@ -45,7 +45,11 @@
 static struct e2e E;
 static int NACCT = 4;
 #define OLD_TRANSPORT "lmtp:old.example.com:7025"
-#define NEW_TRANSPORT "lmtp:zsim.local:7025"
+/* the target simulator is another mail host than the source (zsim.local) and answers
+ * GetServerRequest with its zimbraLmtpBindPort: the default template lmtp:%h:%p */
+#define DST_HOST "mbox2.example.net"
+#define NEW_TRANSPORT "lmtp:" DST_HOST ":7125"
+static const char *EXTRA_MIG = "";   /* more keys of the migration group (write_job) */
 
 static char *acct_json(const char *dom, int n, bool target)
 {
@@ -65,9 +69,11 @@ static void start(int n)
 {
 	memset(&E, 0, sizeof E);
 	NACCT = n;
+	EXTRA_MIG = "";
 	char *sa = acct_json("example.com", n, false), *da = acct_json("example.net", n, true);
 	char *s = xasprintf("{\"name\":\"src\",\"domains\":[{\"name\":\"example.com\",\"accounts\":[%s]}]}", sa);
-	char *d = xasprintf("{\"name\":\"dst\",\"domains\":[{\"name\":\"example.net\",\"accounts\":[%s]}]}", da);
+	char *d = xasprintf("{\"name\":\"dst\",\"mailhost\":\"" DST_HOST "\",\"lmtp_port\":7125,"
+			    "\"domains\":[{\"name\":\"example.net\",\"accounts\":[%s]}]}", da);
 	e2e_start(&E, s, d);
 	free(sa);
 	free(da);
@@ -103,7 +109,7 @@ static void write_job(const char *cut)
 		"  domains = [ \"example.com\" ]; domain_map = [ \"example.com=example.net\" ];\n"
 		"  threads = 1; working_dir = \"%s/work\";\n"
 		"  retry_backoff = \"1s\"; retry_backoff_max = \"2s\"; max_attempts = 2;\n"
-		"  maintenance_wait = \"3s\";\n"
+		"  maintenance_wait = \"3s\"; %s\n"
 		"};\n"
 		"stages = (\n"
 		"  { name = \"migrate\"; type = \"migrate\"; },\n"
@@ -111,7 +117,7 @@ static void write_job(const char *cut)
 		");\n"
 		"state = { db = \"%s\"; };\n"
 		"log = { dir = \"%s/log\"; level = \"debug\"; };\n",
-		E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file, E.dir, cut,
+		E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file, E.dir, EXTRA_MIG, cut,
 		E.db, E.dir);
 	free(E.job);
 	E.job = tu_write(E.dir, "job.cfg", text, 0600);
@@ -250,7 +256,7 @@ START_TEST(full)
 	ck_assert_msg(tu_contains(out, "a1@example.com -> a1@example.net: cut over"), "%s", out);
 	free(out);
 	for (int i = 1; i <= NACCT; i++)
-		assert_cut(i, true, "locked");
+		assert_cut(i, true, "maintenance");
 	/* the final delta carried the new mail: every pair equal again */
 	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
 	for (int i = 1; i <= NACCT; i++) {
@@ -266,7 +272,7 @@ START_TEST(full)
 	ck_assert_int_eq(db("SELECT count(*) FROM cutover c JOIN accounts a ON a.id = c.account_id"
 			    " WHERE a.account = 'a1@example.com' AND c.prev_source_status = 'active' AND"
 			    " c.prev_source_transport = '" OLD_TRANSPORT "' AND c.prev_target_status ="
-			    " 'locked' AND c.prev_target_transport = '' AND c.target_host = 'zsim.local'"),
+			    " 'locked' AND c.prev_target_transport = '' AND c.target_host = '" DST_HOST "'"),
 			 1);
 	ck_assert_int_eq(db("SELECT count(*) FROM stages WHERE name = 'cutover' AND state = 'done'"), 1);
 
@@ -313,12 +319,20 @@ START_TEST(full)
 	ck_assert_int_eq(zmb(&out, "accounts", "-c", E.job, "--history", "a1@example.com", (char *)NULL), 0);
 	ck_assert_msg(tu_contains(out, "cutover rolled back"), "%s", out);
 	free(out);
+	/* rolled_back is terminal: an ordinary run does not cut them over again */
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 0);
+	ck_assert_int_eq(modifies(E.src) + modifies(E.dst), 0);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'rolled_back'"), NACCT);
+	/* until `reset ACCOUNT`: its row goes, the account is migrated and cut over again */
+	ck_assert_int_eq(zmb(NULL, "reset", "-c", E.job, "a1@example.com", (char *)NULL), 0);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover c JOIN accounts a ON a.id = c.account_id"
+			    " WHERE a.account = 'a1@example.com'"), 0);
 }
 END_TEST
 
 START_TEST(batches)
 {
-	write_job("batch = 2; source_status = \"maintenance\";");
+	write_job("batch = 2; source_status = \"locked\";");
 	migrate_only();
 	char *out = NULL;
 	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, (char *)NULL), 75);
@@ -326,8 +340,8 @@ START_TEST(batches)
 		      tu_contains(out, "one cutover batch per run"), "%s", out);
 	free(out);
 	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'done'"), 2);
-	assert_cut(1, true, "maintenance");
-	assert_cut(2, true, "maintenance");
+	assert_cut(1, true, "locked");
+	assert_cut(2, true, "locked");
 	assert_cut(3, false, NULL);
 	assert_cut(4, false, NULL);
 	ck_assert_int_eq(db("SELECT count(*) FROM stages WHERE name = 'cutover' AND state = 'pending'"), 1);
@@ -335,7 +349,7 @@ START_TEST(batches)
 	ck_assert_msg(tu_contains(out, "batch 2: 2 account(s)"), "%s", out);
 	free(out);
 	for (int i = 1; i <= NACCT; i++)
-		assert_cut(i, true, "maintenance");
+		assert_cut(i, true, "locked");
 	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'done' AND batch = 2"), 2);
 }
 END_TEST
@@ -353,12 +367,22 @@ START_TEST(not_eligible)
 		" WHERE account = 'a4@example.com'");
 	reset_stats();
 	char *out = NULL;
-	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 0);
+	/* an account waiting in the queue: refused before any change (75), not after the locks */
+	db_exec("UPDATE accounts SET state = 'pending' WHERE account = 'a3@example.com'");
+	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 75);
+	ck_assert_msg(tu_contains(out, "1 account(s) wait in the migration queue"), "%s", out);
+	free(out);
+	ck_assert_int_eq(modifies(E.src) + modifies(E.dst), 0);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover"), 0);
+	db_exec("UPDATE accounts SET state = 'failed' WHERE account = 'a3@example.com'");
+	/* exit 1 and the stage not done while accounts are left out */
+	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 1);
 	ck_assert_msg(tu_contains(out, "not cut over: 1 account(s) that failed migration, 1 that failed "
 				  "verification"), "%s", out);
 	free(out);
-	assert_cut(1, true, "locked");
-	assert_cut(2, true, "locked");
+	ck_assert_int_eq(db("SELECT count(*) FROM stages WHERE name = 'cutover' AND state = 'done'"), 0);
+	assert_cut(1, true, "maintenance");
+	assert_cut(2, true, "maintenance");
 	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
 	ck_assert_str_eq(status_of(ss, "a3@example.com"), "active");
 	ck_assert_str_eq(status_of(ss, "a4@example.com"), "active");
@@ -524,7 +548,7 @@ START_TEST(crash)
 	ck_assert_str_eq(rc, "0");
 	free(rc);
 	long long ref_mod = modifies(E.src) + modifies(E.dst);
-	ck_assert_int_eq(ref_mod, 2 * 4);   /* lock, 2 transports, activate; final = locked: no change */
+	ck_assert_int_eq(ref_mod, 2 * 5);   /* lock, 2 transports, maintenance, activate */
 	char *ref = end_state();
 	ck_assert_msg(tu_contains(ref, "done"), "%s", ref);
 	char *log = tu_read(steps);

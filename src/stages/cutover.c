@@ -99,7 +99,7 @@ int cutover_parse(const struct stage_conf *sc, const char *file, struct cut_conf
 					"source_transport, target_transport)");
 	}
 	if (cval_int(g, "batch", 200, &k->batch, file, err) ||
-	    cval_str(g, "source_status", "locked", &k->source_status, file, err) ||
+	    cval_str(g, "source_status", "maintenance", &k->source_status, file, err) ||
 	    cval_str(g, "source_transport", CUT_DEFAULT_TRANSPORT, &k->source_transport, file, err) ||
 	    cval_str(g, "target_transport", CUT_DEFAULT_TRANSPORT, &k->target_transport, file, err)) {
 		char *p = strstr(*err, "key '");
@@ -117,12 +117,14 @@ int cutover_parse(const struct stage_conf *sc, const char *file, struct cut_conf
 				"expected \"locked\" or \"maintenance\"");
 	if (!transport_ok(k->source_transport))
 		return cut_fail(sc, cval_get(g, "source_transport"), file, "source_transport", err,
-				"expected a zimbraMailTransport value such as \"lmtp:%h:7025\" "
-				"(no blanks, at most 320 bytes; %h = the target's mail host)");
+				"expected a zimbraMailTransport value such as \"lmtp:%h:%p\" "
+				"(no blanks, at most 320 bytes; %h = the target's mail host, %p = its "
+				"LMTP port)");
 	if (!transport_ok(k->target_transport))
 		return cut_fail(sc, cval_get(g, "target_transport"), file, "target_transport", err,
-				"expected a zimbraMailTransport value such as \"lmtp:%h:7025\" "
-				"(no blanks, at most 320 bytes; %h = the target's mail host)");
+				"expected a zimbraMailTransport value such as \"lmtp:%h:%p\" "
+				"(no blanks, at most 320 bytes; %h = the target's mail host, %p = its "
+				"LMTP port)");
 	return 0;
 }
 
@@ -132,13 +134,16 @@ int cutover_validate(const struct stage_conf *sc, const char *file, char **err)
 	return cutover_parse(sc, file, &k, err);
 }
 
-/* The template with every %h replaced by host and %% by %. */
-char *cutover_transport(const char *tmpl, const char *host)
+/* The template with every %h replaced by host, %p by port and %% by %. */
+char *cutover_transport(const char *tmpl, const char *host, int port)
 {
 	struct buf b = BUF_INIT;
 	for (const char *p = tmpl; *p; p++) {
 		if (p[0] == '%' && p[1] == 'h') {
 			buf_adds(&b, host ? host : "");
+			p++;
+		} else if (p[0] == '%' && p[1] == 'p') {
+			buf_addf(&b, "%d", port);
 			p++;
 		} else if (p[0] == '%' && p[1] == '%') {
 			buf_adds(&b, "%");
@@ -152,10 +157,21 @@ char *cutover_transport(const char *tmpl, const char *host)
 
 /* ---- one account, before and after the delta pass ---- */
 
-static enum zmb_rc fail(struct cut *c, const struct cutover_row *r, const char *step, char *e)
+/* "source HOST:PORT" / "target HOST:PORT" (new) */
+static char *server_label(const struct xfer_conn *conn)
 {
-	char *msg = xasprintf("%s: %s", step, e ? e : "failed");
-	stage_out(c->ctx, "%s: cutover step '%s' failed: %s", r->account, step, e ? e : "failed");
+	const struct server *s = conn->end->srv;
+	return xasprintf("%s %s:%d", s->role, s->host, s->port);
+}
+
+/* Step `step` of r failed on conn's server: recorded on the row (account, server, step). */
+static enum zmb_rc fail(struct cut *c, const struct cutover_row *r, const char *step,
+			const struct xfer_conn *conn, char *e)
+{
+	char *srv = server_label(conn);
+	char *msg = xasprintf("%s: step '%s' on %s: %s", r->account, step, srv, e ? e : "failed");
+	free(srv);
+	stage_out(c->ctx, "%s: cutover failed: %s", r->account, msg);
 	if (state_cutover_error(c->ctx->st, c->ctx->run_id, c->ctx->sc->name, r->account_id, msg))
 		log_warn(c->ctx->sc->name, "cannot record the error: %s", state_errmsg(c->ctx->st));
 	free(msg);
@@ -182,9 +198,31 @@ static enum zmb_rc before_delta(struct cut *c, struct cutover_row *r)
 {
 	struct cut_cur cur;
 	char *e = NULL;
-	enum zmb_rc rc = cut_read(c, r, &cur, &e);
-	if (rc)
-		return fail(c, r, "read", e);
+	enum zmb_rc rc;
+	memset(&cur, 0, sizeof cur);
+	if ((rc = cut_read_src(c, r, &cur, &e)))
+		return cut_cur_release(&cur), fail(c, r, "read", c->src, e);
+	if ((rc = cut_read_dst(c, r, &cur, &e)))
+		return cut_cur_release(&cur), fail(c, r, "read", c->dst, e);
+	if (r->step == CUT_SELECTED && strcmp(cur.s[0], "active") != 0) {
+		/*
+		 * A source that is not active before the cutover (closed, locked,
+		 * pending, maintenance: zimbra-attrs.xml:356-361) is left alone:
+		 * making its target active would open an account its owner could not
+		 * use before.  Skipped with a warning, nothing changed on either
+		 * side; terminal like rolled_back (reset ACCOUNT to take it again).
+		 */
+		char *msg = xasprintf("%s: not cut over: the source account's status is '%s', not "
+				      "active: nothing changed on either server", r->account, cur.s[0]);
+		stage_out(c->ctx, "warning: %s", msg);
+		rc = state_cutover_end(c->ctx->st, c->ctx->run_id, c->ctx->sc->name, r->account_id,
+				       CUT_SKIPPED, msg);
+		free(msg);
+		if (rc == ZMB_OK)
+			r->step = CUT_SKIPPED;
+		cut_cur_release(&cur);
+		return rc;
+	}
 	if (r->step == CUT_SELECTED) {
 		free(r->source_id);
 		free(r->target_id);
@@ -195,17 +233,18 @@ static enum zmb_rc before_delta(struct cut *c, struct cutover_row *r)
 		free(r->prev_target_transport);
 		r->source_id = xstrdup(cur.sid);
 		r->target_id = xstrdup(cur.tid);
-		/* the target's mail host as routing learnt it (schema 005), else as the target says */
-		r->target_host = xstrdup(r->acct_target_host && *r->acct_target_host ? r->acct_target_host
-									       : cur.t[2]);
+		/* the target account's zimbraMailHost as the target says now (GetAccount just
+		 * above), not as an earlier migrate pass recorded it (accounts.target_host):
+		 * the account may have been moved to another mailbox server since */
+		r->target_host = xstrdup(cur.t[2]);
 		r->prev_source_status = xstrdup(cur.s[0]);
 		r->prev_source_transport = xstrdup(cur.s[1]);
 		r->prev_target_status = xstrdup(cur.t[0]);
 		r->prev_target_transport = xstrdup(cur.t[1]);
 		if (!*r->target_host) {
 			cut_cur_release(&cur);
-			return fail(c, r, "read", xasprintf("the target account %s has no zimbraMailHost",
-							    r->target));
+			return fail(c, r, "read", c->dst,
+				    xasprintf("the target account %s has no zimbraMailHost", r->target));
 		}
 		if ((rc = state_cutover_planned(c->ctx->st, c->ctx->run_id, c->ctx->sc->name, r)))
 			goto out;
@@ -213,20 +252,21 @@ static enum zmb_rc before_delta(struct cut *c, struct cutover_row *r)
 	}
 	if (r->step == CUT_PLANNED) {
 		if ((rc = cut_set(c, c->src, r->source_id, "zimbraAccountStatus", cur.s[0], "locked", &e))) {
-			rc = fail(c, r, "lock the source", e);
+			rc = fail(c, r, "lock the source", c->src, e);
 			goto out;
 		}
 		if ((rc = step(c, r, CUT_LOCKED, NULL, NULL, "cutover: source account locked")))
 			goto out;
 	}
 	if (r->step == CUT_LOCKED) {
-		char *sv = cutover_transport(c->k.source_transport, r->target_host);
-		char *tv = cutover_transport(c->k.target_transport, r->target_host);
+		char *sv = NULL, *tv = NULL;
+		cut_transports(c, r, &sv, &tv);
 		rc = cut_set(c, c->src, r->source_id, "zimbraMailTransport", cur.s[1], sv, &e);
-		if (rc == ZMB_OK)
-			rc = cut_set(c, c->dst, r->target_id, "zimbraMailTransport", cur.t[1], tv, &e);
 		if (rc) {
-			rc = fail(c, r, "point the transports at the target", e);
+			rc = fail(c, r, "point the transports at the target", c->src, e);
+		} else if ((rc = cut_set(c, c->dst, r->target_id, "zimbraMailTransport", cur.t[1], tv,
+					 &e))) {
+			rc = fail(c, r, "point the transports at the target", c->dst, e);
 		} else {
 			char *ev = xasprintf("cutover: zimbraMailTransport: source '%s', target '%s'", sv, tv);
 			rc = step(c, r, CUT_ROUTED, sv, tv, ev);
@@ -245,13 +285,38 @@ static enum zmb_rc after_delta(struct cut *c, struct cutover_row *r)
 {
 	struct cut_cur cur;
 	char *e = NULL;
-	enum zmb_rc rc = cut_read(c, r, &cur, &e);
-	if (rc)
-		return fail(c, r, "read", e);
+	enum zmb_rc rc;
+	memset(&cur, 0, sizeof cur);
+	if ((rc = cut_read_src(c, r, &cur, &e)))
+		return cut_cur_release(&cur), fail(c, r, "read", c->src, e);
+	if ((rc = cut_read_dst(c, r, &cur, &e)))
+		return cut_cur_release(&cur), fail(c, r, "read", c->dst, e);
+	if (r->step == CUT_SYNCED || r->step == CUT_FINAL) {
+		/*
+		 * Both transports again, as recorded at 'routed': nothing between
+		 * (the final delta pass runs with xfer.no_transport, but a hand or
+		 * another tool may have) is to leave the mail going elsewhere.  A
+		 * value already right sends nothing.
+		 */
+		char *sv = NULL, *tv = NULL;
+		cut_transports(c, r, &sv, &tv);
+		if (strcmp(cur.s[1], sv) || strcmp(cur.t[1], tv))
+			log_warn(c->ctx->sc->name, "%s: zimbraMailTransport changed after 'routed' "
+				 "(source '%s', target '%s'): set again", r->account, cur.s[1], cur.t[1]);
+		rc = cut_set(c, c->src, r->source_id, "zimbraMailTransport", cur.s[1], sv, &e);
+		if (rc)
+			rc = fail(c, r, "check the transports", c->src, e);
+		else if ((rc = cut_set(c, c->dst, r->target_id, "zimbraMailTransport", cur.t[1], tv, &e)))
+			rc = fail(c, r, "check the transports", c->dst, e);
+		free(sv);
+		free(tv);
+		if (rc)
+			goto out;
+	}
 	if (r->step == CUT_SYNCED) {
 		if ((rc = cut_set(c, c->src, r->source_id, "zimbraAccountStatus", cur.s[0],
 				  c->k.source_status, &e))) {
-			rc = fail(c, r, "final source status", e);
+			rc = fail(c, r, "final source status", c->src, e);
 			goto out;
 		}
 		char *ev = xasprintf("cutover: source account %s", c->k.source_status);
@@ -262,7 +327,7 @@ static enum zmb_rc after_delta(struct cut *c, struct cutover_row *r)
 	}
 	if (r->step == CUT_FINAL) {
 		if ((rc = cut_set(c, c->dst, r->target_id, "zimbraAccountStatus", cur.t[0], "active", &e))) {
-			rc = fail(c, r, "activate the target", e);
+			rc = fail(c, r, "activate the target", c->dst, e);
 			goto out;
 		}
 		if ((rc = step(c, r, CUT_DONE, NULL, NULL, "cutover: target account active; done")))
@@ -331,10 +396,30 @@ static void dry_run(struct cut *c)
 	state_cutover_rows_free(rows, n);
 }
 
-/* The batch's rows: resumed, or a new batch selected.  *rows NULL/0: nothing to do. */
-static enum zmb_rc batch_rows(struct cut *c, struct cutover_row **rows, size_t *n)
+/*
+ * The batch's rows: resumed, or a new batch selected.  *rows NULL/0: nothing
+ * to do.  Before anything is sent to a server: the final delta pass queues
+ * the batch's accounts and runs the worker pool, which claims whatever is
+ * pending, so other accounts waiting in the migration queue would be moved
+ * too (and their sources are not locked).  Then the run stops here with
+ * exit 75 (EX_TEMPFAIL: the queue drains by itself when the migrate stage
+ * runs to its end, and the next run cuts over), never after a lock.
+ */
+static enum zmb_rc batch_rows(struct cut *c, struct cutover_row **rows, size_t *n,
+			      struct stage_result *res)
 {
-	enum zmb_rc rc = state_cutover_open(c->ctx->st, rows, n);
+	long long others = 0;
+	enum zmb_rc rc = state_cutover_others_queued(c->ctx->st, &others);
+	if (rc)
+		return rc;
+	if (others > 0) {
+		res->err = xasprintf("%lld account(s) wait in the migration queue: the final delta pass "
+				     "would move them too; no account was changed: run the migrate "
+				     "stage to its end, then the cutover", others);
+		res->exit = EXIT_TEMPFAIL;
+		return ZMB_OK;
+	}
+	rc = state_cutover_open(c->ctx->st, rows, n);
 	if (rc || *n > 0) {
 		if (*n > 0)
 			stage_out(c->ctx, "batch %d: resuming %zu account(s)", (*rows)[0].batch, *n);
@@ -350,12 +435,48 @@ static enum zmb_rc batch_rows(struct cut *c, struct cutover_row **rows, size_t *
 	return state_cutover_open(c->ctx->st, rows, n);
 }
 
+/*
+ * After the pass: every row of the batch that failed (a step, the final
+ * delta pass or its verification, a vanished target) is rolled back at once
+ * and ends 'failed', so its source does not stay locked and the batch ends:
+ * the next batch is not held up by it.  `reset ACCOUNT` takes it again.
+ */
+static enum zmb_rc roll_back_failed(struct cut *c)
+{
+	struct cutover_row *rows = NULL;
+	size_t n = 0;
+	enum zmb_rc rc = state_cutover_open(c->ctx->st, &rows, &n);
+	for (size_t i = 0; rc == ZMB_OK && i < n; i++) {
+		struct cutover_row *r = &rows[i];
+		if (!r->error)
+			continue;
+		char *why = xasprintf("%s (from step '%s'); rolled back", r->error, cut_step_name(r->step));
+		stage_out(c->ctx, "%s: cutover failed: rolling it back", r->account);
+		rc = cutover_roll_back_one(c, r, CUT_FAILED, why);
+		free(why);
+	}
+	state_cutover_rows_free(rows, n);
+	return rc;
+}
+
 static void run_batch(struct cut *c, struct cutover_row *rows, size_t n, struct stage_result *res)
 {
 	enum zmb_rc rc = ZMB_OK;
+	struct run_ctl *ctl = c->ctx->ctl;
+	bool locked = false;
+	for (size_t i = 0; i < n; i++)
+		locked |= rows[i].step >= CUT_LOCKED;
 	/* the steps before the final pass, account by account */
 	for (size_t i = 0; i < n && rc != ZMB_ESTATE && rc != ZMB_EIO; i++) {
-		if (!runctl_may_claim(c->ctx->ctl)) {
+		/*
+		 * Once a source of the batch is locked, the end of the time window
+		 * (--until / --max-runtime) no longer stops the batch: it is
+		 * finished (final delta pass included) rather than left locked and
+		 * routed overnight.  A signal still stops it (the next run resumes).
+		 */
+		if (locked)
+			ctl->deadline = 0;   /* main thread; no worker runs yet (runctl.h) */
+		if (!runctl_may_claim(ctl)) {
 			res->exit = EXIT_TEMPFAIL;
 			return;
 		}
@@ -363,6 +484,7 @@ static void run_batch(struct cut *c, struct cutover_row *rows, size_t n, struct 
 			rc = before_delta(c, &rows[i]);
 		if (rc == ZMB_EPROTO)
 			rc = ZMB_OK;   /* recorded: the other accounts go on */
+		locked |= rows[i].step >= CUT_LOCKED && rows[i].step < CUT_ROLLED_BACK;
 	}
 	if (rc) {
 		res->rc = rc;
@@ -371,7 +493,9 @@ static void run_batch(struct cut *c, struct cutover_row *rows, size_t n, struct 
 	}
 	bool any = false;
 	for (size_t i = 0; i < n; i++)
-		any |= rows[i].step == CUT_ROUTED;
+		any |= rows[i].step == CUT_ROUTED && !rows[i].error;
+	if (locked)
+		ctl->deadline = 0;
 	if (any && (rc = cutover_delta(c, res)) != ZMB_OK) {
 		res->rc = rc;
 		return;
@@ -393,30 +517,47 @@ static void run_batch(struct cut *c, struct cutover_row *rows, size_t n, struct 
 			rc = ZMB_OK;
 	}
 	state_cutover_rows_free(again, m);
+	if (rc == ZMB_OK)
+		rc = roll_back_failed(c);
 	if (rc) {
 		res->rc = rc;
 		res->err = xasprintf("state DB: %s", state_errmsg(c->ctx->st));
 	}
 }
 
+/*
+ * The stage's verdict.  Exit 1 (and the stage not done, so a later run
+ * comes back to it) while an account that the migration left failed or
+ * unverified is not cut over, or a cutover row failed (until `reset
+ * ACCOUNT` and a new migrate pass make it eligible: the next run cuts it
+ * over); 75 while eligible accounts wait for a later batch; 0 when every
+ * migrated account is cut over (or deliberately rolled back or skipped).
+ */
 static void verdict(struct cut *c, struct stage_result *res)
 {
 	long long k[CUT_NSTEPS], errors = 0, batches = 0;
-	if (state_cutover_counts(c->ctx->st, k, &errors, &batches))
+	long long failed_mig = 0, mismatch = 0, waiting = 0;
+	if (state_cutover_counts(c->ctx->st, k, &errors, &batches) ||
+	    state_cutover_leftover(c->ctx->st, &failed_mig, &mismatch, &waiting))
 		return;
 	long long open = 0;
 	for (int i = CUT_SELECTED; i < CUT_DONE; i++)
 		open += k[i];
 	leftover_report(c);
 	stage_out(c->ctx, "cutover: %lld account(s) cut over in %lld batch(es), %lld unfinished, "
-		  "%lld waiting for a later batch; %lld ModifyAccountRequest(s) this run",
-		  k[CUT_DONE], batches, open, c->waiting, c->modifies);
+		  "%lld failed (rolled back), %lld skipped, %lld waiting for a later batch; %lld "
+		  "ModifyAccountRequest(s) this run", k[CUT_DONE], batches, open, k[CUT_FAILED],
+		  k[CUT_SKIPPED], c->waiting, c->modifies);
 	if (res->exit == EXIT_TEMPFAIL || res->rc)
 		return;
-	if (c->failed > 0 || open > 0) {
+	long long bad = open + k[CUT_FAILED] + failed_mig + mismatch;
+	if (c->failed > 0 || bad > 0) {
 		res->exit = EXIT_PARTIAL;
-		res->err = xasprintf("%lld account(s) could not be cut over (see 'zmbatch report' and "
-				     "'zmbatch accounts --history ACCOUNT')", open);
+		res->err = xasprintf("not cut over: %lld unfinished, %lld failed cutover(s), %lld account(s) "
+				     "that failed migration, %lld that failed verification%s (see 'zmbatch "
+				     "report' and 'zmbatch accounts --history ACCOUNT')", open,
+				     k[CUT_FAILED], failed_mig, mismatch,
+				     c->waiting ? "; more wait for a later batch" : "");
 	} else if (c->waiting > 0) {
 		/* one batch per run: the stage stays pending, the next run takes the next batch */
 		runctl_request_stop(c->ctx->ctl, "one cutover batch per run; the next run cuts over "
@@ -445,6 +586,8 @@ struct stage_result cutover_run(struct stage_ctx *ctx)
 		return res;
 	}
 	xfer_init(&c.x, &xfer_driver_zimbra, ctx->job, ctx->state_path, ctx->run_id, ctx->ctl);
+	/* the cutover owns both transports: its final delta pass never sets migration.mail_transport */
+	c.x.no_transport = true;
 	state_set_write_lock(ctx->st, &c.x.dbw);
 	c.src = c.x.src->drv->conn_new(c.x.src);
 	c.dst = c.x.dst->drv->conn_new(c.x.dst);
@@ -454,10 +597,12 @@ struct stage_result cutover_run(struct stage_ctx *ctx)
 		cutover_rollback(&c, &res);
 		goto out;
 	}
-	if ((res.rc = batch_rows(&c, &rows, &n))) {
+	if ((res.rc = batch_rows(&c, &rows, &n, &res))) {
 		res.err = xasprintf("state DB: %s", state_errmsg(ctx->st));
 		goto out;
 	}
+	if (res.exit == EXIT_TEMPFAIL)
+		goto out;
 	if (n > 0)
 		run_batch(&c, rows, n, &res);
 	verdict(&c, &res);
@@ -469,5 +614,8 @@ out:
 		c.dst->end->drv->conn_free(c.dst);
 	state_set_write_lock(ctx->st, NULL);
 	xfer_release(&c.x);
+	for (size_t i = 0; i < c.nports; i++)
+		free(c.ports[i].host);
+	free(c.ports);
 	return res;
 }

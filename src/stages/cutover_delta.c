@@ -8,7 +8,9 @@
  * claims whatever is pending).  By now the source accounts are locked (an
  * admin still exports them) and their mail already goes to the target, so
  * this pass carries everything that reached the source since the last
- * migrate pass.  A pass interrupted by a crash resumes like any other: the
+ * migrate pass.  The pass runs with xfer.no_transport: migration.mail_transport
+ * (set after each import by src/xfer/target.c xfer_set_transport) would undo
+ * the target transport the cutover set at 'routed'.  A pass interrupted by a crash resumes like any other: the
  * accounts it left pending are claimed again by the next run's pool.
  */
 #include "cutover.h"
@@ -105,9 +107,8 @@ enum zmb_rc cutover_delta(struct cut *c, struct stage_result *res)
 		return rc;
 	}
 	if (failed > 0)
-		stage_out(ctx, "final delta pass: %d account(s) failed: they stay locked and routed to "
-			  "the target, not activated (see 'zmbatch report'; --retry-failed, then run "
-			  "again, or --rollback)", failed);
-	c->failed += failed;
+		stage_out(ctx, "final delta pass: %d account(s) failed or did not verify: each is rolled "
+			  "back and its cutover ends 'failed' (see 'zmbatch report'; `zmbatch reset "
+			  "ACCOUNT` and a migrate pass, then a later run cuts it over)", failed);
 	return ZMB_OK;
 }

@@ -19,7 +19,7 @@ enum zmb_rc qr_cutover(sqlite3 *db, struct qr_cutover *c, char **err)
 	sqlite3_finalize(st);
 	st = NULL;
 	int src = sqlite3_prepare_v2(db, "SELECT step, count(*), sum(error IS NOT NULL AND step NOT IN"
-				     " ('done', 'rolled_back')), max(batch) FROM cutover GROUP BY step",
+				     " ('done', 'rolled_back', 'failed', 'skipped')), max(batch) FROM cutover GROUP BY step",
 				     -1, &st, NULL);
 	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		int k = cut_step_parse((const char *)sqlite3_column_text(st, 0));

@@ -9,6 +9,7 @@
 
 static const char *const step_names[CUT_NSTEPS] = {
 	"selected", "planned", "locked", "routed", "synced", "final", "done", "rolled_back",
+	"failed", "skipped",
 };
 
 const char *cut_step_name(enum cut_step s)
@@ -100,12 +101,12 @@ static enum zmb_rc read_rows(struct state *st, const char *where, struct cutover
 
 enum zmb_rc state_cutover_open(struct state *st, struct cutover_row **out, size_t *n)
 {
-	return read_rows(st, "c.step NOT IN ('done', 'rolled_back')", out, n);
+	return read_rows(st, "c.step NOT IN ('done', 'rolled_back', 'failed', 'skipped')", out, n);
 }
 
 enum zmb_rc state_cutover_to_roll_back(struct state *st, struct cutover_row **out, size_t *n)
 {
-	return read_rows(st, "c.step NOT IN ('selected', 'rolled_back')", out, n);
+	return read_rows(st, "c.step NOT IN ('selected', 'rolled_back', 'skipped')", out, n);
 }
 
 /* One statement with ?1 = now (and ?2.. bound by the caller's values), *changes added. */
@@ -158,10 +159,6 @@ enum zmb_rc state_cutover_select(struct state *st, int64_t run_id, const char *s
 	if (rc)
 		return rc;
 	rc = query_ll(st, "SELECT coalesce(max(batch), 0) + 1 FROM cutover", &b);
-	if (rc == ZMB_OK)
-		rc = exec_now(st, "DELETE FROM cutover WHERE step = 'rolled_back' AND account_id IN"
-			      " (SELECT a.id FROM accounts a WHERE " ELIGIBLE ")", "cutover select",
-			      NULL, NULL, 0);
 	if (rc == ZMB_OK) {
 		char *sql = xasprintf("INSERT INTO cutover (account_id, batch, step, run_id, started_at,"
 				      " updated_at) SELECT a.id, %lld, 'selected', nullif(%lld, 0), ?1, ?1"
@@ -194,8 +191,7 @@ enum zmb_rc state_cutover_leftover(struct state *st, long long *failed, long lon
 			      " ('mismatch', 'unverifiable')", mismatch);
 	if (rc == ZMB_OK)
 		rc = query_ll(st, "SELECT count(*) FROM accounts a WHERE " ELIGIBLE " AND NOT EXISTS"
-			      " (SELECT 1 FROM cutover c WHERE c.account_id = a.id AND"
-			      " c.step <> 'rolled_back')", waiting);
+			      " (SELECT 1 FROM cutover c WHERE c.account_id = a.id)", waiting);
 	return rc;
 }
 
@@ -244,7 +240,7 @@ enum zmb_rc state_cutover_step(struct state *st, int64_t run_id, const char *sta
 {
 	bool own;
 	int changed = 0;
-	if (!(to == from + 1 || to == CUT_ROLLED_BACK))
+	if (!(to == from + 1 || to == CUT_ROLLED_BACK || to == CUT_FAILED))
 		return ZMB_EINTERNAL;
 	enum zmb_rc rc = tx_begin(st, &own);
 	if (rc)
@@ -290,6 +286,53 @@ enum zmb_rc state_cutover_error(struct state *st, int64_t run_id, const char *st
 	return tx_end(st, own, rc, "cutover error");
 }
 
+#define QUEUED_OTHERS "SELECT count(*) FROM accounts WHERE state IN ('pending', 'exporting'," \
+	" 'exported', 'importing') AND id NOT IN (SELECT account_id FROM cutover WHERE step IN" \
+	" ('selected', 'planned', 'locked', 'routed', 'synced', 'final'))"
+
+enum zmb_rc state_cutover_others_queued(struct state *st, long long *n)
+{
+	return query_ll(st, QUEUED_OTHERS, n);
+}
+
+enum zmb_rc state_cutover_end(struct state *st, int64_t run_id, const char *stage,
+			      int64_t account_id, enum cut_step to, const char *error)
+{
+	bool own;
+	int changed = 0;
+	if (to != CUT_FAILED && to != CUT_SKIPPED)
+		return ZMB_EINTERNAL;
+	enum zmb_rc rc = tx_begin(st, &own);
+	if (rc)
+		return rc;
+	const char *v[] = { cut_step_name(to), error };
+	char *sql = xasprintf("UPDATE cutover SET step = ?2, error = ?3, attempts = attempts + 1,"
+			      " run_id = nullif(%lld, 0), updated_at = ?1 WHERE account_id = %lld",
+			      (long long)run_id, (long long)account_id);
+	rc = exec_now(st, sql, "cutover end", &changed, v, 2);
+	free(sql);
+	if (rc == ZMB_OK && changed == 0) {
+		st_set_err(st, xasprintf("cutover row %lld: none", (long long)account_id));
+		rc = ZMB_ECONFLICT;
+	}
+	if (rc == ZMB_OK) {
+		char *msg = xasprintf("cutover %s: %s", cut_step_name(to), error);
+		rc = event(st, run_id, account_id, stage, to == CUT_FAILED ? "error" : "warn", msg);
+		free(msg);
+	}
+	return tx_end(st, own, rc, "cutover end");
+}
+
+enum zmb_rc state_cutover_forget(struct state *st, int64_t account_id, int *n)
+{
+	char *sql = xasprintf("DELETE FROM cutover WHERE account_id = %lld AND step IN"
+			      " ('rolled_back', 'failed', 'skipped')", (long long)account_id);
+	*n = 0;
+	enum zmb_rc rc = exec_now(st, sql, "cutover forget", n, NULL, 0);
+	free(sql);
+	return rc;
+}
+
 enum zmb_rc state_cutover_queue_delta(struct state *st, int64_t run_id, int *n, char **err)
 {
 	bool own;
@@ -299,9 +342,7 @@ enum zmb_rc state_cutover_queue_delta(struct state *st, int64_t run_id, int *n, 
 	*n = 0;
 	if (rc)
 		return rc;
-	rc = query_ll(st, "SELECT count(*) FROM accounts WHERE state IN ('pending', 'exporting',"
-		      " 'exported', 'importing') AND id NOT IN (SELECT account_id FROM cutover"
-		      " WHERE step = 'routed')", &others);
+	rc = query_ll(st, QUEUED_OTHERS, &others);
 	if (rc == ZMB_OK && others > 0) {
 		*err = xasprintf("%lld account(s) outside the batch wait in the migration queue: run the "
 				 "migrate stage to the end first", others);
@@ -374,7 +415,7 @@ enum zmb_rc state_cutover_counts(struct state *st, long long counts[CUT_NSTEPS],
 			   " name = 'cutover'", &have)) || !have)
 		return rc;
 	sqlite3_stmt *s = st_prepare(st, "SELECT step, count(*), sum(error IS NOT NULL AND step NOT IN"
-				     " ('done', 'rolled_back')), max(batch) FROM cutover GROUP BY step", &rc);
+				     " ('done', 'rolled_back', 'failed', 'skipped')), max(batch) FROM cutover GROUP BY step", &rc);
 	if (!s)
 		return rc;
 	int src;

@@ -21,7 +21,9 @@ enum cut_step {
 	CUT_SYNCED,         /* final delta done */
 	CUT_FINAL,          /* source's final status set */
 	CUT_DONE,           /* target active */
-	CUT_ROLLED_BACK,
+	CUT_ROLLED_BACK,    /* terminal: --rollback restored it; taken again only after `reset ACCOUNT` */
+	CUT_FAILED,         /* terminal: a step or the final delta failed; the account was rolled back */
+	CUT_SKIPPED,        /* terminal: the source was not active before the cutover (not cut over) */
 	CUT_NSTEPS
 };
 const char *cut_step_name(enum cut_step s);
@@ -49,8 +51,9 @@ void state_cutover_rows_free(struct cutover_row *v, size_t n);   /* NULL-safe */
 enum zmb_rc state_cutover_open(struct state *st, struct cutover_row **out, size_t *n);
 /*
  * Start the next batch: up to `limit` eligible accounts (state done, verify
- * NULL or 'ok', never cut over or rolled back), in seq order, become rows
- * 'selected' of batch max+1 (a rolled-back row starts afresh).  *n = how many.
+ * NULL or 'ok', no cutover row at all: a rolled_back, failed or skipped row
+ * is terminal until `reset ACCOUNT` deletes it), in seq order, become rows
+ * 'selected' of batch max+1.  *n = how many.
  */
 enum zmb_rc state_cutover_select(struct state *st, int64_t run_id, const char *stage,
 				 long long limit, int *batch, int *n);
@@ -72,6 +75,20 @@ enum zmb_rc state_cutover_step(struct state *st, int64_t run_id, const char *sta
 			       int64_t account_id, enum cut_step from, enum cut_step to,
 			       const char *source_transport, const char *target_transport,
 			       const char *event);
+/*
+ * Accounts in the migration queue (pending, exporting, exported, importing)
+ * that are not in the open cutover batch: the final delta pass would move
+ * them too, so a batch must not start (checked before any change).
+ */
+enum zmb_rc state_cutover_others_queued(struct state *st, long long *n);
+/*
+ * The row -> terminal `to` (CUT_FAILED or CUT_SKIPPED) from any step, with
+ * `error` as its last error and an event (level error / warn).
+ */
+enum zmb_rc state_cutover_end(struct state *st, int64_t run_id, const char *stage,
+			      int64_t account_id, enum cut_step to, const char *error);
+/* `reset ACCOUNT`: its rolled_back / failed / skipped row deleted (*n = 1) so it can be cut over again. */
+enum zmb_rc state_cutover_forget(struct state *st, int64_t account_id, int *n);
 /* A step failed: error recorded (step unchanged) with an error event. */
 enum zmb_rc state_cutover_error(struct state *st, int64_t run_id, const char *stage,
 				int64_t account_id, const char *error);
@@ -88,7 +105,8 @@ enum zmb_rc state_cutover_queue_delta(struct state *st, int64_t run_id, int *n, 
  */
 enum zmb_rc state_cutover_delta_done(struct state *st, int64_t run_id, const char *stage,
 				     int *synced, int *failed);
-/* Rows that a --rollback has to look at (planned .. done), batch order. */
+/* Rows that a --rollback has to look at (planned .. done, and failed: its automatic rollback may
+ * have been incomplete), batch order. */
 enum zmb_rc state_cutover_to_roll_back(struct state *st, struct cutover_row **out, size_t *n);
 /* Counts per step (index enum cut_step) and rows with an error. */
 enum zmb_rc state_cutover_counts(struct state *st, long long counts[CUT_NSTEPS],

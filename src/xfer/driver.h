@@ -236,6 +236,8 @@ struct xfer_driver {
 	 */
 	enum zmb_rc (*get_attrs)(struct xfer_conn *c, const char *name, const char *const *attrs,
 				 size_t n, char **id, char **values, char **err);
+	/* The cutover: a mailbox server's zimbraLmtpBindPort (*port 0 = not set). NULL when not. */
+	enum zmb_rc (*lmtp_port)(struct xfer_conn *c, const char *server, int *port, char **err);
 };
 
 /* Zimbra / Carbonio: admin SOAP (JSON) for the directory, REST tgz for the mail. */

@@ -51,6 +51,9 @@ struct xfer {
 	size_t ntdir;                /* read-only once the workers run (xfer_tdir_build) */
 	bool target_carbonio;        /* the target said it is Carbonio (set before the workers) */
 	char *target_version;        /* its version, may be NULL; freed by xfer_release */
+	bool no_transport;           /* never set migration.mail_transport after an import: the
+				      * cutover's final delta pass, whose transports the cutover
+				      * owns (src/stages/cutover.c); set before the workers */
 
 	pthread_mutex_t mu;          /* guards the fields below */
 	pthread_cond_t cv;           /* an account finished or a worker exited */

@@ -574,6 +574,34 @@ out:
 	return rc;
 }
 
+enum zmb_rc soap_get_server_lmtp_port(struct http *h, struct token_cache *tc, const char *name,
+				      int *port, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyConfig", 1, "attrs", "zimbraLmtpBindPort",
+				"server", "by", "name", "_content", name);
+	*port = 0;
+	enum zmb_rc rc = soap_call(h, tc, "GetServerRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *srv = jfirst(json_object_get(resp, "server"));
+	const char *ps = srv ? attr_of(srv, "zimbraLmtpBindPort") : NULL;
+	long long p = 0;
+	if (ps && *ps) {
+		if (parse_ll(ps, &p) || p < 1 || p > 65535) {
+			*err = xasprintf("%s: GetServerRequest: %s has a bad zimbraLmtpBindPort '%s'",
+					 http_label(h), name, ps);
+			rc = ZMB_EPROTO;
+			goto out;
+		}
+		*port = (int)p;
+	}
+out:
+	json_decref(resp);
+	return rc;
+}
+
 enum zmb_rc soap_mailbox_servers(struct http *h, struct token_cache *tc, struct strlist *names,
 				 char **err)
 {

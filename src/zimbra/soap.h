@@ -72,6 +72,14 @@ enum zmb_rc soap_get_account_home(struct http *h, struct token_cache *tc, const 
  */
 enum zmb_rc soap_get_server(struct http *h, struct token_cache *tc, const char *name,
 			    char **host, int *port, char **err);
+/*
+ * GetServerRequest by name (a zimbraMailHost), applyConfig=1: the server's
+ * zimbraLmtpBindPort, *port = 0 when the answer has none (the caller falls
+ * back to 7025: zm-mailbox store/src/java/com/zimbra/cs/util/Config.java:42
+ * D_LMTP_BIND_PORT, as callback/MailHost.java:105-106 does).
+ */
+enum zmb_rc soap_get_server_lmtp_port(struct http *h, struct token_cache *tc, const char *name,
+				      int *port, char **err);
 /* GetAllServersRequest service=mailbox: the mailbox servers' names, appended to *names. */
 enum zmb_rc soap_mailbox_servers(struct http *h, struct token_cache *tc, struct strlist *names,
 				 char **err);

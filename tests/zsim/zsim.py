@@ -896,6 +896,9 @@ class Sim:
         # service_host, zimbraAdminPort = the port it listens on) and the other
         # mailbox servers of the installation, [{"name","host","port"}]
         self.service_host = cfg.get("service_host", "127.0.0.1")
+        # this server's zimbraLmtpBindPort in GetServerRequest (None: not in the answer, as a
+        # server that inherits the global config's 7025 would not be with applyConfig=0)
+        self.lmtp_port = cfg.get("lmtp_port")
         self.port = 0
         self.servers = {str(x["name"]).lower(): x for x in (cfg.get("servers") or [])}
         self.base_date_ms = int(cfg.get("base_date_ms", 1700000000000))
@@ -2270,7 +2273,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return {"name": name, "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-server:" + name.lower())),
                 "a": [{"n": "zimbraServiceHostname", "_content": hp[0]},
                       {"n": "zimbraAdminPort", "_content": str(hp[1])},
-                      {"n": "zimbraServiceEnabled", "_content": "mailbox"}]}
+                      {"n": "zimbraServiceEnabled", "_content": "mailbox"}]
+                + ([{"n": "zimbraLmtpBindPort", "_content": str(self.sim.lmtp_port)}]
+                   if self.sim.lmtp_port and name.lower() == self.sim.mailhost.lower() else [])}
 
     def soap_GetServerRequest(self, req, ctx, hdrs):
         """zm-mailbox service/admin/GetServer.java:52-73: the server's attributes
