@@ -537,6 +537,174 @@ static char *end_state(void)
 	return buf_detach(&b);
 }
 
+/* One ModifyAccountRequest by the admin (a hand change): attr of account `name` on z. */
+static void hand_modify(struct zsim *z, const char *name, const char *attr, const char *value)
+{
+	char *tok = zsim_login(z);
+	ck_assert_ptr_nonnull(tok);
+	json_t *st = zsim_stats(z);
+	const char *id = json_string_value(json_object_get(sim_acct(st, name), "id"));
+	json_t *req = json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "ModifyAccountRequest", "_jsns",
+				"urn:zimbraAdmin", "id", id, "a", "n", attr, "_content", value);
+	json_t *reply = NULL;
+	ck_assert_int_eq(zsim_soap(z, tok, req, &reply), 200);
+	json_decref(reply);
+	json_decref(st);
+	free(tok);
+}
+
+static long long modify_count(struct zsim *z, const char *name, const char *attr)
+{
+	json_t *st = zsim_stats(z);
+	char *k = xasprintf("modify/%s/%s", name, attr);
+	long long n = zsim_stat_int(st, k);
+	free(k);
+	json_decref(st);
+	return n;
+}
+
+/* migration.mail_transport is set by every migrate import, never by the cutover's final pass */
+START_TEST(final_pass_transport)
+{
+	EXTRA_MIG = "mail_transport = \"smtp:elsewhere.example.net:25\";";
+	write_job("");
+	migrate_only();
+	json_t *ds = zsim_stats(E.dst);
+	ck_assert_str_eq(transport_of(ds, "a1@example.net"), "smtp:elsewhere.example.net:25");
+	json_decref(ds);
+	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"a1@example.com\",\"n\":2}"));
+	reset_stats();
+	char *out = NULL;
+	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 0);
+	ck_assert_msg(!tu_contains(out, "changed after 'routed'"), "%s", out);
+	free(out);
+	for (int i = 1; i <= NACCT; i++) {
+		assert_cut(i, true, "maintenance");
+		char *d = dst_name(i);
+		/* once, at 'routed': the final pass did not set it back, the check did not need to */
+		ck_assert_int_eq(modify_count(E.dst, d, "zimbraMailTransport"), 1);
+		free(d);
+	}
+}
+END_TEST
+
+/* The final pass fails for a2 (its import refused): a2 rolled back and failed, the others done */
+START_TEST(final_pass_fails)
+{
+	write_job("");
+	migrate_only();
+	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"a2@example.com\",\"n\":2}"));
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"faults\":[{\"op\":\"import\",\"account\":"
+			      "\"a2@example.net\",\"action\":\"status\",\"status\":500,\"count\":-1}]}"));
+	char *out = NULL;
+	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 1);
+	ck_assert_msg(tu_contains(out, "a2@example.com: cutover failed: rolling it back"), "%s", out);
+	free(out);
+	assert_cut(1, true, "maintenance");
+	assert_cut(2, false, NULL);
+	assert_cut(3, true, "maintenance");
+	assert_cut(4, true, "maintenance");
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover c JOIN accounts a ON a.id = c.account_id WHERE"
+			    " a.account = 'a2@example.com' AND c.step = 'failed' AND c.error LIKE"
+			    " 'a2@example.com: %final delta pass%rolled back%'"), 1);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'done'"), 3);
+	ck_assert_int_eq(db("SELECT count(*) FROM stages WHERE name = 'cutover' AND state = 'done'"), 0);
+	/* the batch is over: a later run is not held up by a2 and does not take it again */
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"faults\":[]}"));
+	reset_stats();
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 1);
+	ck_assert_int_eq(modifies(E.src) + modifies(E.dst), 0);
+	/* reset a2: migrated again, then cut over by the next run */
+	ck_assert_int_eq(zmb(NULL, "reset", "-c", E.job, "a2@example.com", (char *)NULL), 0);
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, (char *)NULL), 0);
+	assert_cut(2, true, "maintenance");
+	ck_assert_int_eq(db("SELECT count(*) FROM stages WHERE name = 'cutover' AND state = 'done'"), 1);
+}
+END_TEST
+
+/* A value changed by hand after the cutover is not clobbered by --rollback: a conflict */
+START_TEST(rollback_conflict)
+{
+	write_job("");
+	migrate_only();
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, (char *)NULL), 0);
+	hand_modify(E.src, "a2@example.com", "zimbraMailTransport", "smtp:hand.example.com:25");
+	hand_modify(E.dst, "a3@example.net", "zimbraAccountStatus", "closed");
+	char *out = NULL;
+	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--rollback", (char *)NULL), 1);
+	char *want = xasprintf("a2@example.com: conflict on source 127.0.0.1:%d: zimbraMailTransport is "
+			       "'smtp:hand.example.com:25'", E.src->port);
+	ck_assert_msg(tu_contains(out, want), "%s", out);
+	free(want);
+	want = xasprintf("a3@example.com: conflict on target 127.0.0.1:%d: zimbraAccountStatus is "
+			 "'closed'", E.dst->port);
+	ck_assert_msg(tu_contains(out, want), "%s", out);
+	free(want);
+	free(out);
+	json_t *ss = zsim_stats(E.src), *ds = zsim_stats(E.dst);
+	ck_assert_str_eq(transport_of(ss, "a2@example.com"), "smtp:hand.example.com:25");
+	ck_assert_str_eq(status_of(ss, "a2@example.com"), "active");    /* the rest restored */
+	ck_assert_str_eq(status_of(ds, "a3@example.net"), "closed");
+	ck_assert_str_eq(transport_of(ds, "a3@example.net"), "");
+	json_decref(ss);
+	json_decref(ds);
+	assert_cut(1, false, NULL);
+	assert_cut(4, false, NULL);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'rolled_back'"), NACCT);
+}
+END_TEST
+
+/* --delta and --retry-failed after a cutover leave the cut-over accounts out */
+START_TEST(delta_after_cutover)
+{
+	write_job("batch = 2;");
+	migrate_only();
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, (char *)NULL), 75);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'done'"), 2);
+	reset_stats();
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, "--stage", "migrate", "--delta", (char *)NULL), 0);
+	ck_assert_int_eq(db("SELECT count(*) FROM events WHERE message = 'delta pass: 2 done account(s)"
+			    " queued again'"), 1);
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "a1@example.com", "count"), 0);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "a2@example.com", "count"), 0);
+	ck_assert_int_gt(zsim_stat_acct(ss, "exports", "a3@example.com", "count"), 0);
+	json_decref(ss);
+	/* --retry-failed: a cut-over account (failed since, say by a verify) is not requeued */
+	db_exec("UPDATE accounts SET state = 'failed' WHERE account = 'a1@example.com'");
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, "--stage", "migrate", "--retry-failed", (char *)NULL),
+			 1);
+	ck_assert_int_eq(db("SELECT count(*) FROM accounts WHERE state = 'failed' AND"
+			    " account = 'a1@example.com'"), 1);
+	ss = zsim_stats(E.src);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "a1@example.com", "count"), 0);
+	json_decref(ss);
+}
+END_TEST
+
+/* A crash in the middle of a batch, then --rollback: every account back, the source unlocked */
+START_TEST(crash_then_rollback)
+{
+	write_job("");
+	migrate_only();
+	/* durable step 16 (see the crash case's list): a1 routed; a2 locked and its source
+	 * transport just set, not recorded yet; a3, a4 selected */
+	char *r = hooks_run(16, NULL);
+	ck_assert_str_eq(r, "99");
+	free(r);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'routed'"), 1);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'locked'"), 1);
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_str_eq(transport_of(ss, "a2@example.com"), NEW_TRANSPORT);
+	json_decref(ss);
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, "--rollback", (char *)NULL), 0);
+	for (int i = 1; i <= NACCT; i++)
+		assert_cut(i, false, NULL);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'rolled_back'"), 2);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'selected'"), 2);
+}
+END_TEST
+
 START_TEST(crash)
 {
 	write_job("");
@@ -586,6 +754,9 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("e2e_cutover");
 	struct { const char *name; const TTest *t; } cases[] = {
 		{ "full", full }, { "batches", batches }, { "not_eligible", not_eligible }, { "keys", keys },
+		{ "final_pass_transport", final_pass_transport }, { "final_pass_fails", final_pass_fails },
+		{ "rollback_conflict", rollback_conflict }, { "delta_after_cutover", delta_after_cutover },
+		{ "crash_then_rollback", crash_then_rollback },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		TCase *tc = tcase_create(cases[i].name);

@@ -450,7 +450,11 @@ static enum zmb_rc roll_back_failed(struct cut *c)
 		struct cutover_row *r = &rows[i];
 		if (!r->error)
 			continue;
-		char *why = xasprintf("%s (from step '%s'); rolled back", r->error, cut_step_name(r->step));
+		/* the account, the server (in the step's error or the import's) and the step */
+		size_t al = strlen(r->account);
+		bool named = !strncmp(r->error, r->account, al) && r->error[al] == ':';
+		char *why = xasprintf("%s%s%s (at step '%s'); rolled back", named ? "" : r->account,
+				      named ? "" : ": ", r->error, cut_step_name(r->step));
 		stage_out(c->ctx, "%s: cutover failed: rolling it back", r->account);
 		rc = cutover_roll_back_one(c, r, CUT_FAILED, why);
 		free(why);
