@@ -134,27 +134,6 @@ int cutover_validate(const struct stage_conf *sc, const char *file, char **err)
 	return cutover_parse(sc, file, &k, err);
 }
 
-/* The template with every %h replaced by host, %p by port and %% by %. */
-char *cutover_transport(const char *tmpl, const char *host, int port)
-{
-	struct buf b = BUF_INIT;
-	for (const char *p = tmpl; *p; p++) {
-		if (p[0] == '%' && p[1] == 'h') {
-			buf_adds(&b, host ? host : "");
-			p++;
-		} else if (p[0] == '%' && p[1] == 'p') {
-			buf_addf(&b, "%d", port);
-			p++;
-		} else if (p[0] == '%' && p[1] == '%') {
-			buf_adds(&b, "%");
-			p++;
-		} else {
-			buf_addf(&b, "%c", *p);
-		}
-	}
-	return buf_detach(&b);
-}
-
 /* ---- one account, before and after the delta pass ---- */
 
 /* "source HOST:PORT" / "target HOST:PORT" (new) */

@@ -59,6 +59,27 @@ enum zmb_rc cut_read(struct cut *c, const struct cutover_row *r, struct cut_cur 
 	return rc;
 }
 
+/* The template with every %h replaced by host, %p by port and %% by %. */
+char *cutover_transport(const char *tmpl, const char *host, int port)
+{
+	struct buf b = BUF_INIT;
+	for (const char *p = tmpl; *p; p++) {
+		if (p[0] == '%' && p[1] == 'h') {
+			buf_adds(&b, host ? host : "");
+			p++;
+		} else if (p[0] == '%' && p[1] == 'p') {
+			buf_addf(&b, "%d", port);
+			p++;
+		} else if (p[0] == '%' && p[1] == '%') {
+			buf_adds(&b, "%");
+			p++;
+		} else {
+			buf_addf(&b, "%c", *p);
+		}
+	}
+	return buf_detach(&b);
+}
+
 /*
  * The LMTP port of mailbox server `host` as Zimbra itself computes an
  * account's transport: zm-mailbox callback/MailHost.java:104-108 and
