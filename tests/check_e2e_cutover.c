@@ -573,12 +573,24 @@ START_TEST(final_pass_transport)
 	ck_assert_str_eq(transport_of(ds, "a1@example.net"), "smtp:elsewhere.example.net:25");
 	json_decref(ds);
 	json_decref(zsim_post(E.src, "/zsim/add-items", "{\"account\":\"a1@example.com\",\"n\":2}"));
+	/* a4's source closed before the cutover: skipped with a warning, its target not made active */
+	hand_modify(E.src, "a4@example.com", "zimbraAccountStatus", "closed");
 	reset_stats();
 	char *out = NULL;
 	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--stage", "cutover", (char *)NULL), 0);
 	ck_assert_msg(!tu_contains(out, "changed after 'routed'"), "%s", out);
+	ck_assert_msg(tu_contains(out, "warning: a4@example.com: not cut over: the source account's "
+				  "status is 'closed'"), "%s", out);
 	free(out);
-	for (int i = 1; i <= NACCT; i++) {
+	json_t *ss = zsim_stats(E.src);
+	ds = zsim_stats(E.dst);
+	ck_assert_str_eq(status_of(ss, "a4@example.com"), "closed");
+	ck_assert_str_eq(status_of(ds, "a4@example.net"), "locked");
+	ck_assert_str_eq(transport_of(ds, "a4@example.net"), "smtp:elsewhere.example.net:25");
+	json_decref(ss);
+	json_decref(ds);
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'skipped'"), 1);
+	for (int i = 1; i <= NACCT - 1; i++) {
 		assert_cut(i, true, "maintenance");
 		char *d = dst_name(i);
 		/* once, at 'routed': the final pass did not set it back, the check did not need to */
@@ -631,6 +643,15 @@ START_TEST(rollback_conflict)
 	hand_modify(E.src, "a2@example.com", "zimbraMailTransport", "smtp:hand.example.com:25");
 	hand_modify(E.dst, "a3@example.net", "zimbraAccountStatus", "closed");
 	char *out = NULL;
+	/* --account: only a4 first */
+	ck_assert_int_eq(zmb(NULL, "run", "-c", E.job, "--account", "a4@example.com", (char *)NULL), 64);
+	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--rollback", "--account", "a4@example.com",
+			     (char *)NULL), 0);
+	ck_assert_msg(tu_contains(out, "rollback: 1 account(s)"), "%s", out);
+	free(out);
+	assert_cut(4, false, NULL);
+	assert_cut(1, true, "maintenance");
+	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'rolled_back'"), 1);
 	ck_assert_int_eq(zmb(&out, "run", "-c", E.job, "--rollback", (char *)NULL), 1);
 	char *want = xasprintf("a2@example.com: conflict on source 127.0.0.1:%d: zimbraMailTransport is "
 			       "'smtp:hand.example.com:25'", E.src->port);

@@ -18,6 +18,8 @@ struct cli {
 	const char *stage;         /* --stage NAME */
 	bool delta;
 	bool rollback;         /* run --rollback: undo the cutover stages' changes */
+	const char *accounts[64];  /* run --rollback --account ADDR (repeatable): only these */
+	int naccounts;
 	long long max_runtime;     /* --max-runtime, -1 = unset */
 	const char *until;         /* --until HH:MM */
 	bool dry_run;

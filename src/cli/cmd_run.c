@@ -431,6 +431,8 @@ static int run_pipeline(struct run *r)
 	ctx->delta = cli->delta;
 	ctx->quiet = cli->quiet;
 	ctx->rollback = cli->rollback;
+	ctx->accounts = cli->accounts;
+	ctx->naccounts = cli->naccounts;
 
 	bool found_stage = cli->stage == NULL;
 	bool stop = false;
@@ -499,6 +501,10 @@ int cmd_run(struct cli *cli)
 	r.cli = cli;
 	/* from the first moment: a SIGTERM while locking or recovering is a graceful stop */
 	run_signals_block(&r.sig);
+	if (cli->naccounts > 0 && !cli->rollback) {
+		fprintf(stderr, "zmbatch run: --account selects the accounts of a --rollback\n");
+		return EXIT_USAGE;
+	}
 	if (cli->rollback && (cli->delta || cli->retry_failed)) {
 		fprintf(stderr, "zmbatch run: --rollback cannot be combined with --delta or "
 			"--retry-failed\n");

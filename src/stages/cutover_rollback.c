@@ -34,6 +34,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct rb {
 	struct cut *c;
@@ -163,17 +164,31 @@ enum zmb_rc cutover_roll_back_one(struct cut *c, struct cutover_row *r, enum cut
 	return rc;
 }
 
+/* --account ADDR...: only those source accounts (none given: every row) */
+static bool selected(const struct cut *c, const struct cutover_row *r)
+{
+	for (int i = 0; i < c->ctx->naccounts; i++)
+		if (!strcasecmp(c->ctx->accounts[i], r->account))
+			return true;
+	return c->ctx->naccounts == 0;
+}
+
 void cutover_rollback(struct cut *c, struct stage_result *res)
 {
 	struct cutover_row *rows = NULL;
 	size_t n = 0;
 	enum zmb_rc rc = state_cutover_to_roll_back(c->ctx->st, &rows, &n);
 	/* the last batch first: the reverse of the cutover */
-	for (size_t i = n; rc == ZMB_OK && i > 0; i--)
+	size_t taken = 0;
+	for (size_t i = n; rc == ZMB_OK && i > 0; i--) {
+		if (!selected(c, &rows[i - 1]))
+			continue;
+		taken++;
 		rc = cutover_roll_back_one(c, &rows[i - 1], CUT_ROLLED_BACK, NULL);
+	}
 	state_cutover_rows_free(rows, n);
 	stage_out(c->ctx, "rollback: %zu account(s), %lld failed, %lld conflict(s) left as they are; "
-		  "%lld ModifyAccountRequest(s)", n, c->failed, c->conflicts, c->modifies);
+		  "%lld ModifyAccountRequest(s)", taken, c->failed, c->conflicts, c->modifies);
 	if (rc) {
 		res->rc = rc;
 		res->err = xasprintf("state DB: %s", state_errmsg(c->ctx->st));
@@ -194,9 +209,14 @@ void cutover_rollback_plan(struct cut *c)
 		stage_out(c->ctx, "dry run: rollback: nothing recorded");
 		return;
 	}
-	stage_out(c->ctx, "dry run: rollback would restore %zu account(s)", n);
+	size_t taken = 0;
+	for (size_t i = 0; i < n; i++)
+		taken += selected(c, &rows[i]);
+	stage_out(c->ctx, "dry run: rollback would restore %zu account(s)", taken);
 	for (size_t i = n; i > 0; i--) {
 		const struct cutover_row *r = &rows[i - 1];
+		if (!selected(c, r))
+			continue;
 		stage_out(c->ctx, "dry run:   %s (step %s): source status %s, transport '%s'; target "
 			  "status %s, transport '%s'", r->account, cut_step_name(r->step),
 			  r->prev_source_status, r->prev_source_transport,

@@ -36,6 +36,8 @@ struct stage_ctx {
 	bool delta;
 	bool quiet;
 	bool rollback;             /* run --rollback: a cutover stage undoes its changes */
+	const char *const *accounts;   /* run --rollback --account: only these (naccounts 0 = all) */
+	int naccounts;
 };
 
 /*
