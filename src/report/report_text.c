@@ -63,9 +63,10 @@ void text_cutover_counts(FILE *out, const struct snapshot *s)
 	long long open = 0;
 	for (int i = CUT_SELECTED; i < CUT_DONE; i++)
 		open += s->cut.steps[i];
-	fprintf(out, "cutover:    %lld done, %lld unfinished (%lld with an error), %lld rolled back; "
-		"%lld batch(es)\n", s->cut.steps[CUT_DONE], open, s->cut.errors,
-		s->cut.steps[CUT_ROLLED_BACK], s->cut.batches);
+	fprintf(out, "cutover:    %lld done, %lld unfinished (%lld with an error), %lld rolled back, "
+		"%lld failed (rolled back), %lld skipped; %lld batch(es)\n", s->cut.steps[CUT_DONE], open,
+		s->cut.errors, s->cut.steps[CUT_ROLLED_BACK], s->cut.steps[CUT_FAILED],
+		s->cut.steps[CUT_SKIPPED], s->cut.batches);
 }
 
 void text_verify_counts(FILE *out, const struct snapshot *s)
