@@ -46,9 +46,14 @@
  * department's accounts together (batch = its size) moves one department a
  * night.  Not "all batches within the window": a cutover is the step users
  * notice, and an administrator wants to decide how many go per night, not
- * find the whole company moved because the window was long.  A window that
- * ends mid-batch (--max-runtime/--until/SIGTERM) stops between accounts; the
- * next run finishes that batch before it starts another.
+ * find the whole company moved because the window was long.  A window
+ * (--max-runtime/--until) that ends before the first source of the batch is
+ * locked stops the run there; once one is locked the window no longer stops
+ * the batch (run_batch): it is finished rather than left locked.  A signal
+ * stops between accounts; the next run finishes that batch before it starts
+ * another.  An account whose step or final pass fails is rolled back at
+ * once and ends 'failed' (roll_back_failed), so the batch ends and the next
+ * one is not held up.
  * Each change is read before it is written: a value already as wanted is not
  * sent again, so a resumed or repeated run sends no ModifyAccountRequest for
  * it.  `zmbatch run --rollback` puts back the recorded previous values of
