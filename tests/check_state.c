@@ -1235,6 +1235,22 @@ START_TEST(test_migrate_1_to_2)
 	ck_assert_str_eq(cr[0].prev_source_status, "active");
 	ck_assert_str_eq(cr[0].source_transport, "lmtp:a");
 	state_cutover_rows_free(cr, ncr);
+	/* the same check before any change: the other queued account is counted */
+	long long others = 0;
+	ck_assert_int_eq(state_cutover_others_queued(st, &others), ZMB_OK);
+	ck_assert_int_ge(others, 1);
+	/* failed is terminal (not open, not selected again) until reset forgets it */
+	ck_assert_int_eq(state_cutover_end(st, 0, "cutover", old_id, CUT_FAILED, "old@x.test: boom"),
+			 ZMB_OK);
+	ck_assert_int_eq(state_cutover_open(st, &cr, &ncr), ZMB_OK);
+	ck_assert_uint_eq(ncr, 0);
+	state_cutover_rows_free(cr, ncr);
+	ck_assert_int_eq(state_cutover_select(st, 0, "cutover", 200, &batch, &nsel), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM cutover WHERE account_id = 1 AND step = 'failed'"),
+			 1);
+	int nforgot = 0;
+	ck_assert_int_eq(state_cutover_forget(st, old_id, &nforgot), ZMB_OK);
+	ck_assert_int_eq(nforgot, 1);
 	/* what 002 brings: the servers table + view and the backoff index */
 	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN"
 			       " ('servers', 'v_servers', 'accounts_backoff')"), 3);
