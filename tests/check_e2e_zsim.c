@@ -362,6 +362,37 @@ START_TEST(search_directory)
 		st, "accounts"), "bob@example.com"), "attrs"), "zimbraMailTransport")), "smtp:new.example.com");
 	ck_assert_int_eq(zsim_stat_int(st, "soap/SearchDirectoryRequest"), 5);
 	json_decref(st);
+	/* ModifyAccount as the real handler: status enum, required, unknown id (issue 15) */
+	const char *bad[][2] = {
+		{ "zimbraAccountStatus\",\"_content\":\"locked", NULL },
+		{ "zimbraAccountStatus\",\"_content\":\"", "service.INVALID_REQUEST" },
+		{ "zimbraAccountStatus\",\"_content\":\"frozen", "account.INVALID_ATTR_VALUE" },
+		{ "zimbraMailHost\",\"_content\":\"nowhere.example.com", "account.NO_SUCH_SERVER" },
+		{ "zimbraMailTransport\",\"_content\":\"", NULL },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		req = xasprintf("{\"ModifyAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\",\"id\":\"%s\","
+				"\"a\":[{\"n\":\"%s\"}]}}", id, bad[i][0]);
+		ck_assert_int_eq(soap_req(E.src, t, req, &r), bad[i][1] ? 500 : 200);
+		if (bad[i][1])
+			ck_assert_str_eq(fault_code(r), bad[i][1]);
+		json_decref(r);
+		free(req);
+	}
+	ck_assert_int_eq(soap_req(E.src, t, "{\"ModifyAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+					    "\"id\":\"no-such-id\",\"a\":[]}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "account.NO_SUCH_ACCOUNT");
+	json_decref(r);
+	ck_assert_int_eq(soap_req(E.src, t, "{\"ModifyAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
+					    "\"a\":[]}}", &r), 500);
+	ck_assert_str_eq(fault_code(r), "service.INVALID_REQUEST");
+	json_decref(r);
+	st = zsim_stats(E.src);
+	json_t *bob = json_object_get(json_object_get(st, "accounts"), "bob@example.com");
+	ck_assert_str_eq(json_string_value(json_object_get(bob, "status")), "locked");
+	ck_assert_ptr_null(json_object_get(json_object_get(bob, "attrs"), "zimbraMailTransport"));
+	ck_assert_int_eq(zsim_stat_int(st, "modify/bob@example.com/zimbraAccountStatus"), 1);
+	json_decref(st);
 	ck_assert_int_eq(soap_req(E.src, t, "{\"GetAccountRequest\":{\"_jsns\":\"urn:zimbraAdmin\","
 					    "\"account\":{\"by\":\"name\",\"_content\":\"x@example.com\"}}}", &r), 500);
 	ck_assert_str_eq(fault_code(r), "account.NO_SUCH_ACCOUNT");

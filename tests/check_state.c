@@ -19,6 +19,7 @@
 
 #include "state.h"
 #include "state_prov.h"
+#include "state_cutover.h"
 #include "testutil.h"
 
 extern const char *const zmb_schema[];
@@ -1205,6 +1206,75 @@ START_TEST(test_migrate_1_to_2)
 	ck_assert_int_eq(q_int(st, "SELECT attempts FROM provision_objects"), 1);
 	state_prov_release(&pr);
 	ck_assert_int_eq(state_prov_get(st, "provision", "account", "nobody@x.test", &pr), ZMB_ENOTFOUND);
+	/* 009: the cutover table on the old rows: a mismatched account is not taken, a verified one is */
+	ck_assert_int_ge(state_schema_version(), 9);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN"
+			       " ('cutover', 'v_cutover', 'cutover_step')"), 3);
+	int batch = 0, nsel = 0;
+	enum zmb_rc crc = state_cutover_select(st, 0, "cutover", 200, &batch, &nsel);
+	ck_assert_msg(crc == ZMB_OK, "%s", state_errmsg(st));
+	ck_assert_int_eq(nsel, 0);
+	ck_assert_int_eq(state_account_verdict(st, 0, old_id, "ok", "", "verify: ok"), ZMB_OK);
+	ck_assert_int_eq(state_cutover_select(st, 0, "cutover", 200, &batch, &nsel), ZMB_OK);
+	ck_assert_int_eq(nsel, 1);
+	ck_assert_int_eq(batch, 1);
+	struct cutover_row *cr = NULL;
+	size_t ncr = 0;
+	ck_assert_int_eq(state_cutover_open(st, &cr, &ncr), ZMB_OK);
+	ck_assert_uint_eq(ncr, 1);
+	ck_assert_str_eq(cr[0].account, "old@x.test");
+	ck_assert_int_eq(cr[0].step, CUT_SELECTED);
+	cr[0].source_id = xstrdup("sid");
+	cr[0].target_id = xstrdup("tid");
+	cr[0].target_host = xstrdup("mbox.y.test");
+	cr[0].prev_source_status = xstrdup("active");
+	cr[0].prev_target_status = xstrdup("locked");
+	cr[0].prev_source_transport = xstrdup("");
+	cr[0].prev_target_transport = xstrdup("smtp:old");
+	ck_assert_int_eq(state_cutover_planned(st, 0, "cutover", &cr[0]), ZMB_OK);
+	ck_assert_int_eq(state_cutover_planned(st, 0, "cutover", &cr[0]), ZMB_ECONFLICT);
+	ck_assert_int_eq(state_cutover_step(st, 0, "cutover", old_id, CUT_PLANNED, CUT_LOCKED, NULL, NULL,
+					    "locked"), ZMB_OK);
+	ck_assert_int_eq(state_cutover_step(st, 0, "cutover", old_id, CUT_LOCKED, CUT_SYNCED, NULL, NULL,
+					    "skip"), ZMB_EINTERNAL);
+	ck_assert_int_eq(state_cutover_step(st, 0, "cutover", old_id, CUT_LOCKED, CUT_ROUTED, "lmtp:a",
+					    "lmtp:b", "routed"), ZMB_OK);
+	/* another account waits in the queue: the final delta pass would move it too */
+	char *qerr = NULL;
+	int nq = 0;
+	ck_assert_int_eq(state_cutover_queue_delta(st, 0, &nq, &qerr), ZMB_ECONFLICT);
+	ck_assert_ptr_nonnull(qerr);
+	free(qerr);
+	state_cutover_rows_free(cr, ncr);
+	long long steps[CUT_NSTEPS], cerrs = 0, batches = 0;
+	ck_assert_int_eq(state_cutover_counts(st, steps, &cerrs, &batches), ZMB_OK);
+	ck_assert_int_eq(steps[CUT_ROUTED], 1);
+	ck_assert_int_eq(batches, 1);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM v_cutover WHERE account = 'old@x.test' AND"
+			       " step = 'routed' AND prev_target_transport = 'smtp:old'"), 1);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM events WHERE account_id = 1 AND stage = 'cutover'"),
+			 3);
+	ck_assert_int_eq(state_cutover_to_roll_back(st, &cr, &ncr), ZMB_OK);
+	ck_assert_uint_eq(ncr, 1);
+	ck_assert_str_eq(cr[0].prev_source_status, "active");
+	ck_assert_str_eq(cr[0].source_transport, "lmtp:a");
+	state_cutover_rows_free(cr, ncr);
+	/* the same check before any change: the other queued account is counted */
+	long long others = 0;
+	ck_assert_int_eq(state_cutover_others_queued(st, &others), ZMB_OK);
+	ck_assert_int_ge(others, 1);
+	/* failed is terminal (not open, not selected again) until reset forgets it */
+	ck_assert_int_eq(state_cutover_end(st, 0, "cutover", old_id, CUT_FAILED, "old@x.test: boom"),
+			 ZMB_OK);
+	ck_assert_int_eq(state_cutover_open(st, &cr, &ncr), ZMB_OK);
+	ck_assert_uint_eq(ncr, 0);
+	state_cutover_rows_free(cr, ncr);
+	ck_assert_int_eq(state_cutover_select(st, 0, "cutover", 200, &batch, &nsel), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM cutover WHERE account_id = 1 AND step = 'failed'"),
+			 1);
+	int nforgot = 0;
+	ck_assert_int_eq(state_cutover_forget(st, old_id, &nforgot), ZMB_OK);
+	ck_assert_int_eq(nforgot, 1);
 	/* what 002 brings: the servers table + view and the backoff index */
 	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN"
 			       " ('servers', 'v_servers', 'accounts_backoff')"), 3);

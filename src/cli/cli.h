@@ -17,6 +17,9 @@ struct cli {
 	int threads;               /* --threads N, 0 = from job */
 	const char *stage;         /* --stage NAME */
 	bool delta;
+	bool rollback;         /* run --rollback: undo the cutover stages' changes */
+	const char *accounts[64];  /* run --rollback --account ADDR (repeatable): only these */
+	int naccounts;
 	long long max_runtime;     /* --max-runtime, -1 = unset */
 	const char *until;         /* --until HH:MM */
 	bool dry_run;

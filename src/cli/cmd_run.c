@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -141,6 +142,8 @@ static char *command_line(const struct cli *cli)
 		buf_addf(&b, " --stage %s", cli->stage);
 	if (cli->delta)
 		buf_adds(&b, " --delta");
+	if (cli->rollback)
+		buf_adds(&b, " --rollback");
 	if (cli->retry_failed)
 		buf_adds(&b, " --retry-failed");
 	if (cli->dry_run)
@@ -199,6 +202,11 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 			state_stage_reset(st, sc->name);
 		*stop_pipeline = true;
 		hint = EXIT_TEMPFAIL;
+	} else if (rc == ZMB_OK && res.exit == 0 && ctx->rollback) {
+		/* rolled back: the stage is to be done again by a later run */
+		log_info(sc->name, "stage '%s' rolled back in %.1f s", sc->name, dt);
+		if (!ctx->dry_run)
+			state_stage_reset(st, sc->name);
 	} else if (rc == ZMB_OK && res.exit == 0) {
 		log_info(sc->name, "stage '%s' done in %.1f s", sc->name, dt);
 		if (!ctx->dry_run)
@@ -351,7 +359,7 @@ static int run_prepare_state(struct run *r)
 		log_error(NULL, "cannot record the run in '%s': %s", r->db, state_errmsg(st));
 		return EXIT_SOFTWARE;
 	}
-	if (r->cli->retry_failed) {
+	if (r->cli->retry_failed && !r->cli->rollback) {
 		int nf = 0;
 		if (state_reset_failed(st, &nf) != ZMB_OK) {
 			log_error(NULL, "--retry-failed: cannot requeue the failed accounts: %s",
@@ -393,6 +401,8 @@ static int run_setup(struct run *r)
  * account queue) accounts wait in it: `reset ACCOUNT`, --delta, --retry-failed. */
 static bool stage_skipped(const struct run *r, const struct stage_conf *sc)
 {
+	if (r->cli->rollback)   /* only the cutover stages, done or not */
+		return strcmp(sc->type, "cutover") != 0;
 	const struct stage_type *t = stage_type_find(sc->type);
 	bool queue = t && (t->flags & STAGE_WORKS_QUEUE) &&
 		     (r->cli->delta || r->cli->retry_failed || queue_waiting(r->st));
@@ -420,11 +430,16 @@ static int run_pipeline(struct run *r)
 	ctx->dry_run = cli->dry_run;
 	ctx->delta = cli->delta;
 	ctx->quiet = cli->quiet;
+	ctx->rollback = cli->rollback;
+	ctx->accounts = cli->accounts;
+	ctx->naccounts = cli->naccounts;
 
 	bool found_stage = cli->stage == NULL;
 	bool stop = false;
 	int worst = 0;
-	for (size_t i = 0; i < r->job.nstages && !stop; i++) {
+	for (size_t j = 0; j < r->job.nstages && !stop; j++) {
+		/* a rollback undoes the stages in the reverse order */
+		size_t i = cli->rollback ? r->job.nstages - 1 - j : j;
 		const struct stage_conf *sc = &r->job.stages[i];
 		if (cli->stage && strcmp(cli->stage, sc->name) != 0)
 			continue;
@@ -444,6 +459,13 @@ static int run_pipeline(struct run *r)
 	}
 	if (!found_stage) {
 		log_error(NULL, "no stage named '%s' in %s", cli->stage, r->job.path);
+		worst = EXIT_USAGE;
+	}
+	bool any_cutover = false;
+	for (size_t i = 0; i < r->job.nstages; i++)
+		any_cutover |= !strcmp(r->job.stages[i].type, "cutover");
+	if (cli->rollback && !any_cutover) {
+		log_error(NULL, "--rollback: %s has no cutover stage: nothing to roll back", r->job.path);
 		worst = EXIT_USAGE;
 	}
 	return worst;
@@ -479,6 +501,15 @@ int cmd_run(struct cli *cli)
 	r.cli = cli;
 	/* from the first moment: a SIGTERM while locking or recovering is a graceful stop */
 	run_signals_block(&r.sig);
+	if (cli->naccounts > 0 && !cli->rollback) {
+		fprintf(stderr, "zmbatch run: --account selects the accounts of a --rollback\n");
+		return EXIT_USAGE;
+	}
+	if (cli->rollback && (cli->delta || cli->retry_failed)) {
+		fprintf(stderr, "zmbatch run: --rollback cannot be combined with --delta or "
+			"--retry-failed\n");
+		return EXIT_USAGE;
+	}
 	int rc = cli_load_job(cli, true, &r.job);
 	if (rc)
 		return rc;

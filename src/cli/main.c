@@ -23,7 +23,8 @@ enum {
 	OPT_STATE = 256, OPT_THREADS, OPT_STAGE, OPT_DELTA, OPT_MAX_RUNTIME, OPT_UNTIL,
 	OPT_DRY_RUN, OPT_RETRY_FAILED, OPT_CA_FILE, OPT_INSECURE, OPT_QUIET,
 	OPT_VERBOSE, OPT_FORMAT, OPT_OUTPUT, OPT_STATE_FILTER, OPT_FAILED,
-	OPT_HISTORY, OPT_ALL, OPT_DONE, OPT_RESET_MISMATCHED, OPT_HELP,
+	OPT_HISTORY, OPT_ALL, OPT_DONE, OPT_RESET_MISMATCHED, OPT_HELP, OPT_ROLLBACK,
+	OPT_ACCOUNT,
 };
 
 /* Which options a command accepts, as flags over this table. */
@@ -33,6 +34,8 @@ static const struct option all_opts[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "stage", required_argument, NULL, OPT_STAGE },
 	{ "delta", no_argument, NULL, OPT_DELTA },
+	{ "rollback", no_argument, NULL, OPT_ROLLBACK },
+	{ "account", required_argument, NULL, OPT_ACCOUNT },
 	{ "max-runtime", required_argument, NULL, OPT_MAX_RUNTIME },
 	{ "until", required_argument, NULL, OPT_UNTIL },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
@@ -63,13 +66,17 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run,
-	  "config state threads stage delta max-runtime until dry-run retry-failed ca-file insecure quiet verbose",
-	  "run [-c FILE] [--state DB] [--threads N] [--stage NAME] [--delta]\n"
+	  "config state threads stage delta rollback account max-runtime until dry-run retry-failed ca-file insecure quiet verbose",
+	  "run [-c FILE] [--state DB] [--threads N] [--stage NAME]\n"
+	  "            [--delta | --rollback [--account ADDR]...]\n"
 	  "            [--max-runtime DURATION] [--until HH:MM] [--dry-run] [--retry-failed]\n"
 	  "            [--ca-file PEM] [--insecure] [--quiet] [--verbose]",
 	  "Run the job: its stages in order (default: one 'migrate' stage), resuming\n"
 	  "where an earlier run stopped.  Exit 0 when everything is done, 1 when some\n"
-	  "accounts or stages failed, 75 when stopped early with work left." },
+	  "accounts or stages failed, 75 when stopped early with work left.\n"
+	  "--rollback runs only the cutover stages, backwards: every account they\n"
+	  "changed gets back the status and zimbraMailTransport recorded before\n"
+	  "(--account ADDR, repeatable: only those source accounts)." },
 	{ "status", cmd_status, "config state",
 	  "status [-c FILE] [--state DB]",
 	  "One screen from the state DB: stages, counts by state, bytes, rate, ETA.\n"
@@ -177,6 +184,12 @@ static int set_option(const struct command *c, int opt, struct cli *cli)
 	}
 	case OPT_STAGE: cli->stage = optarg; break;
 	case OPT_DELTA: cli->delta = true; break;
+	case OPT_ROLLBACK: cli->rollback = true; break;
+	case OPT_ACCOUNT:
+		if (cli->naccounts >= (int)(sizeof cli->accounts / sizeof *cli->accounts))
+			return usage_error(c, "%s", "--account: at most 64 accounts at once");
+		cli->accounts[cli->naccounts++] = optarg;
+		break;
 	case OPT_MAX_RUNTIME:
 		if (parse_duration(optarg, &cli->max_runtime) < 0)
 			return usage_error(c, "--max-runtime wants a duration (90s, 45m, 8h), not '%s'", optarg);

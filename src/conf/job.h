@@ -172,7 +172,7 @@ struct migration {
 struct stage_conf {
 	char *name;
 	char *type;   /* migrate | ldap-replcheck | ldap-promote-mmr |
-			 ldap-mmr-verify | localconfig | exec */
+			 ldap-mmr-verify | localconfig | exec | cutover */
 	struct cval settings;  /* the whole group, CV_GROUP */
 	int line;
 };

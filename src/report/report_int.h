@@ -19,6 +19,7 @@
 #ifndef ZMB_REPORT_INT_H
 #define ZMB_REPORT_INT_H
 
+#include "query_cutover.h"
 #include "query_report.h"
 #include "report.h"
 
@@ -45,6 +46,7 @@ struct snapshot {
 	bool has_servers;            /* schema 002: per-server auth counters */
 	long long warned;            /* done with warnings (schema 004) */
 	long long verify[QR_VERIFY_N]; /* accounts by verdict (schema 007; all "none" before) */
+	struct qr_cutover cut;       /* the cutover stage (schema 009; present false before) */
 };
 
 /* Read the snapshot (job_name NULL: from the DB's meta).  *s is always
@@ -84,6 +86,7 @@ void text_counts(FILE *out, const struct snapshot *s, bool one_line);
 void text_bytes(FILE *out, const struct snapshot *s);
 /* The verdict counts: "verified:   ok N, mismatch N, unverifiable N, none N". */
 void text_verify_counts(FILE *out, const struct snapshot *s);
+void text_cutover_counts(FILE *out, const struct snapshot *s);   /* nothing before a cutover */
 void text_eta(FILE *out, const struct snapshot *s, double rate);
 /* brief: one line (status); else one block per stage (report). */
 enum zmb_rc text_stages(sqlite3 *db, FILE *out, bool brief, char **err);

@@ -147,6 +147,13 @@ static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, ch
 	for (int i = 0; i < QR_VERIFY_N; i++)
 		json_object_set_new(vc, qr_verify_names[i], json_integer(s->verify[i]));
 	json_object_set_new(root, "verify_counts", vc);
+	/* additive (schema 9): accounts by cutover step, unfinished ones whose step failed */
+	json_t *cut = json_object();
+	for (int i = 0; i < CUT_NSTEPS; i++)
+		json_object_set_new(cut, cut_step_name((enum cut_step)i), json_integer(s->cut.steps[i]));
+	json_object_set_new(cut, "errors", json_integer(s->cut.errors));
+	json_object_set_new(cut, "batches", json_integer(s->cut.batches));
+	json_object_set_new(root, "cutover", cut);
 	json_object_set_new(root, "total_accounts", json_integer(s->accounts));
 	json_object_set_new(root, "bytes_done", json_integer(s->bytes_done));
 	json_object_set_new(root, "bytes_total", json_integer(s->bytes_total));

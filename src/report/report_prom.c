@@ -53,6 +53,13 @@ static void prom_snapshot(FILE *out, const struct snapshot *s)
 	for (int i = 0; i < QR_VERIFY_N; i++)
 		fprintf(out, "zmbatch_accounts_verify{verdict=\"%s\"} %lld\n", qr_verify_names[i],
 			s->verify[i]);
+	prom_head(out, "zmbatch_cutover_accounts", "gauge",
+		  "Accounts taken into the cutover stage, by their last completed step (done = cut over).");
+	for (int i = 0; i < CUT_NSTEPS; i++)
+		fprintf(out, "zmbatch_cutover_accounts{step=\"%s\"} %lld\n",
+			cut_step_name((enum cut_step)i), s->cut.steps[i]);
+	prom_ll(out, "zmbatch_cutover_errors", "gauge",
+		"Accounts whose cutover stopped at a failed step (retried by the next run).", s->cut.errors);
 	prom_ll(out, "zmbatch_done_bytes", "gauge",
 		"Bytes moved for accounts in state done (last successful pass of each).", s->bytes_done);
 	prom_ll(out, "zmbatch_planned_bytes", "gauge",

@@ -149,6 +149,7 @@ static enum zmb_rc status_screen(sqlite3 *db, const struct snapshot *s, const ch
 		return rc;
 	text_counts(out, s, true);
 	text_verify_counts(out, s);
+	text_cutover_counts(out, s);
 	text_bytes(out, s);
 	if ((rc = status_rate(db, s, out, err)) != ZMB_OK)
 		return rc;

@@ -56,6 +56,19 @@ void text_counts(FILE *out, const struct snapshot *s, bool one_line)
 	}
 }
 
+void text_cutover_counts(FILE *out, const struct snapshot *s)
+{
+	if (!s->cut.present)
+		return;
+	long long open = 0;
+	for (int i = CUT_SELECTED; i < CUT_DONE; i++)
+		open += s->cut.steps[i];
+	fprintf(out, "cutover:    %lld done, %lld unfinished (%lld with an error), %lld rolled back, "
+		"%lld failed (rolled back), %lld skipped; %lld batch(es)\n", s->cut.steps[CUT_DONE], open,
+		s->cut.errors, s->cut.steps[CUT_ROLLED_BACK], s->cut.steps[CUT_FAILED],
+		s->cut.steps[CUT_SKIPPED], s->cut.batches);
+}
+
 void text_verify_counts(FILE *out, const struct snapshot *s)
 {
 	fprintf(out, "verified:  ");
@@ -169,6 +182,7 @@ static enum zmb_rc text_head(sqlite3 *db, const struct snapshot *s, FILE *out, c
 	text_counts(out, s, false);
 	fputc('\n', out);
 	text_bytes(out, s);
+	text_cutover_counts(out, s);
 	fmt_rate(rate, b);
 	fmt_dur(s->run_seconds, d);
 	fprintf(out, "throughput: %s (bytes done over %s of run time in %lld run%s)\n", b, d,

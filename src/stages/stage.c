@@ -17,6 +17,7 @@ static const struct stage_type types[] = {
 	{ "localconfig", localconfig_validate, localconfig_run, 0 },
 	{ "exec", exec_validate, exec_run, 0 },
 	{ "provision", provision_validate, provision_run, 0 },
+	{ "cutover", cutover_validate, cutover_run, STAGE_DB_TEMPFAIL },
 };
 
 const struct stage_type *stage_type_find(const char *name)
@@ -29,7 +30,7 @@ const struct stage_type *stage_type_find(const char *name)
 
 const char *stage_type_names(void)
 {
-	return "migrate, ldap-replcheck, ldap-promote-mmr, ldap-mmr-verify, localconfig, exec, provision";
+	return "migrate, ldap-replcheck, ldap-promote-mmr, ldap-mmr-verify, localconfig, exec, provision, cutover";
 }
 
 static bool catalog_known(const char *type)

@@ -35,6 +35,9 @@ struct stage_ctx {
 	bool dry_run;
 	bool delta;
 	bool quiet;
+	bool rollback;             /* run --rollback: a cutover stage undoes its changes */
+	const char *const *accounts;   /* run --rollback --account: only these (naccounts 0 = all) */
+	int naccounts;
 };
 
 /*
@@ -105,6 +108,9 @@ struct stage_result exec_run(struct stage_ctx *ctx);
 /* provision: accounts (attributes, zimbraId, COS, aliases, password hash) to the target */
 int provision_validate(const struct stage_conf *sc, const char *file, char **err);
 struct stage_result provision_run(struct stage_ctx *ctx);
+/* cutover.c: the cutover stage (issue 15); with ctx->rollback, its --rollback */
+int cutover_validate(const struct stage_conf *sc, const char *file, char **err);
+struct stage_result cutover_run(struct stage_ctx *ctx);
 
 /*
  * For tests and fuzzing: run the LDAP value parsers of ldap_cnconfig.c (olcSyncrepl

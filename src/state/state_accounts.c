@@ -12,6 +12,7 @@
  * account: no mailbox is migrated twice.  This is one WAL fsync per account
  * instead of one per commit (benchmark 3, runner CPU per 1,000 accounts).
  */
+#include "state_cutover.h"
 #include "state_int.h"
 
 #include <stdlib.h>
@@ -468,6 +469,10 @@ enum zmb_rc state_reset_account(struct state *st, const char *account, int *n)
 		rc = st_event_insert(st, 0, row.id, NULL, "info", msg);
 		free(msg);
 	}
+	int forgot = 0;
+	/* a failed / rolled_back / skipped cutover row is terminal: reset lets a later run take it */
+	if (rc == ZMB_OK && (rc = state_cutover_forget(st, row.id, &forgot)) == ZMB_OK && forgot)
+		rc = st_event_insert(st, 0, row.id, NULL, "info", "reset: the cutover row cleared");
 out:
 	state_account_release(&row);
 	rc = tx_end(st, own, rc, "reset account");
@@ -475,6 +480,14 @@ out:
 		*n = changed;
 	return rc;
 }
+
+/*
+ * --delta / --retry-failed leave out the accounts whose cutover (schema 009)
+ * reached 'routed' or later and was not rolled back: their mail is delivered
+ * to the target, the source is locked; another pass would move nothing new.
+ */
+#define NOT_CUT_OVER " AND id NOT IN (SELECT account_id FROM cutover WHERE step IN" \
+	" ('routed', 'synced', 'final', 'done'))"
 
 enum zmb_rc state_reset_failed(struct state *st, int *n)
 {
@@ -488,11 +501,11 @@ enum zmb_rc state_reset_failed(struct state *st, int *n)
 		return rc;
 	rc = bulk_update(st, "INSERT INTO events (at, account_id, level, message)"
 			 " SELECT ?1, id, 'info', 'reset: failed -> pending' FROM accounts"
-			 " WHERE state = 'failed'", NULL, NULL, "record reset events");
+			 " WHERE state = 'failed'" NOT_CUT_OVER, NULL, NULL, "record reset events");
 	if (rc == ZMB_OK)
 		rc = bulk_update(st, "UPDATE accounts SET state = 'pending', attempts = 0,"
 				 " next_try_at = 0, finished_at = NULL, owner_run = NULL,"
-				 " updated_at = ?1 WHERE state = 'failed'", NULL, &changed,
+				 " updated_at = ?1 WHERE state = 'failed'" NOT_CUT_OVER, NULL, &changed,
 				 "reset failed accounts");
 	rc = tx_end(st, own, rc, "reset failed");
 	if (rc == ZMB_OK && n)
@@ -513,8 +526,10 @@ enum zmb_rc state_queue_delta(struct state *st, int *n)
 	rc = bulk_update(st, "UPDATE accounts SET state = 'pending', delta = 1, attempts = 0,"
 			 " chunks_total = 0, chunks_done = 0, chunk_bytes = 0,"
 			 " next_try_at = 0, finished_at = NULL, owner_run = NULL,"
-			 " updated_at = ?1 WHERE state = 'done'", NULL, &changed,
-			 "queue delta pass");
+			 " updated_at = ?1 WHERE state = 'done'"
+			 /* cut over (issue 15): its mail goes to the target now; a delta from the
+			  * source would bring nothing and could only race the users' new mail */
+			 NOT_CUT_OVER, NULL, &changed, "queue delta pass");
 	if (rc == ZMB_OK && changed > 0) {
 		char *msg = xasprintf("delta pass: %d done account(s) queued again", changed);
 		rc = st_event_insert(st, 0, 0, NULL, "info", msg);

@@ -238,6 +238,16 @@ struct xfer_driver {
 			      long long *ms, char **err);
 	enum zmb_rc (*export_max_days)(struct xfer_conn *c, const char *account, long long *days,
 				       char **err);
+	/*
+	 * The cutover stage (src/stages/cutover.c): an account's id and the
+	 * values of attrs[0..n) by name, in one request (values[i] "" when the
+	 * account has none; all new, caller frees); ZMB_ENOACCOUNT if the server
+	 * has no such account.  NULL when the driver cannot.
+	 */
+	enum zmb_rc (*get_attrs)(struct xfer_conn *c, const char *name, const char *const *attrs,
+				 size_t n, char **id, char **values, char **err);
+	/* The cutover: a mailbox server's zimbraLmtpBindPort (*port 0 = not set). NULL when not. */
+	enum zmb_rc (*lmtp_port)(struct xfer_conn *c, const char *server, int *port, char **err);
 };
 
 /* Zimbra / Carbonio: admin SOAP (JSON) for the directory, REST tgz for the mail. */

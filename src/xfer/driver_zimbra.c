@@ -409,6 +409,17 @@ static enum zmb_rc z_export_max_days(struct xfer_conn *c, const char *account, l
 	return soap_export_max_days(zconn_of(c)->h, tc_of(c), account, days, err);
 }
 
+static enum zmb_rc z_get_attrs(struct xfer_conn *c, const char *name, const char *const *attrs,
+			       size_t n, char **id, char **values, char **err)
+{
+	return soap_get_account_attrs(zconn_of(c)->h, tc_of(c), name, attrs, n, id, values, err);
+}
+
+static enum zmb_rc z_lmtp_port(struct xfer_conn *c, const char *server, int *port, char **err)
+{
+	return soap_get_server_lmtp_port(zconn_of(c)->h, tc_of(c), server, port, err);
+}
+
 const struct xfer_driver xfer_driver_zimbra = {
 	.name = "zimbra",
 	.end_new = z_end_new,
@@ -434,4 +445,6 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.item_ids = z_item_ids,
 	.oldest = z_oldest,
 	.export_max_days = z_export_max_days,
+	.get_attrs = z_get_attrs,
+	.lmtp_port = z_lmtp_port,
 };

@@ -116,7 +116,7 @@ enum zmb_rc xfer_set_transport(struct xfer_worker *w, const struct account_row *
 {
 	const struct xfer_driver *drv = w->dst->end->drv;
 	const char *t = w->x->job->mig.mail_transport;
-	if (!t || !*t || !target_id)
+	if (w->x->no_transport || !t || !*t || !target_id)
 		return ZMB_OK;
 	enum zmb_rc rc = drv->set_attr(w->dst, target_id, "zimbraMailTransport", t, err);
 	if (rc == ZMB_ENOACCOUNT && from_dir) {

@@ -59,6 +59,9 @@ struct xfer {
 	size_t ntdir;                /* read-only once the workers run (xfer_tdir_build) */
 	bool target_carbonio;        /* the target said it is Carbonio (set before the workers) */
 	char *target_version;        /* its version, may be NULL; freed by xfer_release */
+	bool no_transport;           /* never set migration.mail_transport after an import: the
+				      * cutover's final delta pass, whose transports the cutover
+				      * owns (src/stages/cutover.c); set before the workers */
 
 	int verifiers;               /* verifier threads (verifier.c); 0: each worker verifies its
 				      * own accounts.  Set before the workers start, then read-only */

@@ -487,6 +487,34 @@ enum zmb_rc soap_get_account(struct http *h, struct token_cache *tc, const char 
 	return get_account(h, tc, name, id, NULL, NULL, err);
 }
 
+enum zmb_rc soap_get_account_attrs(struct http *h, struct token_cache *tc, const char *name,
+				   const char *const *attrs, size_t n, char **id, char **values,
+				   char **err)
+{
+	json_t *resp = NULL;
+	struct buf want = BUF_INIT;
+	buf_adds(&want, "zimbraId");
+	for (size_t i = 0; i < n; i++)
+		buf_addf(&want, ",%s", attrs[i]);
+	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyCos", 0, "attrs", want.s, "account", "by", "name", "_content", name);
+	buf_release(&want);
+	enum zmb_rc rc = soap_call(h, tc, "GetAccountRequest", req, &resp, err);
+	char *zid = NULL;
+	if (rc == ZMB_OK)
+		rc = account_answer(http_label(h), name, resp, &zid, NULL, NULL, err);
+	if (rc == ZMB_OK) {
+		json_t *acct = jfirst(json_object_get(resp, "account"));
+		for (size_t i = 0; i < n; i++) {
+			const char *v = attr_of(acct, attrs[i]);
+			values[i] = xstrdup(v ? v : "");
+		}
+		*id = zid;
+	}
+	json_decref(resp);
+	return rc;
+}
+
 enum zmb_rc soap_get_account_status(struct http *h, struct token_cache *tc, const char *name,
 				    char **id, char **status, char **err)
 {
@@ -553,6 +581,34 @@ enum zmb_rc soap_get_server(struct http *h, struct token_cache *tc, const char *
 	}
 	*host = xstrdup(hn);
 	*port = (int)p;
+out:
+	json_decref(resp);
+	return rc;
+}
+
+enum zmb_rc soap_get_server_lmtp_port(struct http *h, struct token_cache *tc, const char *name,
+				      int *port, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyConfig", 1, "attrs", "zimbraLmtpBindPort",
+				"server", "by", "name", "_content", name);
+	*port = 0;
+	enum zmb_rc rc = soap_call(h, tc, "GetServerRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *srv = jfirst(json_object_get(resp, "server"));
+	const char *ps = srv ? attr_of(srv, "zimbraLmtpBindPort") : NULL;
+	long long p = 0;
+	if (ps && *ps) {
+		if (parse_ll(ps, &p) || p < 1 || p > 65535) {
+			*err = xasprintf("%s: GetServerRequest: %s has a bad zimbraLmtpBindPort '%s'",
+					 http_label(h), name, ps);
+			rc = ZMB_EPROTO;
+			goto out;
+		}
+		*port = (int)p;
+	}
 out:
 	json_decref(resp);
 	return rc;

@@ -72,6 +72,14 @@ enum zmb_rc soap_get_account_home(struct http *h, struct token_cache *tc, const 
  */
 enum zmb_rc soap_get_server(struct http *h, struct token_cache *tc, const char *name,
 			    char **host, int *port, char **err);
+/*
+ * GetServerRequest by name (a zimbraMailHost), applyConfig=1: the server's
+ * zimbraLmtpBindPort, *port = 0 when the answer has none (the caller falls
+ * back to 7025: zm-mailbox store/src/java/com/zimbra/cs/util/Config.java:42
+ * D_LMTP_BIND_PORT, as callback/MailHost.java:105-106 does).
+ */
+enum zmb_rc soap_get_server_lmtp_port(struct http *h, struct token_cache *tc, const char *name,
+				      int *port, char **err);
 /* GetAllServersRequest service=mailbox: the mailbox servers' names, appended to *names. */
 enum zmb_rc soap_mailbox_servers(struct http *h, struct token_cache *tc, struct strlist *names,
 				 char **err);
@@ -106,6 +114,14 @@ void zquotas_free(struct zquota *v, size_t n);   /* NULL-safe */
 enum zmb_rc soap_quota_usage(struct http *h, struct token_cache *tc, const char *domain,
 			     long long offset, long long limit, struct zquota **out, size_t *n,
 			     bool *more, long long *total, char **err);
+/*
+ * GetAccountRequest (applyCos=0) by name for attrs[0..n): *id its zimbraId,
+ * values[i] each attribute's value as stored on the account ("" when it has
+ * none; the first value of a multi-valued one); all new, caller frees.
+ */
+enum zmb_rc soap_get_account_attrs(struct http *h, struct token_cache *tc, const char *name,
+				   const char *const *attrs, size_t n, char **id, char **values,
+				   char **err);
 /* ModifyAccountRequest: set one attribute. */
 enum zmb_rc soap_modify_account(struct http *h, struct token_cache *tc, const char *id,
 				const char *attr, const char *value, char **err);

@@ -952,6 +952,9 @@ class Sim:
         # service_host, zimbraAdminPort = the port it listens on) and the other
         # mailbox servers of the installation, [{"name","host","port"}]
         self.service_host = cfg.get("service_host", "127.0.0.1")
+        # this server's zimbraLmtpBindPort in GetServerRequest (None: not in the answer, as a
+        # server that inherits the global config's 7025 would not be with applyConfig=0)
+        self.lmtp_port = cfg.get("lmtp_port")
         self.port = 0
         self.servers = {str(x["name"]).lower(): x for x in (cfg.get("servers") or [])}
         self.base_date_ms = int(cfg.get("base_date_ms", 1700000000000))
@@ -1244,6 +1247,7 @@ class Sim:
                 "active_streams": 0,
                 "misrouted": {"total": 0, "proxied": 0, "by_account": {}},
                 "mail": {},     # mail SOAP per account: searches, folder_lists, tag_lists
+                "modify": {},   # ModifyAccountRequest changes: account -> attr -> count
                 "dos": {"rejected": 0, "soap": 0, "rest": 0, "by_tracker": {}},
                 "account_auth": collections.Counter(),   # users' own AuthRequests: ok / failed
             }
@@ -1280,6 +1284,7 @@ class Sim:
             out["dos"] = json.loads(json.dumps(self.stats["dos"]))
             out["misrouted"] = json.loads(json.dumps(self.stats["misrouted"]))
             out["mail"] = json.loads(json.dumps(self.stats["mail"]))
+            out["modify"] = json.loads(json.dumps(self.stats.get("modify", {})))
             out["faults"] = [dict(f) for f in self.faults]
             accts = [(a.name, a, list(a.items.values())) for a in self.accounts.values()]
             reqs = list(self.requests) if log else None
@@ -1287,7 +1292,8 @@ class Sim:
         out["accounts"] = {}
         for name, a, items in accts:
             e = {"id": a.id, "items": len(items), "size": sum(it.size for it in items),
-                 "attrs": dict(a.attrs), "mbxid": a.mbxid}
+                 "attrs": dict(a.attrs), "mbxid": a.mbxid, "status": a.status,
+                 "mailhost": a.mailhost}
             if digests:
                 lines = sorted("%s/%s" % (it.folder, it.get_digest()) for it in items)
                 dup = len(lines) - len(set(lines))
@@ -2369,10 +2375,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if cid and cid not in self.sim.coses.values():
             raise SoapFault("account.NO_SUCH_COS", "no such cos: %s" % cid)
 
+    ACCOUNT_STATUSES = ("active", "maintenance", "locked", "closed", "lockout", "pending")
+
     def soap_ModifyAccountRequest(self, req, ctx, hdrs):
+        """What the real handler does for the attributes zmbatch changes.
+
+        real: zm-mailbox store/src/java/com/zimbra/cs/service/admin/ModifyAccount.java
+          - no id: service.INVALID_REQUEST "missing required attribute: id" (89-92); the
+            account is looked up by zimbraId only (94), an unknown one is
+            account.NO_SUCH_ACCOUNT (defendAgainstAccountHarvesting, 97;
+            AdminDocumentHandler.java 187-194);
+          - a zimbraMailHost naming no server: account.NO_SUCH_SERVER (126-130,
+            defendAgainstServerNameHarvesting); zsim knows its own mailhost and `servers`;
+          - zimbraAccountStatus: callback/AccountStatus.java preModify (41-66): unsetting it
+            (an empty value) is service.INVALID_REQUEST "zimbraAccountStatus is a required
+            attribute"; closed/pending set zimbraMailStatus=disabled, any other status
+            zimbraMailStatus=enabled; active clears the lockout times.  A value outside
+            the enum of zimbra-attrs.xml (id 2: active,maintenance,locked,closed,lockout,
+            pending) is refused by the attribute manager with account.INVALID_ATTR_VALUE
+            (GUESS: the exact text is not copied from AttributeManager);
+          - zimbraMailTransport (zimbra-attrs.xml id 247: astring, max 320, single-valued,
+            on the account): longer -> account.INVALID_ATTR_VALUE (GUESS on the text);
+          - an empty value unsets an attribute (LDAP modify semantics of modifyAttrs, 233);
+          - the answer is the account (ToXML.encodeAccount, 308-310).
+        Every attribute is checked before any is changed (the real modifyAttrs validates
+        the whole map first).  stats["modify"][account][attr] counts the changes."""
+        sim = self.sim
         zid = jval(req, "id")
-        with self.sim.lock:
-            a = self.sim.find_account(zid, "id")
+        if not zid:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing required attribute: id")
+        with sim.lock:
+            a = sim.find_account(zid, "id")
             if a is None:
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
             attrs = self.req_attrs(req)
@@ -2383,7 +2416,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     # zimbraId immutable; sInvalidAccountCreateModifyAttrs, LdapProvisioning 245-249)
                     raise SoapFault("service.INVALID_REQUEST", "invalid request: cannot modify %s" % n)
                 if n == "zimbraAccountStatus":
+                    if v == "":
+                        raise SoapFault("service.INVALID_REQUEST",
+                                        "invalid request: zimbraAccountStatus is a required attribute")
+                    if v not in self.ACCOUNT_STATUSES:
+                        raise SoapFault("account.INVALID_ATTR_VALUE",
+                                        "invalid attr value: zimbraAccountStatus must be one of: %s"
+                                        % ",".join(self.ACCOUNT_STATUSES))
+                elif n == "zimbraMailTransport" and len(v) > 320:
+                    raise SoapFault("account.INVALID_ATTR_VALUE",
+                                    "invalid attr value: zimbraMailTransport value length(%d) "
+                                    "larger than max allowed: 320" % len(v))
+                elif n == "zimbraMailHost" and v and self.server_entry(v) is None:
+                    raise SoapFault("account.NO_SUCH_SERVER", "no such server: %s" % v)
+            counts = sim.stats.setdefault("modify", {}).setdefault(a.name, {})
+            for n, v in attrs.items():
+                counts[n] = counts.get(n, 0) + 1
+                if n == "zimbraAccountStatus":
                     a.status = v
+                    a.attrs.pop("zimbraAccountStatus", None)
+                    a.attrs["zimbraMailStatus"] = "disabled" if v in ("closed", "pending") else "enabled"
+                elif n == "zimbraMailHost" and v:
+                    a.mailhost = v
                 elif v == "" or v == [""]:
                     a.attrs.pop(n, None)     # an empty value removes the attribute
                 else:
@@ -2630,7 +2684,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return {"name": name, "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-server:" + name.lower())),
                 "a": [{"n": "zimbraServiceHostname", "_content": hp[0]},
                       {"n": "zimbraAdminPort", "_content": str(hp[1])},
-                      {"n": "zimbraServiceEnabled", "_content": "mailbox"}]}
+                      {"n": "zimbraServiceEnabled", "_content": "mailbox"}]
+                + ([{"n": "zimbraLmtpBindPort", "_content": str(self.sim.lmtp_port)}]
+                   if self.sim.lmtp_port and name.lower() == self.sim.mailhost.lower() else [])}
 
     def soap_GetServerRequest(self, req, ctx, hdrs):
         """zm-mailbox service/admin/GetServer.java:52-73: the server's attributes
