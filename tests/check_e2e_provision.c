@@ -69,11 +69,14 @@ static const char *const SRC_CFG =
 	"\"accounts\":["
 	"{\"name\":\"alice@example.com\",\"id\":\"" ID_ALICE "\",\"items\":4,\"item_size\":800,"
 	"\"cos\":\"gold\",\"aliases\":[\"ally@example.com\"],"
-	"\"signatures\":[{\"name\":\"work\",\"id\":\"" SIG_WORK "\",\"html\":\"<b>A.</b>\"}],"
+	"\"signatures\":[{\"name\":\"work\",\"id\":\"" SIG_WORK "\",\"html\":\"<b>A.</b>\","
+	"\"text\":\"A.\"}],"
 	"\"identities\":[{\"name\":\"boss\",\"id\":\"" IDN_BOSS "\",\"attrs\":{"
 	"\"zimbraPrefFromAddress\":\"boss@example.com\",\"zimbraPrefDefaultSignatureId\":\"" SIG_WORK "\"}}],"
 	"\"attrs\":{"
 	"\"zimbraSignatureId\":\"" SIG_OWN "\",\"zimbraSignatureName\":\"own\","
+	"\"zimbraPrefAllowAddressForDelegatedSender\":\"ally@example.com\","
+	"\"zimbraPrefCalendarAutoAcceptSignatureId\":\"" SIG_WORK "\","
 	"\"displayName\":\"Alice Liddell\",\"zimbraPrefMailSignature\":\"-- alice\","
 	"\"zimbraPrefHtmlEditorDefaultFontSize\":\"12pt\","
 	"\"zimbraMailSieveScript\":\"require \\\"fileinto\\\";\","
@@ -374,6 +377,14 @@ START_TEST(test_provision_then_migrate)
 			 "boss@example.net");
 	ck_assert_str_eq(json_string_value(json_object_get(ia, "zimbraPrefDefaultSignatureId")),
 			 SIG_WORK);
+	/* sent after the aliases and signatures they name (the server's callbacks check) */
+	ck_assert_str_eq(jattr(a, "zimbraPrefAllowAddressForDelegatedSender"), "ally@example.net");
+	ck_assert_str_eq(jattr(a, "zimbraPrefCalendarAutoAcceptSignatureId"), SIG_WORK);
+	/* the identity got identity attributes only (not the source's objectClass, create time) */
+	ck_assert_ptr_null(json_object_get(ia, "objectClass"));
+	ck_assert_str_ne(json_string_value(json_object_get(ia, "zimbraCreateTimestamp")) ?
+			 json_string_value(json_object_get(ia, "zimbraCreateTimestamp")) : "-",
+			 "20200101000000Z");
 	json_t *al = json_object_get(a, "aliases");
 	ck_assert_int_eq(json_array_size(al), 1);
 	ck_assert_str_eq(json_string_value(json_array_get(al, 0)), "ally@example.net");
@@ -491,8 +502,13 @@ START_TEST(test_existing)
 	write_job(" existing = \"update\";", false, false);
 	rc = run(&out, "--stage", "provision");
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
-	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 1);
+	/* two: the diff, then after the alias and signatures what names them
+	 * (zimbraPrefAllowAddressForDelegatedSender, ...SignatureId) */
+	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 2);
 	ck_assert_int_eq(dst_calls("AddAccountAliasRequest"), 1);
+	a = target_account("alice@example.net");
+	ck_assert_str_eq(jattr(a, "zimbraPrefAllowAddressForDelegatedSender"), "ally@example.net");
+	json_decref(a);
 	ck_assert_int_eq(dst_calls("CreateAccountRequest"), 0);
 	a = target_account("alice@example.net");
 	ck_assert_str_eq(jattr(a, "displayName"), "Alice Liddell");
@@ -591,10 +607,146 @@ START_TEST(test_alias_target)
 	int rc = run(&out, NULL, NULL);
 	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': bob@example.net is an "
 					     "alias of other@example.net on the target"), "exit %d\n%s", rc, out);
-	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 0);
+	/* one: alice's held-back attributes after her aliases; other's untouched */
+	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 1);
 	json_t *o = target_account("other@example.net");
 	ck_assert_str_eq(jattr(o, "displayName"), "Other");
 	json_decref(o);
+	free(out);
+}
+END_TEST
+
+/* The target refuses a zimbraId in CreateAccount (Carbonio 4.0.7-4.12.0, zsim knob
+ * refuse_zimbra_id): "required" fails the accounts, "try" creates them with new ids,
+ * warns once naming the server, records the new ids; a rerun changes nothing. */
+START_TEST(test_carbonio_id)
+{
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"refuse_zimbra_id\":true}"));
+	char *out = NULL;
+	write_job(" keep_zimbra_id = \"required\";", false, false);
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': the target 127.0.0.1:")
+		      && tu_contains(out, "refuses to keep the source's zimbraId " ID_BOB), "exit %d\n%s",
+		      rc, out);
+	ck_assert_ptr_null(target_account("bob@example.net"));
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE kind = "
+				      "'account' AND state = 'failed' AND attempts = 1"), 3);
+	free(out);
+
+	write_job(" keep_zimbra_id = \"try\";", false, false);
+	rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	const char *w = strstr(out, "refuses a zimbraId in CreateAccount");
+	ck_assert_msg(w && !strstr(w + 1, "WARNING the target"), "one warning\n%s", out);
+	ck_assert_msg(tu_contains(out, "shares and appointment links"), "%s", out);
+	json_t *b = target_account("bob@example.net");
+	ck_assert_ptr_nonnull(b);
+	const char *bid = json_string_value(json_object_get(b, "id"));
+	ck_assert_str_ne(bid, ID_BOB);
+	char *q = xasprintf("SELECT count(*) FROM provision_objects WHERE name = 'bob@example.com'"
+			    " AND state = 'done' AND outcome = 'created' AND target_id = '%s'", bid);
+	ck_assert_int_eq(e2e_db_count(&E, q), 1);
+	free(q);
+	json_decref(b);
+	free(out);
+
+	/* a rerun knows them as its own: no call, no warning about differing ids */
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	rc = run(&out, "--stage", "provision");
+	ck_assert_msg(rc == 0 && modify_calls() == 0 &&
+		      tu_contains(out, "0 created, 0 updated, 3 unchanged"), "exit %d\n%s", rc, out);
+	free(out);
+}
+END_TEST
+
+/* The source's zimbraId is another target account's: the account fails naming both,
+ * nothing created (zsim, like Zimbra, would accept the duplicate). */
+START_TEST(test_dup_id)
+{
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"other@example.net\",\"id\":\""
+			      ID_BOB "\",\"attrs\":{\"displayName\":\"Other\"}}"));
+	write_job(NULL, false, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': zimbraId " ID_BOB
+					     " is already the target's account other@example.net: "
+					     "creating bob@example.net"), "exit %d\n%s", rc, out);
+	ck_assert_ptr_null(target_account("bob@example.net"));
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE name = "
+				      "'bob@example.com' AND state = 'failed' AND last_error LIKE "
+				      "'%other@example.net%'"), 1);
+	free(out);
+	/* the simulator, as the real server (SpecialAttrs.java:62-72), takes the duplicate */
+	char *tok = zsim_login(E.dst);
+	json_t *req = json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "CreateAccountRequest", "_jsns",
+				"urn:zimbraAdmin", "name", "dup@example.net", "a", "n", "zimbraId",
+				"_content", ID_BOB);
+	json_t *reply = NULL;
+	ck_assert_int_eq(zsim_soap(E.dst, tok, req, &reply), 200);
+	json_decref(reply);
+	free(tok);
+}
+END_TEST
+
+/* An alias in a domain the target lacks: the account fails (attempt counted, the
+ * alias, domain and server named), never left 'creating'; create_domains makes it. */
+START_TEST(test_alias_domain)
+{
+	json_decref(zsim_post(E.src, "/zsim/delete-account", "{\"name\":\"bob@example.com\"}"));
+	json_decref(zsim_post(E.src, "/zsim/add-account", "{\"name\":\"bob@example.com\",\"id\":\""
+			      ID_BOB "\",\"aliases\":[\"bobby@other.test\"],"
+			      "\"attrs\":{\"displayName\":\"Bob\"}}"));
+	/* the source has the domain (an account of it, not selected) */
+	json_decref(zsim_post(E.src, "/zsim/add-account", "{\"name\":\"x@other.test\"}"));
+	write_job(NULL, false, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': alias bobby@other.test: "
+					     "its domain other.test does not exist on the target "
+					     "127.0.0.1:"), "exit %d\n%s", rc, out);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE name = "
+				      "'bob@example.com' AND state = 'failed' AND attempts = 1 AND "
+				      "last_error LIKE '%bobby@other.test%other.test%127.0.0.1%'"), 1);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE state = "
+				      "'creating'"), 0);
+	free(out);
+
+	write_job(" create_domains = true;", false, false);
+	rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	json_t *b = target_account("bob@example.net");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(b, "aliases"), 0)),
+			 "bobby@other.test");
+	json_decref(b);
+	json_t *d = target_domain("other.test");
+	ck_assert_ptr_nonnull(json_object_get(d, "attrs"));
+	json_decref(d);
+	free(out);
+}
+END_TEST
+
+/* copy_password on, no userPassword in the source's LDAP: the account fails. */
+START_TEST(test_no_hash)
+{
+	start_ldap();
+	LDAP *ld = ldap_admin();
+	LDAPMod m = { .mod_op = LDAP_MOD_DELETE, .mod_type = (char *)"userPassword" };
+	LDAPMod *pm[] = { &m, NULL };
+	ck_assert_int_eq(ldap_modify_ext_s(ld, "uid=bob,ou=people,dc=example,dc=com", pm, NULL, NULL),
+			 LDAP_SUCCESS);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	write_job(NULL, true, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': the source's LDAP (")
+		      && tu_contains(out, "returned no userPassword"), "exit %d\n%s", rc, out);
+	ck_assert_ptr_null(target_account("bob@example.net"));
+	json_t *c = target_account("carol@example.org");
+	ck_assert_ptr_nonnull(c);
+	json_decref(c);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE name = "
+				      "'bob@example.com' AND state = 'failed' AND last_error LIKE "
+				      "'%no userPassword%'"), 1);
 	free(out);
 }
 END_TEST
@@ -823,6 +975,10 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_cos);
 	tcase_add_test(tc, test_alias_target);
 	tcase_add_test(tc, test_config);
+	tcase_add_test(tc, test_carbonio_id);
+	tcase_add_test(tc, test_dup_id);
+	tcase_add_test(tc, test_alias_domain);
+	tcase_add_test(tc, test_no_hash);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("crash");
 	tcase_set_timeout(tc, 300);
