@@ -917,6 +917,10 @@ START_TEST(test_config)
 		{ " ldap = { url = \"http://x\"; password_file = \"/x\"; };", "",
 		  "key 'source.ldap.url': expected an ldap://" },
 		{ " ldap = { url = \"ldap://x\"; pw = 1; };", "", "unknown key 'source.ldap.pw'" },
+		{ "", "keep_zimbra_id = \"maybe\";", "bad.cfg:7: stage 'p': key 'keep_zimbra_id': must be" },
+		/* cleartext to another host: refused where the url is */
+		{ " ldap = { url = \"ldap://ldap.example.com\"; password_file = \"/x\"; };", "",
+		  "bad.cfg:2: key 'source.ldap.url': ldap:// to another host without starttls" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		char *text = xasprintf(head, cases[i].src, cases[i].stage);
@@ -927,7 +931,8 @@ START_TEST(test_config)
 		free(text);
 	}
 	/* a good one: source.ldap read with its defaults */
-	char *text = xasprintf(head, " ldap = { url = \"ldap://x\"; password_file = \"pw\"; };",
+	char *text = xasprintf(head, " ldap = { url = \"ldap://x\"; password_file = \"pw\";"
+			       " allow_cleartext = true; };",
 			       "existing = \"skip\"; cos_map = [ \"a=b\" ];");
 	char *path = tu_write(E.dir, "good.cfg", text, 0600);
 	struct job job;
@@ -937,6 +942,27 @@ START_TEST(test_config)
 	ck_assert_str_eq(job.source.ldap.base, "");
 	ck_assert(job.source.ldap.password_file[0] == '/');
 	ck_assert_ptr_null(job.target.ldap.url);
+	job_release(&job);
+	free(path);
+	free(text);
+	/* loopback, ldapi://, starttls: no allow_cleartext needed */
+	static const char *const fine[] = { "ldap://127.0.0.1:389/", "ldap://localhost",
+					    "ldap://[::1]:389", "ldapi:///", "ldap:///" };
+	for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+		char *src = xasprintf(" ldap = { url = \"%s\"; password_file = \"pw\"; };", fine[i]);
+		text = xasprintf(head, src, "");
+		path = tu_write(E.dir, "good.cfg", text, 0600);
+		ck_assert_msg(conf_load(path, false, &job, &err) == ZMB_OK, "%s: %s", fine[i],
+			      err ? err : "");
+		job_release(&job);
+		free(path);
+		free(text);
+		free(src);
+	}
+	text = xasprintf(head, " ldap = { url = \"ldap://ldap.example.com\"; starttls = true;"
+			 " password_file = \"pw\"; };", "");
+	path = tu_write(E.dir, "good.cfg", text, 0600);
+	ck_assert_msg(conf_load(path, false, &job, &err) == ZMB_OK, "%s", err ? err : "");
 	job_release(&job);
 	free(path);
 	free(text);
