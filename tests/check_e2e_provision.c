@@ -104,10 +104,15 @@ static const char *const TARGETS[] = { "alice@example.net", "bob@example.net",
 static struct e2e E;
 static struct slapd_pair P;
 static bool have_slapd;
+/* write_job: the source's LDAP base; target.ldap (the same slapd, another subtree) */
+static const char *src_base = "dc=example,dc=com";
+static bool with_target_ldap;
 
 static void setup(void)
 {
 	memset(&E, 0, sizeof E);
+	src_base = "dc=example,dc=com";
+	with_target_ldap = false;
 	e2e_start(&E, SRC_CFG, DST_CFG);
 }
 
@@ -217,7 +222,12 @@ static void write_job(const char *stage_keys, bool with_ldap, bool migrate)
 {
 	char *ldap = with_ldap
 		? xasprintf("  ldap = { url = \"%s\"; bind_dn = \"cn=config\";\n"
-			    "    password_file = \"%s\"; base = \"dc=example,dc=com\"; };\n",
+			    "    password_file = \"%s\"; base = \"%s\"; };\n",
+			    P.s[0].uri, P.config_pw_file, src_base)
+		: xstrdup("");
+	char *tldap = with_target_ldap
+		? xasprintf("  ldap = { url = \"%s\"; bind_dn = \"cn=config\";\n"
+			    "    password_file = \"%s\"; base = \"ou=target,dc=example,dc=com\"; };\n",
 			    P.s[0].uri, P.config_pw_file)
 		: xstrdup("");
 	char *text = xasprintf(
@@ -225,7 +235,7 @@ static void write_job(const char *stage_keys, bool with_ldap, bool migrate)
 		"source = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
 		"  admin_password_file = \"%s/src.pw\"; ca_file = \"%s\";\n%s};\n"
 		"target = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
-		"  admin_password_file = \"%s/dst.pw\"; ca_file = \"%s\"; };\n"
+		"  admin_password_file = \"%s/dst.pw\"; ca_file = \"%s\";\n%s};\n"
 		"migration = {\n"
 		"  domains = [ \"example.com\", \"example.org\" ];\n"
 		"  domain_map = [ \"example.com=example.net\" ];\n"
@@ -235,13 +245,14 @@ static void write_job(const char *stage_keys, bool with_ldap, bool migrate)
 		"state = { db = \"%s\"; };\n"
 		"log = { dir = \"%s/log\"; level = \"debug\"; };\n"
 		"stages = ( { name = \"provision\"; type = \"provision\";%s%s }%s );\n",
-		E.src->port, E.dir, E.pki->ca_file, ldap, E.dst->port, E.dir, E.pki->ca_file, E.dir,
+		E.src->port, E.dir, E.pki->ca_file, ldap, E.dst->port, E.dir, E.pki->ca_file, tldap, E.dir,
 		E.db, E.dir, with_ldap ? "" : " copy_password = false;", stage_keys ? stage_keys : "",
 		migrate ? ",\n  { name = \"migrate\"; type = \"migrate\"; }" : "");
 	free(E.job);
 	E.job = tu_write(E.dir, "job.cfg", text, 0600);
 	free(text);
 	free(ldap);
+	free(tldap);
 }
 
 /* zmbatch run -c job [a1 [a2]]; *out = stdout + stderr (caller frees) */
@@ -751,6 +762,75 @@ START_TEST(test_no_hash)
 }
 END_TEST
 
+/* userPassword of dn in the slapd (NULL if none; caller frees) */
+static char *ldap_password(const char *dn)
+{
+	LDAP *ld = ldap_admin();
+	char *attrs[] = { (char *)"userPassword", NULL };
+	LDAPMessage *res = NULL;
+	char *out = NULL;
+	if (ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
+			      NULL, 0, &res) == LDAP_SUCCESS) {
+		LDAPMessage *e = ldap_first_entry(ld, res);
+		struct berval **v = e ? ldap_get_values_len(ld, e, "userPassword") : NULL;
+		if (v && v[0])
+			out = xstrndup(v[0]->bv_val, v[0]->bv_len);
+		ldap_value_free_len(v);
+	}
+	ldap_msgfree(res);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return out;
+}
+
+/* target.ldap: the account created without userPassword (CreateAccount's handler logs
+ * its attributes), the hash set on the target's entry over LDAP, the cache flushed. */
+START_TEST(test_target_ldap)
+{
+	start_ldap();
+	LDAP *ld = ldap_admin();
+	const char *ou[] = { "objectClass", "organizationalUnit", "ou", "target", NULL };
+	ldap_add_kv(ld, "ou=target,dc=example,dc=com", ou);
+	/* what the target's CreateAccount makes in its LDAP (same ids: keep_zimbra_id) */
+	static const char *const users[][2] = { { "alice", ID_ALICE }, { "bob", ID_BOB },
+						{ "carol", ID_CAROL } };
+	for (size_t i = 0; i < 3; i++) {
+		char *dn = xasprintf("uid=%s,ou=target,dc=example,dc=com", users[i][0]);
+		const char *kv[] = { "objectClass", "inetOrgPerson", "objectClass", "zimbraAccount",
+				     "uid", users[i][0], "cn", users[i][0], "sn", users[i][0],
+				     "zimbraId", users[i][1], NULL };
+		ldap_add_kv(ld, dn, kv);
+		free(dn);
+	}
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	src_base = "ou=people,dc=example,dc=com";
+	with_target_ldap = true;
+	write_job(NULL, true, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	ck_assert_msg(!tu_contains(out, "audit log"), "%s", out);
+	json_t *a = target_account("alice@example.net");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_null(jattr(a, "userPassword"));   /* never given to CreateAccount */
+	json_decref(a);
+	char *pw = ldap_password("uid=alice,ou=target,dc=example,dc=com");
+	ck_assert_msg(pw && !strcmp(pw, HASH_ALICE), "%s", pw ? "other hash" : "none");
+	free(pw);
+	pw = ldap_password("uid=carol,ou=target,dc=example,dc=com");
+	ck_assert_msg(pw && !strcmp(pw, HASH_CAROL), "carol");
+	free(pw);
+	ck_assert_int_eq(dst_calls("FlushCacheRequest"), 3);
+	ck_assert(!secret_anywhere(out, HASH_ALICE));
+	free(out);
+	/* a rerun: nothing set again */
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	rc = run(&out, "--stage", "provision");
+	ck_assert_msg(rc == 0 && dst_calls("FlushCacheRequest") == 0 && modify_calls() == 0,
+		      "exit %d\n%s", rc, out);
+	free(out);
+}
+END_TEST
+
 /* ---- crash at every durable step ---- */
 
 /* The target's accounts as one comparable text (timestamps of creation left out). */
@@ -977,7 +1057,7 @@ START_TEST(test_config)
 	free(jt);
 	char *out = NULL;
 	int rc = run(&out, NULL, NULL);
-	ck_assert_msg(rc != 0 && tu_contains(out, "job.cfg:15: stage 'provision': key 'copy_password': "
+	ck_assert_msg(rc != 0 && tu_contains(out, "job.cfg:16: stage 'provision': key 'copy_password': "
 					     "needs the source's LDAP"), "exit %d\n%s", rc, out);
 	ck_assert_int_eq(dst_calls("GetAccountRequest"), 0);
 	free(out);
@@ -1005,6 +1085,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_dup_id);
 	tcase_add_test(tc, test_alias_domain);
 	tcase_add_test(tc, test_no_hash);
+	tcase_add_test(tc, test_target_ldap);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("crash");
 	tcase_set_timeout(tc, 300);

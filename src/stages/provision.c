@@ -5,7 +5,8 @@
  *   stages = ( { name = "provision"; type = "provision";
  *                existing = "update";          # | "skip" | "fail"
  *                cos_map = [ "default=standard" ];   # source COS name = target COS name
- *                copy_password = true; },      # userPassword from source.ldap
+ *                copy_password = true;         # userPassword from source.ldap
+ *                keep_zimbra_id = "try"; },    # | "required" | "never"
  *              { name = "migrate"; type = "migrate"; } );
  *
  * Accounts: the job's selection (migration.accounts, accounts_file,
@@ -28,10 +29,21 @@
  * --dry-run prints the plan (create / update with the diff / skip /
  * unchanged per account) and writes nothing, on the servers or in the DB.
  *
+ * keep_zimbra_id: "try" (default) sends the source's zimbraId; a target that
+ * refuses it (Carbonio 4.0.7-4.12.0) gets the account without it, one warning
+ * a run, the new id recorded (provision_objects.target_id); "required" fails
+ * the account then; "never" never sends it.  Before a create with the id the
+ * target is asked for it (GetAccount by=id): Zimbra keeps no id unique.
+ * A source account without userPassword (copy_password) fails: not created
+ * without a password.
+ *
  * Secrets: the password hash goes from the LDAP answer into the
  * CreateAccount envelope (wiped after sending, soap.c) and is wiped itself;
- * it never reaches an event, the output, the log or the DB.  The LDAP
- * password is read from source.ldap.password_file and masked in the log.
+ * it never reaches an event, the output, the log or the DB of zmbatch.  The
+ * target's CreateAccount handler logs its attributes, the hash too: with
+ * target.ldap the hash is set over LDAP instead (target_password), else a
+ * warning says so.  The LDAP passwords are read from *.ldap.password_file
+ * and masked in the log.
  *
  * Runs in the main thread (stage.h); the connections are its own.
  */
@@ -191,6 +203,8 @@ struct prov {
 	struct http *sh, *th;
 	struct token_cache *stc, *ttc;
 	struct ldc *lc;                /* source LDAP, NULL without copy_password */
+	struct ldc *tlc;               /* target LDAP (target.ldap with copy_password): the
+					* hash is set there, not given to CreateAccount */
 	struct strlist scos_id, scos_name;   /* source COS id -> name (cache) */
 	struct strlist tcos_name, tcos_id;   /* target COS name -> id (cache; "" = missing) */
 	long long n_created, n_updated, n_unchanged, n_skipped, n_failed;
@@ -468,6 +482,44 @@ static enum zmb_rc ldap_hash(struct prov *p, const char *account, const char *zi
 	return rc;
 }
 
+/*
+ * target.ldap: the hash set on the target account's entry over LDAP (found by its
+ * zimbraId, objectClass zimbraAccount), then the servers' account caches flushed, so
+ * that it never passes through CreateAccount, whose handler writes every attribute it
+ * was given to the security log (zm-mailbox service/admin/CreateAccount.java handle:
+ * ZimbraLog.security.info(ZimbraLog.encodeAttrs(..., attrs)); carbonio-mailbox
+ * CreateAccount.java:62).  ZMB_ENOTFOUND / ZMB_ECONFLICT: no entry or several.
+ */
+static enum zmb_rc target_password(struct prov *p, const char *account, const char *tid,
+				   const char *hash, char **err)
+{
+	if (!uuid_like(tid)) {
+		*err = xasprintf("account '%s': target zimbraId '%s' is not a UUID", account, tid);
+		return ZMB_EPROTO;
+	}
+	char *flt = xasprintf("(&(objectClass=zimbraAccount)(zimbraId=%s))", tid);
+	const char *attrs[] = { "1.1", NULL };
+	struct ldc_result r = LDC_RESULT_INIT;
+	enum zmb_rc rc = ldc_search(p->tlc, p->job->target.ldap.base, LDAP_SCOPE_SUBTREE, flt,
+				    attrs, &r, "find the target account", err);
+	free(flt);
+	if (rc == ZMB_OK && r.n != 1) {
+		*err = xasprintf("account '%s': %zu entries with zimbraId %s in the target's LDAP "
+				 "(%s): userPassword not set", account, r.n, tid,
+				 p->job->target.ldap.url);
+		rc = r.n ? ZMB_ECONFLICT : ZMB_ENOTFOUND;
+	} else if (rc == ZMB_OK) {
+		struct ldc_mods m = LDC_MODS_INIT;
+		ldc_mods_add(&m, LDAP_MOD_REPLACE, "userPassword", hash);
+		rc = ldc_modify(p->tlc, r.e[0].dn, &m, "set userPassword", err);
+		ldc_mods_release(&m);   /* wipes the value */
+		if (rc == ZMB_OK)
+			rc = zprov_flush_account(p->th, p->ttc, tid, err);
+	}
+	ldc_result_release(&r);
+	return rc;
+}
+
 /* Aliases in want that the target's zimbraMailAlias lacks. */
 static void missing_aliases(const struct strlist *want, const struct zattrs *have,
 			    struct strlist *out)
@@ -725,11 +777,13 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		split_late(&want, &create, &late);
 		if (p->k.keep_id != KZ_NEVER)
 			zattrs_add(&create, "zimbraId", sid);   /* shares and appointment links keep working */
-		/* the password hash in CreateAccount: the target's CreateAccount.handle logs every
-		 * attribute given to it, the hash too (zm-mailbox service/admin/CreateAccount.java
-		 * handle: ZimbraLog.security.info(ZimbraLog.encodeAttrs(...attrs)); carbonio-mailbox
-		 * CreateAccount.java:62): the target's audit log holds the hash */
-		if (hash)
+		/* without target.ldap the password hash goes in CreateAccount, and the target's
+		 * CreateAccount.handle logs every attribute given to it, the hash too (zm-mailbox
+		 * service/admin/CreateAccount.java handle: ZimbraLog.security.info(ZimbraLog.
+		 * encodeAttrs(...attrs)); carbonio-mailbox CreateAccount.java:62): the target's
+		 * audit log (mailbox.log / audit.log) then holds it; warned once (provision_run).
+		 * With target.ldap it is set there after the create (target_password). */
+		if (hash && !p->tlc)
 			zattrs_add(&create, "userPassword", hash);
 		msg = xasprintf("creating %s on the target (zimbraId %s)", target, sid);
 		if ((rc = state_prov_creating(p->st, ctx->run_id, row.id, msg))) {
@@ -794,6 +848,12 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		/* a change on the target is durable too: the crash enumeration stops here
 		 * (created, not yet recorded) as well as after each commit */
 		crashpoint("provision: account created on the target");
+		if (hash && p->tlc && (rc = target_password(p, name, tid ? tid : sid, hash, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
 		if ((rc = add_aliases(p, name, tid ? tid : sid, &aliases, &err))) {
 			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
 				goto failed;
@@ -863,6 +923,22 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		goto out;
 	}
 	prov_kids_describe(&kids, &diff);
+	/* ours, not finished (a crash or a failure after the create): the hash set over the
+	 * target's LDAP again (idempotent), it may not have been */
+	if (ours && p->tlc && !already_done && !ctx->dry_run) {
+		if ((rc = ldap_hash(p, name, sid, &hash, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
+		if (hash && (rc = target_password(p, name, tid, hash, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
+	}
 	if (!streq_ci(tid, sid) && !ours)
 		log_warn(name, "the target account %s has zimbraId %s, the source %s: shares and "
 			 "appointment links to it will not follow", target, tid, sid);
@@ -1106,22 +1182,22 @@ static void account_domains(const struct strlist *names, struct strlist *out)
 	}
 }
 
-static enum zmb_rc open_ldap(struct prov *p, char **err)
+static enum zmb_rc open_ldap(const struct server_ldap *l, const char *role, struct ldc **lc,
+			     char **err)
 {
-	const struct server_ldap *l = &p->job->source.ldap;
 	char *pw = NULL, *e = NULL;
 	enum zmb_rc rc = secret_read_file(l->password_file, &pw, &e);
 	if (rc) {
-		*err = xasprintf("source.ldap.password_file: %s", e ? e : "unreadable");
+		*err = xasprintf("%s.ldap.password_file: %s", role, e ? e : "unreadable");
 		free(e);
 		return rc;
 	}
 	zlog_add_secret(pw);
 	struct ldc_opts o = { l->starttls, l->ca_file, l->tls_verify, 10.0 };
-	rc = ldc_open(l->url, &o, &p->lc, err);
-	if (rc == ZMB_OK && (rc = ldc_bind(p->lc, l->bind_dn, pw, err))) {
-		ldc_close(p->lc);
-		p->lc = NULL;
+	rc = ldc_open(l->url, &o, lc, err);
+	if (rc == ZMB_OK && (rc = ldc_bind(*lc, l->bind_dn, pw, err))) {
+		ldc_close(*lc);
+		*lc = NULL;
 	}
 	secret_free(pw);
 	return rc;
@@ -1160,11 +1236,19 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 	p.ttc = token_cache_new(&p.job->target, p.job->token_refresh_margin, ctx->ctl);
 	p.sh = http_new(&p.job->source, p.job, ctx->ctl);
 	p.th = http_new(&p.job->target, p.job, ctx->ctl);
-	if (p.k.copy_password && (rc = open_ldap(&p, &err))) {
+	if (p.k.copy_password &&
+	    ((rc = open_ldap(&p.job->source.ldap, "source", &p.lc, &err)) ||
+	     (p.job->target.ldap.url && !ctx->dry_run &&
+	      (rc = open_ldap(&p.job->target.ldap, "target", &p.tlc, &err))))) {
 		res.rc = rc;
 		res.exit = exit_for(rc) ? exit_for(rc) : EXIT_PARTIAL;
 		goto out;
 	}
+	if (p.k.copy_password && !p.tlc && !ctx->dry_run)
+		log_warn(NULL, "provision: the password hashes go to the target in CreateAccount, "
+			 "whose handler logs every attribute it is given: the target's audit log "
+			 "(security category) will hold them; set target.ldap to set them over "
+			 "LDAP instead");
 	if ((rc = discover(&p, &names, &err))) {
 		res.rc = rc;
 		res.exit = exit_for(rc);
@@ -1250,6 +1334,7 @@ out:
 	strlist_release(&p.domains_seen);
 	prov_conf_release(&p.k);
 	ldc_close(p.lc);
+	ldc_close(p.tlc);
 	http_free(p.sh);
 	http_free(p.th);
 	token_cache_free(p.stc);

@@ -195,6 +195,18 @@ enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const c
 	return fault_map(rc, rc ? *err : NULL);
 }
 
+enum zmb_rc zprov_flush_account(struct http *h, struct token_cache *tc, const char *id,
+				char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s, s:i, s:[{s:s, s:s}]}}", "_jsns", "urn:zimbraAdmin",
+				"cache", "type", "account", "allServers", 1, "entry", "by", "id",
+				"_content", id);
+	enum zmb_rc rc = soap_request(h, tc, "FlushCacheRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
 enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *id,
 			    const char *alias, char **err)
 {

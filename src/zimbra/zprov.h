@@ -66,6 +66,11 @@ enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const c
 /* ModifyAccountRequest id + attrs (a multi-valued attribute: all its values; "" deletes). */
 enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const char *id,
 				 const struct zattrs *attrs, char **err);
+/* FlushCacheRequest type=account, allServers=1, the account by id (service/admin/
+ * FlushCache.java doFlushCache 85-96, CacheSelector): after its entry was changed
+ * over LDAP, past the servers' account caches. */
+enum zmb_rc zprov_flush_account(struct http *h, struct token_cache *tc, const char *id,
+				char **err);
 /* AddAccountAliasRequest. */
 enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *id,
 			    const char *alias, char **err);

@@ -2259,6 +2259,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
             return {"mbox": [{"mbxid": a.mbxid, "s": a.size()}]}
 
+    def soap_FlushCacheRequest(self, req, ctx, hdrs):
+        """service/admin/FlushCache.java doFlushCache (85-96): <cache type=.. allServers=..>
+        with <entry by=..>; zsim keeps no cache (its accounts are read live), so only the
+        request is counted (stats)."""
+        c = jelem(req, "cache")
+        if not c or not c.get("type"):
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing cache type")
+        return {}
+
     def soap_GetVersionInfoRequest(self, req, ctx, hdrs):
         """real: service/admin/GetVersionInfo.java: <info type version release buildDate host
         majorversion minorversion microversion platform/>.  How Carbonio fills it is not
