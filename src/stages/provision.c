@@ -867,6 +867,15 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			fatal = rc;
 			goto out;
 		}
+		/* the first signature of an account that has none becomes its default
+		 * (LdapProvisioning createSignature numSigs == 0, LdapSignatureBase.java:110-112):
+		 * not so on the source, so unset again, and a rerun finds them alike */
+		bool new_sig = false;
+		for (size_t i = 0; i < kids.n; i++)
+			new_sig = new_sig || !strcmp(kids.kinds[i], "signature");
+		if (new_sig && !zattrs_get(&want, "zimbraSignatureId") &&
+		    !zattrs_get(&want, "zimbraPrefDefaultSignatureId"))
+			zattrs_add(&late, "zimbraPrefDefaultSignatureId", "");
 		/* after the aliases and the signatures: what their callbacks check */
 		if (late.n && (rc = zprov_modify_account(p->th, p->ttc, tid ? tid : sid, &late, &err))) {
 			if (rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
@@ -923,6 +932,21 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		goto out;
 	}
 	prov_kids_describe(&kids, &diff);
+	/* ours, without a default signature at the source: a default on the target is the
+	 * one its first CreateSignature set (LdapSignatureBase.java:110-112), or will be
+	 * (a signature still to create): unset after, as the create above does (it was
+	 * interrupted) */
+	bool kid_sig = false;
+	for (size_t i = 0; i < kids.n; i++)
+		kid_sig = kid_sig || !strcmp(kids.kinds[i], "signature");
+	if (ours && !zattrs_get(&want, "zimbraSignatureId") &&
+	    !zattrs_get(&want, "zimbraPrefDefaultSignatureId") &&
+	    (zattrs_get(&tattrs, "zimbraPrefDefaultSignatureId") || kid_sig)) {
+		zattrs_add(&late, "zimbraPrefDefaultSignatureId", "");
+		if (zattrs_get(&tattrs, "zimbraPrefDefaultSignatureId"))
+			buf_addf(&diff, "%szimbraPrefDefaultSignatureId: '%s' -> (none)",
+				 diff.len ? "; " : "", zattrs_get(&tattrs, "zimbraPrefDefaultSignatureId"));
+	}
 	/* ours, not finished (a crash or a failure after the create): the hash set over the
 	 * target's LDAP again (idempotent), it may not have been */
 	if (ours && p->tlc && !already_done && !ctx->dry_run) {

@@ -2581,6 +2581,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if x["name"].lower() == str(name).lower() or (el.get("id") and x["id"] == el.get("id")):
                     raise SoapFault("account.SIGNATURE_EXISTS", "signature %s already exists" % name)
             sg = {"name": str(name), "id": str(el.get("id") or uuid.uuid4()), "content": content}
+            if not own and not a.signatures:
+                # the account's first signature becomes its default (LdapProvisioning
+                # createSignature: numSigs == 0 -> setAsDefault; LdapSignatureBase.java:110-112).
+                # NOT modelled: the real one puts it on the account entry then (the empty
+                # "slot", createSignature 8165-8172); here it stays a child entry
+                a.attrs["zimbraPrefDefaultSignatureId"] = sg["id"]
             a.signatures.append(sg)
             return {"signature": [{"name": sg["name"], "id": sg["id"]}]}
 
