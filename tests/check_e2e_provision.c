@@ -565,6 +565,55 @@ START_TEST(test_existing)
 }
 END_TEST
 
+/*
+ * After the cutover users work on the target: a provision rerun with
+ * existing = "update" must not put the source's attributes back over what a
+ * user changed there (the account's cutover row is 'done').
+ */
+START_TEST(test_cut_over_left_alone)
+{
+	empty_target();
+	write_job(" create_domains = true; create_cos = true;", false, true);
+	/* the same job with a cutover stage after the migration */
+	char *job = tu_read(E.job);
+	char *end = strstr(job, " );\n");
+	ck_assert_ptr_nonnull(end);
+	*end = '\0';
+	char *text = xasprintf("%s,\n  { name = \"cutover\"; type = \"cutover\"; source_status = \"locked\"; } );\n",
+			       job);
+	free(E.job);
+	E.job = tu_write(E.dir, "job.cfg", text, 0600);
+	free(text);
+	free(job);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	free(out);
+	ck_assert_int_ge(e2e_db_count(&E, "SELECT count(*) FROM cutover c JOIN accounts a ON a.id ="
+				      " c.account_id WHERE a.account = 'alice@example.com' AND c.step = 'done'"), 1);
+	/* alice renames herself on the target */
+	json_t *a = target_account("alice@example.net");
+	ck_assert_ptr_nonnull(a);
+	char *tok = zsim_login(E.dst);
+	json_t *req = json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "ModifyAccountRequest", "_jsns",
+				"urn:zimbraAdmin", "id", json_string_value(json_object_get(a, "id")), "a",
+				"n", "displayName", "_content", "Alice on the target");
+	json_decref(a);
+	json_t *reply = NULL;
+	ck_assert_int_eq(zsim_soap(E.dst, tok, req, &reply), 200);
+	json_decref(reply);
+	free(tok);
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	rc = run(&out, "--stage", "provision");
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	free(out);
+	ck_assert_int_eq(modify_calls(), 0);
+	a = target_account("alice@example.net");
+	ck_assert_str_eq(jattr(a, "displayName"), "Alice on the target");
+	json_decref(a);
+}
+END_TEST
+
 START_TEST(test_dry_run)
 {
 	precreate_alice();
@@ -1112,6 +1161,7 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_existing);
+	tcase_add_test(tc, test_cut_over_left_alone);
 	tcase_add_test(tc, test_dry_run);
 	tcase_add_test(tc, test_cos);
 	tcase_add_test(tc, test_alias_target);

@@ -51,6 +51,7 @@
 #include "ldapc.h"
 #include "log.h"
 #include "runctl.h"
+#include "state_cutover.h"
 #include "state_prov.h"
 
 #include <errno.h>
@@ -908,6 +909,24 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			goto out;
 		}
 		msg = xasprintf("%s exists on the target: left as it is (existing = \"skip\")", target);
+		outcome = "skipped";
+		goto done;
+	}
+	/* cut over (cutover stage, routed or later): users work on the target now, and the
+	 * source's attributes would undo what they changed there; left as it is */
+	bool cut = false;
+	if (p->st && state_cutover_routed(p->st, name, &cut) != ZMB_OK) {
+		err = xasprintf("state DB: %s", state_errmsg(p->st));
+		goto failed;
+	}
+	if (cut) {
+		if (ctx->dry_run)
+			stage_out(ctx, "skip    %s -> %s (cut over: the target is in use)", name, target);
+		if (already_done) {
+			p->n_skipped++;
+			goto out;
+		}
+		msg = xasprintf("%s is cut over: the target is in use, left as it is", target);
 		outcome = "skipped";
 		goto done;
 	}
