@@ -69,19 +69,25 @@ static const char *const SRC_CFG =
 	"\"accounts\":["
 	"{\"name\":\"alice@example.com\",\"id\":\"" ID_ALICE "\",\"items\":4,\"item_size\":800,"
 	"\"cos\":\"gold\",\"aliases\":[\"ally@example.com\"],"
-	"\"signatures\":[{\"name\":\"work\",\"id\":\"" SIG_WORK "\",\"html\":\"<b>A.</b>\"}],"
+	"\"signatures\":[{\"name\":\"work\",\"id\":\"" SIG_WORK "\",\"html\":\"<b>A.</b>\","
+	"\"text\":\"A.\"}],"
 	"\"identities\":[{\"name\":\"boss\",\"id\":\"" IDN_BOSS "\",\"attrs\":{"
 	"\"zimbraPrefFromAddress\":\"boss@example.com\",\"zimbraPrefDefaultSignatureId\":\"" SIG_WORK "\"}}],"
 	"\"attrs\":{"
 	"\"zimbraSignatureId\":\"" SIG_OWN "\",\"zimbraSignatureName\":\"own\","
+	"\"zimbraPrefAllowAddressForDelegatedSender\":\"ally@example.com\","
+	"\"zimbraPrefCalendarAutoAcceptSignatureId\":\"" SIG_WORK "\","
 	"\"displayName\":\"Alice Liddell\",\"zimbraPrefMailSignature\":\"-- alice\","
 	"\"zimbraPrefHtmlEditorDefaultFontSize\":\"12pt\","
 	"\"zimbraMailSieveScript\":\"require \\\"fileinto\\\";\","
 	"\"zimbraMailForwardingAddress\":\"bob@example.com\","
 	"\"zimbraMailTransport\":\"lmtp:mbox-src.example.com:7025\","
 	"\"zimbraCreateTimestamp\":\"20200101000000Z\",\"zimbraMailQuota\":\"1048576\","
+	"\"zimbraHideInGal\":\"FALSE\","
 	"\"zimbraPrefDefaultCalendarId\":\"10\",\"zimbraDataSourcePassword\":\"dspw\"}},"
-	"{\"name\":\"bob@example.com\",\"id\":\"" ID_BOB "\",\"items\":2,\"attrs\":{\"displayName\":\"Bob\"}}]},"
+	"{\"name\":\"bob@example.com\",\"id\":\"" ID_BOB "\",\"items\":2,"
+	"\"signatures\":[{\"name\":\"b\",\"id\":\"77777777-7777-4777-8777-777777777777\",\"text\":\"B\"}],"
+	"\"attrs\":{\"displayName\":\"Bob\"}}]},"
 	"{\"name\":\"example.org\",\"accounts\":["
 	"{\"name\":\"carol@example.org\",\"id\":\"" ID_CAROL "\",\"items\":3,\"attrs\":{"
 	"\"displayName\":\"Carol\",\"zimbraPrefFromAddress\":\"carol@example.org\"}}]}]}";
@@ -101,10 +107,15 @@ static const char *const TARGETS[] = { "alice@example.net", "bob@example.net",
 static struct e2e E;
 static struct slapd_pair P;
 static bool have_slapd;
+/* write_job: the source's LDAP base; target.ldap (the same slapd, another subtree) */
+static const char *src_base = "dc=example,dc=com";
+static bool with_target_ldap;
 
 static void setup(void)
 {
 	memset(&E, 0, sizeof E);
+	src_base = "dc=example,dc=com";
+	with_target_ldap = false;
 	e2e_start(&E, SRC_CFG, DST_CFG);
 }
 
@@ -214,7 +225,12 @@ static void write_job(const char *stage_keys, bool with_ldap, bool migrate)
 {
 	char *ldap = with_ldap
 		? xasprintf("  ldap = { url = \"%s\"; bind_dn = \"cn=config\";\n"
-			    "    password_file = \"%s\"; base = \"dc=example,dc=com\"; };\n",
+			    "    password_file = \"%s\"; base = \"%s\"; };\n",
+			    P.s[0].uri, P.config_pw_file, src_base)
+		: xstrdup("");
+	char *tldap = with_target_ldap
+		? xasprintf("  ldap = { url = \"%s\"; bind_dn = \"cn=config\";\n"
+			    "    password_file = \"%s\"; base = \"ou=target,dc=example,dc=com\"; };\n",
 			    P.s[0].uri, P.config_pw_file)
 		: xstrdup("");
 	char *text = xasprintf(
@@ -222,7 +238,7 @@ static void write_job(const char *stage_keys, bool with_ldap, bool migrate)
 		"source = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
 		"  admin_password_file = \"%s/src.pw\"; ca_file = \"%s\";\n%s};\n"
 		"target = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
-		"  admin_password_file = \"%s/dst.pw\"; ca_file = \"%s\"; };\n"
+		"  admin_password_file = \"%s/dst.pw\"; ca_file = \"%s\";\n%s};\n"
 		"migration = {\n"
 		"  domains = [ \"example.com\", \"example.org\" ];\n"
 		"  domain_map = [ \"example.com=example.net\" ];\n"
@@ -232,13 +248,14 @@ static void write_job(const char *stage_keys, bool with_ldap, bool migrate)
 		"state = { db = \"%s\"; };\n"
 		"log = { dir = \"%s/log\"; level = \"debug\"; };\n"
 		"stages = ( { name = \"provision\"; type = \"provision\";%s%s }%s );\n",
-		E.src->port, E.dir, E.pki->ca_file, ldap, E.dst->port, E.dir, E.pki->ca_file, E.dir,
+		E.src->port, E.dir, E.pki->ca_file, ldap, E.dst->port, E.dir, E.pki->ca_file, tldap, E.dir,
 		E.db, E.dir, with_ldap ? "" : " copy_password = false;", stage_keys ? stage_keys : "",
 		migrate ? ",\n  { name = \"migrate\"; type = \"migrate\"; }" : "");
 	free(E.job);
 	E.job = tu_write(E.dir, "job.cfg", text, 0600);
 	free(text);
 	free(ldap);
+	free(tldap);
 }
 
 /* zmbatch run -c job [a1 [a2]]; *out = stdout + stderr (caller frees) */
@@ -374,6 +391,14 @@ START_TEST(test_provision_then_migrate)
 			 "boss@example.net");
 	ck_assert_str_eq(json_string_value(json_object_get(ia, "zimbraPrefDefaultSignatureId")),
 			 SIG_WORK);
+	/* sent after the aliases and signatures they name (the server's callbacks check) */
+	ck_assert_str_eq(jattr(a, "zimbraPrefAllowAddressForDelegatedSender"), "ally@example.net");
+	ck_assert_str_eq(jattr(a, "zimbraPrefCalendarAutoAcceptSignatureId"), SIG_WORK);
+	/* the identity got identity attributes only (not the source's objectClass, create time) */
+	ck_assert_ptr_null(json_object_get(ia, "objectClass"));
+	ck_assert_str_ne(json_string_value(json_object_get(ia, "zimbraCreateTimestamp")) ?
+			 json_string_value(json_object_get(ia, "zimbraCreateTimestamp")) : "-",
+			 "20200101000000Z");
 	json_t *al = json_object_get(a, "aliases");
 	ck_assert_int_eq(json_array_size(al), 1);
 	ck_assert_str_eq(json_string_value(json_array_get(al, 0)), "ally@example.net");
@@ -440,6 +465,11 @@ START_TEST(test_provision_then_migrate)
 	ck_assert_msg(modify_calls() == 0, "rerun changed the target\n%s", out);
 	ck_assert_int_eq(dst_calls("GetAccountRequest"), 3);
 	ck_assert_int_eq(dst_calls("CreateDomainRequest") + dst_calls("CreateCosRequest"), 0);
+	/* bob's only signature: not made his default by the target (the source has none) */
+	json_t *bb = target_account("bob@example.net");
+	ck_assert_int_eq(json_array_size(json_object_get(bb, "signatures")), 1);
+	ck_assert_ptr_null(jattr(bb, "zimbraPrefDefaultSignatureId"));
+	json_decref(bb);
 	ck_assert_msg(tu_contains(out, "0 created, 0 updated, 3 unchanged"), "%s", out);
 	ck_assert(!secret_anywhere(out, HASH_ALICE));
 	free(out);
@@ -449,9 +479,13 @@ END_TEST
 /* alice exists on the target already, with another id and display name */
 static void precreate_alice(void)
 {
+	/* a boolean alike but for its case (not a change), a copied attribute the source
+	 * lacks (removed by an update) */
 	json_t *r = zsim_post(E.dst, "/zsim/add-account",
 			      "{\"name\":\"alice@example.net\",\"status\":\"locked\","
 			      "\"attrs\":{\"displayName\":\"Old Alice\","
+			      "\"zimbraPrefHtmlEditorDefaultFontSize\":\"12pt\","
+			      "\"zimbraPrefSkin\":\"carbon\",\"zimbraHideInGal\":\"false\","
 			      "\"zimbraPrefMailSignature\":\"-- alice\"}}");
 	ck_assert_ptr_nonnull(r);
 	json_decref(r);
@@ -467,7 +501,8 @@ START_TEST(test_existing)
 	int rc = run(&out, NULL, NULL);
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
 	ck_assert_int_eq(dst_calls("CreateAccountRequest"), 2);
-	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 0);
+	/* bob's only: his first signature is not left his default (the source has none) */
+	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 1);
 	json_t *a = target_account("alice@example.net");
 	ck_assert_str_eq(jattr(a, "displayName"), "Old Alice");
 	json_decref(a);
@@ -491,8 +526,15 @@ START_TEST(test_existing)
 	write_job(" existing = \"update\";", false, false);
 	rc = run(&out, "--stage", "provision");
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
-	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 1);
+	/* two: the diff, then after the alias and signatures what names them
+	 * (zimbraPrefAllowAddressForDelegatedSender, ...SignatureId) */
+	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 2);
 	ck_assert_int_eq(dst_calls("AddAccountAliasRequest"), 1);
+	a = target_account("alice@example.net");
+	ck_assert_str_eq(jattr(a, "zimbraPrefAllowAddressForDelegatedSender"), "ally@example.net");
+	ck_assert_ptr_null(jattr(a, "zimbraPrefSkin"));        /* only the target had it */
+	ck_assert_str_eq(jattr(a, "zimbraHideInGal"), "false");  /* TRUE/false: alike */
+	json_decref(a);
 	ck_assert_int_eq(dst_calls("CreateAccountRequest"), 0);
 	a = target_account("alice@example.net");
 	ck_assert_str_eq(jattr(a, "displayName"), "Alice Liddell");
@@ -506,7 +548,9 @@ START_TEST(test_existing)
 				      " o.name = 'alice@example.com' AND e.message LIKE"
 				      " '%displayName: ''Old Alice'' -> ''Alice Liddell''%'"
 				      " AND e.message LIKE '%alias +ally@example.net%'"
-				      " AND e.message NOT LIKE '%zimbraPrefMailSignature%'"), 2);
+				      " AND e.message NOT LIKE '%zimbraPrefMailSignature%'"
+				      " AND e.message LIKE '%zimbraPrefSkin: ''carbon'' -> (none)%'"
+				      " AND e.message NOT LIKE '%zimbraHideInGal%'"), 2);
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE"
 				      " name = 'alice@example.com' AND state = 'done' AND outcome = 'updated'"),
 			 1);
@@ -518,6 +562,55 @@ START_TEST(test_existing)
 	rc = run(&out, "--stage", "provision");
 	ck_assert_msg(rc == 0 && modify_calls() == 0, "exit %d\n%s", rc, out);
 	free(out);
+}
+END_TEST
+
+/*
+ * After the cutover users work on the target: a provision rerun with
+ * existing = "update" must not put the source's attributes back over what a
+ * user changed there (the account's cutover row is 'done').
+ */
+START_TEST(test_cut_over_left_alone)
+{
+	empty_target();
+	write_job(" create_domains = true; create_cos = true;", false, true);
+	/* the same job with a cutover stage after the migration */
+	char *job = tu_read(E.job);
+	char *end = strstr(job, " );\n");
+	ck_assert_ptr_nonnull(end);
+	*end = '\0';
+	char *text = xasprintf("%s,\n  { name = \"cutover\"; type = \"cutover\"; source_status = \"locked\"; } );\n",
+			       job);
+	free(E.job);
+	E.job = tu_write(E.dir, "job.cfg", text, 0600);
+	free(text);
+	free(job);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	free(out);
+	ck_assert_int_ge(e2e_db_count(&E, "SELECT count(*) FROM cutover c JOIN accounts a ON a.id ="
+				      " c.account_id WHERE a.account = 'alice@example.com' AND c.step = 'done'"), 1);
+	/* alice renames herself on the target */
+	json_t *a = target_account("alice@example.net");
+	ck_assert_ptr_nonnull(a);
+	char *tok = zsim_login(E.dst);
+	json_t *req = json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "ModifyAccountRequest", "_jsns",
+				"urn:zimbraAdmin", "id", json_string_value(json_object_get(a, "id")), "a",
+				"n", "displayName", "_content", "Alice on the target");
+	json_decref(a);
+	json_t *reply = NULL;
+	ck_assert_int_eq(zsim_soap(E.dst, tok, req, &reply), 200);
+	json_decref(reply);
+	free(tok);
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	rc = run(&out, "--stage", "provision");
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	free(out);
+	ck_assert_int_eq(modify_calls(), 0);
+	a = target_account("alice@example.net");
+	ck_assert_str_eq(jattr(a, "displayName"), "Alice on the target");
+	json_decref(a);
 }
 END_TEST
 
@@ -591,10 +684,215 @@ START_TEST(test_alias_target)
 	int rc = run(&out, NULL, NULL);
 	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': bob@example.net is an "
 					     "alias of other@example.net on the target"), "exit %d\n%s", rc, out);
-	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 0);
+	/* one: alice's held-back attributes after her aliases; other's untouched */
+	ck_assert_int_eq(dst_calls("ModifyAccountRequest"), 1);
 	json_t *o = target_account("other@example.net");
 	ck_assert_str_eq(jattr(o, "displayName"), "Other");
 	json_decref(o);
+	free(out);
+}
+END_TEST
+
+/* The target refuses a zimbraId in CreateAccount (Carbonio 4.0.7-4.12.0, zsim knob
+ * refuse_zimbra_id): "required" fails the accounts, "try" creates them with new ids,
+ * warns once naming the server, records the new ids; a rerun changes nothing. */
+START_TEST(test_carbonio_id)
+{
+	json_decref(zsim_post(E.dst, "/zsim/knobs", "{\"refuse_zimbra_id\":true}"));
+	char *out = NULL;
+	write_job(" keep_zimbra_id = \"required\";", false, false);
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': the target 127.0.0.1:")
+		      && tu_contains(out, "refuses to keep the source's zimbraId " ID_BOB), "exit %d\n%s",
+		      rc, out);
+	ck_assert_ptr_null(target_account("bob@example.net"));
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE kind = "
+				      "'account' AND state = 'failed' AND attempts = 1"), 3);
+	free(out);
+
+	write_job(" keep_zimbra_id = \"try\";", false, false);
+	rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	const char *w = strstr(out, "refuses a zimbraId in CreateAccount");
+	ck_assert_msg(w && !strstr(w + 1, "WARNING the target"), "one warning\n%s", out);
+	ck_assert_msg(tu_contains(out, "shares and appointment links"), "%s", out);
+	json_t *b = target_account("bob@example.net");
+	ck_assert_ptr_nonnull(b);
+	const char *bid = json_string_value(json_object_get(b, "id"));
+	ck_assert_str_ne(bid, ID_BOB);
+	char *q = xasprintf("SELECT count(*) FROM provision_objects WHERE name = 'bob@example.com'"
+			    " AND state = 'done' AND outcome = 'created' AND target_id = '%s'", bid);
+	ck_assert_int_eq(e2e_db_count(&E, q), 1);
+	free(q);
+	json_decref(b);
+	free(out);
+
+	/* a rerun knows them as its own: no call, no warning about differing ids */
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	rc = run(&out, "--stage", "provision");
+	ck_assert_msg(rc == 0 && modify_calls() == 0 &&
+		      tu_contains(out, "0 created, 0 updated, 3 unchanged"), "exit %d\n%s", rc, out);
+	free(out);
+}
+END_TEST
+
+/* The source's zimbraId is another target account's: the account fails naming both,
+ * nothing created (zsim, like Zimbra, would accept the duplicate). */
+START_TEST(test_dup_id)
+{
+	json_decref(zsim_post(E.dst, "/zsim/add-account", "{\"name\":\"other@example.net\",\"id\":\""
+			      ID_BOB "\",\"attrs\":{\"displayName\":\"Other\"}}"));
+	write_job(NULL, false, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': zimbraId " ID_BOB
+					     " is already the target's account other@example.net: "
+					     "creating bob@example.net"), "exit %d\n%s", rc, out);
+	ck_assert_ptr_null(target_account("bob@example.net"));
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE name = "
+				      "'bob@example.com' AND state = 'failed' AND last_error LIKE "
+				      "'%other@example.net%'"), 1);
+	free(out);
+	/* the simulator, as the real server (SpecialAttrs.java:62-72), takes the duplicate */
+	char *tok = zsim_login(E.dst);
+	json_t *req = json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "CreateAccountRequest", "_jsns",
+				"urn:zimbraAdmin", "name", "dup@example.net", "a", "n", "zimbraId",
+				"_content", ID_BOB);
+	json_t *reply = NULL;
+	ck_assert_int_eq(zsim_soap(E.dst, tok, req, &reply), 200);
+	json_decref(reply);
+	free(tok);
+}
+END_TEST
+
+/* An alias in a domain the target lacks: the account fails (attempt counted, the
+ * alias, domain and server named), never left 'creating'; create_domains makes it. */
+START_TEST(test_alias_domain)
+{
+	json_decref(zsim_post(E.src, "/zsim/delete-account", "{\"name\":\"bob@example.com\"}"));
+	json_decref(zsim_post(E.src, "/zsim/add-account", "{\"name\":\"bob@example.com\",\"id\":\""
+			      ID_BOB "\",\"aliases\":[\"bobby@other.test\"],"
+			      "\"attrs\":{\"displayName\":\"Bob\"}}"));
+	/* the source has the domain (an account of it, not selected) */
+	json_decref(zsim_post(E.src, "/zsim/add-account", "{\"name\":\"x@other.test\"}"));
+	write_job(NULL, false, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': alias bobby@other.test: "
+					     "its domain other.test does not exist on the target "
+					     "127.0.0.1:"), "exit %d\n%s", rc, out);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE name = "
+				      "'bob@example.com' AND state = 'failed' AND attempts = 1 AND "
+				      "last_error LIKE '%bobby@other.test%other.test%127.0.0.1%'"), 1);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE state = "
+				      "'creating'"), 0);
+	free(out);
+
+	write_job(" create_domains = true;", false, false);
+	rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	json_t *b = target_account("bob@example.net");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(b, "aliases"), 0)),
+			 "bobby@other.test");
+	json_decref(b);
+	json_t *d = target_domain("other.test");
+	ck_assert_ptr_nonnull(json_object_get(d, "attrs"));
+	json_decref(d);
+	free(out);
+}
+END_TEST
+
+/* copy_password on, no userPassword in the source's LDAP: the account fails. */
+START_TEST(test_no_hash)
+{
+	start_ldap();
+	LDAP *ld = ldap_admin();
+	LDAPMod m = { .mod_op = LDAP_MOD_DELETE, .mod_type = (char *)"userPassword" };
+	LDAPMod *pm[] = { &m, NULL };
+	ck_assert_int_eq(ldap_modify_ext_s(ld, "uid=bob,ou=people,dc=example,dc=com", pm, NULL, NULL),
+			 LDAP_SUCCESS);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	write_job(NULL, true, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 1 && tu_contains(out, "account 'bob@example.com': the source's LDAP (")
+		      && tu_contains(out, "returned no userPassword"), "exit %d\n%s", rc, out);
+	ck_assert_ptr_null(target_account("bob@example.net"));
+	json_t *c = target_account("carol@example.org");
+	ck_assert_ptr_nonnull(c);
+	json_decref(c);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE name = "
+				      "'bob@example.com' AND state = 'failed' AND last_error LIKE "
+				      "'%no userPassword%'"), 1);
+	free(out);
+}
+END_TEST
+
+/* userPassword of dn in the slapd (NULL if none; caller frees) */
+static char *ldap_password(const char *dn)
+{
+	LDAP *ld = ldap_admin();
+	char *attrs[] = { (char *)"userPassword", NULL };
+	LDAPMessage *res = NULL;
+	char *out = NULL;
+	if (ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
+			      NULL, 0, &res) == LDAP_SUCCESS) {
+		LDAPMessage *e = ldap_first_entry(ld, res);
+		struct berval **v = e ? ldap_get_values_len(ld, e, "userPassword") : NULL;
+		if (v && v[0])
+			out = xstrndup(v[0]->bv_val, v[0]->bv_len);
+		ldap_value_free_len(v);
+	}
+	ldap_msgfree(res);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return out;
+}
+
+/* target.ldap: the account created without userPassword (CreateAccount's handler logs
+ * its attributes), the hash set on the target's entry over LDAP, the cache flushed. */
+START_TEST(test_target_ldap)
+{
+	start_ldap();
+	LDAP *ld = ldap_admin();
+	const char *ou[] = { "objectClass", "organizationalUnit", "ou", "target", NULL };
+	ldap_add_kv(ld, "ou=target,dc=example,dc=com", ou);
+	/* what the target's CreateAccount makes in its LDAP (same ids: keep_zimbra_id) */
+	static const char *const users[][2] = { { "alice", ID_ALICE }, { "bob", ID_BOB },
+						{ "carol", ID_CAROL } };
+	for (size_t i = 0; i < 3; i++) {
+		char *dn = xasprintf("uid=%s,ou=target,dc=example,dc=com", users[i][0]);
+		const char *kv[] = { "objectClass", "inetOrgPerson", "objectClass", "zimbraAccount",
+				     "uid", users[i][0], "cn", users[i][0], "sn", users[i][0],
+				     "zimbraId", users[i][1], NULL };
+		ldap_add_kv(ld, dn, kv);
+		free(dn);
+	}
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	src_base = "ou=people,dc=example,dc=com";
+	with_target_ldap = true;
+	write_job(NULL, true, false);
+	char *out = NULL;
+	int rc = run(&out, NULL, NULL);
+	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
+	ck_assert_msg(!tu_contains(out, "audit log"), "%s", out);
+	json_t *a = target_account("alice@example.net");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_null(jattr(a, "userPassword"));   /* never given to CreateAccount */
+	json_decref(a);
+	char *pw = ldap_password("uid=alice,ou=target,dc=example,dc=com");
+	ck_assert_msg(pw && !strcmp(pw, HASH_ALICE), "%s", pw ? "other hash" : "none");
+	free(pw);
+	pw = ldap_password("uid=carol,ou=target,dc=example,dc=com");
+	ck_assert_msg(pw && !strcmp(pw, HASH_CAROL), "carol");
+	free(pw);
+	ck_assert_int_eq(dst_calls("FlushCacheRequest"), 3);
+	ck_assert(!secret_anywhere(out, HASH_ALICE));
+	free(out);
+	/* a rerun: nothing set again */
+	json_decref(zsim_post(E.dst, "/zsim/reset-stats", "{}"));
+	rc = run(&out, "--stage", "provision");
+	ck_assert_msg(rc == 0 && dst_calls("FlushCacheRequest") == 0 && modify_calls() == 0,
+		      "exit %d\n%s", rc, out);
 	free(out);
 }
 END_TEST
@@ -645,6 +943,24 @@ static char *target_state(void)
 		json_decref(d);
 	}
 	return buf_detach(&b);
+}
+
+/* The first line of a that b lacks and of b that a lacks (static buffer, shortened). */
+static const char *first_diff(const char *a, const char *b)
+{
+	static char out[1500];
+	const char *la = a, *lb = b;
+	while (*la && *lb) {
+		size_t na = strcspn(la, "\n"), nb = strcspn(lb, "\n");
+		if (na != nb || strncmp(la, lb, na)) {
+			snprintf(out, sizeof out, "want %.*s\ngot  %.*s", (int)(na > 700 ? 700 : na), la,
+				 (int)(nb > 700 ? 700 : nb), lb);
+			return out;
+		}
+		la += na + (la[na] == '\n');
+		lb += nb + (lb[nb] == '\n');
+	}
+	return "one is a prefix of the other";
 }
 
 static void reset_target(void)
@@ -707,8 +1023,8 @@ START_TEST(test_crash)
 		rc = run_hooks(0, NULL);
 		ck_assert_msg(rc == 0, "step %ld: resumed run exit %d", k, rc);
 		char *got = target_state();
-		ck_assert_msg(!strcmp(got, want), "step %ld: end state differs\nwant %s\ngot  %s", k,
-			      want, got);
+		ck_assert_msg(!strcmp(got, want), "step %ld: end state differs\n%s", k,
+			      first_diff(want, got));
 		free(got);
 		/* each account created once: a crash after the create is completed, not repeated */
 		ck_assert_msg(dst_calls("CreateAccountRequest") == 3, "step %ld: %lld creates", k,
@@ -765,6 +1081,10 @@ START_TEST(test_config)
 		{ " ldap = { url = \"http://x\"; password_file = \"/x\"; };", "",
 		  "key 'source.ldap.url': expected an ldap://" },
 		{ " ldap = { url = \"ldap://x\"; pw = 1; };", "", "unknown key 'source.ldap.pw'" },
+		{ "", "keep_zimbra_id = \"maybe\";", "bad.cfg:7: stage 'p': key 'keep_zimbra_id': must be" },
+		/* cleartext to another host: refused where the url is */
+		{ " ldap = { url = \"ldap://ldap.example.com\"; password_file = \"/x\"; };", "",
+		  "bad.cfg:2: key 'source.ldap.url': ldap:// to another host without starttls" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		char *text = xasprintf(head, cases[i].src, cases[i].stage);
@@ -775,7 +1095,8 @@ START_TEST(test_config)
 		free(text);
 	}
 	/* a good one: source.ldap read with its defaults */
-	char *text = xasprintf(head, " ldap = { url = \"ldap://x\"; password_file = \"pw\"; };",
+	char *text = xasprintf(head, " ldap = { url = \"ldap://x\"; password_file = \"pw\";"
+			       " allow_cleartext = true; };",
 			       "existing = \"skip\"; cos_map = [ \"a=b\" ];");
 	char *path = tu_write(E.dir, "good.cfg", text, 0600);
 	struct job job;
@@ -785,6 +1106,27 @@ START_TEST(test_config)
 	ck_assert_str_eq(job.source.ldap.base, "");
 	ck_assert(job.source.ldap.password_file[0] == '/');
 	ck_assert_ptr_null(job.target.ldap.url);
+	job_release(&job);
+	free(path);
+	free(text);
+	/* loopback, ldapi://, starttls: no allow_cleartext needed */
+	static const char *const fine[] = { "ldap://127.0.0.1:389/", "ldap://localhost",
+					    "ldap://[::1]:389", "ldapi:///", "ldap:///" };
+	for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+		char *src = xasprintf(" ldap = { url = \"%s\"; password_file = \"pw\"; };", fine[i]);
+		text = xasprintf(head, src, "");
+		path = tu_write(E.dir, "good.cfg", text, 0600);
+		ck_assert_msg(conf_load(path, false, &job, &err) == ZMB_OK, "%s: %s", fine[i],
+			      err ? err : "");
+		job_release(&job);
+		free(path);
+		free(text);
+		free(src);
+	}
+	text = xasprintf(head, " ldap = { url = \"ldap://ldap.example.com\"; starttls = true;"
+			 " password_file = \"pw\"; };", "");
+	path = tu_write(E.dir, "good.cfg", text, 0600);
+	ck_assert_msg(conf_load(path, false, &job, &err) == ZMB_OK, "%s", err ? err : "");
 	job_release(&job);
 	free(path);
 	free(text);
@@ -799,7 +1141,7 @@ START_TEST(test_config)
 	free(jt);
 	char *out = NULL;
 	int rc = run(&out, NULL, NULL);
-	ck_assert_msg(rc != 0 && tu_contains(out, "job.cfg:15: stage 'provision': key 'copy_password': "
+	ck_assert_msg(rc != 0 && tu_contains(out, "job.cfg:16: stage 'provision': key 'copy_password': "
 					     "needs the source's LDAP"), "exit %d\n%s", rc, out);
 	ck_assert_int_eq(dst_calls("GetAccountRequest"), 0);
 	free(out);
@@ -819,10 +1161,16 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_existing);
+	tcase_add_test(tc, test_cut_over_left_alone);
 	tcase_add_test(tc, test_dry_run);
 	tcase_add_test(tc, test_cos);
 	tcase_add_test(tc, test_alias_target);
 	tcase_add_test(tc, test_config);
+	tcase_add_test(tc, test_carbonio_id);
+	tcase_add_test(tc, test_dup_id);
+	tcase_add_test(tc, test_alias_domain);
+	tcase_add_test(tc, test_no_hash);
+	tcase_add_test(tc, test_target_ldap);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("crash");
 	tcase_set_timeout(tc, 300);

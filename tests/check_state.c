@@ -1206,6 +1206,10 @@ START_TEST(test_migrate_1_to_2)
 	ck_assert_int_eq(q_int(st, "SELECT attempts FROM provision_objects"), 1);
 	state_prov_release(&pr);
 	ck_assert_int_eq(state_prov_get(st, "provision", "account", "nobody@x.test", &pr), ZMB_ENOTFOUND);
+	/* 010: the target's own zimbraId of a provisioned object, on the upgraded table */
+	ck_assert_int_ge(state_schema_version(), 10);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM pragma_table_info('provision_objects')"
+			       " WHERE name = 'target_id'"), 1);
 	/* 009: the cutover table on the old rows: a mismatched account is not taken, a verified one is */
 	ck_assert_int_ge(state_schema_version(), 9);
 	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN"

@@ -233,8 +233,22 @@ static const char *const server_keys[] = {
 };
 
 static const char *const ldap_keys[] = {
-	"url", "bind_dn", "password_file", "base", "starttls", "ca_file", "tls_verify", NULL
+	"url", "bind_dn", "password_file", "base", "starttls", "ca_file", "tls_verify",
+	"allow_cleartext", NULL
 };
+
+/* The host of "ldap://HOST[:port][/...]" (after the scheme) is this machine:
+ * empty (libldap's default, localhost), localhost, 127.0.0.0/8, ::1. */
+static bool loopback_url(const char *h)
+{
+	size_t n;
+	if (*h == '[') {
+		n = strcspn(h + 1, "]");
+		return n == 3 && !strncmp(h + 1, "::1", 3);
+	}
+	n = strcspn(h, ":/");
+	return n == 0 || (n == 9 && !strncasecmp(h, "localhost", 9)) || !strncmp(h, "127.", 4);
+}
 
 static const char *const route_keys[] = { "name", "host", "port", "pinned_pubkey", NULL };
 
@@ -332,12 +346,21 @@ static void parse_server_ldap(struct np *np, const struct cval *g, struct server
 		get_bool(np, v, grp, "starttls", &l->starttls);
 		get_str(np, v, grp, "ca_file", &l->ca_file);
 		get_bool(np, v, grp, "tls_verify", &l->tls_verify);
+		get_bool(np, v, grp, "allow_cleartext", &l->allow_cleartext);
 		if (!l->url)
 			np_bad(np, v, grp, "url", "required");
 		else if (strncmp(l->url, "ldap://", 7) && strncmp(l->url, "ldaps://", 8) &&
 			 strncmp(l->url, "ldapi://", 8))
 			np_bad(np, cval_get(v, "url"), grp, "url",
 			       "expected an ldap://, ldaps:// or ldapi:// URI");
+		else if (!strncmp(l->url, "ldap://", 7) && !l->starttls && !l->allow_cleartext &&
+			 !loopback_url(l->url + 7))
+			/* the bind password and the password hashes read would cross the
+			 * network in clear */
+			np_bad(np, cval_get(v, "url"), grp, "url",
+			       "ldap:// to another host without starttls sends the bind password and "
+			       "the password hashes in clear: set starttls = true, use ldaps:// or "
+			       "ldapi://, or allow_cleartext = true");
 		else if (!l->password_file)
 			np_bad(np, v, grp, "password_file", "required");
 		if (!l->bind_dn)

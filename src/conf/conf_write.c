@@ -198,6 +198,8 @@ static void write_server(const struct job *job, const struct server *s, FILE *ou
 			put_kv(out, "    ", "ca_file", s->ldap.ca_file);
 		if (!s->ldap.tls_verify)
 			fputs("    tls_verify = false;\n", out);
+		if (s->ldap.allow_cleartext)
+			fputs("    allow_cleartext = true;\n", out);
 		fputs("  };\n", out);
 	}
 	fputs("};\n\n", out);

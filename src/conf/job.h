@@ -83,6 +83,7 @@ struct server_ldap {
 	bool starttls;
 	char *ca_file;
 	bool tls_verify;           /* default true */
+	bool allow_cleartext;      /* ldap:// to another host without starttls (default false) */
 	int line;
 };
 

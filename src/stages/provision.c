@@ -5,7 +5,8 @@
  *   stages = ( { name = "provision"; type = "provision";
  *                existing = "update";          # | "skip" | "fail"
  *                cos_map = [ "default=standard" ];   # source COS name = target COS name
- *                copy_password = true; },      # userPassword from source.ldap
+ *                copy_password = true;         # userPassword from source.ldap
+ *                keep_zimbra_id = "try"; },    # | "required" | "never"
  *              { name = "migrate"; type = "migrate"; } );
  *
  * Accounts: the job's selection (migration.accounts, accounts_file,
@@ -28,10 +29,21 @@
  * --dry-run prints the plan (create / update with the diff / skip /
  * unchanged per account) and writes nothing, on the servers or in the DB.
  *
+ * keep_zimbra_id: "try" (default) sends the source's zimbraId; a target that
+ * refuses it (Carbonio 4.0.7-4.12.0) gets the account without it, one warning
+ * a run, the new id recorded (provision_objects.target_id); "required" fails
+ * the account then; "never" never sends it.  Before a create with the id the
+ * target is asked for it (GetAccount by=id): Zimbra keeps no id unique.
+ * A source account without userPassword (copy_password) fails: not created
+ * without a password.
+ *
  * Secrets: the password hash goes from the LDAP answer into the
  * CreateAccount envelope (wiped after sending, soap.c) and is wiped itself;
- * it never reaches an event, the output, the log or the DB.  The LDAP
- * password is read from source.ldap.password_file and masked in the log.
+ * it never reaches an event, the output, the log or the DB of zmbatch.  The
+ * target's CreateAccount handler logs its attributes, the hash too: with
+ * target.ldap the hash is set over LDAP instead (target_password), else a
+ * warning says so.  The LDAP passwords are read from *.ldap.password_file
+ * and masked in the log.
  *
  * Runs in the main thread (stage.h); the connections are its own.
  */
@@ -39,6 +51,7 @@
 #include "ldapc.h"
 #include "log.h"
 #include "runctl.h"
+#include "state_cutover.h"
 #include "state_prov.h"
 
 #include <errno.h>
@@ -48,9 +61,13 @@
 #include <string.h>
 #include <strings.h>
 
-#define PROV_STAGE_KEYS "name, type, existing, cos_map, create_cos, copy_password, create_domains"
+#define PROV_STAGE_KEYS \
+	"name, type, existing, cos_map, create_cos, copy_password, create_domains, keep_zimbra_id"
 
 enum existing { EX_UPDATE, EX_SKIP, EX_FAIL };
+/* keep_zimbra_id: send the source's zimbraId in CreateAccount ("try": without it when
+ * the target refuses it, "required": the account fails then), or never send it */
+enum keep_id { KZ_TRY, KZ_REQUIRED, KZ_NEVER };
 
 struct prov_conf {
 	enum existing existing;
@@ -59,6 +76,7 @@ struct prov_conf {
 	int line_copy_password;
 	bool create_domains;       /* create the accounts' domains missing on the target */
 	bool create_cos;           /* create a COS missing on the target from the source's */
+	enum keep_id keep_id;
 };
 
 static void prov_conf_release(struct prov_conf *k)
@@ -99,7 +117,8 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 {
 	const struct cval *g = &sc->settings;
 	static const char *const known[] = { "name", "type", "existing", "cos_map",
-					     "copy_password", "create_domains", "create_cos", NULL };
+					     "copy_password", "create_domains", "create_cos",
+					     "keep_zimbra_id", NULL };
 	memset(k, 0, sizeof *k);
 	for (size_t i = 0; i < g->n; i++) {
 		bool ok = false;
@@ -109,9 +128,10 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 			return vfail(sc, &g->items[i], file, g->items[i].name ? g->items[i].name : "?",
 				     err, "unknown key (known keys: " PROV_STAGE_KEYS ")");
 	}
-	const char *ex = NULL;
+	const char *ex = NULL, *kz = NULL;
 	struct strlist map = STRLIST_INIT;
 	if (cval_str(g, "existing", "update", &ex, file, err) ||
+	    cval_str(g, "keep_zimbra_id", "try", &kz, file, err) ||
 	    cval_bool(g, "copy_password", true, &k->copy_password, file, err) ||
 	    cval_bool(g, "create_domains", false, &k->create_domains, file, err) ||
 	    cval_bool(g, "create_cos", false, &k->create_cos, file, err) ||
@@ -131,6 +151,17 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 		strlist_release(&map);
 		return vfail(sc, cval_get(g, "existing"), file, "existing", err,
 			     "must be one of \"update\", \"skip\", \"fail\" (not \"%s\")", ex);
+	}
+	if (!strcmp(kz, "try"))
+		k->keep_id = KZ_TRY;
+	else if (!strcmp(kz, "required"))
+		k->keep_id = KZ_REQUIRED;
+	else if (!strcmp(kz, "never"))
+		k->keep_id = KZ_NEVER;
+	else {
+		strlist_release(&map);
+		return vfail(sc, cval_get(g, "keep_zimbra_id"), file, "keep_zimbra_id", err,
+			     "must be one of \"try\", \"required\", \"never\" (not \"%s\")", kz);
 	}
 	for (size_t i = 0; i < map.n; i++) {
 		const char *eq = strchr(map.v[i], '=');
@@ -173,10 +204,14 @@ struct prov {
 	struct http *sh, *th;
 	struct token_cache *stc, *ttc;
 	struct ldc *lc;                /* source LDAP, NULL without copy_password */
+	struct ldc *tlc;               /* target LDAP (target.ldap with copy_password): the
+					* hash is set there, not given to CreateAccount */
 	struct strlist scos_id, scos_name;   /* source COS id -> name (cache) */
 	struct strlist tcos_name, tcos_id;   /* target COS name -> id (cache; "" = missing) */
 	long long n_created, n_updated, n_unchanged, n_skipped, n_failed;
 	struct strlist failures;       /* first few failures, for the stage's error */
+	struct strlist domains_seen;   /* source domains prov_domain() ran for (create_domains) */
+	bool warned_id_refused;        /* the target refuses a given zimbraId: warned once */
 };
 
 static char *read_accounts_file(const char *path, struct strlist *out)
@@ -448,6 +483,44 @@ static enum zmb_rc ldap_hash(struct prov *p, const char *account, const char *zi
 	return rc;
 }
 
+/*
+ * target.ldap: the hash set on the target account's entry over LDAP (found by its
+ * zimbraId, objectClass zimbraAccount), then the servers' account caches flushed, so
+ * that it never passes through CreateAccount, whose handler writes every attribute it
+ * was given to the security log (zm-mailbox service/admin/CreateAccount.java handle:
+ * ZimbraLog.security.info(ZimbraLog.encodeAttrs(..., attrs)); carbonio-mailbox
+ * CreateAccount.java:62).  ZMB_ENOTFOUND / ZMB_ECONFLICT: no entry or several.
+ */
+static enum zmb_rc target_password(struct prov *p, const char *account, const char *tid,
+				   const char *hash, char **err)
+{
+	if (!uuid_like(tid)) {
+		*err = xasprintf("account '%s': target zimbraId '%s' is not a UUID", account, tid);
+		return ZMB_EPROTO;
+	}
+	char *flt = xasprintf("(&(objectClass=zimbraAccount)(zimbraId=%s))", tid);
+	const char *attrs[] = { "1.1", NULL };
+	struct ldc_result r = LDC_RESULT_INIT;
+	enum zmb_rc rc = ldc_search(p->tlc, p->job->target.ldap.base, LDAP_SCOPE_SUBTREE, flt,
+				    attrs, &r, "find the target account", err);
+	free(flt);
+	if (rc == ZMB_OK && r.n != 1) {
+		*err = xasprintf("account '%s': %zu entries with zimbraId %s in the target's LDAP "
+				 "(%s): userPassword not set", account, r.n, tid,
+				 p->job->target.ldap.url);
+		rc = r.n ? ZMB_ECONFLICT : ZMB_ENOTFOUND;
+	} else if (rc == ZMB_OK) {
+		struct ldc_mods m = LDC_MODS_INIT;
+		ldc_mods_add(&m, LDAP_MOD_REPLACE, "userPassword", hash);
+		rc = ldc_modify(p->tlc, r.e[0].dn, &m, "set userPassword", err);
+		ldc_mods_release(&m);   /* wipes the value */
+		if (rc == ZMB_OK)
+			rc = zprov_flush_account(p->th, p->ttc, tid, err);
+	}
+	ldc_result_release(&r);
+	return rc;
+}
+
 /* Aliases in want that the target's zimbraMailAlias lacks. */
 static void missing_aliases(const struct strlist *want, const struct zattrs *have,
 			    struct strlist *out)
@@ -489,6 +562,108 @@ static enum zmb_rc plan_kids(struct prov *p, const char *name, const char *targe
 			      zattrs_get(sattrs, "zimbraSignatureId"), kids, err);
 }
 
+static enum zmb_rc prov_domain(struct prov *p, const char *name);
+
+/*
+ * Attributes whose server-side checks need what is made after the account
+ * (held back from CreateAccount / the first ModifyAccount, sent in a
+ * ModifyAccount after the aliases and the signatures):
+ * - zimbraPrefAllowAddressForDelegatedSender: each value must be the entry's
+ *   address or one of its aliases (zm-mailbox account/callback/
+ *   AllowAddressForDelegatedSender.java:47-70; at create only the new name,
+ *   48-53), so an alias listed there must exist first;
+ * - signature ids: zimbraPrefCalendarAuto{Accept,Decline,Deny}SignatureId must
+ *   name an existing signature with text/plain content (callback/
+ *   PlainTextSignature.java:59-69; zimbra-attrs.xml:5693-5701); the other
+ *   *SignatureId prefs have no callback (zimbra-attrs.xml:2593, 5252, 5741-5749)
+ *   but are held back too so that they never point at nothing.
+ */
+static bool late_attr(const char *n)
+{
+	static const char *const late[] = {
+		"zimbraPrefAllowAddressForDelegatedSender", "zimbraPrefDefaultSignatureId",
+		"zimbraPrefForwardReplySignatureId", "zimbraPrefCalendarAutoAcceptSignatureId",
+		"zimbraPrefCalendarAutoDeclineSignatureId", "zimbraPrefCalendarAutoDenySignatureId",
+		"zimbraPrefCalendarAcceptSignatureId", "zimbraPrefCalendarTentativeSignatureId",
+		"zimbraPrefCalendarDeclineSignatureId", NULL
+	};
+	for (size_t i = 0; late[i]; i++)
+		if (!strcasecmp(late[i], n))
+			return true;
+	return false;
+}
+
+static void split_late(const struct zattrs *in, struct zattrs *now, struct zattrs *later)
+{
+	for (size_t i = 0; i < in->n; i++)
+		zattrs_add(late_attr(in->v[i].n) ? later : now, in->v[i].n, in->v[i].v);
+}
+
+/* The target refuses a zimbraId given in CreateAccount: carbonio-mailbox 4.0.7-4.12.0
+ * (commit 60dcbc7fe4, undone by 2f5e8c5906 in 4.14.0) store/src/main/java/com/zimbra/cs/
+ * service/admin/CreateAccount.java:58-62 (INVALID_REQUEST) and LdapProvisioning
+ * createAccount (FAILURE, the same text). */
+static bool id_refused(const char *err)
+{
+	return err && strstr(err, "passing account zimbraId in attributes is not allowed");
+}
+
+/*
+ * AddAccountAlias for each; account.NO_SUCH_DOMAIN (the alias's domain is not on the
+ * target: LdapProvisioning addAlias) -> ZMB_ENOTFOUND with *err naming alias, domain
+ * and server.
+ */
+static enum zmb_rc add_aliases(struct prov *p, const char *name, const char *id,
+			       const struct strlist *aliases, char **err)
+{
+	for (size_t i = 0; i < aliases->n; i++) {
+		enum zmb_rc rc = zprov_add_alias(p->th, p->ttc, id, aliases->v[i], err);
+		if (rc == ZMB_ENOTFOUND) {
+			const char *at = strrchr(aliases->v[i], '@');
+			char *e = xasprintf("account '%s': alias %s: its domain %s does not exist on "
+					    "the target %s:%d (account.NO_SUCH_DOMAIN): create it there "
+					    "or set create_domains = true", name, aliases->v[i],
+					    at ? at + 1 : "?", p->job->target.host, p->job->target.port);
+			free(*err);
+			*err = e;
+		}
+		if (rc)
+			return rc;
+		crashpoint("provision: alias added on the target");
+	}
+	return ZMB_OK;
+}
+
+/* create_domains: the domains of the account's aliases too (each once a run). */
+static enum zmb_rc alias_domains(struct prov *p, const struct zattrs *sattrs)
+{
+	struct strlist al = STRLIST_INIT;
+	enum zmb_rc rc = ZMB_OK;
+	if (!p->k.create_domains)
+		return ZMB_OK;
+	zattrs_values(sattrs, "zimbraMailAlias", &al);
+	for (size_t i = 0; i < al.n && rc == ZMB_OK; i++) {
+		const char *at = strrchr(al.v[i], '@');
+		if (!at || !at[1] || strlist_has_ci(&p->domains_seen, at + 1))
+			continue;
+		char *d = xstrlower(at + 1);
+		strlist_add(&p->domains_seen, d);
+		if (p->st) {
+			char *probe = xasprintf("x@%s", d);
+			char *t = job_map_account(p->job, probe);
+			if (state_prov_plan(p->st, p->ctx->sc->name, "domain", d, strchr(t, '@') + 1))
+				rc = ZMB_ESTATE;
+			free(t);
+			free(probe);
+		}
+		if (rc == ZMB_OK)
+			rc = prov_domain(p, d);
+		free(d);
+	}
+	strlist_release(&al);
+	return rc;
+}
+
 /* One account, start to end.  Returns the fatal errors only (server refused
  * us, state DB); an object's own failure is recorded and ZMB_OK returned. */
 static enum zmb_rc prov_account(struct prov *p, const char *name)
@@ -497,7 +672,8 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	enum zmb_rc rc, fatal = ZMB_OK;
 	struct prov_row row;
 	struct zattrs sattrs = ZATTRS_INIT, tattrs = ZATTRS_INIT, want = ZATTRS_INIT;
-	struct zattrs mods = ZATTRS_INIT, create = ZATTRS_INIT;
+	struct zattrs mods = ZATTRS_INIT, create = ZATTRS_INIT, late = ZATTRS_INIT;
+	struct zattrs early = ZATTRS_INIT;
 	struct strlist aliases = STRLIST_INIT, add = STRLIST_INIT;
 	struct prov_kids kids = { NULL, NULL, 0 };
 	struct buf diff = BUF_INIT;
@@ -558,17 +734,57 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			outcome = "created";
 			goto out;
 		}
+		/* the same zimbraId on the target under another name: Zimbra does not keep ids
+		 * unique (zm-mailbox ldap/SpecialAttrs.java:62-72, "GIGO"), a create would make a
+		 * second account with it */
+		if (p->k.keep_id != KZ_NEVER) {
+			char *other = NULL;
+			rc = zprov_get_account_by_id(p->th, p->ttc, sid, &other, &err);
+			if (rc == ZMB_OK) {
+				err = xasprintf("account '%s': zimbraId %s is already the target's account "
+						"%s: creating %s with it would give two accounts one id "
+						"(Zimbra does not check); rename or remove %s on the target, "
+						"or keep_zimbra_id = \"never\"", name, sid, other, target,
+						other);
+				free(other);
+				goto failed;
+			}
+			if (rc != ZMB_ENOACCOUNT) {
+				fatal = rc;
+				goto out;
+			}
+			free(err);
+			err = NULL;
+		}
 		if (p->lc && (rc = ldap_hash(p, name, sid, &hash, &err))) {
 			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
 				goto failed;
 			fatal = rc;
 			goto out;
 		}
-		for (size_t i = 0; i < want.n; i++)
-			zattrs_add(&create, want.v[i].n, want.v[i].v);
-		/* the same zimbraId: shares and appointment links keep working */
-		zattrs_add(&create, "zimbraId", sid);
-		if (hash)
+		if (p->lc && !hash) {
+			/* never created without a password when one was asked for */
+			err = xasprintf("account '%s': the source's LDAP (%s) returned no userPassword "
+					"for zimbraId %s: the bind DN may not be allowed to read it, or "
+					"the account authenticates elsewhere (external auth); not created "
+					"(copy_password = false creates accounts without a password)",
+					name, p->job->source.ldap.url, sid);
+			goto failed;
+		}
+		if ((rc = alias_domains(p, &sattrs))) {
+			fatal = rc;
+			goto out;
+		}
+		split_late(&want, &create, &late);
+		if (p->k.keep_id != KZ_NEVER)
+			zattrs_add(&create, "zimbraId", sid);   /* shares and appointment links keep working */
+		/* without target.ldap the password hash goes in CreateAccount, and the target's
+		 * CreateAccount.handle logs every attribute given to it, the hash too (zm-mailbox
+		 * service/admin/CreateAccount.java handle: ZimbraLog.security.info(ZimbraLog.
+		 * encodeAttrs(...attrs)); carbonio-mailbox CreateAccount.java:62): the target's
+		 * audit log (mailbox.log / audit.log) then holds it; warned once (provision_run).
+		 * With target.ldap it is set there after the create (target_password). */
+		if (hash && !p->tlc)
 			zattrs_add(&create, "userPassword", hash);
 		msg = xasprintf("creating %s on the target (zimbraId %s)", target, sid);
 		if ((rc = state_prov_creating(p->st, ctx->run_id, row.id, msg))) {
@@ -577,7 +793,53 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		}
 		free(tid);
 		tid = NULL;
-		if ((rc = zprov_create_account(p->th, p->ttc, target, &create, &tid, &err))) {
+		rc = zprov_create_account(p->th, p->ttc, target, &create, &tid, &err);
+		if (rc == ZMB_EPROTO && id_refused(err)) {
+			redact(&err, hash);
+			if (p->k.keep_id == KZ_REQUIRED) {
+				char *e = xasprintf("account '%s': the target %s:%d refuses to keep the "
+						    "source's zimbraId %s (keep_zimbra_id = \"required\"): "
+						    "not created (%s)", name, p->job->target.host,
+						    p->job->target.port, sid, err);
+				free(err);
+				err = e;
+				goto failed;
+			}
+			if (!p->warned_id_refused) {
+				p->warned_id_refused = true;
+				log_warn(NULL, "the target %s:%d refuses a zimbraId in CreateAccount "
+					 "(Carbonio 4.0.7-4.12.0): accounts are created with new ids, so "
+					 "shares and appointment links that point at the old ids will "
+					 "not follow (keep_zimbra_id = \"required\" fails them instead)",
+					 p->job->target.host, p->job->target.port);
+				stage_out(ctx, "WARNING the target %s:%d refuses a zimbraId in CreateAccount: "
+					  "accounts get new ids; shares and appointment links to them will "
+					  "not follow", p->job->target.host, p->job->target.port);
+			}
+			free(err);
+			err = NULL;
+			/* '?' before the create: after a crash the account found is ours */
+			free(msg);
+			msg = xasprintf("creating %s without the source's zimbraId %s (the target "
+					"refuses it)", target, sid);
+			if ((rc = state_prov_target_id(p->st, ctx->run_id, row.id, "?", msg))) {
+				fatal = ZMB_ESTATE;
+				goto out;
+			}
+			zattrs_del(&create, "zimbraId");
+			rc = zprov_create_account(p->th, p->ttc, target, &create, &tid, &err);
+			if (rc == ZMB_OK) {
+				free(msg);
+				msg = xasprintf("%s has the target's new zimbraId %s (the source's: %s)",
+						target, tid ? tid : "?", sid);
+				if (state_prov_target_id(p->st, ctx->run_id, row.id, tid ? tid : "?",
+							 msg)) {
+					fatal = ZMB_ESTATE;
+					goto out;
+				}
+			}
+		}
+		if (rc) {
 			redact(&err, hash);
 			if (rc == ZMB_ECONFLICT || rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
 				goto failed;
@@ -587,14 +849,17 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		/* a change on the target is durable too: the crash enumeration stops here
 		 * (created, not yet recorded) as well as after each commit */
 		crashpoint("provision: account created on the target");
-		for (size_t i = 0; i < aliases.n; i++) {
-			if ((rc = zprov_add_alias(p->th, p->ttc, tid ? tid : sid, aliases.v[i], &err))) {
-				if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
-					goto failed;
-				fatal = rc;
-				goto out;
-			}
-			crashpoint("provision: alias added on the target");
+		if (hash && p->tlc && (rc = target_password(p, name, tid ? tid : sid, hash, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
+		if ((rc = add_aliases(p, name, tid ? tid : sid, &aliases, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
+				goto failed;
+			fatal = rc;
+			goto out;
 		}
 		if ((rc = plan_kids(p, name, target, &sattrs, &kids, &err)) ||
 		    (rc = prov_kids_apply(p->th, p->ttc, target, &kids, &err))) {
@@ -603,19 +868,38 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			fatal = rc;
 			goto out;
 		}
+		/* the first signature of an account that has none becomes its default
+		 * (LdapProvisioning createSignature numSigs == 0, LdapSignatureBase.java:110-112):
+		 * not so on the source, so unset again, and a rerun finds them alike */
+		bool new_sig = false;
+		for (size_t i = 0; i < kids.n; i++)
+			new_sig = new_sig || !strcmp(kids.kinds[i], "signature");
+		if (new_sig && !zattrs_get(&want, "zimbraSignatureId") &&
+		    !zattrs_get(&want, "zimbraPrefDefaultSignatureId"))
+			zattrs_add(&late, "zimbraPrefDefaultSignatureId", "");
+		/* after the aliases and the signatures: what their callbacks check */
+		if (late.n && (rc = zprov_modify_account(p->th, p->ttc, tid ? tid : sid, &late, &err))) {
+			if (rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
 		free(msg);
 		msg = xasprintf("created %s (zimbraId %s, %zu attribute value(s), %zu alias(es), %zu "
-				"signature(s)/identit(ies), %s)", target, sid, want.n, aliases.n, kids.n,
-				hash ? "password hash copied" : p->lc ? "no password hash at the source"
-								      : "password not copied");
+				"signature(s)/identit(ies), %s)", target, tid ? tid : sid, want.n,
+				aliases.n, kids.n,
+				hash ? "password hash copied" : "password not copied");
 		outcome = "created";
-		if (p->lc && !hash)
-			log_warn(name, "no userPassword in the source's LDAP: created without a password");
 		goto done;
 	}
 
 	/* ---- the account exists on the target ---- */
-	bool ours = row.ours && streq_ci(tid, sid);
+	/* ours: created by this job, with the source's id or the one the target gave it
+	 * (target_id; "?" while that create was in flight) */
+	bool ours = row.ours &&
+		    (streq_ci(tid, sid) ||
+		     (row.target_id && (streq(row.target_id, "?") ? resumed_create
+								   : streq_ci(tid, row.target_id))));
 	if (!ours && p->k.existing == EX_SKIP) {
 		if (ctx->dry_run)
 			stage_out(ctx, "skip    %s -> %s (exists on the target; existing = \"skip\")",
@@ -628,12 +912,35 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		outcome = "skipped";
 		goto done;
 	}
+	/* cut over (cutover stage, routed or later): users work on the target now, and the
+	 * source's attributes would undo what they changed there; left as it is */
+	bool cut = false;
+	if (p->st && state_cutover_routed(p->st, name, &cut) != ZMB_OK) {
+		err = xasprintf("state DB: %s", state_errmsg(p->st));
+		goto failed;
+	}
+	if (cut) {
+		if (ctx->dry_run)
+			stage_out(ctx, "skip    %s -> %s (cut over: the target is in use)", name, target);
+		if (already_done) {
+			p->n_skipped++;
+			goto out;
+		}
+		msg = xasprintf("%s is cut over: the target is in use, left as it is", target);
+		outcome = "skipped";
+		goto done;
+	}
 	if (!ours && p->k.existing == EX_FAIL) {
 		err = xasprintf("account '%s': %s already exists on the target (existing = \"fail\")",
 				name, target);
 		goto failed;
 	}
-	prov_diff(&want, &tattrs, &mods, &diff);
+	if (!ctx->dry_run && (rc = alias_domains(p, &sattrs))) {
+		fatal = rc;
+		goto out;
+	}
+	prov_diff(&want, &tattrs, &early, &diff);
+	split_late(&early, &mods, &late);
 	missing_aliases(&aliases, &tattrs, &add);
 	for (size_t i = 0; i < add.n; i++)
 		buf_addf(&diff, "%salias +%s", diff.len ? "; " : "", add.v[i]);
@@ -644,10 +951,41 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		goto out;
 	}
 	prov_kids_describe(&kids, &diff);
-	if (!streq_ci(tid, sid))
+	/* ours, without a default signature at the source: a default on the target is the
+	 * one its first CreateSignature set (LdapSignatureBase.java:110-112), or will be
+	 * (a signature still to create): unset after, as the create above does (it was
+	 * interrupted) */
+	bool kid_sig = false;
+	for (size_t i = 0; i < kids.n; i++)
+		kid_sig = kid_sig || !strcmp(kids.kinds[i], "signature");
+	if (ours && !zattrs_get(&want, "zimbraSignatureId") &&
+	    !zattrs_get(&want, "zimbraPrefDefaultSignatureId") &&
+	    (zattrs_get(&tattrs, "zimbraPrefDefaultSignatureId") || kid_sig)) {
+		zattrs_add(&late, "zimbraPrefDefaultSignatureId", "");
+		if (zattrs_get(&tattrs, "zimbraPrefDefaultSignatureId"))
+			buf_addf(&diff, "%szimbraPrefDefaultSignatureId: '%s' -> (none)",
+				 diff.len ? "; " : "", zattrs_get(&tattrs, "zimbraPrefDefaultSignatureId"));
+	}
+	/* ours, not finished (a crash or a failure after the create): the hash set over the
+	 * target's LDAP again (idempotent), it may not have been */
+	if (ours && p->tlc && !already_done && !ctx->dry_run) {
+		if ((rc = ldap_hash(p, name, sid, &hash, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
+		if (hash && (rc = target_password(p, name, tid, hash, &err))) {
+			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
+				goto failed;
+			fatal = rc;
+			goto out;
+		}
+	}
+	if (!streq_ci(tid, sid) && !ours)
 		log_warn(name, "the target account %s has zimbraId %s, the source %s: shares and "
 			 "appointment links to it will not follow", target, tid, sid);
-	if (!mods.n && !add.n && !kids.n) {
+	if (!mods.n && !late.n && !add.n && !kids.n) {
 		if (ctx->dry_run)
 			stage_out(ctx, "same    %s -> %s", name, target);
 		outcome = resumed_create ? "created" : "unchanged";
@@ -680,17 +1018,21 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	}
 	if (mods.n)
 		crashpoint("provision: account modified on the target");
-	for (size_t i = 0; i < add.n; i++) {
-		if ((rc = zprov_add_alias(p->th, p->ttc, tid, add.v[i], &err))) {
-			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
-				goto failed;
-			fatal = rc;
-			goto out;
-		}
-		crashpoint("provision: alias added on the target");
+	if ((rc = add_aliases(p, name, tid, &add, &err))) {
+		if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
+			goto failed;
+		fatal = rc;
+		goto out;
 	}
 	if ((rc = prov_kids_apply(p->th, p->ttc, target, &kids, &err))) {
 		if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)
+			goto failed;
+		fatal = rc;
+		goto out;
+	}
+	/* after the aliases and the signatures: what their callbacks check */
+	if (late.n && (rc = zprov_modify_account(p->th, p->ttc, tid, &late, &err))) {
+		if (rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
 			goto failed;
 		fatal = rc;
 		goto out;
@@ -735,6 +1077,8 @@ out:
 	zattrs_release(&want);
 	zattrs_release(&mods);
 	zattrs_release(&create);
+	zattrs_release(&late);
+	zattrs_release(&early);
 	strlist_release(&aliases);
 	strlist_release(&add);
 	prov_kids_release(&kids);
@@ -881,22 +1225,22 @@ static void account_domains(const struct strlist *names, struct strlist *out)
 	}
 }
 
-static enum zmb_rc open_ldap(struct prov *p, char **err)
+static enum zmb_rc open_ldap(const struct server_ldap *l, const char *role, struct ldc **lc,
+			     char **err)
 {
-	const struct server_ldap *l = &p->job->source.ldap;
 	char *pw = NULL, *e = NULL;
 	enum zmb_rc rc = secret_read_file(l->password_file, &pw, &e);
 	if (rc) {
-		*err = xasprintf("source.ldap.password_file: %s", e ? e : "unreadable");
+		*err = xasprintf("%s.ldap.password_file: %s", role, e ? e : "unreadable");
 		free(e);
 		return rc;
 	}
 	zlog_add_secret(pw);
 	struct ldc_opts o = { l->starttls, l->ca_file, l->tls_verify, 10.0 };
-	rc = ldc_open(l->url, &o, &p->lc, err);
-	if (rc == ZMB_OK && (rc = ldc_bind(p->lc, l->bind_dn, pw, err))) {
-		ldc_close(p->lc);
-		p->lc = NULL;
+	rc = ldc_open(l->url, &o, lc, err);
+	if (rc == ZMB_OK && (rc = ldc_bind(*lc, l->bind_dn, pw, err))) {
+		ldc_close(*lc);
+		*lc = NULL;
 	}
 	secret_free(pw);
 	return rc;
@@ -935,11 +1279,19 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 	p.ttc = token_cache_new(&p.job->target, p.job->token_refresh_margin, ctx->ctl);
 	p.sh = http_new(&p.job->source, p.job, ctx->ctl);
 	p.th = http_new(&p.job->target, p.job, ctx->ctl);
-	if (p.k.copy_password && (rc = open_ldap(&p, &err))) {
+	if (p.k.copy_password &&
+	    ((rc = open_ldap(&p.job->source.ldap, "source", &p.lc, &err)) ||
+	     (p.job->target.ldap.url && !ctx->dry_run &&
+	      (rc = open_ldap(&p.job->target.ldap, "target", &p.tlc, &err))))) {
 		res.rc = rc;
 		res.exit = exit_for(rc) ? exit_for(rc) : EXIT_PARTIAL;
 		goto out;
 	}
+	if (p.k.copy_password && !p.tlc && !ctx->dry_run)
+		log_warn(NULL, "provision: the password hashes go to the target in CreateAccount, "
+			 "whose handler logs every attribute it is given: the target's audit log "
+			 "(security category) will hold them; set target.ldap to set them over "
+			 "LDAP instead");
 	if ((rc = discover(&p, &names, &err))) {
 		res.rc = rc;
 		res.exit = exit_for(rc);
@@ -970,6 +1322,7 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 	stage_out(ctx, "%zu account(s) to provision on %s:%d%s", names.n, p.job->target.host,
 		  p.job->target.port, ctx->dry_run ? " (dry run: the plan, nothing changed)" : "");
 	for (size_t i = 0; i < domains.n; i++) {
+		strlist_add(&p.domains_seen, domains.v[i]);
 		if ((rc = prov_domain(&p, domains.v[i]))) {
 			if (rc == ZMB_ESTATE)
 				goto dberr;
@@ -1021,8 +1374,10 @@ out:
 	strlist_release(&p.tcos_name);
 	strlist_release(&p.tcos_id);
 	strlist_release(&p.failures);
+	strlist_release(&p.domains_seen);
 	prov_conf_release(&p.k);
 	ldc_close(p.lc);
+	ldc_close(p.tlc);
 	http_free(p.sh);
 	http_free(p.th);
 	token_cache_free(p.stc);

@@ -34,10 +34,11 @@ void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs
 /*
  * What to change on an existing target account to match want: every
  * attribute of want whose set of values differs from have's, except
- * zimbraAccountStatus (given at creation only: the cutover owns it).  An attribute
- * the source does not have is left as the target has it: the server sets
- * some at creation (cn, sn: LdapProvisioning.createAccount 1525-1535), and
- * an account that existed before keeps what its administrator set.
+ * zimbraAccountStatus (given at creation only: the cutover owns it); values
+ * of boolean/enum/email/id attributes compared without case (ci_attrs).  A
+ * copied attribute only the target has is removed ("" value), except what the
+ * server sets itself (cn, sn: LdapProvisioning.createAccount 1525-1535; the
+ * account-entry signature and the default signature id: keep_on_target).
  * *mods gets them; *diff "attr: 'old' -> 'new'" per attribute, "; "
  * between them (values of the allow list only: never a secret).
  */

@@ -159,14 +159,95 @@ void prov_desired(const struct job *job, const struct zattrs *src, struct zattrs
 	}
 }
 
+/*
+ * Copied attributes whose values Zimbra compares without case: those of type boolean,
+ * enum, email, emailp, cs_emailp, id (zm-mailbox AttributeManagerUtil.java:425-453:
+ * caseIgnoreMatch / caseIgnoreIA5Match, and the server parses them so), among the
+ * zimbraPref* and copy_exact attributes of class account or mailRecipient in store/conf/attrs/
+ * zimbra-attrs.xml at HEAD.  The others (string: display names, signatures, sieve
+ * scripts, whose case the user sees or the server acts on) are compared exactly.
+ */
+static const char *const ci_attrs[] = {
+	"zimbraFeatureMailForwardingEnabled", "zimbraHideInGal", "zimbraMailForwardingAddress",
+	"zimbraPrefAcceptedClientTOS", "zimbraPrefAccountTreeOpen",
+	"zimbraPrefAdminConsoleWarnOnExit", "zimbraPrefAdvancedClientEnforceMinDisplay",
+	"zimbraPrefAllowAddressForDelegatedSender", "zimbraPrefAppleIcalDelegationEnabled",
+	"zimbraPrefAutoAddAddressEnabled", "zimbraPrefAutocompleteAddressBubblesEnabled",
+	"zimbraPrefAutoCompleteQuickCompletionOnComma", "zimbraPrefBriefcaseReadingPaneLocation",
+	"zimbraPrefCalendarAcceptSignatureId", "zimbraPrefCalendarAllowCancelEmailToSelf",
+	"zimbraPrefCalendarAllowedTargetsForInviteDeniedAutoReply",
+	"zimbraPrefCalendarAllowForwardedInvite", "zimbraPrefCalendarAllowPublishMethodInvite",
+	"zimbraPrefCalendarAlwaysShowMiniCal", "zimbraPrefCalendarApptAllowAtendeeEdit",
+	"zimbraPrefCalendarApptVisibility", "zimbraPrefCalendarAutoAcceptSignatureId",
+	"zimbraPrefCalendarAutoAddInvites", "zimbraPrefCalendarAutoDeclineSignatureId",
+	"zimbraPrefCalendarAutoDenySignatureId", "zimbraPrefCalendarDeclineSignatureId",
+	"zimbraPrefCalendarInitialView", "zimbraPrefCalendarNotifyDelegatedChanges",
+	"zimbraPrefCalendarReminderEmail", "zimbraPrefCalendarReminderFlashTitle",
+	"zimbraPrefCalendarReminderMobile", "zimbraPrefCalendarReminderSendEmail",
+	"zimbraPrefCalendarReminderSoundsEnabled", "zimbraPrefCalendarReminderYMessenger",
+	"zimbraPrefCalendarSendInviteDeniedAutoReply", "zimbraPrefCalendarShowDeclinedMeetings",
+	"zimbraPrefCalendarShowPastDueReminders", "zimbraPrefCalendarTentativeSignatureId",
+	"zimbraPrefCalendarToasterEnabled", "zimbraPrefCalendarUseQuickAdd",
+	"zimbraPrefCalenderScaling", "zimbraPrefChatEnabled", "zimbraPrefChatPlaySound",
+	"zimbraPrefChildVisibleAccount", "zimbraPrefClientType", "zimbraPrefColorMessagesEnabled",
+	"zimbraPrefComposeDirection", "zimbraPrefComposeFormat", "zimbraPrefComposeInNewWindow",
+	"zimbraPrefContactsDisableAutocompleteOnContactGroupMembers",
+	"zimbraPrefContactsExpandAppleContactGroups", "zimbraPrefContactsInitialView",
+	"zimbraPrefConversationOrder", "zimbraPrefConvReadingPaneLocation",
+	"zimbraPrefConvShowCalendar", "zimbraPrefDedupeMessagesSentToSelf",
+	"zimbraPrefDelegatedSendSaveTarget", "zimbraPrefDeleteInviteOnReply",
+	"zimbraPrefDisplayExternalImages", "zimbraPrefDisplayTimeInMailList",
+	"zimbraPrefExternalSendersType", "zimbraPrefFileSharingApplication",
+	"zimbraPrefFolderColorEnabled", "zimbraPrefFolderTreeOpen",
+	"zimbraPrefForwardIncludeOriginalText", "zimbraPrefForwardReplyFormat",
+	"zimbraPrefForwardReplyInOriginalFormat", "zimbraPrefForwardReplySignatureId",
+	"zimbraPrefFromAddressType", "zimbraPrefGalAutoCompleteEnabled",
+	"zimbraPrefGalSearchEnabled", "zimbraPrefGetMailAction", "zimbraPrefGroupMailBy",
+	"zimbraPrefImapEnabled", "zimbraPrefImapSearchFoldersEnabled", "zimbraPrefIMAutoLogin",
+	"zimbraPrefIMFlashIcon", "zimbraPrefIMFlashTitle", "zimbraPrefIMHideBlockedBuddies",
+	"zimbraPrefIMHideOfflineBuddies", "zimbraPrefIMIdleStatus", "zimbraPrefIMInstantNotify",
+	"zimbraPrefIMLogChats", "zimbraPrefIMLogChatsEnabled", "zimbraPrefIMNotifyPresence",
+	"zimbraPrefIMNotifyStatus", "zimbraPrefIMReportIdle", "zimbraPrefIMSoundsEnabled",
+	"zimbraPrefIMToasterEnabled", "zimbraPrefIncludeSharedItemsInSearch",
+	"zimbraPrefIncludeSpamInSearch", "zimbraPrefIncludeTrashInSearch",
+	"zimbraPrefMailFlashIcon", "zimbraPrefMailFlashTitle", "zimbraPrefMailForwardingAddress",
+	"zimbraPrefMailLocalDeliveryDisabled", "zimbraPrefMailRequestReadReceipts",
+	"zimbraPrefMailSelectAfterDelete", "zimbraPrefMailSendReadReceipts",
+	"zimbraPrefMailSignatureEnabled", "zimbraPrefMailSignatureStyle",
+	"zimbraPrefMailSoundsEnabled", "zimbraPrefMailToasterEnabled",
+	"zimbraPrefMandatorySpellCheckEnabled", "zimbraPrefMessageIdDedupingEnabled",
+	"zimbraPrefMessageViewHtmlPreferred", "zimbraPrefNewMailNotificationAddress",
+	"zimbraPrefNewMailNotificationEnabled", "zimbraPrefOpenMailInNewWindow",
+	"zimbraPrefOutOfOfficeDirectAddress", "zimbraPrefOutOfOfficeExternalReplyEnabled",
+	"zimbraPrefOutOfOfficeFreeBusyStatus", "zimbraPrefOutOfOfficeReplyEnabled",
+	"zimbraPrefOutOfOfficeStatusAlertOnLogin", "zimbraPrefOutOfOfficeSuppressExternalReply",
+	"zimbraPrefPasswordRecoveryAddress", "zimbraPrefPasswordRecoveryAddressStatus",
+	"zimbraPrefPop3DeleteOption", "zimbraPrefPop3Enabled", "zimbraPrefPop3IncludeSpam",
+	"zimbraPrefPowerPasteEnabled", "zimbraPrefReadingPaneEnabled",
+	"zimbraPrefReadingPaneLocation", "zimbraPrefReplyIncludeOriginalText",
+	"zimbraPrefReplyToEnabled", "zimbraPrefSaveToSent", "zimbraPrefSearchTreeOpen",
+	"zimbraPrefSharedAddrBookAutoCompleteEnabled", "zimbraPrefShortEmailAddress",
+	"zimbraPrefShowAllNewMailNotifications", "zimbraPrefShowCalendarWeek",
+	"zimbraPrefShowChatsFolderInMail", "zimbraPrefShowComposeDirection",
+	"zimbraPrefShowFragments", "zimbraPrefShowSearchString",
+	"zimbraPrefShowSelectionCheckbox", "zimbraPrefSlackCalendarReminderEnabled",
+	"zimbraPrefSpellIgnoreAllCaps", "zimbraPrefStandardClientAccessibilityMode",
+	"zimbraPrefTabInEditorEnabled", "zimbraPrefTagTreeOpen", "zimbraPrefTasksFilterBy",
+	"zimbraPrefTasksReadingPaneLocation", "zimbraPrefUseDefaultIdentitySettings",
+	"zimbraPrefUseKeyboardShortcuts", "zimbraPrefUseRfc2231", "zimbraPrefUseSendMsgShortcut",
+	"zimbraPrefUseTimeZoneListInCalendar", "zimbraPrefWarnOnExit",
+	"zimbraPrefWhenInFoldersEnabled", "zimbraPrefWhenSentToEnabled",
+	"zimbraPrefZimletTreeOpen", "zimbraPrefZmgPushNotificationEnabled", "zimbraSignatureId", NULL
+};
+
 static bool same_values(const struct zattrs *a, const struct zattrs *b, const char *n)
 {
 	struct strlist x = STRLIST_INIT, y = STRLIST_INIT;
 	zattrs_values(a, n, &x);
 	zattrs_values(b, n, &y);
-	bool same = x.n == y.n;
+	bool same = x.n == y.n, ci = in(ci_attrs, n);
 	for (size_t i = 0; same && i < x.n; i++)
-		same = strlist_has(&y, x.v[i]);
+		same = ci ? strlist_has_ci(&y, x.v[i]) : strlist_has(&y, x.v[i]);
 	strlist_release(&x);
 	strlist_release(&y);
 	return same;
@@ -178,6 +259,24 @@ static bool same_values(const struct zattrs *a, const struct zattrs *b, const ch
  * in maintenance, target active); an update copying the source's would undo it.
  */
 static const char *const create_only[] = { "zimbraAccountStatus", NULL };
+
+/*
+ * A copied attribute the target has and the source not is removed by an update,
+ * except what the server sets itself: cn, sn (LdapProvisioning.createAccount
+ * 1525-1535; inetOrgPerson needs them), the signature kept on the account entry
+ * and the default signature id a first CreateSignature sets (createSignature
+ * 8130-8172, LdapSignatureBase.java:110-112), the create-only status.
+ */
+static const char *const keep_on_target[] = {
+	"cn", "sn", "zimbraSignatureId", "zimbraSignatureName", "zimbraPrefMailSignature",
+	"zimbraPrefMailSignatureHTML", "zimbraPrefDefaultSignatureId", "zimbraAccountStatus",
+	NULL
+};
+
+static bool removable(const char *n)
+{
+	return prov_attr_class(n) == PA_COPY && !in(keep_on_target, n);
+}
 
 static bool seen_before(const struct zattrs *a, size_t i)
 {
@@ -217,5 +316,16 @@ void prov_diff(const struct zattrs *want, const struct zattrs *have, struct zatt
 		show_values(diff, have, n);
 		buf_adds(diff, " -> ");
 		show_values(diff, want, n);
+	}
+	/* copied attributes only the target has: removed ("" deletes, ModifyAccount) */
+	for (size_t i = 0; i < have->n; i++) {
+		const char *n = have->v[i].n;
+		if (seen_before(have, i) || zattrs_get(want, n) || !removable(n) ||
+		    !strcmp(have->v[i].v, "VALUE-BLOCKED"))
+			continue;
+		zattrs_add(mods, n, "");
+		buf_addf(diff, "%s%s: ", diff->len ? "; " : "", n);
+		show_values(diff, have, n);
+		buf_adds(diff, " -> (none)");
 	}
 }

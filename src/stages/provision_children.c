@@ -31,9 +31,47 @@ static bool has_child(const struct zchild *v, size_t n, const struct zchild *c)
 	return false;
 }
 
+/*
+ * The attributes CreateIdentity takes: those of the identity class
+ * (LdapProvisioning validateIdentityAttrs 7822-7829: anything else is
+ * INVALID_REQUEST "unable to modify attr") minus the immutable ones, which
+ * createIdentity's preModify refuses (7867-7869 checkImmutable;
+ * AttributeInfo.java:303-305; zimbraCreateTimestamp immutable,
+ * zimbra-attrs.xml:4186).  GetIdentities answers every attribute of the entry
+ * (ToXML.encodeIdentity 235-241: objectClass, zimbraCreateTimestamp too);
+ * objectClass is dropped by createIdentity itself (7850) but not sent either.
+ * The list: the attributes with "identity" in optionalIn/requiredIn of
+ * store/conf/attrs/zimbra-attrs.xml at zm-mailbox HEAD, the immutable one left out.
+ */
+static bool identity_attr(const char *n)
+{
+	static const char *const ok[] = {
+		"zimbraPrefMailSignature", "zimbraPrefMailSignatureEnabled", "zimbraPrefSaveToSent",
+		"zimbraPrefReplyToAddress", "zimbraPrefSentMailFolder",
+		"zimbraPrefForwardReplyPrefixChar", "zimbraPrefReplyIncludeOriginalText",
+		"zimbraPrefForwardIncludeOriginalText", "zimbraPrefMailSignatureStyle",
+		"zimbraPrefFromDisplay", "zimbraPrefFromAddress", "zimbraPrefReplyToDisplay",
+		"zimbraPrefReplyToEnabled", "zimbraPrefWhenSentToEnabled",
+		"zimbraPrefWhenSentToAddresses", "zimbraPrefWhenInFoldersEnabled",
+		"zimbraPrefWhenInFolderIds", "zimbraPrefUseDefaultIdentitySettings",
+		"zimbraPrefBccAddress", "zimbraPrefIdentityName", "zimbraPrefForwardReplyFormat",
+		"zimbraPrefIdentityId", "zimbraPrefDefaultSignatureId",
+		"zimbraPrefReadReceiptsToAddress", "zimbraPrefForwardReplySignatureId",
+		"zimbraPrefCalendarAutoAcceptSignatureId", "zimbraPrefCalendarAutoDeclineSignatureId",
+		"zimbraPrefCalendarAutoDenySignatureId", "zimbraPrefCalendarAcceptSignatureId",
+		"zimbraPrefCalendarTentativeSignatureId", "zimbraPrefCalendarDeclineSignatureId",
+		"zimbraPrefFromAddressType", NULL
+	};
+	for (size_t i = 0; ok[i]; i++)
+		if (!strcasecmp(ok[i], n))
+			return true;
+	return false;
+}
+
 static void copy_child(struct prov_kids *out, const char *kind, const struct job *job,
 		       const struct zchild *c)
 {
+	bool identity = !strcmp(kind, "identity");
 	out->v = xrealloc(out->v, (out->n + 1) * sizeof *out->v);
 	out->kinds = xrealloc(out->kinds, (out->n + 1) * sizeof *out->kinds);
 	struct zchild *d = &out->v[out->n];
@@ -41,6 +79,8 @@ static void copy_child(struct prov_kids *out, const char *kind, const struct job
 	d->id = xstrdup(c->id);
 	d->name = xstrdup(c->name);
 	for (size_t i = 0; i < c->a.n; i++) {
+		if (identity && !identity_attr(c->a.v[i].n))
+			continue;
 		char *v = prov_map_value(job, c->a.v[i].n, c->a.v[i].v);
 		zattrs_add(&d->a, c->a.v[i].n, v);
 		free(v);

@@ -295,6 +295,25 @@ enum zmb_rc state_cutover_others_queued(struct state *st, long long *n)
 	return query_ll(st, QUEUED_OTHERS, n);
 }
 
+enum zmb_rc state_cutover_routed(struct state *st, const char *account, bool *yes)
+{
+	enum zmb_rc rc;
+	*yes = false;
+	sqlite3_stmt *s = st_prepare(st, "SELECT count(*) FROM cutover c JOIN accounts a ON a.id = c.account_id"
+				     " WHERE a.account = ?1 COLLATE NOCASE AND c.step IN ('routed', 'synced',"
+				     " 'final', 'done')", &rc);
+	if (!s)
+		return rc;
+	sqlite3_bind_text(s, 1, account, -1, SQLITE_TRANSIENT);
+	int src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		*yes = sqlite3_column_int64(s, 0) > 0;
+	else if (src != SQLITE_DONE)
+		rc = st_db_fail(st, src, "cutover of an account");
+	sqlite3_finalize(s);
+	return rc;
+}
+
 enum zmb_rc state_cutover_end(struct state *st, int64_t run_id, const char *stage,
 			      int64_t account_id, enum cut_step to, const char *error)
 {

@@ -82,6 +82,12 @@ enum zmb_rc state_cutover_step(struct state *st, int64_t run_id, const char *sta
  */
 enum zmb_rc state_cutover_others_queued(struct state *st, long long *n);
 /*
+ * Is the source account `account` cut over (its row at 'routed' or later, not
+ * rolled back)?  *yes false too on a DB without the cutover table.  The
+ * provision stage then leaves its target alone: users work there.
+ */
+enum zmb_rc state_cutover_routed(struct state *st, const char *account, bool *yes);
+/*
  * The row -> terminal `to` (CUT_FAILED or CUT_SKIPPED) from any step, with
  * `error` as its last error and an event (level error / warn).
  */

@@ -18,6 +18,7 @@ void state_prov_release(struct prov_row *r)
 	free(r->state);
 	free(r->outcome);
 	free(r->last_error);
+	free(r->target_id);
 	memset(r, 0, sizeof *r);
 }
 
@@ -49,7 +50,7 @@ enum zmb_rc state_prov_get(struct state *st, const char *stage, const char *kind
 	enum zmb_rc rc = ZMB_OK;
 	memset(out, 0, sizeof *out);
 	sqlite3_stmt *s = st_prepare(st,
-		"SELECT id, kind, name, target, state, outcome, ours, attempts, last_error "
+		"SELECT id, kind, name, target, state, outcome, ours, attempts, last_error, target_id "
 		"FROM provision_objects WHERE stage = ?1 AND kind = ?2 AND name = ?3", &rc);
 	if (!s)
 		return rc;
@@ -67,6 +68,7 @@ enum zmb_rc state_prov_get(struct state *st, const char *stage, const char *kind
 		out->ours = sqlite3_column_int(s, 6) != 0;
 		out->attempts = sqlite3_column_int(s, 7);
 		out->last_error = st_col_text(s, 8);
+		out->target_id = st_col_text(s, 9);
 	} else if (src == SQLITE_DONE) {
 		st_set_err(st, xasprintf("no provision object %s '%s'", kind, name));
 		rc = ZMB_ENOTFOUND;
@@ -127,6 +129,14 @@ enum zmb_rc state_prov_creating(struct state *st, int64_t run_id, int64_t id, co
 		       "UPDATE provision_objects SET state = 'creating', ours = 1, updated_at = ?2, "
 		       "last_error = coalesce(?3, last_error) WHERE id = ?1",
 		       NULL, "info", event, "provision object creating");
+}
+
+enum zmb_rc state_prov_target_id(struct state *st, int64_t run_id, int64_t id,
+				 const char *target_id, const char *event)
+{
+	return set_row(st, run_id, id,
+		       "UPDATE provision_objects SET target_id = ?3, updated_at = ?2 WHERE id = ?1",
+		       target_id, "warning", event, "provision object target id");
 }
 
 enum zmb_rc state_prov_done(struct state *st, int64_t run_id, int64_t id, const char *outcome,

@@ -30,6 +30,7 @@ struct prov_row {
 	bool ours;         /* created by this job */
 	int attempts;
 	char *last_error;
+	char *target_id;   /* the target's zimbraId when not the source's ("?": not known yet) */
 };
 void state_prov_release(struct prov_row *r);   /* NULL-safe; frees the strings */
 
@@ -44,6 +45,9 @@ enum zmb_rc state_prov_get(struct state *st, const char *stage, const char *kind
 			   const char *name, struct prov_row *out);
 /* A create is about to be sent: state 'creating', ours = 1, with event. */
 enum zmb_rc state_prov_creating(struct state *st, int64_t run_id, int64_t id, const char *event);
+/* The target's own zimbraId for the object (schema 010), with a warning event. */
+enum zmb_rc state_prov_target_id(struct state *st, int64_t run_id, int64_t id,
+				 const char *target_id, const char *event);
 /* Done with outcome ("created", ...), last_error cleared, with event (may be NULL). */
 enum zmb_rc state_prov_done(struct state *st, int64_t run_id, int64_t id, const char *outcome,
 			    const char *event);

@@ -30,6 +30,21 @@ void zattrs_release(struct zattrs *a)
 	a->n = a->alloc = 0;
 }
 
+void zattrs_del(struct zattrs *a, const char *n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < a->n; i++) {
+		if (!strcasecmp(a->v[i].n, n)) {
+			explicit_bzero(a->v[i].v, strlen(a->v[i].v));
+			free(a->v[i].n);
+			free(a->v[i].v);
+			continue;
+		}
+		a->v[k++] = a->v[i];
+	}
+	a->n = k;
+}
+
 const char *zattrs_get(const struct zattrs *a, const char *n)
 {
 	for (size_t i = 0; i < a->n; i++)
@@ -111,12 +126,13 @@ static const char *answer_id(json_t *obj)
 	return id && *id ? id : NULL;
 }
 
-enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char *name,
-			      char **id, char **canon, struct zattrs *attrs, char **err)
+static enum zmb_rc get_account(struct http *h, struct token_cache *tc, const char *by,
+			       const char *name, char **id, char **canon, struct zattrs *attrs,
+			       char **err)
 {
 	json_t *resp = NULL;
 	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
-				"applyCos", 0, "account", "by", "name", "_content", name);
+				"applyCos", 0, "account", "by", by, "_content", name);
 	enum zmb_rc rc = soap_request(h, tc, "GetAccountRequest", req, &resp, err);
 	if (rc)
 		goto out;
@@ -130,10 +146,26 @@ enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char
 	*id = xstrdup(v);
 	if (canon)
 		*canon = xstrdup(jtext(json_object_get(acct, "name")));
-	read_attrs(acct, attrs);
+	if (attrs)
+		read_attrs(acct, attrs);
 out:
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char *name,
+			      char **id, char **canon, struct zattrs *attrs, char **err)
+{
+	return get_account(h, tc, "name", name, id, canon, attrs, err);
+}
+
+enum zmb_rc zprov_get_account_by_id(struct http *h, struct token_cache *tc, const char *id,
+				    char **name, char **err)
+{
+	char *got = NULL;
+	enum zmb_rc rc = get_account(h, tc, "id", id, &got, name, NULL, err);
+	free(got);
+	return rc;
 }
 
 enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const char *name,
@@ -159,6 +191,18 @@ enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const c
 	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
 				"a", attrs_json(attrs));
 	enum zmb_rc rc = soap_request(h, tc, "ModifyAccountRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_flush_account(struct http *h, struct token_cache *tc, const char *id,
+				char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s, s:i, s:[{s:s, s:s}]}}", "_jsns", "urn:zimbraAdmin",
+				"cache", "type", "account", "allServers", 1, "entry", "by", "id",
+				"_content", id);
+	enum zmb_rc rc = soap_request(h, tc, "FlushCacheRequest", req, &resp, err);
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
 }

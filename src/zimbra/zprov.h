@@ -43,6 +43,8 @@ struct zattrs {
 void zattrs_add(struct zattrs *a, const char *n, const char *v);   /* copies both */
 /* Frees everything; values are wiped first (a set may hold a password hash). */
 void zattrs_release(struct zattrs *a);
+/* Every value of n (case-insensitive) removed. */
+void zattrs_del(struct zattrs *a, const char *n);
 /* First value of n (case-insensitive), NULL if absent. */
 const char *zattrs_get(const struct zattrs *a, const char *n);
 /* Every value of n appended to out. */
@@ -53,12 +55,22 @@ void zattrs_values(const struct zattrs *a, const char *n, struct strlist *out);
  * aliases (getAccountByName finds aliases too).  Missing -> ZMB_ENOACCOUNT. */
 enum zmb_rc zprov_get_account(struct http *h, struct token_cache *tc, const char *name,
 			      char **id, char **canon, struct zattrs *attrs, char **err);
+/* GetAccountRequest by=id (GetAccount.java: getAccountBy id): *name the account's own
+ * name; missing -> ZMB_ENOACCOUNT.  Zimbra does not keep zimbraId unique
+ * (ldap/SpecialAttrs.java:62-72 "GIGO"): the provision stage asks before it creates. */
+enum zmb_rc zprov_get_account_by_id(struct http *h, struct token_cache *tc, const char *id,
+				    char **name, char **err);
 /* CreateAccountRequest name + attrs (no <password>: a userPassword attr is the hash). */
 enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const char *name,
 				 const struct zattrs *attrs, char **id, char **err);
 /* ModifyAccountRequest id + attrs (a multi-valued attribute: all its values; "" deletes). */
 enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const char *id,
 				 const struct zattrs *attrs, char **err);
+/* FlushCacheRequest type=account, allServers=1, the account by id (service/admin/
+ * FlushCache.java doFlushCache 85-96, CacheSelector): after its entry was changed
+ * over LDAP, past the servers' account caches. */
+enum zmb_rc zprov_flush_account(struct http *h, struct token_cache *tc, const char *id,
+				char **err);
 /* AddAccountAliasRequest. */
 enum zmb_rc zprov_add_alias(struct http *h, struct token_cache *tc, const char *id,
 			    const char *alias, char **err);

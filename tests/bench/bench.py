@@ -339,6 +339,17 @@ def bench_cost(root, pki, quick):
                    "%.3f s" % (r["cpu"] * 1000 / n),
                    "user %.2f + sys %.2f; wall %.1f s; simulators used %.1f CPU s"
                    % (r["user"], r["sys"], r["wall"], simcpu))
+            # round trips per 1,000 accounts, each side: every request the simulator saw
+            # (not its own /zsim/ control calls), and the SOAP ones by name
+            trips = []
+            for side, sim in (("source", env.src), ("target", env.dst)):
+                st = sim.stats_full()
+                total = sum(1 for e in st.get("requests", []) if not e["path"].startswith("/zsim/"))
+                soap = sorted(st.get("soap", {}).items(), key=lambda kv: -kv[1])
+                trips.append("%s %.0f (%s)" % (side, total * 1000 / n, ", ".join(
+                    "%s %.0f" % (k.replace("Request", ""), v * 1000 / n) for k, v in soap if v)))
+            figure("cost", "%s: round trips per 1,000 small accounts" % transfer,
+                   "%s" % " / ".join(t.split(" (")[0] for t in trips), "; ".join(trips))
         finally:
             env.stop()
 

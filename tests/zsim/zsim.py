@@ -989,7 +989,12 @@ class Sim:
                       # zimbraExportMaxDays of the COS (an account's own attr wins); 0 = off
                       "export_max_days": 0,
                       # the admin's zimbraPrefIncludeTrashInSearch / ...SpamInSearch
-                      "include_trash_in_search": False, "include_spam_in_search": False}
+                      "include_trash_in_search": False, "include_spam_in_search": False,
+                      # CreateAccountRequest refuses a zimbraId in its attributes, as
+                      # carbonio-mailbox 4.0.7-4.12.0 do (commit 60dcbc7fe4, undone in 4.14.0 by
+                      # 2f5e8c5906): store/src/main/java/com/zimbra/cs/service/admin/
+                      # CreateAccount.java:58-62 at tag 4.12.0
+                      "refuse_zimbra_id": False}
         # GetVersionInfoRequest: "zimbra" or "carbonio" (config "product")
         self.product = str(cfg.get("product", "zimbra")).lower()
         self.dos_trackers = {}
@@ -1070,13 +1075,21 @@ class Sim:
             raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
         a = Account(self, name, domain, spec)
         self.accounts[name] = a
-        self.by_id[a.id] = a
+        # a second account with the same zimbraId is accepted (Zimbra does not check:
+        # ldap/SpecialAttrs.java:62-72); by id the first one is found (a GUESS: the real
+        # getAccountById searches LDAP and what it does with two entries is not modelled)
+        self.by_id.setdefault(a.id, a)
         return a
 
     def delete_account(self, name):
         a = self.accounts.pop(name.lower(), None)
         if a:
-            self.by_id.pop(a.id, None)
+            if self.by_id.get(a.id) is a:
+                self.by_id.pop(a.id, None)
+                for o in self.accounts.values():   # a duplicate id's other account
+                    if o.id == a.id:
+                        self.by_id[a.id] = o
+                        break
             for al in [k for k, v in self.aliases.items() if v == a.name]:
                 del self.aliases[al]
         return a is not None
@@ -1146,7 +1159,7 @@ class Sim:
         with self.lock:
             for key in ("bandwidth", "import_delay", "gzip_level", "export_close_delimited",
                         "rest_not_admin_port", "export_max_days", "include_trash_in_search",
-                        "include_spam_in_search"):
+                        "include_spam_in_search", "refuse_zimbra_id"):
                 if key in k:
                     self.knobs[key] = k[key]
             if "dos_max_requests_per_sec" in k:
@@ -2252,6 +2265,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
             return {"mbox": [{"mbxid": a.mbxid, "s": a.size()}]}
 
+    def soap_FlushCacheRequest(self, req, ctx, hdrs):
+        """service/admin/FlushCache.java doFlushCache (85-96): <cache type=.. allServers=..>
+        with <entry by=..>; zsim keeps no cache (its accounts are read live), so only the
+        request is counted (stats)."""
+        c = jelem(req, "cache")
+        if not c or not c.get("type"):
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing cache type")
+        return {}
+
     def soap_GetVersionInfoRequest(self, req, ctx, hdrs):
         """real: service/admin/GetVersionInfo.java: <info type version release buildDate host
         majorversion minorversion microversion platform/>.  How Carbonio fills it is not
@@ -2368,6 +2390,73 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out[n] = v
         return out
 
+    # attributes immutable="1" of the account class (store/conf/attrs/zimbra-attrs.xml:
+    # mail 247, uid 331, zimbraId 352, zimbraMemberOf 395, zimbraLastLogonTimestamp 786,
+    # zimbraCreateTimestamp 4186, zimbraTwoFactorAuthSecret 8519, ...ScratchCodes 8523,
+    # zimbraAppSpecificPassword 8582, zimbraTwoFactorAuthTrustedDevices 8829,
+    # zimbraMailboxInitialized 10294); AttributeInfo.checkValue refuses them when the
+    # caller asks for the check (AttributeInfo.java:303-305): CreateAccount
+    # (LdapProvisioning 1360), ModifyAccount (service/admin/ModifyAccount.java:233),
+    # CreateIdentity (LdapProvisioning 7867-7869)
+    IMMUTABLE = {"mail", "uid", "zimbraid", "zimbramemberof", "zimbralastlogontimestamp",
+                 "zimbracreatetimestamp", "zimbratwofactorauthsecret",
+                 "zimbratwofactorauthscratchcodes", "zimbraappspecificpassword",
+                 "zimbratwofactorauthtrusteddevices", "zimbramailboxinitialized"}
+
+    # the identity class (optionalIn/requiredIn "identity" in zimbra-attrs.xml)
+    IDENTITY_ATTRS = {n.lower() for n in (
+        "zimbraPrefMailSignature zimbraPrefMailSignatureEnabled zimbraPrefSaveToSent "
+        "zimbraPrefReplyToAddress zimbraPrefSentMailFolder zimbraPrefForwardReplyPrefixChar "
+        "zimbraPrefReplyIncludeOriginalText zimbraPrefForwardIncludeOriginalText "
+        "zimbraPrefMailSignatureStyle zimbraPrefFromDisplay zimbraPrefFromAddress "
+        "zimbraPrefReplyToDisplay zimbraPrefReplyToEnabled zimbraPrefWhenSentToEnabled "
+        "zimbraPrefWhenSentToAddresses zimbraPrefWhenInFoldersEnabled zimbraPrefWhenInFolderIds "
+        "zimbraPrefUseDefaultIdentitySettings zimbraPrefBccAddress zimbraPrefIdentityName "
+        "zimbraPrefForwardReplyFormat zimbraPrefIdentityId zimbraPrefDefaultSignatureId "
+        "zimbraPrefReadReceiptsToAddress zimbraPrefForwardReplySignatureId "
+        "zimbraPrefCalendarAutoAcceptSignatureId zimbraPrefCalendarAutoDeclineSignatureId "
+        "zimbraPrefCalendarAutoDenySignatureId zimbraPrefCalendarAcceptSignatureId "
+        "zimbraPrefCalendarTentativeSignatureId zimbraPrefCalendarDeclineSignatureId "
+        "zimbraPrefFromAddressType zimbraCreateTimestamp").split()}
+
+    @classmethod
+    def check_immutable(cls, attrs):
+        for n in attrs:
+            if n.lower() in cls.IMMUTABLE:
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: %s is immutable" % n)
+
+    @staticmethod
+    def check_delegated_sender(attrs, allowed):
+        """callback/AllowAddressForDelegatedSender.java:47-70: each value is the entry's
+        address or one of its aliases; at create only the name being created (48-53)."""
+        v = attrs.get("zimbraPrefAllowAddressForDelegatedSender")
+        if v is None:
+            return
+        allowed = {x.lower() for x in allowed}
+        for x in (v if isinstance(v, list) else [v]):
+            if x and x.lower() not in allowed:
+                raise SoapFault("service.INVALID_REQUEST",
+                                "invalid request: value is not one of the addresses of the entry: %s" % x)
+
+    def check_plain_signature(self, a, attrs):
+        """callback/PlainTextSignature.java:44-69 (zimbraPrefCalendarAuto{Accept,Decline,Deny}
+        SignatureId, zimbra-attrs.xml:5693-5701): on an existing account (at create the entry
+        is null and the callback returns, 56) the id must name one of its signatures with
+        text/plain content."""
+        for n in ("zimbraPrefCalendarAutoAcceptSignatureId", "zimbraPrefCalendarAutoDeclineSignatureId",
+                  "zimbraPrefCalendarAutoDenySignatureId"):
+            v = attrs.get(n)
+            if not v:
+                continue
+            own = self.account_signature(a)
+            sig = next((x for x in ([own] if own else []) + a.signatures if x["id"] == v), None)
+            if sig is None:
+                raise SoapFault("service.INVALID_REQUEST",
+                                "invalid request: No such signature %s for account %s" % (v, a.name))
+            if not any(c.get("type") == "text/plain" and c.get("_content") for c in sig["content"]):
+                raise SoapFault("service.INVALID_REQUEST",
+                                "invalid request: Signature %s must have plain text content" % v)
+
     def check_cos(self, attrs):
         """zimbraCOSId must name an existing COS by id: CreateAccount.checkCos (service/admin/
         CreateAccount.java 110-121), ModifyAccount.checkCos likewise -> account.NO_SUCH_COS."""
@@ -2409,7 +2498,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if a is None:
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
             attrs = self.req_attrs(req)
+            self.check_immutable(attrs)      # ModifyAccount.java:233 checkImmutable
             self.check_cos(attrs)
+            self.check_delegated_sender(attrs, [a.name] + [k for k, o in self.sim.aliases.items()
+                                                            if o == a.name])
+            self.check_plain_signature(a, attrs)
             for n, v in attrs.items():
                 if n.lower() in ("zimbraid", "uid", "zimbramailalias", "zimbramaildeliveryaddress"):
                     # immutable / renamed by RenameAccount or aliases only (zimbra-attrs.xml:
@@ -2463,17 +2556,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if bad in attrs:   # sInvalidAccountCreateModifyAttrs (245-249), checked 1379-1383
                     raise SoapFault("service.INVALID_REQUEST",
                                     "invalid request: invalid attribute for CreateAccount: %s" % bad)
+            if "zimbraId" in attrs and sim.knobs.get("refuse_zimbra_id"):
+                # carbonio-mailbox 4.12.0 service/admin/CreateAccount.java:58-62
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: Failed to create "
+                                "account, passing account zimbraId in attributes is not allowed.")
             zid = attrs.pop("zimbraId", None)
             if zid is not None:
                 # SpecialAttrs.handleZimbraId (ldap/SpecialAttrs.java 50-78): a valid UUID, kept;
-                # uniqueness is NOT checked there ("GIGO"): the simulator refuses a duplicate
-                # anyway, it would break its by-id index (a guess at the LDAP unique overlay)
+                # uniqueness is NOT checked ("GIGO", 62-72): a second account with the same
+                # id is made, as on the real server
                 try:
                     uuid.UUID(str(zid))
                 except ValueError:
                     raise SoapFault("service.INVALID_REQUEST", "invalid request: %s is not a valid UUID" % zid)
-                if str(zid) in sim.by_id:
-                    raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
+            # preModify with checkImmutable (LdapProvisioning 1360; zimbraId was taken out
+            # above by handleZimbraId, 1327) and the callbacks with entry == null
+            self.check_immutable(attrs)
+            self.check_delegated_sender(attrs, [name])
             status = attrs.pop("zimbraAccountStatus", "active")   # default active (1464-1467)
             # a given zimbraMailHost / zimbraMailTransport is kept as given; only a missing
             # one is defaulted to this server (addMailHost 1715-1731, 1497-1502).  (The
@@ -2536,6 +2635,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if x["name"].lower() == str(name).lower() or (el.get("id") and x["id"] == el.get("id")):
                     raise SoapFault("account.SIGNATURE_EXISTS", "signature %s already exists" % name)
             sg = {"name": str(name), "id": str(el.get("id") or uuid.uuid4()), "content": content}
+            if not own and not a.signatures:
+                # the account's first signature becomes its default (LdapProvisioning
+                # createSignature: numSigs == 0 -> setAsDefault; LdapSignatureBase.java:110-112).
+                # NOT modelled: the real one puts it on the account entry then (the empty
+                # "slot", createSignature 8165-8172); here it stays a child entry
+                a.attrs["zimbraPrefDefaultSignatureId"] = sg["id"]
             a.signatures.append(sg)
             return {"signature": [{"name": sg["name"], "id": sg["id"]}]}
 
@@ -2548,8 +2653,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             out = [{"name": "DEFAULT", "id": a.attrs.get("zimbraPrefIdentityId", a.id),
                     "a": [{"name": k, "_content": v} for k, v in dflt.items()]}]
             for x in a.identities:
+                # every attribute of the entry (ToXML.encodeIdentity 235-241 getUnicodeAttrs):
+                # the objectClass and the create time createIdentity set (7881, 7887) too
+                ent = dict(x["attrs"])
+                ent.setdefault("objectClass", "zimbraIdentity")
+                ent.setdefault("zimbraCreateTimestamp", x.get("created", "20200101000000Z"))
                 out.append({"name": x["name"], "id": x["id"],
-                            "a": [{"name": k, "_content": v} for k, v in x["attrs"].items()]})
+                            "a": [{"name": k, "_content": v} for k, v in ent.items()]})
             return {"identity": out}
 
     def soap_CreateIdentityRequest(self, req, ctx, hdrs):
@@ -2565,6 +2675,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for x in jlist(el, "a"):
             if x.get("name"):
                 at[x["name"]] = str(x.get("_content", ""))
+        at = {k: v for k, v in at.items() if k.lower() != "objectclass"}   # 7850
+        for k in at:   # validateIdentityAttrs (7822-7829)
+            if k.lower() not in self.IDENTITY_ATTRS:
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: unable to modify attr: %s" % k)
+        self.check_immutable(at)   # preModify checkImmutable (7867-7869): zimbraCreateTimestamp
         with self.sim.lock:
             if str(name).lower() == "default" or any(x["name"].lower() == str(name).lower()
                                                      for x in a.identities):
