@@ -278,11 +278,11 @@ static bool check_side_ldap(const struct server *s, bool read_hash, bool *config
 	if (rc == ZMB_ENOTFOUND && !err)
 		detail = xasprintf("no zimbraAccount entry with a userPassword that %s may read below "
 				   "'%s': wrong base, or the bind DN may not read password hashes "
-				   "(the provision stage would create the accounts without a password)",
+				   "(the provision stage would fail the accounts: no hash to copy)",
 				   dn, base);
 	else if (rc == ZMB_OK && !present)
 		detail = xasprintf("%s may find but not read userPassword of %s (ACL): the provision "
-				   "stage would create the accounts without a password", dn, entry);
+				   "stage would fail the accounts (no hash to copy)", dn, entry);
 	else if (rc == ZMB_OK)
 		detail = xasprintf("present on %s (its value not read)", entry);
 	ok = rc == ZMB_OK && present;
