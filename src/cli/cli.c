@@ -54,9 +54,13 @@ int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job)
 	return 0;
 }
 
-const char *cli_state_path(const struct cli *cli, const struct job *job)
+const char *cli_state_path(struct cli *cli, const struct job *job)
 {
-	return cli->state ? cli->state : job->state_db;
+	if (cli->state || !job->state_db || cli->shard.count == 0)
+		return cli->state ? cli->state : job->state_db;
+	free(cli->state_shard);
+	cli->state_shard = shard_db_path(job->state_db, &cli->shard);
+	return cli->state_shard;
 }
 
 int report_db_load(struct cli *cli, struct report_db *r)
@@ -71,6 +75,7 @@ int report_db_load(struct cli *cli, struct report_db *r)
 		r->job_name = r->job.name;
 	}
 	r->path = r->have_job ? cli_state_path(cli, &r->job) : cli->state;
+	shard_label(&cli->shard, r->shard, sizeof r->shard);
 	if (!r->path || !*r->path) {
 		fprintf(stderr, "zmbatch: no state database configured (state.db in the job, or --state)\n");
 		return EXIT_CONFIG;

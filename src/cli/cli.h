@@ -8,6 +8,8 @@
 #ifndef ZMB_CLI_H
 #define ZMB_CLI_H
 
+#include "shard.h"
+
 #include <stdbool.h>
 
 struct cli {
@@ -36,6 +38,10 @@ struct cli {
 	bool all;                  /* verify --all */
 	bool done;                 /* verify --done (the default) */
 	bool reset_mismatched;     /* verify --reset-mismatched */
+	const char *shard_opt;     /* --shard I/N */
+	const char *shard_count_opt; /* --shard-count N */
+	struct zmb_shard shard;    /* resolved (main.c): count 0 = not sharded */
+	char *state_shard;         /* the shard's default DB path (cli_state_path) */
 	char **args;               /* remaining operands */
 	int nargs;
 };
@@ -58,8 +64,9 @@ struct job;
 int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job);
 /* Print a (multi-line) error on stderr, each line as "zmbatch: LINE". */
 void cli_print_error(const char *msg);
-/* The state DB path: --state, else the job's state.db. */
-const char *cli_state_path(const struct cli *cli, const struct job *job);
+/* The state DB path: --state, else the job's state.db (with a shard,
+ * state.shardI-of-N.db: shard_db_path()). */
+const char *cli_state_path(struct cli *cli, const struct job *job);
 
 /*
  * For the read-side commands: load the job (-c, or ./zmbatch.cfg unless

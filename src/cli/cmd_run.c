@@ -154,6 +154,8 @@ static char *command_line(const struct cli *cli)
 		buf_addf(&b, " --max-runtime %llds", cli->max_runtime);
 	if (cli->until)
 		buf_addf(&b, " --until %s", cli->until);
+	if (cli->shard.count)
+		buf_addf(&b, " --shard %u/%u", cli->shard.index, cli->shard.count);
 	return buf_detach(&b);
 }
 
@@ -339,6 +341,15 @@ static int run_open_state(struct run *r)
 	} else if (src) {
 		log_error(NULL, "%s", err ? err : zmb_rc_str(src));
 		exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;
+	} else {
+		/* a DB of another shard (or of the whole job) is refused: 78, as for
+		 * a DB of another job */
+		char label[16];
+		shard_label(&r->cli->shard, label, sizeof label);
+		if ((src = state_check_shard(r->st, label)) != ZMB_OK) {
+			log_error(NULL, "%s", state_errmsg(r->st));
+			exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;
+		}
 	}
 	free(err);
 	return exit_code;
@@ -433,6 +444,9 @@ static int run_pipeline(struct run *r)
 	ctx->rollback = cli->rollback;
 	ctx->accounts = cli->accounts;
 	ctx->naccounts = cli->naccounts;
+	ctx->shard = cli->shard;
+	if (cli->shard.count)
+		log_info(NULL, "shard %u/%u: state DB %s", cli->shard.index, cli->shard.count, r->db);
 
 	bool found_stage = cli->stage == NULL;
 	bool stop = false;

@@ -184,6 +184,7 @@ struct report_db {
 	bool have_job;
 	const char *path;       /* the state DB path (cli or job owned) */
 	const char *job_name;   /* job.name, or NULL to take it from the DB */
+	char shard[16];         /* "I/N" when the command names a shard: the DB must be its */
 	struct state *st;       /* after report_db_open() */
 };
 

@@ -322,4 +322,13 @@ enum zmb_rc state_event(struct state *st, int64_t run_id, int64_t account_id,
 enum zmb_rc state_meta_get(struct state *st, const char *key, char **value); /* ENOTFOUND */
 enum zmb_rc state_meta_set(struct state *st, const char *key, const char *value);
 
+/*
+ * The shard the DB belongs to: meta key "shard" = "I/N", written by the first
+ * write (shard "" = not sharded: nothing written).  A DB of another shard,
+ * a sharded DB used unsharded, or an unsharded DB that already holds accounts
+ * used as a shard is refused: ZMB_ECONFIG, the message names both.  A
+ * read-only connection only compares (a DB without the key is taken as is).
+ */
+enum zmb_rc state_check_shard(struct state *st, const char *shard);
+
 #endif
