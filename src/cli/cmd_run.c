@@ -508,6 +508,22 @@ static void run_finish(struct run *r, int exit_code)
 	job_release(&r->job);
 }
 
+/*
+ * A shard spools in a folder of its own below working_dir
+ * (<working_dir>/shardI-of-N): the spool housekeeping at the start of a run
+ * removes the partial files and the archives no import waits for, which in
+ * a shared folder would be the other shards' work in flight.  success_dir
+ * and failed_dir stay shared (their files are named by account).
+ */
+static void shard_working_dir(struct job *job, const struct zmb_shard *s)
+{
+	if (!s->count || !job->mig.working_dir || !*job->mig.working_dir)
+		return;
+	char *dir = xasprintf("%s/shard%u-of-%u", job->mig.working_dir, s->index, s->count);
+	free(job->mig.working_dir);
+	job->mig.working_dir = dir;
+}
+
 int cmd_run(struct cli *cli)
 {
 	struct run r;
@@ -527,6 +543,7 @@ int cmd_run(struct cli *cli)
 	int rc = cli_load_job(cli, true, &r.job);
 	if (rc)
 		return rc;
+	shard_working_dir(&r.job, &cli->shard);
 	int exit_code = run_setup(&r);
 	if (exit_code == 0) {
 		run_signals_start(&r.sig, &r.ctl);
