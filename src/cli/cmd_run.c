@@ -462,6 +462,10 @@ static int run_pipeline(struct run *r)
 			state_stage_ensure(r->st, sc->name, sc->type, (int)i);
 		if (stage_skipped(r, sc))
 			continue;
+		if (cli->shard.count && strcmp(sc->type, "migrate") && strcmp(sc->type, "cutover"))
+			log_warn(sc->name, "stage '%s' (%s) is not split by shards: shard %u/%u runs it "
+				 "whole, as every other shard does (run it once, unsharded or with --stage)",
+				 sc->name, sc->type, cli->shard.index, cli->shard.count);
 		if (!runctl_may_claim(&r->ctl)) {
 			worst = EXIT_TEMPFAIL;
 			break;

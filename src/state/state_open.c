@@ -348,9 +348,10 @@ enum zmb_rc state_check_shard(struct state *st, const char *shard)
 	if (rc == ZMB_OK) {
 		if (strcmp(stored, shard) != 0)
 			rc = shard_mismatch(st, stored, shard);
+	} else if (rc == ZMB_ENOTFOUND && (!*shard || st->readonly)) {
+		rc = ZMB_OK;    /* an unsharded DB, or one only read */
 	} else if (rc == ZMB_ENOTFOUND) {
-		rc = ZMB_OK;
-		if (*shard && !st->readonly && (rc = count_accounts(st, &n)) == ZMB_OK) {
+		if ((rc = count_accounts(st, &n)) == ZMB_OK) {
 			if (n > 0) {
 				st_set_err(st, xasprintf("state database %s is not sharded and already "
 							 "holds %lld account(s): shard %s needs a "
