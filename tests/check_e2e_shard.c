@@ -266,6 +266,42 @@ START_TEST(test_four_shards_concurrently)
 	tu_proc_release(&p);
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "status", "-c", E.job, (char *)NULL), 1);   /* no unsharded DB */
 	tu_proc_release(&p);
+
+	/* report --merge: the four DBs read together, counts adding up */
+	char *d[NSHARDS];
+	for (unsigned i = 0; i < NSHARDS; i++)
+		d[i] = shard_db(i, NSHARDS);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "json", "--merge", d[0], d[1], d[2], d[3],
+				     (char *)NULL), 0);
+	json_error_t je;
+	json_t *doc = json_loads(p.out, 0, &je);
+	ck_assert_msg(doc != NULL, "merged report is not JSON: %s", p.out);
+	json_t *tot = json_object_get(doc, "total");
+	ck_assert_int_eq(json_integer_value(json_object_get(tot, "accounts")), NALL);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(tot, "counts"), "done")), NALL);
+	ck_assert_int_eq((long long)json_array_size(json_object_get(doc, "duplicates")), 0);
+	long long sum = 0;
+	for (unsigned i = 0; i < NSHARDS; i++) {
+		json_t *one = json_array_get(json_object_get(doc, "dbs"), i);
+		char *label = xasprintf("%u/%d", i, NSHARDS);
+		ck_assert_str_eq(json_string_value(json_object_get(one, "shard")), label);
+		sum += json_integer_value(json_object_get(one, "accounts"));
+		free(label);
+	}
+	ck_assert_int_eq(sum, NALL);
+	json_decref(doc);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "status", "--merge", d[0], d[1], d[2], d[3], (char *)NULL), 0);
+	ck_assert_msg(tu_contains(p.out, "merged: 4 state DB(s), 32 account(s)"), "%s", p.out);
+	tu_proc_release(&p);
+	/* an account in two DBs is an error named in the report */
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d[0], d[1], d[1], (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "ERROR: account ") && tu_contains(p.out, d[1]), "%s", p.out);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", "--format", "csv", d[0], (char *)NULL), EXIT_USAGE);
+	tu_proc_release(&p);
+	for (unsigned i = 0; i < NSHARDS; i++)
+		free(d[i]);
 	free(db1);
 }
 END_TEST

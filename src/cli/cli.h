@@ -42,6 +42,7 @@ struct cli {
 	const char *shard_count_opt; /* --shard-count N */
 	struct zmb_shard shard;    /* resolved (main.c): count 0 = not sharded */
 	char *state_shard;         /* the shard's default DB path (cli_state_path) */
+	bool merge;                /* report/status --merge DB... */
 	char **args;               /* remaining operands */
 	int nargs;
 };
@@ -77,5 +78,8 @@ const char *cli_state_path(struct cli *cli, const struct job *job);
  */
 struct report_db;
 int report_db_load(struct cli *cli, struct report_db *r);
+/* report/status --merge DB...: every DB read-only, one summary; exit 0, 1 (a
+ * DB missing or unreadable, or an account in two DBs) */
+int cli_merge(struct cli *cli, bool json);
 
 #endif

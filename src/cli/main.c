@@ -25,7 +25,7 @@ enum {
 	OPT_DRY_RUN, OPT_RETRY_FAILED, OPT_CA_FILE, OPT_INSECURE, OPT_QUIET,
 	OPT_VERBOSE, OPT_FORMAT, OPT_OUTPUT, OPT_STATE_FILTER, OPT_FAILED,
 	OPT_HISTORY, OPT_ALL, OPT_DONE, OPT_RESET_MISMATCHED, OPT_HELP, OPT_ROLLBACK,
-	OPT_ACCOUNT, OPT_SHARD, OPT_SHARD_COUNT,
+	OPT_ACCOUNT, OPT_SHARD, OPT_SHARD_COUNT, OPT_MERGE,
 };
 
 /* Which options a command accepts, as flags over this table. */
@@ -56,6 +56,7 @@ static const struct option all_opts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "shard", required_argument, NULL, OPT_SHARD },
 	{ "shard-count", required_argument, NULL, OPT_SHARD_COUNT },
+	{ "merge", no_argument, NULL, OPT_MERGE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -85,13 +86,16 @@ static const struct command commands[] = {
 	  "(state.db -> state.shardI-of-N.db).  Without --shard, JOB_COMPLETION_INDEX\n"
 	  "(with --shard-count N or ZMBATCH_SHARD_COUNT) or SLURM_ARRAY_TASK_ID\n"
 	  "(with SLURM_ARRAY_TASK_MIN/COUNT) select the shard." },
-	{ "status", cmd_status, "config state shard shard-count",
-	  "status [-c FILE] [--state DB] [--shard I/N]",
+	{ "status", cmd_status, "config state shard shard-count merge",
+	  "status [-c FILE] [--state DB] [--shard I/N] | status --merge DB...",
 	  "One screen from the state DB: stages, counts by state, bytes, rate, ETA.\n"
 	  "Safe while a run is in progress." },
-	{ "report", cmd_report, "config state format output shard shard-count",
+	{ "report", cmd_report, "config state format output shard shard-count merge",
 	  "report [-c FILE] [--state DB] [--shard I/N] [--format text|csv|json|prom] [--output FILE]",
-	  "Write a report from the state DB.  --output writes atomically (temp + rename)." },
+	  "Write a report from the state DB.  --output writes atomically (temp + rename).\n"
+	  "report --merge DB... [--format text|json]: the accounts of several shard DBs,\n"
+	  "read-only, counted per DB and in total; an account in two DBs is an error\n"
+	  "named in the report (exit 1)." },
 	{ "accounts", cmd_accounts, "config state state-filter history shard shard-count",
 	  "accounts [-c FILE] [--state DB] [--shard I/N] [--state-filter STATE] [--history ACCOUNT]",
 	  "One line per account; --history shows one account's event log." },
@@ -231,6 +235,7 @@ static int set_option(const struct command *c, int opt, struct cli *cli)
 	case OPT_RESET_MISMATCHED: cli->reset_mismatched = true; break;
 	case OPT_SHARD: cli->shard_opt = optarg; break;
 	case OPT_SHARD_COUNT: cli->shard_count_opt = optarg; break;
+	case OPT_MERGE: cli->merge = true; break;
 	}
 	return GO_ON;
 }
@@ -279,8 +284,14 @@ static int check_args(const struct command *c, const struct cli *cli)
 		return usage_error(c, "%s", "reset takes either ACCOUNT... or --failed, not both");
 	if (!strcmp(c->name, "verify") && (cli->all + cli->done + (cli->nargs > 0)) > 1)
 		return usage_error(c, "%s", "verify takes one of ACCOUNT..., --all or --done");
+	if (cli->merge && cli->nargs == 0)
+		return usage_error(c, "%s", "--merge needs the state DBs to merge: --merge DB...");
+	if (cli->merge && (cli->state || cli->config || cli->shard_opt || cli->shard_count_opt || cli->output))
+		return usage_error(c, "%s", "--merge takes DB paths only (no -c, --state, --shard, --output)");
+	if (cli->merge && cli->format && strcmp(cli->format, "text") && strcmp(cli->format, "json"))
+		return usage_error(c, "--merge writes text or json, not '%s'", cli->format);
 	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && strcmp(c->name, "verify") &&
-	    cli->nargs > 0)
+	    !cli->merge && cli->nargs > 0)
 		return usage_error(c, "unexpected argument '%s'", cli->args[0]);
 	return GO_ON;
 }
@@ -295,7 +306,7 @@ static const char *env_lookup(const char *name, void *ctx)
 static int resolve_shard(const struct command *c, struct cli *cli)
 {
 	char *err = NULL;
-	if (!cmd_accepts(c, "shard"))
+	if (!cmd_accepts(c, "shard") || cli->merge)   /* --merge names its DBs */
 		return GO_ON;
 	if (shard_resolve(cli->shard_opt, cli->shard_count_opt, env_lookup, NULL, &cli->shard, &err) < 0) {
 		int rc = usage_error(c, "%s", err);

@@ -283,6 +283,10 @@ enum zmb_rc state_queue_delta(struct state *st, int *n);
 
 /* Per-state counts (index = enum acct_state). */
 enum zmb_rc state_counts(struct state *st, long long counts[ACCT_NSTATES]);
+/* Every account row in name order: fn(ctx, account, state, size (-1 unknown), bytes). */
+typedef void (*state_account_fn)(void *ctx, const char *account, int state, long long size,
+				 long long bytes);
+enum zmb_rc state_accounts_each(struct state *st, state_account_fn fn, void *ctx);
 
 /* ---- chunks (schema 006): the steps of a pass exported in pieces ---- */
 enum chunk_kind {
