@@ -513,14 +513,6 @@ static void redact(char **err, const char *secret)
 	redact(err, secret);
 }
 
-void prov_note_failure(struct prov *p, const char *msg)
-{
-	p->n_failed++;
-	if (p->failures.n < 3)
-		strlist_add(&p->failures, msg);
-	stage_out(p->ctx, "FAILED %s", msg);
-}
-
 /* The account's signatures/identities the target lacks (target NULL: not there yet). */
 static enum zmb_rc plan_kids(struct prov *p, const char *name, const char *target,
 			     const struct zattrs *sattrs, struct prov_kids *kids, char **err)
