@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #define ID_STAFF "aaaaaaaa-1111-4111-8111-111111111111"
+#define ID_ROOM "bbbbbbbb-2222-4222-8222-222222222222"
+#define ID_BEAMER "cccccccc-3333-4333-8333-333333333333"
 
 /* staff@example.com holds all@example.org, a list that comes after it (example.org's
  * lists are read after example.com's): nesting whatever the order */
@@ -41,6 +43,12 @@ static const char *const SRC_CFG =
 	"{\"name\":\"example.com\",\"accounts\":["
 	"{\"name\":\"alice@example.com\",\"attrs\":{\"displayName\":\"Alice\"}},"
 	"{\"name\":\"bob@example.com\"}],"
+	"\"resources\":[{\"name\":\"room1@example.com\",\"id\":\"" ID_ROOM "\","
+	"\"aliases\":[\"boardroom@example.com\"],\"attrs\":{\"displayName\":\"Room 1\","
+	"\"zimbraCalResType\":\"Location\",\"zimbraCalResCapacity\":\"12\","
+	"\"zimbraCalResLocationDisplayName\":\"HQ, 2nd floor\",\"zimbraCalResAutoAcceptDecline\":\"TRUE\","
+	"\"zimbraCalResContactEmail\":\"alice@example.com\",\"zimbraMailHost\":\"mbox-src.example.com\","
+	"\"zimbraPrefTimeZoneId\":\"Europe/Berlin\"}}],"
 	"\"lists\":[{\"name\":\"staff@example.com\",\"id\":\"" ID_STAFF "\","
 	"\"aliases\":[\"team@example.com\"],\"owners\":[\"alice@example.com\"],"
 	"\"members\":[\"alice@example.com\",\"carol@example.org\",\"all@example.org\"],"
@@ -49,6 +57,8 @@ static const char *const SRC_CFG =
 	"\"zimbraPrefReplyToAddress\":\"staff@example.com\",\"zimbraPrefReplyToEnabled\":\"TRUE\","
 	"\"zimbraMailHost\":\"mbox-src.example.com\",\"zimbraNotes\":\"n\"}}]},"
 	"{\"name\":\"example.org\",\"accounts\":[{\"name\":\"carol@example.org\"}],"
+	"\"resources\":[{\"name\":\"beamer@example.org\",\"id\":\"" ID_BEAMER "\",\"attrs\":{"
+	"\"displayName\":\"Beamer\",\"zimbraCalResType\":\"Equipment\"}}],"
 	"\"lists\":[{\"name\":\"all@example.org\",\"members\":[\"bob@example.com\","
 	"\"ext@gmail.com\",\"carol@example.org\"],\"attrs\":{\"displayName\":\"All\"}}]}]}";
 
@@ -137,6 +147,17 @@ static json_t *target_list(const char *name)
 	return j;
 }
 
+/* The target's whole account entry (GET /zsim/account): resources are accounts. */
+static json_t *target_account(const char *name)
+{
+	char *path = xasprintf("/zsim/account?name=%s", name), *body = NULL;
+	long st = zsim_http(E.dst, "GET", path, NULL, NULL, 0, &body, NULL, NULL);
+	free(path);
+	json_t *j = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+	free(body);
+	return j;
+}
+
 static const char *lattr(json_t *l, const char *n)
 {
 	json_t *v = json_object_get(json_object_get(l, "attrs"), n);
@@ -177,6 +198,8 @@ static long long list_writes(void)
 static long long all_writes(void)
 {
 	return list_writes() + dst_calls("CreateAccountRequest") +
+	       dst_calls("CreateCalendarResourceRequest") +
+	       dst_calls("ModifyCalendarResourceRequest") +
 	       dst_calls("ModifyAccountRequest") + dst_calls("AddAccountAliasRequest");
 }
 
@@ -221,6 +244,29 @@ START_TEST(test_lists)
 	ck_assert_int_eq(dst_calls("AddDistributionListAliasRequest"), 1);
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE kind = 'list'"
 				      " AND state = 'done' AND outcome = 'created' AND ours = 1"), 2);
+	/* calendar resources: their type, the same zimbraId, the allowed attributes */
+	json_t *room = target_account("room1@example.net");
+	ck_assert_msg(room != NULL, "room1@example.net missing\n%s", out);
+	ck_assert_str_eq(json_string_value(json_object_get(room, "id")), ID_ROOM);
+	ck_assert_str_eq(lattr(room, "zimbraCalResType"), "Location");
+	ck_assert_str_eq(lattr(room, "zimbraAccountCalendarUserType"), "RESOURCE");
+	ck_assert_str_eq(lattr(room, "zimbraCalResCapacity"), "12");
+	ck_assert_str_eq(lattr(room, "zimbraCalResLocationDisplayName"), "HQ, 2nd floor");
+	ck_assert_str_eq(lattr(room, "zimbraCalResContactEmail"), "alice@example.net");
+	ck_assert_str_eq(lattr(room, "zimbraPrefTimeZoneId"), "Europe/Berlin");
+	ck_assert_str_ne(lattr(room, "zimbraMailHost"), "mbox-src.example.com");
+	ck_assert_int_eq(json_array_size(json_object_get(room, "aliases")), 1);
+	json_decref(room);
+	json_t *beamer = target_account("beamer@example.org");
+	ck_assert_ptr_nonnull(beamer);
+	ck_assert_str_eq(json_string_value(json_object_get(beamer, "id")), ID_BEAMER);
+	ck_assert_str_eq(lattr(beamer, "zimbraCalResType"), "Equipment");
+	json_decref(beamer);
+	ck_assert_int_eq(dst_calls("CreateCalendarResourceRequest"), 2);
+	/* resources are not accounts of the job: no CreateAccount for them */
+	ck_assert_int_eq(dst_calls("CreateAccountRequest"), 3);
+	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE"
+				      " kind = 'resource' AND outcome = 'created' AND ours = 1"), 2);
 	free(out);
 
 	/* rerun: read only */
@@ -228,6 +274,7 @@ START_TEST(test_lists)
 	rc = run(&out, "--stage", "provision");
 	ck_assert_msg(rc == 0 && all_writes() == 0, "exit %d, %lld writes\n%s", rc, all_writes(), out);
 	ck_assert_int_eq(dst_calls("GetDistributionListRequest"), 2);
+	ck_assert_int_eq(dst_calls("GetCalendarResourceRequest"), 2);
 	ck_assert_msg(!tu_contains(out, "NOTE list"), "%s", out);
 	free(out);
 }
@@ -295,9 +342,13 @@ START_TEST(test_dry_run)
 				  "(8 attribute value(s), 1 alias(es), 3 member(s))") &&
 		      tu_contains(out, "update  list all@example.org -> all@example.org: displayName: "
 				  "'Everybody' -> 'All'; member +carol@example.org"), "%s", out);
+	ck_assert_msg(tu_contains(out, "create  resource room1@example.com -> room1@example.net "
+				  "(zimbraId " ID_ROOM ", Location, 8 attribute value(s), 1 alias(es))"),
+		      "%s", out);
 	ck_assert_int_eq(all_writes(), 0);
 	long long n = -1;
-	ck_assert_msg(!e2e_db_try(&E, "SELECT count(*) FROM provision_objects WHERE kind = 'list'",
+	ck_assert_msg(!e2e_db_try(&E, "SELECT count(*) FROM provision_objects WHERE kind IN"
+				  " ('list', 'resource')",
 				  &n) || n == 0, "%lld list rows after a dry run", n);
 	free(out);
 }
@@ -320,6 +371,20 @@ static char *target_state(void)
 		buf_addf(&b, "%s\n", s);
 		free(s);
 		json_decref(l);
+	}
+	static const char *const res[] = { "room1@example.net", "beamer@example.org" };
+	for (size_t i = 0; i < 2; i++) {
+		json_t *a = target_account(res[i]);
+		if (!a) {
+			buf_addf(&b, "%s: missing\n", res[i]);
+			continue;
+		}
+		json_object_del(json_object_get(a, "attrs"), "zimbraCreateTimestamp");
+		json_object_del(json_object_get(a, "attrs"), "zimbraPasswordModifiedTime");
+		char *s = json_dumps(a, JSON_SORT_KEYS | JSON_COMPACT);
+		buf_addf(&b, "%s\n", s);
+		free(s);
+		json_decref(a);
 	}
 	return buf_detach(&b);
 }
@@ -371,7 +436,8 @@ START_TEST(test_crash)
 		total += *s == '\n';
 	/* plan, creating + created + done per list, its alias, its members */
 	ck_assert_msg(tu_contains(log, "list created") && tu_contains(log, "list members added") &&
-		      tu_contains(log, "list alias added"), "steps:\n%s", log);
+		      tu_contains(log, "list alias added") && tu_contains(log, "resource created") &&
+		      tu_contains(log, "resource alias added"), "steps:\n%s", log);
 	for (long k = 1; k <= total; k++) {
 		reset_all();
 		int rc = run_hooks(k, NULL);
@@ -384,13 +450,15 @@ START_TEST(test_crash)
 		free(got);
 		json_t *st = zsim_stats(E.dst);
 		ck_assert_msg(zsim_stat_int(st, "soap/CreateDistributionListRequest") == 2 &&
+			      zsim_stat_int(st, "soap/CreateCalendarResourceRequest") == 2 &&
 			      zsim_stat_int(st, "soap_faults/account.DISTRIBUTION_LIST_EXISTS") == 0 &&
 			      zsim_stat_int(st, "soap_faults/account.ACCOUNT_EXISTS") == 0,
-			      "step %ld: a list created twice or a fault", k);
+			      "step %ld: a list or resource created twice or a fault", k);
 		json_decref(st);
 		ck_assert_msg(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE"
-					   " kind = 'list' AND state = 'done' AND outcome = 'created'") == 2,
-			      "step %ld: not every list recorded as created\n%s", k, log);
+					   " kind IN ('list', 'resource') AND state = 'done' AND"
+					   " outcome = 'created'") == 4,
+			      "step %ld: not every list and resource recorded as created\n%s", k, log);
 	}
 	free(log);
 	free(want);

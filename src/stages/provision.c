@@ -62,7 +62,7 @@
 #include <strings.h>
 
 #define PROV_STAGE_KEYS \
-	"name, type, existing, cos_map, create_cos, copy_password, create_domains, keep_zimbra_id, lists"
+	"name, type, existing, cos_map, create_cos, copy_password, create_domains, keep_zimbra_id, lists, resources"
 
 static void prov_conf_release(struct prov_conf *k)
 {
@@ -103,7 +103,7 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 	const struct cval *g = &sc->settings;
 	static const char *const known[] = { "name", "type", "existing", "cos_map",
 					     "copy_password", "create_domains", "create_cos",
-					     "keep_zimbra_id", "lists", NULL };
+					     "keep_zimbra_id", "lists", "resources", NULL };
 	memset(k, 0, sizeof *k);
 	for (size_t i = 0; i < g->n; i++) {
 		bool ok = false;
@@ -121,6 +121,7 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 	    cval_bool(g, "create_domains", false, &k->create_domains, file, err) ||
 	    cval_bool(g, "create_cos", false, &k->create_cos, file, err) ||
 	    cval_bool(g, "lists", true, &k->lists, file, err) ||
+	    cval_bool(g, "resources", true, &k->resources, file, err) ||
 	    cval_strlist(g, "cos_map", &map, file, err)) {
 		strlist_release(&map);
 		return key_err(sc, err);
@@ -559,15 +560,6 @@ static void split_late(const struct zattrs *in, struct zattrs *now, struct zattr
 		zattrs_add(late_attr(in->v[i].n) ? later : now, in->v[i].n, in->v[i].v);
 }
 
-/* The target refuses a zimbraId given in CreateAccount: carbonio-mailbox 4.0.7-4.12.0
- * (commit 60dcbc7fe4, undone by 2f5e8c5906 in 4.14.0) store/src/main/java/com/zimbra/cs/
- * service/admin/CreateAccount.java:58-62 (INVALID_REQUEST) and LdapProvisioning
- * createAccount (FAILURE, the same text). */
-static bool id_refused(const char *err)
-{
-	return err && strstr(err, "passing account zimbraId in attributes is not allowed");
-}
-
 /*
  * AddAccountAlias for each; account.NO_SUCH_DOMAIN (the alias's domain is not on the
  * target: LdapProvisioning addAlias) -> ZMB_ENOTFOUND with *err naming alias, domain
@@ -754,7 +746,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		free(tid);
 		tid = NULL;
 		rc = zprov_create_account(p->th, p->ttc, target, &create, &tid, &err);
-		if (rc == ZMB_EPROTO && id_refused(err)) {
+		if (rc == ZMB_EPROTO && prov_id_refused(err)) {
 			redact(&err, hash);
 			if (p->k.keep_id == KZ_REQUIRED) {
 				char *e = xasprintf("account '%s': the target %s:%d refuses to keep the "
@@ -1313,10 +1305,12 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 			}
 		}
 	}
-	if (p.k.lists && !res.exit) {
+	if ((p.k.lists || p.k.resources) && !res.exit) {
 		struct strlist ld = STRLIST_INIT;
 		account_domains(&names, &ld);
-		rc = prov_lists(&p, &ld);
+		rc = p.k.resources ? prov_resources(&p, &ld) : ZMB_OK;
+		if (rc == ZMB_OK && p.k.lists)
+			rc = prov_lists(&p, &ld);
 		strlist_release(&ld);
 		if (rc == ZMB_ECANCELED) {
 			res.exit = EXIT_TEMPFAIL;

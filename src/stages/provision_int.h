@@ -21,6 +21,7 @@ struct prov_conf {
 	bool create_cos;           /* create a COS missing on the target from the source's */
 	enum keep_id keep_id;
 	bool lists;                /* the static distribution lists of the accounts' domains */
+	bool resources;            /* the calendar resources of the accounts' domains */
 };
 
 struct prov {
@@ -49,6 +50,16 @@ void prov_note_failure(struct prov *p, const char *msg);
  * (as prov_account); a list's own failure is recorded and counted.
  */
 enum zmb_rc prov_lists(struct prov *p, const struct strlist *domains);
+/*
+ * provision_resources.c: the calendar resources of the source domains
+ * `domains` (GetAllCalendarResources), after the accounts, before the lists
+ * (a list may hold a resource).  Fatal errors only, as prov_lists.
+ */
+enum zmb_rc prov_resources(struct prov *p, const struct strlist *domains);
+/* Is this calendar resource attribute given to CreateCalendarResource? */
+bool prov_resource_attr_copied(const char *name);
+/* The target's refusal of a zimbraId given at creation (Carbonio 4.0.7-4.12.0). */
+bool prov_id_refused(const char *err);
 /* Is this list attribute given to CreateDistributionList?  The list: provision_lists.c. */
 bool prov_list_attr_copied(const char *name);
 

@@ -111,7 +111,8 @@ static enum zmb_rc fault_map(enum zmb_rc rc, const char *err)
 	if (strstr(err, "fault account.NO_SUCH_COS:"))
 		return ZMB_ENOTFOUND;
 	if (strstr(err, "fault account.NO_SUCH_DOMAIN:") ||
-	    strstr(err, "fault account.NO_SUCH_DISTRIBUTION_LIST:"))
+	    strstr(err, "fault account.NO_SUCH_DISTRIBUTION_LIST:") ||
+	    strstr(err, "fault account.NO_SUCH_CALENDAR_RESOURCE:"))
 		return ZMB_ENOTFOUND;
 	if (strstr(err, "fault account.DISTRIBUTION_LIST_EXISTS:"))
 		return ZMB_ECONFLICT;
@@ -543,6 +544,108 @@ enum zmb_rc zprov_add_list_alias(struct http *h, struct token_cache *tc, const c
 	json_t *req = json_pack("{s:s, s:s, s:s}", "_jsns", "urn:zimbraAdmin", "id", id,
 				"alias", alias);
 	enum zmb_rc rc = soap_request(h, tc, "AddDistributionListAliasRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+/* ---- calendar resources (zprov.h) ---- */
+
+void zentries_free(struct zentry *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].id);
+		free(v[i].name);
+	}
+	free(v);
+}
+
+enum zmb_rc zprov_all_resources(struct http *h, struct token_cache *tc, const char *domain,
+				struct zentry **out, size_t *n, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin", "domain", "by",
+				"name", "_content", domain);
+	enum zmb_rc rc = soap_request(h, tc, "GetAllCalendarResourcesRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *cr = json_object_get(resp, "calresource");
+	size_t cnt = json_is_array(cr) ? json_array_size(cr) : cr ? 1 : 0;
+	struct zentry *v = cnt ? xcalloc(cnt, sizeof *v) : NULL;
+	for (size_t i = 0; i < cnt; i++) {
+		json_t *e = json_is_array(cr) ? json_array_get(cr, i) : cr;
+		const char *id = answer_id(e), *name = jtext(json_object_get(e, "name"));
+		if (!id || !name) {
+			*err = xasprintf("%s: GetAllCalendarResourcesRequest %s: a resource without a "
+					 "name or an id", http_label(h), domain);
+			zentries_free(v, cnt);
+			rc = ZMB_EPROTO;
+			goto out;
+		}
+		v[i].id = xstrdup(id);
+		v[i].name = xstrlower(name);
+	}
+	*out = v;
+	*n = cnt;
+out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_get_resource(struct http *h, struct token_cache *tc, const char *name,
+			       char **id, char **canon, struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyCos", 0, "calresource", "by", "name", "_content", name);
+	enum zmb_rc rc = soap_request(h, tc, "GetCalendarResourceRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *e = jfirst(json_object_get(resp, "calresource"));
+	const char *v = answer_id(e);
+	if (!v) {
+		*err = xasprintf("%s: GetCalendarResourceRequest: answer for %s has no id",
+				 http_label(h), name);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	*id = xstrdup(v);
+	if (canon)
+		*canon = xstrdup(jtext(json_object_get(e, "name")));
+	if (attrs)
+		read_attrs(e, attrs);
+out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_resource(struct http *h, struct token_cache *tc, const char *name,
+				  const struct zattrs *attrs, char **id, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateCalendarResourceRequest", req, &resp, err);
+	if (rc == ZMB_OK) {
+		const char *v = answer_id(jfirst(json_object_get(resp, "calresource")));
+		if (!v) {
+			*err = xasprintf("%s: CreateCalendarResourceRequest: answer for %s has no id",
+					 http_label(h), name);
+			rc = ZMB_EPROTO;
+		} else if (id) {
+			*id = xstrdup(v);
+		}
+	}
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_modify_resource(struct http *h, struct token_cache *tc, const char *id,
+				  const struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "ModifyCalendarResourceRequest", req, &resp, err);
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
 }

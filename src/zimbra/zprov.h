@@ -169,4 +169,32 @@ enum zmb_rc zprov_add_list_members(struct http *h, struct token_cache *tc, const
 enum zmb_rc zprov_add_list_alias(struct http *h, struct token_cache *tc, const char *id,
 				 const char *alias, char **err);
 
+/*
+ * Calendar resources: accounts of their own kind (LdapProvisioning
+ * createCalendarResource 6472-6491: zimbraAccountCalendarUserType RESOURCE,
+ * then createAccount with the same SpecialAttrs, so a given zimbraId is kept
+ * and an address in use is account.ACCOUNT_EXISTS -> ZMB_ECONFLICT).
+ * GetAllCalendarResourcesRequest <domain by=name> (GetAllCalendarResources.java
+ * 47-65; GetAllAccounts leaves them out: allAccountsOnly) gives the names and
+ * ids (its attributes have the COS's values applied: read each one with get);
+ * GetCalendarResourceRequest by name, applyCos=0; missing (or an ordinary
+ * account) -> account.NO_SUCH_CALENDAR_RESOURCE -> ZMB_ENOTFOUND;
+ * CreateCalendarResourceRequest name + attrs (no password);
+ * ModifyCalendarResourceRequest id + attrs.  Aliases: AddAccountAliasRequest
+ * (a resource is an account).
+ */
+struct zentry {
+	char *id;
+	char *name;
+};
+void zentries_free(struct zentry *v, size_t n);
+enum zmb_rc zprov_all_resources(struct http *h, struct token_cache *tc, const char *domain,
+				struct zentry **out, size_t *n, char **err);
+enum zmb_rc zprov_get_resource(struct http *h, struct token_cache *tc, const char *name,
+			       char **id, char **canon, struct zattrs *attrs, char **err);
+enum zmb_rc zprov_create_resource(struct http *h, struct token_cache *tc, const char *name,
+				  const struct zattrs *attrs, char **id, char **err);
+enum zmb_rc zprov_modify_resource(struct http *h, struct token_cache *tc, const char *id,
+				  const struct zattrs *attrs, char **err);
+
 #endif

@@ -1043,6 +1043,12 @@ class Sim:
         self.domain_attrs[dn] = self.new_domain_attrs(dn, da)
         for spec in d.get("accounts") or []:
             self.add_account(spec, dn)
+        for spec in d.get("resources") or []:
+            # calendar resources: accounts of objectClass zimbraCalendarResource
+            # (LdapProvisioning.createCalendarResource 6472-6491)
+            r = self.add_account(spec, dn)
+            r.calres = True
+            r.attrs["zimbraAccountCalendarUserType"] = "RESOURCE"
         for spec in d.get("lists") or []:
             dl = self.add_list(spec["name"], dict(spec.get("attrs") or {}), spec.get("id"))
             dl["members"] = [str(m).lower() for m in spec.get("members") or []]
@@ -2280,6 +2286,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 for a in sim.accounts.values():
                     if domain and a.domain != str(domain).lower():
                         continue
+                    if getattr(a, "calres", False):
+                        # a GUESS: types=accounts leaves calendar resources out (they are
+                        # types=resources), as GetAllAccounts does (allAccountsOnly)
+                        continue
                     try:
                         if not ldap_match(query, a.all_attrs()):
                             continue
@@ -2302,7 +2312,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with sim.lock:
             if dn and dn not in sim.domains:
                 raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % dn)
-            accts = sorted((a for a in sim.accounts.values() if not dn or a.domain == dn), key=lambda a: a.name)
+            # not the calendar resources: LdapProvisioning.getAllAccounts (7041) searches
+            # allAccountsOnly = accounts and not zimbraCalendarResource
+            # (UBIDLdapFilterFactory 252-255)
+            accts = sorted((a for a in sim.accounts.values() if (not dn or a.domain == dn)
+                            and not getattr(a, "calres", False)), key=lambda a: a.name)
             return {"account": [self.enc_account(a) for a in accts]}
 
     def lookup(self, el):
@@ -2974,6 +2988,66 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.sim.list_aliases[alias] = dl["name"]
             dl["attrs"]["zimbraMailAlias"].append(alias)
             return {}
+
+    # ---- calendar resources ----
+    def get_calres(self, key, by="name"):
+        a = self.sim.find_account(key, "id" if by == "id" else "name")
+        if a is None or not getattr(a, "calres", False):
+            # getCalendarResourceByName/ById answer null for a non-resource account
+            # (LdapProvisioning 6529-6560): AccountServiceException.NO_SUCH_CALENDAR_RESOURCE
+            raise SoapFault("account.NO_SUCH_CALENDAR_RESOURCE", "no such calendar resource: %s" % key)
+        return a
+
+    def soap_GetAllCalendarResourcesRequest(self, req, ctx, hdrs):
+        """service/admin/GetAllCalendarResources.java (a GetAllAccounts whose visitor encodes
+        calendar resources, 47-65): <domain by=name>; unknown -> NO_SUCH_DOMAIN.  The real
+        one encodes with applyCos = true (55); zsim has no COS inheritance."""
+        d = jelem(req, "domain")
+        dn = str(d.get("_content")).lower() if d else None
+        with self.sim.lock:
+            if dn and dn not in self.sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % dn)
+            rs = sorted((a for a in self.sim.accounts.values() if getattr(a, "calres", False)
+                         and (not dn or a.domain == dn)), key=lambda a: a.name)
+            return {"calresource": [self.enc_account(a) for a in rs]}
+
+    def soap_GetCalendarResourceRequest(self, req, ctx, hdrs):
+        """service/admin/GetCalendarResource.java handle: calresource by name|id, applyCos
+        (default true; zsim has no COS inheritance); missing -> NO_SUCH_CALENDAR_RESOURCE."""
+        e = jelem(req, "calresource")
+        if not e or e.get("_content") is None:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing calresource")
+        with self.sim.lock:
+            a = self.get_calres(e["_content"], e.get("by", "name"))
+            return {"calresource": [self.enc_account(a, jval(req, "attrs"))]}
+
+    def soap_CreateCalendarResourceRequest(self, req, ctx, hdrs):
+        """service/admin/CreateCalendarResource.java handle: name, password (optional), attrs
+        -> LdapProvisioning.createCalendarResource (6472-6491): zimbraAccountCalendarUserType
+        = RESOURCE, then createAccount with the same SpecialAttrs (a given zimbraId kept, as
+        for accounts; ACCOUNT_EXISTS); zsim runs its CreateAccount and marks the entry.
+        zimbraCalResType and displayName are requiredIn calendarResource (zimbra-attrs.xml
+        215, 1724): zsim refuses a create without them (a GUESS at where the real one
+        checks: the LDAP schema's MUST)."""
+        at = self.req_attrs(req)
+        for need in ("zimbraCalResType", "displayName"):
+            if not at.get(need):
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: missing %s" % need)
+        if at.get("zimbraCalResType") not in ("Location", "Equipment"):
+            raise SoapFault("account.INVALID_ATTR_VALUE", "zimbraCalResType must be Location or Equipment")
+        out = self.soap_CreateAccountRequest(req, ctx, hdrs)
+        with self.sim.lock:
+            a = self.sim.find_account(out["account"][0]["name"])
+            a.calres = True
+            a.attrs["zimbraAccountCalendarUserType"] = "RESOURCE"
+            return {"calresource": [self.enc_account(a)]}
+
+    def soap_ModifyCalendarResourceRequest(self, req, ctx, hdrs):
+        """service/admin/ModifyCalendarResource.java: id, attrs; as ModifyAccount on a resource."""
+        with self.sim.lock:
+            self.get_calres(jval(req, "id"), "id")
+        out = self.soap_ModifyAccountRequest(req, ctx, hdrs)
+        return {"calresource": out.get("account", [])}
 
     def server_entry(self, name):
         """(zimbraServiceHostname, zimbraAdminPort) of a mailbox server, or None."""
