@@ -1,22 +1,26 @@
 /*
- * check_e2e_provdl.c - the `provision` stage's distribution lists (issue 15)
- * end to end against two simulators (tests/zsim: the list handlers follow
- * zm-mailbox's, cited there).  No LDAP: copy_password = false.
+ * check_e2e_provdl.c - the `provision` stage's distribution lists and calendar
+ * resources (issue 15) end to end against two simulators (tests/zsim: their
+ * handlers follow zm-mailbox's, cited there).  No LDAP: copy_password = false.
  *
  *   lists        an empty target: every static list of the accounts' domains
  *                created (a new zimbraId: the real server makes one), the
  *                allowed attributes (domain_map applied, server-specific ones
  *                not copied), its alias, its members mapped across domains, a
  *                nested list (a member naming a list of the job that comes
- *                later); the owners named in a note; a rerun sends no create /
- *                modify / member / alias call
+ *                later); the owners named in a note; the calendar resources
+ *                created with their type, the same zimbraId, their allowed
+ *                attributes and alias; a rerun sends no create / modify /
+ *                member / alias call
  *   existing     a list already on the target lacking a member and with
  *                another displayName: update adds the member, keeps the one
  *                only the target has, sets the attribute, records the diff; a
  *                rerun sends nothing; skip leaves it
- *   dry_run      the plan per list, nothing written on the target or in the DB
- *   crash        a crash at every durable step (accounts and lists), then a
- *                plain run: the same end state, each list created once
+ *   dry_run      the plan per list and resource, nothing written on the target
+ *                or in the DB
+ *   crash        a crash at every durable step (accounts, resources, lists),
+ *                then a plain run: the same end state, each list and resource
+ *                created once
  * Test cases: main (lists, existing, dry_run), crash.
  */
 #define _GNU_SOURCE

@@ -6,7 +6,9 @@
  *                existing = "update";          # | "skip" | "fail"
  *                cos_map = [ "default=standard" ];   # source COS name = target COS name
  *                copy_password = true;         # userPassword from source.ldap
- *                keep_zimbra_id = "try"; },    # | "required" | "never"
+ *                keep_zimbra_id = "try";       # | "required" | "never"
+ *                resources = true;             # calendar resources (provision_resources.c)
+ *                lists = true; },              # distribution lists (provision_lists.c)
  *              { name = "migrate"; type = "migrate"; } );
  *
  * Accounts: the job's selection (migration.accounts, accounts_file,
