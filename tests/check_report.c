@@ -11,6 +11,7 @@
 #include "lock.h"
 #include "report.h"
 #include "state.h"
+#include "state_prov.h"
 #include "testutil.h"
 #include "zmb.h"
 
@@ -1133,6 +1134,263 @@ START_TEST(test_verify_old_db)
 }
 END_TEST
 
+/* ---- the provision stage's objects (schema 008) ---- */
+
+#define PERR1 "account.NO_SUCH_COS: no such cos: bronze\nsecond line"
+#define PERR2 "CreateDomainRequest: service.PERM_DENIED"
+
+/* One object of stage `stage` through the state API: planned, then what the stage did:
+ * "pending", "creating", "failed" (error), or an outcome (done). */
+static void prov_obj(struct fixture *f, const char *stage, const char *kind, const char *name,
+		     const char *target, const char *what, const char *error)
+{
+	struct prov_row r;
+	ck_assert_int_eq(state_prov_plan(f->st, stage, kind, name, target), ZMB_OK);
+	ck_assert_int_eq(state_prov_get(f->st, stage, kind, name, &r), ZMB_OK);
+	int64_t id = r.id;
+	state_prov_release(&r);
+	if (!strcmp(what, "pending"))
+		return;
+	if (!strcmp(what, "creating") || !strcmp(what, "created"))
+		ck_assert_int_eq(state_prov_creating(f->st, f->run2, id, "create"), ZMB_OK);
+	if (!strcmp(what, "failed"))
+		ck_assert_int_eq(state_prov_failed(f->st, f->run2, id, error), ZMB_OK);
+	else if (strcmp(what, "creating"))
+		ck_assert_int_eq(state_prov_done(f->st, f->run2, id, what, NULL), ZMB_OK);
+}
+
+/*
+ * Stage "prov": accounts p1 created, p2 created, p3 updated, p4 unchanged, p5 skipped,
+ * p6 failed (done by an earlier run, then failed: counted failed, once), p7 failed
+ * twice, p8 pending, p9 creating; COS gold created; domain new.org failed.  Stage
+ * "prov2": account q1 unchanged.
+ */
+static void set_prov(struct fixture *f)
+{
+	prov_obj(f, "prov", "account", "p1@ex.com", "p1@new.com", "created", NULL);
+	prov_obj(f, "prov", "account", "p2@ex.com", "p2@new.com", "created", NULL);
+	prov_obj(f, "prov", "account", "p3@ex.com", "p3@new.com", "updated", NULL);
+	prov_obj(f, "prov", "account", "p4@ex.com", "p4@new.com", "unchanged", NULL);
+	prov_obj(f, "prov", "account", "p5@ex.com", "p5@new.com", "skipped", NULL);
+	prov_obj(f, "prov", "account", "p6@ex.com", "p6@new.com", "created", NULL);
+	prov_obj(f, "prov", "account", "p6@ex.com", "p6@new.com", "failed", PERR1);
+	prov_obj(f, "prov", "account", "p7@ex.com", "p7@ex.com", "failed", "first");
+	prov_obj(f, "prov", "account", "p7@ex.com", "p7@ex.com", "failed", "quota, \"exceeded\"");
+	prov_obj(f, "prov", "account", "p8@ex.com", "p8@new.com", "pending", NULL);
+	prov_obj(f, "prov", "account", "p9@ex.com", "p9@new.com", "creating", NULL);
+	prov_obj(f, "prov", "cos", "gold", "gold", "created", NULL);
+	prov_obj(f, "prov", "domain", "new.org", "new.org", "failed", PERR2);
+	prov_obj(f, "prov2", "account", "q1@ex.com", "q1@new.com", "unchanged", NULL);
+}
+
+static json_t *render_json(struct fixture *f)
+{
+	char *out = render(f, REPORT_JSON);
+	json_error_t je;
+	json_t *root = json_loads(out, JSON_REJECT_DUPLICATES, &je);
+	ck_assert_msg(root != NULL, "invalid JSON at line %d: %s\n%s", je.line, je.text, out);
+	free(out);
+	return root;
+}
+
+/*
+ * JSON: "provision" {total, counts {kind: {outcome: n}} with every kind and outcome,
+ * failed [...]} between the head and the accounts (whose contract is unchanged); a
+ * schema-8 DB without objects has it with zeros and an empty list.
+ */
+START_TEST(test_provision_json)
+{
+	struct fixture f;
+	fixture_open(&f);
+	json_t *root = render_json(&f);
+	json_t *pv = jget(root, "provision");
+	ck_assert_int_eq(jint(pv, "total"), 0);
+	ck_assert_uint_eq(json_array_size(jget(pv, "failed")), 0);
+	ck_assert_int_eq(jint(jget(jget(pv, "counts"), "account"), "failed"), 0);
+	json_decref(root);
+
+	set_prov(&f);
+	root = render_json(&f);
+	pv = jget(root, "provision");
+	ck_assert_uint_eq(json_object_size(pv), 3);
+	ck_assert_int_eq(jint(pv, "total"), 12);
+	json_t *counts = jget(pv, "counts");
+	static const char *const kinds[] = { "account", "cos", "domain", "list" };
+	static const char *const outcomes[] = { "pending", "creating", "created", "updated",
+						"unchanged", "skipped", "failed" };
+	static const long long want[4][7] = { { 1, 1, 2, 1, 2, 1, 2 }, { 0, 0, 1, 0, 0, 0, 0 },
+					      { 0, 0, 0, 0, 0, 0, 1 }, { 0 } };
+	ck_assert_uint_eq(json_object_size(counts), 4);
+	for (int k = 0; k < 4; k++) {
+		json_t *kc = jget(counts, kinds[k]);
+		ck_assert_uint_eq(json_object_size(kc), 7);
+		for (int i = 0; i < 7; i++)
+			ck_assert_msg(jint(kc, outcomes[i]) == want[k][i], "%s %s: %lld, want %lld",
+				      kinds[k], outcomes[i], jint(kc, outcomes[i]), want[k][i]);
+	}
+	json_t *failed = jget(pv, "failed");
+	ck_assert_uint_eq(json_array_size(failed), 3);
+	json_t *o = json_array_get(failed, 0);    /* by stage, kind, name */
+	ck_assert_str_eq(jstring(o, "stage"), "prov");
+	ck_assert_str_eq(jstring(o, "kind"), "account");
+	ck_assert_str_eq(jstring(o, "name"), "p6@ex.com");
+	ck_assert_str_eq(jstring(o, "target"), "p6@new.com");
+	ck_assert_int_eq(jint(o, "attempts"), 1);
+	ck_assert_str_eq(jstring(o, "error"), PERR1);
+	ck_assert_msg(matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}T", jstring(o, "updated_at")), "updated_at");
+	o = json_array_get(failed, 1);
+	ck_assert_str_eq(jstring(o, "name"), "p7@ex.com");
+	ck_assert_int_eq(jint(o, "attempts"), 2);
+	ck_assert_str_eq(jstring(o, "error"), "quota, \"exceeded\"");
+	o = json_array_get(failed, 2);
+	ck_assert_str_eq(jstring(o, "kind"), "domain");
+	ck_assert_str_eq(jstring(o, "error"), PERR2);
+	/* the rest of the contract is untouched: the accounts come last, as before */
+	ck_assert_uint_eq(json_array_size(jget(root, "accounts")), 8);
+	const char *key, *last = NULL, *before = NULL;
+	json_t *v;
+	json_object_foreach(root, key, v) {
+		before = last;
+		last = key;
+	}
+	ck_assert_str_eq(last, "accounts");
+	ck_assert_str_eq(before, "provision");
+	json_decref(root);
+	fixture_close(&f);
+}
+END_TEST
+
+/* Prometheus: zmbatch_provision_objects{kind,state}, every pair, no object name. */
+START_TEST(test_provision_prom)
+{
+	struct fixture f;
+	fixture_open(&f);
+	set_prov(&f);
+	char *out = render(&f, REPORT_PROM);
+	static const char *const forbidden[] = { "p1@", "p6@", "new.org", "gold\"", "q1@", NULL };
+	prom_check(out, forbidden);
+	prom_check(out, acct_names);
+	ck_assert(tu_contains(out, "# TYPE zmbatch_provision_objects gauge\n"));
+	static const struct { const char *k; double v; } want[] = {
+		{ "kind=\"account\",state=\"created\"", 2 }, { "kind=\"account\",state=\"updated\"", 1 },
+		{ "kind=\"account\",state=\"unchanged\"", 2 }, { "kind=\"account\",state=\"skipped\"", 1 },
+		{ "kind=\"account\",state=\"failed\"", 2 }, { "kind=\"account\",state=\"pending\"", 1 },
+		{ "kind=\"account\",state=\"creating\"", 1 }, { "kind=\"cos\",state=\"created\"", 1 },
+		{ "kind=\"domain\",state=\"failed\"", 1 }, { "kind=\"domain\",state=\"created\"", 0 },
+		{ "kind=\"list\",state=\"failed\"", 0 },
+	};
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		char *k = xasprintf("zmbatch_provision_objects{%s}", want[i].k);
+		ck_assert_msg(prom_value(out, k) == want[i].v, "%s = %f", k, prom_value(out, k));
+		free(k);
+	}
+	int samples = 0;
+	for (const char *p = out; (p = strstr(p, "\nzmbatch_provision_objects{")); p++)
+		samples++;
+	ck_assert_int_eq(samples, 4 * 7);
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+/* text report and status: "provision:" per kind, the failed objects with their last error. */
+START_TEST(test_provision_text)
+{
+	struct fixture f;
+	fixture_open(&f);
+	char *out = render(&f, REPORT_TEXT);
+	ck_assert_msg(!tu_contains(out, "provision:"), "no objects, no section:\n%s", out);
+	free(out);
+	set_prov(&f);
+	out = render(&f, REPORT_TEXT);
+	const char *p = strstr(out, "\nprovision:  12 object(s)\n");
+	ck_assert_msg(p != NULL, "%s", out);
+	ck_assert_msg(tu_contains(p, "\n  account   created 2, updated 1, unchanged 2, skipped 1, failed 2, "
+				  "pending 1, creating 1\n"
+				  "  cos       created 1, updated 0, unchanged 0, skipped 0, failed 0\n"
+				  "  domain    created 0, updated 0, unchanged 0, skipped 0, failed 1\n"
+				  "  failed objects (last error; the next run tries them again):\n"
+				  "    account p6@ex.com -> p6@new.com  (stage 'prov', attempts 1): "
+				  "account.NO_SUCH_COS: no such cos: bronze second line\n"
+				  "    account p7@ex.com  (stage 'prov', attempts 2): quota, \"exceeded\"\n"
+				  "    domain  new.org  (stage 'prov', attempts 1): " PERR2 "\n"), "%s", p);
+	ck_assert(!tu_contains(p, "  list "));
+	ck_assert(!tu_contains(p, "p1@ex.com"));
+	for (const char *c = out; *c; c++)
+		ck_assert_msg(*c == '\n' || (unsigned char)*c >= 0x20, "control char in text");
+	free(out);
+
+	/* status: the same lines, at most 5 failed objects */
+	for (int i = 0; i < 4; i++) {
+		char *n = xasprintf("z%d@ex.com", i);
+		prov_obj(&f, "prov", "account", n, n, "failed", "boom");
+		free(n);
+	}
+	out = render_status(&f);
+	ck_assert_msg(tu_contains(out, "\nprovision:  16 object(s)\n  account   created 2, updated 1, "
+				  "unchanged 2, skipped 1, failed 6, pending 1, creating 1\n"), "%s", out);
+	ck_assert_msg(tu_contains(out, "    account p6@ex.com -> p6@new.com  (stage 'prov', attempts 1): "
+				  "account.NO_SUCH_COS"), "%s", out);
+	ck_assert_msg(tu_contains(out, "    ... and 2 more ('zmbatch report' lists them all)\n"), "%s", out);
+	ck_assert(!tu_contains(out, "new.org"));
+	free(out);
+	fixture_close(&f);
+}
+END_TEST
+
+/*
+ * A DB of schema 007 (before the provision stage), opened read-only (never
+ * migrated): every format and status render, without any provision section.
+ */
+START_TEST(test_provision_old_db)
+{
+	char *dir = tu_tmpdir("report"), *path = xasprintf("%s/old7.db", dir), *err = NULL;
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	for (int i = 0; i < 7; i++)
+		ck_assert_int_eq(sqlite3_exec(db, zmb_schema[i], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 7;"
+				      "INSERT INTO meta VALUES ('job_identity', '" IDENT "');"
+				      "INSERT INTO accounts (account, target, seq, state, bytes, updated_at)"
+				      " VALUES ('old@ex.com', 'old@ex.com', 0, 'failed', 10, 1e9);",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct state *st = NULL;
+	ck_assert_int_eq(state_open(path, NULL, STATE_READONLY, &st, &err), ZMB_OK);
+	for (int fmt = REPORT_TEXT; fmt <= REPORT_PROM; fmt++) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+		enum zmb_rc rc = report_render(state_db(st), NULL, (enum report_format)fmt, wall_now(), m, &err);
+		fclose(m);
+		ck_assert_msg(rc == ZMB_OK, "format %d: %s", fmt, err ? err : "?");
+		ck_assert_msg(!tu_contains(buf, "provision"), "%s", buf);
+		if (fmt == REPORT_JSON) {
+			json_t *r = json_loads(buf, 0, NULL);
+			ck_assert_ptr_nonnull(r);
+			ck_assert_uint_eq(json_array_size(jget(r, "accounts")), 1);
+			json_decref(r);
+		} else if (fmt == REPORT_PROM) {
+			prom_check(buf, NULL);
+			ck_assert_double_eq(prom_value(buf, "zmbatch_accounts{state=\"failed\"}"), 1);
+		}
+		free(buf);
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_status(state_db(st), NULL, path, wall_now(), m, &err), ZMB_OK);
+	fclose(m);
+	ck_assert_msg(tu_contains(buf, "failed 1") && !tu_contains(buf, "provision"), "%s", buf);
+	free(buf);
+	free(err);
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
 /* ---- --output: atomic, mode ---- */
 
 static int count_tmp(const char *dir)
@@ -1561,6 +1819,10 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_accounts_and_history);
 	tcase_add_test(tc, test_verify_reports);
 	tcase_add_test(tc, test_verify_old_db);
+	tcase_add_test(tc, test_provision_json);
+	tcase_add_test(tc, test_provision_prom);
+	tcase_add_test(tc, test_provision_text);
+	tcase_add_test(tc, test_provision_old_db);
 	tcase_add_test(tc, test_output_file);
 	tcase_add_test(tc, test_empty_db);
 	suite_add_tcase(s, tc);

@@ -688,6 +688,30 @@ int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *att
 	return lrc == LDAP_SUCCESS ? 0 : -1;
 }
 
+int slapd_add_entry(const struct slapd_inst *s, const char *dn, const char *const *av)
+{
+	LDAP *ld = conn_admin(s);
+	if (!ld)
+		return -1;
+	int lrc = add_entry(ld, dn, av);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return lrc == LDAP_SUCCESS ? 0 : -1;
+}
+
+int slapd_zimbra_subset(const struct slapd_inst *s)
+{
+	const char *const av[] = {
+		"objectClass", "olcSchemaConfig", "cn", "zimbra-subset",
+		"olcAttributeTypes", "( 1.3.6.1.4.1.19348.1.1.1 NAME 'zimbraId' "
+		"DESC 'Zimbra Systems Unique ID' EQUALITY caseIgnoreMatch "
+		"SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{256} SINGLE-VALUE )",
+		"olcObjectClasses", "( 1.3.6.1.4.1.19348.2.2 NAME 'zimbraAccount' "
+		"DESC 'Zimbra account (test subset)' SUP top AUXILIARY MAY ( zimbraId ) )",
+		NULL
+	};
+	return slapd_add_entry(s, "cn=zimbra-subset,cn=schema,cn=config", av);
+}
+
 int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr)
 {
 	LDAP *ld = conn_admin(s);

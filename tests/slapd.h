@@ -113,6 +113,16 @@ int slapd_modify_add(const struct slapd_inst *s, const char *dn, const char *att
 
 /* Delete every value of attr on dn. 0 / -1. */
 int slapd_modify_del(const struct slapd_inst *s, const char *dn, const char *attr);
+/* Add dn with av = { attr, value, attr, value, ..., NULL } (a repeated attr adjacent:
+ * several values) as cn=config.  0 / -1. */
+int slapd_add_entry(const struct slapd_inst *s, const char *dn, const char *const *av);
+/*
+ * The subset of Zimbra's schema the provision stage and `check` read, added to
+ * cn=schema: the attribute zimbraId (Zimbra's attr id 1: 1.3.6.1.4.1.19348.1.1.1) and
+ * the auxiliary class zimbraAccount (its OID and MAY list are our own test subset, not
+ * a copy; the same as check_e2e_provision.c's start_ldap).  0 / -1.
+ */
+int slapd_zimbra_subset(const struct slapd_inst *s);
 
 /*
  * The stats log (OpenLDAP's "stats" level: every slapd of the fixture runs with -d stats,

@@ -2,6 +2,8 @@
  * cmd_check.c - `zmbatch check`: validate the job, reach and authenticate
  * to every server (Zimbra admin SOAP and LDAP), check that REST takes the
  * admin cookie where a run will send it, check the directories.
+ * source.ldap / target.ldap: bind, and for a provision stage with
+ * copy_password whether the bind DN may read userPassword (check_side_ldap).
  * One verdict line per item.  Exit 0 when everything is fine, 78 when the
  * job file is wrong, 69 when a server cannot be reached or refuses us.
  */
@@ -212,6 +214,89 @@ out:
 	return ok;
 }
 
+/* Does a provision stage of the job copy password hashes (copy_password, default true)? */
+static bool job_copies_passwords(const struct job *job)
+{
+	bool any = false;
+	for (size_t i = 0; i < job->nstages && !any; i++) {
+		bool cp = true;
+		char *err = NULL;
+		if (!strcmp(job->stages[i].type, "provision") &&
+		    cval_bool(&job->stages[i].settings, "copy_password", true, &cp, job->path, &err) == 0)
+			any = cp;
+		free(err);       /* a bad value: the stage's own validation says so */
+	}
+	return any;
+}
+
+/*
+ * `source.ldap` / `target.ldap`: bind as the stages will (provision.c
+ * open_ldap: the same URL, bind DN, password file, StartTLS, CA, timeout);
+ * with read_hash (the source, a provision stage with copy_password) also
+ * one account entry below `base` whose userPassword the bind DN may read:
+ * asked as a presence filter with types only, so no hash is ever read.
+ * Any failure names the URL and the bind DN; *config set when the
+ * password file is the problem (a job file matter, not the server's).
+ */
+static bool check_side_ldap(const struct server *s, bool read_hash, bool *config)
+{
+	const struct server_ldap *l = &s->ldap;
+	const char *dn = l->bind_dn ? l->bind_dn : "(anonymous)";
+	char *pw = NULL, *err = NULL, *entry = NULL;
+	struct ldc *c = NULL;
+	bool ok = false;
+	char *what = xasprintf("%s.ldap %s bind as %s%s", s->role, l->url, dn,
+			       !strncmp(l->url, "ldap://", 7) && !l->starttls ? " (no StartTLS: NOT ENCRYPTED)"
+			       : l->tls_verify ? "" : " (TLS verification OFF)");
+	enum zmb_rc rc = secret_read_file(l->password_file, &pw, &err);
+	if (rc) {
+		char *w = xasprintf("%s.ldap password_file", s->role);
+		verdict(false, w, err ? err : zmb_rc_str(rc));
+		free(w);
+		*config = true;
+		goto out;
+	}
+	zlog_add_secret(pw);
+	struct ldc_opts o = { l->starttls, l->ca_file, l->tls_verify, 10.0 };
+	rc = ldc_open(l->url, &o, &c, &err);
+	if (rc == ZMB_OK)
+		rc = ldc_bind(c, l->bind_dn, pw, &err);
+	verdict(rc == ZMB_OK, what, rc ? (err ? err : zmb_rc_str(rc)) : NULL);
+	if (rc)
+		goto out;
+	ok = true;
+	if (!read_hash)
+		goto out;
+	free(what);
+	const char *base = l->base ? l->base : "";
+	what = xasprintf("%s.ldap %s as %s: userPassword readable below '%s' (copy_password)", s->role,
+			 l->url, dn, base);
+	bool present = false;
+	rc = ldc_probe_attr(c, base, "(&(objectClass=zimbraAccount)(userPassword=*))", "userPassword",
+			    &entry, &present, "read userPassword presence", &err);
+	char *detail = NULL;
+	if (rc == ZMB_ENOTFOUND && !err)
+		detail = xasprintf("no zimbraAccount entry with a userPassword that %s may read below "
+				   "'%s': wrong base, or the bind DN may not read password hashes "
+				   "(the provision stage would fail the accounts: no hash to copy)",
+				   dn, base);
+	else if (rc == ZMB_OK && !present)
+		detail = xasprintf("%s may find but not read userPassword of %s (ACL): the provision "
+				   "stage would fail the accounts (no hash to copy)", dn, entry);
+	else if (rc == ZMB_OK)
+		detail = xasprintf("present on %s (its value not read)", entry);
+	ok = rc == ZMB_OK && present;
+	verdict(ok, what, detail ? detail : err ? err : zmb_rc_str(rc));
+	free(detail);
+out:
+	free(what);
+	free(err);
+	free(entry);
+	secret_free(pw);
+	ldc_close(c);
+	return ok;
+}
+
 int cmd_check(struct cli *cli)
 {
 	struct job job;
@@ -252,6 +337,17 @@ int cmd_check(struct cli *cli)
 		for (size_t i = 0; i < job.nstages; i++)
 			if (!strncmp(job.stages[i].type, "ldap-", 5))
 				reach &= check_ldap_stage(&job, &job.stages[i]);
+	for (int side = 0; side < 2; side++) {
+		const struct server *s = side ? &job.target : &job.source;
+		bool cfg = false;
+		if (!s->ldap.url)
+			continue;
+		bool r = check_side_ldap(s, !side && job_copies_passwords(&job), &cfg);
+		if (cfg)
+			ok = false;
+		else
+			reach &= r;
+	}
 	const char *db = cli_state_path(cli, &job);
 	if (db) {
 		char *dir = xstrdup(db);

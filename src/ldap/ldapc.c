@@ -300,6 +300,46 @@ const char *ldc_val(const struct ldc_entry *e, const char *attr)
 	return l && l->n ? l->v[0] : NULL;
 }
 
+enum zmb_rc ldc_probe_attr(struct ldc *c, const char *base, const char *filter, const char *attr,
+			   char **dn, bool *present, const char *step, char **err)
+{
+	struct ldc_full *f = (struct ldc_full *)c;
+	struct timeval tv = { (time_t)f->o.timeout, 0 };
+	char *attrs[] = { (char *)attr, NULL };
+	LDAPMessage *msg = NULL;
+	enum zmb_rc rc = ZMB_OK;
+
+	*dn = NULL;
+	*present = false;
+	int lrc = ldap_search_ext_s(c->ld, base, LDAP_SCOPE_SUBTREE, filter, attrs, 1, NULL, NULL, &tv,
+				    1, &msg);
+	if (lrc != LDAP_SUCCESS && lrc != LDAP_SIZELIMIT_EXCEEDED) {
+		char *what = xasprintf("search '%s' failed", base);
+		rc = ldc_fail(c, lrc, step, what, err);
+		free(what);
+		goto out;
+	}
+	LDAPMessage *m = ldap_first_entry(c->ld, msg);
+	if (!m) {
+		rc = ZMB_ENOTFOUND;
+		goto out;
+	}
+	char *d = ldap_get_dn(c->ld, m);
+	*dn = xstrdup(d ? d : "");
+	ldap_memfree(d);
+	BerElement *ber = NULL;
+	for (char *a = ldap_first_attribute(c->ld, m, &ber); a; a = ldap_next_attribute(c->ld, m, ber)) {
+		*present |= streq_ci(a, attr);
+		ldap_memfree(a);
+	}
+	if (ber)
+		ber_free(ber, 0);
+out:
+	if (msg)
+		ldap_msgfree(msg);
+	return rc;
+}
+
 enum zmb_rc ldc_search(struct ldc *c, const char *base, int scope, const char *filter,
 		       const char *const *attrs, struct ldc_result *res,
 		       const char *step, char **err)

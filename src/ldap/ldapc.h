@@ -68,6 +68,14 @@ enum zmb_rc ldc_search(struct ldc *c, const char *base, int scope, const char *f
 		       const char *const *attrs, struct ldc_result *res,
 		       const char *step, char **err);
 void ldc_result_release(struct ldc_result *r);
+/*
+ * The first entry (size limit 1) matching filter below base: its DN in *dn
+ * (caller frees) and whether the bind may see attr on it, asked as types
+ * only (attrsonly): no value of attr ever reaches this process.  No entry:
+ * ZMB_ENOTFOUND with *dn NULL and *err unset.
+ */
+enum zmb_rc ldc_probe_attr(struct ldc *c, const char *base, const char *filter, const char *attr,
+			   char **dn, bool *present, const char *step, char **err);
 /* Values of attr (case-insensitive), NULL if absent. */
 const struct strlist *ldc_vals(const struct ldc_entry *e, const char *attr);
 /* First value or NULL. */

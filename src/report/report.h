@@ -56,7 +56,13 @@
  *         'ok', false for 'mismatch'/'unverifiable', null when never
  *         verified; verify: that string or null; verify_detail: string or
  *         null, schema 007), and verify_counts {ok, mismatch, unverifiable,
- *         none} (none = never verified).
+ *         none} (none = never verified).  Additive (schema 008, absent
+ *         on an older DB): provision {total, counts {account|cos|domain|
+ *         list: {pending, creating, created, updated, unchanged, skipped,
+ *         failed}} (every kind and outcome, zeros included; a done object
+ *         by its outcome, a failed one as failed whatever an earlier run
+ *         did), failed [{stage,kind,name,target,attempts,error,
+ *         updated_at}] (by stage, kind, name)}, just before accounts.
  *         The accounts array is streamed last, one account per line.
  *   csv   RFC 4180 with CRLF line ends, header
  *         account,target,state,attempts,bytes,seconds,error,source_host,
@@ -84,6 +90,8 @@
  *         zmbatch_server_concurrency_limit{role} (schema 003, roles whose
  *         pacing a run recorded), zmbatch_accounts_verify{verdict="ok|
  *         mismatch|unverifiable|none"} (schema 007; none = never verified),
+ *         zmbatch_provision_objects{kind,state} (schema 008: every kind
+ *         and outcome of the JSON's provision.counts, absent before),
  *         zmbatch_report_timestamp_seconds.
  *         Runs are the rows of `runs` whose command is "run" or "run ...";
  *         rows of other writing commands are ignored.
@@ -91,8 +99,13 @@
  *         requests, throttled answers, pauses, limits in force), the 5
  *         slowest accounts, failures grouped by class and listed with
  *         reasons, stages, last run, "verification:" (counts by verdict,
- *         the mismatched and unverifiable accounts with their detail).
- *         `status` shows the servers' pacing and the verdict counts too.
+ *         the mismatched and unverifiable accounts with their detail),
+ *         "provision:" (objects by kind and outcome, the failed ones with
+ *         their last error; only when there are objects).
+ *         `status` shows the servers' pacing, the verdict counts and the
+ *         provision lines (at most 5 failed objects) too.
+ *   The provision objects are not in the CSV: its rows are the accounts
+ *   of the migrate stage, one per row, with a fixed column contract.
  *
  * Exit codes of the commands built on this (cmd_status.c, cmd_report.c,
  * cmd_accounts.c, cmd_reset.c):

@@ -20,6 +20,7 @@
 #define ZMB_REPORT_INT_H
 
 #include "query_cutover.h"
+#include "query_prov.h"
 #include "query_report.h"
 #include "report.h"
 
@@ -47,6 +48,7 @@ struct snapshot {
 	long long warned;            /* done with warnings (schema 004) */
 	long long verify[QR_VERIFY_N]; /* accounts by verdict (schema 007; all "none" before) */
 	struct qr_cutover cut;       /* the cutover stage (schema 009; present false before) */
+	struct qr_prov prov;         /* the provision stage's objects (schema 008; present false before) */
 };
 
 /* Read the snapshot (job_name NULL: from the DB's meta).  *s is always
@@ -87,6 +89,13 @@ void text_bytes(FILE *out, const struct snapshot *s);
 /* The verdict counts: "verified:   ok N, mismatch N, unverifiable N, none N". */
 void text_verify_counts(FILE *out, const struct snapshot *s);
 void text_cutover_counts(FILE *out, const struct snapshot *s);   /* nothing before a cutover */
+/*
+ * The provision stage's objects (nothing before schema 008 or a provision run):
+ * "provision:" with one line per kind that has objects (created, updated,
+ * unchanged, skipped, failed, and pending/creating when any), then the failed
+ * objects with their last error, at most `limit` (< 0: all).
+ */
+enum zmb_rc text_provision(sqlite3 *db, const struct snapshot *s, FILE *out, int limit, char **err);
 void text_eta(FILE *out, const struct snapshot *s, double rate);
 /* brief: one line (status); else one block per stage (report). */
 enum zmb_rc text_stages(sqlite3 *db, FILE *out, bool brief, char **err);

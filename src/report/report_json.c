@@ -174,6 +174,61 @@ static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, ch
 
 struct jaccounts { FILE *out; bool first; };
 
+static void jrow_prov_failed(void *arg, const struct qr_prov_failed *r)
+{
+	struct jaccounts *a = arg;
+	json_t *o = json_object();
+	json_object_set_new(o, "stage", jstr(r->stage));
+	json_object_set_new(o, "kind", jstr(r->kind));
+	json_object_set_new(o, "name", jstr(r->name));
+	json_object_set_new(o, "target", jstr(r->target));
+	json_object_set_new(o, "attempts", json_integer(r->attempts));
+	json_object_set_new(o, "error", r->error && *r->error ? jstr(r->error) : json_null());
+	json_object_set_new(o, "updated_at", jtime(r->updated_at));
+	fputs(a->first ? "\n" : ",\n", a->out);
+	a->first = false;
+	json_dumpf(o, a->out, JFLAGS);
+	json_decref(o);
+}
+
+/*
+ * additive (schema 8), after the head and before the accounts:
+ * "provision": {"total": N, "counts": {KIND: {OUTCOME: N, ...}, ...},
+ * "failed": [{stage, kind, name, target, attempts, error, updated_at}]},
+ * every kind and outcome of query_prov.h, zeros included; the failed
+ * objects streamed one per line.  Absent on a DB without the table.
+ */
+static enum zmb_rc jprovision(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
+{
+	const struct qr_prov *c = &s->prov;
+	if (!c->present)
+		return ZMB_OK;
+	json_t *o = json_object(), *counts = json_object();
+	json_object_set_new(o, "total", json_integer(c->total));
+	for (int k = 0; k < QP_NKINDS; k++) {
+		json_t *kc = json_object();
+		for (int i = 0; i < QP_NOUTCOMES; i++)
+			json_object_set_new(kc, qp_outcome_names[i], json_integer(c->n[k][i]));
+		json_object_set_new(counts, qp_kind_names[k], kc);
+	}
+	json_object_set_new(o, "counts", counts);
+	char *head = json_dumps(o, JFLAGS);
+	json_decref(o);
+	if (!head) {
+		*err = xasprintf("cannot encode report");
+		return ZMB_EINTERNAL;
+	}
+	/* the object without its closing brace, then the failed objects streamed */
+	fputs(",\"provision\":", out);
+	fwrite(head, 1, strlen(head) - 1, out);
+	free(head);
+	fputs(",\"failed\":[", out);
+	struct jaccounts a = { out, true };
+	enum zmb_rc rc = qr_prov_failed(db, -1, jrow_prov_failed, &a, err);
+	fputs("]}", out);
+	return rc;
+}
+
 static void jrow_account(void *arg, const struct qr_account *r)
 {
 	struct jaccounts *a = arg;
@@ -222,6 +277,8 @@ enum zmb_rc report_json(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 		goto out;
 	}
 	fwrite(head, 1, strlen(head) - 1, out);
+	if ((rc = jprovision(db, s, out, err)) != ZMB_OK)
+		goto out;
 	fputs(",\"accounts\":[", out);
 	struct jaccounts a = { out, true };
 	if ((rc = qr_accounts(db, -1, jrow_account, &a, err)) != ZMB_OK)

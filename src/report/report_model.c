@@ -98,6 +98,8 @@ enum zmb_rc snapshot_read(sqlite3 *db, const char *job_name, double now,
 		return rc;
 	if ((rc = qr_cutover(db, &s->cut, err)) != ZMB_OK)
 		return rc;
+	if ((rc = qr_prov_counts(db, &s->prov, err)) != ZMB_OK)
+		return rc;
 	if ((rc = qr_verify_counts(db, s->verify, err)) != ZMB_OK)
 		return rc;
 	if ((rc = snapshot_runs(db, s, err)) != ZMB_OK)

@@ -60,6 +60,15 @@ static void prom_snapshot(FILE *out, const struct snapshot *s)
 			cut_step_name((enum cut_step)i), s->cut.steps[i]);
 	prom_ll(out, "zmbatch_cutover_errors", "gauge",
 		"Accounts whose cutover stopped at a failed step (retried by the next run).", s->cut.errors);
+	if (s->prov.present) {
+		prom_head(out, "zmbatch_provision_objects", "gauge",
+			  "Objects of the provision stage by kind and by what became of them (a done "
+			  "object by its outcome; failed = its last try failed).");
+		for (int k = 0; k < QP_NKINDS; k++)
+			for (int i = 0; i < QP_NOUTCOMES; i++)
+				fprintf(out, "zmbatch_provision_objects{kind=\"%s\",state=\"%s\"} %lld\n",
+					qp_kind_names[k], qp_outcome_names[i], s->prov.n[k][i]);
+	}
 	prom_ll(out, "zmbatch_done_bytes", "gauge",
 		"Bytes moved for accounts in state done (last successful pass of each).", s->bytes_done);
 	prom_ll(out, "zmbatch_planned_bytes", "gauge",

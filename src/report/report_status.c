@@ -150,6 +150,8 @@ static enum zmb_rc status_screen(sqlite3 *db, const struct snapshot *s, const ch
 	text_counts(out, s, true);
 	text_verify_counts(out, s);
 	text_cutover_counts(out, s);
+	if ((rc = text_provision(db, s, out, STATUS_ERRORS, err)) != ZMB_OK)
+		return rc;
 	text_bytes(out, s);
 	if ((rc = status_rate(db, s, out, err)) != ZMB_OK)
 		return rc;

@@ -69,6 +69,55 @@ void text_cutover_counts(FILE *out, const struct snapshot *s)
 		s->cut.steps[CUT_SKIPPED], s->cut.batches);
 }
 
+struct text_prov_rows { FILE *out; long long n; };
+
+static void text_prov_failed(void *arg, const struct qr_prov_failed *r)
+{
+	struct text_prov_rows *p = arg;
+	char *k = fmt_flat(r->kind), *n = fmt_flat(r->name), *t = fmt_flat(r->target);
+	char *st = fmt_flat(r->stage), *e = fmt_flat(r->error);
+	fprintf(p->out, "    %-7s %s", k, n);
+	if (strcmp(n, t) != 0)
+		fprintf(p->out, " -> %s", t);
+	fprintf(p->out, "  (stage '%s', attempts %lld): %s\n", st, r->attempts,
+		*e ? e : "(no reason recorded)");
+	free(k);
+	free(n);
+	free(t);
+	free(st);
+	free(e);
+	p->n++;
+}
+
+enum zmb_rc text_provision(sqlite3 *db, const struct snapshot *s, FILE *out, int limit, char **err)
+{
+	const struct qr_prov *c = &s->prov;
+	if (!c->present || c->total <= 0)
+		return ZMB_OK;
+	fprintf(out, "provision:  %lld object(s)\n", c->total);
+	long long failed = 0;
+	for (int k = 0; k < QP_NKINDS; k++) {
+		const long long *n = c->n[k];
+		failed += n[QP_FAILED];
+		if (c->kind_total[k] <= 0)
+			continue;
+		fprintf(out, "  %-8s  created %lld, updated %lld, unchanged %lld, skipped %lld, failed %lld",
+			qp_kind_names[k], n[QP_CREATED], n[QP_UPDATED], n[QP_UNCHANGED], n[QP_SKIPPED],
+			n[QP_FAILED]);
+		if (n[QP_PENDING] || n[QP_CREATING])
+			fprintf(out, ", pending %lld, creating %lld", n[QP_PENDING], n[QP_CREATING]);
+		fputc('\n', out);
+	}
+	if (failed <= 0)
+		return ZMB_OK;
+	fprintf(out, "  failed objects (last error; the next run tries them again):\n");
+	struct text_prov_rows p = { out, 0 };
+	enum zmb_rc rc = qr_prov_failed(db, limit, text_prov_failed, &p, err);
+	if (rc == ZMB_OK && p.n < failed)
+		fprintf(out, "    ... and %lld more ('zmbatch report' lists them all)\n", failed - p.n);
+	return rc;
+}
+
 void text_verify_counts(FILE *out, const struct snapshot *s)
 {
 	fprintf(out, "verified:  ");
@@ -308,6 +357,11 @@ enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 	fputc('\n', out);
 	if ((rc = text_stages(db, out, false, err)) != ZMB_OK)
 		return rc;
+	if (s->prov.present && s->prov.total > 0) {
+		fputc('\n', out);
+		if ((rc = text_provision(db, s, out, -1, err)) != ZMB_OK)
+			return rc;
+	}
 	fprintf(out, "\nslowest accounts:\n");
 	if ((rc = qr_slowest(db, 5, text_slow, &p, err)) != ZMB_OK)
 		return rc;

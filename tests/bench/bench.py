@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """tests/bench/bench.py - zmbatch benchmarks (issue 6), driven by `make bench` (tests/bench/run).
 
-    python3 tests/bench/bench.py [--quick] [--out DIR] [makespan stream cost rss db token first throttled ...]
+    python3 tests/bench/bench.py [--quick] [--out DIR] [makespan stream cost rss db token first throttled
+                                                        provision ...]
 
 Every benchmark starts its own simulated servers (tests/zsim/zsim.py, HTTPS on 127.0.0.1 with a
 throw-away CA), writes a native job file, runs bin/zmbatch as a child process and measures it:
@@ -338,6 +339,17 @@ def bench_cost(root, pki, quick):
                    "%.3f s" % (r["cpu"] * 1000 / n),
                    "user %.2f + sys %.2f; wall %.1f s; simulators used %.1f CPU s"
                    % (r["user"], r["sys"], r["wall"], simcpu))
+            # round trips per 1,000 accounts, each side: every request the simulator saw
+            # (not its own /zsim/ control calls), and the SOAP ones by name
+            trips = []
+            for side, sim in (("source", env.src), ("target", env.dst)):
+                st = sim.stats_full()
+                total = sum(1 for e in st.get("requests", []) if not e["path"].startswith("/zsim/"))
+                soap = sorted(st.get("soap", {}).items(), key=lambda kv: -kv[1])
+                trips.append("%s %.0f (%s)" % (side, total * 1000 / n, ", ".join(
+                    "%s %.0f" % (k.replace("Request", ""), v * 1000 / n) for k, v in soap if v)))
+            figure("cost", "%s: round trips per 1,000 small accounts" % transfer,
+                   "%s" % " / ".join(t.split(" (")[0] for t in trips), "; ".join(trips))
         finally:
             env.stop()
 
@@ -576,9 +588,121 @@ def bench_first(root, pki, quick):
     figure("first", "GetMailbox each / GetQuotaUsage", "%.1f x" % (res["GetMailbox each"] / res["GetQuotaUsage"]))
 
 
+# ---------------------------------------------------------------------------
+# provision: creating N accounts on an empty target (issue 15)
+
+PROV_CHANGES = ("CreateAccountRequest", "ModifyAccountRequest", "AddAccountAliasRequest",
+                "CreateSignatureRequest", "CreateIdentityRequest", "CreateDomainRequest",
+                "CreateCosRequest", "ModifyCosRequest", "ModifyDomainRequest")
+
+
+def prov_accounts(n):
+    """n source accounts with typical attributes: names, a few preferences; every 10th
+    (from the 4th) an alias, every 10th (from the 8th) a signature."""
+    out = []
+    for i in range(1, n + 1):
+        a = {"name": "user%05d@example.com" % i,
+             "attrs": {"displayName": "User %05d" % i, "givenName": "User", "sn": "%05d" % i,
+                       "zimbraPrefTimeZoneId": "Europe/Berlin", "zimbraPrefLocale": "de",
+                       "zimbraPrefHtmlEditorDefaultFontSize": "12pt",
+                       "zimbraPrefMailPollingInterval": "300s"}}
+        if i % 10 == 4:
+            a["aliases"] = ["alias%05d@example.com" % i]
+        if i % 10 == 8:
+            a["signatures"] = [{"name": "work", "html": "<b>User %05d</b>" % i}]
+        out.append(a)
+    return out
+
+
+def per_account(calls, n):
+    """'Req x.xx' per request type; a request sent a few times in all as its total ('Auth 1 in all')."""
+    return ", ".join(("%s %.2f" % (k.replace("Request", ""), v / n)) if v * 100 >= n
+                     else "%s %d in all" % (k.replace("Request", ""), v) for k, v in sorted(calls.items()))
+
+
+def soap_delta(after, before):
+    a, b = after.get("soap", {}), before.get("soap", {})
+    return {k: a[k] - b.get(k, 0) for k in a if a[k] - b.get(k, 0)}
+
+
+def bench_provision(root, pki, quick):
+    n = 1000 if quick else 10000
+    say("== provision: %d accounts to an empty target (copy_password off: no LDAP)" % n)
+    d = os.path.join(root, "provision")
+    os.makedirs(d)
+    src = Sim(d, "src", {"token_lifetime": 43200,
+                         "domains": [{"name": "example.com", "accounts": prov_accounts(n)}]}, pki)
+    try:
+        # the target has the mapped domain and nothing else (no account)
+        dst = Sim(d, "dst", {"token_lifetime": 43200, "domains": [{"name": "example.net"}]}, pki)
+    except Exception:
+        src.stop()
+        raise
+    try:
+        pw = os.path.join(d, "pw")
+        with open(pw, "w") as f:
+            f.write("test123\n")
+        os.chmod(pw, 0o600)
+        srv = ('host = "127.0.0.1"; port = %d; admin_user = "admin@example.com"; '
+               'admin_password_file = "' + pw + '"; ca_file = "' + pki.ca + '"; ' + NOCAP)
+        cfg = os.path.join(d, "job.cfg")
+        with open(cfg, "w") as f:
+            f.write('job = "bench-provision";\n'
+                    'source = { %s };\n' % (srv % src.port) +
+                    'target = { %s };\n' % (srv % dst.port) +
+                    'migration = {\n  domains = [ "example.com" ];\n'
+                    '  domain_map = [ "example.com=example.net" ];\n'
+                    '  working_dir = "%s/work";\n};\n' % d +
+                    'state = { db = "%s/state.db"; };\n' % d +
+                    'log = { dir = "%s/log"; level = "info"; };\n' % d +
+                    'stages = ( { name = "provision"; type = "provision"; copy_password = false; } );\n')
+        s0, t0 = src.stats(), dst.stats()
+        r = run_zmbatch(["run", "-c", cfg, "--quiet"], timeout=3600)
+        if r["rc"] != 0:
+            say(r["out"][-3000:])
+            raise RuntimeError("provision: zmbatch run exited %d" % r["rc"])
+        s1, t1 = src.stats(), dst.stats()
+        sd, td = soap_delta(s1, s0), soap_delta(t1, t0)
+        c = sqlite3.connect(os.path.join(d, "state.db"))
+        try:
+            rows = dict(c.execute("SELECT coalesce(outcome, state), count(*) FROM provision_objects "
+                                  "WHERE kind = 'account' GROUP BY 1").fetchall())
+        finally:
+            c.close()
+        if rows.get("created") != n:
+            raise RuntimeError("provision: %d accounts created, expected %d (%s)" % (rows.get("created", 0), n, rows))
+        figure("provision", "first run: wall time, %d accounts" % n, "%.1f s" % r["wall"],
+               "%.0f accounts/s" % (n / r["wall"]))
+        figure("provision", "first run: zmbatch CPU (user+sys)", "%.2f s" % r["cpu"],
+               "%.2f ms/account" % (1000 * r["cpu"] / n))
+        figure("provision", "first run: source SOAP calls per account", "%.2f" % (sum(sd.values()) / n),
+               per_account(sd, n))
+        figure("provision", "first run: target SOAP calls per account", "%.2f" % (sum(td.values()) / n),
+               per_account(td, n))
+        r2 = run_zmbatch(["run", "-c", cfg, "--quiet", "--stage", "provision"], timeout=3600)
+        if r2["rc"] != 0:
+            say(r2["out"][-3000:])
+            raise RuntimeError("provision rerun: zmbatch run exited %d" % r2["rc"])
+        s2, t2 = src.stats(), dst.stats()
+        sd2, td2 = soap_delta(s2, s1), soap_delta(t2, t1)
+        changes = sum(td2.get(k, 0) for k in PROV_CHANGES)
+        figure("provision", "rerun: wall time", "%.1f s" % r2["wall"], "CPU %.2f s" % r2["cpu"])
+        figure("provision", "rerun: SOAP calls per account (source + target)",
+               "%.2f" % ((sum(sd2.values()) + sum(td2.values())) / n),
+               "source: %s; target: %s" % (
+                   ", ".join("%s %d" % (k.replace("Request", ""), v) for k, v in sorted(sd2.items())),
+                   ", ".join("%s %d" % (k.replace("Request", ""), v) for k, v in sorted(td2.items()))))
+        figure("provision", "rerun: create/modify calls on the target", changes, "must be 0")
+        if changes:
+            raise RuntimeError("provision rerun changed the target: %s" % td2)
+    finally:
+        src.stop()
+        dst.stop()
+
+
 BENCHES = {"makespan": bench_makespan, "stream": bench_stream, "cost": bench_cost, "rss": bench_rss,
            "db": bench_db, "token": bench_token, "first": bench_first,
-           "throttled": bench_throttled}
+           "throttled": bench_throttled, "provision": bench_provision}
 
 
 def machine():
