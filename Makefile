@@ -69,7 +69,7 @@ HOOKS_BIN := $(B)/zmbatch-testhooks
 ALL_TEST_SRCS := $(sort $(wildcard tests/check_*.c))
 # TEST_SRCS may be narrowed on the command line (make tsan does)
 # the longest suites first, so that two at a time (RUN_TESTS_JOBS=2) end together
-SLOW_SUITES := check_e2e_crash check_e2e_migrate check_e2e_faults check_e2e_cron
+SLOW_SUITES := check_e2e_crash check_e2e_cutover check_e2e_migrate check_e2e_faults check_e2e_cron
 TEST_SRCS := $(patsubst %,tests/%.c,$(SLOW_SUITES)) $(filter-out $(patsubst %,tests/%.c,$(SLOW_SUITES)),$(ALL_TEST_SRCS))
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_SUPPORT := $(patsubst tests/%.c,$(B)/tests/%.o,$(filter-out $(ALL_TEST_SRCS),$(wildcard tests/*.c)))

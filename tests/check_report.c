@@ -1215,13 +1215,13 @@ START_TEST(test_provision_json)
 	ck_assert_uint_eq(json_object_size(pv), 3);
 	ck_assert_int_eq(jint(pv, "total"), 12);
 	json_t *counts = jget(pv, "counts");
-	static const char *const kinds[] = { "account", "cos", "domain", "list" };
+	static const char *const kinds[] = { "account", "cos", "domain", "list", "resource" };
 	static const char *const outcomes[] = { "pending", "creating", "created", "updated",
 						"unchanged", "skipped", "failed" };
-	static const long long want[4][7] = { { 1, 1, 2, 1, 2, 1, 2 }, { 0, 0, 1, 0, 0, 0, 0 },
-					      { 0, 0, 0, 0, 0, 0, 1 }, { 0 } };
-	ck_assert_uint_eq(json_object_size(counts), 4);
-	for (int k = 0; k < 4; k++) {
+	static const long long want[5][7] = { { 1, 1, 2, 1, 2, 1, 2 }, { 0, 0, 1, 0, 0, 0, 0 },
+					      { 0, 0, 0, 0, 0, 0, 1 }, { 0 }, { 0 } };
+	ck_assert_uint_eq(json_object_size(counts), 5);
+	for (int k = 0; k < 5; k++) {
 		json_t *kc = jget(counts, kinds[k]);
 		ck_assert_uint_eq(json_object_size(kc), 7);
 		for (int i = 0; i < 7; i++)
@@ -1287,7 +1287,7 @@ START_TEST(test_provision_prom)
 	int samples = 0;
 	for (const char *p = out; (p = strstr(p, "\nzmbatch_provision_objects{")); p++)
 		samples++;
-	ck_assert_int_eq(samples, 4 * 7);
+	ck_assert_int_eq(samples, 5 * 7);   /* kinds x outcomes */
 	free(out);
 	fixture_close(&f);
 }

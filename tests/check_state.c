@@ -1119,6 +1119,61 @@ START_TEST(test_migrate_2_to_3)
 }
 END_TEST
 
+/* 011 rebuilds provision_objects (a CHECK cannot change): a version-10 DB keeps its
+ * objects, their ids and events; 'resource' is a kind; the events still refer to it */
+START_TEST(test_migrate_10_to_11)
+{
+	char *dir = tu_tmpdir("state");
+	char *path = db_path(dir);
+	sqlite3 *db = NULL;
+
+	ck_assert_int_ge(state_schema_version(), 11);
+	ck_assert_str_eq(zmb_schema_names[10], "011_provision_resources.sql");
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 10; i++)
+		ck_assert_msg(sqlite3_exec(db, zmb_schema[i], NULL, NULL, NULL) == SQLITE_OK, "%s: %s",
+			      zmb_schema_names[i], sqlite3_errmsg(db));
+	ck_assert_int_eq(sqlite3_exec(db,
+		"PRAGMA user_version = 10;"
+		"INSERT INTO meta VALUES ('job_identity', '" IDENT "');"
+		"INSERT INTO runs (id, started_at, pid, host, user, command) VALUES (1, 1e9, 42, 'h', 'u', 'run');"
+		"INSERT INTO provision_objects (id, stage, kind, name, target, state, outcome, ours,"
+		" attempts, target_id) VALUES (7, 'provision', 'list', 'l@x.test', 'l@y.test', 'done',"
+		" 'created', 1, 1, 'tid');"
+		"INSERT INTO provision_events (at, run_id, object_id, message) VALUES"
+		" (1e9, 1, 7, 'creating'), (1e9, 1, 7, 'created');",
+		NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct state *st = open_rw(path);
+	ck_assert_int_eq(q_int(st, "PRAGMA user_version"), state_schema_version());
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM provision_objects WHERE id = 7 AND"
+			       " kind = 'list' AND state = 'done' AND outcome = 'created' AND ours = 1"
+			       " AND attempts = 1 AND target_id = 'tid'"), 1);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM provision_events WHERE object_id = 7"), 2);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM v_provision"), 1);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM sqlite_master WHERE name IN"
+			       " ('provision_events_object', 'provision_objects_new',"
+			       " 'provision_events_keep')"), 1);
+	ck_assert_int_eq(state_prov_plan(st, "provision", "resource", "room@x.test", "room@y.test"),
+			 ZMB_OK);
+	struct prov_row pr;
+	ck_assert_int_eq(state_prov_get(st, "provision", "resource", "room@x.test", &pr), ZMB_OK);
+	ck_assert_int_eq(state_prov_creating(st, 1, pr.id, "creating room@y.test"), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM provision_events"), 3);
+	state_prov_release(&pr);
+	ck_assert_int_ne(state_prov_plan(st, "provision", "bogus", "x@x.test", "x@y.test"), ZMB_OK);
+	/* the events' reference follows the rebuilt table */
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM pragma_foreign_key_list('provision_events')"
+			       " WHERE \"table\" = 'provision_objects'"), 1);
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_migrate_1_to_2)
 {
 	char *dir = tu_tmpdir("state");
@@ -1691,6 +1746,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_job_identity_mismatch);
 	tcase_add_test(tc, test_readonly);
 	tcase_add_test(tc, test_migrate_1_to_2);
+	tcase_add_test(tc, test_migrate_10_to_11);
 	tcase_add_test(tc, test_migrate_2_to_3);
 	tcase_add_test(tc, test_file_mode_and_pragmas);
 	tcase_add_test(tc, test_runs_stages_meta);

@@ -235,7 +235,8 @@ static enum zmb_rc before_delta(struct cut *c, struct cutover_row *r)
 		r->step = CUT_PLANNED;
 	}
 	if (r->step == CUT_PLANNED) {
-		if ((rc = cut_set(c, c->src, r->source_id, "zimbraAccountStatus", cur.s[0], "locked", &e))) {
+		if ((rc = cut_set(c, c->src, r->account, r->source_id, "zimbraAccountStatus", cur.s[0],
+				  "locked", &e))) {
 			rc = fail(c, r, "lock the source", c->src, e);
 			goto out;
 		}
@@ -245,10 +246,10 @@ static enum zmb_rc before_delta(struct cut *c, struct cutover_row *r)
 	if (r->step == CUT_LOCKED) {
 		char *sv = NULL, *tv = NULL;
 		cut_transports(c, r, &sv, &tv);
-		rc = cut_set(c, c->src, r->source_id, "zimbraMailTransport", cur.s[1], sv, &e);
+		rc = cut_set(c, c->src, r->account, r->source_id, "zimbraMailTransport", cur.s[1], sv, &e);
 		if (rc) {
 			rc = fail(c, r, "point the transports at the target", c->src, e);
-		} else if ((rc = cut_set(c, c->dst, r->target_id, "zimbraMailTransport", cur.t[1], tv,
+		} else if ((rc = cut_set(c, c->dst, r->target, r->target_id, "zimbraMailTransport", cur.t[1], tv,
 					 &e))) {
 			rc = fail(c, r, "point the transports at the target", c->dst, e);
 		} else {
@@ -287,10 +288,10 @@ static enum zmb_rc after_delta(struct cut *c, struct cutover_row *r)
 		if (strcmp(cur.s[1], sv) || strcmp(cur.t[1], tv))
 			log_warn(c->ctx->sc->name, "%s: zimbraMailTransport changed after 'routed' "
 				 "(source '%s', target '%s'): set again", r->account, cur.s[1], cur.t[1]);
-		rc = cut_set(c, c->src, r->source_id, "zimbraMailTransport", cur.s[1], sv, &e);
+		rc = cut_set(c, c->src, r->account, r->source_id, "zimbraMailTransport", cur.s[1], sv, &e);
 		if (rc)
 			rc = fail(c, r, "check the transports", c->src, e);
-		else if ((rc = cut_set(c, c->dst, r->target_id, "zimbraMailTransport", cur.t[1], tv, &e)))
+		else if ((rc = cut_set(c, c->dst, r->target, r->target_id, "zimbraMailTransport", cur.t[1], tv, &e)))
 			rc = fail(c, r, "check the transports", c->dst, e);
 		free(sv);
 		free(tv);
@@ -298,7 +299,7 @@ static enum zmb_rc after_delta(struct cut *c, struct cutover_row *r)
 			goto out;
 	}
 	if (r->step == CUT_SYNCED) {
-		if ((rc = cut_set(c, c->src, r->source_id, "zimbraAccountStatus", cur.s[0],
+		if ((rc = cut_set(c, c->src, r->account, r->source_id, "zimbraAccountStatus", cur.s[0],
 				  c->k.source_status, &e))) {
 			rc = fail(c, r, "final source status", c->src, e);
 			goto out;
@@ -310,7 +311,7 @@ static enum zmb_rc after_delta(struct cut *c, struct cutover_row *r)
 			goto out;
 	}
 	if (r->step == CUT_FINAL) {
-		if ((rc = cut_set(c, c->dst, r->target_id, "zimbraAccountStatus", cur.t[0], "active", &e))) {
+		if ((rc = cut_set(c, c->dst, r->target, r->target_id, "zimbraAccountStatus", cur.t[0], "active", &e))) {
 			rc = fail(c, r, "activate the target", c->dst, e);
 			goto out;
 		}

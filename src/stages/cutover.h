@@ -63,9 +63,10 @@ enum zmb_rc cut_read_dst(struct cut *c, const struct cutover_row *r, struct cut_
 int cut_lmtp_port(struct cut *c, const char *host);
 /* The transports the cutover sets (recorded, else from the templates); both new. */
 void cut_transports(struct cut *c, const struct cutover_row *r, char **sv, char **tv);
-/* attr = want on conn's account id unless cur already equals it (counted, crashpoint). */
-enum zmb_rc cut_set(struct cut *c, struct xfer_conn *conn, const char *id, const char *attr,
-		    const char *cur, const char *want, char **err);
+/* attr = want on conn's account id unless cur already equals it (counted, crashpoint);
+ * name: the account's address, for the log line (NULL: the id). */
+enum zmb_rc cut_set(struct cut *c, struct xfer_conn *conn, const char *name, const char *id,
+		    const char *attr, const char *cur, const char *want, char **err);
 
 /*
  * The final delta pass of the rows at 'routed' (cutover_delta.c): their

@@ -130,16 +130,16 @@ void cut_transports(struct cut *c, const struct cutover_row *r, char **sv, char 
  * attr of account id on conn -> want, unless it is already (cur).  A change
  * is a durable step of its own (crashpoint), counted in c->modifies.
  */
-enum zmb_rc cut_set(struct cut *c, struct xfer_conn *conn, const char *id, const char *attr,
-		    const char *cur, const char *want, char **err)
+enum zmb_rc cut_set(struct cut *c, struct xfer_conn *conn, const char *name, const char *id,
+		    const char *attr, const char *cur, const char *want, char **err)
 {
 	if (cur && !strcmp(cur, want))
 		return ZMB_OK;
 	enum zmb_rc rc = conn->end->drv->set_attr(conn, id, attr, want, err);
 	if (rc == ZMB_OK) {
 		c->modifies++;
-		log_info(c->ctx->sc->name, "%s %s: %s = '%s' (was '%s')", conn->end->srv->role, id,
-			 attr, want, cur ? cur : "");
+		log_info(c->ctx->sc->name, "%s %s: %s = '%s' (was '%s')", conn->end->srv->role,
+			 name ? name : id, attr, want, cur ? cur : "");
 		crashpoint("cutover modify");
 	}
 	return rc;

@@ -76,7 +76,8 @@ static void restore(struct rb *b, struct xfer_conn *conn, const char *id, const 
 	if (required && !*prev)
 		return;
 	char *e = NULL;
-	if (cut_set(b->c, conn, id, attr, cur, prev, &e)) {
+	if (cut_set(b->c, conn, conn == b->c->src ? b->r->account : b->r->target, id, attr, cur, prev,
+		    &e)) {
 		const struct server *s = conn->end->srv;
 		b->err = xasprintf("rollback of %s on %s %s:%d: %s", attr, s->role, s->host, s->port,
 				   e ? e : "failed");

@@ -6,7 +6,9 @@
  *                existing = "update";          # | "skip" | "fail"
  *                cos_map = [ "default=standard" ];   # source COS name = target COS name
  *                copy_password = true;         # userPassword from source.ldap
- *                keep_zimbra_id = "try"; },    # | "required" | "never"
+ *                keep_zimbra_id = "try";       # | "required" | "never"
+ *                resources = true;             # calendar resources (provision_resources.c)
+ *                lists = true; },              # distribution lists (provision_lists.c)
  *              { name = "migrate"; type = "migrate"; } );
  *
  * Accounts: the job's selection (migration.accounts, accounts_file,
@@ -47,7 +49,7 @@
  *
  * Runs in the main thread (stage.h); the connections are its own.
  */
-#include "provision.h"
+#include "provision_int.h"
 #include "ldapc.h"
 #include "log.h"
 #include "runctl.h"
@@ -62,22 +64,7 @@
 #include <strings.h>
 
 #define PROV_STAGE_KEYS \
-	"name, type, existing, cos_map, create_cos, copy_password, create_domains, keep_zimbra_id"
-
-enum existing { EX_UPDATE, EX_SKIP, EX_FAIL };
-/* keep_zimbra_id: send the source's zimbraId in CreateAccount ("try": without it when
- * the target refuses it, "required": the account fails then), or never send it */
-enum keep_id { KZ_TRY, KZ_REQUIRED, KZ_NEVER };
-
-struct prov_conf {
-	enum existing existing;
-	struct strlist cos_from, cos_to;   /* cos_map, source name -> target name */
-	bool copy_password;
-	int line_copy_password;
-	bool create_domains;       /* create the accounts' domains missing on the target */
-	bool create_cos;           /* create a COS missing on the target from the source's */
-	enum keep_id keep_id;
-};
+	"name, type, existing, cos_map, create_cos, copy_password, create_domains, keep_zimbra_id, lists, resources"
 
 static void prov_conf_release(struct prov_conf *k)
 {
@@ -118,7 +105,7 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 	const struct cval *g = &sc->settings;
 	static const char *const known[] = { "name", "type", "existing", "cos_map",
 					     "copy_password", "create_domains", "create_cos",
-					     "keep_zimbra_id", NULL };
+					     "keep_zimbra_id", "lists", "resources", NULL };
 	memset(k, 0, sizeof *k);
 	for (size_t i = 0; i < g->n; i++) {
 		bool ok = false;
@@ -135,6 +122,8 @@ static int prov_parse(const struct stage_conf *sc, const char *file, struct prov
 	    cval_bool(g, "copy_password", true, &k->copy_password, file, err) ||
 	    cval_bool(g, "create_domains", false, &k->create_domains, file, err) ||
 	    cval_bool(g, "create_cos", false, &k->create_cos, file, err) ||
+	    cval_bool(g, "lists", true, &k->lists, file, err) ||
+	    cval_bool(g, "resources", true, &k->resources, file, err) ||
 	    cval_strlist(g, "cos_map", &map, file, err)) {
 		strlist_release(&map);
 		return key_err(sc, err);
@@ -195,24 +184,6 @@ int provision_validate(const struct stage_conf *sc, const char *file, char **err
 }
 
 /* ---- the run ---- */
-
-struct prov {
-	struct stage_ctx *ctx;
-	const struct job *job;
-	struct prov_conf k;
-	struct state *st;              /* NULL in a dry run: nothing is written */
-	struct http *sh, *th;
-	struct token_cache *stc, *ttc;
-	struct ldc *lc;                /* source LDAP, NULL without copy_password */
-	struct ldc *tlc;               /* target LDAP (target.ldap with copy_password): the
-					* hash is set there, not given to CreateAccount */
-	struct strlist scos_id, scos_name;   /* source COS id -> name (cache) */
-	struct strlist tcos_name, tcos_id;   /* target COS name -> id (cache; "" = missing) */
-	long long n_created, n_updated, n_unchanged, n_skipped, n_failed;
-	struct strlist failures;       /* first few failures, for the stage's error */
-	struct strlist domains_seen;   /* source domains prov_domain() ran for (create_domains) */
-	bool warned_id_refused;        /* the target refuses a given zimbraId: warned once */
-};
 
 static char *read_accounts_file(const char *path, struct strlist *out)
 {
@@ -545,14 +516,6 @@ static void redact(char **err, const char *secret)
 	redact(err, secret);
 }
 
-static void note_failure(struct prov *p, const char *msg)
-{
-	p->n_failed++;
-	if (p->failures.n < 3)
-		strlist_add(&p->failures, msg);
-	stage_out(p->ctx, "FAILED %s", msg);
-}
-
 /* The account's signatures/identities the target lacks (target NULL: not there yet). */
 static enum zmb_rc plan_kids(struct prov *p, const char *name, const char *target,
 			     const struct zattrs *sattrs, struct prov_kids *kids, char **err)
@@ -597,15 +560,6 @@ static void split_late(const struct zattrs *in, struct zattrs *now, struct zattr
 {
 	for (size_t i = 0; i < in->n; i++)
 		zattrs_add(late_attr(in->v[i].n) ? later : now, in->v[i].n, in->v[i].v);
-}
-
-/* The target refuses a zimbraId given in CreateAccount: carbonio-mailbox 4.0.7-4.12.0
- * (commit 60dcbc7fe4, undone by 2f5e8c5906 in 4.14.0) store/src/main/java/com/zimbra/cs/
- * service/admin/CreateAccount.java:58-62 (INVALID_REQUEST) and LdapProvisioning
- * createAccount (FAILURE, the same text). */
-static bool id_refused(const char *err)
-{
-	return err && strstr(err, "passing account zimbraId in attributes is not allowed");
 }
 
 /*
@@ -794,7 +748,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 		free(tid);
 		tid = NULL;
 		rc = zprov_create_account(p->th, p->ttc, target, &create, &tid, &err);
-		if (rc == ZMB_EPROTO && id_refused(err)) {
+		if (rc == ZMB_EPROTO && prov_id_refused(err)) {
 			redact(&err, hash);
 			if (p->k.keep_id == KZ_REQUIRED) {
 				char *e = xasprintf("account '%s': the target %s:%d refuses to keep the "
@@ -1047,7 +1001,7 @@ failed:
 		fatal = ZMB_ESTATE;
 		goto out;
 	}
-	note_failure(p, err);
+	prov_note_failure(p, err);
 	goto out;
 done:
 	if (!ctx->dry_run && (rc = state_prov_done(p->st, ctx->run_id, row.id, outcome, msg))) {
@@ -1061,7 +1015,7 @@ out:
 		err = xstrdup(ctx->st ? state_errmsg(ctx->st) : zmb_rc_str(fatal));
 	if (fatal) {
 		log_error(name, "provision: %s", err ? err : zmb_rc_str(fatal));
-		note_failure(p, err ? err : zmb_rc_str(fatal));
+		prov_note_failure(p, err ? err : zmb_rc_str(fatal));
 	}
 	if (outcome && !strcmp(outcome, "created"))
 		p->n_created++;
@@ -1188,7 +1142,7 @@ failed:
 		fatal = ZMB_ESTATE;
 		goto out;
 	}
-	note_failure(p, err);
+	prov_note_failure(p, err);
 	goto out;
 done:
 	if (!ctx->dry_run && (rc = state_prov_done(p->st, ctx->run_id, row.id, outcome, msg))) {
@@ -1202,7 +1156,7 @@ out:
 		if (!err)
 			err = xstrdup(ctx->st ? state_errmsg(ctx->st) : zmb_rc_str(fatal));
 		log_error(name, "provision: %s", err);
-		note_failure(p, err);
+		prov_note_failure(p, err);
 	}
 	state_prov_release(&row);
 	zattrs_release(&src);
@@ -1353,12 +1307,30 @@ struct stage_result provision_run(struct stage_ctx *ctx)
 			}
 		}
 	}
+	if ((p.k.lists || p.k.resources) && !res.exit) {
+		struct strlist ld = STRLIST_INIT;
+		account_domains(&names, &ld);
+		rc = p.k.resources ? prov_resources(&p, &ld) : ZMB_OK;
+		if (rc == ZMB_OK && p.k.lists)
+			rc = prov_lists(&p, &ld);
+		strlist_release(&ld);
+		if (rc == ZMB_ECANCELED) {
+			res.exit = EXIT_TEMPFAIL;
+		} else if (rc == ZMB_ESTATE) {
+			goto dberr;
+		} else if (rc) {
+			res.rc = rc;
+			res.exit = exit_for(rc) ? exit_for(rc) : EXIT_PARTIAL;
+			err = xstrdup(p.failures.n ? p.failures.v[p.failures.n - 1] : zmb_rc_str(rc));
+			goto out;
+		}
+	}
 	stage_out(ctx, "provision: %lld created, %lld updated, %lld unchanged, %lld skipped, "
 		  "%lld failed%s", p.n_created, p.n_updated, p.n_unchanged, p.n_skipped, p.n_failed,
 		  ctx->dry_run ? " (dry run: would be)" : "");
 	if (p.n_failed && !res.exit) {
 		res.exit = EXIT_PARTIAL;
-		err = xasprintf("%lld account(s) failed to provision; first: %s", p.n_failed,
+		err = xasprintf("%lld object(s) failed to provision; first: %s", p.n_failed,
 				p.failures.v[0]);
 	}
 	goto out;

@@ -48,7 +48,8 @@ static const char *const pref_deny[] = { "zimbraPrefDefaultCalendarId", NULL };
 /* address-valued attributes: domain_map applies (comma-separated lists too) */
 static const char *const address_attrs[] = {
 	"zimbraMailForwardingAddress", "zimbraPrefMailForwardingAddress", "zimbraPrefFromAddress",
-	"zimbraPrefReplyToAddress", "zimbraPrefAllowAddressForDelegatedSender", NULL
+	"zimbraPrefReplyToAddress", "zimbraPrefAllowAddressForDelegatedSender",
+	"zimbraPrefCalendarForwardInvitesTo", "zimbraCalResContactEmail", NULL
 };
 
 /*

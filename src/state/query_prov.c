@@ -7,7 +7,7 @@
 #include <sqlite3.h>
 #include <string.h>
 
-const char *const qp_kind_names[QP_NKINDS] = { "account", "cos", "domain", "list" };
+const char *const qp_kind_names[QP_NKINDS] = { "account", "cos", "domain", "list", "resource" };
 const char *const qp_outcome_names[QP_NOUTCOMES] = { "pending", "creating", "created", "updated",
 						     "unchanged", "skipped", "failed" };
 

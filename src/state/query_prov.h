@@ -11,8 +11,8 @@
 #include "query_report.h"
 
 /* The kinds of provision_objects.kind (its CHECK constraint), in report order. */
-enum { QP_ACCOUNT, QP_COS, QP_DOMAIN, QP_LIST, QP_NKINDS };
-extern const char *const qp_kind_names[QP_NKINDS];     /* "account", "cos", "domain", "list" */
+enum { QP_ACCOUNT, QP_COS, QP_DOMAIN, QP_LIST, QP_RESOURCE, QP_NKINDS };
+extern const char *const qp_kind_names[QP_NKINDS];     /* "account", "cos", "domain", "list", "resource" */
 
 /*
  * What became of an object, one bucket each: state 'pending' (planned),

@@ -22,7 +22,7 @@
 
 struct prov_row {
 	int64_t id;
-	char *kind;        /* "account" */
+	char *kind;        /* "account", "cos", "domain", "list", "resource" (schema 011) */
 	char *name;        /* source name */
 	char *target;      /* target name */
 	char *state;       /* "pending", "creating", "done", "failed" */

@@ -110,8 +110,12 @@ static enum zmb_rc fault_map(enum zmb_rc rc, const char *err)
 		return ZMB_ECONFLICT;
 	if (strstr(err, "fault account.NO_SUCH_COS:"))
 		return ZMB_ENOTFOUND;
-	if (strstr(err, "fault account.NO_SUCH_DOMAIN:"))
+	if (strstr(err, "fault account.NO_SUCH_DOMAIN:") ||
+	    strstr(err, "fault account.NO_SUCH_DISTRIBUTION_LIST:") ||
+	    strstr(err, "fault account.NO_SUCH_CALENDAR_RESOURCE:"))
 		return ZMB_ENOTFOUND;
+	if (strstr(err, "fault account.DISTRIBUTION_LIST_EXISTS:"))
+		return ZMB_ECONFLICT;
 	if (strstr(err, "fault account.DOMAIN_EXISTS:") ||
 	    strstr(err, "fault account.COS_EXISTS:") ||
 	    strstr(err, "fault account.SIGNATURE_EXISTS:") ||
@@ -378,6 +382,270 @@ enum zmb_rc zprov_create_cos(struct http *h, struct token_cache *tc, const char 
 			*id = xstrdup(v);
 		}
 	}
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+/* ---- distribution lists (zprov.h) ---- */
+
+void zlist_release(struct zlist *l)
+{
+	if (!l)
+		return;
+	free(l->id);
+	free(l->name);
+	zattrs_release(&l->a);
+	strlist_release(&l->members);
+	strlist_release(&l->owners);
+	memset(l, 0, sizeof *l);
+}
+
+void zlists_free(struct zlist *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		zlist_release(&v[i]);
+	free(v);
+}
+
+static bool jtrue(json_t *v)
+{
+	const char *s = jtext(v);
+	return json_is_true(v) || (s && (!strcmp(s, "1") || !strcasecmp(s, "true")));
+}
+
+/* One <dl> of an answer; false without a name or an id. */
+static bool read_list(json_t *e, struct zlist *l)
+{
+	const char *id = answer_id(e), *name = e ? jtext(json_object_get(e, "name")) : NULL;
+	memset(l, 0, sizeof *l);
+	if (!id || !name)
+		return false;
+	l->id = xstrdup(id);
+	l->name = xstrlower(name);
+	l->dynamic = jtrue(json_object_get(e, "dynamic"));
+	read_attrs(e, &l->a);
+	/* GetDistributionList.encodeOwners 217-235: <owners><owner type id name/></owners> */
+	json_t *ow = json_object_get(jfirst(json_object_get(e, "owners")), "owner"), *o;
+	size_t k;
+	if (json_is_object(ow) && jtext(json_object_get(ow, "name")))
+		strlist_add(&l->owners, jtext(json_object_get(ow, "name")));
+	json_array_foreach(ow, k, o)
+		if (jtext(json_object_get(o, "name")))
+			strlist_add(&l->owners, jtext(json_object_get(o, "name")));
+	json_t *m = json_object_get(e, "dlm");
+	if (m && !json_is_array(m)) {
+		const char *t = jtext(m);
+		if (t && *t)
+			strlist_add_nodup(&l->members, xstrlower(t));
+		return true;
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(m, i, it) {
+		const char *t = jtext(it);
+		if (t && *t && !strlist_has_ci(&l->members, t))
+			strlist_add_nodup(&l->members, xstrlower(t));
+	}
+	return true;
+}
+
+enum zmb_rc zprov_all_lists(struct http *h, struct token_cache *tc, const char *domain,
+			    struct zlist **out, size_t *n, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin", "domain", "by",
+				"name", "_content", domain);
+	enum zmb_rc rc = soap_request(h, tc, "GetAllDistributionListsRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *dl = json_object_get(resp, "dl");
+	size_t cnt = json_is_array(dl) ? json_array_size(dl) : dl ? 1 : 0;
+	struct zlist *v = cnt ? xcalloc(cnt, sizeof *v) : NULL;
+	for (size_t i = 0; i < cnt; i++) {
+		if (!read_list(json_is_array(dl) ? json_array_get(dl, i) : dl, &v[i])) {
+			*err = xasprintf("%s: GetAllDistributionListsRequest %s: a list without a name "
+					 "or an id", http_label(h), domain);
+			zlists_free(v, cnt);
+			rc = ZMB_EPROTO;
+			goto out;
+		}
+	}
+	*out = v;
+	*n = cnt;
+out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_get_list(struct http *h, struct token_cache *tc, const char *name,
+			   struct zlist *out, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin", "limit", 0,
+				"dl", "by", "name", "_content", name);
+	enum zmb_rc rc = soap_request(h, tc, "GetDistributionListRequest", req, &resp, err);
+	if (rc == ZMB_OK && !read_list(jfirst(json_object_get(resp, "dl")), out)) {
+		*err = xasprintf("%s: GetDistributionListRequest: answer for %s has no name or id",
+				 http_label(h), name);
+		rc = ZMB_EPROTO;
+	}
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_list(struct http *h, struct token_cache *tc, const char *name,
+			      const struct zattrs *attrs, char **id, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateDistributionListRequest", req, &resp, err);
+	if (rc == ZMB_OK) {
+		const char *v = answer_id(jfirst(json_object_get(resp, "dl")));
+		if (!v) {
+			*err = xasprintf("%s: CreateDistributionListRequest: answer for %s has no id",
+					 http_label(h), name);
+			rc = ZMB_EPROTO;
+		} else if (id) {
+			*id = xstrdup(v);
+		}
+	}
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_modify_list(struct http *h, struct token_cache *tc, const char *id,
+			      const struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "ModifyDistributionListRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_add_list_members(struct http *h, struct token_cache *tc, const char *id,
+				   const struct strlist *members, char **err)
+{
+	json_t *resp = NULL, *dlm = json_array();
+	for (size_t i = 0; i < members->n; i++)
+		json_array_append_new(dlm, json_pack("{s:s}", "_content", members->v[i]));
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id, "dlm", dlm);
+	enum zmb_rc rc = soap_request(h, tc, "AddDistributionListMemberRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_add_list_alias(struct http *h, struct token_cache *tc, const char *id,
+				 const char *alias, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:s}", "_jsns", "urn:zimbraAdmin", "id", id,
+				"alias", alias);
+	enum zmb_rc rc = soap_request(h, tc, "AddDistributionListAliasRequest", req, &resp, err);
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+/* ---- calendar resources (zprov.h) ---- */
+
+void zentries_free(struct zentry *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].id);
+		free(v[i].name);
+	}
+	free(v);
+}
+
+enum zmb_rc zprov_all_resources(struct http *h, struct token_cache *tc, const char *domain,
+				struct zentry **out, size_t *n, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin", "domain", "by",
+				"name", "_content", domain);
+	enum zmb_rc rc = soap_request(h, tc, "GetAllCalendarResourcesRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *cr = json_object_get(resp, "calresource");
+	size_t cnt = json_is_array(cr) ? json_array_size(cr) : cr ? 1 : 0;
+	struct zentry *v = cnt ? xcalloc(cnt, sizeof *v) : NULL;
+	for (size_t i = 0; i < cnt; i++) {
+		json_t *e = json_is_array(cr) ? json_array_get(cr, i) : cr;
+		const char *id = answer_id(e), *name = jtext(json_object_get(e, "name"));
+		if (!id || !name) {
+			*err = xasprintf("%s: GetAllCalendarResourcesRequest %s: a resource without a "
+					 "name or an id", http_label(h), domain);
+			zentries_free(v, cnt);
+			rc = ZMB_EPROTO;
+			goto out;
+		}
+		v[i].id = xstrdup(id);
+		v[i].name = xstrlower(name);
+	}
+	*out = v;
+	*n = cnt;
+out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_get_resource(struct http *h, struct token_cache *tc, const char *name,
+			       char **id, char **canon, struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:i, s:{s:s, s:s}}", "_jsns", "urn:zimbraAdmin",
+				"applyCos", 0, "calresource", "by", "name", "_content", name);
+	enum zmb_rc rc = soap_request(h, tc, "GetCalendarResourceRequest", req, &resp, err);
+	if (rc)
+		goto out;
+	json_t *e = jfirst(json_object_get(resp, "calresource"));
+	const char *v = answer_id(e);
+	if (!v) {
+		*err = xasprintf("%s: GetCalendarResourceRequest: answer for %s has no id",
+				 http_label(h), name);
+		rc = ZMB_EPROTO;
+		goto out;
+	}
+	*id = xstrdup(v);
+	if (canon)
+		*canon = xstrdup(jtext(json_object_get(e, "name")));
+	if (attrs)
+		read_attrs(e, attrs);
+out:
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_create_resource(struct http *h, struct token_cache *tc, const char *name,
+				  const struct zattrs *attrs, char **id, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "CreateCalendarResourceRequest", req, &resp, err);
+	if (rc == ZMB_OK) {
+		const char *v = answer_id(jfirst(json_object_get(resp, "calresource")));
+		if (!v) {
+			*err = xasprintf("%s: CreateCalendarResourceRequest: answer for %s has no id",
+					 http_label(h), name);
+			rc = ZMB_EPROTO;
+		} else if (id) {
+			*id = xstrdup(v);
+		}
+	}
+	json_decref(resp);
+	return fault_map(rc, rc ? *err : NULL);
+}
+
+enum zmb_rc zprov_modify_resource(struct http *h, struct token_cache *tc, const char *id,
+				  const struct zattrs *attrs, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
+				"a", attrs_json(attrs));
+	enum zmb_rc rc = soap_request(h, tc, "ModifyCalendarResourceRequest", req, &resp, err);
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
 }

@@ -120,4 +120,81 @@ enum zmb_rc zprov_get_children(struct http *h, struct token_cache *tc, const cha
 enum zmb_rc zprov_create_child(struct http *h, struct token_cache *tc, const char *account,
 			       const char *kind, const struct zchild *c, char **err);
 
+/*
+ * Static distribution lists (zm-mailbox HEAD):
+ * - GetAllDistributionListsRequest <domain by=name> (service/admin/
+ *   GetAllDistributionLists.java 52-127): every list of the domain, its
+ *   attributes without the members (hideMembers: zimbraMailForwardingAddress,
+ *   GetDistributionList.java 196-203), then its members as <dlm> (121-124);
+ *   dynamic groups come too (dynamic = 1).
+ * - GetDistributionListRequest <dl by=name> (GetDistributionList.java 78-137,
+ *   limit 0: every member): by name matches zimbraMailAlias, so an alias finds
+ *   its list (UBIDLdapFilterFactory.distributionListByName 1068-1073).
+ *   Missing -> account.NO_SUCH_DISTRIBUTION_LIST -> ZMB_ENOTFOUND.
+ * - CreateDistributionListRequest (CreateDistributionList.java 57-92,
+ *   LdapProvisioning createDistributionList 4534-4630): the list ALWAYS gets a
+ *   new zimbraId (generateUUID at 4574 overrides a given one); mail and
+ *   zimbraMailAlias are its name; an address in use ->
+ *   account.DISTRIBUTION_LIST_EXISTS -> ZMB_ECONFLICT; the domain missing ->
+ *   account.NO_SUCH_DOMAIN -> ZMB_ENOTFOUND.
+ * - AddDistributionListMemberRequest (AddDistributionListMember.java 50-84,
+ *   LdapProvisioning addDistributionListMembers 7501-7580): members are
+ *   addresses (need not exist), one already there is skipped, the list's own
+ *   addresses are refused; new members get a share notification mail when the
+ *   list has zimbraDistributionListSendShareMessageToNewMembers (default TRUE).
+ * - AddDistributionListAliasRequest (-> addAliasInternal 2460-2570, as for
+ *   accounts): an address in use -> account.ACCOUNT_EXISTS -> ZMB_ECONFLICT.
+ */
+struct zlist {
+	char *id;
+	char *name;
+	bool dynamic;
+	struct zattrs a;          /* its attributes (zimbraMailAlias: its name and aliases) */
+	struct strlist members;   /* <dlm> */
+	struct strlist owners;    /* <owners><owner name=..>: the users with ownDistList */
+};
+void zlist_release(struct zlist *l);   /* NULL-safe; the struct itself is the caller's */
+void zlists_free(struct zlist *v, size_t n);
+enum zmb_rc zprov_all_lists(struct http *h, struct token_cache *tc, const char *domain,
+			    struct zlist **out, size_t *n, char **err);
+enum zmb_rc zprov_get_list(struct http *h, struct token_cache *tc, const char *name,
+			   struct zlist *out, char **err);
+enum zmb_rc zprov_create_list(struct http *h, struct token_cache *tc, const char *name,
+			      const struct zattrs *attrs, char **id, char **err);
+enum zmb_rc zprov_modify_list(struct http *h, struct token_cache *tc, const char *id,
+			      const struct zattrs *attrs, char **err);
+/* One AddDistributionListMemberRequest with every address of members (n >= 1). */
+enum zmb_rc zprov_add_list_members(struct http *h, struct token_cache *tc, const char *id,
+				   const struct strlist *members, char **err);
+enum zmb_rc zprov_add_list_alias(struct http *h, struct token_cache *tc, const char *id,
+				 const char *alias, char **err);
+
+/*
+ * Calendar resources: accounts of their own kind (LdapProvisioning
+ * createCalendarResource 6472-6491: zimbraAccountCalendarUserType RESOURCE,
+ * then createAccount with the same SpecialAttrs, so a given zimbraId is kept
+ * and an address in use is account.ACCOUNT_EXISTS -> ZMB_ECONFLICT).
+ * GetAllCalendarResourcesRequest <domain by=name> (GetAllCalendarResources.java
+ * 47-65; GetAllAccounts leaves them out: allAccountsOnly) gives the names and
+ * ids (its attributes have the COS's values applied: read each one with get);
+ * GetCalendarResourceRequest by name, applyCos=0; missing (or an ordinary
+ * account) -> account.NO_SUCH_CALENDAR_RESOURCE -> ZMB_ENOTFOUND;
+ * CreateCalendarResourceRequest name + attrs (no password);
+ * ModifyCalendarResourceRequest id + attrs.  Aliases: AddAccountAliasRequest
+ * (a resource is an account).
+ */
+struct zentry {
+	char *id;
+	char *name;
+};
+void zentries_free(struct zentry *v, size_t n);
+enum zmb_rc zprov_all_resources(struct http *h, struct token_cache *tc, const char *domain,
+				struct zentry **out, size_t *n, char **err);
+enum zmb_rc zprov_get_resource(struct http *h, struct token_cache *tc, const char *name,
+			       char **id, char **canon, struct zattrs *attrs, char **err);
+enum zmb_rc zprov_create_resource(struct http *h, struct token_cache *tc, const char *name,
+				  const struct zattrs *attrs, char **id, char **err);
+enum zmb_rc zprov_modify_resource(struct http *h, struct token_cache *tc, const char *id,
+				  const struct zattrs *attrs, char **err);
+
 #endif

@@ -974,6 +974,10 @@ class Sim:
         self.accounts = {}
         self.by_id = {}
         self.aliases = {}        # alias address -> account name (AddAccountAliasRequest)
+        # static distribution lists, name -> {"id", "name", "domain", "attrs", "members"};
+        # config domains[].lists [{"name", "id"?, "attrs"?, "members"?, "aliases"?}]
+        self.lists = {}
+        self.list_aliases = {}   # alias address -> list name (AddDistributionListAliasRequest)
         # classes of service, name -> zimbraId; "default" always exists (a fresh
         # installation has it: Provisioning.DEFAULT_COS_NAME); config "cos": [{"name", "id"?}]
         self.coses = {}
@@ -1039,6 +1043,19 @@ class Sim:
         self.domain_attrs[dn] = self.new_domain_attrs(dn, da)
         for spec in d.get("accounts") or []:
             self.add_account(spec, dn)
+        for spec in d.get("resources") or []:
+            # calendar resources: accounts of objectClass zimbraCalendarResource
+            # (LdapProvisioning.createCalendarResource 6472-6491)
+            r = self.add_account(spec, dn)
+            r.calres = True
+            r.attrs["zimbraAccountCalendarUserType"] = "RESOURCE"
+        for spec in d.get("lists") or []:
+            dl = self.add_list(spec["name"], dict(spec.get("attrs") or {}), spec.get("id"))
+            dl["members"] = [str(m).lower() for m in spec.get("members") or []]
+            dl["owners"] = [str(o).lower() for o in spec.get("owners") or []]
+            for al in spec.get("aliases") or []:
+                self.list_aliases[al.lower()] = dl["name"]
+                dl["attrs"]["zimbraMailAlias"].append(al.lower())
         if d.get("system_accounts"):
             tag = hashlib.sha1(dn.encode()).hexdigest()[:10]
             self.add_account({"name": "galsync.%s@%s" % (tag, dn), "items": 1,
@@ -1071,7 +1088,7 @@ class Sim:
             domain = name.split("@")[-1]
         if domain not in self.domains:
             self.domains.append(domain)
-        if name in self.accounts or name in self.aliases:
+        if self.address_taken(name):
             raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % name)
         a = Account(self, name, domain, spec)
         self.accounts[name] = a
@@ -1080,6 +1097,46 @@ class Sim:
         # getAccountById searches LDAP and what it does with two entries is not modelled)
         self.by_id.setdefault(a.id, a)
         return a
+
+    def address_taken(self, addr):
+        """An account, alias or list has this address (they share the mail branch: the
+        real server refuses the LDAP entry or the alias entry)."""
+        a = addr.lower()
+        return a in self.accounts or a in self.aliases or a in self.lists or a in self.list_aliases
+
+    def add_list(self, name, attrs, zid=None):
+        """A static list as LdapProvisioning.createDistributionList (4534-4630) leaves it:
+        a NEW zimbraId always (4574-4575: generateUUID after mapToAttrs, so a given zimbraId
+        is not kept; zsim derives it from the name unless the config gives one, a GUESS-free
+        stand-in for the random UUID so that recreated lists compare equal), mail and
+        zimbraMailAlias = the name (4577-4583), zimbraMailStatus enabled unless given
+        (4585-4588), cn = displayName (4590-4593), uid = the local part (4595), the create
+        time (4576).  An address in use -> DISTRIBUTION_LIST_EXISTS (4620-4621)."""
+        name = name.lower().strip()
+        if self.address_taken(name):
+            raise SoapFault("account.DISTRIBUTION_LIST_EXISTS", "email address already exists: %s" % name)
+        lp, dom = name.split("@")
+        at = dict(attrs)
+        at.pop("zimbraId", None)
+        at["zimbraId"] = zid or str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-list:%s/%s" % (self.name, name)))
+        at["zimbraCreateTimestamp"] = time.strftime("%Y%m%d%H%M%SZ", time.gmtime())
+        at["mail"] = name
+        at["zimbraMailAlias"] = [name]
+        at.setdefault("zimbraMailStatus", "enabled")
+        if at.get("displayName"):
+            at["cn"] = at["displayName"]
+        at["uid"] = lp
+        dl = {"id": at["zimbraId"], "name": name, "domain": dom, "attrs": at, "members": []}
+        self.lists[name] = dl
+        return dl
+
+    def find_list(self, key, by="name"):
+        """by name: zimbraMailAlias = key (UBIDLdapFilterFactory.distributionListByName
+        1068-1073), the list's aliases too; by id."""
+        key = str(key or "").lower()
+        if by == "id":
+            return next((d for d in self.lists.values() if d["id"] == key), None)
+        return self.lists.get(key) or self.lists.get(self.list_aliases.get(key, ""))
 
     def delete_account(self, name):
         a = self.accounts.pop(name.lower(), None)
@@ -1929,6 +1986,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     dn = str(body.get("name", "")).lower()
                     for n in [n for n, a in sim.accounts.items() if a.domain == dn]:
                         sim.delete_account(n)
+                    for n in [n for n, d in sim.lists.items() if d["domain"] == dn]:
+                        del sim.lists[n]
+                        for al in [k for k, v in sim.list_aliases.items() if v == n]:
+                            del sim.list_aliases[al]
                     gone = dn in sim.domains
                     if gone:
                         sim.domains.remove(dn)
@@ -1946,6 +2007,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     if dn not in sim.domains:
                         return self.reply_json(404, {"error": "no such domain"})
                     return self.reply_json(200, {"name": dn, "attrs": sim.domain_attrs.get(dn, {})})
+            if p == "/zsim/list":
+                # the whole stored list (tests)
+                with sim.lock:
+                    dl = sim.find_list(body.get("name", ""))
+                    if dl is None:
+                        return self.reply_json(404, {"error": "no such list"})
+                    return self.reply_json(200, {"name": dl["name"], "id": dl["id"],
+                                                 "attrs": dl["attrs"],
+                                                 "members": sorted(dl["members"])})
             if p == "/zsim/delete-account":
                 with sim.lock:
                     return self.reply_json(200, {"deleted": sim.delete_account(body.get("name", ""))})
@@ -2216,6 +2286,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 for a in sim.accounts.values():
                     if domain and a.domain != str(domain).lower():
                         continue
+                    if getattr(a, "calres", False):
+                        # a GUESS: types=accounts leaves calendar resources out (they are
+                        # types=resources), as GetAllAccounts does (allAccountsOnly)
+                        continue
                     try:
                         if not ldap_match(query, a.all_attrs()):
                             continue
@@ -2238,7 +2312,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with sim.lock:
             if dn and dn not in sim.domains:
                 raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % dn)
-            accts = sorted((a for a in sim.accounts.values() if not dn or a.domain == dn), key=lambda a: a.name)
+            # not the calendar resources: LdapProvisioning.getAllAccounts (7041) searches
+            # allAccountsOnly = accounts and not zimbraCalendarResource
+            # (UBIDLdapFilterFactory 252-255)
+            accts = sorted((a for a in sim.accounts.values() if (not dn or a.domain == dn)
+                            and not getattr(a, "calres", False)), key=lambda a: a.name)
             return {"account": [self.enc_account(a) for a in accts]}
 
     def lookup(self, el):
@@ -2706,7 +2784,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 raise SoapFault("account.NO_SUCH_ACCOUNT", "no such account: %s" % zid)
             if alias.split("@")[1] not in sim.domains:
                 raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % alias.split("@")[1])
-            if alias in sim.aliases or alias in sim.accounts:
+            if sim.address_taken(alias):
                 raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % alias)
             sim.aliases[alias] = a.name
             cur = a.attrs.get("zimbraMailAlias") or []
@@ -2786,6 +2864,190 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.sim.cos_attrs[name] = at
             return {"cos": [{"name": name, "id": self.sim.coses[name],
                              "a": [{"n": k, "_content": v} for k, v in at.items()]}]}
+
+    # ---- distribution lists (static; dynamic groups are not simulated) ----
+    @staticmethod
+    def enc_list(dl, members=True):
+        """GetDistributionList.encodeDistributionList (186-214): name, id, dynamic, the
+        attributes (zimbraMailForwardingAddress, the members, hidden: hideMembers 196-203);
+        then encodeMembers (140-172): one <dlm> per member, sorted (163-167)."""
+        e = {"name": dl["name"], "id": dl["id"], "dynamic": False,
+             "a": [{"n": k, "_content": one} for k, v in dl["attrs"].items()
+                   for one in (v if isinstance(v, list) else [v])]}
+        if dl.get("owners"):
+            # encodeOwners (217-235): the users granted ownDistList on the list (zsim: by
+            # name only; the real one resolves the grants' grantee ids)
+            e["owners"] = [{"owner": [{"type": "usr", "name": o,
+                                       "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "zsim-owner:" + o))}
+                                      for o in dl["owners"]]}]
+        if members:
+            e["dlm"] = [{"_content": m} for m in sorted(dl["members"])]
+        return e
+
+    def get_list(self, req_or_id, by="id"):
+        dl = self.sim.find_list(req_or_id, by)
+        if dl is None:
+            # AccountServiceException.NO_SUCH_DISTRIBUTION_LIST (290-291)
+            raise SoapFault("account.NO_SUCH_DISTRIBUTION_LIST", "no such distribution list: %s" % req_or_id)
+        return dl
+
+    def soap_GetAllDistributionListsRequest(self, req, ctx, hdrs):
+        """service/admin/GetAllDistributionLists.java 52-127: <domain by=name>, missing ->
+        NO_SUCH_DOMAIN (72-73); per list encodeDistributionList with hideMembers and then
+        its members (121-124)."""
+        d = jelem(req, "domain")
+        dn = str(d.get("_content")).lower() if d else None
+        with self.sim.lock:
+            if dn and dn not in self.sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % dn)
+            dls = sorted((x for x in self.sim.lists.values() if not dn or x["domain"] == dn),
+                         key=lambda x: x["name"])
+            return {"dl": [self.enc_list(x) for x in dls]}
+
+    def soap_GetDistributionListRequest(self, req, ctx, hdrs):
+        """service/admin/GetDistributionList.java 78-137: <dl by=name|id>; limit 0 = every
+        member (153-156); more/total (170-171)."""
+        e = jelem(req, "dl")
+        if not e or e.get("_content") is None:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing dl")
+        with self.sim.lock:
+            dl = self.get_list(e["_content"], "id" if e.get("by") == "id" else "name")
+            return {"dl": [self.enc_list(dl)], "more": False, "total": len(dl["members"])}
+
+    def soap_CreateDistributionListRequest(self, req, ctx, hdrs):
+        """service/admin/CreateDistributionList.java 57-92 + LdapProvisioning.
+        createDistributionList (4534-4630, zsim add_list): name lower-cased (66), attrs with
+        "" dropped (70, getAttrsAsOldMultimap(true)); the domain must exist (4563-4565)."""
+        name = str(jval(req, "name") or "").lower().strip()
+        if not name:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing name")
+        if name.count("@") != 1:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: must be valid list address: %s" % name)
+        if str(jval(req, "dynamic") or "").lower() in ("1", "true"):
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: zsim: dynamic groups are not simulated")
+        attrs = {k: v for k, v in self.req_attrs(req).items() if v != ""}
+        with self.sim.lock:
+            if name.split("@")[1] not in self.sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % name.split("@")[1])
+            for bad in ("zimbraCreateTimestamp",):   # immutable (zimbra-attrs.xml 4186)
+                if bad in attrs:
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: %s is immutable" % bad)
+            dl = self.sim.add_list(name, attrs)
+            return {"dl": [self.enc_list(dl, members=False)]}
+
+    def soap_ModifyDistributionListRequest(self, req, ctx, hdrs):
+        """service/admin/ModifyDistributionList.java 61-80: id, attrs; modifyAttrs with
+        checkImmutable (74); "" deletes the attribute."""
+        with self.sim.lock:
+            dl = self.get_list(jval(req, "id"))
+            for k, v in self.req_attrs(req).items():
+                if k in ("zimbraId", "zimbraCreateTimestamp", "mail", "zimbraMailAlias", "uid"):
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: %s cannot be modified here" % k)
+                if v == "" or v == [""]:
+                    dl["attrs"].pop(k, None)
+                else:
+                    dl["attrs"][k] = v
+            return {"dl": [self.enc_list(dl, members=False)]}
+
+    def soap_AddDistributionListMemberRequest(self, req, ctx, hdrs):
+        """service/admin/AddDistributionListMember.java 50-84: id, one <dlm> per member; none
+        -> INVALID_REQUEST (61-63).  LdapProvisioning.addDistributionListMembers
+        (7501-7580): lower-cased (7513), the list's own addresses refused (7516-7517), a
+        member already there skipped (7542), the rest +zimbraMailForwardingAddress; a member
+        need not exist (any address: nested lists are members by address).  Not simulated:
+        the share notification mail to new members (AddDistributionListMember.java 73-81,
+        zimbraDistributionListSendShareMessageToNewMembers)."""
+        members = [str(x.get("_content") or "").lower().strip() for x in jlist(req, "dlm")]
+        members = [m for m in members if m]
+        if not members:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: members to add not specified")
+        with self.sim.lock:
+            dl = self.get_list(jval(req, "id"))
+            own = set(dl["attrs"].get("zimbraMailAlias") or [])
+            for m in members:
+                if m in own:
+                    raise SoapFault("service.INVALID_REQUEST", "invalid request: Cannot add self as a member: %s" % m)
+            for m in members:
+                if m not in dl["members"]:
+                    dl["members"].append(m)
+            return {}
+
+    def soap_AddDistributionListAliasRequest(self, req, ctx, hdrs):
+        """service/admin/AddDistributionListAlias.java 62-84 -> LdapProvisioning.addGroupAlias
+        (9911-9914) -> addAliasInternal (2460-2570), as for accounts: the alias's domain must
+        exist, an address in use -> account.ACCOUNT_EXISTS; +zimbraMailAlias +mail."""
+        alias = str(jval(req, "alias") or "").lower().strip()
+        if alias.count("@") != 1:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: must be valid email address: %s" % alias)
+        with self.sim.lock:
+            dl = self.get_list(jval(req, "id"))
+            if alias.split("@")[1] not in self.sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % alias.split("@")[1])
+            if self.sim.address_taken(alias):
+                raise SoapFault("account.ACCOUNT_EXISTS", "email address already exists: %s" % alias)
+            self.sim.list_aliases[alias] = dl["name"]
+            dl["attrs"]["zimbraMailAlias"].append(alias)
+            return {}
+
+    # ---- calendar resources ----
+    def get_calres(self, key, by="name"):
+        a = self.sim.find_account(key, "id" if by == "id" else "name")
+        if a is None or not getattr(a, "calres", False):
+            # getCalendarResourceByName/ById answer null for a non-resource account
+            # (LdapProvisioning 6529-6560): AccountServiceException.NO_SUCH_CALENDAR_RESOURCE
+            raise SoapFault("account.NO_SUCH_CALENDAR_RESOURCE", "no such calendar resource: %s" % key)
+        return a
+
+    def soap_GetAllCalendarResourcesRequest(self, req, ctx, hdrs):
+        """service/admin/GetAllCalendarResources.java (a GetAllAccounts whose visitor encodes
+        calendar resources, 47-65): <domain by=name>; unknown -> NO_SUCH_DOMAIN.  The real
+        one encodes with applyCos = true (55); zsim has no COS inheritance."""
+        d = jelem(req, "domain")
+        dn = str(d.get("_content")).lower() if d else None
+        with self.sim.lock:
+            if dn and dn not in self.sim.domains:
+                raise SoapFault("account.NO_SUCH_DOMAIN", "no such domain: %s" % dn)
+            rs = sorted((a for a in self.sim.accounts.values() if getattr(a, "calres", False)
+                         and (not dn or a.domain == dn)), key=lambda a: a.name)
+            return {"calresource": [self.enc_account(a) for a in rs]}
+
+    def soap_GetCalendarResourceRequest(self, req, ctx, hdrs):
+        """service/admin/GetCalendarResource.java handle: calresource by name|id, applyCos
+        (default true; zsim has no COS inheritance); missing -> NO_SUCH_CALENDAR_RESOURCE."""
+        e = jelem(req, "calresource")
+        if not e or e.get("_content") is None:
+            raise SoapFault("service.INVALID_REQUEST", "invalid request: missing calresource")
+        with self.sim.lock:
+            a = self.get_calres(e["_content"], e.get("by", "name"))
+            return {"calresource": [self.enc_account(a, jval(req, "attrs"))]}
+
+    def soap_CreateCalendarResourceRequest(self, req, ctx, hdrs):
+        """service/admin/CreateCalendarResource.java handle: name, password (optional), attrs
+        -> LdapProvisioning.createCalendarResource (6472-6491): zimbraAccountCalendarUserType
+        = RESOURCE, then createAccount with the same SpecialAttrs (a given zimbraId kept, as
+        for accounts; ACCOUNT_EXISTS); zsim runs its CreateAccount and marks the entry.
+        zimbraCalResType and displayName are requiredIn calendarResource (zimbra-attrs.xml
+        215, 1724): zsim refuses a create without them (a GUESS at where the real one
+        checks: the LDAP schema's MUST)."""
+        at = self.req_attrs(req)
+        for need in ("zimbraCalResType", "displayName"):
+            if not at.get(need):
+                raise SoapFault("service.INVALID_REQUEST", "invalid request: missing %s" % need)
+        if at.get("zimbraCalResType") not in ("Location", "Equipment"):
+            raise SoapFault("account.INVALID_ATTR_VALUE", "zimbraCalResType must be Location or Equipment")
+        out = self.soap_CreateAccountRequest(req, ctx, hdrs)
+        with self.sim.lock:
+            a = self.sim.find_account(out["account"][0]["name"])
+            a.calres = True
+            a.attrs["zimbraAccountCalendarUserType"] = "RESOURCE"
+            return {"calresource": [self.enc_account(a)]}
+
+    def soap_ModifyCalendarResourceRequest(self, req, ctx, hdrs):
+        """service/admin/ModifyCalendarResource.java: id, attrs; as ModifyAccount on a resource."""
+        with self.sim.lock:
+            self.get_calres(jval(req, "id"), "id")
+        out = self.soap_ModifyAccountRequest(req, ctx, hdrs)
+        return {"calresource": out.get("account", [])}
 
     def server_entry(self, name):
         """(zimbraServiceHostname, zimbraAdminPort) of a mailbox server, or None."""
