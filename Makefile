@@ -131,6 +131,7 @@ $(B)/tests/check_%: $(B)/tests/check_%.o $(TEST_SUPPORT) $(TEST_LIB_OBJS)
 # that starts to need a higher layer, or another module of its own layer, no
 # longer links its unit suite.  (Longest-stem rule: it wins over check_%.)
 UNIT_LAYERS_check_unit_runctl := core
+UNIT_LAYERS_check_unit_shard := core
 UNIT_LAYERS_check_unit_token := core conf zimbra
 UNIT_LAYERS_check_unit_http := core conf zimbra
 UNIT_LAYERS_check_unit_soap := core conf zimbra
@@ -141,6 +142,7 @@ UNIT_MODULES_check_unit_ldapfmt := stages/ldap_format stages/ldap_cnconfig
 UNIT_LAYERS_check_unit_verify := core
 UNIT_MODULES_check_unit_verify := xfer/verify xfer/driver
 UNIT_SUPPORT_check_unit_runctl := testutil
+UNIT_SUPPORT_check_unit_shard := testutil
 UNIT_SUPPORT_check_unit_token := testutil
 UNIT_SUPPORT_check_unit_http := testutil canned
 UNIT_SUPPORT_check_unit_soap := testutil canned

@@ -1672,6 +1672,46 @@ START_TEST(test_open_while_new_file_locked)
 }
 END_TEST
 
+/* The DB's shard (meta "shard"): recorded by the first write, compared afterwards. */
+START_TEST(test_shard_recorded_and_checked)
+{
+	char *dir = tu_tmpdir("state");
+	char *path = db_path(dir), *other = xasprintf("%s/whole.db", dir), *v = NULL;
+	struct state *st = open_rw(path);
+	ck_assert_int_eq(state_check_shard(st, "1/4"), ZMB_OK);
+	ck_assert_int_eq(state_meta_get(st, "shard", &v), ZMB_OK);
+	ck_assert_str_eq(v, "1/4");
+	free(v);
+	ck_assert_int_eq(state_check_shard(st, "1/4"), ZMB_OK);
+	ck_assert_int_eq(state_check_shard(st, "1/3"), ZMB_ECONFIG);
+	ck_assert_msg(strstr(state_errmsg(st), "belongs to shard 1/4, not to shard 1/3"), "%s", state_errmsg(st));
+	ck_assert_int_eq(state_check_shard(st, "2/4"), ZMB_ECONFIG);
+	ck_assert_int_eq(state_check_shard(st, ""), ZMB_ECONFIG);   /* unsharded */
+	ck_assert_msg(strstr(state_errmsg(st), "belongs to shard 1/4: give --shard 1/4"), "%s", state_errmsg(st));
+	state_close(st);
+	/* read-only: compared, never written */
+	struct state *ro = NULL;
+	char *err = NULL;
+	ck_assert_int_eq(state_open(path, NULL, STATE_READONLY, &ro, &err), ZMB_OK);
+	ck_assert_int_eq(state_check_shard(ro, "1/4"), ZMB_OK);
+	ck_assert_int_eq(state_check_shard(ro, "0/4"), ZMB_ECONFIG);
+	state_close(ro);
+	/* an unsharded DB that holds accounts is no shard's; an empty one becomes one */
+	st = open_rw(other);
+	ck_assert_int_eq(state_check_shard(st, ""), ZMB_OK);
+	ck_assert_int_eq(state_account_upsert(st, "a@x.test", "a@x.test", 0, 1), ZMB_OK);
+	ck_assert_int_eq(state_check_shard(st, "0/2"), ZMB_ECONFIG);
+	ck_assert_msg(strstr(state_errmsg(st), "not sharded and already holds 1 account"), "%s", state_errmsg(st));
+	ck_assert_int_eq(state_meta_get(st, "shard", &v), ZMB_ENOTFOUND);
+	ck_assert_int_eq(state_check_shard(st, ""), ZMB_OK);
+	state_close(st);
+	tu_rmrf(dir);
+	free(other);
+	free(path);
+	free(dir);
+}
+END_TEST
+
 /* ---- suite ---- */
 
 static Suite *make_suite(void)
@@ -1679,6 +1719,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("state");
 	TCase *tc = tcase_create("machine");
 	tcase_add_test(tc, test_state_names);
+	tcase_add_test(tc, test_shard_recorded_and_checked);
 	tcase_add_test(tc, test_transition_all_pairs);
 	tcase_add_test(tc, test_transition_conflict_and_fields);
 	tcase_add_test(tc, test_final_states_fsynced);

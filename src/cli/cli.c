@@ -5,6 +5,7 @@
 #include "job.h"
 #include "log.h"
 #include "report.h"
+#include "state.h"
 #include "zmb.h"
 
 #include <errno.h>
@@ -54,9 +55,13 @@ int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job)
 	return 0;
 }
 
-const char *cli_state_path(const struct cli *cli, const struct job *job)
+const char *cli_state_path(struct cli *cli, const struct job *job)
 {
-	return cli->state ? cli->state : job->state_db;
+	if (cli->state || !job->state_db || cli->shard.count == 0)
+		return cli->state ? cli->state : job->state_db;
+	free(cli->state_shard);
+	cli->state_shard = shard_db_path(job->state_db, &cli->shard);
+	return cli->state_shard;
 }
 
 int report_db_load(struct cli *cli, struct report_db *r)
@@ -71,6 +76,7 @@ int report_db_load(struct cli *cli, struct report_db *r)
 		r->job_name = r->job.name;
 	}
 	r->path = r->have_job ? cli_state_path(cli, &r->job) : cli->state;
+	shard_label(&cli->shard, r->shard, sizeof r->shard);
 	if (!r->path || !*r->path) {
 		fprintf(stderr, "zmbatch: no state database configured (state.db in the job, or --state)\n");
 		return EXIT_CONFIG;
@@ -84,4 +90,53 @@ int report_db_load(struct cli *cli, struct report_db *r)
 		return EXIT_PARTIAL;
 	}
 	return 0;
+}
+
+int cli_merge(struct cli *cli, bool json)
+{
+	struct merge_db *dbs = xcalloc((size_t)cli->nargs, sizeof *dbs);
+	int ex = 0, dups = 0;
+	char *err = NULL, *first_ident = NULL;
+	const char *first_path = NULL;
+	for (int i = 0; i < cli->nargs && !ex; i++) {
+		char *e = NULL, *shard = NULL;
+		dbs[i].path = cli->args[i];
+		enum zmb_rc rc = state_open(dbs[i].path, NULL, STATE_READONLY, &dbs[i].st, &e);
+		if (rc) {
+			fprintf(stderr, "zmbatch: %s\n", e ? e : zmb_rc_str(rc));
+			ex = rc == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_PARTIAL;
+		} else {
+			char *ident = NULL;
+			if (state_meta_get(dbs[i].st, "shard", &shard) == ZMB_OK)
+				snprintf(dbs[i].shard, sizeof dbs[i].shard, "%s", shard);
+			/* the DBs of one job only */
+			if (state_meta_get(dbs[i].st, "job_identity", &ident) == ZMB_OK) {
+				if (!first_ident) {
+					first_ident = ident;
+					first_path = dbs[i].path;
+					ident = NULL;
+				} else if (strcmp(ident, first_ident) != 0) {
+					fprintf(stderr, "zmbatch: --merge: %s belongs to job '%s', %s to job "
+						"'%s': only the shard DBs of one job merge\n", dbs[i].path,
+						ident, first_path, first_ident);
+					ex = EXIT_CONFIG;
+				}
+			}
+			free(ident);
+		}
+		free(shard);
+		free(e);
+	}
+	if (!ex && report_merge(dbs, (size_t)cli->nargs, json, stdout, &dups, &err)) {
+		fprintf(stderr, "zmbatch: merge: %s\n", err ? err : "failed");
+		ex = EXIT_PARTIAL;
+	}
+	if (!ex && dups)
+		ex = EXIT_PARTIAL;
+	for (int i = 0; i < cli->nargs; i++)
+		state_close(dbs[i].st);
+	free(dbs);
+	free(err);
+	free(first_ident);
+	return ex;
 }

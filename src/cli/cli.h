@@ -8,6 +8,8 @@
 #ifndef ZMB_CLI_H
 #define ZMB_CLI_H
 
+#include "shard.h"
+
 #include <stdbool.h>
 
 struct cli {
@@ -36,6 +38,11 @@ struct cli {
 	bool all;                  /* verify --all */
 	bool done;                 /* verify --done (the default) */
 	bool reset_mismatched;     /* verify --reset-mismatched */
+	const char *shard_opt;     /* --shard I/N */
+	const char *shard_count_opt; /* --shard-count N */
+	struct zmb_shard shard;    /* resolved (main.c): count 0 = not sharded */
+	char *state_shard;         /* the shard's default DB path (cli_state_path) */
+	bool merge;                /* report/status --merge DB... */
 	char **args;               /* remaining operands */
 	int nargs;
 };
@@ -58,8 +65,9 @@ struct job;
 int cli_load_job(struct cli *cli, bool resolve_secrets, struct job *job);
 /* Print a (multi-line) error on stderr, each line as "zmbatch: LINE". */
 void cli_print_error(const char *msg);
-/* The state DB path: --state, else the job's state.db. */
-const char *cli_state_path(const struct cli *cli, const struct job *job);
+/* The state DB path: --state, else the job's state.db (with a shard,
+ * state.shardI-of-N.db: shard_db_path()). */
+const char *cli_state_path(struct cli *cli, const struct job *job);
 
 /*
  * For the read-side commands: load the job (-c, or ./zmbatch.cfg unless
@@ -70,5 +78,8 @@ const char *cli_state_path(const struct cli *cli, const struct job *job);
  */
 struct report_db;
 int report_db_load(struct cli *cli, struct report_db *r);
+/* report/status --merge DB...: every DB read-only, one summary; exit 0, 1 (a
+ * DB missing or unreadable, or an account in two DBs) */
+int cli_merge(struct cli *cli, bool json);
 
 #endif

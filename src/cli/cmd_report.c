@@ -9,11 +9,14 @@
 #include "zmb.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int cmd_report(struct cli *cli)
 {
 	struct report_db r;
 	char *err = NULL;
+	if (cli->merge)
+		return cli_merge(cli, cli->format && !strcmp(cli->format, "json"));
 	int fmt = report_format_parse(cli->format);
 	int ex;
 	if (fmt < 0) {

@@ -154,6 +154,8 @@ static char *command_line(const struct cli *cli)
 		buf_addf(&b, " --max-runtime %llds", cli->max_runtime);
 	if (cli->until)
 		buf_addf(&b, " --until %s", cli->until);
+	if (cli->shard.count)
+		buf_addf(&b, " --shard %u/%u", cli->shard.index, cli->shard.count);
 	return buf_detach(&b);
 }
 
@@ -339,6 +341,15 @@ static int run_open_state(struct run *r)
 	} else if (src) {
 		log_error(NULL, "%s", err ? err : zmb_rc_str(src));
 		exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;
+	} else {
+		/* a DB of another shard (or of the whole job) is refused: 78, as for
+		 * a DB of another job */
+		char label[16];
+		shard_label(&r->cli->shard, label, sizeof label);
+		if ((src = state_check_shard(r->st, label)) != ZMB_OK) {
+			log_error(NULL, "%s", state_errmsg(r->st));
+			exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;
+		}
 	}
 	free(err);
 	return exit_code;
@@ -433,6 +444,9 @@ static int run_pipeline(struct run *r)
 	ctx->rollback = cli->rollback;
 	ctx->accounts = cli->accounts;
 	ctx->naccounts = cli->naccounts;
+	ctx->shard = cli->shard;
+	if (cli->shard.count)
+		log_info(NULL, "shard %u/%u: state DB %s", cli->shard.index, cli->shard.count, r->db);
 
 	bool found_stage = cli->stage == NULL;
 	bool stop = false;
@@ -448,6 +462,10 @@ static int run_pipeline(struct run *r)
 			state_stage_ensure(r->st, sc->name, sc->type, (int)i);
 		if (stage_skipped(r, sc))
 			continue;
+		if (cli->shard.count && strcmp(sc->type, "migrate") && strcmp(sc->type, "cutover"))
+			log_warn(sc->name, "stage '%s' (%s) is not split by shards: shard %u/%u runs it "
+				 "whole, as every other shard does (run it once, unsharded or with --stage)",
+				 sc->name, sc->type, cli->shard.index, cli->shard.count);
 		if (!runctl_may_claim(&r->ctl)) {
 			worst = EXIT_TEMPFAIL;
 			break;
@@ -494,6 +512,22 @@ static void run_finish(struct run *r, int exit_code)
 	job_release(&r->job);
 }
 
+/*
+ * A shard spools in a folder of its own below working_dir
+ * (<working_dir>/shardI-of-N): the spool housekeeping at the start of a run
+ * removes the partial files and the archives no import waits for, which in
+ * a shared folder would be the other shards' work in flight.  success_dir
+ * and failed_dir stay shared (their files are named by account).
+ */
+static void shard_working_dir(struct job *job, const struct zmb_shard *s)
+{
+	if (!s->count || !job->mig.working_dir || !*job->mig.working_dir)
+		return;
+	char *dir = xasprintf("%s/shard%u-of-%u", job->mig.working_dir, s->index, s->count);
+	free(job->mig.working_dir);
+	job->mig.working_dir = dir;
+}
+
 int cmd_run(struct cli *cli)
 {
 	struct run r;
@@ -513,6 +547,7 @@ int cmd_run(struct cli *cli)
 	int rc = cli_load_job(cli, true, &r.job);
 	if (rc)
 		return rc;
+	shard_working_dir(&r.job, &cli->shard);
 	int exit_code = run_setup(&r);
 	if (exit_code == 0) {
 		run_signals_start(&r.sig, &r.ctl);

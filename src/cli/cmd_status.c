@@ -8,11 +8,14 @@
 #include "zmb.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int cmd_status(struct cli *cli)
 {
 	struct report_db r;
 	char *err = NULL;
+	if (cli->merge)
+		return cli_merge(cli, false);
 	int ex = report_db_load(cli, &r);
 	if (ex)
 		goto out;

@@ -307,6 +307,7 @@ static int verify_load(struct verify_run *v)
 	v->r.have_job = true;
 	v->r.job_name = v->r.job.name;
 	v->r.path = cli_state_path(v->cli, &v->r.job);
+	shard_label(&v->cli->shard, v->r.shard, sizeof v->r.shard);
 	if (!v->r.path || !*v->r.path) {
 		fprintf(stderr, "zmbatch: no state database configured (state.db in the job, or --state)\n");
 		return EXIT_CONFIG;

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "job.h"
 #include "log.h"
+#include "shard.h"
 #include "zmb.h"
 
 #include <curl/curl.h>
@@ -24,7 +25,7 @@ enum {
 	OPT_DRY_RUN, OPT_RETRY_FAILED, OPT_CA_FILE, OPT_INSECURE, OPT_QUIET,
 	OPT_VERBOSE, OPT_FORMAT, OPT_OUTPUT, OPT_STATE_FILTER, OPT_FAILED,
 	OPT_HISTORY, OPT_ALL, OPT_DONE, OPT_RESET_MISMATCHED, OPT_HELP, OPT_ROLLBACK,
-	OPT_ACCOUNT,
+	OPT_ACCOUNT, OPT_SHARD, OPT_SHARD_COUNT, OPT_MERGE,
 };
 
 /* Which options a command accepts, as flags over this table. */
@@ -53,6 +54,9 @@ static const struct option all_opts[] = {
 	{ "done", no_argument, NULL, OPT_DONE },
 	{ "reset-mismatched", no_argument, NULL, OPT_RESET_MISMATCHED },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "shard", required_argument, NULL, OPT_SHARD },
+	{ "shard-count", required_argument, NULL, OPT_SHARD_COUNT },
+	{ "merge", no_argument, NULL, OPT_MERGE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -66,8 +70,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run,
-	  "config state threads stage delta rollback account max-runtime until dry-run retry-failed ca-file insecure quiet verbose",
-	  "run [-c FILE] [--state DB] [--threads N] [--stage NAME]\n"
+	  "config state threads stage delta rollback account max-runtime until dry-run retry-failed ca-file insecure quiet verbose shard shard-count",
+	  "run [-c FILE] [--state DB] [--shard I/N | --shard-count N] [--threads N] [--stage NAME]\n"
 	  "            [--delta | --rollback [--account ADDR]...]\n"
 	  "            [--max-runtime DURATION] [--until HH:MM] [--dry-run] [--retry-failed]\n"
 	  "            [--ca-file PEM] [--insecure] [--quiet] [--verbose]",
@@ -76,19 +80,27 @@ static const struct command commands[] = {
 	  "accounts or stages failed, 75 when stopped early with work left.\n"
 	  "--rollback runs only the cutover stages, backwards: every account they\n"
 	  "changed gets back the status and zimbraMailTransport recorded before\n"
-	  "(--account ADDR, repeatable: only those source accounts)." },
-	{ "status", cmd_status, "config state",
-	  "status [-c FILE] [--state DB]",
+	  "(--account ADDR, repeatable: only those source accounts).\n"
+	  "--shard I/N: only the accounts whose name hashes to shard I of N (FNV-1a 64\n"
+	  "of the lower-cased name, mod N), in a state DB of their own\n"
+	  "(state.db -> state.shardI-of-N.db).  Without --shard, JOB_COMPLETION_INDEX\n"
+	  "(with --shard-count N or ZMBATCH_SHARD_COUNT) or SLURM_ARRAY_TASK_ID\n"
+	  "(with SLURM_ARRAY_TASK_MIN/COUNT) select the shard." },
+	{ "status", cmd_status, "config state shard shard-count merge",
+	  "status [-c FILE] [--state DB] [--shard I/N] | status --merge DB...",
 	  "One screen from the state DB: stages, counts by state, bytes, rate, ETA.\n"
 	  "Safe while a run is in progress." },
-	{ "report", cmd_report, "config state format output",
-	  "report [-c FILE] [--state DB] [--format text|csv|json|prom] [--output FILE]",
-	  "Write a report from the state DB.  --output writes atomically (temp + rename)." },
-	{ "accounts", cmd_accounts, "config state state-filter history",
-	  "accounts [-c FILE] [--state DB] [--state-filter STATE] [--history ACCOUNT]",
+	{ "report", cmd_report, "config state format output shard shard-count merge",
+	  "report [-c FILE] [--state DB] [--shard I/N] [--format text|csv|json|prom] [--output FILE]",
+	  "Write a report from the state DB.  --output writes atomically (temp + rename).\n"
+	  "report --merge DB... [--format text|json]: the accounts of several shard DBs,\n"
+	  "read-only, counted per DB and in total; an account in two DBs is an error\n"
+	  "named in the report (exit 1)." },
+	{ "accounts", cmd_accounts, "config state state-filter history shard shard-count",
+	  "accounts [-c FILE] [--state DB] [--shard I/N] [--state-filter STATE] [--history ACCOUNT]",
 	  "One line per account; --history shows one account's event log." },
-	{ "reset", cmd_reset, "config state failed",
-	  "reset [-c FILE] [--state DB] (ACCOUNT... | --failed)",
+	{ "reset", cmd_reset, "config state failed shard shard-count",
+	  "reset [-c FILE] [--state DB] [--shard I/N] (ACCOUNT... | --failed)",
 	  "Put accounts back to pending (attempts cleared)." },
 	{ "convert", cmd_convert, "",
 	  "convert ZMZTOZMIG_CONF",
@@ -98,8 +110,8 @@ static const struct command commands[] = {
 	  "check [-c FILE]",
 	  "Validate the job, reach and authenticate to every server (SOAP and LDAP),\n"
 	  "check the directories.  One verdict line per item; exit 0, 69 or 78." },
-	{ "verify", cmd_verify, "config state all done reset-mismatched ca-file insecure",
-	  "verify [-c FILE] [--state DB] [ACCOUNT... | --all | --done] [--reset-mismatched]\n"
+	{ "verify", cmd_verify, "config state all done reset-mismatched ca-file insecure shard shard-count",
+	  "verify [-c FILE] [--state DB] [--shard I/N] [ACCOUNT... | --all | --done] [--reset-mismatched]\n"
 	  "            [--ca-file PEM] [--insecure]",
 	  "Prove again that mailboxes arrived, moving no data: the source's folder\n"
 	  "figures stored at export against the target's now, folder by folder.\n"
@@ -221,6 +233,9 @@ static int set_option(const struct command *c, int opt, struct cli *cli)
 	case OPT_ALL: cli->all = true; break;
 	case OPT_DONE: cli->done = true; break;
 	case OPT_RESET_MISMATCHED: cli->reset_mismatched = true; break;
+	case OPT_SHARD: cli->shard_opt = optarg; break;
+	case OPT_SHARD_COUNT: cli->shard_count_opt = optarg; break;
+	case OPT_MERGE: cli->merge = true; break;
 	}
 	return GO_ON;
 }
@@ -269,9 +284,35 @@ static int check_args(const struct command *c, const struct cli *cli)
 		return usage_error(c, "%s", "reset takes either ACCOUNT... or --failed, not both");
 	if (!strcmp(c->name, "verify") && (cli->all + cli->done + (cli->nargs > 0)) > 1)
 		return usage_error(c, "%s", "verify takes one of ACCOUNT..., --all or --done");
+	if (cli->merge && cli->nargs == 0)
+		return usage_error(c, "%s", "--merge needs the state DBs to merge: --merge DB...");
+	if (cli->merge && (cli->state || cli->config || cli->shard_opt || cli->shard_count_opt || cli->output))
+		return usage_error(c, "%s", "--merge takes DB paths only (no -c, --state, --shard, --output)");
+	if (cli->merge && cli->format && strcmp(cli->format, "text") && strcmp(cli->format, "json"))
+		return usage_error(c, "--merge writes text or json, not '%s'", cli->format);
 	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && strcmp(c->name, "verify") &&
-	    cli->nargs > 0)
+	    !cli->merge && cli->nargs > 0)
 		return usage_error(c, "unexpected argument '%s'", cli->args[0]);
+	return GO_ON;
+}
+
+static const char *env_lookup(const char *name, void *ctx)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+/* The shard of a command that takes one: --shard, --shard-count, the engines' variables. */
+static int resolve_shard(const struct command *c, struct cli *cli)
+{
+	char *err = NULL;
+	if (!cmd_accepts(c, "shard") || cli->merge)   /* --merge names its DBs */
+		return GO_ON;
+	if (shard_resolve(cli->shard_opt, cli->shard_count_opt, env_lookup, NULL, &cli->shard, &err) < 0) {
+		int rc = usage_error(c, "%s", err);
+		free(err);
+		return rc;
+	}
 	return GO_ON;
 }
 
@@ -303,7 +344,9 @@ int main(int argc, char **argv)
 		return rc;
 	cli.cmd = c->name;
 	if ((rc = parse_options(c, argc, argv, &cli)) != GO_ON ||
-	    (rc = check_args(c, &cli)) != GO_ON)
+	    (rc = check_args(c, &cli)) != GO_ON || (rc = resolve_shard(c, &cli)) != GO_ON)
 		return rc;
-	return dispatch(c, &cli);
+	rc = dispatch(c, &cli);
+	free(cli.state_shard);
+	return rc;
 }

@@ -130,6 +130,7 @@
 
 #include "zmb.h"
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 enum report_format { REPORT_TEXT = 0, REPORT_CSV, REPORT_JSON, REPORT_PROM };
@@ -184,8 +185,23 @@ struct report_db {
 	bool have_job;
 	const char *path;       /* the state DB path (cli or job owned) */
 	const char *job_name;   /* job.name, or NULL to take it from the DB */
+	char shard[16];         /* "I/N" when the command names a shard: the DB must be its */
 	struct state *st;       /* after report_db_open() */
 };
+
+/*
+ * report --merge / status --merge: the accounts of several state DBs (each
+ * opened read-only by the caller; shard = its meta "shard" or "") summed per
+ * DB and in total, text or JSON; *duplicates = accounts found in more than
+ * one DB, each named in the output as an error.
+ */
+struct merge_db {
+	const char *path;
+	char shard[16];
+	struct state *st;
+};
+enum zmb_rc report_merge(struct merge_db *dbs, size_t n, bool json, FILE *out, int *duplicates,
+			 char **err);
 
 /* report_db_load() (cli.h) fills one from the command line. */
 /* state_open() with flags (identity checked for STATE_WRITE when the job is

@@ -14,6 +14,10 @@ int report_db_open(struct report_db *r, int flags)
 	if ((flags & STATE_WRITE) && r->have_job)
 		ident = job_identity(&r->job);
 	enum zmb_rc rc = state_open(r->path, ident, flags, &r->st, &err);
+	if (rc == ZMB_OK && r->shard[0] && (rc = state_check_shard(r->st, r->shard)) != ZMB_OK) {
+		err = xstrdup(state_errmsg(r->st));
+		state_close(r->st);
+	}
 	if (rc) {
 		fprintf(stderr, "zmbatch: %s\n", err ? err : zmb_rc_str(rc));
 		ex = rc == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_PARTIAL;

@@ -330,6 +330,30 @@ static void unique_accounts(struct found_list *fl)
 }
 
 /*
+ * run --shard I/N: only the accounts of shard I stay (shard.h: FNV-1a 64 of
+ * the lower-cased name mod N), before any size is asked or any row written,
+ * so that a shard's DB only ever holds its own accounts.
+ */
+static void keep_shard(struct stage_ctx *ctx, struct found_list *fl)
+{
+	if (ctx->shard.count == 0)
+		return;
+	size_t n = fl->n, k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct found *f = &fl->v[i];
+		if (shard_has(&ctx->shard, f->account)) {
+			fl->v[k++] = *f;
+			continue;
+		}
+		free(f->account);
+		free(f->id);
+		free(f->status);
+	}
+	fl->n = k;
+	stage_out(ctx, "shard %u/%u: %zu of %zu account(s)", ctx->shard.index, ctx->shard.count, k, n);
+}
+
+/*
  * Sizes are asked only for accounts the DB does not know yet (or knows
  * without a size) and that have not started, so a resumed run of 10k
  * accounts costs no 10k SOAP calls: first from each domain's size listing,
@@ -470,6 +494,7 @@ enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn
 	enum zmb_rc rc = discover(x, ctx, src, &fl, err);
 	if (rc == ZMB_OK) {
 		unique_accounts(&fl);
+		keep_shard(ctx, &fl);
 		known_sizes(x, ctx, src, st, &fl);
 		rc = judge_lookups(x, ctx, &fl, err);
 	}

@@ -17,6 +17,7 @@
 #define ZMB_STAGE_H
 
 #include "job.h"
+#include "shard.h"
 #include "zmb.h"
 #include <stdatomic.h>
 #include <stdint.h>
@@ -38,6 +39,7 @@ struct stage_ctx {
 	bool rollback;             /* run --rollback: a cutover stage undoes its changes */
 	const char *const *accounts;   /* run --rollback --account: only these (naccounts 0 = all) */
 	int naccounts;
+	struct zmb_shard shard;    /* run --shard I/N: only its accounts (count 0 = all) */
 };
 
 /*

@@ -283,6 +283,10 @@ enum zmb_rc state_queue_delta(struct state *st, int *n);
 
 /* Per-state counts (index = enum acct_state). */
 enum zmb_rc state_counts(struct state *st, long long counts[ACCT_NSTATES]);
+/* Every account row in name order: fn(ctx, account, state, size (-1 unknown), bytes). */
+typedef void (*state_account_fn)(void *ctx, const char *account, int state, long long size,
+				 long long bytes);
+enum zmb_rc state_accounts_each(struct state *st, state_account_fn fn, void *ctx);
 
 /* ---- chunks (schema 006): the steps of a pass exported in pieces ---- */
 enum chunk_kind {
@@ -321,5 +325,14 @@ enum zmb_rc state_event(struct state *st, int64_t run_id, int64_t account_id,
 /* ---- meta ---- */
 enum zmb_rc state_meta_get(struct state *st, const char *key, char **value); /* ENOTFOUND */
 enum zmb_rc state_meta_set(struct state *st, const char *key, const char *value);
+
+/*
+ * The shard the DB belongs to: meta key "shard" = "I/N", written by the first
+ * write (shard "" = not sharded: nothing written).  A DB of another shard,
+ * a sharded DB used unsharded, or an unsharded DB that already holds accounts
+ * used as a shard is refused: ZMB_ECONFIG, the message names both.  A
+ * read-only connection only compares (a DB without the key is taken as is).
+ */
+enum zmb_rc state_check_shard(struct state *st, const char *shard);
 
 #endif

@@ -561,3 +561,21 @@ enum zmb_rc state_counts(struct state *st, long long counts[ACCT_NSTATES])
 	sqlite3_finalize(s);
 	return rc;
 }
+
+enum zmb_rc state_accounts_each(struct state *st, state_account_fn fn, void *ctx)
+{
+	enum zmb_rc rc;
+	sqlite3_stmt *s = st_prepare(st, "SELECT account, state, coalesce(size, -1), bytes FROM accounts"
+				     " ORDER BY account", &rc);
+	int src;
+	if (!s)
+		return rc;
+	while ((src = sqlite3_step(s)) == SQLITE_ROW)
+		fn(ctx, (const char *)sqlite3_column_text(s, 0),
+		   acct_state_parse((const char *)sqlite3_column_text(s, 1)),
+		   sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3));
+	if (src != SQLITE_DONE)
+		rc = st_db_fail(st, src, "list accounts");
+	sqlite3_finalize(s);
+	return rc;
+}

@@ -301,3 +301,69 @@ enum zmb_rc state_meta_set(struct state *st, const char *key, const char *value)
 	return tx_end(st, own, rc, "meta");
 }
 
+
+
+/* ---- shard ---- */
+
+static enum zmb_rc count_accounts(struct state *st, long long *n)
+{
+	enum zmb_rc rc = ZMB_OK;
+	sqlite3_stmt *s = st_prepare(st, "SELECT count(*) FROM accounts", &rc);
+	if (!s)
+		return rc;
+	int src = sqlite3_step(s);
+	if (src == SQLITE_ROW)
+		*n = sqlite3_column_int64(s, 0);
+	else
+		rc = st_db_fail(st, src, "count accounts");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static enum zmb_rc shard_mismatch(struct state *st, const char *stored, const char *shard)
+{
+	if (*shard)
+		st_set_err(st, xasprintf("state database %s belongs to shard %s, not to shard %s: "
+					 "each shard has its own state DB (give --shard %s to use "
+					 "this one, or another --state)", st->path, stored, shard,
+					 stored));
+	else
+		st_set_err(st, xasprintf("state database %s belongs to shard %s: give --shard %s "
+					 "(or the engine's variables) to use it", st->path, stored,
+					 stored));
+	return ZMB_ECONFIG;
+}
+
+enum zmb_rc state_check_shard(struct state *st, const char *shard)
+{
+	char *stored = NULL;
+	bool own = false;
+	long long n = 0;
+	enum zmb_rc rc;
+
+	shard = shard ? shard : "";
+	if (!st->readonly && (rc = tx_begin(st, &own)) != ZMB_OK)
+		return rc;
+	rc = state_meta_get(st, "shard", &stored);
+	if (rc == ZMB_OK) {
+		if (strcmp(stored, shard) != 0)
+			rc = shard_mismatch(st, stored, shard);
+	} else if (rc == ZMB_ENOTFOUND && (!*shard || st->readonly)) {
+		rc = ZMB_OK;    /* an unsharded DB, or one only read */
+	} else if (rc == ZMB_ENOTFOUND) {
+		if ((rc = count_accounts(st, &n)) == ZMB_OK) {
+			if (n > 0) {
+				st_set_err(st, xasprintf("state database %s is not sharded and already "
+							 "holds %lld account(s): shard %s needs a "
+							 "state DB of its own", st->path, n, shard));
+				rc = ZMB_ECONFIG;
+			} else {
+				rc = state_meta_set(st, "shard", shard);
+			}
+		}
+	}
+	free(stored);
+	if (own)
+		rc = tx_end(st, own, rc, "shard");
+	return rc;
+}
