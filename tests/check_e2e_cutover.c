@@ -708,9 +708,29 @@ START_TEST(crash_then_rollback)
 {
 	write_job("");
 	migrate_only();
-	/* durable step 16 (see the crash case's list): a1 routed; a2 locked and its source
-	 * transport just set, not recorded yet; a3, a4 selected */
-	char *r = hooks_run(16, NULL);
+	/* the step to crash at, from an uncrashed run's step log (its numbers move when the
+	 * run gains durable steps): the fifth "cutover modify", i.e. a1 locked and routed
+	 * (lock, source transport, target transport), a2 locked and its source transport
+	 * just set, not recorded yet; a3, a4 selected */
+	db_save(false);
+	char *steps = xasprintf("%s/steps.log", E.dir);
+	char *r = hooks_run(0, steps);
+	ck_assert_str_eq(r, "0");
+	free(r);
+	char *log = tu_read(steps);
+	long k = 0, line = 0, mods = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(log, "\n", &save); l && !k; l = strtok_r(NULL, "\n", &save)) {
+		line++;
+		if (strstr(l, "cutover modify") && ++mods == 5)
+			k = line;
+	}
+	ck_assert_msg(k > 0, "no fifth cutover modify in the step log (%ld lines)", line);
+	free(log);
+	free(steps);
+	db_save(true);
+	servers_reset();
+	r = hooks_run(k, NULL);
 	ck_assert_str_eq(r, "99");
 	free(r);
 	ck_assert_int_eq(db("SELECT count(*) FROM cutover WHERE step = 'routed'"), 1);
