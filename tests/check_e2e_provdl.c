@@ -8,19 +8,21 @@
  *                allowed attributes (domain_map applied, server-specific ones
  *                not copied), its alias, its members mapped across domains, a
  *                nested list (a member naming a list of the job that comes
- *                later); the owners named in a note; the calendar resources
+ *                later); its owner (alice@example.com) granted ownDistList on
+ *                the target as alice@example.net (domain_map); the calendar resources
  *                created with their type, the same zimbraId, their allowed
  *                attributes and alias; a rerun sends no create / modify /
- *                member / alias call
+ *                member / alias / GrantRight call
  *   existing     a list already on the target lacking a member and with
- *                another displayName: update adds the member, keeps the one
- *                only the target has, sets the attribute, records the diff; a
- *                rerun sends nothing; skip leaves it
+ *                another displayName and without its owner: update adds the
+ *                member, keeps the one only the target has, sets the attribute,
+ *                grants the owner (bob@example.net), records the diff; a rerun
+ *                sends nothing; skip leaves it
  *   dry_run      the plan per list and resource, nothing written on the target
  *                or in the DB
  *   crash        a crash at every durable step (accounts, resources, lists),
  *                then a plain run: the same end state, each list and resource
- *                created once
+ *                created once, each owner granted once
  * Test cases: main (lists, existing, dry_run), crash.
  */
 #define _GNU_SOURCE
@@ -63,7 +65,7 @@ static const char *const SRC_CFG =
 	"{\"name\":\"example.org\",\"accounts\":[{\"name\":\"carol@example.org\"}],"
 	"\"resources\":[{\"name\":\"beamer@example.org\",\"id\":\"" ID_BEAMER "\",\"attrs\":{"
 	"\"displayName\":\"Beamer\",\"zimbraCalResType\":\"Equipment\"}}],"
-	"\"lists\":[{\"name\":\"all@example.org\",\"members\":[\"bob@example.com\","
+	"\"lists\":[{\"name\":\"all@example.org\",\"owners\":[\"bob@example.com\"],\"members\":[\"bob@example.com\","
 	"\"ext@gmail.com\",\"carol@example.org\"],\"attrs\":{\"displayName\":\"All\"}}]}]}";
 
 static const char *const DST_CFG =
@@ -196,7 +198,19 @@ static long long list_writes(void)
 	return dst_calls("CreateDistributionListRequest") +
 	       dst_calls("ModifyDistributionListRequest") +
 	       dst_calls("AddDistributionListMemberRequest") +
-	       dst_calls("AddDistributionListAliasRequest");
+	       dst_calls("AddDistributionListAliasRequest") +
+	       dst_calls("GrantRightRequest");
+}
+
+/* The list's owners on the target as "a,b". */
+static char *owners(json_t *l)
+{
+	struct buf b = BUF_INIT;
+	size_t i;
+	json_t *o;
+	json_array_foreach(json_object_get(l, "owners"), i, o)
+		buf_addf(&b, "%s%s", i ? "," : "", json_string_value(o));
+	return buf_detach(&b);
 }
 
 static long long all_writes(void)
@@ -216,10 +230,13 @@ START_TEST(test_lists)
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
 	ck_assert_msg(tu_contains(out, "created list staff@example.net") &&
 		      tu_contains(out, "created list all@example.org"), "%s", out);
-	ck_assert_msg(tu_contains(out, "NOTE list staff@example.net: owner(s) alice@example.net"),
-		      "%s", out);
+	ck_assert_msg(!tu_contains(out, "NOTE list"), "%s", out);
 	json_t *staff = target_list("staff@example.net");
 	ck_assert_msg(staff != NULL, "staff@example.net missing\n%s", out);
+	/* the owner, mapped by domain_map: alice@example.com -> alice@example.net */
+	char *ow = owners(staff);
+	ck_assert_str_eq(ow, "alice@example.net");
+	free(ow);
 	/* a new id: CreateDistributionList does not keep one (LdapProvisioning 4574) */
 	ck_assert_str_ne(json_string_value(json_object_get(staff, "id")), ID_STAFF);
 	ck_assert_str_eq(lattr(staff, "displayName"), "Staff");
@@ -240,12 +257,16 @@ START_TEST(test_lists)
 	m = members(all);
 	ck_assert_str_eq(m, "bob@example.net,carol@example.org,ext@gmail.com");
 	free(m);
+	ow = owners(all);
+	ck_assert_str_eq(ow, "bob@example.net");
+	free(ow);
 	json_decref(staff);
 	json_decref(all);
 	/* all lists created before any member: two creates, then two member calls */
 	ck_assert_int_eq(dst_calls("CreateDistributionListRequest"), 2);
 	ck_assert_int_eq(dst_calls("AddDistributionListMemberRequest"), 2);
 	ck_assert_int_eq(dst_calls("AddDistributionListAliasRequest"), 1);
+	ck_assert_int_eq(dst_calls("GrantRightRequest"), 2);   /* one owner per list */
 	ck_assert_int_eq(e2e_db_count(&E, "SELECT count(*) FROM provision_objects WHERE kind = 'list'"
 				      " AND state = 'done' AND outcome = 'created' AND ours = 1"), 2);
 	/* calendar resources: their type, the same zimbraId, the allowed attributes */
@@ -279,7 +300,7 @@ START_TEST(test_lists)
 	ck_assert_msg(rc == 0 && all_writes() == 0, "exit %d, %lld writes\n%s", rc, all_writes(), out);
 	ck_assert_int_eq(dst_calls("GetDistributionListRequest"), 2);
 	ck_assert_int_eq(dst_calls("GetCalendarResourceRequest"), 2);
-	ck_assert_msg(!tu_contains(out, "NOTE list"), "%s", out);
+	ck_assert_int_eq(dst_calls("GrantRightRequest"), 0);
 	free(out);
 }
 END_TEST
@@ -296,8 +317,12 @@ START_TEST(test_existing)
 	char *m = members(all);
 	ck_assert_str_eq(m, "bob@example.net,ext@gmail.com,joiner@example.org");
 	free(m);
+	char *ow = owners(all);
+	ck_assert_str_eq(ow, "");   /* skip: its owner not granted either */
+	free(ow);
 	json_decref(all);
 	ck_assert_int_eq(dst_calls("CreateDistributionListRequest"), 1);   /* staff only */
+	ck_assert_int_eq(dst_calls("GrantRightRequest"), 1);               /* staff's alice */
 	ck_assert_int_eq(dst_calls("ModifyDistributionListRequest"), 0);
 	free(out);
 
@@ -307,7 +332,7 @@ START_TEST(test_existing)
 	unlink(E.db);
 	rc = run(&out, NULL, NULL);
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
-	ck_assert_msg(tu_contains(out, "member +carol@example.org") &&
+	ck_assert_msg(tu_contains(out, "member +carol@example.org; owner +bob@example.net") &&
 		      tu_contains(out, "displayName: 'Everybody' -> 'All'"), "%s", out);
 	all = target_list("all@example.org");
 	m = members(all);
@@ -315,7 +340,12 @@ START_TEST(test_existing)
 	ck_assert_str_eq(m, "bob@example.net,carol@example.org,ext@gmail.com,joiner@example.org");
 	free(m);
 	ck_assert_str_eq(lattr(all, "displayName"), "All");
+	ow = owners(all);
+	ck_assert_str_eq(ow, "bob@example.net");
+	free(ow);
 	json_decref(all);
+	/* staff (alice an owner already) sends none: read before write */
+	ck_assert_int_eq(dst_calls("GrantRightRequest"), 1);
 	ck_assert_int_eq(dst_calls("CreateDistributionListRequest"), 0);
 	ck_assert_int_eq(dst_calls("ModifyDistributionListRequest"), 1);
 	ck_assert_int_eq(dst_calls("AddDistributionListMemberRequest"), 1);
@@ -343,9 +373,10 @@ START_TEST(test_dry_run)
 	int rc = run(&out, "--dry-run", NULL);
 	ck_assert_msg(rc == 0, "exit %d\n%s", rc, out);
 	ck_assert_msg(tu_contains(out, "create  list staff@example.com -> staff@example.net "
-				  "(8 attribute value(s), 1 alias(es), 3 member(s))") &&
+				  "(8 attribute value(s), 1 alias(es), 3 member(s); owner(s) alice@example.net)") &&
 		      tu_contains(out, "update  list all@example.org -> all@example.org: displayName: "
-				  "'Everybody' -> 'All'; member +carol@example.org"), "%s", out);
+				  "'Everybody' -> 'All'; member +carol@example.org; owner +bob@example.net"),
+		      "%s", out);
 	ck_assert_msg(tu_contains(out, "create  resource room1@example.com -> room1@example.net "
 				  "(zimbraId " ID_ROOM ", Location, 8 attribute value(s), 1 alias(es))"),
 		      "%s", out);
@@ -440,7 +471,8 @@ START_TEST(test_crash)
 		total += *s == '\n';
 	/* plan, creating + created + done per list, its alias, its members */
 	ck_assert_msg(tu_contains(log, "list created") && tu_contains(log, "list members added") &&
-		      tu_contains(log, "list alias added") && tu_contains(log, "resource created") &&
+		      tu_contains(log, "list alias added") && tu_contains(log, "list owner granted") &&
+		      tu_contains(log, "resource created") &&
 		      tu_contains(log, "resource alias added"), "steps:\n%s", log);
 	for (long k = 1; k <= total; k++) {
 		reset_all();
@@ -455,6 +487,8 @@ START_TEST(test_crash)
 		json_t *st = zsim_stats(E.dst);
 		ck_assert_msg(zsim_stat_int(st, "soap/CreateDistributionListRequest") == 2 &&
 			      zsim_stat_int(st, "soap/CreateCalendarResourceRequest") == 2 &&
+			      /* each owner granted once: read before write after a crash */
+			      zsim_stat_int(st, "soap/GrantRightRequest") == 2 &&
 			      zsim_stat_int(st, "soap_faults/account.DISTRIBUTION_LIST_EXISTS") == 0 &&
 			      zsim_stat_int(st, "soap_faults/account.ACCOUNT_EXISTS") == 0,
 			      "step %ld: a list or resource created twice or a fault", k);

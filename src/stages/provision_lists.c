@@ -24,16 +24,23 @@
  *       aliases added; the diff recorded as an event before it is sent);
  *     ours ('creating' or created by this job): compared and completed.
  *   pass 2: AddDistributionListMember with the members (domain_map applied)
- *     the target's list lacks, in one call, then 'done'.
+ *     the target's list lacks, in one call; then the owners (domain_map
+ *     applied) the target's list lacks, one GrantRight ownDistList each
+ *     (zprov_grant_list_owner: the real call and why, zprov.c), then 'done'.
+ * Owners: the source's <owners> of GetDistributionList (encodeOwners 217-235)
+ * against the target's; the grantee is the mapped owner by name, so it is the
+ * target's account (provisioned before the lists).  A grant is idempotent on
+ * the real server (ZimbraACL.grant 155-185: an ACE already there is left, no
+ * fault), and a rerun after a crash between a grant and 'done' reads the
+ * owner on the target and sends none.
  * Conservative update: attributes the target's list has and the source's
- * not, members and aliases only the target has, are left (users may have
+ * not, members, aliases and owners only the target has, are left (users may have
  * joined the target's list after the cutover).  Nothing missing: no call; a
  * rerun sends only GetDistributionList.  --dry-run prints create / update
  * (the diff) / skip / same per list and writes nothing.
  *
- * Not provisioned: dynamic groups (a warning each); owners (the
- * ownDistList grants, GrantRight on the list's new id: left to the
- * administrator, each list's owners printed as a note).
+ * Not provisioned: dynamic groups (a warning each); other grants on a list
+ * (zimbraACE, see list_copy).
  */
 #include "provision_int.h"
 #include "log.h"
@@ -80,6 +87,7 @@ struct plist {
 	struct prov_row row;
 	struct zlist tgt;            /* the target's (found, or id of the one just created) */
 	struct strlist add;          /* pass 2: members to add */
+	struct strlist grant;        /* pass 2: owners to grant ownDistList */
 	char *diff;                  /* pass 2 of an update: what differed */
 	bool act;                    /* pass 2 runs for it */
 	const char *outcome;         /* pass 2: "created" / "updated" */
@@ -92,6 +100,7 @@ static void plist_release(struct plist *l)
 	free(l->target);
 	state_prov_release(&l->row);
 	strlist_release(&l->add);
+	strlist_release(&l->grant);
 	free(l->diff);
 }
 
@@ -109,9 +118,22 @@ static void count(struct prov *p, const char *outcome)
 		p->n_skipped++;
 }
 
-/* What the target's list should have: allowed attributes, aliases, members, all mapped. */
+/* The addresses of from mapped by domain_map into to, each once. */
+static void map_addrs(const struct prov *p, const struct strlist *from, struct strlist *to)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		char *t = job_map_account(p->job, from->v[i]);
+		if (strlist_has_ci(to, t))
+			free(t);
+		else
+			strlist_add_nodup(to, t);
+	}
+}
+
+/* What the target's list should have: allowed attributes, aliases, members, owners, all
+ * mapped. */
 static void desired(const struct prov *p, const struct zlist *s, struct zattrs *want,
-		    struct strlist *aliases, struct strlist *members)
+		    struct strlist *aliases, struct strlist *members, struct strlist *owners)
 {
 	for (size_t i = 0; i < s->a.n; i++) {
 		if (!strcmp(s->a.v[i].v, "VALUE-BLOCKED") || !prov_list_attr_copied(s->a.v[i].n))
@@ -132,13 +154,8 @@ static void desired(const struct prov *p, const struct zlist *s, struct zattrs *
 			strlist_add_nodup(aliases, t);
 	}
 	strlist_release(&al);
-	for (size_t i = 0; i < s->members.n; i++) {
-		char *t = job_map_account(p->job, s->members.v[i]);
-		if (strlist_has_ci(members, t))
-			free(t);
-		else
-			strlist_add_nodup(members, t);
-	}
+	map_addrs(p, &s->members, members);
+	map_addrs(p, &s->owners, owners);
 }
 
 /* The ones of want that have lacks (have NULL: all). */
@@ -170,24 +187,6 @@ static enum zmb_rc add_list_aliases(struct prov *p, const struct plist *l,
 	return ZMB_OK;
 }
 
-/* Owners are not provisioned: named once, when the list is created, so that the
- * administrator grants them (zmprov grantRight dl LIST usr OWNER ownDistList). */
-static void note_owners(struct prov *p, const struct plist *l)
-{
-	if (!l->src.owners.n || !l->act || strcmp(l->outcome, "created"))
-		return;
-	struct buf b = BUF_INIT;
-	for (size_t i = 0; i < l->src.owners.n; i++) {
-		char *t = job_map_account(p->job, l->src.owners.v[i]);
-		buf_addf(&b, "%s%s", i ? ", " : "", t);
-		free(t);
-	}
-	stage_out(p->ctx, "NOTE list %s: owner(s) %s not provisioned: grant them ownDistList on "
-		  "the target", l->target, b.s);
-	log_warn(l->src.name, "provision: the list's owners (%s) are not provisioned", b.s);
-	buf_release(&b);
-}
-
 /*
  * Pass 1 for one list: create it (and its aliases) or compare it.  Fatal
  * errors only; the list's own failure is recorded (l->act stays false).
@@ -197,8 +196,8 @@ static enum zmb_rc pass1(struct prov *p, struct plist *l)
 	struct stage_ctx *ctx = p->ctx;
 	struct zattrs want = ZATTRS_INIT, have = ZATTRS_INIT, mods = ZATTRS_INIT;
 	struct strlist aliases = STRLIST_INIT, members = STRLIST_INIT, add_al = STRLIST_INIT;
-	struct strlist have_al = STRLIST_INIT;
-	struct buf diff = BUF_INIT;
+	struct strlist have_al = STRLIST_INIT, owners = STRLIST_INIT;
+	struct buf diff = BUF_INIT, ob = BUF_INIT;
 	char *err = NULL, *msg = NULL;
 	const char *outcome = NULL;
 	enum zmb_rc rc, fatal = ZMB_OK;
@@ -207,7 +206,7 @@ static enum zmb_rc pass1(struct prov *p, struct plist *l)
 		memset(&l->row, 0, sizeof l->row);
 	bool resumed_create = streq(l->row.state, "creating");
 	bool already_done = streq(l->row.state, "done");
-	desired(p, &l->src, &want, &aliases, &members);
+	desired(p, &l->src, &want, &aliases, &members, &owners);
 
 	rc = zprov_get_list(p->th, p->ttc, l->target, &l->tgt, &err);
 	if (rc && rc != ZMB_ENOTFOUND) {
@@ -219,8 +218,11 @@ static enum zmb_rc pass1(struct prov *p, struct plist *l)
 		free(err);
 		err = NULL;
 		if (ctx->dry_run) {
+			for (size_t i = 0; i < owners.n; i++)
+				buf_addf(&ob, "%s%s", i ? ", " : "; owner(s) ", owners.v[i]);
 			stage_out(ctx, "create  list %s -> %s (%zu attribute value(s), %zu alias(es), "
-				  "%zu member(s))", l->src.name, l->target, want.n, aliases.n, members.n);
+				  "%zu member(s)%s)", l->src.name, l->target, want.n, aliases.n, members.n,
+				  ob.len ? ob.s : "");
 			outcome = "created";
 			goto out;
 		}
@@ -251,6 +253,7 @@ static enum zmb_rc pass1(struct prov *p, struct plist *l)
 			goto out;
 		}
 		missing(&members, NULL, &l->add);
+		missing(&owners, NULL, &l->grant);
 		l->act = true;
 		l->outcome = "created";
 		goto out;
@@ -290,11 +293,14 @@ static enum zmb_rc pass1(struct prov *p, struct plist *l)
 	zattrs_values(&l->tgt.a, "zimbraMailAlias", &have_al);
 	missing(&aliases, &have_al, &add_al);
 	missing(&members, &l->tgt.members, &l->add);
+	missing(&owners, &l->tgt.owners, &l->grant);
 	for (size_t i = 0; i < add_al.n; i++)
 		buf_addf(&diff, "%salias +%s", diff.len ? "; " : "", add_al.v[i]);
 	for (size_t i = 0; i < l->add.n; i++)
 		buf_addf(&diff, "%smember +%s", diff.len ? "; " : "", l->add.v[i]);
-	if (!mods.n && !add_al.n && !l->add.n) {
+	for (size_t i = 0; i < l->grant.n; i++)
+		buf_addf(&diff, "%sowner +%s", diff.len ? "; " : "", l->grant.v[i]);
+	if (!mods.n && !add_al.n && !l->add.n && !l->grant.n) {
 		if (ctx->dry_run)
 			stage_out(ctx, "same    list %s -> %s", l->src.name, l->target);
 		if (already_done) {
@@ -367,7 +373,9 @@ out:
 	strlist_release(&members);
 	strlist_release(&add_al);
 	strlist_release(&have_al);
+	strlist_release(&owners);
 	buf_release(&diff);
+	buf_release(&ob);
 	free(err);
 	free(msg);
 	return fatal;
@@ -399,9 +407,29 @@ static enum zmb_rc pass2(struct prov *p, struct plist *l)
 		}
 		crashpoint("provision: list members added on the target");
 	}
+	for (size_t i = 0; i < l->grant.n; i++) {
+		rc = zprov_grant_list_owner(p->th, p->ttc, l->tgt.id, l->grant.v[i], &err);
+		if (rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND) {
+			char *e = xasprintf("list '%s': granting ownDistList to its owner %s: %s",
+					    l->src.name, l->grant.v[i], err);
+			if (state_prov_failed(p->st, ctx->run_id, l->row.id, e))
+				rc = ZMB_ESTATE;
+			else
+				rc = ZMB_OK;
+			prov_note_failure(p, e);
+			free(e);
+			goto out;
+		}
+		if (rc) {
+			log_error(l->src.name, "provision: %s", err);
+			prov_note_failure(p, err);
+			goto out;
+		}
+		crashpoint("provision: list owner granted on the target");
+	}
 	if (!strcmp(l->outcome, "created"))
-		msg = xasprintf("created list %s (zimbraId %s on the target, %zu member(s) added)",
-				l->target, l->tgt.id, l->add.n);
+		msg = xasprintf("created list %s (zimbraId %s on the target, %zu member(s) added, "
+				"%zu owner(s) granted)", l->target, l->tgt.id, l->add.n, l->grant.n);
 	else
 		msg = xasprintf("updated list %s: %s", l->target, l->diff ? l->diff : "");
 	if (state_prov_done(p->st, ctx->run_id, l->row.id, l->outcome, msg)) {
@@ -409,7 +437,6 @@ static enum zmb_rc pass2(struct prov *p, struct plist *l)
 		goto out;
 	}
 	stage_out(ctx, "%s", msg);
-	note_owners(p, l);
 	count(p, l->outcome);
 	rc = ZMB_OK;
 out:

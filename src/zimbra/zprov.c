@@ -548,6 +548,36 @@ enum zmb_rc zprov_add_list_alias(struct http *h, struct token_cache *tc, const c
 	return fault_map(rc, rc ? *err : NULL);
 }
 
+/*
+ * The owners of a list are the users granted the user right ownDistList on it
+ * (store-conf/conf/rights/zimbra-user-rights.xml 57: userRight, targetType dl;
+ * GetDistributionList.encodeOwners 217-235 lists them from the grants).  The admin
+ * call: GrantRightRequest (service/admin/GrantRight.java 45-77 ->
+ * RightCommand.grantRightInternal 1384-1431): target <target type=dl by=id>, grantee
+ * <grantee type=usr by=name> (GranteeType.lookupGrantee 147-157: not found ->
+ * account.NO_SUCH_ACCOUNT), <right>ownDistList</right>; it works with an admin token,
+ * unlike DistributionListActionRequest op=addOwners (urn:zimbraAccount,
+ * service/account/DistributionListAction.java 110-114: the authenticated account
+ * must own the list already, else PERM_DENIED).  Idempotent: ACLUtil.grantRight 131-156
+ * -> ZimbraACL.grant 155-185 leaves an ACE of the same grantee, right and modifier as
+ * it is (returns false), and GrantRight answers an empty response (75), no fault.
+ */
+enum zmb_rc zprov_grant_list_owner(struct http *h, struct token_cache *tc, const char *id,
+				   const char *owner, char **err)
+{
+	json_t *resp = NULL;
+	json_t *req = json_pack("{s:s, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:{s:s}}",
+				"_jsns", "urn:zimbraAdmin",
+				"target", "type", "dl", "by", "id", "_content", id,
+				"grantee", "type", "usr", "by", "name", "_content", owner,
+				"right", "_content", "ownDistList");
+	enum zmb_rc rc = soap_request(h, tc, "GrantRightRequest", req, &resp, err);
+	json_decref(resp);
+	if (rc == ZMB_EPROTO && *err && strstr(*err, "fault account.NO_SUCH_ACCOUNT:"))
+		return ZMB_ENOTFOUND;
+	return fault_map(rc, rc ? *err : NULL);
+}
+
 /* ---- calendar resources (zprov.h) ---- */
 
 void zentries_free(struct zentry *v, size_t n)

@@ -168,6 +168,12 @@ enum zmb_rc zprov_add_list_members(struct http *h, struct token_cache *tc, const
 				   const struct strlist *members, char **err);
 enum zmb_rc zprov_add_list_alias(struct http *h, struct token_cache *tc, const char *id,
 				 const char *alias, char **err);
+/* GrantRightRequest: the right ownDistList on the list (by id) to the user owner (by
+ * name), i.e. makes owner an owner of the list.  Granted already: ZMB_OK (the real
+ * server leaves the ACL as it is, no fault; zprov.c).  The user missing on the target:
+ * ZMB_ENOTFOUND (account.NO_SUCH_ACCOUNT). */
+enum zmb_rc zprov_grant_list_owner(struct http *h, struct token_cache *tc, const char *id,
+				   const char *owner, char **err);
 
 /*
  * Calendar resources: accounts of their own kind (LdapProvisioning
