@@ -172,31 +172,48 @@ enum zmb_rc zprov_get_account_by_id(struct http *h, struct token_cache *tc, cons
 	return rc;
 }
 
-enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const char *name,
-				 const struct zattrs *attrs, char **id, char **err)
+/* {"_jsns": admin, key: value, "a": [attrs]}: a Create (key "name") or Modify (key "id") request. */
+static json_t *attrs_req(const char *key, const char *value, const struct zattrs *attrs)
+{
+	return json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", key, value, "a",
+			 attrs_json(attrs));
+}
+
+/*
+ * Send req (stolen) as reqname.  With elem, the answer's first <elem> must
+ * carry an id (*id gets a copy when id is not NULL): the create answers of
+ * CreateAccount, CreateCos, CreateDistributionList, CreateCalendarResource
+ * (ToXML.encode*); name is only for the message.
+ */
+static enum zmb_rc send_attrs(struct http *h, struct token_cache *tc, const char *reqname,
+			      json_t *req, const char *elem, const char *name, char **id, char **err)
 {
 	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
-				"a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "CreateAccountRequest", req, &resp, err);
-	if (rc == ZMB_OK) {
-		const char *v = answer_id(jfirst(json_object_get(resp, "account")));
-		if (id)
+	enum zmb_rc rc = soap_request(h, tc, reqname, req, &resp, err);
+	if (rc == ZMB_OK && elem) {
+		const char *v = answer_id(jfirst(json_object_get(resp, elem)));
+		if (!v) {
+			*err = xasprintf("%s: %s: answer for %s has no id", http_label(h), reqname, name);
+			rc = ZMB_EPROTO;
+		} else if (id) {
 			*id = xstrdup(v);
+		}
 	}
 	json_decref(resp);
 	return fault_map(rc, rc ? *err : NULL);
 }
 
+enum zmb_rc zprov_create_account(struct http *h, struct token_cache *tc, const char *name,
+				 const struct zattrs *attrs, char **id, char **err)
+{
+	return send_attrs(h, tc, "CreateAccountRequest", attrs_req("name", name, attrs), "account", name,
+			  id, err);
+}
+
 enum zmb_rc zprov_modify_account(struct http *h, struct token_cache *tc, const char *id,
 				 const struct zattrs *attrs, char **err)
 {
-	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
-				"a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "ModifyAccountRequest", req, &resp, err);
-	json_decref(resp);
-	return fault_map(rc, rc ? *err : NULL);
+	return send_attrs(h, tc, "ModifyAccountRequest", attrs_req("id", id, attrs), NULL, id, NULL, err);
 }
 
 enum zmb_rc zprov_flush_account(struct http *h, struct token_cache *tc, const char *id,
@@ -357,33 +374,16 @@ enum zmb_rc zprov_get_domain(struct http *h, struct token_cache *tc, const char 
 enum zmb_rc zprov_create_domain(struct http *h, struct token_cache *tc, const char *name,
 				const struct zattrs *attrs, char **err)
 {
-	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
-				"a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "CreateDomainRequest", req, &resp, err);
-	json_decref(resp);
-	return fault_map(rc, rc ? *err : NULL);
+	return send_attrs(h, tc, "CreateDomainRequest", attrs_req("name", name, attrs), NULL, name, NULL,
+			  err);
 }
 
 enum zmb_rc zprov_create_cos(struct http *h, struct token_cache *tc, const char *name,
 			     const struct zattrs *attrs, char **id, char **err)
 {
-	json_t *resp = NULL;
 	json_t *req = json_pack("{s:s, s:{s:s}, s:o}", "_jsns", "urn:zimbraAdmin", "name",
 				"_content", name, "a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "CreateCosRequest", req, &resp, err);
-	if (rc == ZMB_OK) {
-		const char *v = answer_id(jfirst(json_object_get(resp, "cos")));
-		if (!v) {
-			*err = xasprintf("%s: CreateCosRequest: answer for %s has no id", http_label(h),
-					 name);
-			rc = ZMB_EPROTO;
-		} else {
-			*id = xstrdup(v);
-		}
-	}
-	json_decref(resp);
-	return fault_map(rc, rc ? *err : NULL);
+	return send_attrs(h, tc, "CreateCosRequest", req, "cos", name, id, err);
 }
 
 /* ---- distribution lists (zprov.h) ---- */
@@ -496,33 +496,15 @@ enum zmb_rc zprov_get_list(struct http *h, struct token_cache *tc, const char *n
 enum zmb_rc zprov_create_list(struct http *h, struct token_cache *tc, const char *name,
 			      const struct zattrs *attrs, char **id, char **err)
 {
-	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
-				"a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "CreateDistributionListRequest", req, &resp, err);
-	if (rc == ZMB_OK) {
-		const char *v = answer_id(jfirst(json_object_get(resp, "dl")));
-		if (!v) {
-			*err = xasprintf("%s: CreateDistributionListRequest: answer for %s has no id",
-					 http_label(h), name);
-			rc = ZMB_EPROTO;
-		} else if (id) {
-			*id = xstrdup(v);
-		}
-	}
-	json_decref(resp);
-	return fault_map(rc, rc ? *err : NULL);
+	return send_attrs(h, tc, "CreateDistributionListRequest", attrs_req("name", name, attrs), "dl",
+			  name, id, err);
 }
 
 enum zmb_rc zprov_modify_list(struct http *h, struct token_cache *tc, const char *id,
 			      const struct zattrs *attrs, char **err)
 {
-	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
-				"a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "ModifyDistributionListRequest", req, &resp, err);
-	json_decref(resp);
-	return fault_map(rc, rc ? *err : NULL);
+	return send_attrs(h, tc, "ModifyDistributionListRequest", attrs_req("id", id, attrs), NULL, id,
+			  NULL, err);
 }
 
 enum zmb_rc zprov_add_list_members(struct http *h, struct token_cache *tc, const char *id,
@@ -651,31 +633,13 @@ out:
 enum zmb_rc zprov_create_resource(struct http *h, struct token_cache *tc, const char *name,
 				  const struct zattrs *attrs, char **id, char **err)
 {
-	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "name", name,
-				"a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "CreateCalendarResourceRequest", req, &resp, err);
-	if (rc == ZMB_OK) {
-		const char *v = answer_id(jfirst(json_object_get(resp, "calresource")));
-		if (!v) {
-			*err = xasprintf("%s: CreateCalendarResourceRequest: answer for %s has no id",
-					 http_label(h), name);
-			rc = ZMB_EPROTO;
-		} else if (id) {
-			*id = xstrdup(v);
-		}
-	}
-	json_decref(resp);
-	return fault_map(rc, rc ? *err : NULL);
+	return send_attrs(h, tc, "CreateCalendarResourceRequest", attrs_req("name", name, attrs),
+			  "calresource", name, id, err);
 }
 
 enum zmb_rc zprov_modify_resource(struct http *h, struct token_cache *tc, const char *id,
 				  const struct zattrs *attrs, char **err)
 {
-	json_t *resp = NULL;
-	json_t *req = json_pack("{s:s, s:s, s:o}", "_jsns", "urn:zimbraAdmin", "id", id,
-				"a", attrs_json(attrs));
-	enum zmb_rc rc = soap_request(h, tc, "ModifyCalendarResourceRequest", req, &resp, err);
-	json_decref(resp);
-	return fault_map(rc, rc ? *err : NULL);
+	return send_attrs(h, tc, "ModifyCalendarResourceRequest", attrs_req("id", id, attrs), NULL, id,
+			  NULL, err);
 }
