@@ -423,22 +423,7 @@ END_TEST
 
 static char *hooks_run(long k, const char *steps)
 {
-	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", E.job, NULL };
-	char *env[3] = { NULL, NULL, NULL };
-	int ne = 0;
-	if (k > 0)
-		env[ne++] = xasprintf("ZMBATCH_CRASH_AT=%ld", k);
-	if (steps)
-		env[ne++] = xasprintf("ZMBATCH_STEP_LOG=%s", steps);
-	struct tu_proc p;
-	int rc = tu_run(argv, env, 120, &p);
-	char *r = xasprintf("%d", rc);
-	if (rc != 0 && !(k > 0 && rc == 99))
-		fprintf(stderr, "---- crash %ld: exit %d\n%s\n%s\n", k, rc, p.out, p.err);
-	tu_proc_release(&p);
-	for (int i = 0; i < ne; i++)
-		free(env[i]);
-	return r;
+	return xasprintf("%d", e2e_hooks_run(&E, k, steps, 120));
 }
 
 static void copy_file(const char *from, const char *to)

@@ -185,12 +185,7 @@ static char *members(json_t *l)
 
 static long long dst_calls(const char *req)
 {
-	json_t *st = zsim_stats(E.dst);
-	char *k = xasprintf("soap/%s", req);
-	long long n = zsim_stat_int(st, k);
-	free(k);
-	json_decref(st);
-	return n;
+	return e2e_soap_calls(E.dst, req);
 }
 
 static long long list_writes(void)
@@ -426,21 +421,7 @@ static char *target_state(void)
 
 static int run_hooks(long k, const char *steps)
 {
-	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", E.job, NULL };
-	char *env[3] = { NULL, NULL, NULL };
-	int ne = 0;
-	if (k > 0)
-		env[ne++] = xasprintf("ZMBATCH_CRASH_AT=%ld", k);
-	if (steps)
-		env[ne++] = xasprintf("ZMBATCH_STEP_LOG=%s", steps);
-	struct tu_proc p;
-	int rc = tu_run(argv, env, 60, &p);
-	if (rc != 0 && !(k > 0 && rc == 99))
-		fprintf(stderr, "---- crash %ld: exit %d\n%s\n%s\n", k, rc, p.out, p.err);
-	tu_proc_release(&p);
-	for (int i = 0; i < ne; i++)
-		free(env[i]);
-	return rc;
+	return e2e_hooks_run(&E, k, steps, 60);
 }
 
 static void reset_all(void)

@@ -179,6 +179,35 @@ long long e2e_db_int(const char *path, const char *sql)
 	return n;
 }
 
+int e2e_hooks_run(struct e2e *e, long k, const char *steps, double timeout)
+{
+	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", e->job, NULL };
+	char *env[3] = { NULL, NULL, NULL };
+	int ne = 0;
+	if (k > 0)
+		env[ne++] = xasprintf("ZMBATCH_CRASH_AT=%ld", k);
+	if (steps)
+		env[ne++] = xasprintf("ZMBATCH_STEP_LOG=%s", steps);
+	struct tu_proc p;
+	int rc = tu_run(argv, env, timeout, &p);
+	if (rc != 0 && !(k > 0 && rc == 99))
+		fprintf(stderr, "---- crash %ld: exit %d\n%s\n%s\n", k, rc, p.out, p.err);
+	tu_proc_release(&p);
+	for (int i = 0; i < ne; i++)
+		free(env[i]);
+	return rc;
+}
+
+long long e2e_soap_calls(struct zsim *z, const char *req)
+{
+	json_t *st = zsim_stats(z);
+	char *k = xasprintf("soap/%s", req);
+	long long n = zsim_stat_int(st, k);
+	free(k);
+	json_decref(st);
+	return n;
+}
+
 /* Does any file under the work tree or the log contain s? */
 bool e2e_tree_contains(struct e2e *e, const char *rel, const char *s)
 {

@@ -54,6 +54,14 @@ long long e2e_db_count(struct e2e *e, const char *sql);
 long long e2e_db_int(const char *path, const char *sql);
 /* The same without assertions: false while the DB or its schema is not there yet. */
 bool e2e_db_try(struct e2e *e, const char *sql, long long *out);
+/*
+ * zmbatch-testhooks run -c e->job: ZMBATCH_CRASH_AT=k when k > 0, the durable
+ * steps logged to steps when not NULL.  Its exit status; an unexpected one
+ * (not 0, not 99 for a crash) is printed with the run's output.
+ */
+int e2e_hooks_run(struct e2e *e, long k, const char *steps, double timeout);
+/* How many SOAP requests named req ("CreateAccountRequest") the simulator has seen. */
+long long e2e_soap_calls(struct zsim *z, const char *req);
 /* grep -r for a fixed string below e->dir/rel. */
 bool e2e_tree_contains(struct e2e *e, const char *rel, const char *s);
 
