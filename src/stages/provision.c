@@ -688,27 +688,13 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			outcome = "created";
 			goto out;
 		}
-		/* the same zimbraId on the target under another name: Zimbra does not keep ids
-		 * unique (zm-mailbox ldap/SpecialAttrs.java:62-72, "GIGO"), a create would make a
-		 * second account with it */
-		if (p->k.keep_id != KZ_NEVER) {
-			char *other = NULL;
-			rc = zprov_get_account_by_id(p->th, p->ttc, sid, &other, &err);
-			if (rc == ZMB_OK) {
-				err = xasprintf("account '%s': zimbraId %s is already the target's account "
-						"%s: creating %s with it would give two accounts one id "
-						"(Zimbra does not check); rename or remove %s on the target, "
-						"or keep_zimbra_id = \"never\"", name, sid, other, target,
-						other);
-				free(other);
+		/* the same zimbraId on the target under another name */
+		if (p->k.keep_id != KZ_NEVER &&
+		    (rc = prov_id_taken(p, "account", name, sid, target, &err))) {
+			if (rc == ZMB_ECONFLICT)
 				goto failed;
-			}
-			if (rc != ZMB_ENOACCOUNT) {
-				fatal = rc;
-				goto out;
-			}
-			free(err);
-			err = NULL;
+			fatal = rc;
+			goto out;
 		}
 		if (p->lc && (rc = ldap_hash(p, name, sid, &hash, &err))) {
 			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO)

@@ -4,6 +4,7 @@
  */
 #include "provision_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void prov_note_failure(struct prov *p, const char *msg)
@@ -21,4 +22,25 @@ void prov_note_failure(struct prov *p, const char *msg)
 bool prov_id_refused(const char *err)
 {
 	return err && strstr(err, "passing account zimbraId in attributes is not allowed");
+}
+
+enum zmb_rc prov_id_taken(struct prov *p, const char *kind, const char *name, const char *sid,
+			  const char *target, char **err)
+{
+	char *other = NULL;
+	enum zmb_rc rc = zprov_get_account_by_id(p->th, p->ttc, sid, &other, err);
+	if (rc == ZMB_OK) {
+		*err = xasprintf("%s '%s': zimbraId %s is already the target's %s %s: creating %s "
+				 "with it would give two entries one id (Zimbra does not check); "
+				 "rename or remove %s on the target, or keep_zimbra_id = \"never\"",
+				 kind, name, sid, kind, other, target, other);
+		free(other);
+		return ZMB_ECONFLICT;
+	}
+	if (rc == ZMB_ENOACCOUNT) {
+		free(*err);
+		*err = NULL;
+		return ZMB_OK;
+	}
+	return rc;
 }

@@ -60,6 +60,16 @@ enum zmb_rc prov_resources(struct prov *p, const struct strlist *domains);
 bool prov_resource_attr_copied(const char *name);
 /* The target's refusal of a zimbraId given at creation (Carbonio 4.0.7-4.12.0). */
 bool prov_id_refused(const char *err);
+/*
+ * Before creating `kind` ("account", "resource") name -> target with the
+ * source's zimbraId sid: is sid already another target entry's id?  Zimbra
+ * does not keep ids unique (zm-mailbox ldap/SpecialAttrs.java:62-72, "GIGO"),
+ * a create would make a second entry with it.  ZMB_OK: free; ZMB_ECONFLICT:
+ * taken, *err says by whom (the object fails); another code: the server
+ * could not be asked (*err).
+ */
+enum zmb_rc prov_id_taken(struct prov *p, const char *kind, const char *name, const char *sid,
+			  const char *target, char **err);
 /* Is this list attribute given to CreateDistributionList?  The list: provision_lists.c. */
 bool prov_list_attr_copied(const char *name);
 

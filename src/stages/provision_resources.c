@@ -172,23 +172,12 @@ static enum zmb_rc prov_resource(struct prov *p, const char *name)
 			outcome = "created";
 			goto out;
 		}
-		if (p->k.keep_id != KZ_NEVER) {
-			char *other = NULL;
-			rc = zprov_get_account_by_id(p->th, p->ttc, sid, &other, &err);
-			if (rc == ZMB_OK) {
-				err = xasprintf("resource '%s': zimbraId %s is already the target's %s: "
-						"creating %s with it would give two entries one id; rename "
-						"or remove %s on the target, or keep_zimbra_id = \"never\"",
-						name, sid, other, target, other);
-				free(other);
+		if (p->k.keep_id != KZ_NEVER &&
+		    (rc = prov_id_taken(p, "resource", name, sid, target, &err))) {
+			if (rc == ZMB_ECONFLICT)
 				goto failed;
-			}
-			if (rc != ZMB_ENOACCOUNT) {
-				fatal = rc;
-				goto out;
-			}
-			free(err);
-			err = NULL;
+			fatal = rc;
+			goto out;
 		}
 		for (size_t i = 0; i < want.n; i++)
 			zattrs_add(&create, want.v[i].n, want.v[i].v);
