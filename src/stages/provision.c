@@ -562,32 +562,6 @@ static void split_late(const struct zattrs *in, struct zattrs *now, struct zattr
 		zattrs_add(late_attr(in->v[i].n) ? later : now, in->v[i].n, in->v[i].v);
 }
 
-/*
- * AddAccountAlias for each; account.NO_SUCH_DOMAIN (the alias's domain is not on the
- * target: LdapProvisioning addAlias) -> ZMB_ENOTFOUND with *err naming alias, domain
- * and server.
- */
-static enum zmb_rc add_aliases(struct prov *p, const char *name, const char *id,
-			       const struct strlist *aliases, char **err)
-{
-	for (size_t i = 0; i < aliases->n; i++) {
-		enum zmb_rc rc = zprov_add_alias(p->th, p->ttc, id, aliases->v[i], err);
-		if (rc == ZMB_ENOTFOUND) {
-			const char *at = strrchr(aliases->v[i], '@');
-			char *e = xasprintf("account '%s': alias %s: its domain %s does not exist on "
-					    "the target %s:%d (account.NO_SUCH_DOMAIN): create it there "
-					    "or set create_domains = true", name, aliases->v[i],
-					    at ? at + 1 : "?", p->job->target.host, p->job->target.port);
-			free(*err);
-			*err = e;
-		}
-		if (rc)
-			return rc;
-		crashpoint("provision: alias added on the target");
-	}
-	return ZMB_OK;
-}
-
 /* create_domains: the domains of the account's aliases too (each once a run). */
 static enum zmb_rc alias_domains(struct prov *p, const struct zattrs *sattrs)
 {
@@ -795,7 +769,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 			fatal = rc;
 			goto out;
 		}
-		if ((rc = add_aliases(p, name, tid ? tid : sid, &aliases, &err))) {
+		if ((rc = prov_add_aliases(p, "account", name, tid ? tid : sid, &aliases, &err))) {
 			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
 				goto failed;
 			fatal = rc;
@@ -958,7 +932,7 @@ static enum zmb_rc prov_account(struct prov *p, const char *name)
 	}
 	if (mods.n)
 		crashpoint("provision: account modified on the target");
-	if ((rc = add_aliases(p, name, tid, &add, &err))) {
+	if ((rc = prov_add_aliases(p, "account", name, tid, &add, &err))) {
 		if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
 			goto failed;
 		fatal = rc;

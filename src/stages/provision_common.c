@@ -24,6 +24,32 @@ bool prov_id_refused(const char *err)
 	return err && strstr(err, "passing account zimbraId in attributes is not allowed");
 }
 
+enum zmb_rc prov_add_aliases(struct prov *p, const char *kind, const char *name, const char *id,
+			     const struct strlist *aliases, char **err)
+{
+	bool list = !strcmp(kind, "list"), account = !strcmp(kind, "account");
+	for (size_t i = 0; i < aliases->n; i++) {
+		enum zmb_rc rc = list ? zprov_add_list_alias(p->th, p->ttc, id, aliases->v[i], err)
+				      : zprov_add_alias(p->th, p->ttc, id, aliases->v[i], err);
+		if (rc == ZMB_ENOTFOUND) {
+			const char *at = strrchr(aliases->v[i], '@');
+			char *e = xasprintf("%s '%s': alias %s: its domain %s does not exist on the "
+					    "target %s:%d (account.NO_SUCH_DOMAIN)%s", kind, name,
+					    aliases->v[i], at ? at + 1 : "?", p->job->target.host,
+					    p->job->target.port,
+					    account ? ": create it there or set create_domains = true" : "");
+			free(*err);
+			*err = e;
+		}
+		if (rc)
+			return rc;
+		crashpoint(list ? "provision: list alias added on the target"
+			   : account ? "provision: alias added on the target"
+				     : "provision: resource alias added on the target");
+	}
+	return ZMB_OK;
+}
+
 enum zmb_rc prov_id_taken(struct prov *p, const char *kind, const char *name, const char *sid,
 			  const char *target, char **err)
 {

@@ -68,6 +68,15 @@ bool prov_id_refused(const char *err);
  * taken, *err says by whom (the object fails); another code: the server
  * could not be asked (*err).
  */
+/*
+ * Add each alias to the target's `kind` ("account", "resource": AddAccountAlias;
+ * "list": AddDistributionListAlias) with id `id`, a crashpoint after each.
+ * account.NO_SUCH_DOMAIN (the alias's domain is not on the target:
+ * LdapProvisioning addAlias) -> ZMB_ENOTFOUND with *err naming alias, domain
+ * and server.
+ */
+enum zmb_rc prov_add_aliases(struct prov *p, const char *kind, const char *name, const char *id,
+			     const struct strlist *aliases, char **err);
 enum zmb_rc prov_id_taken(struct prov *p, const char *kind, const char *name, const char *sid,
 			  const char *target, char **err);
 /* Is this list attribute given to CreateDistributionList?  The list: provision_lists.c. */

@@ -166,27 +166,6 @@ static void missing(const struct strlist *want, const struct strlist *have, stru
 			strlist_add(out, want->v[i]);
 }
 
-static enum zmb_rc add_list_aliases(struct prov *p, const struct plist *l,
-				    const struct strlist *aliases, char **err)
-{
-	for (size_t i = 0; i < aliases->n; i++) {
-		enum zmb_rc rc = zprov_add_list_alias(p->th, p->ttc, l->tgt.id, aliases->v[i], err);
-		if (rc == ZMB_ENOTFOUND) {
-			const char *at = strrchr(aliases->v[i], '@');
-			char *e = xasprintf("list '%s': alias %s: its domain %s does not exist on the "
-					    "target %s:%d (account.NO_SUCH_DOMAIN)", l->src.name,
-					    aliases->v[i], at ? at + 1 : "?", p->job->target.host,
-					    p->job->target.port);
-			free(*err);
-			*err = e;
-		}
-		if (rc)
-			return rc;
-		crashpoint("provision: list alias added on the target");
-	}
-	return ZMB_OK;
-}
-
 /*
  * Pass 1 for one list: create it (and its aliases) or compare it.  Fatal
  * errors only; the list's own failure is recorded (l->act stays false).
@@ -246,7 +225,7 @@ static enum zmb_rc pass1(struct prov *p, struct plist *l)
 		/* a change on the target is durable: a step of the crash enumeration */
 		crashpoint("provision: list created on the target");
 		l->tgt.name = xstrdup(l->target);
-		if ((rc = add_list_aliases(p, l, &aliases, &err))) {
+		if ((rc = prov_add_aliases(p, "list", l->src.name, l->tgt.id, &aliases, &err))) {
 			if (rc == ZMB_ECONFLICT || rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
 				goto failed;
 			fatal = rc;
@@ -332,7 +311,7 @@ static enum zmb_rc pass1(struct prov *p, struct plist *l)
 		}
 		crashpoint("provision: list modified on the target");
 	}
-	if ((rc = add_list_aliases(p, l, &add_al, &err))) {
+	if ((rc = prov_add_aliases(p, "list", l->src.name, l->tgt.id, &add_al, &err))) {
 		if (rc == ZMB_ECONFLICT || rc == ZMB_ENOTFOUND || rc == ZMB_EPROTO)
 			goto failed;
 		fatal = rc;

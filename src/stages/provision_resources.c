@@ -89,27 +89,6 @@ static void count(struct prov *p, const char *outcome)
 		p->n_skipped++;
 }
 
-static enum zmb_rc add_aliases(struct prov *p, const char *name, const char *id,
-			       const struct strlist *aliases, char **err)
-{
-	for (size_t i = 0; i < aliases->n; i++) {
-		enum zmb_rc rc = zprov_add_alias(p->th, p->ttc, id, aliases->v[i], err);
-		if (rc == ZMB_ENOTFOUND) {
-			const char *at = strrchr(aliases->v[i], '@');
-			char *e = xasprintf("resource '%s': alias %s: its domain %s does not exist on "
-					    "the target %s:%d (account.NO_SUCH_DOMAIN)", name,
-					    aliases->v[i], at ? at + 1 : "?", p->job->target.host,
-					    p->job->target.port);
-			free(*err);
-			*err = e;
-		}
-		if (rc)
-			return rc;
-		crashpoint("provision: resource alias added on the target");
-	}
-	return ZMB_OK;
-}
-
 /* One resource, start to end; fatal errors only (as prov_account). */
 static enum zmb_rc prov_resource(struct prov *p, const char *name)
 {
@@ -225,7 +204,7 @@ static enum zmb_rc prov_resource(struct prov *p, const char *name)
 			goto out;
 		}
 		crashpoint("provision: resource created on the target");
-		if ((rc = add_aliases(p, name, tid ? tid : sid, &aliases, &err))) {
+		if ((rc = prov_add_aliases(p, "resource", name, tid ? tid : sid, &aliases, &err))) {
 			if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
 				goto failed;
 			fatal = rc;
@@ -312,7 +291,7 @@ static enum zmb_rc prov_resource(struct prov *p, const char *name)
 		}
 		crashpoint("provision: resource modified on the target");
 	}
-	if ((rc = add_aliases(p, name, tid, &add, &err))) {
+	if ((rc = prov_add_aliases(p, "resource", name, tid, &add, &err))) {
 		if (rc == ZMB_ECONFLICT || rc == ZMB_EPROTO || rc == ZMB_ENOTFOUND)
 			goto failed;
 		fatal = rc;
