@@ -214,6 +214,135 @@ static void assert_union_complete(unsigned n)
 	ck_assert(!exists(E.db));   /* the unsharded DB never appears */
 }
 
+/* One report (stdout) of the merged shard DBs, or of one DB. */
+static char *report_of(const char *fmt, char **dbs, const char *whole)
+{
+	struct tu_proc p;
+	int rc = whole ? e2e_zmbatch(&p, 30, "report", "--format", fmt, "--state", whole, (char *)NULL)
+		       : e2e_zmbatch(&p, 30, "report", "--format", fmt, "--merge", dbs[0], dbs[1], dbs[2],
+				     dbs[3], (char *)NULL);
+	ck_assert_msg(rc == 0, "report --format %s %s: exit %d: %s", fmt, whole ? whole : "--merge", rc, p.err);
+	char *out = xstrdup(p.out);
+	tu_proc_release(&p);
+	return out;
+}
+
+/* CSV rows without their seconds and target_host columns (the 6th and 9th:
+ * the timing differs between runs, and so does target_host, see below). */
+static char *csv_without_seconds(const char *csv)
+{
+	struct buf b = BUF_INIT;
+	ck_assert_msg(!strchr(csv, '"'), "a quoted field in %s", csv);
+	for (const char *line = csv; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line + 1) : strlen(line);
+		int field = 0;
+		for (size_t i = 0; i < len; i++) {
+			if ((field != 5 && field != 8) || line[i] == ',')
+				buf_add(&b, &line[i], 1);
+			if (line[i] == ',')
+				field++;
+		}
+		line += len;
+	}
+	return buf_detach(&b);
+}
+
+/* Two reports' texts, equal line by line (the first line that differs is shown). */
+static void csv_assert_same(const char *a, const char *b)
+{
+	int line = 1;
+	while (*a && *b) {
+		size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+		ck_assert_msg(la == lb && !memcmp(a, b, la), "line %d differs:\n merged: %.*s\n whole:  %.*s",
+			      line, (int)(la > 300 ? 300 : la), a, (int)(lb > 300 ? 300 : lb), b);
+		a += la + (a[la] != 0);
+		b += lb + (b[lb] != 0);
+		line++;
+	}
+	ck_assert_msg(!*a && !*b, "one report has more lines (line %d): %.200s%.200s", line, a, b);
+}
+
+/* The lines of a Prometheus report that are about the accounts and bytes. */
+static char *prom_accounts(const char *prom)
+{
+	struct buf b = BUF_INIT;
+	static const char *const keep[] = { "zmbatch_accounts{", "zmbatch_done_bytes ", "zmbatch_planned_bytes ",
+					    "zmbatch_remaining_bytes ", "zmbatch_accounts_verify{" };
+	for (const char *line = prom; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line + 1) : strlen(line);
+		for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++)
+			if (!strncmp(line, keep[k], strlen(keep[k])))
+				buf_add(&b, line, len);
+		line += len;
+	}
+	return buf_detach(&b);
+}
+
+/*
+ * The merged report of the four shard DBs equals the report of the same job
+ * run unsharded: the same accounts in the same order, with the same states,
+ * targets, attempts, bytes and verdicts, and the same totals (JSON, CSV
+ * without the timing, the Prometheus account and byte families).
+ */
+static void assert_merged_equals_whole(char **d, const char *whole)
+{
+	char *mj = report_of("json", d, NULL), *wj = report_of("json", d, whole);
+	json_error_t je;
+	json_t *m = json_loads(mj, 0, &je), *w = json_loads(wj, 0, &je);
+	ck_assert(m && w);
+	static const char *const top[] = { "counts", "verify_counts", "total_accounts", "bytes_done",
+					   "bytes_total", "bytes_remaining" };
+	for (size_t k = 0; k < sizeof top / sizeof top[0]; k++)
+		ck_assert_msg(json_equal(json_object_get(m, top[k]), json_object_get(w, top[k])),
+			      "%s differs: merged %.300s, whole %.300s", top[k],
+			      json_dumps(json_object_get(m, top[k]), JSON_COMPACT),
+			      json_dumps(json_object_get(w, top[k]), JSON_COMPACT));
+	json_t *ma = json_object_get(m, "accounts"), *wa = json_object_get(w, "accounts");
+	ck_assert_int_eq((long long)json_array_size(ma), NALL);
+	ck_assert_int_eq((long long)json_array_size(ma), (long long)json_array_size(wa));
+	/* not target_host: the second run found the target mailboxes full and
+	 * looked their homes up, the first did not need to */
+	static const char *const keys[] = { "account", "target", "state", "attempts", "bytes", "error",
+					    "verify", "source_host" };
+	for (size_t i = 0; i < json_array_size(ma); i++)
+		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+			json_t *x = json_object_get(json_array_get(ma, i), keys[k]);
+			json_t *y = json_object_get(json_array_get(wa, i), keys[k]);
+			ck_assert_msg(json_equal(x, y) || (json_is_null(x) && json_is_null(y)),
+				      "account %zu: %s differs (merged %.400s, whole %.400s)", i, keys[k],
+				      json_dumps(json_array_get(ma, i), 0), json_dumps(json_array_get(wa, i), 0));
+		}
+	/* the stages combined: the migrate stage done, as in the whole run */
+	json_t *ms = json_object_get(m, "stages"), *ws = json_object_get(w, "stages");
+	ck_assert_int_eq((long long)json_array_size(ms), (long long)json_array_size(ws));
+	for (size_t i = 0; i < json_array_size(ms); i++)
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ms, i), "state")),
+				 json_string_value(json_object_get(json_array_get(ws, i), "state")));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(m, "runs"), "count")), NSHARDS + 1);
+	json_decref(m);
+	json_decref(w);
+	free(mj);
+	free(wj);
+
+	char *mc = report_of("csv", d, NULL), *wc = report_of("csv", d, whole);
+	char *mc2 = csv_without_seconds(mc), *wc2 = csv_without_seconds(wc);
+	csv_assert_same(mc2, wc2);
+	char *mp = report_of("prom", d, NULL), *wp = report_of("prom", d, whole);
+	char *mp2 = prom_accounts(mp), *wp2 = prom_accounts(wp);
+	ck_assert_msg(tu_contains(mp2, "zmbatch_accounts{state=\"done\"} 32"), "%s", mp2);
+	csv_assert_same(mp2, wp2);
+	free(mc);
+	free(wc);
+	free(mc2);
+	free(wc2);
+	free(mp);
+	free(wp);
+	free(mp2);
+	free(wp2);
+}
+
 START_TEST(test_four_shards_concurrently)
 {
 	pid_t pid[NSHARDS];
@@ -276,30 +405,50 @@ START_TEST(test_four_shards_concurrently)
 	json_error_t je;
 	json_t *doc = json_loads(p.out, 0, &je);
 	ck_assert_msg(doc != NULL, "merged report is not JSON: %s", p.out);
-	json_t *tot = json_object_get(doc, "total");
+	json_t *mg = json_object_get(doc, "merge");
+	json_t *tot = json_object_get(mg, "total");
 	ck_assert_int_eq(json_integer_value(json_object_get(tot, "accounts")), NALL);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(tot, "counts"), "done")), NALL);
-	ck_assert_int_eq((long long)json_array_size(json_object_get(doc, "duplicates")), 0);
+	ck_assert_int_eq((long long)json_array_size(json_object_get(mg, "duplicates")), 0);
+	ck_assert(json_is_true(json_object_get(mg, "ok")));
 	long long sum = 0;
 	for (unsigned i = 0; i < NSHARDS; i++) {
-		json_t *one = json_array_get(json_object_get(doc, "dbs"), i);
+		json_t *one = json_array_get(json_object_get(mg, "dbs"), i);
 		char *label = xasprintf("%u/%d", i, NSHARDS);
 		ck_assert_str_eq(json_string_value(json_object_get(one, "shard")), label);
 		sum += json_integer_value(json_object_get(one, "accounts"));
 		free(label);
 	}
 	ck_assert_int_eq(sum, NALL);
+	/* the whole report of the job: every account, in the job's order */
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "done")), NALL);
+	ck_assert_int_eq((long long)json_array_size(json_object_get(doc, "accounts")), NALL);
 	json_decref(doc);
 	tu_proc_release(&p);
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "status", "--merge", d[0], d[1], d[2], d[3], (char *)NULL), 0);
 	ck_assert_msg(tu_contains(p.out, "merged: 4 state DB(s), 32 account(s)"), "%s", p.out);
+	ck_assert_msg(tu_contains(p.out, "done 32"), "%s", p.out);
 	tu_proc_release(&p);
-	/* an account in two DBs is an error named in the report */
+	/* an account in two DBs is an error named in the report, in every format */
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d[0], d[1], d[1], (char *)NULL), 1);
 	ck_assert_msg(tu_contains(p.out, "ERROR: account ") && tu_contains(p.out, d[1]), "%s", p.out);
 	tu_proc_release(&p);
-	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", "--format", "csv", d[0], (char *)NULL), EXIT_USAGE);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "prom", "--merge", d[0], d[1], d[1],
+				     (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "zmbatch_merge_duplicate_accounts ") &&
+		      !tu_contains(p.out, "zmbatch_merge_duplicate_accounts 0\n"), "%s", p.out);
+	ck_assert_msg(tu_contains(p.err, "more than one state DB"), "%s", p.err);
 	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", "-c", E.job, d[0], (char *)NULL), EXIT_USAGE);
+	tu_proc_release(&p);
+
+	/* the same job run unsharded (its own DB) reports the same accounts,
+	 * states and bytes as the merged shards, in every format */
+	char *whole = xasprintf("%s/whole.db", E.dir);
+	ck_assert_int_eq(e2e_zmbatch(&p, 120, "run", "-c", E.job, "--state", whole, (char *)NULL), 0);
+	tu_proc_release(&p);
+	assert_merged_equals_whole(d, whole);
+	free(whole);
 	for (unsigned i = 0; i < NSHARDS; i++)
 		free(d[i]);
 	free(db1);

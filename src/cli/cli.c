@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "job.h"
 #include "log.h"
+#include "query_report.h"
 #include "report.h"
 #include "state.h"
 #include "zmb.h"
@@ -92,51 +93,27 @@ int report_db_load(struct cli *cli, struct report_db *r)
 	return 0;
 }
 
-int cli_merge(struct cli *cli, bool json)
+int cli_merge_open(struct cli *cli, struct state **st, long long *dups)
 {
-	struct merge_db *dbs = xcalloc((size_t)cli->nargs, sizeof *dbs);
-	int ex = 0, dups = 0;
-	char *err = NULL, *first_ident = NULL;
-	const char *first_path = NULL;
-	for (int i = 0; i < cli->nargs && !ex; i++) {
-		char *e = NULL, *shard = NULL;
-		dbs[i].path = cli->args[i];
-		enum zmb_rc rc = state_open(dbs[i].path, NULL, STATE_READONLY, &dbs[i].st, &e);
-		if (rc) {
-			fprintf(stderr, "zmbatch: %s\n", e ? e : zmb_rc_str(rc));
-			ex = rc == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_PARTIAL;
-		} else {
-			char *ident = NULL;
-			if (state_meta_get(dbs[i].st, "shard", &shard) == ZMB_OK)
-				snprintf(dbs[i].shard, sizeof dbs[i].shard, "%s", shard);
-			/* the DBs of one job only */
-			if (state_meta_get(dbs[i].st, "job_identity", &ident) == ZMB_OK) {
-				if (!first_ident) {
-					first_ident = ident;
-					first_path = dbs[i].path;
-					ident = NULL;
-				} else if (strcmp(ident, first_ident) != 0) {
-					fprintf(stderr, "zmbatch: --merge: %s belongs to job '%s', %s to job "
-						"'%s': only the shard DBs of one job merge\n", dbs[i].path,
-						ident, first_path, first_ident);
-					ex = EXIT_CONFIG;
-				}
-			}
-			free(ident);
-		}
-		free(shard);
-		free(e);
-	}
-	if (!ex && report_merge(dbs, (size_t)cli->nargs, json, stdout, &dups, &err)) {
-		fprintf(stderr, "zmbatch: merge: %s\n", err ? err : "failed");
-		ex = EXIT_PARTIAL;
-	}
-	if (!ex && dups)
-		ex = EXIT_PARTIAL;
+	char *err = NULL;
+	struct stat sb;
+	*st = NULL;
+	*dups = 0;
 	for (int i = 0; i < cli->nargs; i++)
-		state_close(dbs[i].st);
-	free(dbs);
-	free(err);
-	free(first_ident);
-	return ex;
+		if (stat(cli->args[i], &sb) != 0) {
+			fprintf(stderr, "zmbatch: --merge: no state database at '%s': %s\n", cli->args[i],
+				strerror(errno));
+			return EXIT_PARTIAL;
+		}
+	enum zmb_rc rc = state_merge_open((const char *const *)cli->args, (size_t)cli->nargs, st, &err);
+	if (rc == ZMB_OK && qr_merge_dup_count(state_db(*st), dups, &err) != ZMB_OK)
+		rc = ZMB_ESTATE;
+	if (rc) {
+		fprintf(stderr, "zmbatch: --merge: %s\n", err ? err : zmb_rc_str(rc));
+		free(err);
+		state_close(*st);
+		*st = NULL;
+		return rc == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_PARTIAL;
+	}
+	return 0;
 }

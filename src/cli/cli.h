@@ -78,8 +78,14 @@ const char *cli_state_path(struct cli *cli, const struct job *job);
  */
 struct report_db;
 int report_db_load(struct cli *cli, struct report_db *r);
-/* report/status --merge DB...: every DB read-only, one summary; exit 0, 1 (a
- * DB missing or unreadable, or an account in two DBs) */
-int cli_merge(struct cli *cli, bool json);
+/*
+ * report/status --merge DB...: the DBs (cli->args), each read-only, as one
+ * merged state DB (state_merge_open); *st is the caller's to state_close().
+ * Prints the error and returns the exit code: 0, 1 (a DB missing or
+ * unreadable), 78 (DBs of two jobs).  *dups = accounts found in two DBs
+ * (the command exits 1 then, after its report names them).
+ */
+struct state;
+int cli_merge_open(struct cli *cli, struct state **st, long long *dups);
 
 #endif

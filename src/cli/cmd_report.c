@@ -15,20 +15,27 @@ int cmd_report(struct cli *cli)
 {
 	struct report_db r;
 	char *err = NULL;
-	if (cli->merge)
-		return cli_merge(cli, cli->format && !strcmp(cli->format, "json"));
+	struct state *merged = NULL;
+	long long dups = 0;
 	int fmt = report_format_parse(cli->format);
 	int ex;
+	memset(&r, 0, sizeof r);
 	if (fmt < 0) {
 		fprintf(stderr, "zmbatch: --format wants text, csv, json or prom, not '%s'\n", cli->format);
 		return EXIT_USAGE;
 	}
-	ex = report_db_load(cli, &r);
-	if (ex)
-		goto out;
-	ex = report_db_open(&r, STATE_READONLY);
-	if (ex)
-		goto out;
+	if (cli->merge) {
+		/* the shard DBs as one: every format reads it as one DB */
+		if ((ex = cli_merge_open(cli, &merged, &dups)))
+			goto out;
+		r.path = "the merged state DBs";
+		r.st = merged;   /* report_db_close() closes it */
+	} else {
+		if ((ex = report_db_load(cli, &r)))
+			goto out;
+		if ((ex = report_db_open(&r, STATE_READONLY)))
+			goto out;
+	}
 	enum zmb_rc rc;
 	if (cli->output && *cli->output && !(cli->output[0] == '-' && !cli->output[1]))
 		rc = report_render_file(state_db(r.st), r.job_name, (enum report_format)fmt,
@@ -37,11 +44,15 @@ int cmd_report(struct cli *cli)
 		rc = report_render(state_db(r.st), r.job_name, (enum report_format)fmt,
 				   wall_now(), stdout, &err);
 	if (rc) {
-		fprintf(stderr, "zmbatch: report of '%s': %s\n", r.path, err ? err : "failed");
+		fprintf(stderr, "zmbatch: report of %s: %s\n", r.path, err ? err : "failed");
+		ex = EXIT_PARTIAL;
+	} else if (dups) {
+		/* named in the report; said again where a script looks */
+		fprintf(stderr, "zmbatch: --merge: %lld account(s) found in more than one state DB\n", dups);
 		ex = EXIT_PARTIAL;
 	}
 out:
 	free(err);
-	report_db_close(&r);
+	report_db_close(&r);   /* closes the merged DB too */
 	return ex;
 }

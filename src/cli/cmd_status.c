@@ -14,8 +14,20 @@ int cmd_status(struct cli *cli)
 {
 	struct report_db r;
 	char *err = NULL;
-	if (cli->merge)
-		return cli_merge(cli, false);
+	if (cli->merge) {
+		struct state *merged = NULL;
+		long long dups = 0;
+		int ex = cli_merge_open(cli, &merged, &dups);
+		if (!ex && report_status(state_db(merged), NULL, "(merged)", wall_now(), stdout, &err)) {
+			fprintf(stderr, "zmbatch: status of the merged state DBs: %s\n", err ? err : "failed");
+			ex = EXIT_PARTIAL;
+		}
+		if (!ex && dups)
+			ex = EXIT_PARTIAL;
+		state_close(merged);
+		free(err);
+		return ex;
+	}
 	int ex = report_db_load(cli, &r);
 	if (ex)
 		goto out;

@@ -93,9 +93,9 @@ static const struct command commands[] = {
 	{ "report", cmd_report, "config state format output shard shard-count merge",
 	  "report [-c FILE] [--state DB] [--shard I/N] [--format text|csv|json|prom] [--output FILE]",
 	  "Write a report from the state DB.  --output writes atomically (temp + rename).\n"
-	  "report --merge DB... [--format text|json]: the accounts of several shard DBs,\n"
-	  "read-only, counted per DB and in total; an account in two DBs is an error\n"
-	  "named in the report (exit 1)." },
+	  "report --merge DB... [--format F] [--output FILE]: several shard DBs of one job,\n"
+	  "read-only, as one report in any format (the text and JSON also count per DB);\n"
+	  "an account in two DBs is an error named in the report (exit 1)." },
 	{ "accounts", cmd_accounts, "config state state-filter history shard shard-count",
 	  "accounts [-c FILE] [--state DB] [--shard I/N] [--state-filter STATE] [--history ACCOUNT]",
 	  "One line per account; --history shows one account's event log." },
@@ -286,10 +286,8 @@ static int check_args(const struct command *c, const struct cli *cli)
 		return usage_error(c, "%s", "verify takes one of ACCOUNT..., --all or --done");
 	if (cli->merge && cli->nargs == 0)
 		return usage_error(c, "%s", "--merge needs the state DBs to merge: --merge DB...");
-	if (cli->merge && (cli->state || cli->config || cli->shard_opt || cli->shard_count_opt || cli->output))
-		return usage_error(c, "%s", "--merge takes DB paths only (no -c, --state, --shard, --output)");
-	if (cli->merge && cli->format && strcmp(cli->format, "text") && strcmp(cli->format, "json"))
-		return usage_error(c, "--merge writes text or json, not '%s'", cli->format);
+	if (cli->merge && (cli->state || cli->config || cli->shard_opt || cli->shard_count_opt))
+		return usage_error(c, "%s", "--merge takes DB paths only (no -c, --state, --shard)");
 	if (strcmp(c->name, "convert") && strcmp(c->name, "reset") && strcmp(c->name, "verify") &&
 	    !cli->merge && cli->nargs > 0)
 		return usage_error(c, "unexpected argument '%s'", cli->args[0]);

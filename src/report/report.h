@@ -22,9 +22,10 @@
  *                 done, else its mailbox `size` (unknown = 0); so
  *                 bytes_done <= bytes_total
  *   remaining     sum of `size` over pending/exporting/exported/importing
- *   throughput    (report) bytes_done / summed wall time of all runs (a run
- *                 still going counts up to now; a run that died without
- *                 ended_at counts 0);
+ *   throughput    (report) bytes_done / wall time of all runs: the time
+ *                 covered by at least one run, so shard runs side by side
+ *                 (report --merge) count once (a run still going counts up
+ *                 to now; a run that died without ended_at counts 0);
  *                 (status) bytes of accounts that reached done in the last
  *                 10 minutes / 600 s, or / time since the start of the current
  *                 run when that is shorter; 0 when no run is in progress
@@ -107,6 +108,17 @@
  *   The provision objects are not in the CSV: its rows are the accounts
  *   of the migrate stage, one per row, with a fixed column contract.
  *
+ * A merged DB (report/status --merge DB...: state_merge_open) renders in
+ * every format as one job, and adds (additive, only when merged): text and
+ * status: "merged: N state DB(s), M account(s)", one line per DB (path,
+ * shard, accounts by state, bytes moved), a total, and "ERROR: account A
+ * is in two state DBs: X and Y" per duplicate; json: "merge" {dbs [{path,
+ * shard, accounts, counts, planned_bytes, bytes_moved}], duplicates
+ * [{account, db, also_in}], total {accounts, counts, planned_bytes,
+ * bytes_moved}, ok}; prom: zmbatch_merge_state_dbs,
+ * zmbatch_merge_duplicate_accounts.  The CSV has no room for them: the
+ * command says so on stderr and exits 1, as it does for every format.
+ *
  * Exit codes of the commands built on this (cmd_status.c, cmd_report.c,
  * cmd_accounts.c, cmd_reset.c):
  *   0   ok
@@ -188,20 +200,6 @@ struct report_db {
 	char shard[16];         /* "I/N" when the command names a shard: the DB must be its */
 	struct state *st;       /* after report_db_open() */
 };
-
-/*
- * report --merge / status --merge: the accounts of several state DBs (each
- * opened read-only by the caller; shard = its meta "shard" or "") summed per
- * DB and in total, text or JSON; *duplicates = accounts found in more than
- * one DB, each named in the output as an error.
- */
-struct merge_db {
-	const char *path;
-	char shard[16];
-	struct state *st;
-};
-enum zmb_rc report_merge(struct merge_db *dbs, size_t n, bool json, FILE *out, int *duplicates,
-			 char **err);
 
 /* report_db_load() (cli.h) fills one from the command line. */
 /* state_open() with flags (identity checked for STATE_WRITE when the job is

@@ -49,6 +49,8 @@ struct snapshot {
 	long long verify[QR_VERIFY_N]; /* accounts by verdict (schema 007; all "none" before) */
 	struct qr_cutover cut;       /* the cutover stage (schema 009; present false before) */
 	struct qr_prov prov;         /* the provision stage's objects (schema 008; present false before) */
+	bool merged;                 /* a merged DB (report --merge): its sources are in the report */
+	long long merge_dups;        /* accounts found in two of its DBs */
 };
 
 /* Read the snapshot (job_name NULL: from the DB's meta).  *s is always
@@ -81,6 +83,14 @@ enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 enum zmb_rc report_csv(sqlite3 *db, FILE *out, char **err);
 enum zmb_rc report_json(sqlite3 *db, const struct snapshot *s, FILE *out, char **err);
 enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char **err);
+
+/*
+ * A merged DB's sources (report_merge.c): "merged: N state DB(s), M
+ * account(s)", one line per DB (path, shard, accounts by state, bytes
+ * moved) and the total, then an ERROR line per account found in two DBs.
+ * Nothing for a DB that is not a merged one.
+ */
+enum zmb_rc text_merge(sqlite3 *db, const struct snapshot *s, FILE *out, char **err);
 
 /* Pieces of the text report the `status` screen shares (report_text.c). */
 void text_last_run(FILE *out, const struct snapshot *s);

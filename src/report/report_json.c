@@ -127,6 +127,59 @@ static json_t *jruns(const struct snapshot *s)
 	return runs;
 }
 
+/* report --merge: the source DBs and their figures, the duplicates */
+static json_t *jmerge_counts(const long long *counts)
+{
+	json_t *c = json_object();
+	for (int i = 0; i < ACCT_NSTATES; i++)
+		json_object_set_new(c, acct_state_name((enum acct_state)i), json_integer(counts[i]));
+	return c;
+}
+
+struct jmerge {
+	json_t *dbs;
+	long long accounts, planned, moved, counts[ACCT_NSTATES];
+};
+
+static void jrow_merge_src(void *arg, const struct qr_merge_src *r)
+{
+	struct jmerge *m = arg;
+	json_array_append_new(m->dbs, json_pack("{s:o, s:o, s:I, s:o, s:I, s:I}", "path", jstr(r->path),
+						"shard", jstr(r->shard), "accounts", (json_int_t)r->accounts,
+						"counts", jmerge_counts(r->counts), "planned_bytes",
+						(json_int_t)r->planned_bytes, "bytes_moved",
+						(json_int_t)r->bytes_moved));
+	m->accounts += r->accounts;
+	m->planned += r->planned_bytes;
+	m->moved += r->bytes_moved;
+	for (int i = 0; i < ACCT_NSTATES; i++)
+		m->counts[i] += r->counts[i];
+}
+
+static void jrow_merge_dup(void *arg, const struct qr_merge_dup *r)
+{
+	json_array_append_new((json_t *)arg, json_pack("{s:o, s:o, s:o}", "account", jstr(r->account),
+						       "db", jstr(r->db), "also_in", jstr(r->also_in)));
+}
+
+static enum zmb_rc jmerge(sqlite3 *db, const struct snapshot *s, json_t *root, char **err)
+{
+	struct jmerge m;
+	memset(&m, 0, sizeof m);
+	m.dbs = json_array();
+	json_t *dups = json_array();
+	json_t *o = json_pack("{s:o, s:o}", "dbs", m.dbs, "duplicates", dups);
+	json_object_set_new(root, "merge", o);
+	enum zmb_rc rc = qr_merge_sources(db, jrow_merge_src, &m, err);
+	if (rc == ZMB_OK)
+		rc = qr_merge_dups(db, jrow_merge_dup, dups, err);
+	json_object_set_new(o, "total", json_pack("{s:I, s:o, s:I, s:I}", "accounts", (json_int_t)m.accounts,
+						  "counts", jmerge_counts(m.counts), "planned_bytes",
+						  (json_int_t)m.planned, "bytes_moved", (json_int_t)m.moved));
+	json_object_set_new(o, "ok", json_boolean(s->merge_dups == 0));
+	return rc;
+}
+
 /* Everything but the accounts, in the contract's order. */
 static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, char **err)
 {
@@ -169,6 +222,8 @@ static enum zmb_rc jhead(sqlite3 *db, const struct snapshot *s, json_t *root, ch
 		json_object_set_new(root, "servers", srv);
 		rc = qr_servers(db, jrow_server, srv, err);
 	}
+	if (rc == ZMB_OK && s->merged)
+		rc = jmerge(db, s, root, err);
 	return rc;
 }
 

@@ -155,6 +155,16 @@ static void prom_server(void *arg, const struct qr_server *r)
 	}
 }
 
+struct prom_merge {
+	long long dbs;
+};
+
+static void prom_merge_src(void *arg, const struct qr_merge_src *r)
+{
+	(void)r;
+	((struct prom_merge *)arg)->dbs++;
+}
+
 enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
 {
 	struct prom_rows p = { out, false, 0 };
@@ -167,6 +177,16 @@ enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 		p = (struct prom_rows){ out, false, f };
 		if ((rc = qr_servers(db, prom_server, &p, err)) != ZMB_OK)
 			return rc;
+	}
+	if (s->merged) {
+		struct prom_merge pm = { 0 };
+		if ((rc = qr_merge_sources(db, prom_merge_src, &pm, err)) != ZMB_OK)
+			return rc;
+		prom_ll(out, "zmbatch_merge_state_dbs", "gauge",
+		       "State DBs merged into this report (report --merge).", pm.dbs);
+		prom_ll(out, "zmbatch_merge_duplicate_accounts", "gauge",
+		       "Accounts found in more than one of the merged state DBs (should be 0).",
+		       s->merge_dups);
 	}
 	prom_d(out, "zmbatch_report_timestamp_seconds", "gauge",
 	       "When this report was generated, unix seconds.", s->now);

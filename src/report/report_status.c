@@ -144,6 +144,8 @@ static enum zmb_rc status_screen(sqlite3 *db, const struct snapshot *s, const ch
 	fprintf(out, "job:        %s\nstate db:   %s\n", job, path);
 	free(job);
 	free(path);
+	if ((rc = text_merge(db, s, out, err)) != ZMB_OK)
+		return rc;
 	text_last_run(out, s);
 	if ((rc = text_stages(db, out, true, err)) != ZMB_OK)
 		return rc;

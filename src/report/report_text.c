@@ -228,6 +228,12 @@ static enum zmb_rc text_head(sqlite3 *db, const struct snapshot *s, FILE *out, c
 	fmt_time(s->now, t);
 	fprintf(out, "zmbatch report for job '%s', generated %s\n\n", job, t);
 	free(job);
+	if (s->merged) {
+		enum zmb_rc rc = text_merge(db, s, out, err);
+		if (rc)
+			return rc;
+		fputc('\n', out);
+	}
 	text_counts(out, s, false);
 	fputc('\n', out);
 	text_bytes(out, s);

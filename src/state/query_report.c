@@ -143,8 +143,11 @@ enum zmb_rc qr_run_totals(sqlite3 *db, struct qr_run_totals *t, char **err)
 {
 	sqlite3_stmt *st = prep(db, "SELECT count(*), coalesce(sum(token_refreshes), 0), "
 				"coalesce(sum(retries), 0), coalesce(sum(bytes), 0), "
-				"total(CASE WHEN ended_at IS NOT NULL THEN max(ended_at - started_at, 0) "
-				"ELSE 0 END) FROM runs WHERE " RUNS_ONLY, err);
+				"(SELECT total(max(e - max(s, coalesce(pm, s)), 0)) FROM "
+				"(SELECT started_at AS s, ended_at AS e, max(ended_at) OVER (ORDER BY "
+				"started_at, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm "
+				"FROM runs WHERE " RUNS_ONLY " AND ended_at IS NOT NULL)) "
+				"FROM runs WHERE " RUNS_ONLY, err);
 	enum zmb_rc rc = one_row(db, st, "runs", err);
 
 	memset(t, 0, sizeof *t);
@@ -617,4 +620,86 @@ enum zmb_rc qr_account_history(sqlite3 *db, const char *account,
 	if (st)
 		sqlite3_bind_int64(st, 1, id);
 	return each_row(db, st, "events", event_row, &c, err);
+}
+
+
+/* ---- merged DBs (state_merge.c) ---- */
+
+bool qr_merged(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+			       "name = 'merge_sources'", -1, &st, NULL) == SQLITE_OK)
+		yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+struct merge_src_cb {
+	void (*fn)(void *arg, const struct qr_merge_src *row);
+	void *arg;
+};
+
+static void merge_src_row(sqlite3_stmt *st, void *ctx)
+{
+	struct merge_src_cb *c = ctx;
+	struct qr_merge_src r = {
+		.db = sqlite3_column_int64(st, 0), .path = col_text(st, 1), .shard = col_text(st, 2),
+		.accounts = sqlite3_column_int64(st, 3), .planned_bytes = sqlite3_column_int64(st, 4),
+		.bytes_moved = sqlite3_column_int64(st, 5),
+	};
+	for (int i = 0; i < ACCT_NSTATES; i++)
+		r.counts[i] = sqlite3_column_int64(st, 6 + i);
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_merge_sources(sqlite3 *db, void (*fn)(void *arg, const struct qr_merge_src *row),
+			     void *arg, char **err)
+{
+	struct merge_src_cb c = { fn, arg };
+	struct buf sql = BUF_INIT;
+	buf_adds(&sql, "SELECT db, path, shard, accounts, planned_bytes, bytes_moved");
+	for (int i = 0; i < ACCT_NSTATES; i++)
+		buf_addf(&sql, ", coalesce((SELECT accounts FROM merge_counts c WHERE c.db = s.db AND "
+			 "c.state = '%s'), 0)", acct_state_name((enum acct_state)i));
+	buf_adds(&sql, " FROM merge_sources s ORDER BY db");
+	enum zmb_rc rc = each_row(db, prep(db, sql.s, err), "merge_sources", merge_src_row, &c, err);
+	buf_release(&sql);
+	return rc;
+}
+
+struct merge_dup_cb {
+	void (*fn)(void *arg, const struct qr_merge_dup *row);
+	void *arg;
+};
+
+static void merge_dup_row(sqlite3_stmt *st, void *ctx)
+{
+	struct merge_dup_cb *c = ctx;
+	struct qr_merge_dup r = { col_text(st, 0), col_text(st, 1), col_text(st, 2) };
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_merge_dups(sqlite3 *db, void (*fn)(void *arg, const struct qr_merge_dup *row),
+			  void *arg, char **err)
+{
+	struct merge_dup_cb c = { fn, arg };
+	if (!qr_merged(db))
+		return ZMB_OK;
+	return each_row(db, prep(db, "SELECT account, db, also_in FROM merge_duplicates ORDER BY rowid", err),
+			"merge_duplicates", merge_dup_row, &c, err);
+}
+
+enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err)
+{
+	*n = 0;
+	if (!qr_merged(db))
+		return ZMB_OK;
+	sqlite3_stmt *st = prep(db, "SELECT count(*) FROM merge_duplicates", err);
+	enum zmb_rc rc = one_row(db, st, "merge_duplicates", err);
+	if (rc == ZMB_OK)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc;
 }

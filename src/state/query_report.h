@@ -196,4 +196,26 @@ enum zmb_rc qr_account_history(sqlite3 *db, const char *account,
 			       void (*fn)(void *arg, const struct qr_event *row), void *arg,
 			       char **err);
 
+/*
+ * A merged DB (state_merge_open): its sources and duplicates.  qr_merged():
+ * is db one (it has the table merge_sources)?  Sources by db (the order
+ * given), counts[] by enum acct_state.
+ */
+bool qr_merged(sqlite3 *db);
+struct qr_merge_src {
+	long long db;
+	const char *path, *shard;       /* shard NULL: the DB was not a shard's */
+	long long accounts, planned_bytes, bytes_moved;
+	long long counts[ACCT_NSTATES];
+};
+enum zmb_rc qr_merge_sources(sqlite3 *db, void (*fn)(void *arg, const struct qr_merge_src *row),
+			     void *arg, char **err);
+struct qr_merge_dup {
+	const char *account, *db, *also_in;   /* kept from db; also found in also_in */
+};
+enum zmb_rc qr_merge_dups(sqlite3 *db, void (*fn)(void *arg, const struct qr_merge_dup *row),
+			  void *arg, char **err);
+/* The number of duplicates (0 when db is not a merged one). */
+enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err);
+
 #endif

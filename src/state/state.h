@@ -335,4 +335,19 @@ enum zmb_rc state_meta_set(struct state *st, const char *key, const char *value)
  */
 enum zmb_rc state_check_shard(struct state *st, const char *shard);
 
+/*
+ * report --merge / status --merge: the state DBs paths[0..n) of one job (its
+ * shards), each opened read-only, as one temporary state DB (SQLite's
+ * private temp file, gone on state_close) that every report reads as it
+ * reads one DB.  Accounts keep their global listing order (seq), runs are
+ * numbered by start; stages, servers and provision objects are combined,
+ * and the merged DB has three more tables: merge_sources (db, path, shard,
+ * accounts, planned_bytes, bytes_moved), merge_counts (db, state, accounts)
+ * and merge_duplicates (account, db, also_in: an account found in two DBs,
+ * kept from the first given).  Rules: state_merge.c.  DBs of two jobs:
+ * ZMB_ECONFIG naming both; not a state DB or a newer schema: ZMB_ESTATE.
+ * *err names the DB.  Main thread (commands).
+ */
+enum zmb_rc state_merge_open(const char *const *paths, size_t n, struct state **out, char **err);
+
 #endif

@@ -96,6 +96,11 @@ enum zmb_rc tx_end(struct state *st, bool own, enum zmb_rc rc, const char *what)
 /* ROLLBACK (keeping the error text) and release the write lock. */
 void tx_rollback(struct state *st);
 
+/* ---- schema (state_open.c) ---- */
+
+/* Apply the schema scripts the DB has not seen (PRAGMA user_version). */
+enum zmb_rc st_migrate(struct state *st);
+
 /* ---- events (state_runs.c) ---- */
 
 /* Insert one event row with the cached statement (inside a transaction). */

@@ -96,7 +96,7 @@ static enum zmb_rc check_not_newer(struct state *st, int v)
  * the write transaction, so workers opening the same new DB at once apply
  * each script exactly once.
  */
-static enum zmb_rc migrate(struct state *st)
+enum zmb_rc st_migrate(struct state *st)
 {
 	enum zmb_rc rc;
 	int cur = 0;
@@ -227,7 +227,7 @@ enum zmb_rc state_open(const char *path, const char *job_identity, int flags,
 			goto out;
 		if ((rc = st_exec_sql(st, "PRAGMA synchronous = NORMAL", "set synchronous")) != ZMB_OK)
 			goto out;
-		if ((rc = migrate(st)) != ZMB_OK)
+		if ((rc = st_migrate(st)) != ZMB_OK)
 			goto out;
 	} else {
 		int v = 0;
