@@ -91,8 +91,10 @@ static const struct command commands[] = {
 	  "One screen from the state DB: stages, counts by state, bytes, rate, ETA.\n"
 	  "Safe while a run is in progress." },
 	{ "report", cmd_report, "config state format output shard shard-count merge",
-	  "report [-c FILE] [--state DB] [--shard I/N] [--format text|csv|json|prom] [--output FILE]",
+	  "report [-c FILE] [--state DB] [--shard I/N] [--format text|csv|json|prom|html] [--output FILE]",
 	  "Write a report from the state DB.  --output writes atomically (temp + rename).\n"
+	  "--format html: one self-contained page (charts, failures with what to do,\n"
+	  "servers, stages, runs) to open in a browser or print.\n"
 	  "report --merge DB... [--format text|json]: the accounts of several shard DBs,\n"
 	  "read-only, counted per DB and in total; an account in two DBs is an error\n"
 	  "named in the report (exit 1)." },

@@ -133,9 +133,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum report_format { REPORT_TEXT = 0, REPORT_CSV, REPORT_JSON, REPORT_PROM };
+enum report_format { REPORT_TEXT = 0, REPORT_CSV, REPORT_JSON, REPORT_PROM, REPORT_HTML };
 
-/* "text"|"csv"|"json"|"prom" -> format; -1 if unknown.  NULL -> text. */
+/* "text"|"csv"|"json"|"prom"|"html" -> format; -1 if unknown.  NULL -> text. */
 int report_format_parse(const char *s);
 
 /*
