@@ -1910,6 +1910,17 @@ START_TEST(test_cli_read_commands)
 	json_decref(r);
 	tu_proc_release(&p);
 
+	/* --format html without --output: the page on stdout; an unknown format names html */
+	zmb(&p, "report", "--state", f.db, "--format", "html", NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	html_check_page(p.out);
+	ck_assert(tu_contains(p.out, "<title>zmbatch report: testjob</title>"));
+	tu_proc_release(&p);
+	zmb(&p, "report", "--state", f.db, "--format", "pdf", NULL);
+	ck_assert_int_eq(p.status, 64);
+	ck_assert_msg(tu_contains(p.err, "text, csv, json, prom or html"), "%s", p.err);
+	tu_proc_release(&p);
+
 	char *prom = xasprintf("%s/node/zmbatch.prom", f.dir);
 	char *nd = xasprintf("%s/node", f.dir);
 	mkdir(nd, 0755);

@@ -224,8 +224,8 @@ static int set_option(const struct command *c, int opt, struct cli *cli)
 	case OPT_VERBOSE: cli->verbose = true; break;
 	case OPT_FORMAT:
 		if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
-		    strcmp(optarg, "json") && strcmp(optarg, "prom"))
-			return usage_error(c, "--format wants text, csv, json or prom, not '%s'", optarg);
+		    strcmp(optarg, "json") && strcmp(optarg, "prom") && strcmp(optarg, "html"))
+			return usage_error(c, "--format wants text, csv, json, prom or html, not '%s'", optarg);
 		cli->format = optarg;
 		break;
 	case OPT_OUTPUT: cli->output = optarg; break;
