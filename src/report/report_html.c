@@ -320,23 +320,23 @@ static void svg_axes(FILE *out, int hgt, double ymax, bool bytes, bool right, co
 }
 
 /*
- * The top of an axis of four steps: each step 1, 2 or 5 times a power of 10
- * (bytes: times a power of 1024 too), whole for counts and bytes, >= v.
+ * The top of an axis of four steps, >= v: for counts each step 1, 2 or 5
+ * times a power of 10 (whole); for bytes a power of 2 (256 KiB, 512 KiB, ...).
  */
 static double axis_max(double v, bool bytes)
 {
-	double q = (v > 0 ? v : 1) / 4, base = 1, p = 1;
-	if (bytes)
-		while (q / base >= 1024)
-			base *= 1024;
-	double m = q / base;
-	while (m / p >= 10)
+	double q = (v > 0 ? v : 1) / 4, step = 1;
+	if (bytes) {
+		while (step < q)
+			step *= 2;
+		return 4 * step;
+	}
+	double p = 1;
+	while (q / p >= 10)
 		p *= 10;
-	while (m / p < 1)
-		p /= 10;
-	double f = m / p;
-	double step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p * base;
-	return 4 * (step < 1 ? 1 : step);
+	double f = q / p;
+	step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+	return 4 * step;
 }
 
 struct progress {
@@ -389,9 +389,9 @@ static void time_labels(FILE *out, int hgt, double x0, double x1)
 		char t[32];
 		double tt = x0 + (x1 - x0) * i / 2;
 		fmt_time(tt, t);
-		if (strlen(t) >= 16) {
+		if (strlen(t) >= 19) {
 			t[10] = ' ';
-			t[16] = '\0';   /* "2026-12-04 04:10" */
+			t[x1 - x0 < 600 ? 19 : 16] = '\0';   /* "2026-12-04 04:10[:05]" */
 		}
 		fprintf(out, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">%s</text>\n",
 			ML + (double)(CW - ML - MR) * i / 2, hgt - MB + 16, i == 0 ? "start" : i == 2 ? "end" : "middle",
@@ -553,7 +553,7 @@ static enum zmb_rc html_throughput(struct html *h, char **err)
 		total += p.bytes[i];
 	}
 	double avg = snapshot_avg_rate(h->s) * 3600;
-	double ymax = axis_max(peak > avg ? (double)peak : avg, true);
+	double ymax = axis_max((double)peak, true);
 	char pk[32], tt[32], av[32];
 	fmt_bytes(peak, pk);
 	fmt_bytes(total, tt);
@@ -575,7 +575,7 @@ static enum zmb_rc html_throughput(struct html *h, char **err)
 			"\"><title>hour from %s: %s, %lld account(s)</title></rect>\n", ML + slot * i + slot * 0.1,
 			y1 - hgt, slot * 0.8, hgt < 1 ? 1 : hgt, t, b, p.acc[i]);
 	}
-	if (avg > 0) {
+	if (avg > 0 && avg <= ymax) {   /* a short run's average can be far above any hour's */
 		double y = y1 - (double)(y1 - MT) * avg / ymax;
 		fprintf(out, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"" C_LEFT
 			"\" stroke-dasharray=\"5,4\"><title>average over run time: %s per hour</title></line>\n",
@@ -585,8 +585,9 @@ static enum zmb_rc html_throughput(struct html *h, char **err)
 	fprintf(out, "</svg>\n<figcaption>Bytes of the accounts that reached done in each clock hour "
 		"(UTC); <span id=\"throughput-total\">");
 	data_bytes(out, total);
-	fprintf(out, "</span> over %d hour(s), peak %s/h; dashed: the report's throughput "
-		"(bytes done / run time) as %s/h.</figcaption></figure>\n", n, pk, av);
+	fprintf(out, "</span> over %d hour(s), peak %s/h; %s the report's throughput "
+		"(bytes done / run time) as %s/h.</figcaption></figure>\n", n, pk,
+		avg > 0 && avg <= ymax ? "dashed:" : "not drawn (above every hour's: short runs):", av);
 	fputs("<details><summary>data</summary><div class=\"scroll\"><table><tr><th>hour (UTC)</th>"
 	      "<th class=\"n\">accounts</th><th class=\"n\">bytes</th></tr>\n", out);
 	for (int i = 0; i < n; i++) {
