@@ -141,7 +141,7 @@ static const char *const CSS =
 	"th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceef1;vertical-align:top}"
 	"th{background:#f1f3f5;font-weight:600;white-space:nowrap}"
 	"td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
-	"td.acct{overflow-wrap:anywhere;min-width:12em}"
+	"td.acct{overflow-wrap:anywhere;min-width:15em}"
 	"td.err{overflow-wrap:anywhere;min-width:16em;white-space:pre-wrap}"
 	"td.todo{min-width:16em}"
 	".dim{color:#6a737d}"
@@ -420,10 +420,10 @@ static enum zmb_rc html_progress(struct html *h, char **err)
 	}
 	p->x0 = span.first;
 	p->x1 = span.last;
-	for (int i = 0; i < p->nbands; i++) {
-		if (p->band[i].b >= span.first && p->band[i].a < p->x0)
+	for (int i = 0; i < p->nbands; i++) {     /* every run drawn, those that finished nothing too */
+		if (p->band[i].a < p->x0)
 			p->x0 = p->band[i].a;
-		if (p->band[i].a <= span.last && p->band[i].b > p->x1)
+		if (p->band[i].b > p->x1)
 			p->x1 = p->band[i].b;
 	}
 	if (p->x1 - p->x0 < 60)
