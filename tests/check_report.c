@@ -1664,11 +1664,11 @@ START_TEST(test_html_escaping)
 	ck_assert_int_eq(state_server_count(st, "target", "<iframe><svg onload=alert(1)>", 1, 0, 0), ZMB_OK);
 	ck_assert_int_eq(state_stage_ensure(st, "<object>", "exec", 3), ZMB_OK);
 	ck_assert_int_eq(state_stage_begin(st, "<object>", f.run2), ZMB_OK);
-	ck_assert_int_eq(state_stage_end(st, "<object>", false, NULL, "<embed src=x>"), ZMB_OK);
+	ck_assert_int_eq(state_stage_end(st, "<object>", false, "<marquee>out", "<embed src=x>"), ZMB_OK);
 	char *h = render_html_db(state_db(st), "<h1>job</h1>", "escaping");
 	html_check_page(h);
 	static const char *const raw[] = { "<script", "<img", "<em", "<i>", "<u>", "<svg onload", "<iframe",
-					   "<object", "<embed", "<h1>job" };
+					   "<object", "<embed", "<h1>job", "<marquee" };
 	for (size_t i = 0; i < sizeof raw / sizeof *raw; i++)
 		ck_assert_msg(!strstr(h, raw[i]), "raw '%s' in the page", raw[i]);
 	static const char *const esc[] = {
@@ -1676,7 +1676,7 @@ START_TEST(test_html_escaping)
 		"&lt;script&gt;alert(1)&lt;/script&gt;@x&#39;t</span></td>",
 		"&quot;&gt;&lt;img src=x onerror=alert(1)&gt;", "&lt;em&gt;cls", "<title>&lt;em&gt;cls: 1 failed</title>",
 		"&lt;i&gt;slow&lt;/i&gt;@x", "&lt;u&gt;big&lt;/u&gt;@x", "&lt;svg onload=alert(1)&gt;",
-		"&lt;iframe&gt;", "&lt;object&gt;", "&lt;embed src=x&gt;",
+		"&lt;iframe&gt;", "&lt;object&gt;", "&lt;embed src=x&gt;", "&lt;marquee&gt;out",
 		"<title>zmbatch report: &lt;h1&gt;job&lt;/h1&gt;</title>",
 	};
 	for (size_t i = 0; i < sizeof esc / sizeof *esc; i++)
@@ -1771,6 +1771,7 @@ START_TEST(test_html_empty_old_ldap)
 	ck_assert(tu_contains(h, "<td>promote</td><td>ldap-promote-mmr</td><td class=\"st-failed\">failed</td>"
 			      "<td class=\"n\">1</td>"));
 	ck_assert(tu_contains(h, "ldap_modify: Insufficient access (50)"));
+	ck_assert(tu_contains(h, "<td class=\"err\"></td><td class=\"err\">in sync</td></tr>"));
 	ck_assert(tu_contains(h, "<b>exit 1</b>"));
 	free(h);
 	state_close(st);

@@ -109,9 +109,9 @@
  *         external resource or URL of any kind, the system font stack.
  *         Every text from the DB (account names, error texts, hosts, job,
  *         stage and class names) is escaped (& < > " ' as entities, control
- *         characters as spaces) and cut at 400 bytes.  Numbers of the
- *         definitions above are in <data value="N"> (the exact figure; the
- *         element's text is for people).  Sections, in order, by id:
+ *         characters as spaces) and cut at 400 bytes (a stage's output at
+ *         2000).  Numbers of the definitions above are in <data value="N">
+ *         (the exact figure; the element's text is for people).  Sections, in order, by id:
  *           summary     counts (ids k-accounts, k-done, k-failed, k-pending,
  *                       k-flight = exporting+exported+importing, k-skipped,
  *                       k-verified, k-mismatch, k-unverifiable; every state
@@ -135,8 +135,9 @@
  *           slowest     the 10 accounts with the longest last pass
  *           servers     per role and host: logins, token refreshes, auth
  *                       failures, requests, throttled, paused, limits
- *           stages      every stage (name, type, state, attempts, error:
- *                       the LDAP stages' results), provisioned objects by
+ *           stages      every stage (name, type, state, attempts, error, and
+ *                       its output lines: the LDAP stages' results),
+ *                       provisioned objects by
  *                       kind and outcome with the first 20 failed ones
  *           runs        the newest 20 runs
  *         Each chart is a <figure> whose <svg> has a <title>; each bar,

@@ -28,6 +28,7 @@
 #define HTML_POINTS 60          /* buckets of the progress chart */
 #define HTML_HOURS 48           /* bars of the throughput chart */
 #define HTML_TEXT_MAX 400       /* bytes of one text from the DB (longer: cut, "...") */
+#define HTML_OUTPUT_MAX 2000    /* bytes of a stage's output lines */
 
 /* The chart canvas (viewBox units; the SVG scales to the page width). */
 #define CW 720
@@ -972,6 +973,8 @@ static void stage_row(void *arg, const struct qr_stage *r)
 	fprintf(out, "</td><td class=\"n\">%lld</td><td>%s</td><td class=\"n\">%s</td><td class=\"err\">",
 		r->attempts, t, d);
 	html_esc(out, r->error);
+	fputs("</td><td class=\"err\">", out);
+	html_esc_n(out, r->output, HTML_OUTPUT_MAX);
 	fputs("</td></tr>\n", out);
 	h->n++;
 }
@@ -998,7 +1001,7 @@ static enum zmb_rc html_stages(struct html *h, char **err)
 	const struct qr_prov *c = &h->s->prov;
 	fputs("<section id=\"stages\">\n<h2>Stages</h2>\n<div class=\"scroll\"><table><tr><th>stage</th>"
 	      "<th>type</th><th>state</th><th class=\"n\">attempts</th><th>started</th><th class=\"n\">took</th>"
-	      "<th>error</th></tr>\n", out);
+	      "<th>error</th><th>result (the stage's output)</th></tr>\n", out);
 	h->n = 0;
 	enum zmb_rc rc = qr_stages(h->db, stage_row, h, err);
 	fputs("</table></div>\n", out);

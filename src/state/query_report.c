@@ -271,7 +271,7 @@ static void stage_row(sqlite3_stmt *st, void *ctx)
 	struct qr_stage r = {
 		.name = col_text(st, 0), .type = col_text(st, 1), .state = col_text(st, 2),
 		.attempts = sqlite3_column_int64(st, 3), .error = col_text(st, 4),
-		.started_at = col_time(st, 5), .ended_at = col_time(st, 6),
+		.started_at = col_time(st, 5), .ended_at = col_time(st, 6), .output = col_text(st, 7),
 	};
 	c->fn(c->arg, &r);
 }
@@ -280,8 +280,8 @@ enum zmb_rc qr_stages(sqlite3 *db, void (*fn)(void *arg, const struct qr_stage *
 		      void *arg, char **err)
 {
 	struct stage_cb c = { fn, arg };
-	return each_row(db, prep(db, "SELECT name, type, state, attempts, error, started_at, ended_at "
-				 "FROM stages ORDER BY position, name", err),
+	return each_row(db, prep(db, "SELECT name, type, state, attempts, error, started_at, ended_at, "
+				 "output FROM stages ORDER BY position, name", err),
 			"stages", stage_row, &c, err);
 }
 

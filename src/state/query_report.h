@@ -89,6 +89,7 @@ struct qr_stage {
 	long long attempts;
 	const char *error;
 	double started_at, ended_at;    /* 0 = NULL */
+	const char *output;             /* the stage's output lines (its results), NULL = none */
 };
 enum zmb_rc qr_stages(sqlite3 *db, void (*fn)(void *arg, const struct qr_stage *row),
 		      void *arg, char **err);
