@@ -429,6 +429,17 @@ START_TEST(test_four_shards_concurrently)
 	ck_assert_msg(tu_contains(p.out, "merged: 4 state DB(s), 32 account(s)"), "%s", p.out);
 	ck_assert_msg(tu_contains(p.out, "done 32"), "%s", p.out);
 	tu_proc_release(&p);
+	/* and the HTML page of the four, with its merge section */
+	char *page = xasprintf("%s/merged.html", E.dir);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "html", "--output", page, "--merge", d[0], d[1],
+				     d[2], d[3], (char *)NULL), 0);
+	tu_proc_release(&p);
+	char *html = tu_read(page);
+	ck_assert_ptr_nonnull(html);
+	ck_assert_msg(tu_contains(html, "<section id=\"merge\">") && tu_contains(html, "<data value=\"32\">"),
+		      "%.2000s", html);
+	free(html);
+	free(page);
 	/* an account in two DBs is an error named in the report, in every format */
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d[0], d[1], d[1], (char *)NULL), 1);
 	ck_assert_msg(tu_contains(p.out, "ERROR: account ") && tu_contains(p.out, d[1]), "%s", p.out);

@@ -205,6 +205,16 @@ START_TEST(test_duplicate_kept_once_and_named)
 	ck_assert_msg(tu_contains(buf, "ERROR: account b@ex.com is in two state DBs"), "%s", buf);
 	ck_assert_msg(tu_contains(buf, "merged: 2 state DB(s), 4 account(s)"), "%s", buf);
 	free(buf);
+	/* the HTML page too: its merge section names the duplicate and both DBs */
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_render(state_db(m), NULL, REPORT_HTML, wall_now(), f, &err), ZMB_OK);
+	fclose(f);
+	ck_assert_msg(tu_contains(buf, "<section id=\"merge\">"), "%s", buf);
+	ck_assert_msg(tu_contains(buf, "account <code>b@ex.com</code> is in two state DBs"), "%s", buf);
+	ck_assert_msg(tu_contains(buf, "<data value=\"1\">1</data> account(s) in more than one state DB"),
+		      "%s", buf);
+	free(buf);
 	state_close(m);
 	free(p[0]);
 	free(p[1]);

@@ -1470,6 +1470,340 @@ START_TEST(test_empty_db)
 }
 END_TEST
 
+/* ---- HTML (report_html.c) ---- */
+
+/* The HTML of a fixture, also kept as DIR/report.html (ZMBATCH_HTML_KEEP=DIR) to look at. */
+static char *render_html_db(sqlite3 *db, const char *job, const char *keep_as)
+{
+	char *buf = NULL, *err = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(m);
+	enum zmb_rc rc = report_render(db, job, REPORT_HTML, wall_now(), m, &err);
+	fclose(m);
+	ck_assert_msg(rc == ZMB_OK, "render html: %s", err ? err : "?");
+	ck_assert_uint_eq(strlen(buf), len);
+	free(err);
+	const char *dir = getenv("ZMBATCH_HTML_KEEP");
+	if (dir && keep_as) {
+		char *p = xasprintf("%s/%s.html", dir, keep_as);
+		FILE *o = fopen(p, "w");
+		if (o) {
+			fputs(buf, o);
+			fclose(o);
+		}
+		free(p);
+	}
+	return buf;
+}
+
+static int count_of(const char *s, const char *needle)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+static const char *const html_sections[] = { "summary", "progress", "throughput", "failures", "sizes",
+					     "slowest", "servers", "stages", "runs" };
+
+/* Every section once, one page, nothing that runs or loads anything. */
+static void html_check_page(const char *h)
+{
+	ck_assert_msg(!strncmp(h, "<!DOCTYPE html>\n<html lang=\"en\">", 31), "%.80s", h);
+	ck_assert(tu_contains(h, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"));
+	ck_assert(tu_contains(h, "@media print"));
+	ck_assert_msg(tu_contains(h, "</body>\n</html>\n"), "truncated page");
+	for (size_t i = 0; i < sizeof html_sections / sizeof *html_sections; i++) {
+		char *id = xasprintf("<section id=\"%s\">", html_sections[i]);
+		ck_assert_msg(count_of(h, id) == 1, "%s: %d times", id, count_of(h, id));
+		free(id);
+	}
+	ck_assert_int_eq(count_of(h, "<section"), count_of(h, "</section>"));
+	ck_assert_int_eq(count_of(h, "<svg"), count_of(h, "</svg>"));
+	ck_assert_int_eq(count_of(h, "<table"), count_of(h, "</table>"));
+	ck_assert_msg(!strstr(h, "<script") && !strstr(h, "<link") && !strstr(h, "<img") &&
+		      !strstr(h, "<iframe") && !strstr(h, "@import"), "active content");
+	ck_assert_msg(!matches("<[a-zA-Z][^>]*[ \t\n/]on[a-zA-Z]+=", h), "an event handler attribute");
+}
+
+/* The same page with no data text in it: no URL of any kind. */
+static void html_check_no_url(const char *h)
+{
+	static const char *const bad[] = { "http://", "https://", "src=", "url(", "href=", "//" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		ck_assert_msg(!strstr(h, bad[i]), "'%s' in the page: %.80s", bad[i], strstr(h, bad[i]));
+}
+
+/* The integer of <data value="N"> right after the marker (which must occur once). */
+static long long html_value(const char *h, const char *marker)
+{
+	ck_assert_msg(count_of(h, marker) == 1, "%s: %d times", marker, count_of(h, marker));
+	const char *p = strstr(h, marker) + strlen(marker);
+	const char *d = strstr(p, "<data value=\"");
+	ck_assert_ptr_nonnull(d);
+	ck_assert_msg(d - p < 80, "no value after %s", marker);
+	return strtoll(d + 13, NULL, 10);
+}
+
+/*
+ * The fixture's page: every section and chart, and the figures equal to the
+ * JSON report's for the same DB (counts of every state, bytes, verdicts).
+ */
+START_TEST(test_html_sections)
+{
+	struct fixture f;
+	fixture_open(&f);
+	set_hosts(&f);
+	set_verdicts(&f);
+	ck_assert_int_eq(state_server_pace(f.st, "source", "zcs1.example.com", 90, 3, 4.5, 20, 4), ZMB_OK);
+	char *h = render_html_db(state_db(f.st), NULL, "fixture");
+	json_t *j = render_json(&f);
+	html_check_page(h);
+	html_check_no_url(h);
+	ck_assert(tu_contains(h, "<title>zmbatch report: testjob</title>"));
+	/* the four charts, each with a title and its figures as text */
+	static const char *const figs[] = { "progress", "throughput", "failures", "sizes" };
+	for (size_t i = 0; i < 4; i++) {
+		char *fig = xasprintf("<figure id=\"fig-%s\"><svg viewBox=", figs[i]);
+		char *t = xasprintf("<title id=\"t-%s\">", figs[i]);
+		ck_assert_msg(tu_contains(h, fig) && tu_contains(h, t), "%s", figs[i]);
+		free(fig);
+		free(t);
+	}
+	/* counts and bytes: the JSON's */
+	json_t *counts = jget(j, "counts");
+	const char *k;
+	json_t *v;
+	int states = 0;
+	json_object_foreach(counts, k, v) {
+		char *m = xasprintf("<tr id=\"count-%s\">", k);
+		ck_assert_int_eq(html_value(h, m), json_integer_value(v));
+		free(m);
+		states++;
+	}
+	ck_assert_int_eq(states, 7);
+	ck_assert_int_eq(html_value(h, "id=\"k-done\""), jint(counts, "done"));
+	ck_assert_int_eq(html_value(h, "id=\"k-failed\""), jint(counts, "failed"));
+	ck_assert_int_eq(html_value(h, "id=\"k-pending\""), jint(counts, "pending"));
+	ck_assert_int_eq(html_value(h, "id=\"k-flight\""),
+			 jint(counts, "exporting") + jint(counts, "exported") + jint(counts, "importing"));
+	ck_assert_int_eq(html_value(h, "id=\"k-accounts\""), 8);
+	ck_assert_int_eq(html_value(h, "<span id=\"bytes-done\">"), jint(j, "bytes_done"));
+	ck_assert_int_eq(html_value(h, "<span id=\"bytes-total\">"), jint(j, "bytes_total"));
+	ck_assert_int_eq(html_value(h, "id=\"k-verified\""), jint(jget(j, "verify_counts"), "ok"));
+	ck_assert_int_eq(html_value(h, "id=\"k-mismatch\""), jint(jget(j, "verify_counts"), "mismatch"));
+	ck_assert_int_eq(html_value(h, "id=\"k-unverifiable\""),
+			 jint(jget(j, "verify_counts"), "unverifiable"));
+	/* the progress chart's total: the done accounts and their bytes (all have a finish time) */
+	ck_assert_int_eq(html_value(h, "<span id=\"progress-total\">"), jint(counts, "done"));
+	ck_assert(tu_contains(h, "<data value=\"6000\">5.9 KiB</data></span> done between"));
+	ck_assert_int_eq(html_value(h, "<span id=\"throughput-total\">"), 6000);
+	/* a band per run (2 runs; the 'reset' row is not one), a bar per class */
+	ck_assert_int_eq(count_of(h, "<rect class=\"run\""), 2);
+	ck_assert(tu_contains(h, "<title>permanent: 1 failed</title>"));
+	ck_assert(tu_contains(h, "<title>temporary: 1 failed</title>"));
+	/* failures and mismatches with what to do: a3 and a4 failed, a2 mismatch (a3 also unverifiable) */
+	ck_assert_int_eq(count_of(h, "<tr class=\"problem\">"), 3);
+	ck_assert(tu_contains(h, "quota &quot;exceeded&quot;, see: line1\nline2"));
+	ck_assert(tu_contains(h, A2_DETAIL));
+	ck_assert(tu_contains(h, "<code>zmbatch verify --reset-mismatched</code>"));
+	ck_assert(tu_contains(h, "<code>zmbatch reset ACCOUNT</code>"));
+	ck_assert(tu_contains(h, "<code>zmbatch run --retry-failed</code>"));
+	/* largest still to migrate: a6 (4000, importing), a5 (2000), a8 (100), largest first */
+	const char *lg = strstr(h, "<table id=\"largest\">");
+	ck_assert_ptr_nonnull(lg);
+	const char *a6 = strstr(lg, "a6@ex.com"), *a5 = strstr(lg, "a5@ex.com"), *a8 = strstr(lg, "a8@ex.com");
+	ck_assert_msg(a6 && a5 && a8 && a6 < a5 && a5 < a8 && a8 < strstr(lg, "</table>"), "largest order");
+	/* slowest: a2 (50 s) before a1 (10.5 s); servers; the stages; runs */
+	const char *sl = strstr(h, "<section id=\"slowest\">");
+	ck_assert(strstr(sl, "a2@ex.com") < strstr(sl, "a1@ex.com"));
+	ck_assert(tu_contains(h, "<data value=\"50.000\">50s</data>"));
+	ck_assert(tu_contains(h, "<td class=\"acct\">zcs1.example.com</td><td class=\"n\">4</td>"
+			      "<td class=\"n\">2</td><td class=\"n\">1</td>"));
+	ck_assert(tu_contains(h, "<td class=\"n\">90</td><td class=\"n\">3</td>"));
+	ck_assert(tu_contains(h, "<td>replcheck</td><td>ldap-replcheck</td><td class=\"st-done\">done</td>"));
+	ck_assert(tu_contains(h, "we&quot;ird\\stage\nx"));
+	ck_assert(tu_contains(h, "<code>run --delta</code>"));
+	ck_assert(!tu_contains(h, "<code>reset</code>"));
+
+	/* --output: mode 0600 (account names), the same page */
+	char *err = NULL, *path = xasprintf("%s/report.html", f.dir);
+	struct stat sb;
+	umask(022);
+	ck_assert_int_eq(report_render_file(state_db(f.st), NULL, REPORT_HTML, f.now, path, &err), ZMB_OK);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	char *a = tu_read(path), *b = render(&f, REPORT_HTML);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	free(path);
+	free(err);
+	json_decref(j);
+	free(h);
+	fixture_close(&f);
+}
+END_TEST
+
+#define EVIL_ACCT "<script>alert(1)</script>@x"
+#define EVIL_ERR "\"><img src=x onerror=alert(1)>"
+
+/* Text from the servers and the DB renders as text, wherever it appears. */
+START_TEST(test_html_escaping)
+{
+	struct fixture f;
+	fixture_open(&f);
+	struct state *st = f.st;
+	ck_assert_int_eq(state_account_upsert(st, EVIL_ACCT, EVIL_ACCT "'t", 20, 3000), ZMB_OK);
+	set_acct(st, EVIL_ACCT, "failed", 2, 0, -1, "<em>cls", EVIL_ERR, f.now - 50, f.now - 40);
+	ck_assert_int_eq(state_account_upsert(st, "<i>slow</i>@x", "<i>slow</i>@x", 21, 70000), ZMB_OK);
+	set_acct(st, "<i>slow</i>@x", "done", 1, 70000, 999, NULL, NULL, f.now - 1100, f.now - 100);
+	ck_assert_int_eq(state_account_upsert(st, "<u>big</u>@x", "<u>big</u>@x", 22, 1LL << 40), ZMB_OK);
+	ck_assert_int_eq(state_server_count(st, "target", "<iframe><svg onload=alert(1)>", 1, 0, 0), ZMB_OK);
+	ck_assert_int_eq(state_stage_ensure(st, "<object>", "exec", 3), ZMB_OK);
+	ck_assert_int_eq(state_stage_begin(st, "<object>", f.run2), ZMB_OK);
+	ck_assert_int_eq(state_stage_end(st, "<object>", false, "<marquee>out", "<embed src=x>"), ZMB_OK);
+	char *h = render_html_db(state_db(st), "<h1>job</h1>", "escaping");
+	html_check_page(h);
+	static const char *const raw[] = { "<script", "<img", "<em", "<i>", "<u>", "<svg onload", "<iframe",
+					   "<object", "<embed", "<h1>job", "<marquee" };
+	for (size_t i = 0; i < sizeof raw / sizeof *raw; i++)
+		ck_assert_msg(!strstr(h, raw[i]), "raw '%s' in the page", raw[i]);
+	static const char *const esc[] = {
+		"<td class=\"acct\">&lt;script&gt;alert(1)&lt;/script&gt;@x <span class=\"dim\">&rarr; "
+		"&lt;script&gt;alert(1)&lt;/script&gt;@x&#39;t</span></td>",
+		"&quot;&gt;&lt;img src=x onerror=alert(1)&gt;", "&lt;em&gt;cls", "<title>&lt;em&gt;cls: 1 failed</title>",
+		"&lt;i&gt;slow&lt;/i&gt;@x", "&lt;u&gt;big&lt;/u&gt;@x", "&lt;svg onload=alert(1)&gt;",
+		"&lt;iframe&gt;", "&lt;object&gt;", "&lt;embed src=x&gt;", "&lt;marquee&gt;out",
+		"<title>zmbatch report: &lt;h1&gt;job&lt;/h1&gt;</title>",
+	};
+	for (size_t i = 0; i < sizeof esc / sizeof *esc; i++)
+		ck_assert_msg(tu_contains(h, esc[i]), "'%s' not in the page", esc[i]);
+	free(h);
+	fixture_close(&f);
+}
+END_TEST
+
+/* 3000 accounts, 1000 failed with long errors: the lists stop at their bounds, the page stays small. */
+START_TEST(test_html_bounded)
+{
+	char *dir = tu_tmpdir("report-html"), *db = xasprintf("%s/s.db", dir), *err = NULL;
+	struct state *st = NULL;
+	ck_assert_int_eq(state_open(db, IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+	ck_assert_int_eq(state_begin(st), ZMB_OK);
+	for (int i = 0; i < 3000; i++) {
+		char a[64];
+		snprintf(a, sizeof a, "user%05d@example.com", i);
+		ck_assert_int_eq(state_account_upsert(st, a, a, i, (long long)(i % 700) << 20), ZMB_OK);
+	}
+	ck_assert_int_eq(state_commit(st), ZMB_OK);
+	double now = wall_now();
+	int64_t run = 0;
+	ck_assert_int_eq(state_run_begin(st, "run", &run), ZMB_OK);
+	for (int i = 0; i < 30; i++)
+		sql(st, "INSERT INTO runs (started_at, ended_at, pid, host, user, command, exit_status) "
+			"VALUES (%f, %f, 1, 'h', 'u', 'run', 0)", now - 90000 + i * 2000, now - 89000 + i * 2000);
+	sql(st, "UPDATE accounts SET state = CASE id %% 3 WHEN 0 THEN 'failed' WHEN 1 THEN 'pending' "
+		"ELSE 'done' END, bytes = coalesce(size, 0), seconds = (id %% 97) + 0.5, "
+		"finished_at = %f - (id * 50), error_class = CASE id %% 3 WHEN 0 THEN 'c' || (id %% 20) END, "
+		"last_error = CASE id %% 3 WHEN 0 THEN printf('%%.2000c', 'e') END", now);
+	char *h = render_html_db(state_db(st), NULL, "bounded");
+	html_check_page(h);
+	ck_assert_int_eq(count_of(h, "<tr class=\"problem\">"), 50);
+	ck_assert(tu_contains(h, "id=\"problems-more\">The first 50 of 1000;"));
+	const char *lg = strstr(h, "<table id=\"largest\">");
+	ck_assert_int_eq(count_of(lg, "<tr>") - count_of(strstr(lg, "</table>"), "<tr>"), 11);   /* + header */
+	ck_assert(tu_contains(h, "<p class=\"dim\">The newest 20 of 31 runs.</p>"));
+	/* 20 classes: the 12 most frequent drawn, the rest as "other" */
+	ck_assert_int_eq(count_of(h, "<g class=\"class\">"), 13);
+	ck_assert(tu_contains(h, "<title>other: "));
+	/* an error text is cut at 400 bytes */
+	ck_assert(tu_contains(h, "eeee..."));
+	char longest[402];
+	memset(longest, 'e', 401);
+	longest[401] = '\0';
+	ck_assert(!tu_contains(h, longest));
+	longest[400] = '\0';
+	ck_assert(tu_contains(h, longest));
+	size_t len = strlen(h);
+	ck_assert_msg(len < 150 * 1024, "page of %zu bytes", len);
+	ck_assert_int_eq(html_value(h, "id=\"k-failed\""), 1000);
+	ck_assert_int_eq(html_value(h, "<span id=\"progress-total\">"), 1000);
+	free(h);
+	state_close(st);
+	tu_rmrf(dir);
+	free(dir);
+	free(db);
+}
+END_TEST
+
+/* Nothing discovered yet; only LDAP stages; a schema-1 DB: each renders every section. */
+START_TEST(test_html_empty_old_ldap)
+{
+	char *dir = tu_tmpdir("report-html"), *db = xasprintf("%s/s.db", dir), *err = NULL;
+	struct state *st = NULL;
+	ck_assert_int_eq(state_open(db, IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+	char *h = render_html_db(state_db(st), "j", "empty");
+	html_check_page(h);
+	html_check_no_url(h);
+	ck_assert(tu_contains(h, "<p id=\"progress-none\">No account done yet.</p>"));
+	ck_assert(tu_contains(h, "<span id=\"last-run\">none yet</span>"));
+	ck_assert_int_eq(html_value(h, "id=\"k-accounts\""), 0);
+	ck_assert_int_eq(count_of(h, "<svg"), 0);
+	free(h);
+
+	/* an LDAP-only job: two stages, one failed with its error, one run */
+	int64_t run = 0;
+	ck_assert_int_eq(state_stage_ensure(st, "replcheck", "ldap-replcheck", 0), ZMB_OK);
+	ck_assert_int_eq(state_stage_ensure(st, "promote", "ldap-promote-mmr", 1), ZMB_OK);
+	ck_assert_int_eq(state_run_begin(st, "run", &run), ZMB_OK);
+	ck_assert_int_eq(state_stage_begin(st, "replcheck", run), ZMB_OK);
+	ck_assert_int_eq(state_stage_end(st, "replcheck", true, "in sync", NULL), ZMB_OK);
+	ck_assert_int_eq(state_stage_begin(st, "promote", run), ZMB_OK);
+	ck_assert_int_eq(state_stage_end(st, "promote", false, NULL, "ldap_modify: Insufficient access (50)"),
+			 ZMB_OK);
+	ck_assert_int_eq(state_run_end(st, run, 1), ZMB_OK);
+	h = render_html_db(state_db(st), "j", "ldap");
+	html_check_page(h);
+	ck_assert(tu_contains(h, "<td>replcheck</td><td>ldap-replcheck</td><td class=\"st-done\">done</td>"));
+	ck_assert(tu_contains(h, "<td>promote</td><td>ldap-promote-mmr</td><td class=\"st-failed\">failed</td>"
+			      "<td class=\"n\">1</td>"));
+	ck_assert(tu_contains(h, "ldap_modify: Insufficient access (50)"));
+	ck_assert(tu_contains(h, "<td class=\"err\"></td><td class=\"err\">in sync</td></tr>"));
+	ck_assert(tu_contains(h, "<b>exit 1</b>"));
+	free(h);
+	state_close(st);
+
+	/* schema 1 (no servers, no verdicts, no provision): read-only, never migrated */
+	char *old = xasprintf("%s/old1.db", dir);
+	sqlite3 *o = NULL;
+	ck_assert_int_eq(sqlite3_open(old, &o), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(o, zmb_schema[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(o, "PRAGMA user_version = 1;"
+				      "INSERT INTO meta VALUES ('job_identity', '" IDENT "');"
+				      "INSERT INTO accounts (account, target, seq, state, bytes, size, seconds, "
+				      "finished_at, updated_at) VALUES ('old@ex.com', 'old@ex.com', 0, 'done', 10, 10, "
+				      "1, 1e9, 1e9), ('bad@ex.com', 'bad@ex.com', 1, 'failed', 0, 5, NULL, 1e9, 1e9);",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(o);
+	ck_assert_int_eq(state_open(old, NULL, STATE_READONLY, &st, &err), ZMB_OK);
+	h = render_html_db(state_db(st), NULL, "old");
+	html_check_page(h);
+	ck_assert(tu_contains(h, "<title>zmbatch report: testjob</title>"));
+	ck_assert_int_eq(html_value(h, "id=\"k-done\""), 1);
+	ck_assert_int_eq(html_value(h, "id=\"k-failed\""), 1);
+	ck_assert(tu_contains(h, "<p>No server counters recorded.</p>"));
+	free(h);
+	state_close(st);
+	tu_rmrf(dir);
+	free(old);
+	free(dir);
+	free(db);
+}
+END_TEST
+
 /* ---- scale: 100,000 accounts ---- */
 
 static double time_render(sqlite3 *db, int what, const char *path)
@@ -1519,11 +1853,15 @@ START_TEST(test_scale_100k)
 
 	/* a fresh read-only connection, as the commands use */
 	ck_assert_int_eq(state_open(db, NULL, STATE_READONLY, &st, &err), ZMB_OK);
-	static const char *const names[] = { "text", "csv", "json", "prom" };
-	for (int fmt = 0; fmt < 4; fmt++) {
+	static const char *const names[] = { "text", "csv", "json", "prom", "html" };
+	for (int fmt = 0; fmt < 5; fmt++) {
 		double t = time_render(state_db(st), fmt, out);
 		printf("100k: report --format %s: %.3f s\n", names[fmt], t);
 		ck_assert_msg(t < 10, "report %s took %.1f s", names[fmt], t);
+		struct stat sb;
+		ck_assert_int_eq(stat(out, &sb), 0);
+		if (fmt == REPORT_HTML)      /* its lists are bounded: the page does not grow with the accounts */
+			ck_assert_msg(sb.st_size < 150 * 1024, "html of %lld bytes", (long long)sb.st_size);
 	}
 	double t = time_render(state_db(st), -1, out);
 	printf("100k: status: %.3f s\n", t);
@@ -1575,6 +1913,17 @@ START_TEST(test_cli_read_commands)
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(json_string_value(json_object_get(r, "job")), "testjob");
 	json_decref(r);
+	tu_proc_release(&p);
+
+	/* --format html without --output: the page on stdout; an unknown format names html */
+	zmb(&p, "report", "--state", f.db, "--format", "html", NULL);
+	ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+	html_check_page(p.out);
+	ck_assert(tu_contains(p.out, "<title>zmbatch report: testjob</title>"));
+	tu_proc_release(&p);
+	zmb(&p, "report", "--state", f.db, "--format", "pdf", NULL);
+	ck_assert_int_eq(p.status, 64);
+	ck_assert_msg(tu_contains(p.err, "text, csv, json, prom or html"), "%s", p.err);
 	tu_proc_release(&p);
 
 	char *prom = xasprintf("%s/node/zmbatch.prom", f.dir);
@@ -1825,6 +2174,10 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_provision_old_db);
 	tcase_add_test(tc, test_output_file);
 	tcase_add_test(tc, test_empty_db);
+	tcase_add_test(tc, test_html_sections);
+	tcase_add_test(tc, test_html_escaping);
+	tcase_add_test(tc, test_html_bounded);
+	tcase_add_test(tc, test_html_empty_old_ldap);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("scale");

@@ -1,5 +1,5 @@
 /*
- * cmd_report.c - `zmbatch report [--format text|csv|json|prom] [--output FILE]`.
+ * cmd_report.c - `zmbatch report [--format text|csv|json|prom|html] [--output FILE]`.
  * Read-only; --output is written atomically (temp file, fsync, rename).
  * Exit codes: see report.h.
  */
@@ -21,7 +21,7 @@ int cmd_report(struct cli *cli)
 	int ex;
 	memset(&r, 0, sizeof r);
 	if (fmt < 0) {
-		fprintf(stderr, "zmbatch: --format wants text, csv, json or prom, not '%s'\n", cli->format);
+		fprintf(stderr, "zmbatch: --format wants text, csv, json, prom or html, not '%s'\n", cli->format);
 		return EXIT_USAGE;
 	}
 	if (cli->merge) {

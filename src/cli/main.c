@@ -91,8 +91,10 @@ static const struct command commands[] = {
 	  "One screen from the state DB: stages, counts by state, bytes, rate, ETA.\n"
 	  "Safe while a run is in progress." },
 	{ "report", cmd_report, "config state format output shard shard-count merge",
-	  "report [-c FILE] [--state DB] [--shard I/N] [--format text|csv|json|prom] [--output FILE]",
+	  "report [-c FILE] [--state DB] [--shard I/N] [--format text|csv|json|prom|html] [--output FILE]",
 	  "Write a report from the state DB.  --output writes atomically (temp + rename).\n"
+	  "--format html: one self-contained page (charts, failures with what to do,\n"
+	  "servers, stages, runs) to open in a browser or print.\n"
 	  "report --merge DB... [--format F] [--output FILE]: several shard DBs of one job,\n"
 	  "read-only, as one report in any format (the text and JSON also count per DB);\n"
 	  "an account in two DBs is an error named in the report (exit 1)." },
@@ -222,8 +224,8 @@ static int set_option(const struct command *c, int opt, struct cli *cli)
 	case OPT_VERBOSE: cli->verbose = true; break;
 	case OPT_FORMAT:
 		if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
-		    strcmp(optarg, "json") && strcmp(optarg, "prom"))
-			return usage_error(c, "--format wants text, csv, json or prom, not '%s'", optarg);
+		    strcmp(optarg, "json") && strcmp(optarg, "prom") && strcmp(optarg, "html"))
+			return usage_error(c, "--format wants text, csv, json, prom or html, not '%s'", optarg);
 		cli->format = optarg;
 		break;
 	case OPT_OUTPUT: cli->output = optarg; break;

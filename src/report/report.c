@@ -23,6 +23,8 @@ int report_format_parse(const char *s)
 		return REPORT_JSON;
 	if (!strcmp(s, "prom"))
 		return REPORT_PROM;
+	if (!strcmp(s, "html"))
+		return REPORT_HTML;
 	return -1;
 }
 
@@ -42,6 +44,7 @@ enum zmb_rc report_render(sqlite3 *db, const char *job_name, enum report_format 
 	case REPORT_CSV: rc = report_csv(db, out, err); break;
 	case REPORT_JSON: rc = report_json(db, &s, out, err); break;
 	case REPORT_PROM: rc = report_prom(db, &s, out, err); break;
+	case REPORT_HTML: rc = report_html(db, &s, out, err); break;
 	default:
 		*err = xasprintf("unknown report format %d", (int)fmt);
 		rc = ZMB_EINTERNAL;

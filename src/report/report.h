@@ -1,6 +1,6 @@
 /*
  * report.h - the read side of the state DB: report renderers (text, csv,
- * json, prom), the `status` screen, the `accounts` listing and one
+ * json, prom, html), the `status` screen, the `accounts` listing and one
  * account's history.
  *
  * Every function here only reads: it takes a plain sqlite3 connection (from
@@ -105,6 +105,47 @@
  *         their last error; only when there are objects).
  *         `status` shows the servers' pacing, the verdict counts and the
  *         provision lines (at most 5 failed objects) too.
+ *   html  one self-contained HTML5 page for people (a browser, a phone,
+ *         print): inline <style> and inline SVG only; no script, no
+ *         external resource or URL of any kind, the system font stack.
+ *         Every text from the DB (account names, error texts, hosts, job,
+ *         stage and class names) is escaped (& < > " ' as entities, control
+ *         characters as spaces) and cut at 400 bytes (a stage's output at
+ *         2000).  Numbers of the definitions above are in <data value="N">
+ *         (the exact figure; the element's text is for people).  Sections, in order, by id:
+ *           summary     counts (ids k-accounts, k-done, k-failed, k-pending,
+ *                       k-flight = exporting+exported+importing, k-skipped,
+ *                       k-verified, k-mismatch, k-unverifiable; every state
+ *                       in tr#count-STATE), bytes-done, bytes-total,
+ *                       bytes-remaining, throughput, eta, last-run
+ *           progress    figure#fig-progress: accounts and bytes done over
+ *                       time (cumulative, by accounts.finished_at of done
+ *                       accounts, 60 buckets) over the runs as bands (the
+ *                       newest 200 runs); span#progress-total
+ *           throughput  figure#fig-throughput: bytes done per clock hour (UTC),
+ *                       the last 48 hours up to the last finish, the
+ *                       report's throughput as a dashed line
+ *           failures    figure#fig-failures: failed accounts by error class
+ *                       (the 12 largest, the rest as "other"); table#problems:
+ *                       the first 50 failed, then mismatched / unverifiable
+ *                       accounts, with their reason and what to do
+ *           sizes       figure#fig-sizes: accounts by mailbox size (decades
+ *                       from 1 MiB to 100 GiB, unknown), done / to migrate /
+ *                       failed / skipped stacked; table#largest: the 10
+ *                       largest still to migrate
+ *           slowest     the 10 accounts with the longest last pass
+ *           servers     per role and host: logins, token refreshes, auth
+ *                       failures, requests, throttled, paused, limits
+ *           stages      every stage (name, type, state, attempts, error, and
+ *                       its output lines: the LDAP stages' results),
+ *                       provisioned objects by
+ *                       kind and outcome with the first 20 failed ones
+ *           runs        the newest 20 runs
+ *         Each chart is a <figure> whose <svg> has a <title>; each bar,
+ *         band and line has a <title> with its value, and a <figcaption>
+ *         or a data table gives the figures as text.  Every list is
+ *         bounded, so the page stays under about 150 KiB whatever the
+ *         number of accounts.
  *   The provision objects are not in the CSV: its rows are the accounts
  *   of the migrate stage, one per row, with a fixed column contract.
  *
@@ -134,8 +175,8 @@
  * --output FILE ("-" = stdout): written to FILE.tmp.<pid> in the same directory, fsync'd,
  * renamed over FILE (and the directory fsync'd), so node_exporter's textfile
  * collector never sees a half file.  Mode 0644 for prom (a metrics file read
- * by node_exporter, no account names in it), 0600 for the other formats
- * (they list account addresses and error texts).
+ * by node_exporter, no account names in it), 0600 for the other formats,
+ * html included (they list account addresses and error texts).
  */
 #ifndef ZMB_REPORT_H
 #define ZMB_REPORT_H
@@ -145,9 +186,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum report_format { REPORT_TEXT = 0, REPORT_CSV, REPORT_JSON, REPORT_PROM };
+enum report_format { REPORT_TEXT = 0, REPORT_CSV, REPORT_JSON, REPORT_PROM, REPORT_HTML };
 
-/* "text"|"csv"|"json"|"prom" -> format; -1 if unknown.  NULL -> text. */
+/* "text"|"csv"|"json"|"prom"|"html" -> format; -1 if unknown.  NULL -> text. */
 int report_format_parse(const char *s);
 
 /*

@@ -9,7 +9,8 @@
  *   report_status.c  the `status` screen
  *   report_list.c    `accounts` and `accounts --history`
  *   report_db.c      opening the DB for the read-side commands
- *   report_text.c, report_csv.c, report_json.c, report_prom.c   one format each
+ *   report_text.c, report_csv.c, report_json.c, report_prom.c, report_html.c
+ *                    one format each
  *   report_model.c   the snapshot
  *   report_fmt.c     bytes, durations, times, rates for people; write check
  *
@@ -83,6 +84,7 @@ enum zmb_rc report_text(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 enum zmb_rc report_csv(sqlite3 *db, FILE *out, char **err);
 enum zmb_rc report_json(sqlite3 *db, const struct snapshot *s, FILE *out, char **err);
 enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char **err);
+enum zmb_rc report_html(sqlite3 *db, const struct snapshot *s, FILE *out, char **err);
 
 /*
  * A merged DB's sources (report_merge.c): "merged: N state DB(s), M

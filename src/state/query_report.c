@@ -274,7 +274,7 @@ static void stage_row(sqlite3_stmt *st, void *ctx)
 	struct qr_stage r = {
 		.name = col_text(st, 0), .type = col_text(st, 1), .state = col_text(st, 2),
 		.attempts = sqlite3_column_int64(st, 3), .error = col_text(st, 4),
-		.started_at = col_time(st, 5), .ended_at = col_time(st, 6),
+		.started_at = col_time(st, 5), .ended_at = col_time(st, 6), .output = col_text(st, 7),
 	};
 	c->fn(c->arg, &r);
 }
@@ -283,8 +283,8 @@ enum zmb_rc qr_stages(sqlite3 *db, void (*fn)(void *arg, const struct qr_stage *
 		      void *arg, char **err)
 {
 	struct stage_cb c = { fn, arg };
-	return each_row(db, prep(db, "SELECT name, type, state, attempts, error, started_at, ended_at "
-				 "FROM stages ORDER BY position, name", err),
+	return each_row(db, prep(db, "SELECT name, type, state, attempts, error, started_at, ended_at, "
+				 "output FROM stages ORDER BY position, name", err),
 			"stages", stage_row, &c, err);
 }
 
@@ -702,4 +702,179 @@ enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err)
 		*n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* ---- the HTML report's charts and bounded tables ---- */
+
+enum zmb_rc qr_done_span(sqlite3 *db, struct qr_done_span *s, char **err)
+{
+	sqlite3_stmt *st = prep(db, "SELECT count(finished_at), min(finished_at), max(finished_at), "
+				"count(*) - count(finished_at) FROM accounts WHERE state = 'done'", err);
+	enum zmb_rc rc = one_row(db, st, "accounts", err);
+
+	memset(s, 0, sizeof *s);
+	if (rc == ZMB_ENOTFOUND) {
+		set_dberr(db, err, "accounts");
+		rc = ZMB_ESTATE;
+	}
+	if (rc == ZMB_OK) {
+		s->n = sqlite3_column_int64(st, 0);
+		s->first = col_time(st, 1);
+		s->last = col_time(st, 2);
+		s->untimed = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+struct bucket_cb { void (*fn)(void *, int, long long, long long); void *arg; };
+
+static void bucket_row(sqlite3_stmt *st, void *ctx)
+{
+	struct bucket_cb *c = ctx;
+	c->fn(c->arg, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
+}
+
+enum zmb_rc qr_done_buckets(sqlite3 *db, double origin, double width, int n,
+			    void (*fn)(void *arg, int bucket, long long accounts, long long bytes),
+			    void *arg, char **err)
+{
+	struct bucket_cb c = { fn, arg };
+	/* ?1 origin, ?2 width, ?3 n; the bucket computed once, the end clamped to the last bucket */
+	sqlite3_stmt *st = prep(db, "SELECT min(CAST((finished_at - ?1) / ?2 AS INTEGER), ?3 - 1) AS b, "
+				"count(*), coalesce(sum(bytes), 0) FROM accounts WHERE state = 'done' "
+				"AND finished_at >= ?1 AND finished_at <= ?1 + ?2 * ?3 GROUP BY b ORDER BY b", err);
+	if (st) {
+		sqlite3_bind_double(st, 1, origin);
+		sqlite3_bind_double(st, 2, width > 0 ? width : 1);
+		sqlite3_bind_int(st, 3, n);
+	}
+	return each_row(db, st, "accounts", bucket_row, &c, err);
+}
+
+struct size_cb { void (*fn)(void *, int, const char *, long long, long long); void *arg; };
+
+static void size_row(sqlite3_stmt *st, void *ctx)
+{
+	struct size_cb *c = ctx;
+	c->fn(c->arg, sqlite3_column_int(st, 0), col_text(st, 1), sqlite3_column_int64(st, 2),
+	      sqlite3_column_int64(st, 3));
+}
+
+enum zmb_rc qr_size_buckets(sqlite3 *db, const long long *edges, int nedges,
+			    void (*fn)(void *arg, int bucket, const char *state, long long n,
+				       long long size),
+			    void *arg, char **err)
+{
+	struct size_cb c = { fn, arg };
+	char cases[16 * 48] = "";
+	size_t used = 0;
+	if (nedges < 0 || nedges > 16) {
+		*err = xasprintf("size buckets: %d edges", nedges);
+		return ZMB_EINTERNAL;
+	}
+	for (int i = 0; i < nedges; i++)
+		used += (size_t)snprintf(cases + used, sizeof cases - used, " WHEN size < %lld THEN %d",
+					 edges[i], i);
+	char *sql = xasprintf("SELECT CASE WHEN size IS NULL THEN -1%s ELSE %d END AS b, state, count(*), "
+			      "coalesce(sum(size), 0) FROM accounts GROUP BY b, state ORDER BY b, state",
+			      cases, nedges);
+	sqlite3_stmt *st = prep(db, sql, err);
+	free(sql);
+	return each_row(db, st, "accounts", size_row, &c, err);
+}
+
+struct sized_cb { void (*fn)(void *, const struct qr_sized *); void *arg; };
+
+static void sized_row(sqlite3_stmt *st, void *ctx)
+{
+	struct sized_cb *c = ctx;
+	struct qr_sized r = {
+		.account = col_text(st, 0), .target = col_text(st, 1), .state = col_text(st, 2),
+		.size = sqlite3_column_int64(st, 3), .attempts = sqlite3_column_int64(st, 4),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_largest_left(sqlite3 *db, int limit,
+			    void (*fn)(void *arg, const struct qr_sized *row), void *arg, char **err)
+{
+	struct sized_cb c = { fn, arg };
+	sqlite3_stmt *st = prep(db, "SELECT account, target, state, size, attempts FROM accounts "
+				"WHERE state IN ('pending', 'exporting', 'exported', 'importing') "
+				"AND size IS NOT NULL ORDER BY size DESC, seq LIMIT ?", err);
+	if (st)
+		sqlite3_bind_int(st, 1, limit);
+	return each_row(db, st, "accounts", sized_row, &c, err);
+}
+
+struct problem_cb { void (*fn)(void *, const struct qr_problem *); void *arg; };
+
+static void problem_row(sqlite3_stmt *st, void *ctx)
+{
+	struct problem_cb *c = ctx;
+	struct qr_problem r = {
+		.account = col_text(st, 0), .target = col_text(st, 1), .state = col_text(st, 2),
+		.attempts = sqlite3_column_int64(st, 3), .error_class = col_text(st, 4),
+		.error = col_text(st, 5), .verify = col_text(st, 6), .verify_detail = col_text(st, 7),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_problems(sqlite3 *db, int limit, long long *total,
+			void (*fn)(void *arg, const struct qr_problem *row), void *arg, char **err)
+{
+	struct problem_cb c = { fn, arg };
+	bool v = has_verify(db);
+	const char *where = v ? "WHERE state = 'failed' OR verify IN ('mismatch', 'unverifiable')"
+			      : "WHERE state = 'failed'";
+	char *sql = xasprintf("SELECT count(*) FROM accounts %s", where);
+	sqlite3_stmt *st = prep(db, sql, err);
+	free(sql);
+	enum zmb_rc rc = one_row(db, st, "accounts", err);
+	*total = rc == ZMB_OK ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (rc == ZMB_ENOTFOUND) {
+		set_dberr(db, err, "accounts");
+		rc = ZMB_ESTATE;
+	}
+	if (rc)
+		return rc;
+	sql = xasprintf("SELECT account, target, state, attempts, error_class, last_error, %s FROM accounts "
+			"%s ORDER BY state <> 'failed', account LIMIT ?",
+			v ? "verify, verify_detail" : "NULL, NULL", where);
+	st = prep(db, sql, err);
+	free(sql);
+	if (st)
+		sqlite3_bind_int(st, 1, limit);
+	return each_row(db, st, "accounts", problem_row, &c, err);
+}
+
+struct runs_cb { void (*fn)(void *, const struct qr_run *); void *arg; };
+
+static void runs_row(sqlite3_stmt *st, void *ctx)
+{
+	struct runs_cb *c = ctx;
+	struct qr_run r = {
+		.present = true, .id = sqlite3_column_int64(st, 0), .started_at = col_time(st, 1),
+		.ended_at = col_time(st, 2), .pid = sqlite3_column_int64(st, 3),
+		.host = (char *)col_text(st, 4), .command = (char *)col_text(st, 5),
+		.has_exit = sqlite3_column_type(st, 6) != SQLITE_NULL,
+		.exit_status = sqlite3_column_int(st, 6),
+		.token_refreshes = sqlite3_column_int64(st, 7), .retries = sqlite3_column_int64(st, 8),
+		.bytes = sqlite3_column_int64(st, 9),
+	};
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_runs(sqlite3 *db, int limit, void (*fn)(void *arg, const struct qr_run *row),
+		    void *arg, char **err)
+{
+	struct runs_cb c = { fn, arg };
+	sqlite3_stmt *st = prep(db, "SELECT id, started_at, ended_at, pid, host, command, exit_status, "
+				"token_refreshes, retries, bytes FROM runs WHERE " RUNS_ONLY
+				" ORDER BY id DESC LIMIT ?", err);
+	if (st)
+		sqlite3_bind_int(st, 1, limit);
+	return each_row(db, st, "runs", runs_row, &c, err);
 }

@@ -89,6 +89,7 @@ struct qr_stage {
 	long long attempts;
 	const char *error;
 	double started_at, ended_at;    /* 0 = NULL */
+	const char *output;             /* the stage's output lines (its results), NULL = none */
 };
 enum zmb_rc qr_stages(sqlite3 *db, void (*fn)(void *arg, const struct qr_stage *row),
 		      void *arg, char **err);
@@ -217,5 +218,63 @@ enum zmb_rc qr_merge_dups(sqlite3 *db, void (*fn)(void *arg, const struct qr_mer
 			  void *arg, char **err);
 /* The number of duplicates (0 when db is not a merged one). */
 enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err);
+
+/* ---- for the HTML report's charts and bounded tables (report_html.c) ---- */
+
+/* Done accounts with a finished_at: how many and the first and last finish. */
+struct qr_done_span {
+	long long n;
+	double first, last;             /* 0 when n = 0 */
+	long long untimed;              /* done accounts without a finished_at */
+};
+enum zmb_rc qr_done_span(sqlite3 *db, struct qr_done_span *s, char **err);
+
+/*
+ * Done accounts with finished_at in [origin, origin + width * n), grouped in
+ * n buckets of width seconds: fn(arg, bucket, accounts, bytes) in bucket
+ * order, empty buckets left out.  One grouped pass (n rows at most).
+ */
+enum zmb_rc qr_done_buckets(sqlite3 *db, double origin, double width, int n,
+			    void (*fn)(void *arg, int bucket, long long accounts, long long bytes),
+			    void *arg, char **err);
+
+/*
+ * Accounts by mailbox size bucket and state: bucket -1 = size unknown, i
+ * (0 <= i < nedges) = size < edges[i] (the first edge that fits; edges
+ * ascending), nedges = size >= the last edge.  fn(arg, bucket, state,
+ * accounts, summed size) once per non-empty pair; nedges <= 16.
+ */
+enum zmb_rc qr_size_buckets(sqlite3 *db, const long long *edges, int nedges,
+			    void (*fn)(void *arg, int bucket, const char *state, long long n,
+				       long long size),
+			    void *arg, char **err);
+
+/* The `limit` largest accounts of known size still to migrate (pending,
+ * exporting, exported, importing), largest first. */
+struct qr_sized {
+	const char *account, *target, *state;
+	long long size, attempts;
+};
+enum zmb_rc qr_largest_left(sqlite3 *db, int limit,
+			    void (*fn)(void *arg, const struct qr_sized *row), void *arg, char **err);
+
+/*
+ * Accounts that need a person: failed, or verified 'mismatch' /
+ * 'unverifiable' (schema 7).  *total = how many there are; fn gets the
+ * first `limit` of them, failed first, then by account.
+ */
+struct qr_problem {
+	const char *account, *target, *state;
+	long long attempts;
+	const char *error_class, *error;        /* last_error */
+	const char *verify, *verify_detail;     /* NULL = not verified */
+};
+enum zmb_rc qr_problems(sqlite3 *db, int limit, long long *total,
+			void (*fn)(void *arg, const struct qr_problem *row), void *arg, char **err);
+
+/* The `limit` newest rows of `runs` that are runs (as qr_run_totals), newest
+ * first; the row's strings are borrowed for the call. */
+enum zmb_rc qr_runs(sqlite3 *db, int limit, void (*fn)(void *arg, const struct qr_run *row),
+		    void *arg, char **err);
 
 #endif
