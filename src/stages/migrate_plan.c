@@ -450,12 +450,14 @@ static enum zmb_rc check_server_set(struct stage_ctx *ctx, const struct strlist 
 	if (ctx->st && state_meta_get(ctx->st, "shard_servers", &stored) == ZMB_OK) {
 		if (strcmp(stored, now.s) != 0) {
 			struct strlist old = STRLIST_INIT;
-			for (char *p = stored, *c; p && *p; p = c ? c + 1 : NULL) {
+			char *copy = xstrdup(stored);
+			for (char *p = copy, *c; p && *p; p = c ? c + 1 : NULL) {
 				c = strchr(p, ',');
 				if (c)
 					*c = '\0';
 				strlist_add(&old, p);
 			}
+			free(copy);
 			char *added = set_minus(set, &old), *gone = set_minus(&old, set);
 			*err = xasprintf("state database %s: shard %u/%u by server was dealt over the "
 					 "source mailbox servers %s recorded by its first run; the job's "
