@@ -761,6 +761,32 @@ START_TEST(test_by_server_refusals)
 }
 END_TEST
 
+/* An account whose home cannot be found (no such account) is shard 0's, where it fails as usual. */
+START_TEST(test_by_server_unknown_home)
+{
+	free(tu_write(E.dir, "accounts.txt", "x1@example.org\ny1@example.org\nz1@example.org\nnosuch@example.org\n",
+		      0600));
+	struct tu_proc p;
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
+				     (char *)NULL), 0);
+	ck_assert_msg(!tu_contains(p.out, "nosuch"), "%s", p.out);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/2", "--shard-by", "server",
+				     (char *)NULL), EXIT_PARTIAL);
+	ck_assert_msg(tu_contains(p.out, "shard 0/2 by server: 1 account(s) whose home server is unknown") &&
+		      tu_contains(p.out, "shard 0/2: 10 of 13 account(s)"), "%s", p.out);
+	tu_proc_release(&p);
+	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'nosuch@example.org' "
+				     "AND state = 'failed'"), 1);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE state = 'done'"), 9);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts"), 3);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE state = 'done'"), 3);
+	free(d0);
+	free(d1);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_shard");
@@ -777,6 +803,7 @@ static Suite *make_suite(void)
 	tcase_add_test(sv, test_by_server_three_shards);
 	tcase_add_test(sv, test_by_server_two_shards_and_a_spare);
 	tcase_add_test(sv, test_by_server_refusals);
+	tcase_add_test(sv, test_by_server_unknown_home);
 	suite_add_tcase(s, sv);
 	return s;
 }
