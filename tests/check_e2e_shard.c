@@ -12,6 +12,20 @@
  *   - Kubernetes' and Slurm's variables select the same shard (and DB) as
  *     --shard; half-given or conflicting values are usage errors (64).
  *
+ * --shard-by server (tcase by_server, three source mailbox servers, see there):
+ *   - three shards at once: each takes one server's accounts (listed and
+ *     looked up), every account exported once from its home, done, in the DB
+ *     of its server's shard; a rerun changes nothing; status/report --shard
+ *     and --merge read the DBs;
+ *   - two shards (one takes two servers) and a spare shard (nothing to do,
+ *     exit 0); Kubernetes' variables with --shard-by server;
+ *   - refused: --shard-by without a shard or with another word (64), a hash
+ *     DB run by server and back (78), a server added since the DB's first
+ *     run (78, the difference named, nothing written);
+ *   - an account with no home (no such account) is shard 0's and fails there;
+ *   - a mailbox moved to another server stays in the DB that has it (warning);
+ *     the other shard taking it too is named by report --merge.
+ *
  * The job: the standard 8 users plus 24 generated ones in example.org.
  */
 #define _GNU_SOURCE
@@ -787,6 +801,51 @@ START_TEST(test_by_server_unknown_home)
 }
 END_TEST
 
+/*
+ * A mailbox moved to another server between runs (zimbraMailHost changed, the
+ * server set the same): the shard whose DB holds it keeps it, with a warning.
+ * The new server's shard cannot know (its DB never saw the account) and takes
+ * it too: report --merge names the account in two DBs (the documented limit).
+ */
+START_TEST(test_by_server_moved_account_stays)
+{
+	run_by_server(2);
+	char *tok = zsim_login(E.src);
+	ck_assert_ptr_nonnull(tok);
+	json_t *st = zsim_stats(E.src);
+	const char *id = json_string_value(json_object_get(json_object_get(json_object_get(st, "accounts"),
+									   "b1@example.com"), "id"));
+	ck_assert_ptr_nonnull(id);
+	json_t *req = json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "ModifyAccountRequest", "_jsns",
+				"urn:zimbraAdmin", "id", id, "a", "n", "zimbraMailHost", "_content", "mbox1");
+	json_t *reply = NULL;
+	ck_assert_int_eq(zsim_soap(E.src, tok, req, &reply), 200);
+	json_decref(reply);
+	json_decref(st);
+	free(tok);
+
+	struct tu_proc p;
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
+				     "--stage", "migrate", (char *)NULL), 0);
+	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com is in this shard's state DB but its home "
+				  "server is now mbox1 (shard 0/2): it stays here"), "%s", p.out);
+	ck_assert_msg(tu_contains(p.out, "shard 1/2 by server: mbox2 2 account(s)"), "%s", p.out);
+	tu_proc_release(&p);
+	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
+	/* the limit: shard 0 now deals b1 to itself as well, and --merge says so */
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/2", "--shard-by", "server",
+				     "--stage", "migrate", (char *)NULL), 0);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "b1@example.com"), "%s", p.out);
+	tu_proc_release(&p);
+	free(d0);
+	free(d1);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_shard");
@@ -804,6 +863,7 @@ static Suite *make_suite(void)
 	tcase_add_test(sv, test_by_server_two_shards_and_a_spare);
 	tcase_add_test(sv, test_by_server_refusals);
 	tcase_add_test(sv, test_by_server_unknown_home);
+	tcase_add_test(sv, test_by_server_moved_account_stays);
 	suite_add_tcase(s, sv);
 	return s;
 }
