@@ -746,6 +746,9 @@ START_TEST(test_by_server_refusals)
 				     (char *)NULL), EXIT_CONFIG);
 	ck_assert_msg(tu_contains(p.err, "split by hash, not by server"), "%s", p.err);
 	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/3", "--shard-by", "server",
+				     "--dry-run", (char *)NULL), EXIT_CONFIG);   /* a dry run compares too */
+	tu_proc_release(&p);
 	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
 				     (char *)NULL), 0);
 	tu_proc_release(&p);

@@ -351,7 +351,7 @@ static int run_open_state(struct run *r)
 		char label[16];
 		shard_label(&r->cli->shard, label, sizeof label);
 		if ((src = state_check_shard(r->st, label)) != ZMB_OK ||
-		    (r->cli->shard.count && !dry &&
+		    (r->cli->shard.count &&
 		     (src = state_check_shard_by(r->st, shard_by_name(r->cli->shard.by))) != ZMB_OK)) {
 			log_error(NULL, "%s", state_errmsg(r->st));
 			exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;

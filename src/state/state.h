@@ -339,7 +339,8 @@ enum zmb_rc state_check_shard(struct state *st, const char *shard);
  * "server", shard.h), written by the first write of a shard run; a DB
  * without the key that already holds accounts is a hash shard's (from
  * before the key).  Another mode is refused: ZMB_ECONFIG, the message names
- * both.  Only for a sharded run; a read-only connection is not checked.
+ * both.  Only for a sharded run; a read-only connection (a dry run) only
+ * compares.
  */
 enum zmb_rc state_check_shard_by(struct state *st, const char *by);
 

@@ -375,15 +375,13 @@ enum zmb_rc state_check_shard_by(struct state *st, const char *by)
 	long long n = 0;
 	enum zmb_rc rc;
 
-	if (st->readonly)
-		return ZMB_OK;
-	if ((rc = tx_begin(st, &own)) != ZMB_OK)
+	if (!st->readonly && (rc = tx_begin(st, &own)) != ZMB_OK)
 		return rc;
 	rc = state_meta_get(st, "shard_by", &stored);
 	if (rc == ZMB_ENOTFOUND && (rc = count_accounts(st, &n)) == ZMB_OK) {
 		if (n > 0)
 			stored = xstrdup("hash");   /* a shard DB from before --shard-by */
-		else
+		else if (!st->readonly)
 			rc = state_meta_set(st, "shard_by", by);
 	}
 	if (rc == ZMB_OK && stored && strcmp(stored, by) != 0) {
