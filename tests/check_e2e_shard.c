@@ -12,6 +12,20 @@
  *   - Kubernetes' and Slurm's variables select the same shard (and DB) as
  *     --shard; half-given or conflicting values are usage errors (64).
  *
+ * --shard-by server (tcase by_server, three source mailbox servers, see there):
+ *   - three shards at once: each takes one server's accounts (listed and
+ *     looked up), every account exported once from its home, done, in the DB
+ *     of its server's shard; a rerun changes nothing; status/report --shard
+ *     and --merge read the DBs;
+ *   - two shards (one takes two servers) and a spare shard (nothing to do,
+ *     exit 0); Kubernetes' variables with --shard-by server;
+ *   - refused: --shard-by without a shard or with another word (64), a hash
+ *     DB run by server and back (78), a server added since the DB's first
+ *     run (78, the difference named, nothing written);
+ *   - an account with no home (no such account) is shard 0's and fails there;
+ *   - a mailbox moved to another server stays in the DB that has it (warning);
+ *     the other shard taking it too is named by report --merge.
+ *
  * The job: the standard 8 users plus 24 generated ones in example.org.
  */
 #define _GNU_SOURCE
@@ -606,6 +620,395 @@ START_TEST(test_engine_variables_select_the_same_shard)
 }
 END_TEST
 
+/* ---- run --shard-by server ------------------------------------------------
+ *
+ * Three source mailbox servers (simulators mbox1, the configured one, mbox2
+ * and mbox3: one installation; mbox1 knows the others' addresses) and one
+ * target.  example.com is listed (SearchDirectory gives each account's
+ * zimbraMailHost); three accounts of example.org and one of example.com
+ * come from accounts_file (their home looked up: GetAccountRequest).
+ * Sorted servers mbox1, mbox2, mbox3: with N = 3 shard k takes mbox(k+1);
+ * with N = 2 shard 0 takes mbox1 and mbox3, shard 1 mbox2.
+ */
+
+/* source name, source home; the first NLISTED are in example.com (listed), the rest in accounts_file */
+static const char *const SB[][2] = {
+	{ "a1@example.com", "mbox1" }, { "a2@example.com", "mbox1" }, { "a3@example.com", "mbox1" },
+	{ "b1@example.com", "mbox2" }, { "b2@example.com", "mbox2" },
+	{ "c1@example.com", "mbox3" }, { "c2@example.com", "mbox3" }, { "c3@example.com", "mbox3" },
+	{ "c4@example.com", "mbox3" },
+	{ "x1@example.org", "mbox2" }, { "y1@example.org", "mbox3" }, { "z1@example.org", "mbox1" },
+};
+#define NSB (sizeof SB / sizeof *SB)
+#define NLISTED 9
+static struct zsim *SRV[3];   /* mbox1 (= E.src), mbox2, mbox3 */
+
+static char *sb_cfg(const char *self, bool target, int port2, int port3)
+{
+	struct buf b = BUF_INIT;
+	if (target)
+		buf_adds(&b, "{\"name\":\"dst\",\"domains\":[");
+	else
+		buf_addf(&b, "{\"name\":\"%s\",\"installation\":\"src\",\"mailhost\":\"%s\",", self, self);
+	if (!target && port2)
+		buf_addf(&b, "\"servers\":[{\"name\":\"mbox2\",\"host\":\"127.0.0.1\",\"port\":%d},"
+			 "{\"name\":\"mbox3\",\"host\":\"127.0.0.1\",\"port\":%d}],", port2, port3);
+	if (!target)
+		buf_adds(&b, "\"domains\":[");
+	const char *doms[] = { "example.com", "example.org" };
+	for (int d = 0; d < 2; d++) {
+		buf_addf(&b, "%s{\"name\":\"%s\",\"accounts\":[", d ? "," : "", doms[d]);
+		bool first = true;
+		for (size_t i = 0; i < NSB; i++) {
+			if (!strstr(SB[i][0], doms[d]))
+				continue;
+			if (target)
+				buf_addf(&b, "%s{\"name\":\"%s\"}", first ? "" : ",", SB[i][0]);
+			else
+				buf_addf(&b, "%s{\"name\":\"%s\",\"mailhost\":\"%s\",\"items\":3,\"item_size\":1500}",
+					 first ? "" : ",", SB[i][0], SB[i][1]);
+			first = false;
+		}
+		buf_adds(&b, "]}");
+	}
+	buf_adds(&b, "]}");
+	return b.s;
+}
+
+static struct zsim *sb_start(const char *name, bool target, int port2, int port3)
+{
+	char *cfg = sb_cfg(name, target, port2, port3);
+	struct zsim_opts o = { .name = name, .config_json = cfg, .pki = E.pki };
+	struct zsim *z = zsim_start(&o);
+	free(cfg);
+	ck_assert_msg(z != NULL, "simulator %s did not start", name);
+	return z;
+}
+
+static void sb_setup(void)
+{
+	memset(&E, 0, sizeof E);
+	E.dir = tu_tmpdir("shardsrv");
+	ck_assert_ptr_nonnull(E.dir);
+	E.pki = zsim_pki_new(NULL);
+	ck_assert_ptr_nonnull(E.pki);
+	SRV[1] = sb_start("mbox2", false, 0, 0);
+	SRV[2] = sb_start("mbox3", false, 0, 0);
+	SRV[0] = E.src = sb_start("mbox1", false, SRV[1]->port, SRV[2]->port);
+	E.dst = sb_start("dst", true, 0, 0);
+	free(tu_write(E.dir, "src.pw", "test123\n", 0600));
+	free(tu_write(E.dir, "dst.pw", "test123\n", 0600));
+	/* a1 is listed in example.com too: its home comes from the listing */
+	free(tu_write(E.dir, "accounts.txt", "x1@example.org\ny1@example.org\nZ1@example.org\na1@example.com\n",
+		      0600));
+	E.db = xasprintf("%s/state.db", E.dir);
+	char *text = xasprintf(
+		"job = \"shardsrv\";\n"
+		"source = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
+		"  admin_password_file = \"%s/src.pw\"; ca_file = \"%s\"; };\n"
+		"target = { host = \"127.0.0.1\"; port = %d; admin_user = \"admin@example.com\";\n"
+		"  admin_password_file = \"%s/dst.pw\"; ca_file = \"%s\"; };\n"
+		"migration = { domains = [ \"example.com\" ]; accounts_file = \"%s/accounts.txt\"; threads = 2;\n"
+		"  working_dir = \"%s/work\"; retry_backoff = \"1s\"; retry_backoff_max = \"1s\"; max_attempts = 2; };\n"
+		"state = { db = \"%s\"; };\n"
+		"log = { dir = \"%s/log\"; level = \"debug\"; };\n",
+		E.src->port, E.dir, E.pki->ca_file, E.dst->port, E.dir, E.pki->ca_file, E.dir, E.dir, E.db,
+		E.dir);
+	E.job = tu_write(E.dir, "job.cfg", text, 0600);
+	free(text);
+}
+
+static void sb_teardown(void)
+{
+	zsim_stop(SRV[1]);
+	zsim_stop(SRV[2]);
+	SRV[0] = SRV[1] = SRV[2] = NULL;
+	e2e_stop(&E);
+}
+
+static pid_t spawn_by_server(unsigned i, unsigned n)
+{
+	char *sh = xasprintf("%u/%u", i, n);
+	char *out = xasprintf("%s/srv%u.out", E.dir, i), *err = xasprintf("%s/srv%u.err", E.dir, i);
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, (char *)"--shard", sh,
+			 (char *)"--shard-by", (char *)"server", NULL };
+	pid_t pid = tu_spawn(argv, NULL, out, err);
+	ck_assert_int_gt(pid, 0);
+	free(sh);
+	free(out);
+	free(err);
+	return pid;
+}
+
+/* N by-server shards at once: each exits 0. */
+static void run_by_server(unsigned n)
+{
+	pid_t pid[4];
+	for (unsigned i = 0; i < n; i++)
+		pid[i] = spawn_by_server(i, n);
+	for (unsigned i = 0; i < n; i++) {
+		int rc = tu_wait(pid[i], 90);
+		if (rc != 0)
+			show_err(i, "srv");
+		ck_assert_msg(rc == 0, "shard %u/%u by server: exit %d", i, n, rc);
+	}
+}
+
+static unsigned sb_index(const char *account)
+{
+	for (unsigned k = 0; k < NSB; k++)
+		if (!strcmp(SB[k][0], account))
+			return k;
+	ck_abort_msg("unknown account %s", account);
+	return 0;
+}
+
+/*
+ * The by-server shard DBs of N: each account in exactly one, done, in the
+ * DB of the shard that owns its home (owner[server 1..3]), and exported once
+ * from its home, by nobody else.
+ */
+static void assert_by_server(unsigned n, const unsigned owner[3])
+{
+	int seen[NSB] = { 0 };
+	for (unsigned i = 0; i < n; i++) {
+		char *path = shard_db(i, n);
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT account, state FROM accounts", -1, &st, NULL),
+				 SQLITE_OK);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *a = (const char *)sqlite3_column_text(st, 0);
+			unsigned k = sb_index(a), srv = (unsigned)(SB[k][1][4] - '1');
+			ck_assert_msg(owner[srv] == i, "%s (home %s) is in the DB of shard %u/%u", a, SB[k][1], i, n);
+			ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), "done");
+			seen[k]++;
+		}
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		char *m = db_meta(i, n, "shard_by");
+		ck_assert_str_eq(m ? m : "(none)", "server");
+		free(m);
+		m = db_meta(i, n, "shard_servers");
+		ck_assert_str_eq(m ? m : "(none)", "mbox1,mbox2,mbox3");
+		free(m);
+		free(path);
+	}
+	for (unsigned k = 0; k < NSB; k++) {
+		ck_assert_msg(seen[k] == 1, "%s is in %d shard DBs", SB[k][0], seen[k]);
+		for (int s = 0; s < 3; s++) {
+			json_t *ss = zsim_stats(SRV[s]);
+			long long want = SB[k][1][4] - '1' == s ? 1 : 0;
+			ck_assert_msg(zsim_stat_acct(ss, "exports", SB[k][0], "count") == want,
+				      "%s exported %lld times from mbox%d", SB[k][0],
+				      zsim_stat_acct(ss, "exports", SB[k][0], "count"), s + 1);
+			ck_assert_int_eq(zsim_stat_int(ss, "misrouted/total"), 0);
+			json_decref(ss);
+		}
+		json_t *ds = zsim_stats(E.dst);
+		ck_assert_int_eq(zsim_stat_acct(ds, "imports", SB[k][0], "count"), 1);
+		json_decref(ds);
+	}
+	ck_assert(!exists(E.db));
+}
+
+static bool out_has(unsigned i, const char *text)
+{
+	char *path = xasprintf("%s/srv%u.out", E.dir, i);
+	char *t = tu_read(path);
+	bool yes = t && strstr(t, text);
+	if (!yes)
+		fprintf(stderr, "---- %s lacks '%s':\n%s\n", path, text, t ? t : "(none)");
+	free(t);
+	free(path);
+	return yes;
+}
+
+START_TEST(test_by_server_three_shards)
+{
+	run_by_server(3);
+	const unsigned owner[3] = { 0, 1, 2 };
+	assert_by_server(3, owner);
+	ck_assert(out_has(0, "shard 0/3 by server: mbox1 4 account(s)"));
+	ck_assert(out_has(1, "shard 1/3 by server: mbox2 3 account(s)"));
+	ck_assert(out_has(2, "shard 2/3 by server: mbox3 5 account(s)"));
+	/* the source's account listing and lookups: the accounts_file ones looked up by each shard */
+	json_t *ss = zsim_stats(E.src);
+	ck_assert_int_ge(zsim_stat_int(ss, "soap/GetAccountRequest"), 3 * 3);
+	json_decref(ss);
+
+	/* a rerun of each: nothing left, nothing exported again */
+	run_by_server(3);
+	assert_by_server(3, owner);
+	/* the read side takes a by-server DB by --shard; --merge adds them up */
+	struct tu_proc p;
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "status", "-c", E.job, "--shard", "1/3", (char *)NULL), 0);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "-c", E.job, "--shard", "2/3", "--format", "json",
+				     (char *)NULL), 0);
+	tu_proc_release(&p);
+	char *d[3];
+	for (unsigned i = 0; i < 3; i++)
+		d[i] = shard_db(i, 3);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "status", "--merge", d[0], d[1], d[2], (char *)NULL), 0);
+	ck_assert_msg(tu_contains(p.out, "merged: 3 state DB(s), 12 account(s)"), "%s", p.out);
+	tu_proc_release(&p);
+	for (unsigned i = 0; i < 3; i++)
+		free(d[i]);
+}
+END_TEST
+
+START_TEST(test_by_server_two_shards_and_a_spare)
+{
+	run_by_server(2);
+	const unsigned owner[3] = { 0, 1, 0 };   /* mbox1, mbox3 -> 0; mbox2 -> 1 */
+	assert_by_server(2, owner);
+	ck_assert(out_has(0, "shard 0/2 by server: mbox1 4 account(s)"));
+	ck_assert(out_has(0, "shard 0/2 by server: mbox3 5 account(s)"));
+	ck_assert(out_has(1, "shard 1/2 by server: mbox2 3 account(s)"));
+	/* more shards than servers: shard 3/4 has none, says so, succeeds */
+	struct tu_proc p;
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "3/4", "--shard-by", "server",
+				     (char *)NULL), 0);
+	ck_assert_msg(tu_contains(p.out, "none falls to this shard: nothing to do"), "%s\n%s", p.out, p.err);
+	tu_proc_release(&p);
+	char *d3 = shard_db(3, 4);
+	ck_assert_int_eq(e2e_db_int(d3, "SELECT count(*) FROM accounts"), 0);
+	free(d3);
+	/* Kubernetes' variables select a by-server shard the same way */
+	char *k8s[] = { (char *)"JOB_COMPLETION_INDEX=1", (char *)"ZMBATCH_SHARD_COUNT=2", NULL };
+	ck_assert_int_eq(zmb_env(&p, k8s, "run", "-c", E.job, "--shard-by", "server", "--stage", "migrate",
+				 (char *)NULL), 0);
+	ck_assert_msg(tu_contains(p.out, "shard 1/2 by server: mbox2 3 account(s)"), "%s", p.out);
+	tu_proc_release(&p);
+	assert_by_server(2, owner);
+}
+END_TEST
+
+START_TEST(test_by_server_refusals)
+{
+	struct tu_proc p;
+	/* --shard-by needs a shard */
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "run", "-c", E.job, "--shard-by", "server", (char *)NULL),
+			 EXIT_USAGE);
+	ck_assert_msg(tu_contains(p.err, "--shard-by server needs a shard"), "%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "run", "-c", E.job, "--shard", "0/2", "--shard-by", "name",
+				     (char *)NULL), EXIT_USAGE);
+	tu_proc_release(&p);
+	ck_assert(!exists(E.db));
+
+	/* a hash shard's DB to a by-server run, and back */
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/3", (char *)NULL), 0);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/3", "--shard-by", "server",
+				     (char *)NULL), EXIT_CONFIG);
+	ck_assert_msg(tu_contains(p.err, "split by hash, not by server"), "%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/3", "--shard-by", "server",
+				     "--dry-run", (char *)NULL), EXIT_CONFIG);   /* a dry run compares too */
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
+				     (char *)NULL), 0);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "hash",
+				     (char *)NULL), EXIT_CONFIG);
+	ck_assert_msg(tu_contains(p.err, "split by server, not by hash"), "%s", p.err);
+	tu_proc_release(&p);
+
+	/* a fourth mailbox server appears (a new account homed there): the deal would change
+	 * (the stage is done: --stage migrate lists the accounts again) */
+	json_decref(zsim_post(E.src, "/zsim/add-account",
+			      "{\"name\":\"d1@example.com\",\"mailhost\":\"mbox4\",\"items\":1}"));
+	char *d12 = shard_db(1, 2);
+	long long before = e2e_db_int(d12, "SELECT count(*) FROM accounts");
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
+				     "--stage", "migrate", (char *)NULL), EXIT_CONFIG);
+	ck_assert_msg(tu_contains(p.err, "servers mbox1,mbox2,mbox3 recorded") &&
+		      tu_contains(p.err, "now on mbox1,mbox2,mbox3,mbox4 (added: mbox4; gone: none)"),
+		      "%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_db_int(d12, "SELECT count(*) FROM accounts"), before);
+	free(d12);
+	/* a DB made before the change would be dealt differently too: a fresh shard is fine */
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/5", "--shard-by", "server",
+				     "--dry-run", (char *)NULL), 0);
+	tu_proc_release(&p);
+}
+END_TEST
+
+/* An account whose home cannot be found (no such account) is shard 0's, where it fails as usual. */
+START_TEST(test_by_server_unknown_home)
+{
+	free(tu_write(E.dir, "accounts.txt", "x1@example.org\ny1@example.org\nz1@example.org\nnosuch@example.org\n",
+		      0600));
+	struct tu_proc p;
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
+				     (char *)NULL), 0);
+	ck_assert_msg(!tu_contains(p.out, "nosuch"), "%s", p.out);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/2", "--shard-by", "server",
+				     (char *)NULL), EXIT_PARTIAL);
+	ck_assert_msg(tu_contains(p.out, "shard 0/2 by server: 1 account(s) whose home server is unknown") &&
+		      tu_contains(p.out, "shard 0/2: 10 of 13 account(s)"), "%s", p.out);
+	tu_proc_release(&p);
+	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'nosuch@example.org' "
+				     "AND state = 'failed'"), 1);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE state = 'done'"), 9);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts"), 3);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE state = 'done'"), 3);
+	free(d0);
+	free(d1);
+}
+END_TEST
+
+/*
+ * A mailbox moved to another server between runs (zimbraMailHost changed, the
+ * server set the same): the shard whose DB holds it keeps it, with a warning.
+ * The new server's shard cannot know (its DB never saw the account) and takes
+ * it too: report --merge names the account in two DBs (the documented limit).
+ */
+START_TEST(test_by_server_moved_account_stays)
+{
+	run_by_server(2);
+	char *tok = zsim_login(E.src);
+	ck_assert_ptr_nonnull(tok);
+	json_t *st = zsim_stats(E.src);
+	const char *id = json_string_value(json_object_get(json_object_get(json_object_get(st, "accounts"),
+									   "b1@example.com"), "id"));
+	ck_assert_ptr_nonnull(id);
+	json_t *req = json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "ModifyAccountRequest", "_jsns",
+				"urn:zimbraAdmin", "id", id, "a", "n", "zimbraMailHost", "_content", "mbox1");
+	json_t *reply = NULL;
+	ck_assert_int_eq(zsim_soap(E.src, tok, req, &reply), 200);
+	json_decref(reply);
+	json_decref(st);
+	free(tok);
+
+	struct tu_proc p;
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
+				     "--stage", "migrate", (char *)NULL), 0);
+	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com is in this shard's state DB but its home "
+				  "server is now mbox1 (shard 0/2): it stays here"), "%s", p.out);
+	ck_assert_msg(tu_contains(p.out, "shard 1/2 by server: mbox2 2 account(s)"), "%s", p.out);
+	tu_proc_release(&p);
+	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
+	/* the limit: shard 0 now deals b1 to itself as well, and --merge says so */
+	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/2", "--shard-by", "server",
+				     "--stage", "migrate", (char *)NULL), 0);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "b1@example.com"), "%s", p.out);
+	tu_proc_release(&p);
+	free(d0);
+	free(d1);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_shard");
@@ -616,6 +1019,15 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_kill_one_shard_then_rerun_it);
 	tcase_add_test(tc, test_engine_variables_select_the_same_shard);
 	suite_add_tcase(s, tc);
+	TCase *sv = tcase_create("by_server");
+	tcase_add_checked_fixture(sv, sb_setup, sb_teardown);
+	tcase_set_timeout(sv, 180);
+	tcase_add_test(sv, test_by_server_three_shards);
+	tcase_add_test(sv, test_by_server_two_shards_and_a_spare);
+	tcase_add_test(sv, test_by_server_refusals);
+	tcase_add_test(sv, test_by_server_unknown_home);
+	tcase_add_test(sv, test_by_server_moved_account_stays);
+	suite_add_tcase(s, sv);
 	return s;
 }
 

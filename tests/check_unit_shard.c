@@ -42,7 +42,7 @@ START_TEST(test_has_spreads)
 		snprintf(name, sizeof name, "user%04d@example.com", i);
 		int in = 0;
 		for (unsigned k = 0; k < 7; k++) {
-			struct zmb_shard s = { k, 7 };
+			struct zmb_shard s = { k, 7, SHARD_BY_HASH };
 			if (shard_has(&s, name)) {
 				in++;
 				counts[k]++;
@@ -52,7 +52,7 @@ START_TEST(test_has_spreads)
 	}
 	for (int k = 0; k < 7; k++)
 		ck_assert_msg(counts[k] > 850 && counts[k] < 1150, "shard %d has %u of 7000", k, counts[k]);
-	struct zmb_shard none = { 0, 0 };
+	struct zmb_shard none = { 0, 0, SHARD_BY_HASH };
 	ck_assert(shard_has(&none, "x@example.com"));
 }
 END_TEST
@@ -80,7 +80,7 @@ END_TEST
 
 START_TEST(test_db_path)
 {
-	struct zmb_shard s = { 2, 4 }, none = { 0, 0 };
+	struct zmb_shard s = { 2, 4, SHARD_BY_HASH }, none = { 0, 0, SHARD_BY_HASH };
 	char *p;
 	ck_assert_str_eq((p = shard_db_path("/var/lib/zmbatch/state.db", &s)), "/var/lib/zmbatch/state.shard2-of-4.db");
 	free(p);
@@ -188,6 +188,71 @@ START_TEST(test_resolve)
 }
 END_TEST
 
+/* --shard-by server: the set (lower-cased, sorted, unique) and the round-robin deal. */
+START_TEST(test_server_deal)
+{
+	enum shard_by by = SHARD_BY_SERVER;
+	ck_assert_int_eq(shard_by_parse("hash", &by), 0);
+	ck_assert_int_eq(by, SHARD_BY_HASH);
+	ck_assert_int_eq(shard_by_parse("server", &by), 0);
+	ck_assert_int_eq(by, SHARD_BY_SERVER);
+	ck_assert_int_lt(shard_by_parse("Server", &by), 0);
+	ck_assert_int_lt(shard_by_parse("", &by), 0);
+	ck_assert_int_lt(shard_by_parse(NULL, &by), 0);
+	ck_assert_str_eq(shard_by_name(SHARD_BY_SERVER), "server");
+	ck_assert_str_eq(shard_by_name(SHARD_BY_HASH), "hash");
+
+	/* as the accounts list them: repeated, mixed case, one empty */
+	struct strlist l = STRLIST_INIT;
+	const char *in[] = { "mbox3.example.com", "MBOX1.example.com", "mbox2.example.com", "mbox1.example.com",
+			     "", "Mbox3.Example.Com", "mbox10.example.com" };
+	for (size_t i = 0; i < sizeof in / sizeof *in; i++)
+		strlist_add(&l, in[i]);
+	shard_server_set(&l);
+	ck_assert_uint_eq(l.n, 4);
+	/* byte order: "mbox10" sorts before "mbox2" */
+	ck_assert_str_eq(l.v[0], "mbox1.example.com");
+	ck_assert_str_eq(l.v[1], "mbox10.example.com");
+	ck_assert_str_eq(l.v[2], "mbox2.example.com");
+	ck_assert_str_eq(l.v[3], "mbox3.example.com");
+	const char *const *v = (const char *const *)l.v;
+
+	/* the k-th server to shard k mod N */
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox1.example.com", 3), 0);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox10.example.com", 3), 1);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox2.example.com", 3), 2);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox3.example.com", 3), 0);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "MBOX3.example.COM", 3), 0);   /* any case */
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox2.example.com", 2), 0);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox3.example.com", 2), 1);
+	/* more shards than servers: the spare ones own nothing */
+	for (size_t k = 0; k < l.n; k++)
+		ck_assert_uint_eq(shard_server_owner(v, l.n, v[k], 8), k);
+	/* unknown home, or a server not in the set: shard 0 */
+	ck_assert_uint_eq(shard_server_owner(v, l.n, NULL, 3), 0);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox9.example.com", 3), 0);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox2.example.com", 0), 0);
+	ck_assert_uint_eq(shard_server_owner(v, l.n, "mbox2.example.com", 1), 0);
+	/* every server in exactly one of N shards, and the shards' loads differ by one at most */
+	for (unsigned n = 1; n <= 6; n++) {
+		unsigned per[6] = { 0 };
+		for (size_t k = 0; k < l.n; k++)
+			per[shard_server_owner(v, l.n, v[k], n)]++;
+		unsigned lo = per[0], hi = per[0];
+		for (unsigned i = 0; i < n; i++) {
+			lo = per[i] < lo ? per[i] : lo;
+			hi = per[i] > hi ? per[i] : hi;
+		}
+		ck_assert_msg(hi - lo <= 1, "N=%u: shards hold %u to %u servers", n, lo, hi);
+	}
+	strlist_release(&l);
+	struct strlist e = STRLIST_INIT;
+	shard_server_set(&e);
+	ck_assert_uint_eq(e.n, 0);
+	ck_assert_uint_eq(shard_server_owner(NULL, 0, "x", 3), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("unit_shard");
@@ -197,6 +262,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_parse);
 	tcase_add_test(tc, test_db_path);
 	tcase_add_test(tc, test_resolve);
+	tcase_add_test(tc, test_server_deal);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -40,6 +40,8 @@ struct cli {
 	bool reset_mismatched;     /* verify --reset-mismatched */
 	const char *shard_opt;     /* --shard I/N */
 	const char *shard_count_opt; /* --shard-count N */
+	const char *shard_by_opt;  /* run --shard-by hash|server (NULL: not given, hash) */
+	enum shard_by shard_by;    /* its value, copied into shard.by once resolved */
 	struct zmb_shard shard;    /* resolved (main.c): count 0 = not sharded */
 	char *state_shard;         /* the shard's default DB path (cli_state_path) */
 	bool merge;                /* report/status --merge DB... */

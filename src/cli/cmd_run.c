@@ -156,6 +156,8 @@ static char *command_line(const struct cli *cli)
 		buf_addf(&b, " --until %s", cli->until);
 	if (cli->shard.count)
 		buf_addf(&b, " --shard %u/%u", cli->shard.index, cli->shard.count);
+	if (cli->shard.count && cli->shard.by == SHARD_BY_SERVER)
+		buf_adds(&b, " --shard-by server");
 	return buf_detach(&b);
 }
 
@@ -227,6 +229,8 @@ static int run_stage(struct stage_ctx *ctx, const struct stage_conf *sc,
 				state_stage_reset(st, sc->name);
 		} else if (res.exit == EXIT_UNAVAILABLE) {
 			hint = EXIT_UNAVAILABLE;
+		} else if (res.exit == EXIT_CONFIG) {
+			hint = EXIT_CONFIG;   /* e.g. a by-server shard's DB of another server set */
 		} else if (rc == ZMB_EINTERNAL) {
 			hint = EXIT_SOFTWARE;     /* 70: e.g. no worker thread could start */
 		} else if ((t->flags & STAGE_DB_TEMPFAIL) && (rc == ZMB_ESTATE || rc == ZMB_EIO)) {
@@ -346,7 +350,9 @@ static int run_open_state(struct run *r)
 		 * a DB of another job */
 		char label[16];
 		shard_label(&r->cli->shard, label, sizeof label);
-		if ((src = state_check_shard(r->st, label)) != ZMB_OK) {
+		if ((src = state_check_shard(r->st, label)) != ZMB_OK ||
+		    (r->cli->shard.count &&
+		     (src = state_check_shard_by(r->st, shard_by_name(r->cli->shard.by))) != ZMB_OK)) {
 			log_error(NULL, "%s", state_errmsg(r->st));
 			exit_code = src == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_SOFTWARE;
 		}

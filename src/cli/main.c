@@ -25,7 +25,7 @@ enum {
 	OPT_DRY_RUN, OPT_RETRY_FAILED, OPT_CA_FILE, OPT_INSECURE, OPT_QUIET,
 	OPT_VERBOSE, OPT_FORMAT, OPT_OUTPUT, OPT_STATE_FILTER, OPT_FAILED,
 	OPT_HISTORY, OPT_ALL, OPT_DONE, OPT_RESET_MISMATCHED, OPT_HELP, OPT_ROLLBACK,
-	OPT_ACCOUNT, OPT_SHARD, OPT_SHARD_COUNT, OPT_MERGE,
+	OPT_ACCOUNT, OPT_SHARD, OPT_SHARD_COUNT, OPT_SHARD_BY, OPT_MERGE,
 };
 
 /* Which options a command accepts, as flags over this table. */
@@ -56,6 +56,7 @@ static const struct option all_opts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "shard", required_argument, NULL, OPT_SHARD },
 	{ "shard-count", required_argument, NULL, OPT_SHARD_COUNT },
+	{ "shard-by", required_argument, NULL, OPT_SHARD_BY },
 	{ "merge", no_argument, NULL, OPT_MERGE },
 	{ NULL, 0, NULL, 0 },
 };
@@ -70,8 +71,9 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run,
-	  "config state threads stage delta rollback account max-runtime until dry-run retry-failed ca-file insecure quiet verbose shard shard-count",
-	  "run [-c FILE] [--state DB] [--shard I/N | --shard-count N] [--threads N] [--stage NAME]\n"
+	  "config state threads stage delta rollback account max-runtime until dry-run retry-failed ca-file insecure quiet verbose shard shard-count shard-by",
+	  "run [-c FILE] [--state DB] [--shard I/N | --shard-count N] [--shard-by hash|server]\n"
+	  "            [--threads N] [--stage NAME]\n"
 	  "            [--delta | --rollback [--account ADDR]...]\n"
 	  "            [--max-runtime DURATION] [--until HH:MM] [--dry-run] [--retry-failed]\n"
 	  "            [--ca-file PEM] [--insecure] [--quiet] [--verbose]",
@@ -85,7 +87,14 @@ static const struct command commands[] = {
 	  "of the lower-cased name, mod N), in a state DB of their own\n"
 	  "(state.db -> state.shardI-of-N.db).  Without --shard, JOB_COMPLETION_INDEX\n"
 	  "(with --shard-count N or ZMBATCH_SHARD_COUNT) or SLURM_ARRAY_TASK_ID\n"
-	  "(with SLURM_ARRAY_TASK_MIN/COUNT) select the shard." },
+	  "(with SLURM_ARRAY_TASK_MIN/COUNT) select the shard.\n"
+	  "--shard-by server (with a shard): an account belongs to the shard of its\n"
+	  "source home mailbox server (zimbraMailHost) instead: the job's mail hosts,\n"
+	  "lower-cased and sorted, are dealt round-robin (the k-th to shard k mod N),\n"
+	  "so each shard takes whole servers; a shard that gets none has nothing to\n"
+	  "do (exit 0).  The DB remembers the mode and the server set: a rerun with\n"
+	  "the other mode or after a server was added or removed is refused (78).\n"
+	  "--shard-by hash is the default." },
 	{ "status", cmd_status, "config state shard shard-count merge",
 	  "status [-c FILE] [--state DB] [--shard I/N] | status --merge DB...",
 	  "One screen from the state DB: stages, counts by state, bytes, rate, ETA.\n"
@@ -237,6 +246,11 @@ static int set_option(const struct command *c, int opt, struct cli *cli)
 	case OPT_RESET_MISMATCHED: cli->reset_mismatched = true; break;
 	case OPT_SHARD: cli->shard_opt = optarg; break;
 	case OPT_SHARD_COUNT: cli->shard_count_opt = optarg; break;
+	case OPT_SHARD_BY:
+		if (shard_by_parse(optarg, &cli->shard_by) < 0)
+			return usage_error(c, "--shard-by wants hash or server, not '%s'", optarg);
+		cli->shard_by_opt = optarg;
+		break;
 	case OPT_MERGE: cli->merge = true; break;
 	}
 	return GO_ON;
@@ -313,6 +327,10 @@ static int resolve_shard(const struct command *c, struct cli *cli)
 		free(err);
 		return rc;
 	}
+	if (cli->shard_by_opt && cli->shard.count == 0)
+		return usage_error(c, "--shard-by %s needs a shard: --shard I/N, JOB_COMPLETION_INDEX or "
+				   "SLURM_ARRAY_TASK_ID", cli->shard_by_opt);
+	cli->shard.by = cli->shard_by;
 	return GO_ON;
 }
 

@@ -230,3 +230,74 @@ int shard_resolve(const char *opt_shard, const char *opt_count, shard_env_fn env
 	}
 	return 0;
 }
+
+int shard_by_parse(const char *text, enum shard_by *out)
+{
+	if (text && !strcmp(text, "hash"))
+		*out = SHARD_BY_HASH;
+	else if (text && !strcmp(text, "server"))
+		*out = SHARD_BY_SERVER;
+	else
+		return -1;
+	return 0;
+}
+
+const char *shard_by_name(enum shard_by by)
+{
+	return by == SHARD_BY_SERVER ? "server" : "hash";
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ASCII only (no locale): every shard lowers a name the same way. */
+static void ascii_lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+void shard_server_set(struct strlist *l)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < l->n; i++)
+		ascii_lower(l->v[i]);
+	if (l->n)
+		qsort(l->v, l->n, sizeof *l->v, cmp_str);
+	for (size_t i = 0; i < l->n; i++) {
+		if (!*l->v[i] || (k > 0 && !strcmp(l->v[k - 1], l->v[i]))) {
+			free(l->v[i]);
+			continue;
+		}
+		l->v[k++] = l->v[i];
+	}
+	l->n = k;
+}
+
+static bool eq_ascii_ci(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+		if (x >= 'A' && x <= 'Z')
+			x = (unsigned char)(x - 'A' + 'a');
+		if (y >= 'A' && y <= 'Z')
+			y = (unsigned char)(y - 'A' + 'a');
+		if (x != y)
+			return false;
+		if (!x)
+			return true;
+	}
+}
+
+unsigned shard_server_owner(const char *const *servers, size_t n, const char *server, unsigned count)
+{
+	if (!server || count == 0)
+		return 0;
+	for (size_t k = 0; k < n; k++)
+		if (eq_ascii_ci(servers[k], server))
+			return (unsigned)(k % count);
+	return 0;
+}

@@ -14,19 +14,57 @@
  *
  * shard_resolve() picks the shard of a command from --shard, --shard-count
  * and the engines' variables (see there).  Pure functions; any thread.
+ *
+ * By server (run --shard-by server): an account belongs to the shard of its
+ * source home mailbox server (zimbraMailHost) instead of its name's hash.
+ * The distinct mail hosts of the job's accounts (every domain listed and
+ * every account of accounts/accounts_file, whatever its shard), lower-cased
+ * and sorted in byte order (shard_server_set), are dealt round-robin: the
+ * k-th goes to shard k mod N (shard_server_owner).  An account whose home
+ * cannot be found (no such account) belongs to shard 0, where it fails the
+ * usual way; any other lookup error stops the plan, since a server set
+ * missing one server would deal the others differently in each shard.
+ * Every shard computes the set alone from the same directory; its DB keeps
+ * meta "shard_by" = "server" and "shard_servers" = the set, comma-separated
+ * (migrate_plan.c): a later run of that DB with the other mode, or with a
+ * changed set (a server added or gone: the deal would change, and two
+ * shards could own one account), is refused with exit 78.  An account
+ * already in the shard's DB stays with it (a mailbox moved to another
+ * server meanwhile is named in a warning: the new server's shard cannot
+ * know and may take it too; report --merge names such an account).  A
+ * shard that gets no server has nothing to do and says so (exit 0).  The
+ * DB's name, lock and working_dir are those of a hash shard of the same I/N.
  */
 #ifndef ZMB_SHARD_H
 #define ZMB_SHARD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SHARD_MAX 1024
 
+/* How accounts are dealt (run --shard-by). */
+enum shard_by { SHARD_BY_HASH = 0, SHARD_BY_SERVER };
+
 struct zmb_shard {
 	unsigned index;   /* I */
 	unsigned count;   /* N; 0 = not sharded */
+	enum shard_by by;
 };
+
+/* "hash" or "server" into *out: 0 ok, -1 not valid. */
+int shard_by_parse(const char *text, enum shard_by *out);
+const char *shard_by_name(enum shard_by by);   /* "hash", "server" */
+/* Lower-case every name of l, sort (strcmp) and drop duplicates and empty names, in place. */
+struct strlist;
+void shard_server_set(struct strlist *l);
+/*
+ * The shard (0..count-1) of server among servers[0..n) (a shard_server_set):
+ * its position mod count, compared without ASCII case; 0 for a server not in
+ * the set or NULL (home unknown), and when count is 0.
+ */
+unsigned shard_server_owner(const char *const *servers, size_t n, const char *server, unsigned count);
 
 uint64_t shard_hash(const char *account);
 unsigned shard_of(const char *account, unsigned count);

@@ -326,7 +326,7 @@ struct stage_result migrate_run(struct stage_ctx *ctx)
 	if ((rc = login(ctx, conn, &res)))
 		goto out;
 	long long total = 0;
-	if ((rc = migrate_plan(&x, ctx, conn[0], &total, &res.err))) {
+	if ((rc = migrate_plan(&x, ctx, conn[0], &total, &res.exit, &res.err))) {
 		if (unavailable(rc))
 			res.exit = EXIT_UNAVAILABLE;
 		goto out;

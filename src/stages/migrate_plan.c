@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static enum zmb_rc read_accounts_file(const char *path, struct strlist *out, char **err)
 {
@@ -60,6 +61,9 @@ struct found {
 	enum zmb_rc lookup_rc;
 	char *lookup_err;
 	char *status;   /* zimbraAccountStatus from the domain listing, may be NULL */
+	char *mailhost; /* home mailbox server (--shard-by server): listed or looked up; NULL unknown */
+	enum zmb_rc home_rc;   /* the home lookup (--shard-by server) */
+	char *home_err;
 };
 
 struct found_list {
@@ -87,6 +91,8 @@ static void found_free(struct found_list *l)
 		free(l->v[i].id);
 		free(l->v[i].lookup_err);
 		free(l->v[i].status);
+		free(l->v[i].mailhost);
+		free(l->v[i].home_err);
 	}
 	free(l->v);
 }
@@ -115,7 +121,8 @@ static enum zmb_rc discover(struct xfer *x, struct stage_ctx *ctx, struct xfer_c
 			struct found *f = found_add(fl, za[i].name);
 			f->id = za[i].id;
 			f->status = za[i].status;
-			za[i].id = za[i].status = NULL;
+			f->mailhost = za[i].mailhost;
+			za[i].id = za[i].status = za[i].mailhost = NULL;
 		}
 		xfer_accounts_free(za, nz);
 	}
@@ -124,9 +131,15 @@ out:
 	return rc;
 }
 
+static bool source_unusable(enum zmb_rc r)
+{
+	return r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT;
+}
+
 /* Size lookups, spread over a few threads (each its own connection). */
 struct sizer {
 	struct xfer *x;
+	bool homes;     /* look up the home server (and id) instead of the size */
 	struct found **todo;
 	size_t ntodo;
 	atomic_size_t next;
@@ -143,6 +156,21 @@ static void *sizer_main(void *arg)
 		if (k >= z->ntodo || atomic_load(&z->fatal) || runctl_must_abort(z->x->ctl))
 			break;
 		struct found *f = z->todo[k];
+		if (z->homes) {
+			/* the id comes with the home: the size lookup later needs no second request */
+			char *id = NULL;
+			f->home_rc = end->drv->lookup(c, f->account, &id, &f->home_err);
+			if (f->home_rc == ZMB_OK) {
+				f->mailhost = end->drv->home(end, f->account);
+				if (!f->id)
+					f->id = id;
+				else
+					free(id);
+			}
+			if (source_unusable(f->home_rc) || f->home_rc == ZMB_EBUSY)
+				atomic_store(&z->fatal, true);
+			continue;
+		}
 		char *id = f->id ? xstrdup(f->id) : NULL;
 		enum zmb_rc r = ZMB_OK;
 		if (!id)
@@ -160,9 +188,10 @@ static void *sizer_main(void *arg)
 	return NULL;
 }
 
-static void ask_sizes(struct xfer *x, struct stage_ctx *ctx, struct found **todo, size_t ntodo)
+static void ask_sizes(struct xfer *x, struct stage_ctx *ctx, struct found **todo, size_t ntodo,
+		      bool homes)
 {
-	struct sizer z = { .x = x, .todo = todo, .ntodo = ntodo };
+	struct sizer z = { .x = x, .homes = homes, .todo = todo, .ntodo = ntodo };
 	atomic_init(&z.next, 0);
 	atomic_init(&z.fatal, false);
 	int nt = x->job->mig.threads > 0 ? x->job->mig.threads : 1;
@@ -180,7 +209,8 @@ static void ask_sizes(struct xfer *x, struct stage_ctx *ctx, struct found **todo
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	if (ntodo > 200)
-		stage_out(ctx, "mailbox sizes of %zu account(s) read from the source", ntodo);
+		stage_out(ctx, "%s of %zu account(s) read from the source",
+			  homes ? "home mailbox servers" : "mailbox sizes", ntodo);
 }
 
 /*
@@ -209,11 +239,6 @@ static int cmp_found_domain(const void *a, const void *b)
 	const char *dx = domain_of(x->account), *dy = domain_of(y->account);
 	int c = strcmp(dx ? dx : "", dy ? dy : "");
 	return c ? c : strcmp(x->account, y->account);
-}
-
-static bool source_unusable(enum zmb_rc r)
-{
-	return r == ZMB_EAUTH || r == ZMB_ETLS || r == ZMB_ECONNECT;
 }
 
 /*
@@ -318,9 +343,19 @@ static void unique_accounts(struct found_list *fl)
 	qsort(f, n, sizeof *f, cmp_found_name);
 	for (size_t i = 0; i < n; i++) {
 		if (u > 0 && !strcmp(f[u - 1].account, f[i].account)) {
+			/* a listed name also found in a domain: the listing's home and id are kept */
+			if (!f[u - 1].mailhost) {
+				f[u - 1].mailhost = f[i].mailhost;
+				f[i].mailhost = NULL;
+			}
+			if (!f[u - 1].id) {
+				f[u - 1].id = f[i].id;
+				f[i].id = NULL;
+			}
 			free(f[i].account);
 			free(f[i].id);
 			free(f[i].status);
+			free(f[i].mailhost);
 			continue;
 		}
 		f[u++] = f[i];
@@ -336,7 +371,7 @@ static void unique_accounts(struct found_list *fl)
  */
 static void keep_shard(struct stage_ctx *ctx, struct found_list *fl)
 {
-	if (ctx->shard.count == 0)
+	if (ctx->shard.count == 0 || ctx->shard.by != SHARD_BY_HASH)
 		return;
 	size_t n = fl->n, k = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -348,9 +383,181 @@ static void keep_shard(struct stage_ctx *ctx, struct found_list *fl)
 		free(f->account);
 		free(f->id);
 		free(f->status);
+		free(f->mailhost);
+		free(f->home_err);
 	}
 	fl->n = k;
 	stage_out(ctx, "shard %u/%u: %zu of %zu account(s)", ctx->shard.index, ctx->shard.count, k, n);
+}
+
+/* ---- run --shard I/N --shard-by server (shard.h) ---- */
+
+/* The home of every account no domain listing gave: one lookup each (GetAccountRequest). */
+static enum zmb_rc find_homes(struct xfer *x, struct stage_ctx *ctx, struct found_list *fl, char **err)
+{
+	const struct job *job = x->job;
+	struct found **todo = xcalloc(fl->n ? fl->n : 1, sizeof *todo);
+	size_t ntodo = 0;
+	for (size_t i = 0; i < fl->n; i++)
+		if (!fl->v[i].mailhost)
+			todo[ntodo++] = &fl->v[i];
+	if (ntodo > 0)
+		ask_sizes(x, ctx, todo, ntodo, true);
+	free(todo);
+	if (runctl_must_abort(x->ctl))
+		return ZMB_ECANCELED;
+	for (size_t i = 0; i < fl->n; i++) {
+		const struct found *f = &fl->v[i];
+		if (f->home_rc == ZMB_OK || f->home_rc == ZMB_ENOACCOUNT)
+			continue;
+		/* a set missing a server would deal the others differently in each shard */
+		*err = xasprintf("--shard-by server: the home mailbox server of '%s' on source %s:%d is "
+				 "unknown (%s): the shards are not dealt on a partial server list; run "
+				 "again", f->account, job->source.host, job->source.port,
+				 f->home_err ? f->home_err : zmb_rc_str(f->home_rc));
+		return f->home_rc;
+	}
+	return ZMB_OK;
+}
+
+/* Items of a (sorted) not in b, joined by ", "; "none" when there are none. */
+static char *set_minus(const struct strlist *a, const struct strlist *b)
+{
+	struct buf o = BUF_INIT;
+	for (size_t i = 0; i < a->n; i++)
+		if (!strlist_has(b, a->v[i]))
+			buf_addf(&o, "%s%s", o.len ? ", " : "", a->v[i]);
+	if (!o.len)
+		buf_adds(&o, "none");
+	return buf_detach(&o);
+}
+
+/*
+ * The server set of this run against the one the DB recorded (meta
+ * "shard_servers"): the same, or recorded now when the DB has none; a
+ * different one is refused (ZMB_ECONFIG, *exit 78).
+ */
+static enum zmb_rc check_server_set(struct stage_ctx *ctx, const struct strlist *set,
+				    int *exit_code, char **err)
+{
+	struct buf now = BUF_INIT;
+	char *stored = NULL;
+	enum zmb_rc rc = ZMB_OK;
+	for (size_t i = 0; i < set->n; i++)
+		buf_addf(&now, "%s%s", i ? "," : "", set->v[i]);
+	if (!now.s)
+		buf_adds(&now, "");
+	if (ctx->st && state_meta_get(ctx->st, "shard_servers", &stored) == ZMB_OK) {
+		if (strcmp(stored, now.s) != 0) {
+			struct strlist old = STRLIST_INIT;
+			char *copy = xstrdup(stored);
+			for (char *p = copy, *c; p && *p; p = c ? c + 1 : NULL) {
+				c = strchr(p, ',');
+				if (c)
+					*c = '\0';
+				strlist_add(&old, p);
+			}
+			free(copy);
+			char *added = set_minus(set, &old), *gone = set_minus(&old, set);
+			*err = xasprintf("state database %s: shard %u/%u by server was dealt over the "
+					 "source mailbox servers %s recorded by its first run; the job's "
+					 "accounts are now on %s (added: %s; gone: %s): the deal would "
+					 "change and two shards could own one account.  Finish with the "
+					 "old servers, or start every shard over with new state DBs",
+					 ctx->state_path, ctx->shard.index, ctx->shard.count,
+					 *stored ? stored : "(none)", now.len ? now.s : "(none)", added, gone);
+			free(added);
+			free(gone);
+			strlist_release(&old);
+			*exit_code = EXIT_CONFIG;
+			rc = ZMB_ECONFIG;
+		}
+	} else if (ctx->st && !ctx->dry_run && set->n > 0) {
+		if ((rc = state_meta_set(ctx->st, "shard_servers", now.s)) != ZMB_OK)
+			*err = xasprintf("cannot record the shard's servers: %s", state_errmsg(ctx->st));
+	}
+	free(stored);
+	buf_release(&now);
+	return rc;
+}
+
+/*
+ * run --shard I/N --shard-by server: only the accounts whose home server
+ * falls to shard I stay (shard_server_owner over the sorted set of every
+ * account's home), plus those already in this shard's DB; before any size is
+ * asked or any row written.
+ */
+static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct found_list *fl,
+				int *exit_code, char **err)
+{
+	const struct zmb_shard *sh = &ctx->shard;
+	if (sh->count == 0 || sh->by != SHARD_BY_SERVER)
+		return ZMB_OK;
+	if (!x->src->drv->home) {
+		*err = xasprintf("--shard-by server needs a source whose driver knows each account's "
+				 "mailbox server (Zimbra/Carbonio); the '%s' driver does not: use "
+				 "--shard-by hash", x->src->drv->name);
+		*exit_code = EXIT_CONFIG;
+		return ZMB_ECONFIG;
+	}
+	enum zmb_rc rc = find_homes(x, ctx, fl, err);
+	if (rc)
+		return rc;
+	struct strlist set = STRLIST_INIT;
+	for (size_t i = 0; i < fl->n; i++)
+		if (fl->v[i].mailhost)
+			strlist_add(&set, fl->v[i].mailhost);
+	shard_server_set(&set);
+	if ((rc = check_server_set(ctx, &set, exit_code, err)) != ZMB_OK) {
+		strlist_release(&set);
+		return rc;
+	}
+	const char *const *sv = (const char *const *)set.v;
+	size_t *per = xcalloc(set.n ? set.n : 1, sizeof *per), unknown = 0, n = fl->n, k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct found *f = &fl->v[i];
+		unsigned owner = shard_server_owner(sv, set.n, f->mailhost, sh->count);
+		struct account_row row;
+		memset(&row, 0, sizeof row);
+		bool known = owner != sh->index && ctx->st &&
+			     state_account_get(ctx->st, f->account, &row) == ZMB_OK;
+		state_account_release(&row);
+		if (owner == sh->index || known) {
+			if (known)
+				stage_out(ctx, "warning: %s is in this shard's state DB but its home server is "
+					  "now %s (shard %u/%u): it stays here; that shard may take it too",
+					  f->account, f->mailhost ? f->mailhost : "unknown", owner, sh->count);
+			for (size_t j = 0; f->mailhost && j < set.n; j++)
+				if (!strcasecmp(sv[j], f->mailhost))
+					per[j]++;
+			unknown += f->mailhost == NULL;
+			fl->v[k++] = *f;
+			continue;
+		}
+		free(f->account);
+		free(f->id);
+		free(f->status);
+		free(f->mailhost);
+		free(f->home_err);
+	}
+	fl->n = k;
+	size_t mine = 0;
+	for (size_t j = 0; j < set.n; j++)
+		if (shard_server_owner(sv, set.n, sv[j], sh->count) == sh->index) {
+			mine++;
+			stage_out(ctx, "shard %u/%u by server: %s %zu account(s)", sh->index, sh->count,
+				  sv[j], per[j]);
+		}
+	if (unknown)
+		stage_out(ctx, "shard %u/%u by server: %zu account(s) whose home server is unknown "
+			  "(they fail as usual)", sh->index, sh->count, unknown);
+	if (!mine)
+		stage_out(ctx, "shard %u/%u by server: the job's accounts are on %zu mailbox server(s), "
+			  "none falls to this shard: nothing to do", sh->index, sh->count, set.n);
+	stage_out(ctx, "shard %u/%u: %zu of %zu account(s)", sh->index, sh->count, k, n);
+	free(per);
+	strlist_release(&set);
+	return ZMB_OK;
 }
 
 /*
@@ -377,7 +584,7 @@ static void known_sizes(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn 
 	}
 	ntodo = listed_sizes(x, ctx, src, todo, ntodo);
 	if (ntodo > 0)
-		ask_sizes(x, ctx, todo, ntodo);
+		ask_sizes(x, ctx, todo, ntodo, false);
 	free(todo);
 }
 
@@ -486,7 +693,7 @@ static enum zmb_rc record_plan(struct xfer *x, struct stage_ctx *ctx, struct sta
 }
 
 enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
-			 long long *total, char **err)
+			 long long *total, int *exit_code, char **err)
 {
 	struct state *st = ctx->dry_run ? NULL : ctx->st;
 	struct found_list fl = { NULL, 0, 0 };
@@ -495,6 +702,9 @@ enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn
 	if (rc == ZMB_OK) {
 		unique_accounts(&fl);
 		keep_shard(ctx, &fl);
+		rc = keep_servers(x, ctx, &fl, exit_code, err);
+	}
+	if (rc == ZMB_OK) {
 		known_sizes(x, ctx, src, st, &fl);
 		rc = judge_lookups(x, ctx, &fl, err);
 	}

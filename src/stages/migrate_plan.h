@@ -17,12 +17,19 @@
 #include "xfer.h"
 
 /*
+ * With a shard (ctx->shard) only its accounts stay, before any size is asked
+ * or any row written: by the hash of the name, or (--shard-by server) by
+ * their home mailbox server (shard.h), each account no domain listing placed
+ * looked up once (GetAccountRequest) on the sizing threads.
+ *
  * src: the main thread's connection to x->src.  With ctx->dry_run nothing
  * is written (the plan is only printed).  *total: planned bytes known.
  * Errors: the source's (ZMB_EAUTH, ZMB_ECONNECT, ZMB_ETLS: unavailable),
- * ZMB_ECONFIG (accounts_file), the state DB's; *err set, caller frees.
+ * ZMB_ECONFIG (accounts_file; a by-server shard whose DB recorded another
+ * server set, or whose source driver knows no servers: then *exit_code =
+ * EXIT_CONFIG, else untouched), the state DB's; *err set, caller frees.
  */
 enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
-			 long long *total, char **err);
+			 long long *total, int *exit_code, char **err);
 
 #endif

@@ -334,6 +334,15 @@ enum zmb_rc state_meta_set(struct state *st, const char *key, const char *value)
  * read-only connection only compares (a DB without the key is taken as is).
  */
 enum zmb_rc state_check_shard(struct state *st, const char *shard);
+/*
+ * How the shard DB's accounts were dealt: meta key "shard_by" ("hash" or
+ * "server", shard.h), written by the first write of a shard run; a DB
+ * without the key that already holds accounts is a hash shard's (from
+ * before the key).  Another mode is refused: ZMB_ECONFIG, the message names
+ * both.  Only for a sharded run; a read-only connection (a dry run) only
+ * compares.
+ */
+enum zmb_rc state_check_shard_by(struct state *st, const char *by);
 
 /*
  * report --merge / status --merge: the state DBs paths[0..n) of one job (its

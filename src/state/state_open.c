@@ -367,3 +367,29 @@ enum zmb_rc state_check_shard(struct state *st, const char *shard)
 		rc = tx_end(st, own, rc, "shard");
 	return rc;
 }
+
+enum zmb_rc state_check_shard_by(struct state *st, const char *by)
+{
+	char *stored = NULL;
+	bool own = false;
+	long long n = 0;
+	enum zmb_rc rc;
+
+	if (!st->readonly && (rc = tx_begin(st, &own)) != ZMB_OK)
+		return rc;
+	rc = state_meta_get(st, "shard_by", &stored);
+	if (rc == ZMB_ENOTFOUND && (rc = count_accounts(st, &n)) == ZMB_OK) {
+		if (n > 0)
+			stored = xstrdup("hash");   /* a shard DB from before --shard-by */
+		else if (!st->readonly)
+			rc = state_meta_set(st, "shard_by", by);
+	}
+	if (rc == ZMB_OK && stored && strcmp(stored, by) != 0) {
+		st_set_err(st, xasprintf("state database %s is of a shard split by %s, not by %s: a shard "
+					 "keeps the way the job was split (give --shard-by %s, or "
+					 "another --state)", st->path, stored, by, stored));
+		rc = ZMB_ECONFIG;
+	}
+	free(stored);
+	return tx_end(st, own, rc, "shard_by");
+}

@@ -11,6 +11,7 @@ void xfer_accounts_free(struct xfer_account *v, size_t n)
 		free(v[i].name);
 		free(v[i].id);
 		free(v[i].status);
+		free(v[i].mailhost);
 	}
 	free(v);
 }

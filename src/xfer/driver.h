@@ -62,6 +62,7 @@ struct xfer_account {
 	char *name;
 	char *id;         /* the server's id for it (zimbraId) */
 	char *status;     /* zimbraAccountStatus as listed; NULL if not given */
+	char *mailhost;   /* its home mailbox server (zimbraMailHost) as listed; NULL if not given */
 };
 void xfer_accounts_free(struct xfer_account *v, size_t n);   /* NULL-safe */
 

@@ -200,7 +200,8 @@ static enum zmb_rc z_discover(struct xfer_conn *c, const char *domain, struct xf
 		v[i].name = za[i].name;
 		v[i].id = za[i].id;
 		v[i].status = za[i].status;
-		za[i].name = za[i].id = za[i].status = NULL;
+		v[i].mailhost = za[i].mailhost;
+		za[i].name = za[i].id = za[i].status = za[i].mailhost = NULL;
 	}
 	zaccounts_free(za, nz);
 	*out = v;
