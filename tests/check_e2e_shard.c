@@ -454,18 +454,41 @@ START_TEST(test_four_shards_concurrently)
 		      "%.2000s", html);
 	free(html);
 	free(page);
-	/* an account in two DBs is an error named in the report, in every format */
-	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d[0], d[1], d[1], (char *)NULL), 1);
-	ck_assert_msg(tu_contains(p.out, "ERROR: account ") && tu_contains(p.out, d[1]), "%s", p.out);
+	/* an account in two DBs is an error named in the report, in every format
+	 * (a copy of shard 1's DB: the same file twice is refused as such) */
+	char *copy = xasprintf("%s/copy-of-1.db", E.dir);
+	char *cp = xasprintf("cp '%s' '%s'", d[1], copy);
+	ck_assert_int_eq(system(cp), 0);
+	free(cp);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d[0], d[1], copy, (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "ERROR: account ") && tu_contains(p.out, copy), "%s", p.out);
+	ck_assert_msg(tu_contains(p.err, "warning: --merge: the 3 DBs are not the shards"), "%s", p.err);
 	tu_proc_release(&p);
-	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "prom", "--merge", d[0], d[1], d[1],
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "prom", "--merge", d[0], d[1], copy,
 				     (char *)NULL), 1);
 	ck_assert_msg(tu_contains(p.out, "zmbatch_merge_duplicate_accounts ") &&
 		      !tu_contains(p.out, "zmbatch_merge_duplicate_accounts 0\n"), "%s", p.out);
 	ck_assert_msg(tu_contains(p.err, "more than one state DB"), "%s", p.err);
 	tu_proc_release(&p);
+	/* usage: the same file twice, --output over an input, options after the DBs, -c */
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d[0], d[1], d[1], (char *)NULL), EXIT_USAGE);
+	ck_assert_msg(tu_contains(p.err, "are the same file"), "%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--output", copy, "--merge", d[0], copy, (char *)NULL),
+			 EXIT_USAGE);
+	ck_assert_msg(tu_contains(p.err, "is one of the DBs to merge"), "%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d[0], "--format", "json", (char *)NULL),
+			 EXIT_USAGE);
+	ck_assert_msg(tu_contains(p.err, "options go first"), "%s", p.err);
+	tu_proc_release(&p);
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", "-c", E.job, d[0], (char *)NULL), EXIT_USAGE);
 	tu_proc_release(&p);
+	/* a missing shard is warned about */
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "status", "--merge", d[0], d[1], d[3], (char *)NULL), 0);
+	ck_assert_msg(tu_contains(p.err, "shard(s) 2/4 not given"), "%s", p.err);
+	tu_proc_release(&p);
+	free(copy);
 
 	/* the same job run unsharded (its own DB) reports the same accounts,
 	 * states and bytes as the merged shards, in every format */

@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define IDENT "mergejob|src:7071|dst:7071"
 
@@ -153,7 +154,8 @@ START_TEST(test_order_runs_stages_servers)
 	ck_assert_double_eq_tol(json_real_value(json_object_get(runs, "seconds_total")), 150, 0.01);
 	json_t *last = json_object_get(runs, "last");
 	ck_assert_double_eq_tol(json_real_value(json_object_get(last, "duration_seconds")), 100, 0.01);
-	ck_assert_int_eq(one_int(m, "SELECT CAST(started_at AS INTEGER) FROM runs ORDER BY id DESC LIMIT 1"), 1000);
+	ck_assert_msg(tu_contains(json_string_value(json_object_get(last, "started_at")), "T00:16:40"), "%s",
+		      json_string_value(json_object_get(last, "started_at")));
 	/* servers add up */
 	json_t *srv = json_array_get(json_object_get(j, "servers"), 0);
 	ck_assert_int_eq(json_integer_value(json_object_get(srv, "auth_requests")), 4);
@@ -181,15 +183,19 @@ START_TEST(test_duplicate_kept_once_and_named)
 	static const char *const a0[] = { "a@ex.com", "b@ex.com" };
 	static const char *const a1[] = { "b@ex.com", "c@ex.com" };
 	static const int s0[] = { 0, 1 }, s1[] = { 1, 2 };
-	char *p[2] = { shard_db("s0.db", IDENT, a0, s0, 2, 1000, "done"),
-		       shard_db("s1.db", IDENT, a1, s1, 2, 1000, "done") };
-	struct state *m = merge(p, 2);
+	static const char *const a2[] = { "b@ex.com" };
+	char *p[3] = { shard_db("s0.db", IDENT, a0, s0, 2, 1000, "done"),
+		       shard_db("s1.db", IDENT, a1, s1, 2, 1000, "done"),
+		       shard_db("s2.db", IDENT, a2, s1, 1, 1000, "done") };
+	struct state *m = merge(p, 3);
 	json_t *j = json_of(m);
 	ck_assert_uint_eq(json_array_size(json_object_get(j, "accounts")), 3);
 	json_t *mg = json_object_get(j, "merge");
 	ck_assert(json_is_false(json_object_get(mg, "ok")));
 	json_t *d = json_array_get(json_object_get(mg, "duplicates"), 0);
-	ck_assert_uint_eq(json_array_size(json_object_get(mg, "duplicates")), 1);
+	/* one account, in three DBs: two rows, one account counted */
+	ck_assert_uint_eq(json_array_size(json_object_get(mg, "duplicates")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "counts"), "done")), 3);
 	ck_assert_str_eq(json_string_value(json_object_get(d, "account")), "b@ex.com");
 	ck_assert_str_eq(json_string_value(json_object_get(d, "db")), p[0]);
 	ck_assert_str_eq(json_string_value(json_object_get(d, "also_in")), p[1]);
@@ -203,7 +209,8 @@ START_TEST(test_duplicate_kept_once_and_named)
 	ck_assert_int_eq(report_render(state_db(m), NULL, REPORT_TEXT, wall_now(), f, &err), ZMB_OK);
 	fclose(f);
 	ck_assert_msg(tu_contains(buf, "ERROR: account b@ex.com is in two state DBs"), "%s", buf);
-	ck_assert_msg(tu_contains(buf, "merged: 2 state DB(s), 4 account(s)"), "%s", buf);
+	ck_assert_msg(tu_contains(buf, "merged: 3 state DB(s), 5 account(s)"), "%s", buf);
+	ck_assert_msg(tu_contains(buf, "ERROR: 1 account(s) in more than one state DB"), "%s", buf);
 	free(buf);
 	/* the HTML page too: its merge section names the duplicate and both DBs */
 	buf = NULL;
@@ -218,6 +225,7 @@ START_TEST(test_duplicate_kept_once_and_named)
 	state_close(m);
 	free(p[0]);
 	free(p[1]);
+	free(p[2]);
 }
 END_TEST
 
@@ -225,7 +233,7 @@ START_TEST(test_provision_once_and_old_schema)
 {
 	static const char *const a0[] = { "a@ex.com" };
 	static const int s0[] = { 0 };
-	char *p[3];
+	char *p[4];
 	p[0] = shard_db("s0.db", IDENT, a0, s0, 1, 1000, "done");
 	/* shard 1: the same provision object, updated later, and a chunked pass */
 	static const char *const a1[] = { "b@ex.com" };
@@ -253,9 +261,24 @@ START_TEST(test_provision_once_and_old_schema)
 				      " VALUES ('old@ex.com', 'old@ex.com', 2, 'failed', 10, 1e9);",
 				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	struct state *m = merge(p, 3);
+	/* shard 3: schema 2 (servers without the pacing columns of 003) */
+	p[3] = xasprintf("%s/old2.db", dir);
+	ck_assert_int_eq(sqlite3_open(p[3], &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, zmb_schema[0], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, zmb_schema[1], NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 2;"
+				      "INSERT INTO meta VALUES ('job_identity', '" IDENT "');"
+				      "INSERT INTO servers (role, host, auth_requests, updated_at) "
+				      " VALUES ('source', 'src.example.com', 5, 1e9);"
+				      "INSERT INTO accounts (account, target, seq, state, bytes, updated_at)"
+				      " VALUES ('old2@ex.com', 'old2@ex.com', 3, 'done', 10, 1e9);",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct state *m = merge(p, 4);
 	json_t *j = json_of(m);
-	ck_assert_uint_eq(json_array_size(json_object_get(j, "accounts")), 3);
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "accounts")), 4);
+	json_t *srv = json_array_get(json_object_get(j, "servers"), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(srv, "auth_requests")), 2 + 2 + 5);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "counts"), "failed")), 1);
 	json_t *prov = json_object_get(j, "provision");
 	ck_assert_int_eq(json_integer_value(json_object_get(prov, "total")), 1);
@@ -264,8 +287,64 @@ START_TEST(test_provision_once_and_old_schema)
 	ck_assert_int_eq(one_int(m, "SELECT count(*) FROM chunks c JOIN accounts a ON a.id = c.account_id"), 2);
 	json_decref(j);
 	state_close(m);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		free(p[i]);
+	free(err);
+}
+END_TEST
+
+/* Shards still running: the run time is the union up to now, and the job is running. */
+START_TEST(test_running_shards)
+{
+	static const char *const a0[] = { "a@ex.com" };
+	static const char *const a1[] = { "b@ex.com" };
+	static const int s0[] = { 0 }, s1[] = { 1 };
+	double now = wall_now();
+	char *p[2] = { shard_db("s0.db", IDENT, a0, s0, 1, now - 200, "done"),
+		       shard_db("s1.db", IDENT, a1, s1, 1, now - 1000, "done") };
+	/* shard 1: an old run that died (no end), then one running now (this process) */
+	struct state *st = NULL;
+	char *err = NULL, host[256];
+	ck_assert_int_eq(gethostname(host, sizeof host), 0);
+	host[sizeof host - 1] = '\0';
+	ck_assert_int_eq(state_open(p[1], IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+	sql(st, "INSERT INTO runs (started_at, ended_at, pid, host, user, command) VALUES "
+		"(%f, NULL, 999999, 'gone', 'u', 'run'), (%f, NULL, %d, '%s', 'u', 'run --shard 1/2')",
+	    now - 5000, now - 300, (int)getpid(), host);
+	sql(st, "INSERT INTO events (at, run_id, account_id, stage, level, message) VALUES "
+		"(%f, NULL, NULL, 'mail', 'error', 'the older error'), "
+		"(%f, NULL, NULL, 'mail', 'error', 'the newer error')", now - 4000, now - 3900);
+	state_close(st);
+	ck_assert_int_eq(state_open(p[0], IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+	sql(st, "INSERT INTO events (at, run_id, account_id, stage, level, message) VALUES "
+		"(%f, NULL, NULL, 'mail', 'error', 'the newest error, in the first DB')", now - 10);
+	state_close(st);
+	struct state *m = merge(p, 2);
+	json_t *j = json_of(m);
+	json_t *runs = json_object_get(j, "runs");
+	/* [now-1000, now-900] and [now-300, now]; [now-200, now-100] inside: 400 s */
+	ck_assert_double_eq_tol(json_real_value(json_object_get(runs, "seconds_total")), 400, 5);
+	json_decref(j);
+	/* running: shard 1's run is in progress, though shard 0's started last */
+	char *pb = NULL;
+	size_t plen = 0;
+	FILE *pf = open_memstream(&pb, &plen);
+	ck_assert_int_eq(report_render(state_db(m), NULL, REPORT_PROM, wall_now(), pf, &err), ZMB_OK);
+	fclose(pf);
+	ck_assert_msg(tu_contains(pb, "\nzmbatch_last_run_running 1\n"), "%s", pb);
+	free(pb);
+	/* the status screen: the newest problems first, whichever DB has them */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ck_assert_int_eq(report_status(state_db(m), NULL, "(merged)", wall_now(), f, &err), ZMB_OK);
+	fclose(f);
+	char *newest = strstr(buf, "the newest error"), *older = strstr(buf, "the newer error");
+	ck_assert_msg(newest && (!older || newest < older), "%s", buf);
+	free(buf);
+	state_close(m);
+	free(p[0]);
+	free(p[1]);
 	free(err);
 }
 END_TEST
@@ -307,6 +386,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_order_runs_stages_servers);
 	tcase_add_test(tc, test_duplicate_kept_once_and_named);
 	tcase_add_test(tc, test_provision_once_and_old_schema);
+	tcase_add_test(tc, test_running_shards);
 	tcase_add_test(tc, test_refusals);
 	suite_add_tcase(s, tc);
 	return s;

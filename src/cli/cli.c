@@ -93,18 +93,86 @@ int report_db_load(struct cli *cli, struct report_db *r)
 	return 0;
 }
 
+/* The shards the merged DBs say they are: complete (every I of one N, once)?  Else a warning. */
+struct shard_set {
+	unsigned n;            /* N of the first shard DB; 0 none yet */
+	bool mixed;            /* another N, a DB that is not a shard's, or one I twice */
+	unsigned char *seen;   /* [n] */
+	int dbs;
+};
+
+static void shard_seen(void *arg, const struct qr_merge_src *r)
+{
+	struct shard_set *s = arg;
+	unsigned i = 0, n = 0;
+	s->dbs++;
+	if (!r->shard || sscanf(r->shard, "%u/%u", &i, &n) != 2 || n == 0 || i >= n || n > 4096) {
+		s->mixed = true;
+		return;
+	}
+	if (!s->n) {
+		s->n = n;
+		s->seen = xcalloc(n, 1);
+	}
+	if (n != s->n || s->seen[i]++)
+		s->mixed = true;
+}
+
+static void merge_warn_shards(struct state *st)
+{
+	struct shard_set s = { 0, false, NULL, 0 };
+	char *err = NULL;
+	if (qr_merge_sources(state_db(st), shard_seen, &s, &err) == ZMB_OK) {
+		struct buf missing = BUF_INIT;
+		for (unsigned i = 0; s.n && i < s.n; i++)
+			if (!s.seen[i])
+				buf_addf(&missing, "%s%u/%u", missing.len ? ", " : "", i, s.n);
+		if (s.mixed)
+			fprintf(stderr, "zmbatch: warning: --merge: the %d DBs are not the shards of one "
+				"--shard I/N split, each once (see the table): the report may not be the whole "
+				"job\n", s.dbs);
+		else if (missing.len)
+			fprintf(stderr, "zmbatch: warning: --merge: shard(s) %s not given: the report is "
+				"not the whole job\n", missing.s);
+		buf_release(&missing);
+	}
+	free(s.seen);
+	free(err);
+}
+
 int cli_merge_open(struct cli *cli, struct state **st, long long *dups)
 {
 	char *err = NULL;
-	struct stat sb;
+	struct stat *sb = xcalloc((size_t)cli->nargs, sizeof *sb), out;
+	int ex = 0;
 	*st = NULL;
 	*dups = 0;
-	for (int i = 0; i < cli->nargs; i++)
-		if (stat(cli->args[i], &sb) != 0) {
+	for (int i = 0; i < cli->nargs && !ex; i++) {
+		if (cli->args[i][0] == '-') {
+			fprintf(stderr, "zmbatch: --merge: '%s' after the DBs: options go first "
+				"(zmbatch %s [OPTIONS] --merge DB...)\n", cli->args[i], cli->cmd);
+			ex = EXIT_USAGE;
+		} else if (stat(cli->args[i], &sb[i]) != 0) {
 			fprintf(stderr, "zmbatch: --merge: no state database at '%s': %s\n", cli->args[i],
 				strerror(errno));
-			return EXIT_PARTIAL;
+			ex = EXIT_PARTIAL;
 		}
+		for (int k = 0; k < i && !ex; k++)
+			if (sb[k].st_dev == sb[i].st_dev && sb[k].st_ino == sb[i].st_ino) {
+				fprintf(stderr, "zmbatch: --merge: '%s' and '%s' are the same file: give each "
+					"shard DB once\n", cli->args[k], cli->args[i]);
+				ex = EXIT_USAGE;
+			}
+		/* --output over a DB being read would destroy it */
+		if (!ex && cli->output && stat(cli->output, &out) == 0 && out.st_dev == sb[i].st_dev &&
+		    out.st_ino == sb[i].st_ino) {
+			fprintf(stderr, "zmbatch: --merge: --output %s is one of the DBs to merge\n", cli->output);
+			ex = EXIT_USAGE;
+		}
+	}
+	free(sb);
+	if (ex)
+		return ex;
 	enum zmb_rc rc = state_merge_open((const char *const *)cli->args, (size_t)cli->nargs, st, &err);
 	if (rc == ZMB_OK && qr_merge_dup_count(state_db(*st), dups, &err) != ZMB_OK)
 		rc = ZMB_ESTATE;
@@ -115,5 +183,6 @@ int cli_merge_open(struct cli *cli, struct state **st, long long *dups)
 		*st = NULL;
 		return rc == ZMB_ECONFIG ? EXIT_CONFIG : EXIT_PARTIAL;
 	}
+	merge_warn_shards(*st);
 	return 0;
 }

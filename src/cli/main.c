@@ -104,7 +104,7 @@ static const struct command commands[] = {
 	  "Write a report from the state DB.  --output writes atomically (temp + rename).\n"
 	  "--format html: one self-contained page (charts, failures with what to do,\n"
 	  "servers, stages, runs) to open in a browser or print.\n"
-	  "report --merge DB... [--format F] [--output FILE]: several shard DBs of one job,\n"
+	  "report [--format F] [--output FILE] --merge DB...: several shard DBs of one job,\n"
 	  "read-only, as one report in any format (the text and JSON also count per DB);\n"
 	  "an account in two DBs is an error named in the report (exit 1)." },
 	{ "accounts", cmd_accounts, "config state state-filter history shard shard-count",

@@ -31,9 +31,11 @@
  *                 run when that is shorter; 0 when no run is in progress
  *   ETA           remaining / throughput (bytes weighted); unknown when the
  *                 rate is 0
- *   last run      the runs row with the highest id; "running" when ended_at
- *                 is NULL and its pid is alive on this host, "died" when
- *                 ended_at is NULL and the pid is gone
+ *   last run      the runs row with the highest id (merged: the one started
+ *                 last); "running" when ended_at is NULL and its pid is
+ *                 alive on this host, "died" when ended_at is NULL and the
+ *                 pid is gone.  zmbatch_last_run_running and the status
+ *                 rate of a merged DB: any shard's newest run running
  *
  * Formats (field names are the contract; tests/check_report.c holds them):
  *   json  one object: job, generated_at (ISO 8601 UTC), counts (every

@@ -42,7 +42,8 @@ struct snapshot {
 	long long accounts;
 	long long bytes_done, bytes_total, remaining;
 	long long runs, refreshes, retries, transferred;
-	double run_seconds;          /* summed wall time of runs, the one in progress up to now */
+	double run_seconds;          /* wall time covered by runs, the ones in progress up to now */
+	bool running_any;            /* some run's process is alive (merged: any shard's) */
 	double last_success_at;      /* 0 = none */
 	struct last_run last;
 	bool has_servers;            /* schema 002: per-server auth counters */

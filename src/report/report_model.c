@@ -62,6 +62,34 @@ static enum zmb_rc snapshot_last_run(sqlite3 *db, struct snapshot *s, char **err
 	return ZMB_OK;
 }
 
+/*
+ * The wall time of the runs: the time covered by at least one run, so runs
+ * side by side (the shards of a merged DB) count once.  A run without an
+ * end counts up to now while its process lives, else 0 (it died).
+ */
+struct run_union {
+	double now, end, total;   /* end: the latest end seen so far */
+	bool running;             /* some run is alive */
+};
+
+static void union_span(void *arg, const struct qr_run_span *r)
+{
+	struct run_union *u = arg;
+	double end = r->ended_at;
+	if (end <= 0) {
+		/* only the newest run of a DB can still run (the lock); an older one died */
+		if (!r->last || strcmp(run_liveness(r->host, r->pid), "running") != 0)
+			return;
+		end = u->now;
+		u->running = true;
+	}
+	double from = r->started_at > u->end ? r->started_at : u->end;
+	if (end > from)
+		u->total += end - from;
+	if (end > u->end)
+		u->end = end;
+}
+
 /* Run totals, the last success and the last run. */
 static enum zmb_rc snapshot_runs(sqlite3 *db, struct snapshot *s, char **err)
 {
@@ -73,14 +101,14 @@ static enum zmb_rc snapshot_runs(sqlite3 *db, struct snapshot *s, char **err)
 	s->refreshes = t.token_refreshes;
 	s->retries = t.retries;
 	s->transferred = t.bytes;
-	s->run_seconds = t.seconds;
+	struct run_union u = { s->now, 0, 0, false };
+	if ((rc = qr_run_spans(db, union_span, &u, err)) != ZMB_OK)
+		return rc;
+	s->run_seconds = u.total;
+	s->running_any = u.running;
 	if ((rc = qr_last_success(db, &s->last_success_at, err)) != ZMB_OK)
 		return rc;
-	if ((rc = snapshot_last_run(db, s, err)) != ZMB_OK)
-		return rc;
-	if (s->last.row.present && s->last.row.ended_at <= 0)
-		s->run_seconds += s->last.duration;   /* the run in progress, up to now */
-	return ZMB_OK;
+	return snapshot_last_run(db, s, err);
 }
 
 enum zmb_rc snapshot_read(sqlite3 *db, const char *job_name, double now,
@@ -129,6 +157,9 @@ double snapshot_avg_rate(const struct snapshot *s)
 
 bool snapshot_running(const struct snapshot *s)
 {
+	/* merged: the shards' runs side by side, any of them */
+	if (s->merged)
+		return s->running_any;
 	return s->last.row.present && strcmp(s->last.status, "running") == 0;
 }
 

@@ -142,12 +142,7 @@ enum zmb_rc qr_state_totals(sqlite3 *db, struct qr_state_totals *t, char **err)
 enum zmb_rc qr_run_totals(sqlite3 *db, struct qr_run_totals *t, char **err)
 {
 	sqlite3_stmt *st = prep(db, "SELECT count(*), coalesce(sum(token_refreshes), 0), "
-				"coalesce(sum(retries), 0), coalesce(sum(bytes), 0), "
-				"(SELECT total(max(e - max(s, coalesce(pm, s)), 0)) FROM "
-				"(SELECT started_at AS s, ended_at AS e, max(ended_at) OVER (ORDER BY "
-				"started_at, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS pm "
-				"FROM runs WHERE " RUNS_ONLY " AND ended_at IS NOT NULL)) "
-				"FROM runs WHERE " RUNS_ONLY, err);
+				"coalesce(sum(retries), 0), coalesce(sum(bytes), 0) FROM runs WHERE " RUNS_ONLY, err);
 	enum zmb_rc rc = one_row(db, st, "runs", err);
 
 	memset(t, 0, sizeof *t);
@@ -160,16 +155,56 @@ enum zmb_rc qr_run_totals(sqlite3 *db, struct qr_run_totals *t, char **err)
 		t->token_refreshes = sqlite3_column_int64(st, 1);
 		t->retries = sqlite3_column_int64(st, 2);
 		t->bytes = sqlite3_column_int64(st, 3);
-		t->seconds = sqlite3_column_double(st, 4);
 	}
 	sqlite3_finalize(st);
 	return rc;
 }
 
+struct span_cb {
+	void (*fn)(void *arg, const struct qr_run_span *row);
+	void *arg;
+};
+
+static void span_row(sqlite3_stmt *st, void *ctx)
+{
+	struct span_cb *c = ctx;
+	struct qr_run_span r = { col_time(st, 0), col_time(st, 1), col_text(st, 2), sqlite3_column_int64(st, 3),
+				 sqlite3_column_int(st, 4) != 0 };
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_run_spans(sqlite3 *db, void (*fn)(void *arg, const struct qr_run_span *row), void *arg,
+			 char **err)
+{
+	struct span_cb c = { fn, arg };
+	/* a merged DB's run ids are offset per source DB: id >> 32 (state_merge.c) */
+	return each_row(db, prep(db, "SELECT started_at, ended_at, host, pid, id = (SELECT max(r2.id) FROM "
+				 "runs r2 WHERE (r2.command = 'run' OR r2.command LIKE 'run %') AND "
+				 "(r2.id >> 32) = (runs.id >> 32)) FROM runs WHERE " RUNS_ONLY
+				 " ORDER BY started_at, id", err), "runs", span_row, &c, err);
+}
+
+/*
+ * sql with its one NEWEST replaced by the order of newest first: by id in
+ * one DB (ids grow with time there); by time in a merged DB, whose ids are
+ * offset per source DB (state_merge.c).  Prepared as prep().
+ */
+#define NEWEST "@newest@"
+static sqlite3_stmt *prep_newest(sqlite3 *db, const char *sql, const char *time_col, const char *id_col,
+				 char **err)
+{
+	const char *at = strstr(sql, NEWEST);
+	char *q = xasprintf("%.*s%s%s%s DESC%s", (int)(at - sql), sql, qr_merged(db) ? time_col : "",
+			    qr_merged(db) ? " DESC, " : "", id_col, at + strlen(NEWEST));
+	sqlite3_stmt *st = prep(db, q, err);
+	free(q);
+	return st;
+}
+
 enum zmb_rc qr_last_success(sqlite3 *db, double *ended_at, char **err)
 {
-	sqlite3_stmt *st = prep(db, "SELECT ended_at FROM runs WHERE " RUNS_ONLY " AND exit_status = 0 "
-				"AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1", err);
+	sqlite3_stmt *st = prep_newest(db, "SELECT ended_at FROM runs WHERE " RUNS_ONLY " AND exit_status = 0 "
+				       "AND ended_at IS NOT NULL ORDER BY " NEWEST " LIMIT 1", "started_at", "id", err);
 	enum zmb_rc rc = one_row(db, st, "runs", err);
 
 	*ended_at = rc == ZMB_OK ? col_time(st, 0) : 0;
@@ -179,9 +214,9 @@ enum zmb_rc qr_last_success(sqlite3 *db, double *ended_at, char **err)
 
 enum zmb_rc qr_last_run(sqlite3 *db, struct qr_run *r, char **err)
 {
-	sqlite3_stmt *st = prep(db, "SELECT id, started_at, ended_at, pid, host, command, exit_status, "
-				"token_refreshes, retries, bytes FROM runs WHERE " RUNS_ONLY
-				" ORDER BY id DESC LIMIT 1", err);
+	sqlite3_stmt *st = prep_newest(db, "SELECT id, started_at, ended_at, pid, host, command, exit_status, "
+				       "token_refreshes, retries, bytes FROM runs WHERE " RUNS_ONLY
+				       " ORDER BY " NEWEST " LIMIT 1", "started_at", "id", err);
 	enum zmb_rc rc = one_row(db, st, "runs", err);
 
 	memset(r, 0, sizeof *r);
@@ -566,9 +601,9 @@ enum zmb_rc qr_last_problems(sqlite3 *db, int limit,
 			     char **err)
 {
 	struct event_cb c = { fn, arg };
-	sqlite3_stmt *st = prep(db, "SELECT e.at, e.run_id, e.level, coalesce(a.account, e.stage, ''), "
-				"e.message FROM events e LEFT JOIN accounts a ON a.id = e.account_id "
-				"WHERE e.level IN ('error', 'warn') ORDER BY e.id DESC LIMIT ?", err);
+	sqlite3_stmt *st = prep_newest(db, "SELECT e.at, e.run_id, e.level, coalesce(a.account, e.stage, ''), "
+				       "e.message FROM events e LEFT JOIN accounts a ON a.id = e.account_id "
+				       "WHERE e.level IN ('error', 'warn') ORDER BY " NEWEST " LIMIT ?", "e.at", "e.id", err);
 	if (st)
 		sqlite3_bind_int(st, 1, limit);
 	return each_row(db, st, "events", event_row, &c, err);
@@ -696,7 +731,7 @@ enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err)
 	*n = 0;
 	if (!qr_merged(db))
 		return ZMB_OK;
-	sqlite3_stmt *st = prep(db, "SELECT count(*) FROM merge_duplicates", err);
+	sqlite3_stmt *st = prep(db, "SELECT count(DISTINCT account) FROM merge_duplicates", err);
 	enum zmb_rc rc = one_row(db, st, "merge_duplicates", err);
 	if (rc == ZMB_OK)
 		*n = sqlite3_column_int64(st, 0);
@@ -871,9 +906,9 @@ enum zmb_rc qr_runs(sqlite3 *db, int limit, void (*fn)(void *arg, const struct q
 		    void *arg, char **err)
 {
 	struct runs_cb c = { fn, arg };
-	sqlite3_stmt *st = prep(db, "SELECT id, started_at, ended_at, pid, host, command, exit_status, "
-				"token_refreshes, retries, bytes FROM runs WHERE " RUNS_ONLY
-				" ORDER BY id DESC LIMIT ?", err);
+	sqlite3_stmt *st = prep_newest(db, "SELECT id, started_at, ended_at, pid, host, command, exit_status, "
+				       "token_refreshes, retries, bytes FROM runs WHERE " RUNS_ONLY
+				       " ORDER BY " NEWEST " LIMIT ?", "started_at", "id", err);
 	if (st)
 		sqlite3_bind_int(st, 1, limit);
 	return each_row(db, st, "runs", runs_row, &c, err);

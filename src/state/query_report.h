@@ -48,9 +48,18 @@ enum zmb_rc qr_state_totals(sqlite3 *db, struct qr_state_totals *t, char **err);
  */
 struct qr_run_totals {
 	long long runs, token_refreshes, retries, bytes;
-	double seconds;          /* summed ended_at - started_at of ended runs */
 };
 enum zmb_rc qr_run_totals(sqlite3 *db, struct qr_run_totals *t, char **err);
+
+/* Every run (as qr_run_totals counts them) by start: its span, and whose it is. */
+struct qr_run_span {
+	double started_at, ended_at;   /* ended_at 0: NULL (running, or died) */
+	const char *host;
+	long long pid;
+	bool last;                     /* the newest run of its DB (of its shard's, merged) */
+};
+enum zmb_rc qr_run_spans(sqlite3 *db, void (*fn)(void *arg, const struct qr_run_span *row), void *arg,
+			 char **err);
 
 /* End of the last run that exited 0; 0 when none. */
 enum zmb_rc qr_last_success(sqlite3 *db, double *ended_at, char **err);

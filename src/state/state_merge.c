@@ -5,14 +5,16 @@
  *
  * How: SQLite's private temporary database (sqlite3_open_v2 of "", a file
  * in the temp directory, deleted on close) gets the current schema; each
- * shard DB is attached read-only ("file:...?mode=ro") in turn, twice:
- *   pass 1  the ids: every account (db, old id, seq, name), every run
- *           (db, old id, started_at), every provision object; new ids are
- *           dealt in one order (accounts by seq: the position the unsharded
- *           discovery gives, since a shard keeps the global position; runs
- *           by started_at, so the "last run" is the one started last);
- *   pass 2  the rows, with their references (events, chunks, cutover,
- *           owner_run, provision events) mapped to the new ids.
+ * shard DB is attached read-only ("file:...?mode=ro") in turn and read
+ * inside one transaction, so what is copied of it is one snapshot even
+ * while its shard writes (WAL).  Its ids are offset by db << 32 (db = its
+ * position on the command line), so they stay unique and every reference
+ * (events, chunks, cutover, owner_run, stages.run_id, provision events)
+ * follows its row without a map; `id >> 32` tells which DB a row came
+ * from.  Accounts keep their seq (a shard keeps the position the whole
+ * listing gives), which is the reports' listing order.  Runs keep their
+ * start times; the report queries order a merged DB's runs and events by
+ * time, not by id (query_report.c).
  * Rows that are per job rather than per account are combined:
  *   stages    one row per name: failed if a shard failed it, else running,
  *             else pending, else done; attempts the most of any shard; the
@@ -21,13 +23,13 @@
  *             limits summed (the load the shards put on that server
  *             together), host and times of the latest shard
  *   provision every shard runs the provision stage whole: one row per
- *             (stage, kind, name), the one updated last
+ *             (stage, kind, name), the one updated last, with its events
  * An account found in two DBs is kept from the first DB given; each other
- * copy is a row of merge_duplicates (account, db, also_in: the paths).
- * merge_sources (db, path, shard, accounts, planned_bytes, bytes_moved) and
- * merge_counts (db, state, accounts) hold the per-DB figures, counted in
- * the shard DBs themselves.  Memory: SQLite's page cache only; the rows go
- * from file to file in SQL.
+ * copy is a row of merge_duplicates (account, db, also_in: the paths) and
+ * its rows are left out.  merge_sources (db, path, shard, accounts,
+ * planned_bytes, bytes_moved) and merge_counts (db, state, accounts) hold
+ * the per-DB figures, counted in the same snapshot.  Memory: SQLite's page
+ * cache only; the rows go from file to file in SQL.
  */
 #include "state_int.h"
 
@@ -40,39 +42,16 @@
 	"  bytes_moved INTEGER NOT NULL DEFAULT 0);" \
 	"CREATE TABLE merge_counts (db INTEGER NOT NULL, state TEXT NOT NULL, accounts INTEGER NOT NULL);" \
 	"CREATE TABLE merge_duplicates (account TEXT NOT NULL, db TEXT NOT NULL, also_in TEXT NOT NULL);" \
-	"CREATE TEMP TABLE macc (db INTEGER, old INTEGER, seq INTEGER, account TEXT);" \
-	"CREATE TEMP TABLE mrun (db INTEGER, old INTEGER, started_at REAL);" \
-	"CREATE TEMP TABLE mpo (db INTEGER, old INTEGER, stage TEXT, kind TEXT, name TEXT, updated_at REAL);" \
 	"CREATE TEMP TABLE mstages AS SELECT 0 AS db, * FROM main.stages WHERE 0;" \
 	"CREATE TEMP TABLE mservers AS SELECT 0 AS db, * FROM main.servers WHERE 0;"
 
-/* After pass 1: the new ids.  An account's first DB keeps it. */
-#define MERGE_MAPS \
-	"CREATE INDEX temp.macc_name ON macc (account, db);" \
-	"CREATE TEMP TABLE maccmap AS SELECT db, old, account, " \
-	"  CASE WHEN db = (SELECT min(db) FROM macc m2 WHERE m2.account = macc.account) " \
-	"  THEN 1 ELSE 0 END AS keep FROM macc;" \
-	"CREATE TEMP TABLE maccnew AS SELECT db, old, row_number() OVER (ORDER BY seq, account, db) AS new " \
-	"  FROM macc WHERE db = (SELECT min(db) FROM macc m2 WHERE m2.account = macc.account);" \
-	"CREATE UNIQUE INDEX temp.maccnew_old ON maccnew (db, old);" \
-	"INSERT INTO merge_duplicates (account, db, also_in) SELECT m.account, " \
-	"  (SELECT s.path FROM merge_sources s WHERE s.db = (SELECT min(db) FROM macc m2 " \
-	"   WHERE m2.account = m.account)), (SELECT s.path FROM merge_sources s WHERE s.db = m.db) " \
-	"  FROM maccmap m WHERE NOT m.keep ORDER BY m.account, m.db;" \
-	"CREATE TEMP TABLE mrunnew AS SELECT db, old, row_number() OVER (ORDER BY started_at, db, old) AS new FROM mrun;" \
-	"CREATE UNIQUE INDEX temp.mrunnew_old ON mrunnew (db, old);" \
-	"CREATE TEMP TABLE mponew AS SELECT db, old, row_number() OVER (ORDER BY stage, kind, name) AS new FROM " \
-	"  (SELECT db, old, stage, kind, name, row_number() OVER (PARTITION BY stage, kind, name " \
-	"   ORDER BY coalesce(updated_at, 0) DESC, db) AS r FROM mpo) WHERE r = 1;" \
-	"CREATE UNIQUE INDEX temp.mponew_old ON mponew (db, old);"
-
-/* After pass 2: the rows per job, combined. */
+/* After every DB: the rows per job, combined (an older DB's missing columns are NULL here). */
 #define MERGE_COMBINE \
 	"INSERT INTO main.stages (name, type, position, state, attempts, started_at, ended_at, output, " \
 	"  error, run_id) SELECT name, min(type), min(position), " \
 	"  CASE WHEN sum(state = 'failed') > 0 THEN 'failed' WHEN sum(state = 'running') > 0 THEN 'running' " \
-	"  WHEN sum(state = 'pending') > 0 THEN 'pending' ELSE 'done' END, max(attempts), min(started_at), " \
-	"  CASE WHEN sum(ended_at IS NULL) > 0 THEN NULL ELSE max(ended_at) END, " \
+	"  WHEN sum(state = 'pending') > 0 THEN 'pending' ELSE 'done' END, max(coalesce(attempts, 0)), " \
+	"  min(started_at), CASE WHEN sum(ended_at IS NULL) > 0 THEN NULL ELSE max(ended_at) END, " \
 	"  (SELECT output FROM mstages m2 WHERE m2.name = mstages.name AND m2.output IS NOT NULL " \
 	"   ORDER BY m2.db LIMIT 1), " \
 	"  (SELECT group_concat(error, '; ') FROM (SELECT DISTINCT error FROM mstages m3 " \
@@ -81,10 +60,11 @@
 	"INSERT INTO main.servers (role, host, auth_requests, token_refreshes, auth_failures, last_auth_at, " \
 	"  updated_at, requests, throttled, throttle_wait_seconds, rate_limit, concurrency_limit) " \
 	"  SELECT role, (SELECT host FROM mservers m2 WHERE m2.role = mservers.role " \
-	"  ORDER BY m2.updated_at DESC, m2.db LIMIT 1), sum(auth_requests), sum(token_refreshes), " \
-	"  sum(auth_failures), max(last_auth_at), max(updated_at), sum(requests), sum(throttled), " \
-	"  total(throttle_wait_seconds), sum(rate_limit), sum(concurrency_limit) " \
-	"  FROM mservers GROUP BY role;"
+	"  ORDER BY m2.updated_at DESC, m2.db LIMIT 1), total(auth_requests), total(token_refreshes), " \
+	"  total(auth_failures), max(last_auth_at), coalesce(max(updated_at), 0), total(requests), " \
+	"  total(throttled), total(throttle_wait_seconds), sum(rate_limit), sum(concurrency_limit) " \
+	"  FROM mservers GROUP BY role;" \
+	"DELETE FROM main.provision_events WHERE object_id NOT IN (SELECT id FROM main.provision_objects);"
 
 /* Column overrides of one table's copy: expr NULL = leave the column out. */
 struct col_expr {
@@ -96,6 +76,7 @@ struct copy_spec {
 	const char *dest;             /* into; its columns are the ones copied */
 	const struct col_expr *over;  /* NULL-terminated by col */
 	const char *joins, *where, *order;
+	const char *verb;             /* NULL: "INSERT" */
 };
 
 static bool has_table(struct state *st, const char *table)
@@ -172,7 +153,8 @@ static enum zmb_rc copy_rows(struct state *st, const struct copy_spec *c)
 		goto out;
 	}
 	free(sql);
-	sql = xasprintf("INSERT INTO %s (%s) SELECT %s FROM m.%s x %s %s%s %s%s", c->dest, cols.s,
+	sql = xasprintf("%s INTO %s (%s) SELECT %s FROM m.%s x %s %s%s %s%s", c->verb ? c->verb : "INSERT",
+			c->dest, cols.s,
 			exprs.s, c->table, c->joins ? c->joins : "", c->where ? "WHERE " : "",
 			c->where ? c->where : "", c->order ? "ORDER BY " : "", c->order ? c->order : "");
 	char *what = xasprintf("merge %s", c->table);
@@ -242,9 +224,9 @@ static char *m_meta(struct state *st, const char *key)
 	return v;
 }
 
-/* Pass 1 of DB i: a zmbatch state DB of the same job; its ids and its figures. */
-static enum zmb_rc pass_ids(struct state *st, int i, const char *path, char **first_ident,
-			    const char **first_path)
+/* DB i: a zmbatch state DB of the same job?  Its per-DB figures. */
+static enum zmb_rc read_source(struct state *st, int i, const char *path, char **first_ident,
+			       const char **first_path)
 {
 	enum zmb_rc rc;
 	sqlite3_stmt *s = st_prepare(st, "PRAGMA m.user_version", &rc);
@@ -280,66 +262,76 @@ static enum zmb_rc pass_ids(struct state *st, int i, const char *path, char **fi
 			"SELECT %d, %Q, %Q, count(*), total(CASE WHEN size > 0 THEN size ELSE 0 END), "
 			"total(bytes) FROM m.accounts;"
 			"INSERT INTO merge_counts (db, state, accounts) SELECT %d, state, count(*) "
-			"FROM m.accounts GROUP BY state;"
-			"INSERT INTO macc (db, old, seq, account) SELECT %d, id, seq, account FROM m.accounts;"
-			"INSERT INTO mrun (db, old, started_at) SELECT %d, id, started_at FROM m.runs;",
-			i, path, shard && *shard ? shard : NULL, i, i, i);
-		rc = st_exec_sql(st, sql, "merge: read the ids");
+			"FROM m.accounts GROUP BY state;",
+			i, path, shard && *shard ? shard : NULL, i);
+		rc = st_exec_sql(st, sql, "merge: count the accounts");
 		sqlite3_free(sql);
-	}
-	if (rc == ZMB_OK && has_table(st, "provision_objects")) {
-		char *sql = xasprintf("INSERT INTO mpo (db, old, stage, kind, name, updated_at) SELECT %d, id, "
-				      "stage, kind, name, updated_at FROM m.provision_objects", i);
-		rc = st_exec_sql(st, sql, "merge: read the provision objects");
-		free(sql);
 	}
 	free(ident);
 	free(shard);
 	return rc;
 }
 
-/* Pass 2 of DB i: its rows, references mapped. */
-static enum zmb_rc pass_rows(struct state *st, int i)
+/*
+ * DB i's rows, ids offset by i << 32.  An account the merged DB has already
+ * (from an earlier DB) is a duplicate: named, and its rows left out.
+ */
+static enum zmb_rc copy_source(struct state *st, int i, const char *path)
 {
-	char rm[160], am[160], rj[200], aj[200], dbv[16];
-	enum zmb_rc rc = ZMB_OK;
+	long long off = (long long)i << 32;
+	enum zmb_rc rc;
+	char id[64], owner[64], run[64], acc[64], obj[64], dbv[16], kept[200], obj_kept[200];
+	snprintf(id, sizeof id, "x.id + %lld", off);
+	snprintf(owner, sizeof owner, "x.owner_run + %lld", off);
+	snprintf(run, sizeof run, "x.run_id + %lld", off);
+	snprintf(acc, sizeof acc, "x.account_id + %lld", off);
+	snprintf(obj, sizeof obj, "x.object_id + %lld", off);
 	snprintf(dbv, sizeof dbv, "%d", i);
-	/* a run's and an account's new id, by join */
-	snprintf(rm, sizeof rm, "(SELECT new FROM mrunnew WHERE db = %d AND old = x.run_id)", i);
-	snprintf(am, sizeof am, "(SELECT new FROM maccnew WHERE db = %d AND old = x.account_id)", i);
-	snprintf(rj, sizeof rj, "JOIN mrunnew r ON r.db = %d AND r.old = x.id", i);
-	snprintf(aj, sizeof aj, "JOIN maccnew a ON a.db = %d AND a.old = x.account_id", i);
-	char owner[160], acc_join[200], po_join[200], pe_join[200];
-	snprintf(owner, sizeof owner, "(SELECT new FROM mrunnew WHERE db = %d AND old = x.owner_run)", i);
-	snprintf(acc_join, sizeof acc_join, "JOIN maccnew a ON a.db = %d AND a.old = x.id", i);
-	snprintf(po_join, sizeof po_join, "JOIN mponew p ON p.db = %d AND p.old = x.id", i);
-	snprintf(pe_join, sizeof pe_join, "JOIN mponew p ON p.db = %d AND p.old = x.object_id", i);
+	snprintf(kept, sizeof kept, "EXISTS (SELECT 1 FROM main.accounts a WHERE a.id = x.account_id + %lld)",
+		 off);
+	snprintf(obj_kept, sizeof obj_kept, "EXISTS (SELECT 1 FROM main.provision_objects o "
+		 "WHERE o.id = x.object_id + %lld)", off);
+	char *ev_where = xasprintf("x.account_id IS NULL OR %s", kept);
 
-	const struct col_expr runs_o[] = { { "id", "r.new" }, { NULL, NULL } };
-	const struct col_expr acc_o[] = { { "id", "a.new" }, { "owner_run", owner }, { NULL, NULL } };
-	const struct col_expr ev_o[] = { { "id", NULL }, { "run_id", rm }, { "account_id", am }, { NULL, NULL } };
-	const struct col_expr chunk_o[] = { { "account_id", "a.new" }, { NULL, NULL } };
-	const struct col_expr cut_o[] = { { "account_id", "a.new" }, { "run_id", rm }, { NULL, NULL } };
-	const struct col_expr stage_o[] = { { "db", dbv }, { "run_id", rm }, { NULL, NULL } };
+	/* duplicates first, while only the earlier DBs' accounts are there */
+	char *sql = sqlite3_mprintf(
+		"INSERT INTO merge_duplicates (account, db, also_in) SELECT x.account, s.path, %Q "
+		"FROM m.accounts x JOIN main.accounts a ON a.account = x.account "
+		"JOIN merge_sources s ON s.db = (a.id >> 32) ORDER BY x.account", path);
+	rc = st_exec_sql(st, sql, "merge: find the duplicates");
+	sqlite3_free(sql);
+	/* a provision object newer here replaces the earlier DB's (and its events go) */
+	if (rc == ZMB_OK && has_table(st, "provision_objects"))
+		rc = st_exec_sql(st, "DELETE FROM main.provision_objects WHERE EXISTS (SELECT 1 FROM "
+				 "m.provision_objects x WHERE x.stage = provision_objects.stage AND "
+				 "x.kind = provision_objects.kind AND x.name = provision_objects.name AND "
+				 "coalesce(x.updated_at, 0) > coalesce(provision_objects.updated_at, 0))",
+				 "merge: newer provision objects");
+
+	const struct col_expr runs_o[] = { { "id", id }, { NULL, NULL } };
+	const struct col_expr acc_o[] = { { "id", id }, { "owner_run", owner }, { NULL, NULL } };
+	const struct col_expr ev_o[] = { { "id", NULL }, { "run_id", run }, { "account_id", acc }, { NULL, NULL } };
+	const struct col_expr chunk_o[] = { { "account_id", acc }, { NULL, NULL } };
+	const struct col_expr cut_o[] = { { "account_id", acc }, { "run_id", run }, { NULL, NULL } };
+	const struct col_expr stage_o[] = { { "db", dbv }, { "run_id", run }, { NULL, NULL } };
 	const struct col_expr serv_o[] = { { "db", dbv }, { NULL, NULL } };
-	const struct col_expr po_o[] = { { "id", "p.new" }, { NULL, NULL } };
-	const struct col_expr pe_o[] = { { "id", NULL }, { "object_id", "p.new" }, { "run_id", rm }, { NULL, NULL } };
-	char ev_where[200];
-	snprintf(ev_where, sizeof ev_where, "x.account_id IS NULL OR EXISTS (SELECT 1 FROM maccnew "
-		 "WHERE db = %d AND old = x.account_id)", i);
+	const struct col_expr po_o[] = { { "id", id }, { NULL, NULL } };
+	const struct col_expr pe_o[] = { { "id", NULL }, { "object_id", obj }, { "run_id", run }, { NULL, NULL } };
 	const struct copy_spec specs[] = {
-		{ "runs", "main.runs", runs_o, rj, NULL, NULL },
-		{ "accounts", "main.accounts", acc_o, acc_join, NULL, NULL },
-		{ "events", "main.events", ev_o, NULL, ev_where, "x.at, x.id" },
-		{ "chunks", "main.chunks", chunk_o, aj, NULL, NULL },
-		{ "cutover", "main.cutover", cut_o, aj, NULL, NULL },
-		{ "stages", "temp.mstages", stage_o, NULL, NULL, NULL },
-		{ "servers", "temp.mservers", serv_o, NULL, NULL, NULL },
-		{ "provision_objects", "main.provision_objects", po_o, po_join, NULL, NULL },
-		{ "provision_events", "main.provision_events", pe_o, pe_join, NULL, "x.at, x.id" },
+		{ "runs", "main.runs", runs_o, NULL, NULL, NULL, NULL },
+		{ "accounts", "main.accounts", acc_o, NULL,
+		  "NOT EXISTS (SELECT 1 FROM main.accounts a WHERE a.account = x.account)", NULL, NULL },
+		{ "events", "main.events", ev_o, NULL, ev_where, "x.id", NULL },
+		{ "chunks", "main.chunks", chunk_o, NULL, kept, NULL, NULL },
+		{ "cutover", "main.cutover", cut_o, NULL, kept, NULL, NULL },
+		{ "stages", "temp.mstages", stage_o, NULL, NULL, NULL, NULL },
+		{ "servers", "temp.mservers", serv_o, NULL, NULL, NULL, NULL },
+		{ "provision_objects", "main.provision_objects", po_o, NULL, NULL, NULL, "INSERT OR IGNORE" },
+		{ "provision_events", "main.provision_events", pe_o, NULL, obj_kept, "x.id", NULL },
 	};
 	for (size_t k = 0; k < sizeof specs / sizeof specs[0] && rc == ZMB_OK; k++)
 		rc = copy_rows(st, &specs[k]);
+	free(ev_where);
 	return rc;
 }
 
@@ -384,27 +376,22 @@ enum zmb_rc state_merge_open(const char *const *paths, size_t n, struct state **
 	for (size_t i = 0; i < n && rc == ZMB_OK; i++) {
 		if ((rc = attach(st, paths[i])))
 			break;
-		rc = pass_ids(st, (int)i, paths[i], &first_ident, &first_path);
-		if (rc == ZMB_OK && !name)
-			name = m_meta(st, "job_name");
-		if (rc == ZMB_OK) {
-			char *c = m_meta(st, "created_at");
-			if (c && (!created || strcmp(c, created) < 0)) {
-				free(created);
-				created = c;
-				c = NULL;
-			}
-			free(c);
-		}
-		detach(st);
-	}
-	if (rc == ZMB_OK)
-		rc = st_exec_sql(st, MERGE_MAPS, "merge: deal the ids");
-	for (size_t i = 0; i < n && rc == ZMB_OK; i++) {
-		if ((rc = attach(st, paths[i])))
-			break;
+		/* one transaction: one snapshot of the DB, even while its shard writes */
 		if ((rc = st_exec_sql(st, "BEGIN", "merge: begin")) == ZMB_OK) {
-			rc = pass_rows(st, (int)i);
+			rc = read_source(st, (int)i, paths[i], &first_ident, &first_path);
+			if (rc == ZMB_OK)
+				rc = copy_source(st, (int)i, paths[i]);
+			if (rc == ZMB_OK && !name)
+				name = m_meta(st, "job_name");
+			if (rc == ZMB_OK) {
+				char *c = m_meta(st, "created_at");
+				if (c && (!created || strcmp(c, created) < 0)) {
+					free(created);
+					created = c;
+					c = NULL;
+				}
+				free(c);
+			}
 			if (rc == ZMB_OK)
 				rc = st_exec_sql(st, "COMMIT", "merge: commit");
 			else
