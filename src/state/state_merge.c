@@ -381,21 +381,20 @@ enum zmb_rc state_merge_open(const char *const *paths, size_t n, struct state **
 			rc = read_source(st, (int)i, paths[i], &first_ident, &first_path);
 			if (rc == ZMB_OK)
 				rc = copy_source(st, (int)i, paths[i]);
-			if (rc == ZMB_OK && !name)
-				name = m_meta(st, "job_name");
 			if (rc == ZMB_OK) {
 				char *c = m_meta(st, "created_at");
+				if (!name)
+					name = m_meta(st, "job_name");
 				if (c && (!created || strcmp(c, created) < 0)) {
 					free(created);
 					created = c;
 					c = NULL;
 				}
 				free(c);
-			}
-			if (rc == ZMB_OK)
 				rc = st_exec_sql(st, "COMMIT", "merge: commit");
-			else
+			} else {
 				sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			}
 		}
 		if (rc && !strstr(st->err ? st->err : "", paths[i]))
 			st_set_err(st, xasprintf("%s: %s", paths[i], st->err ? st->err : zmb_rc_str(rc)));
