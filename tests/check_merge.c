@@ -349,6 +349,46 @@ START_TEST(test_running_shards)
 }
 END_TEST
 
+/* zmbatch --merge warns when the DBs are not one split: a shard missing, or two rules. */
+START_TEST(test_cli_warns_about_the_split)
+{
+	static const char *const a0[] = { "a@ex.com" };
+	static const char *const a1[] = { "b@ex.com" };
+	static const int s0[] = { 0 }, s1[] = { 1 };
+	char *p[2] = { shard_db("s0.db", IDENT, a0, s0, 1, 1000, "done"),
+		       shard_db("s1.db", IDENT, a1, s1, 1, 1000, "done") };
+	static const char *const meta[2][3] = { { "0/3", "server", "mbox1,mbox2" },
+						{ "1/3", "server", "mbox1,mbox2,mbox3" } };
+	for (int i = 0; i < 2; i++) {
+		struct state *st = NULL;
+		char *err = NULL;
+		ck_assert_int_eq(state_open(p[i], IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+		sql(st, "INSERT INTO meta VALUES ('shard', '%s'), ('shard_by', '%s'), ('shard_servers', '%s')",
+		    meta[i][0], meta[i][1], meta[i][2]);
+		state_close(st);
+		free(err);
+	}
+	struct tu_proc pr;
+	char *argv[] = { (char *)tu_zmbatch(), (char *)"status", (char *)"--merge", p[0], p[1], NULL };
+	ck_assert_int_eq(tu_run(argv, NULL, 30, &pr), 0);
+	ck_assert_msg(tu_contains(pr.err, "not split by one rule"), "%s", pr.err);
+	tu_proc_release(&pr);
+	/* the same rule, shard 2/3 missing */
+	struct state *st = NULL;
+	char *err = NULL;
+	ck_assert_int_eq(state_open(p[0], IDENT, STATE_WRITE, &st, &err), ZMB_OK);
+	sql(st, "UPDATE meta SET value = 'mbox1,mbox2,mbox3' WHERE key = 'shard_servers'");
+	state_close(st);
+	ck_assert_int_eq(tu_run(argv, NULL, 30, &pr), 0);
+	ck_assert_msg(tu_contains(pr.err, "shard(s) 2/3 not given") && !tu_contains(pr.err, "one rule"),
+		      "%s", pr.err);
+	tu_proc_release(&pr);
+	free(err);
+	free(p[0]);
+	free(p[1]);
+}
+END_TEST
+
 START_TEST(test_refusals)
 {
 	static const char *const a0[] = { "a@ex.com" };
@@ -387,6 +427,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_duplicate_kept_once_and_named);
 	tcase_add_test(tc, test_provision_once_and_old_schema);
 	tcase_add_test(tc, test_running_shards);
+	tcase_add_test(tc, test_cli_warns_about_the_split);
 	tcase_add_test(tc, test_refusals);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1665,8 +1665,23 @@ START_TEST(test_html_escaping)
 	ck_assert_int_eq(state_stage_ensure(st, "<object>", "exec", 3), ZMB_OK);
 	ck_assert_int_eq(state_stage_begin(st, "<object>", f.run2), ZMB_OK);
 	ck_assert_int_eq(state_stage_end(st, "<object>", false, "<marquee>out", "<embed src=x>"), ZMB_OK);
+	/* bytes that are not UTF-8 (5000 stray continuation bytes), a C1 control
+	 * and a right-to-left override: U+FFFD, bounded, and blanks */
+	char *junk = xcalloc(1, 5000 + 64);
+	memset(junk, 0x80, 5000);
+	ck_assert_int_eq(state_account_upsert(st, "rtl\xe2\x80\xaegpj.exe@x", "rtl@x", 23, 10), ZMB_OK);
+	set_acct(st, "rtl\xe2\x80\xaegpj.exe@x", "failed", 1, 0, -1, "junk\xc2\x85", junk, f.now - 30, f.now - 20);
+	free(junk);
 	char *h = render_html_db(state_db(st), "<h1>job</h1>", "escaping");
 	html_check_page(h);
+	ck_assert_msg(tu_contains(h, "&#xFFFD;&#xFFFD;") && !strchr(h, '\x80'), "stray bytes copied raw");
+	ck_assert_msg(!tu_contains(h, "&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;"
+				   "&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;"
+				   "&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;"
+				   "&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;") ||
+		      strlen(h) < 200000, "the invalid bytes were not cut");
+	ck_assert_msg(tu_contains(h, "rtl gpj.exe@x") && !tu_contains(h, "\xe2\x80\xae"), "bidi override kept");
+	ck_assert_msg(tu_contains(h, "junk ") && !tu_contains(h, "\xc2\x85"), "C1 control kept");
 	static const char *const raw[] = { "<script", "<img", "<em", "<i>", "<u>", "<svg onload", "<iframe",
 					   "<object", "<embed", "<h1>job", "<marquee" };
 	for (size_t i = 0; i < sizeof raw / sizeof *raw; i++)

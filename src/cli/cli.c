@@ -97,6 +97,9 @@ int report_db_load(struct cli *cli, struct report_db *r)
 struct shard_set {
 	unsigned n;            /* N of the first shard DB; 0 none yet */
 	bool mixed;            /* another N, a DB that is not a shard's, or one I twice */
+	bool deals;            /* split by different rules: hash and server, or other server sets */
+	char *first_by;        /* "hash"/"server" of the first DB, then its servers */
+	char *first_servers;
 	unsigned char *seen;   /* [n] */
 	int dbs;
 };
@@ -105,6 +108,13 @@ static void shard_seen(void *arg, const struct qr_merge_src *r)
 {
 	struct shard_set *s = arg;
 	unsigned i = 0, n = 0;
+	const char *by = r->shard_by ? r->shard_by : "hash", *servers = r->shard_servers ? r->shard_servers : "";
+	if (!s->first_by) {
+		s->first_by = xstrdup(by);
+		s->first_servers = xstrdup(servers);
+	} else if (strcmp(by, s->first_by) || strcmp(servers, s->first_servers)) {
+		s->deals = true;
+	}
 	s->dbs++;
 	if (!r->shard || sscanf(r->shard, "%u/%u", &i, &n) != 2 || n == 0 || i >= n || n > 4096) {
 		s->mixed = true;
@@ -120,7 +130,7 @@ static void shard_seen(void *arg, const struct qr_merge_src *r)
 
 static void merge_warn_shards(struct state *st)
 {
-	struct shard_set s = { 0, false, NULL, 0 };
+	struct shard_set s = { 0, false, false, NULL, NULL, NULL, 0 };
 	char *err = NULL;
 	if (qr_merge_sources(state_db(st), shard_seen, &s, &err) == ZMB_OK) {
 		struct buf missing = BUF_INIT;
@@ -131,12 +141,18 @@ static void merge_warn_shards(struct state *st)
 			fprintf(stderr, "zmbatch: warning: --merge: the %d DBs are not the shards of one "
 				"--shard I/N split, each once (see the table): the report may not be the whole "
 				"job\n", s.dbs);
+		else if (s.deals)
+			fprintf(stderr, "zmbatch: warning: --merge: the shard DBs were not split by one rule "
+				"(--shard-by hash and server, or by server over different server sets): an "
+				"account may be in two of them, or in none\n");
 		else if (missing.len)
 			fprintf(stderr, "zmbatch: warning: --merge: shard(s) %s not given: the report is "
 				"not the whole job\n", missing.s);
 		buf_release(&missing);
 	}
 	free(s.seen);
+	free(s.first_by);
+	free(s.first_servers);
 	free(err);
 }
 

@@ -119,7 +119,7 @@
  *                       k-flight = exporting+exported+importing, k-skipped,
  *                       k-verified, k-mismatch, k-unverifiable; every state
  *                       in tr#count-STATE), bytes-done, bytes-total,
- *                       bytes-remaining, throughput, eta, last-run
+ *                       bytes-remaining, rate (the throughput), eta, last-run
  *           progress    figure#fig-progress: accounts and bytes done over
  *                       time (cumulative, by accounts.finished_at of done
  *                       accounts, 60 buckets) over the runs as bands (the

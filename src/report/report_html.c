@@ -53,18 +53,53 @@ struct html {
 
 /* ---- escaping ---- */
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static int utf8_len(const unsigned char *p)
+{
+	int n = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3 :
+		p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	for (int k = 1; k < n; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0))) ||
+	    (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))))
+		return 0;   /* overlong, surrogate, beyond U+10FFFF */
+	return n;
+}
+
 /*
  * s (NULL = "") escaped for HTML text and attribute values alike: & < > " '
- * as entities, control characters (but tab and newline) as spaces, cut at
- * max bytes (on a UTF-8 boundary) with "..." appended.
+ * as entities; control characters (but tab and newline), C1 controls and
+ * the bidi overrides and isolates (U+202A-202E, U+2066-2069: a name shown
+ * reversed) as spaces; a byte that is not valid UTF-8 as U+FFFD.  Cut after
+ * max bytes of s, on a character, with "..." appended.
  */
 static void html_esc_n(FILE *out, const char *s, size_t max)
 {
 	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++, n++) {
-		if (n >= max && (*p & 0xc0) != 0x80) {
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+		if (n >= max) {
 			fputs("...", out);
 			return;
+		}
+		int len = utf8_len(p);
+		if (len == 0) {
+			fputs("&#xFFFD;", out);
+			p++;
+			n++;
+			continue;
+		}
+		if (len > 1) {
+			bool blank = (p[0] == 0xc2 && p[1] < 0xa0) ||
+				     (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae) ||
+				     (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9);
+			if (blank)
+				fputc(' ', out);
+			else
+				fwrite(p, 1, (size_t)len, out);
+			p += len;
+			n += (size_t)len;
+			continue;
 		}
 		switch (*p) {
 		case '&': fputs("&amp;", out); break;
@@ -78,6 +113,8 @@ static void html_esc_n(FILE *out, const char *s, size_t max)
 			else
 				fputc(*p, out);
 		}
+		p++;
+		n++;
 	}
 }
 
@@ -194,6 +231,8 @@ static void html_eta(FILE *out, const struct snapshot *s, double rate)
 		fputs("<span id=\"eta\">nothing left to migrate</span>", out);
 	else if (rate <= 0)
 		fputs("<span id=\"eta\">unknown (no throughput measured yet)</span>", out);
+	else if (s->remaining <= 0)   /* accounts left, none with a known size */
+		fputs("<span id=\"eta\">unknown (the sizes left are unknown)</span>", out);
 	else {
 		double sec = (double)s->remaining / rate;
 		fmt_dur(sec, e);
@@ -262,7 +301,7 @@ static void html_summary(struct html *h)
 	fputs("</span> remaining</dd>\n", out);
 	fmt_rate(rate, r);
 	fmt_dur(s->run_seconds, d);
-	fprintf(out, "<dt>throughput</dt><dd><span id=\"throughput\"><data value=\"%.0f\">%s</data></span> "
+	fprintf(out, "<dt>throughput</dt><dd><span id=\"rate\"><data value=\"%.0f\">%s</data></span> "
 		"<span class=\"dim\">(bytes done over %s of run time in %lld run%s)</span></dd>\n",
 		rate, r, d, s->runs, s->runs == 1 ? "" : "s");
 	fputs("<dt>ETA</dt><dd>", out);
@@ -295,8 +334,9 @@ static void html_summary(struct html *h)
 static void svg_open(FILE *out, const char *id, int hgt, const char *title)
 {
 	fprintf(out, "<figure id=\"fig-%s\"><svg viewBox=\"0 0 %d %d\" "
-		"role=\"img\" aria-labelledby=\"t-%s\"><title id=\"t-%s\">%s</title>\n", id, CW, hgt, id, id,
-		title);
+		"role=\"img\" aria-labelledby=\"t-%s\"><title id=\"t-%s\">", id, CW, hgt, id, id);
+	html_esc(out, title);
+	fputs("</title>\n", out);
 }
 
 /* Frame: the plot area's axes and a few horizontal grid lines with their labels. */
@@ -607,20 +647,31 @@ static enum zmb_rc html_throughput(struct html *h, char **err)
 /* ---- failures ---- */
 
 struct classes {
-	char name[HTML_CLASSES][48];
+	char name[HTML_CLASSES][100];
 	long long n[HTML_CLASSES];
 	int count;
 	long long other;        /* failed accounts of the classes past HTML_CLASSES */
+	long long all;          /* classes, drawn or not */
 };
 
 static void class_row(void *arg, const char *error_class, long long n)
 {
 	struct classes *c = arg;
+	c->all++;
 	if (c->count >= HTML_CLASSES) {
 		c->other += n;
 		return;
 	}
-	snprintf(c->name[c->count], sizeof c->name[0], "%s", error_class ? error_class : "unknown");
+	const char *cls = error_class && *error_class ? error_class : "unknown";
+	size_t len = strlen(cls), cap = sizeof c->name[0] - 4;
+	if (len > cap) {   /* cut on a UTF-8 character, marked */
+		len = cap;
+		while (len > 0 && ((unsigned char)cls[len] & 0xc0) == 0x80)
+			len--;
+		snprintf(c->name[c->count], sizeof c->name[0], "%.*s...", (int)len, cls);
+	} else {
+		snprintf(c->name[c->count], sizeof c->name[0], "%s", cls);
+	}
 	c->n[c->count++] = n;
 }
 
@@ -717,8 +768,11 @@ static enum zmb_rc html_failures(struct html *h, char **err)
 				max = c.n[i];
 		if (c.other > max)
 			max = c.other;
-		char *title = xasprintf("Failed accounts by error class: %lld in %d class(es)",
-					s->counts[ACCT_FAILED], c.count + (c.other > 0));
+		char *title = c.other > 0 ?
+			xasprintf("Failed accounts by error class: %lld in %lld classes (the %d largest "
+				  "drawn, the rest as other)", s->counts[ACCT_FAILED], c.all, c.count) :
+			xasprintf("Failed accounts by error class: %lld in %lld class(es)",
+				  s->counts[ACCT_FAILED], c.all);
 		svg_open(out, "failures", hgt, title);
 		free(title);
 		int x0 = 150, xw = CW - x0 - 80;
@@ -879,7 +933,8 @@ static void slow_row(void *arg, const struct qr_account *r)
 	fmt_rate(r->seconds > 0 ? (double)r->bytes / r->seconds : 0, t);
 	fputs("<tr>", h->out);
 	td_account(h->out, r->account, r->target);
-	fprintf(h->out, "<td class=\"n\"><data value=\"%.3f\">%s</data></td><td class=\"n\">", r->seconds, d);
+	fprintf(h->out, "<td class=\"n\"><data value=\"%.3f\">%s</data></td><td class=\"n\">",
+		isfinite(r->seconds) ? r->seconds : 0, d);
 	data_bytes(h->out, r->bytes);
 	fprintf(h->out, "</td><td class=\"n\">%s</td><td>", t);
 	html_esc(h->out, r->state);

@@ -143,6 +143,8 @@ void text_eta(FILE *out, const struct snapshot *s, double rate)
 		fprintf(out, "ETA:        nothing left to migrate\n");
 	else if (rate <= 0)
 		fprintf(out, "ETA:        unknown (no throughput measured yet)\n");
+	else if (s->remaining <= 0)   /* accounts left, none with a known size */
+		fprintf(out, "ETA:        unknown (the sizes left are unknown)\n");
 	else {
 		fmt_dur((double)s->remaining / rate, e);
 		fprintf(out, "ETA:        %s (remaining bytes / rate)\n", e);

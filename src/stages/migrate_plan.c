@@ -432,52 +432,72 @@ static char *set_minus(const struct strlist *a, const struct strlist *b)
 	return buf_detach(&o);
 }
 
-/*
- * The server set of this run against the one the DB recorded (meta
- * "shard_servers"): the same, or recorded now when the DB has none; a
- * different one is refused (ZMB_ECONFIG, *exit 78).
- */
-static enum zmb_rc check_server_set(struct stage_ctx *ctx, const struct strlist *set,
-				    int *exit_code, char **err)
+/* "a,b,c" (the meta's form) into *out. */
+static void set_parse(const char *text, struct strlist *out)
 {
-	struct buf now = BUF_INIT;
-	char *stored = NULL;
-	enum zmb_rc rc = ZMB_OK;
-	for (size_t i = 0; i < set->n; i++)
-		buf_addf(&now, "%s%s", i ? "," : "", set->v[i]);
-	if (!now.s)
-		buf_adds(&now, "");
-	if (ctx->st && state_meta_get(ctx->st, "shard_servers", &stored) == ZMB_OK) {
-		if (strcmp(stored, now.s) != 0) {
-			struct strlist old = STRLIST_INIT;
-			char *copy = xstrdup(stored);
-			for (char *p = copy, *c; p && *p; p = c ? c + 1 : NULL) {
-				c = strchr(p, ',');
-				if (c)
-					*c = '\0';
-				strlist_add(&old, p);
-			}
-			free(copy);
-			char *added = set_minus(set, &old), *gone = set_minus(&old, set);
-			*err = xasprintf("state database %s: shard %u/%u by server was dealt over the "
-					 "source mailbox servers %s recorded by its first run; the job's "
-					 "accounts are now on %s (added: %s; gone: %s): the deal would "
-					 "change and two shards could own one account.  Finish with the "
-					 "old servers, or start every shard over with new state DBs",
-					 ctx->state_path, ctx->shard.index, ctx->shard.count,
-					 *stored ? stored : "(none)", now.len ? now.s : "(none)", added, gone);
-			free(added);
-			free(gone);
-			strlist_release(&old);
-			*exit_code = EXIT_CONFIG;
-			rc = ZMB_ECONFIG;
-		}
-	} else if (ctx->st && !ctx->dry_run && set->n > 0) {
-		if ((rc = state_meta_set(ctx->st, "shard_servers", now.s)) != ZMB_OK)
+	char *copy = xstrdup(text);
+	for (char *p = copy, *c; p && *p; p = c ? c + 1 : NULL) {
+		c = strchr(p, ',');
+		if (c)
+			*c = '\0';
+		if (*p)
+			strlist_add(out, p);
+	}
+	free(copy);
+}
+
+/*
+ * The servers a by-server shard deals (*set, sorted, lower case): the
+ * source installation's mailbox servers (GetAllServersRequest
+ * service=mailbox) as the DB recorded them on its first run, so the deal
+ * depends neither on the accounts nor on when each shard starts, and never
+ * changes under a shard.  First run: asked now and recorded (meta
+ * "shard_servers"; a failed or empty answer stops the plan).  Later runs:
+ * the recorded set; a server added or gone since is only said (an added
+ * server's accounts are shard 0's, in every shard alike).
+ */
+static enum zmb_rc server_set(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
+			      struct strlist *set, char **err)
+{
+	struct strlist cur = STRLIST_INIT;
+	char *stored = NULL, *lerr = NULL;
+	enum zmb_rc rc = src->end->drv->mail_servers(src, &cur, &lerr);
+	shard_server_set(&cur);
+	if (ctx->st && state_meta_get(ctx->st, "shard_servers", &stored) == ZMB_OK && *stored) {
+		set_parse(stored, set);
+		if (rc)
+			stage_out(ctx, "warning: cannot list the source's mailbox servers now (%s): the "
+				  "shard deals the ones its first run recorded", lerr ? lerr : zmb_rc_str(rc));
+		char *added = rc ? NULL : set_minus(&cur, set), *gone = rc ? NULL : set_minus(set, &cur);
+		if (added && gone && (strcmp(added, "none") || strcmp(gone, "none")))
+			stage_out(ctx, "warning: the source's mailbox servers changed since this shard's "
+				  "first run (added: %s; gone: %s): the shards keep dealing the recorded "
+				  "%s; accounts on an added server are shard 0's", added, gone, stored);
+		free(added);
+		free(gone);
+		rc = ZMB_OK;
+	} else if (rc) {
+		*err = xasprintf("source %s:%d: cannot list the mailbox servers (GetAllServersRequest) that "
+				 "--shard-by server deals: %s", x->job->source.host, x->job->source.port,
+				 lerr ? lerr : zmb_rc_str(rc));
+	} else if (cur.n == 0) {
+		*err = xasprintf("source %s:%d: GetAllServersRequest lists no mailbox server: "
+				 "--shard-by server has nothing to deal (use --shard-by hash)",
+				 x->job->source.host, x->job->source.port);
+		rc = ZMB_EPROTO;
+	} else {
+		for (size_t i = 0; i < cur.n; i++)
+			strlist_add(set, cur.v[i]);
+		struct buf now = BUF_INIT;
+		for (size_t i = 0; i < set->n; i++)
+			buf_addf(&now, "%s%s", i ? "," : "", set->v[i]);
+		if (ctx->st && !ctx->dry_run && (rc = state_meta_set(ctx->st, "shard_servers", now.s)))
 			*err = xasprintf("cannot record the shard's servers: %s", state_errmsg(ctx->st));
+		buf_release(&now);
 	}
 	free(stored);
-	buf_release(&now);
+	free(lerr);
+	strlist_release(&cur);
 	return rc;
 }
 
@@ -487,13 +507,13 @@ static enum zmb_rc check_server_set(struct stage_ctx *ctx, const struct strlist 
  * account's home), plus those already in this shard's DB; before any size is
  * asked or any row written.
  */
-static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct found_list *fl,
-				int *exit_code, char **err)
+static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
+				struct found_list *fl, int *exit_code, char **err)
 {
 	const struct zmb_shard *sh = &ctx->shard;
 	if (sh->count == 0 || sh->by != SHARD_BY_SERVER)
 		return ZMB_OK;
-	if (!x->src->drv->home) {
+	if (!x->src->drv->home || !x->src->drv->mail_servers) {
 		*err = xasprintf("--shard-by server needs a source whose driver knows each account's "
 				 "mailbox server (Zimbra/Carbonio); the '%s' driver does not: use "
 				 "--shard-by hash", x->src->drv->name);
@@ -504,11 +524,7 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct fo
 	if (rc)
 		return rc;
 	struct strlist set = STRLIST_INIT;
-	for (size_t i = 0; i < fl->n; i++)
-		if (fl->v[i].mailhost)
-			strlist_add(&set, fl->v[i].mailhost);
-	shard_server_set(&set);
-	if ((rc = check_server_set(ctx, &set, exit_code, err)) != ZMB_OK) {
+	if ((rc = server_set(x, ctx, src, &set, err)) != ZMB_OK) {
 		strlist_release(&set);
 		return rc;
 	}
@@ -530,7 +546,7 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct fo
 			for (size_t j = 0; f->mailhost && j < set.n; j++)
 				if (!strcasecmp(sv[j], f->mailhost))
 					per[j]++;
-			unknown += f->mailhost == NULL;
+			unknown += f->mailhost == NULL || !strlist_has_ci(&set, f->mailhost);
 			fl->v[k++] = *f;
 			continue;
 		}
@@ -549,11 +565,12 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct fo
 				  sv[j], per[j]);
 		}
 	if (unknown)
-		stage_out(ctx, "shard %u/%u by server: %zu account(s) whose home server is unknown "
-			  "(they fail as usual)", sh->index, sh->count, unknown);
+		stage_out(ctx, "shard %u/%u by server: %zu account(s) whose home server is unknown or "
+			  "not one of the dealt mailbox servers (shard 0's in every shard; an account the "
+			  "source does not have fails as usual)", sh->index, sh->count, unknown);
 	if (!mine)
-		stage_out(ctx, "shard %u/%u by server: the job's accounts are on %zu mailbox server(s), "
-			  "none falls to this shard: nothing to do", sh->index, sh->count, set.n);
+		stage_out(ctx, "shard %u/%u by server: the source has %zu mailbox server(s), none falls "
+			  "to this shard%s", sh->index, sh->count, set.n, k ? "" : ": nothing to do");
 	stage_out(ctx, "shard %u/%u: %zu of %zu account(s)", sh->index, sh->count, k, n);
 	free(per);
 	strlist_release(&set);
@@ -702,7 +719,7 @@ enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn
 	if (rc == ZMB_OK) {
 		unique_accounts(&fl);
 		keep_shard(ctx, &fl);
-		rc = keep_servers(x, ctx, &fl, exit_code, err);
+		rc = keep_servers(x, ctx, src, &fl, exit_code, err);
 	}
 	if (rc == ZMB_OK) {
 		known_sizes(x, ctx, src, st, &fl);

@@ -523,7 +523,7 @@ enum zmb_rc qr_failure_classes(sqlite3 *db,
 			       void *arg, char **err)
 {
 	struct class_cb c = { fn, arg };
-	return each_row(db, prep(db, "SELECT coalesce(error_class, 'unknown'), count(*) FROM accounts "
+	return each_row(db, prep(db, "SELECT coalesce(nullif(error_class, ''), 'unknown'), count(*) FROM accounts "
 				 "WHERE state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1", err),
 			"accounts", class_row, &c, err);
 }
@@ -682,10 +682,11 @@ static void merge_src_row(sqlite3_stmt *st, void *ctx)
 	struct qr_merge_src r = {
 		.db = sqlite3_column_int64(st, 0), .path = col_text(st, 1), .shard = col_text(st, 2),
 		.accounts = sqlite3_column_int64(st, 3), .planned_bytes = sqlite3_column_int64(st, 4),
-		.bytes_moved = sqlite3_column_int64(st, 5),
+		.bytes_moved = sqlite3_column_int64(st, 5), .shard_by = col_text(st, 6),
+		.shard_servers = col_text(st, 7),
 	};
 	for (int i = 0; i < ACCT_NSTATES; i++)
-		r.counts[i] = sqlite3_column_int64(st, 6 + i);
+		r.counts[i] = sqlite3_column_int64(st, 8 + i);
 	c->fn(c->arg, &r);
 }
 
@@ -694,7 +695,7 @@ enum zmb_rc qr_merge_sources(sqlite3 *db, void (*fn)(void *arg, const struct qr_
 {
 	struct merge_src_cb c = { fn, arg };
 	struct buf sql = BUF_INIT;
-	buf_adds(&sql, "SELECT db, path, shard, accounts, planned_bytes, bytes_moved");
+	buf_adds(&sql, "SELECT db, path, shard, accounts, planned_bytes, bytes_moved, shard_by, shard_servers");
 	for (int i = 0; i < ACCT_NSTATES; i++)
 		buf_addf(&sql, ", coalesce((SELECT accounts FROM merge_counts c WHERE c.db = s.db AND "
 			 "c.state = '%s'), 0)", acct_state_name((enum acct_state)i));
@@ -743,8 +744,10 @@ enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err)
 
 enum zmb_rc qr_done_span(sqlite3 *db, struct qr_done_span *s, char **err)
 {
-	sqlite3_stmt *st = prep(db, "SELECT count(finished_at), min(finished_at), max(finished_at), "
-				"count(*) - count(finished_at) FROM accounts WHERE state = 'done'", err);
+	/* a time outside 1970..5138 (NULL, or an Inf a hand edit stored) is no time */
+	sqlite3_stmt *st = prep(db, "SELECT count(t), min(t), max(t), count(*) - count(t) FROM "
+				"(SELECT CASE WHEN finished_at BETWEEN 0 AND 1e11 THEN finished_at END AS t "
+				"FROM accounts WHERE state = 'done')", err);
 	enum zmb_rc rc = one_row(db, st, "accounts", err);
 
 	memset(s, 0, sizeof *s);

@@ -215,6 +215,8 @@ bool qr_merged(sqlite3 *db);
 struct qr_merge_src {
 	long long db;
 	const char *path, *shard;       /* shard NULL: the DB was not a shard's */
+	const char *shard_by;           /* "server" or "hash"; NULL: not recorded (hash) */
+	const char *shard_servers;      /* by server: the servers dealt, "a,b,c"; NULL: none */
 	long long accounts, planned_bytes, bytes_moved;
 	long long counts[ACCT_NSTATES];
 };

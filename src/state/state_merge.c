@@ -39,7 +39,7 @@
 #define MERGE_TABLES \
 	"CREATE TABLE merge_sources (db INTEGER PRIMARY KEY, path TEXT NOT NULL, shard TEXT, " \
 	"  accounts INTEGER NOT NULL DEFAULT 0, planned_bytes INTEGER NOT NULL DEFAULT 0, " \
-	"  bytes_moved INTEGER NOT NULL DEFAULT 0);" \
+	"  bytes_moved INTEGER NOT NULL DEFAULT 0, shard_by TEXT, shard_servers TEXT);" \
 	"CREATE TABLE merge_counts (db INTEGER NOT NULL, state TEXT NOT NULL, accounts INTEGER NOT NULL);" \
 	"CREATE TABLE merge_duplicates (account TEXT NOT NULL, db TEXT NOT NULL, also_in TEXT NOT NULL);" \
 	"CREATE TEMP TABLE mstages AS SELECT 0 AS db, * FROM main.stages WHERE 0;" \
@@ -246,6 +246,7 @@ static enum zmb_rc read_source(struct state *st, int i, const char *path, char *
 		return ZMB_ESTATE;
 	}
 	char *ident = m_meta(st, "job_identity"), *shard = m_meta(st, "shard");
+	char *by = m_meta(st, "shard_by"), *servers = m_meta(st, "shard_servers");
 	rc = ZMB_OK;
 	if (ident && !*first_ident) {
 		*first_ident = ident;
@@ -258,17 +259,19 @@ static enum zmb_rc read_source(struct state *st, int i, const char *path, char *
 	}
 	if (rc == ZMB_OK) {
 		char *sql = sqlite3_mprintf(
-			"INSERT INTO merge_sources (db, path, shard, accounts, planned_bytes, bytes_moved) "
-			"SELECT %d, %Q, %Q, count(*), total(CASE WHEN size > 0 THEN size ELSE 0 END), "
-			"total(bytes) FROM m.accounts;"
+			"INSERT INTO merge_sources (db, path, shard, accounts, planned_bytes, bytes_moved, "
+			"shard_by, shard_servers) SELECT %d, %Q, %Q, count(*), "
+			"total(CASE WHEN size > 0 THEN size ELSE 0 END), total(bytes), %Q, %Q FROM m.accounts;"
 			"INSERT INTO merge_counts (db, state, accounts) SELECT %d, state, count(*) "
 			"FROM m.accounts GROUP BY state;",
-			i, path, shard && *shard ? shard : NULL, i);
+			i, path, shard && *shard ? shard : NULL, by, servers, i);
 		rc = st_exec_sql(st, sql, "merge: count the accounts");
 		sqlite3_free(sql);
 	}
 	free(ident);
 	free(shard);
+	free(by);
+	free(servers);
 	return rc;
 }
 

@@ -215,6 +215,12 @@ struct xfer_driver {
 	 * or when the driver has no such notion.  Any thread; caller frees.
 	 */
 	char *(*home)(struct xfer_end *e, const char *account);
+	/*
+	 * The installation's mailbox servers (GetAllServersRequest
+	 * service=mailbox: their names, the values zimbraMailHost takes),
+	 * appended to *names; NULL when the driver has no such notion.
+	 */
+	enum zmb_rc (*mail_servers)(struct xfer_conn *c, struct strlist *names, char **err);
 
 	/*
 	 * For passes exported in pieces (src/xfer/chunk.c); NULL when the driver

@@ -265,6 +265,11 @@ static char *z_home(struct xfer_end *e, const char *account)
 	return zroutes_home(zend_of(e)->routes, account);
 }
 
+static enum zmb_rc z_mail_servers(struct xfer_conn *c, struct strlist *names, char **err)
+{
+	return soap_mailbox_servers(zconn_of(c)->h, tc_of(c), names, err);
+}
+
 static void rest_opts(const struct xfer_export_opts *o, struct rest_export_opts *r)
 {
 	r->types = o->types;
@@ -442,6 +447,7 @@ const struct xfer_driver xfer_driver_zimbra = {
 	.folder_counts = z_folder_counts,
 	.domain_sizes = z_domain_sizes,
 	.home = z_home,
+	.mail_servers = z_mail_servers,
 	.tree_ids = z_tree_ids,
 	.item_ids = z_item_ids,
 	.oldest = z_oldest,
