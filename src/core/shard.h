@@ -17,22 +17,21 @@
  *
  * By server (run --shard-by server): an account belongs to the shard of its
  * source home mailbox server (zimbraMailHost) instead of its name's hash.
- * The distinct mail hosts of the job's accounts (every domain listed and
- * every account of accounts/accounts_file, whatever its shard), lower-cased
- * and sorted in byte order (shard_server_set), are dealt round-robin: the
- * k-th goes to shard k mod N (shard_server_owner).  An account whose home
- * cannot be found (no such account) belongs to shard 0, where it fails the
- * usual way; any other lookup error stops the plan, since a server set
- * missing one server would deal the others differently in each shard.
- * Every shard computes the set alone from the same directory; its DB keeps
- * meta "shard_by" = "server" and "shard_servers" = the set, comma-separated
- * (migrate_plan.c): a later run of that DB with the other mode, or with a
- * changed set (a server added or gone: the deal would change, and two
- * shards could own one account), is refused with exit 78.  An account
- * already in the shard's DB stays with it (a mailbox moved to another
- * server meanwhile is named in a warning: the new server's shard cannot
- * know and may take it too; report --merge names such an account).  A
- * shard that gets no server has nothing to do and says so (exit 0).  The
+ * What is dealt is the source installation's mailbox servers
+ * (GetAllServersRequest service=mailbox), lower-cased and sorted in byte
+ * order (shard_server_set), round-robin: the k-th goes to shard k mod N
+ * (shard_server_owner).  The list depends neither on the accounts nor on
+ * when a shard starts.  A shard's first run records it (meta "shard_by" =
+ * "server", "shard_servers" = the list, comma-separated; migrate_plan.c)
+ * and later runs deal the recorded list, so the deal never changes under a
+ * shard; a server added since is only said.  An account whose home is
+ * unknown (no such account, no zimbraMailHost) or not in the list belongs
+ * to shard 0, in every shard alike; any other lookup error stops the plan.
+ * A later run of the DB with the other mode is refused with exit 78.  An
+ * account already in the shard's DB stays with it (a mailbox moved to
+ * another server meanwhile is named in a warning: the new server's shard
+ * cannot know and may take it too; report --merge names such an account).
+ * A shard that gets no server has nothing to do and says so (exit 0).  The
  * DB's name, lock and working_dir are those of a hash shard of the same I/N.
  */
 #ifndef ZMB_SHARD_H
