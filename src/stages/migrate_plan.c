@@ -84,16 +84,21 @@ static struct found *found_add(struct found_list *l, const char *name)
 	return f;
 }
 
+/* What one entry owns (the entry itself is the list's). */
+static void found_release(struct found *f)
+{
+	free(f->account);
+	free(f->id);
+	free(f->lookup_err);
+	free(f->status);
+	free(f->mailhost);
+	free(f->home_err);
+}
+
 static void found_free(struct found_list *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].account);
-		free(l->v[i].id);
-		free(l->v[i].lookup_err);
-		free(l->v[i].status);
-		free(l->v[i].mailhost);
-		free(l->v[i].home_err);
-	}
+	for (size_t i = 0; i < l->n; i++)
+		found_release(&l->v[i]);
 	free(l->v);
 }
 
@@ -352,10 +357,7 @@ static void unique_accounts(struct found_list *fl)
 				f[u - 1].id = f[i].id;
 				f[i].id = NULL;
 			}
-			free(f[i].account);
-			free(f[i].id);
-			free(f[i].status);
-			free(f[i].mailhost);
+			found_release(&f[i]);
 			continue;
 		}
 		f[u++] = f[i];
@@ -380,11 +382,7 @@ static void keep_shard(struct stage_ctx *ctx, struct found_list *fl)
 			fl->v[k++] = *f;
 			continue;
 		}
-		free(f->account);
-		free(f->id);
-		free(f->status);
-		free(f->mailhost);
-		free(f->home_err);
+		found_release(f);
 	}
 	fl->n = k;
 	stage_out(ctx, "shard %u/%u: %zu of %zu account(s)", ctx->shard.index, ctx->shard.count, k, n);
@@ -550,11 +548,7 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xf
 			fl->v[k++] = *f;
 			continue;
 		}
-		free(f->account);
-		free(f->id);
-		free(f->status);
-		free(f->mailhost);
-		free(f->home_err);
+		found_release(f);
 	}
 	fl->n = k;
 	size_t mine = 0;
