@@ -452,7 +452,10 @@ static void set_parse(const char *text, struct strlist *out)
  * changes under a shard.  First run: asked now and recorded (meta
  * "shard_servers"; a failed or empty answer stops the plan).  Later runs:
  * the recorded set; a server added or gone since is only said (an added
- * server's accounts are shard 0's, in every shard alike).
+ * server's accounts are shard 0's, in every shard alike).  Accounts are
+ * matched by zimbraMailHost against these names (cn), the lookup Zimbra
+ * itself makes for an account's home: zm-mailbox account/Account.java:249-251
+ * getServer() = get(ServerBy.name, zimbraMailHost).
  */
 static enum zmb_rc server_set(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
 			      struct strlist *set, char **err)
