@@ -23,8 +23,11 @@
  *     DB run by server and back (78), a server added since the DB's first
  *     run (78, the difference named, nothing written);
  *   - an account with no home (no such account) is shard 0's and fails there;
- *   - a mailbox moved to another server stays in the DB that has it (warning);
- *     the other shard taking it too is named by report --merge.
+ *   - a mailbox moved to another server after the shards first saw it stays
+ *     with the shard it was dealt to (both DBs record every account's deal),
+ *     the other shard leaves it; moved between the shards' first runs, both
+ *     take it and report --merge names it; a DB from before the deal table
+ *     keeps what it holds.
  *
  * The job: the standard 8 users plus 24 generated ones in example.org.
  */
@@ -992,15 +995,9 @@ START_TEST(test_by_server_unknown_home)
 }
 END_TEST
 
-/*
- * A mailbox moved to another server between runs (zimbraMailHost changed, the
- * server set the same): the shard whose DB holds it keeps it, with a warning.
- * The new server's shard cannot know (its DB never saw the account) and takes
- * it too: report --merge names the account in two DBs (the documented limit).
- */
-START_TEST(test_by_server_moved_account_stays)
+/* Move b1@example.com (home mbox2, shard 1/2's) to mbox1 (shard 0/2's): zimbraMailHost. */
+static void move_b1_to_mbox1(void)
 {
-	run_by_server(2);
 	char *tok = zsim_login(E.src);
 	ck_assert_ptr_nonnull(tok);
 	json_t *st = zsim_stats(E.src);
@@ -1014,24 +1011,90 @@ START_TEST(test_by_server_moved_account_stays)
 	json_decref(reply);
 	json_decref(st);
 	free(tok);
+}
+
+/* run --shard I/2 --shard-by server --stage migrate: exit 0, its output in *p. */
+static void rerun_by_server(unsigned i, struct tu_proc *p)
+{
+	char *sh = xasprintf("%u/2", i);
+	ck_assert_int_eq(e2e_zmbatch(p, 60, "run", "-c", E.job, "--shard", sh, "--shard-by", "server",
+				     "--stage", "migrate", (char *)NULL), 0);
+	free(sh);
+}
+
+/*
+ * A mailbox moved to another server after both shards first saw it
+ * (zimbraMailHost changed, the server set the same): both DBs recorded the
+ * deal of every listed account on their first run (table shard_deal), so the
+ * shard dealt it keeps it (warning) and the new server's shard leaves it
+ * (said): it is in one DB, exported once, and report --merge finds no
+ * duplicate.
+ */
+START_TEST(test_by_server_moved_account_stays)
+{
+	run_by_server(2);
+	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	/* every listed account is dealt in both DBs, b1 to shard 1 on mbox2 */
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM shard_deal"), NSB);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM shard_deal"), NSB);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT shard FROM shard_deal WHERE account = 'b1@example.com' "
+				    "AND home = 'mbox2'"), 1);
+	move_b1_to_mbox1();
 
 	struct tu_proc p;
-	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "1/2", "--shard-by", "server",
-				     "--stage", "migrate", (char *)NULL), 0);
-	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com is in this shard's state DB but its home "
-				  "server is now mbox1 (shard 0/2): it stays here"), "%s", p.out);
+	rerun_by_server(1, &p);
+	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com: its home server is now mbox1 (shard 0/2's), "
+				  "but this shard was dealt it when its home was mbox2: it stays here"), "%s", p.out);
 	ck_assert_msg(tu_contains(p.out, "shard 1/2 by server: mbox2 2 account(s)"), "%s", p.out);
 	tu_proc_release(&p);
-	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
 	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
-	/* the limit: shard 0 now deals b1 to itself as well, and --merge says so */
-	ck_assert_int_eq(e2e_zmbatch(&p, 60, "run", "-c", E.job, "--shard", "0/2", "--shard-by", "server",
-				     "--stage", "migrate", (char *)NULL), 0);
+
+	rerun_by_server(0, &p);
+	ck_assert_msg(tu_contains(p.out, "b1@example.com: its home server is now mbox1, but it was dealt to "
+				  "shard 1/2 when this shard first saw it on mbox2: it stays that shard's"), "%s",
+		      p.out);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 0);
+	json_t *ss = zsim_stats(SRV[0]);
+	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "b1@example.com", "count"), 0);
+	json_decref(ss);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 0);
+	tu_proc_release(&p);
+	free(d0);
+	free(d1);
+}
+END_TEST
+
+/*
+ * The limit: a mailbox moved between the shards' first runs.  Shard 1 first
+ * saw b1 on mbox2 and took it; shard 0's first run comes after the move and
+ * deals it to itself too: report --merge names the account in two DBs.  And
+ * a DB from before the deal table (shard_deal emptied here) keeps the
+ * accounts it holds, with the older warning.
+ */
+START_TEST(test_by_server_moved_between_first_runs)
+{
+	pid_t pid = spawn_by_server(1, 2);
+	ck_assert_int_eq(tu_wait(pid, 90), 0);
+	move_b1_to_mbox1();
+	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	struct tu_proc p;
+	rerun_by_server(0, &p);
 	tu_proc_release(&p);
 	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 1);
 	ck_assert_msg(tu_contains(p.out, "b1@example.com"), "%s", p.out);
 	tu_proc_release(&p);
+
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(d1, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM shard_deal", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	rerun_by_server(1, &p);
+	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com is in this shard's state DB but its home "
+				  "server is now mbox1 (shard 0/2): it stays here"), "%s", p.out);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
 	free(d0);
 	free(d1);
 }
@@ -1055,6 +1118,7 @@ static Suite *make_suite(void)
 	tcase_add_test(sv, test_by_server_refusals);
 	tcase_add_test(sv, test_by_server_unknown_home);
 	tcase_add_test(sv, test_by_server_moved_account_stays);
+	tcase_add_test(sv, test_by_server_moved_between_first_runs);
 	suite_add_tcase(s, sv);
 	return s;
 }

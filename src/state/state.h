@@ -345,6 +345,28 @@ enum zmb_rc state_check_shard(struct state *st, const char *shard);
 enum zmb_rc state_check_shard_by(struct state *st, const char *by);
 
 /*
+ * run --shard-by server: the deal this DB made when it first saw each
+ * account (table shard_deal).  For each v[i]: an account the table does
+ * not hold is recorded with v[i].dealt and v[i].home (the caller's deal from
+ * the account's home now).  Then v[i].owner is the recorded deal (dealt for
+ * a row this call wrote); v[i].recorded says the row was there before this
+ * call, and then v[i].first_home (owned by the item, freed by
+ * state_shard_deal_release; NULL otherwise or for no home) is the home it
+ * was dealt by.  A read-only connection (a dry run) records nothing.  One
+ * transaction for all.  Only the thread that owns st.
+ */
+struct shard_deal_item {
+	const char *account;   /* lower case; read during the call */
+	const char *home;      /* its home now, or NULL */
+	unsigned dealt;        /* the shard its home deals it to now */
+	unsigned owner;        /* out */
+	char *first_home;      /* out: its home when first dealt (recorded only) */
+	bool recorded;         /* out: dealt by an earlier run */
+};
+enum zmb_rc state_shard_deal(struct state *st, struct shard_deal_item *v, size_t n);
+void state_shard_deal_release(struct shard_deal_item *v, size_t n);   /* NULL-safe */
+
+/*
  * report --merge / status --merge: the state DBs paths[0..n) of one job (its
  * shards), each opened read-only, as one temporary state DB (SQLite's
  * private temp file, gone on state_close) that every report reads as it
