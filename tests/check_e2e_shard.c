@@ -23,11 +23,10 @@
  *     DB run by server and back (78), a server added since the DB's first
  *     run (78, the difference named, nothing written);
  *   - an account with no home (no such account) is shard 0's and fails there;
- *   - a mailbox moved to another server after the shards first saw it stays
- *     with the shard it was dealt to (both DBs record every account's deal),
- *     the other shard leaves it; moved between the shards' first runs, both
- *     take it and report --merge names it; a DB from before the deal table
- *     keeps what it holds.
+ *   - a mailbox moved to another server stays in the DB that has it (warning)
+ *     and the new server's shard takes it too: report --merge names it; moved
+ *     the other way between the shards' runs, no DB holds it: report --merge
+ *     names it (every DB records its listing) until its shard runs again.
  *
  * The job: the standard 8 users plus 24 generated ones in example.org.
  */
@@ -1023,18 +1022,16 @@ static void rerun_by_server(unsigned i, struct tu_proc *p)
 }
 
 /*
- * A mailbox moved to another server after both shards first saw it
- * (zimbraMailHost changed, the server set the same): both DBs recorded the
- * deal of every listed account on their first run (table shard_deal), so the
- * shard dealt it keeps it (warning) and the new server's shard leaves it
- * (said): it is in one DB, exported once, and report --merge finds no
- * duplicate.
+ * A mailbox moved to another server after both shards ran (zimbraMailHost
+ * changed, the server set the same): the shard whose DB holds it keeps it,
+ * with a warning; the new server's shard cannot see that DB and takes it too,
+ * rather than risk that nobody does: report --merge names the account in two
+ * DBs.  Each DB recorded its whole listing (shard_deal).
  */
-START_TEST(test_by_server_moved_account_stays)
+START_TEST(test_by_server_moved_account_taken_twice)
 {
 	run_by_server(2);
 	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
-	/* every listed account is dealt in both DBs, b1 to shard 1 on mbox2 */
 	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM shard_deal"), NSB);
 	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM shard_deal"), NSB);
 	ck_assert_int_eq(e2e_db_int(d0, "SELECT shard FROM shard_deal WHERE account = 'b1@example.com' "
@@ -1043,22 +1040,23 @@ START_TEST(test_by_server_moved_account_stays)
 
 	struct tu_proc p;
 	rerun_by_server(1, &p);
-	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com: its home server is now mbox1 (shard 0/2's), "
-				  "but this shard was dealt it when its home was mbox2: it stays here"), "%s", p.out);
+	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com is in this shard's state DB but its home "
+				  "server is now mbox1 (shard 0/2): it stays here"), "%s", p.out);
 	ck_assert_msg(tu_contains(p.out, "shard 1/2 by server: mbox2 2 account(s)"), "%s", p.out);
 	tu_proc_release(&p);
 	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
-
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT shard FROM shard_deal WHERE account = 'b1@example.com' "
+				    "AND home = 'mbox1'"), 0);
 	rerun_by_server(0, &p);
-	ck_assert_msg(tu_contains(p.out, "b1@example.com: its home server is now mbox1, but it was dealt to "
-				  "shard 1/2 when this shard first saw it on mbox2: it stays that shard's"), "%s",
-		      p.out);
 	tu_proc_release(&p);
-	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 0);
-	json_t *ss = zsim_stats(SRV[0]);
-	ck_assert_int_eq(zsim_stat_acct(ss, "exports", "b1@example.com", "count"), 0);
-	json_decref(ss);
-	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 0);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "json", "--merge", d0, d1, (char *)NULL), 1);
+	json_t *j = json_loads(p.out, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_t *m = json_object_get(j, "merge");
+	ck_assert_int_eq(json_array_size(json_object_get(m, "duplicates")), 1);
+	ck_assert_int_eq(json_array_size(json_object_get(m, "untaken")), 0);
+	json_decref(j);
 	tu_proc_release(&p);
 	free(d0);
 	free(d1);
@@ -1066,35 +1064,69 @@ START_TEST(test_by_server_moved_account_stays)
 END_TEST
 
 /*
- * The limit: a mailbox moved between the shards' first runs.  Shard 1 first
- * saw b1 on mbox2 and took it; shard 0's first run comes after the move and
- * deals it to itself too: report --merge names the account in two DBs.  And
- * a DB from before the deal table (shard_deal emptied here) keeps the
- * accounts it holds, with the older warning.
+ * A mailbox moved between the shards' runs the other way: shard 0 saw b1 on
+ * mbox2 (shard 1's) and left it, then b1 moved to mbox1 (shard 0's) before
+ * shard 1's run, which left it too.  No DB holds it: report --merge names it
+ * in every format, with the shard to run again (exit 1); a merge without
+ * that shard's DB does not.  Shard 0 run again takes it, and the merge is
+ * clean.
  */
-START_TEST(test_by_server_moved_between_first_runs)
+START_TEST(test_by_server_moved_account_untaken)
 {
-	pid_t pid = spawn_by_server(1, 2);
+	pid_t pid = spawn_by_server(0, 2);
 	ck_assert_int_eq(tu_wait(pid, 90), 0);
 	move_b1_to_mbox1();
+	pid = spawn_by_server(1, 2);
+	ck_assert_int_eq(tu_wait(pid, 90), 0);
 	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 0);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 0);
+
 	struct tu_proc p;
-	rerun_by_server(0, &p);
-	tu_proc_release(&p);
-	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 1);
-	ck_assert_msg(tu_contains(p.out, "b1@example.com"), "%s", p.out);
+	char *want = xasprintf("ERROR: account b1@example.com is in no state DB: its home mbox1 deals it to "
+			       "shard 0/2 (listed by %s at ", d1);
+	ck_assert_msg(tu_contains(p.out, want), "%s", p.out);
+	free(want);
+	ck_assert_msg(tu_contains(p.out, "); run shard 0/2 again"), "%s", p.out);
+	ck_assert_msg(tu_contains(p.err, "1 account(s) listed by a shard are in no state DB"), "%s", p.err);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "json", "--merge", d0, d1, (char *)NULL), 1);
+	json_t *j = json_loads(p.out, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_t *m = json_object_get(j, "merge"), *u = json_array_get(json_object_get(m, "untaken"), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(m, "untaken")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(u, "account")), "b1@example.com");
+	ck_assert_str_eq(json_string_value(json_object_get(u, "shard")), "0/2");
+	ck_assert_str_eq(json_string_value(json_object_get(u, "home")), "mbox1");
+	ck_assert(json_is_false(json_object_get(m, "ok")));
+	json_decref(j);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "prom", "--merge", d0, d1, (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "\nzmbatch_merge_untaken_accounts 1\n"), "%s", p.out);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "html", "--merge", d0, d1, (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "account <code>b1@example.com</code> is in no state DB: its home "
+				  "<code>mbox1</code> deals it to shard <code>0/2</code>"), "%s", p.out);
+	tu_proc_release(&p);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "status", "--merge", d0, d1, (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "ERROR: account b1@example.com is in no state DB"), "%s", p.out);
+	tu_proc_release(&p);
+	/* shard 0/2 not given: its accounts are the missing shard's, not untaken */
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "json", "--merge", d1, (char *)NULL), 0);
+	j = json_loads(p.out, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(j, "merge"), "untaken")), 0);
+	json_decref(j);
 	tu_proc_release(&p);
 
-	sqlite3 *db = NULL;
-	ck_assert_int_eq(sqlite3_open(d1, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "DELETE FROM shard_deal", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	rerun_by_server(1, &p);
-	ck_assert_msg(tu_contains(p.out, "warning: b1@example.com is in this shard's state DB but its home "
-				  "server is now mbox1 (shard 0/2): it stays here"), "%s", p.out);
+	rerun_by_server(0, &p);
 	tu_proc_release(&p);
-	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 1);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com' "
+				    "AND state = 'done'"), 1);
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 0);
+	ck_assert_msg(!tu_contains(p.out, "ERROR"), "%s", p.out);
+	tu_proc_release(&p);
 	free(d0);
 	free(d1);
 }
@@ -1117,8 +1149,8 @@ static Suite *make_suite(void)
 	tcase_add_test(sv, test_by_server_two_shards_and_a_spare);
 	tcase_add_test(sv, test_by_server_refusals);
 	tcase_add_test(sv, test_by_server_unknown_home);
-	tcase_add_test(sv, test_by_server_moved_account_stays);
-	tcase_add_test(sv, test_by_server_moved_between_first_runs);
+	tcase_add_test(sv, test_by_server_moved_account_taken_twice);
+	tcase_add_test(sv, test_by_server_moved_account_untaken);
 	suite_add_tcase(s, sv);
 	return s;
 }

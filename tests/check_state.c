@@ -1713,11 +1713,10 @@ START_TEST(test_shard_recorded_and_checked)
 END_TEST
 
 /*
- * state_shard_deal: the first deal of an account is kept (the item's own
- * dealt only for a new row); a read-only connection looks but writes
- * nothing; a read-only DB of an older schema (no table) deals as given.
+ * state_shard_deal: a run's listing replaces the last one (an account gone
+ * from it goes); a NULL home is kept as NULL.
  */
-START_TEST(test_shard_deal_kept)
+START_TEST(test_shard_deal_replaced)
 {
 	char *dir = tu_tmpdir("state");
 	char *path = db_path(dir);
@@ -1727,47 +1726,18 @@ START_TEST(test_shard_deal_kept)
 		{ .account = "b@x.test", .home = NULL, .dealt = 0 },
 	};
 	ck_assert_int_eq(state_shard_deal(st, v, 2), ZMB_OK);
-	ck_assert(!v[0].recorded && v[0].owner == 1 && !v[1].recorded && v[1].owner == 0);
-	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM shard_deal WHERE home IS NULL AND shard = 0"), 1);
-	state_shard_deal_release(v, 2);
-	/* a moved a@ (now dealt 0) keeps shard 1, with its first home */
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM shard_deal"), 2);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM shard_deal WHERE account = 'b@x.test' AND "
+			       "home IS NULL AND shard = 0"), 1);
+	/* a@ moved; b@ gone from the listing */
 	v[0].home = "mbox1";
 	v[0].dealt = 0;
-	v[1].dealt = 2;
-	ck_assert_int_eq(state_shard_deal(st, v, 2), ZMB_OK);
-	ck_assert(v[0].recorded && v[0].owner == 1);
-	ck_assert_str_eq(v[0].first_home, "mbox2");
-	ck_assert(v[1].recorded && v[1].owner == 0 && v[1].first_home == NULL);
-	state_shard_deal_release(v, 2);
+	ck_assert_int_eq(state_shard_deal(st, v, 1), ZMB_OK);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM shard_deal"), 1);
+	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM shard_deal WHERE account = 'a@x.test' AND "
+			       "home = 'mbox1' AND shard = 0 AND seen_at > 0"), 1);
 	state_close(st);
-
-	struct state *ro = NULL;
-	ck_assert_int_eq(state_open(path, IDENT, STATE_READONLY, &ro, NULL), ZMB_OK);
-	struct shard_deal_item c = { .account = "c@x.test", .home = "mbox3", .dealt = 2 };
-	ck_assert_int_eq(state_shard_deal(ro, &c, 1), ZMB_OK);
-	ck_assert(!c.recorded && c.owner == 2);
-	ck_assert_int_eq(state_shard_deal(ro, v, 1), ZMB_OK);
-	ck_assert(v[0].recorded && v[0].owner == 1);
-	state_shard_deal_release(v, 1);
-	state_close(ro);
-	st = open_rw(path);
-	ck_assert_int_eq(q_int(st, "SELECT count(*) FROM shard_deal"), 2);   /* c@ not written */
-	state_close(st);
-
-	/* an older DB (schema 11: no shard_deal), read-only */
-	char *old = xasprintf("%s/old.db", dir);
-	sqlite3 *db = NULL;
-	ck_assert_int_eq(sqlite3_open(old, &db), SQLITE_OK);
-	for (int i = 0; i < 11; i++)
-		ck_assert_int_eq(sqlite3_exec(db, zmb_schema[i], NULL, NULL, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 11;", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	ck_assert_int_eq(state_open(old, NULL, STATE_READONLY, &ro, NULL), ZMB_OK);
-	ck_assert_int_eq(state_shard_deal(ro, &c, 1), ZMB_OK);
-	ck_assert(!c.recorded && c.owner == 2);
-	state_close(ro);
 	tu_rmrf(dir);
-	free(old);
 	free(path);
 	free(dir);
 }
@@ -1781,7 +1751,7 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("machine");
 	tcase_add_test(tc, test_state_names);
 	tcase_add_test(tc, test_shard_recorded_and_checked);
-	tcase_add_test(tc, test_shard_deal_kept);
+	tcase_add_test(tc, test_shard_deal_replaced);
 	tcase_add_test(tc, test_transition_all_pairs);
 	tcase_add_test(tc, test_transition_conflict_and_fields);
 	tcase_add_test(tc, test_final_states_fsynced);

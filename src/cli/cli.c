@@ -156,13 +156,14 @@ static void merge_warn_shards(struct state *st)
 	free(err);
 }
 
-int cli_merge_open(struct cli *cli, struct state **st, long long *dups)
+int cli_merge_open(struct cli *cli, struct state **st, long long *dups, long long *untaken)
 {
 	char *err = NULL;
 	struct stat *sb = xcalloc((size_t)cli->nargs, sizeof *sb), out;
 	int ex = 0;
 	*st = NULL;
 	*dups = 0;
+	*untaken = 0;
 	for (int i = 0; i < cli->nargs && !ex; i++) {
 		if (cli->args[i][0] == '-') {
 			fprintf(stderr, "zmbatch: --merge: '%s' after the DBs: options go first "
@@ -190,7 +191,8 @@ int cli_merge_open(struct cli *cli, struct state **st, long long *dups)
 	if (ex)
 		return ex;
 	enum zmb_rc rc = state_merge_open((const char *const *)cli->args, (size_t)cli->nargs, st, &err);
-	if (rc == ZMB_OK && qr_merge_dup_count(state_db(*st), dups, &err) != ZMB_OK)
+	if (rc == ZMB_OK && (qr_merge_dup_count(state_db(*st), dups, &err) != ZMB_OK ||
+			     qr_merge_untaken_count(state_db(*st), untaken, &err) != ZMB_OK))
 		rc = ZMB_ESTATE;
 	if (rc) {
 		fprintf(stderr, "zmbatch: --merge: %s\n", err ? err : zmb_rc_str(rc));

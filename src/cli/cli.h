@@ -84,10 +84,11 @@ int report_db_load(struct cli *cli, struct report_db *r);
  * report/status --merge DB...: the DBs (cli->args), each read-only, as one
  * merged state DB (state_merge_open); *st is the caller's to state_close().
  * Prints the error and returns the exit code: 0, 1 (a DB missing or
- * unreadable), 78 (DBs of two jobs).  *dups = accounts found in two DBs
- * (the command exits 1 then, after its report names them).
+ * unreadable), 78 (DBs of two jobs).  *dups = accounts found in two DBs,
+ * *untaken = accounts a by-server shard listed that no DB holds (the
+ * command exits 1 for either, after its report names them).
  */
 struct state;
-int cli_merge_open(struct cli *cli, struct state **st, long long *dups);
+int cli_merge_open(struct cli *cli, struct state **st, long long *dups, long long *untaken);
 
 #endif

@@ -16,7 +16,7 @@ int cmd_report(struct cli *cli)
 	struct report_db r;
 	char *err = NULL;
 	struct state *merged = NULL;
-	long long dups = 0;
+	long long dups = 0, untaken = 0;
 	int fmt = report_format_parse(cli->format);
 	int ex;
 	memset(&r, 0, sizeof r);
@@ -26,7 +26,7 @@ int cmd_report(struct cli *cli)
 	}
 	if (cli->merge) {
 		/* the shard DBs as one: every format reads it as one DB */
-		if ((ex = cli_merge_open(cli, &merged, &dups)))
+		if ((ex = cli_merge_open(cli, &merged, &dups, &untaken)))
 			goto out;
 		r.path = "the merged state DBs";
 		r.st = merged;   /* report_db_close() closes it */
@@ -46,9 +46,14 @@ int cmd_report(struct cli *cli)
 	if (rc) {
 		fprintf(stderr, "zmbatch: report of %s: %s\n", r.path, err ? err : "failed");
 		ex = EXIT_PARTIAL;
-	} else if (dups) {
+	} else if (dups || untaken) {
 		/* named in the report; said again where a script looks */
-		fprintf(stderr, "zmbatch: --merge: %lld account(s) found in more than one state DB\n", dups);
+		if (dups)
+			fprintf(stderr, "zmbatch: --merge: %lld account(s) found in more than one state DB\n",
+				dups);
+		if (untaken)
+			fprintf(stderr, "zmbatch: --merge: %lld account(s) listed by a shard are in no state DB "
+				"(run the shard the report names again)\n", untaken);
 		ex = EXIT_PARTIAL;
 	}
 out:

@@ -16,13 +16,13 @@ int cmd_status(struct cli *cli)
 	char *err = NULL;
 	if (cli->merge) {
 		struct state *merged = NULL;
-		long long dups = 0;
-		int ex = cli_merge_open(cli, &merged, &dups);
+		long long dups = 0, untaken = 0;
+		int ex = cli_merge_open(cli, &merged, &dups, &untaken);
 		if (!ex && report_status(state_db(merged), NULL, "(merged)", wall_now(), stdout, &err)) {
 			fprintf(stderr, "zmbatch: status of the merged state DBs: %s\n", err ? err : "failed");
 			ex = EXIT_PARTIAL;
 		}
-		if (!ex && dups)
+		if (!ex && (dups || untaken))
 			ex = EXIT_PARTIAL;
 		state_close(merged);
 		free(err);

@@ -155,11 +155,13 @@
  * every format as one job, and adds (additive, only when merged): text and
  * status: "merged: N state DB(s), M account(s)", one line per DB (path,
  * shard, accounts by state, bytes moved), a total, and "ERROR: account A
- * is in two state DBs: X and Y" per duplicate; json: "merge" {dbs [{path,
- * shard, accounts, counts, planned_bytes, bytes_moved}], duplicates
- * [{account, db, also_in}], total {accounts, counts, planned_bytes,
- * bytes_moved}, ok}; prom: zmbatch_merge_state_dbs,
- * zmbatch_merge_duplicate_accounts.  The CSV has no room for them: the
+ * is in two state DBs: X and Y" per duplicate, "ERROR: account A is in no
+ * state DB: ..." per account a by-server shard listed that no DB holds;
+ * json: "merge" {dbs [{path, shard, accounts, counts, planned_bytes,
+ * bytes_moved}], duplicates [{account, db, also_in}], untaken [{account,
+ * shard, home, listed_by, listed_at}], total {accounts, counts,
+ * planned_bytes, bytes_moved}, ok}; prom: zmbatch_merge_state_dbs,
+ * zmbatch_merge_duplicate_accounts, zmbatch_merge_untaken_accounts.  The CSV has no room for them: the
  * command says so on stderr and exits 1, as it does for every format.
  *
  * Exit codes of the commands built on this (cmd_status.c, cmd_report.c,

@@ -1184,6 +1184,22 @@ static void merge_dup_row(void *arg, const struct qr_merge_dup *r)
 	fputs("</code></li>\n", h->out);
 }
 
+static void merge_untaken_row(void *arg, const struct qr_merge_untaken *r)
+{
+	struct html *h = arg;
+	if (h->n++ >= HTML_PROBLEMS)
+		return;
+	fputs("<li class=\"bad\">account <code>", h->out);
+	html_esc(h->out, r->account);
+	fputs("</code> is in no state DB: its home <code>", h->out);
+	html_esc(h->out, r->home ? r->home : "none");
+	fputs("</code> deals it to shard <code>", h->out);
+	html_esc(h->out, r->shard);
+	fputs("</code> (listed by <code>", h->out);
+	html_esc(h->out, r->listed_by);
+	fputs("</code>); run that shard again</li>\n", h->out);
+}
+
 static enum zmb_rc html_merge(struct html *h, char **err)
 {
 	FILE *out = h->out;
@@ -1202,6 +1218,17 @@ static enum zmb_rc html_merge(struct html *h, char **err)
 			"two shards worked on it.</p>\n<ul>\n", h->s->merge_dups, h->s->merge_dups);
 		h->n = 0;
 		rc = qr_merge_dups(h->db, merge_dup_row, h, err);
+		fputs("</ul>\n", out);
+		if (h->n > HTML_PROBLEMS)
+			fprintf(out, "<p class=\"dim\">The first %d of %d.</p>\n", HTML_PROBLEMS, h->n);
+	}
+	if (rc == ZMB_OK && h->s->merge_untaken) {
+		fprintf(out, "<p class=\"bad\"><strong>Error: <data value=\"%lld\">%lld</data> account(s) "
+			"in no state DB.</strong> A shard listed them, dealt to a shard that has not run "
+			"since: nothing has migrated them.</p>\n<ul>\n", h->s->merge_untaken,
+			h->s->merge_untaken);
+		h->n = 0;
+		rc = qr_merge_untaken(h->db, merge_untaken_row, h, err);
 		fputs("</ul>\n", out);
 		if (h->n > HTML_PROBLEMS)
 			fprintf(out, "<p class=\"dim\">The first %d of %d.</p>\n", HTML_PROBLEMS, h->n);

@@ -53,6 +53,7 @@ struct snapshot {
 	struct qr_prov prov;         /* the provision stage's objects (schema 008; present false before) */
 	bool merged;                 /* a merged DB (report --merge): its sources are in the report */
 	long long merge_dups;        /* accounts found in two of its DBs */
+	long long merge_untaken;     /* accounts a by-server shard listed that none of its DBs holds */
 };
 
 /* Read the snapshot (job_name NULL: from the DB's meta).  *s is always

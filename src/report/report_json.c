@@ -162,21 +162,33 @@ static void jrow_merge_dup(void *arg, const struct qr_merge_dup *r)
 						       "db", jstr(r->db), "also_in", jstr(r->also_in)));
 }
 
+static void jrow_merge_untaken(void *arg, const struct qr_merge_untaken *r)
+{
+	char ts[32];
+	iso8601_utc(r->seen_at, ts);
+	json_array_append_new((json_t *)arg, json_pack("{s:o, s:o, s:o, s:o, s:s}", "account",
+						       jstr(r->account), "shard", jstr(r->shard), "home",
+						       r->home ? jstr(r->home) : json_null(), "listed_by",
+						       jstr(r->listed_by), "listed_at", ts));
+}
+
 static enum zmb_rc jmerge(sqlite3 *db, const struct snapshot *s, json_t *root, char **err)
 {
 	struct jmerge m;
 	memset(&m, 0, sizeof m);
 	m.dbs = json_array();
-	json_t *dups = json_array();
-	json_t *o = json_pack("{s:o, s:o}", "dbs", m.dbs, "duplicates", dups);
+	json_t *dups = json_array(), *untaken = json_array();
+	json_t *o = json_pack("{s:o, s:o, s:o}", "dbs", m.dbs, "duplicates", dups, "untaken", untaken);
 	json_object_set_new(root, "merge", o);
 	enum zmb_rc rc = qr_merge_sources(db, jrow_merge_src, &m, err);
 	if (rc == ZMB_OK)
 		rc = qr_merge_dups(db, jrow_merge_dup, dups, err);
+	if (rc == ZMB_OK)
+		rc = qr_merge_untaken(db, jrow_merge_untaken, untaken, err);
 	json_object_set_new(o, "total", json_pack("{s:I, s:o, s:I, s:I}", "accounts", (json_int_t)m.accounts,
 						  "counts", jmerge_counts(m.counts), "planned_bytes",
 						  (json_int_t)m.planned, "bytes_moved", (json_int_t)m.moved));
-	json_object_set_new(o, "ok", json_boolean(s->merge_dups == 0));
+	json_object_set_new(o, "ok", json_boolean(s->merge_dups == 0 && s->merge_untaken == 0));
 	return rc;
 }
 

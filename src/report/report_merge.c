@@ -49,6 +49,19 @@ static void dup_row(void *arg, const struct qr_merge_dup *r)
 	free(e);
 }
 
+static void untaken_row(void *arg, const struct qr_merge_untaken *r)
+{
+	char *a = fmt_flat(r->account), *sh = fmt_flat(r->shard), *h = fmt_flat(r->home ? r->home : "none");
+	char *l = fmt_flat(r->listed_by), ts[32];
+	iso8601_utc(r->seen_at, ts);
+	fprintf((FILE *)arg, "ERROR: account %s is in no state DB: its home %s deals it to shard %s "
+		"(listed by %s at %s); run shard %s again\n", a, h, sh, l, ts, sh);
+	free(a);
+	free(sh);
+	free(h);
+	free(l);
+}
+
 enum zmb_rc text_merge(sqlite3 *db, const struct snapshot *s, FILE *out, char **err)
 {
 	struct merge_text m;
@@ -75,5 +88,10 @@ enum zmb_rc text_merge(sqlite3 *db, const struct snapshot *s, FILE *out, char **
 	if (s->merge_dups)
 		fprintf(out, "ERROR: %lld account(s) in more than one state DB: each is reported from "
 			"the first DB named, and the table above counts it once per DB\n", s->merge_dups);
+	if ((rc = qr_merge_untaken(db, untaken_row, out, err)))
+		return rc;
+	if (s->merge_untaken)
+		fprintf(out, "ERROR: %lld account(s) listed by a shard are in no state DB: nothing has "
+			"migrated them; run the shard named again\n", s->merge_untaken);
 	return ZMB_OK;
 }

@@ -135,6 +135,8 @@ enum zmb_rc snapshot_read(sqlite3 *db, const char *job_name, double now,
 	s->merged = qr_merged(db);
 	if ((rc = qr_merge_dup_count(db, &s->merge_dups, err)) != ZMB_OK)
 		return rc;
+	if ((rc = qr_merge_untaken_count(db, &s->merge_untaken, err)) != ZMB_OK)
+		return rc;
 	if (job_name)
 		s->job = xstrdup(job_name);
 	else if ((rc = qr_job_name(db, &s->job, err)) != ZMB_OK)

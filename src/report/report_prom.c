@@ -187,6 +187,9 @@ enum zmb_rc report_prom(sqlite3 *db, const struct snapshot *s, FILE *out, char *
 		prom_ll(out, "zmbatch_merge_duplicate_accounts", "gauge",
 		       "Accounts found in more than one of the merged state DBs (should be 0).",
 		       s->merge_dups);
+		prom_ll(out, "zmbatch_merge_untaken_accounts", "gauge",
+		       "Accounts a by-server shard listed that none of the merged state DBs holds "
+		       "(should be 0).", s->merge_untaken);
 	}
 	prom_d(out, "zmbatch_report_timestamp_seconds", "gauge",
 	       "When this report was generated, unix seconds.", s->now);

@@ -503,15 +503,15 @@ static enum zmb_rc server_set(struct xfer *x, struct stage_ctx *ctx, struct xfer
 }
 
 /*
- * run --shard I/N --shard-by server: only the accounts dealt to shard I
- * stay, before any size is asked or any account row written.  An account is
- * dealt by its home server (shard_server_owner over the recorded server
- * set) when this DB first sees it, and keeps that deal (state_shard_deal):
- * a mailbox moved to another server later stays with the shard it was dealt
- * to, in both shards' DBs alike, so neither takes it twice.  Shards that
- * first saw it on different homes (moved between their first runs) would
- * both take it; report --merge names such an account.  A DB from before the
- * deal table also keeps the accounts it holds.
+ * run --shard I/N --shard-by server: only the accounts whose home server
+ * falls to shard I stay (shard_server_owner over the recorded server set),
+ * plus those already in this shard's DB; before any size is asked or any
+ * account row written.  The whole listing, with each account's deal, is
+ * recorded (state_shard_deal) for report --merge, which names an account no
+ * shard's DB holds.  A mailbox moved to another server stays in the DB that
+ * has it and the new server's shard takes it too (report --merge names
+ * it): taken twice rather than by no shard, since no shard can see another's
+ * DB.
  */
 static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
 				struct found_list *fl, int *exit_code, char **err)
@@ -542,35 +542,26 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xf
 		deal[i].home = fl->v[i].mailhost;
 		deal[i].dealt = shard_server_owner(sv, set.n, fl->v[i].mailhost, sh->count);
 	}
-	if (ctx->st && (rc = state_shard_deal(ctx->st, deal, n)) != ZMB_OK) {
-		*err = xasprintf("cannot record the shard's deal of the accounts: %s", state_errmsg(ctx->st));
-		n = 0;   /* fl is left whole, for found_free */
+	if (ctx->st && !ctx->dry_run && (rc = state_shard_deal(ctx->st, deal, n)) != ZMB_OK) {
+		*err = xasprintf("cannot record the shard's listing: %s", state_errmsg(ctx->st));
+		free(deal);
+		free(per);
+		strlist_release(&set);
+		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct found *f = &fl->v[i];
-		const struct shard_deal_item *d = &deal[i];
-		const char *now = f->mailhost ? f->mailhost : "unknown";
-		const char *then = d->first_home ? d->first_home : "unknown";
-		bool moved = d->recorded && d->owner != d->dealt;
+		unsigned owner = deal[i].dealt;
 		struct account_row row;
 		memset(&row, 0, sizeof row);
-		/* a DB from before the deal table (schema 12) keeps what it holds */
-		bool known = d->owner != sh->index && ctx->st &&
+		bool known = owner != sh->index && ctx->st &&
 			     state_account_get(ctx->st, f->account, &row) == ZMB_OK;
 		state_account_release(&row);
-		if (moved && d->dealt == sh->index && !known)
-			stage_out(ctx, "%s: its home server is now %s, but it was dealt to shard %u/%u when "
-				  "this shard first saw it on %s: it stays that shard's", f->account, now,
-				  d->owner, sh->count, then);
-		if (d->owner == sh->index || known) {
+		if (owner == sh->index || known) {
 			if (known)
 				stage_out(ctx, "warning: %s is in this shard's state DB but its home server is "
 					  "now %s (shard %u/%u): it stays here; that shard may take it too",
-					  f->account, now, d->owner, sh->count);
-			else if (moved)
-				stage_out(ctx, "warning: %s: its home server is now %s (shard %u/%u's), but this "
-					  "shard was dealt it when its home was %s: it stays here", f->account,
-					  now, d->dealt, sh->count, then);
+					  f->account, f->mailhost ? f->mailhost : "unknown", owner, sh->count);
 			for (size_t j = 0; f->mailhost && j < set.n; j++)
 				if (!strcasecmp(sv[j], f->mailhost))
 					per[j]++;
@@ -580,13 +571,7 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xf
 		}
 		found_release(f);
 	}
-	state_shard_deal_release(deal, fl->n);
 	free(deal);
-	if (rc) {
-		free(per);
-		strlist_release(&set);
-		return rc;
-	}
 	fl->n = k;
 	size_t mine = 0;
 	for (size_t j = 0; j < set.n; j++)

@@ -740,6 +740,42 @@ enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err)
 	return rc;
 }
 
+struct merge_untaken_cb {
+	void (*fn)(void *arg, const struct qr_merge_untaken *row);
+	void *arg;
+};
+
+static void merge_untaken_row(sqlite3_stmt *st, void *ctx)
+{
+	struct merge_untaken_cb *c = ctx;
+	struct qr_merge_untaken r = { col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
+				      sqlite3_column_double(st, 4) };
+	c->fn(c->arg, &r);
+}
+
+enum zmb_rc qr_merge_untaken(sqlite3 *db, void (*fn)(void *arg, const struct qr_merge_untaken *row),
+			     void *arg, char **err)
+{
+	struct merge_untaken_cb c = { fn, arg };
+	if (!qr_merged(db))
+		return ZMB_OK;
+	return each_row(db, prep(db, "SELECT account, shard, home, listed_by, seen_at FROM merge_untaken "
+				 "ORDER BY rowid", err), "merge_untaken", merge_untaken_row, &c, err);
+}
+
+enum zmb_rc qr_merge_untaken_count(sqlite3 *db, long long *n, char **err)
+{
+	*n = 0;
+	if (!qr_merged(db))
+		return ZMB_OK;
+	sqlite3_stmt *st = prep(db, "SELECT count(*) FROM merge_untaken", err);
+	enum zmb_rc rc = one_row(db, st, "merge_untaken", err);
+	if (rc == ZMB_OK)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* ---- the HTML report's charts and bounded tables ---- */
 
 enum zmb_rc qr_done_span(sqlite3 *db, struct qr_done_span *s, char **err)

@@ -229,6 +229,16 @@ enum zmb_rc qr_merge_dups(sqlite3 *db, void (*fn)(void *arg, const struct qr_mer
 			  void *arg, char **err);
 /* The number of duplicates (0 when db is not a merged one). */
 enum zmb_rc qr_merge_dup_count(sqlite3 *db, long long *n, char **err);
+struct qr_merge_untaken {
+	const char *account, *shard, *home;   /* home NULL: none when listed */
+	const char *listed_by;                /* the DB whose listing has it */
+	double seen_at;                       /* when that listing was made */
+};
+/* The accounts no merged DB holds (state_merge.c: merge_untaken), by name. */
+enum zmb_rc qr_merge_untaken(sqlite3 *db, void (*fn)(void *arg, const struct qr_merge_untaken *row),
+			     void *arg, char **err);
+/* Their number (0 when db is not a merged one). */
+enum zmb_rc qr_merge_untaken_count(sqlite3 *db, long long *n, char **err);
 
 /* ---- for the HTML report's charts and bounded tables (report_html.c) ---- */
 

@@ -345,26 +345,18 @@ enum zmb_rc state_check_shard(struct state *st, const char *shard);
 enum zmb_rc state_check_shard_by(struct state *st, const char *by);
 
 /*
- * run --shard-by server: the deal this DB made when it first saw each
- * account (table shard_deal).  For each v[i]: an account the table does
- * not hold is recorded with v[i].dealt and v[i].home (the caller's deal from
- * the account's home now).  Then v[i].owner is the recorded deal (dealt for
- * a row this call wrote); v[i].recorded says the row was there before this
- * call, and then v[i].first_home (owned by the item, freed by
- * state_shard_deal_release; NULL otherwise or for no home) is the home it
- * was dealt by.  A read-only connection (a dry run) records nothing.  One
- * transaction for all.  Only the thread that owns st.
+ * run --shard-by server: record this run's listing in table shard_deal, each
+ * account v[i] with the shard its home deals it to now and that home; it
+ * replaces the listing an earlier run recorded.  One transaction.  report
+ * --merge reads it to name the accounts no shard's DB holds.  Not for a
+ * read-only connection.  Only the thread that owns st.
  */
 struct shard_deal_item {
 	const char *account;   /* lower case; read during the call */
 	const char *home;      /* its home now, or NULL */
 	unsigned dealt;        /* the shard its home deals it to now */
-	unsigned owner;        /* out */
-	char *first_home;      /* out: its home when first dealt (recorded only) */
-	bool recorded;         /* out: dealt by an earlier run */
 };
-enum zmb_rc state_shard_deal(struct state *st, struct shard_deal_item *v, size_t n);
-void state_shard_deal_release(struct shard_deal_item *v, size_t n);   /* NULL-safe */
+enum zmb_rc state_shard_deal(struct state *st, const struct shard_deal_item *v, size_t n);
 
 /*
  * report --merge / status --merge: the state DBs paths[0..n) of one job (its
@@ -372,10 +364,11 @@ void state_shard_deal_release(struct shard_deal_item *v, size_t n);   /* NULL-sa
  * private temp file, gone on state_close) that every report reads as it
  * reads one DB.  Accounts keep their global listing order (seq), runs are
  * numbered by start; stages, servers and provision objects are combined,
- * and the merged DB has three more tables: merge_sources (db, path, shard,
- * accounts, planned_bytes, bytes_moved), merge_counts (db, state, accounts)
- * and merge_duplicates (account, db, also_in: an account found in two DBs,
- * kept from the first given).  Rules: state_merge.c.  DBs of two jobs:
+ * and the merged DB has four more tables: merge_sources (db, path, shard,
+ * accounts, planned_bytes, bytes_moved), merge_counts (db, state, accounts),
+ * merge_duplicates (account, db, also_in: an account found in two DBs,
+ * kept from the first given) and merge_untaken (account, shard, home,
+ * listed_by, seen_at: an account a by-server shard listed that no DB holds).  Rules: state_merge.c.  DBs of two jobs:
  * ZMB_ECONFIG naming both; not a state DB or a newer schema: ZMB_ESTATE.
  * *err names the DB.  Main thread (commands).
  */

@@ -26,7 +26,11 @@
  *             (stage, kind, name), the one updated last, with its events
  * An account found in two DBs is kept from the first DB given; each other
  * copy is a row of merge_duplicates (account, db, also_in: the paths) and
- * its rows are left out.  merge_sources (db, path, shard, accounts,
+ * its rows are left out.  An account a by-server shard's last listing
+ * (shard_deal) dealt to a merged shard but that no DB holds is a row of
+ * merge_untaken (account, shard "I/N", home, listed_by, seen_at): that
+ * shard has not run since the account appeared on its server (created, or
+ * moved there after it ran), and nothing has migrated it.  merge_sources (db, path, shard, accounts,
  * planned_bytes, bytes_moved) and merge_counts (db, state, accounts) hold
  * the per-DB figures, counted in the same snapshot.  Memory: SQLite's page
  * cache only; the rows go from file to file in SQL.
@@ -42,8 +46,27 @@
 	"  bytes_moved INTEGER NOT NULL DEFAULT 0, shard_by TEXT, shard_servers TEXT);" \
 	"CREATE TABLE merge_counts (db INTEGER NOT NULL, state TEXT NOT NULL, accounts INTEGER NOT NULL);" \
 	"CREATE TABLE merge_duplicates (account TEXT NOT NULL, db TEXT NOT NULL, also_in TEXT NOT NULL);" \
+	"CREATE TEMP TABLE mlisted (account TEXT PRIMARY KEY, shard INTEGER, home TEXT, seen_at REAL, " \
+	"  db INTEGER) WITHOUT ROWID;" \
+	"CREATE TABLE merge_untaken (account TEXT NOT NULL, shard TEXT NOT NULL, home TEXT, " \
+	"  listed_by TEXT NOT NULL, seen_at REAL);" \
 	"CREATE TEMP TABLE mstages AS SELECT 0 AS db, * FROM main.stages WHERE 0;" \
 	"CREATE TEMP TABLE mservers AS SELECT 0 AS db, * FROM main.servers WHERE 0;"
+
+/*
+ * After every DB: the accounts a by-server shard listed (its last listing,
+ * the newest of any DB: shard_deal, schema 12) that no DB holds, dealt to a
+ * shard whose DB is merged (a shard not given is warned about as such).
+ */
+#define MERGE_UNTAKEN \
+	"INSERT INTO merge_untaken (account, shard, home, listed_by, seen_at) " \
+	"  SELECT l.account, l.shard || substr(s.shard, instr(s.shard, '/')), l.home, s.path, l.seen_at " \
+	"  FROM temp.mlisted l JOIN merge_sources s ON s.db = l.db " \
+	"  WHERE instr(s.shard, '/') > 0 " \
+	"  AND NOT EXISTS (SELECT 1 FROM main.accounts a WHERE a.account = l.account) " \
+	"  AND l.shard || substr(s.shard, instr(s.shard, '/')) IN " \
+	"    (SELECT shard FROM merge_sources WHERE shard IS NOT NULL) " \
+	"  ORDER BY l.account;"
 
 /* After every DB: the rows per job, combined (an older DB's missing columns are NULL here). */
 #define MERGE_COMBINE \
@@ -311,6 +334,17 @@ static enum zmb_rc copy_source(struct state *st, int i, const char *path)
 				 "coalesce(x.updated_at, 0) > coalesce(provision_objects.updated_at, 0))",
 				 "merge: newer provision objects");
 
+	/* the listing of a by-server shard: the newest sighting of each account wins */
+	if (rc == ZMB_OK && has_table(st, "shard_deal")) {
+		sql = sqlite3_mprintf(
+			"INSERT INTO temp.mlisted (account, shard, home, seen_at, db) SELECT account, shard, "
+			"home, seen_at, %d FROM m.shard_deal WHERE 1 ON CONFLICT (account) DO UPDATE SET "
+			"shard = excluded.shard, home = excluded.home, seen_at = excluded.seen_at, "
+			"db = excluded.db WHERE excluded.seen_at > mlisted.seen_at", i);
+		rc = st_exec_sql(st, sql, "merge: read the shard's listing");
+		sqlite3_free(sql);
+	}
+
 	const struct col_expr runs_o[] = { { "id", id }, { NULL, NULL } };
 	const struct col_expr acc_o[] = { { "id", id }, { "owner_run", owner }, { NULL, NULL } };
 	const struct col_expr ev_o[] = { { "id", NULL }, { "run_id", run }, { "account_id", acc }, { NULL, NULL } };
@@ -405,6 +439,8 @@ enum zmb_rc state_merge_open(const char *const *paths, size_t n, struct state **
 	}
 	if (rc == ZMB_OK)
 		rc = st_exec_sql(st, MERGE_COMBINE, "merge: combine stages and servers");
+	if (rc == ZMB_OK)
+		rc = st_exec_sql(st, MERGE_UNTAKEN, "merge: find the accounts no DB holds");
 	if (rc == ZMB_OK)
 		rc = merged_meta(st, first_ident, name, created);
 	if (rc == ZMB_OK)

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -395,67 +394,27 @@ enum zmb_rc state_check_shard_by(struct state *st, const char *by)
 	return tx_end(st, own, rc, "shard_by");
 }
 
-enum zmb_rc state_shard_deal(struct state *st, struct shard_deal_item *v, size_t n)
+enum zmb_rc state_shard_deal(struct state *st, const struct shard_deal_item *v, size_t n)
 {
-	sqlite3_stmt *ins = NULL, *sel = NULL;
 	bool own = false;
-	enum zmb_rc rc = ZMB_OK;
 	double now = wall_now();
-
-	for (size_t i = 0; i < n; i++) {
-		v[i].owner = v[i].dealt;
-		v[i].first_home = NULL;
-		v[i].recorded = false;
-	}
-	if (st->readonly) {
-		/* a dry run may read a DB of an older schema, without the table */
-		sqlite3_stmt *t = st_prepare(st, "SELECT 1 FROM sqlite_master WHERE type = 'table' "
-					     "AND name = 'shard_deal'", &rc);
-		bool has = t && sqlite3_step(t) == SQLITE_ROW;
-		sqlite3_finalize(t);
-		if (!has)
-			return rc;
-	} else if ((rc = tx_begin(st, &own)) != ZMB_OK) {
+	enum zmb_rc rc = tx_begin(st, &own);
+	if (rc)
 		return rc;
-	} else {
-		ins = st_prepare(st, "INSERT INTO shard_deal (account, shard, home, first_seen) "
-				 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (account) DO NOTHING", &rc);
-	}
-	if (rc == ZMB_OK)
-		sel = st_prepare(st, "SELECT shard, home FROM shard_deal WHERE account = ?1", &rc);
+	/* the listing replaces the last one: an account gone from it is no longer the job's */
+	rc = st_exec_sql(st, "DELETE FROM shard_deal", "clear shard_deal");
+	sqlite3_stmt *ins = rc ? NULL : st_prepare(st, "INSERT OR REPLACE INTO shard_deal (account, shard, "
+						   "home, seen_at) VALUES (?1, ?2, ?3, ?4)", &rc);
 	for (size_t i = 0; rc == ZMB_OK && i < n; i++) {
-		struct shard_deal_item *it = &v[i];
-		int src;
-		st_bind_text(sel, 1, it->account);
-		src = sqlite3_step(sel);
-		if (src == SQLITE_ROW) {
-			sqlite3_int64 k = sqlite3_column_int64(sel, 0);
-			it->owner = k >= 0 && k <= UINT_MAX ? (unsigned)k : 0;
-			it->first_home = st_col_text(sel, 1);
-			it->recorded = true;
-		} else if (src != SQLITE_DONE) {
-			rc = st_db_fail(st, src, "read shard_deal");
-		}
-		sqlite3_reset(sel);
-		if (rc || it->recorded || !ins)
-			continue;
-		st_bind_text(ins, 1, it->account);
-		sqlite3_bind_int64(ins, 2, it->dealt);
-		st_bind_text(ins, 3, it->home);
+		st_bind_text(ins, 1, v[i].account);
+		sqlite3_bind_int64(ins, 2, v[i].dealt);
+		st_bind_text(ins, 3, v[i].home);
 		sqlite3_bind_double(ins, 4, now);
-		if ((src = sqlite3_step(ins)) != SQLITE_DONE)
+		int src = sqlite3_step(ins);
+		if (src != SQLITE_DONE)
 			rc = st_db_fail(st, src, "record shard_deal");
 		sqlite3_reset(ins);
 	}
 	sqlite3_finalize(ins);
-	sqlite3_finalize(sel);
 	return tx_end(st, own, rc, "shard_deal");
-}
-
-void state_shard_deal_release(struct shard_deal_item *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++) {
-		free(v[i].first_home);
-		v[i].first_home = NULL;
-	}
 }

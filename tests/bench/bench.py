@@ -422,7 +422,7 @@ def bench_db(root, pki, quick):
     v = dict(l.split("=", 1) for l in p.stdout.split())
     figure("db", "discovery upsert of 100,000 accounts (one transaction)", "%.2f s" % float(v["upsert_s"]),
            "%s rows/s" % v["upsert_per_s"])
-    figure("db", "--shard-by server deal of 100,000 accounts (first run; later runs)",
+    figure("db", "--shard-by server listing of 100,000 accounts recorded",
            "%.2f s" % float(v["deal_first_s"]), "%.2f s on a later run" % float(v["deal_again_s"]))
     figure("db", "claims/s, 32 threads, own connections (largest-first)", "%s claims/s" % v["claims_per_s"],
            "%s claims in %s s, max claim latency %s ms, %s errors"

@@ -5,8 +5,8 @@
  *
  * Creates DB (must not exist) with the job identity "bench|127.0.0.1:1|127.0.0.1:2",
  * upserts N accounts (one transaction, state_account_upsert, sizes heavy-tailed),
- * records run --shard-by server's deal of them twice (state_shard_deal:
- * written, then read back), then THREADS threads, each with its own connection (state_open) and, as
+ * records run --shard-by server's listing of them twice (state_shard_deal:
+ * a first run's, then a later run's replacing it), then THREADS threads, each with its own connection (state_open) and, as
  * the workers of a run, one shared write lock (state_set_write_lock), claim
  * largest-first until nothing is claimable or CLAIM_SECONDS have passed.
  * Finally the rows get a realistic mix of states (done/failed/pending, with
@@ -131,8 +131,8 @@ int main(int argc, char **argv)
 	double up = mono_now() - t0;
 	printf("upsert_accounts=%ld\nupsert_s=%.3f\nupsert_per_s=%.0f\n", n, up, n / up);
 
-	/* 1b. run --shard-by server's deal of every listed account (state_shard_deal):
-	 * recorded on the first run, read back on each later one */
+	/* 1b. run --shard-by server's record of its listing (state_shard_deal): into an
+	 * empty table on the first run, replacing the last listing on each later one */
 	struct shard_deal_item *deal = xcalloc((size_t)n, sizeof *deal);
 	char (*names)[48] = xcalloc((size_t)n, sizeof *names);
 	for (long i = 0; i < n; i++) {
@@ -145,7 +145,6 @@ int main(int argc, char **argv)
 		t0 = mono_now();
 		enum zmb_rc drc = state_shard_deal(st, deal, (size_t)n);
 		double ds = mono_now() - t0;
-		state_shard_deal_release(deal, (size_t)n);
 		if (drc) {
 			free(deal);
 			free(names);
