@@ -1073,8 +1073,23 @@ END_TEST
  */
 START_TEST(test_by_server_moved_account_untaken)
 {
-	pid_t pid = spawn_by_server(0, 2);
+	/* shard 0 by the test build, its durable steps logged: the listing is never one of its
+	 * own (it commits with the plan's accounts, so a merge never sees it without them) */
+	char *steps = xasprintf("%s/steps.log", E.dir), *out = xasprintf("%s/srv0.out", E.dir);
+	char *err0 = xasprintf("%s/srv0.err", E.dir), *envs = xasprintf("ZMBATCH_STEP_LOG=%s", steps);
+	char *argv[] = { (char *)tu_zmbatch_hooks(), (char *)"run", (char *)"-c", E.job, (char *)"--shard",
+			 (char *)"0/2", (char *)"--shard-by", (char *)"server", NULL };
+	char *env[] = { envs, NULL };
+	pid_t pid = tu_spawn(argv, env, out, err0);
 	ck_assert_int_eq(tu_wait(pid, 90), 0);
+	char *log = tu_read(steps);
+	ck_assert_msg(log && *log, "no step log");
+	ck_assert_msg(!tu_contains(log, " shard_deal\n"), "the listing committed alone:\n%s", log);
+	free(log);
+	free(steps);
+	free(out);
+	free(err0);
+	free(envs);
 	move_b1_to_mbox1();
 	pid = spawn_by_server(1, 2);
 	ck_assert_int_eq(tu_wait(pid, 90), 0);
@@ -1090,6 +1105,11 @@ START_TEST(test_by_server_moved_account_untaken)
 	free(want);
 	ck_assert_msg(tu_contains(p.out, "); run shard 0/2 again"), "%s", p.out);
 	ck_assert_msg(tu_contains(p.err, "1 account(s) listed by a shard are in no state DB"), "%s", p.err);
+	tu_proc_release(&p);
+	/* the newest listing of b1 (shard 1's) counts, whichever DB is named last */
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d1, d0, (char *)NULL), 1);
+	ck_assert_msg(tu_contains(p.out, "ERROR: account b1@example.com is in no state DB: its home mbox1 "
+				  "deals it to shard 0/2"), "%s", p.out);
 	tu_proc_release(&p);
 	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--format", "json", "--merge", d0, d1, (char *)NULL), 1);
 	json_t *j = json_loads(p.out, 0, NULL);
@@ -1132,6 +1152,30 @@ START_TEST(test_by_server_moved_account_untaken)
 }
 END_TEST
 
+/*
+ * An account shard 0 listed (x1, dealt to shard 1) that leaves the job before
+ * shard 1 runs (taken out of accounts_file): shard 1's newer listing does not
+ * have it, so the merge does not call it untaken.
+ */
+START_TEST(test_by_server_left_job_not_untaken)
+{
+	pid_t pid = spawn_by_server(0, 2);
+	ck_assert_int_eq(tu_wait(pid, 90), 0);
+	free(tu_write(E.dir, "accounts.txt", "y1@example.org\nZ1@example.org\na1@example.com\n", 0600));
+	pid = spawn_by_server(1, 2);
+	ck_assert_int_eq(tu_wait(pid, 90), 0);
+	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
+	ck_assert_int_eq(e2e_db_int(d0, "SELECT shard FROM shard_deal WHERE account = 'x1@example.org'"), 1);
+	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM shard_deal WHERE account = 'x1@example.org'"), 0);
+	struct tu_proc p;
+	ck_assert_int_eq(e2e_zmbatch(&p, 30, "report", "--merge", d0, d1, (char *)NULL), 0);
+	ck_assert_msg(!tu_contains(p.out, "ERROR"), "%s", p.out);
+	tu_proc_release(&p);
+	free(d0);
+	free(d1);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("e2e_shard");
@@ -1151,6 +1195,7 @@ static Suite *make_suite(void)
 	tcase_add_test(sv, test_by_server_unknown_home);
 	tcase_add_test(sv, test_by_server_moved_account_taken_twice);
 	tcase_add_test(sv, test_by_server_moved_account_untaken);
+	tcase_add_test(sv, test_by_server_left_job_not_untaken);
 	suite_add_tcase(s, sv);
 	return s;
 }

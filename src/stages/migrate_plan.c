@@ -71,6 +71,28 @@ struct found_list {
 	size_t n, cap;
 };
 
+/*
+ * run --shard-by server: the run's whole listing, every account with the
+ * shard its home deals it to (strings owned here), recorded with the plan's
+ * rows in one transaction (state_shard_deal), so that report --merge never
+ * sees a listing without its shard's accounts.
+ */
+struct listing {
+	bool active;                 /* a by-server shard: record (even an empty listing) */
+	struct shard_deal_item *v;
+	size_t n;
+};
+
+static void listing_free(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free((char *)l->v[i].account);
+		free((char *)l->v[i].home);
+	}
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
 static struct found *found_add(struct found_list *l, const char *name)
 {
 	if (l->n == l->cap) {
@@ -506,15 +528,15 @@ static enum zmb_rc server_set(struct xfer *x, struct stage_ctx *ctx, struct xfer
  * run --shard I/N --shard-by server: only the accounts whose home server
  * falls to shard I stay (shard_server_owner over the recorded server set),
  * plus those already in this shard's DB; before any size is asked or any
- * account row written.  The whole listing, with each account's deal, is
- * recorded (state_shard_deal) for report --merge, which names an account no
- * shard's DB holds.  A mailbox moved to another server stays in the DB that
+ * account row written.  The whole listing, with each account's deal, goes
+ * to *lst, recorded with the plan (record_plan) for report --merge, which
+ * names an account no shard's DB holds.  A mailbox moved to another server stays in the DB that
  * has it and the new server's shard takes it too (report --merge names
  * it): taken twice rather than by no shard, since no shard can see another's
  * DB.
  */
 static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn *src,
-				struct found_list *fl, int *exit_code, char **err)
+				struct found_list *fl, struct listing *lst, int *exit_code, char **err)
 {
 	const struct zmb_shard *sh = &ctx->shard;
 	if (sh->count == 0 || sh->by != SHARD_BY_SERVER)
@@ -536,22 +558,17 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xf
 	}
 	const char *const *sv = (const char *const *)set.v;
 	size_t *per = xcalloc(set.n ? set.n : 1, sizeof *per), unknown = 0, n = fl->n, k = 0;
-	struct shard_deal_item *deal = xcalloc(n ? n : 1, sizeof *deal);
+	lst->active = true;
+	lst->v = xcalloc(n ? n : 1, sizeof *lst->v);
+	lst->n = n;
 	for (size_t i = 0; i < n; i++) {
-		deal[i].account = fl->v[i].account;
-		deal[i].home = fl->v[i].mailhost;
-		deal[i].dealt = shard_server_owner(sv, set.n, fl->v[i].mailhost, sh->count);
-	}
-	if (ctx->st && !ctx->dry_run && (rc = state_shard_deal(ctx->st, deal, n)) != ZMB_OK) {
-		*err = xasprintf("cannot record the shard's listing: %s", state_errmsg(ctx->st));
-		free(deal);
-		free(per);
-		strlist_release(&set);
-		return rc;
+		lst->v[i].account = xstrdup(fl->v[i].account);
+		lst->v[i].home = fl->v[i].mailhost ? xstrdup(fl->v[i].mailhost) : NULL;
+		lst->v[i].dealt = shard_server_owner(sv, set.n, fl->v[i].mailhost, sh->count);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct found *f = &fl->v[i];
-		unsigned owner = deal[i].dealt;
+		unsigned owner = lst->v[i].dealt;
 		struct account_row row;
 		memset(&row, 0, sizeof row);
 		bool known = owner != sh->index && ctx->st &&
@@ -571,7 +588,6 @@ static enum zmb_rc keep_servers(struct xfer *x, struct stage_ctx *ctx, struct xf
 		}
 		found_release(f);
 	}
-	free(deal);
 	fl->n = k;
 	size_t mine = 0;
 	for (size_t j = 0; j < set.n; j++)
@@ -682,7 +698,8 @@ static enum zmb_rc record_status(struct xfer *x, struct stage_ctx *ctx, struct s
 }
 
 static enum zmb_rc record_plan(struct xfer *x, struct stage_ctx *ctx, struct state *st,
-			       const struct found_list *fl, long long *total_size, char **err)
+			       const struct found_list *fl, const struct listing *lst,
+			       long long *total_size, char **err)
 {
 	const struct job *job = x->job;
 	const struct found *f = fl->v;
@@ -715,6 +732,11 @@ static enum zmb_rc record_plan(struct xfer *x, struct stage_ctx *ctx, struct sta
 			stage_out(ctx, "  %-40s -> %-40s %12lld bytes", f[i].account, target, size);
 		free(target);
 	}
+	if (st && lst->active && (rc = state_shard_deal(st, lst->v, lst->n))) {
+		*err = xasprintf("cannot record the shard's listing: %s", state_errmsg(st));
+		state_rollback(st);
+		return rc;
+	}
 	if (st && (rc = state_commit(st))) {
 		*err = xasprintf("cannot commit discovery: %s", state_errmsg(st));
 		state_rollback(st);
@@ -730,19 +752,21 @@ enum zmb_rc migrate_plan(struct xfer *x, struct stage_ctx *ctx, struct xfer_conn
 {
 	struct state *st = ctx->dry_run ? NULL : ctx->st;
 	struct found_list fl = { NULL, 0, 0 };
+	struct listing lst = { false, NULL, 0 };
 	*total = 0;
 	enum zmb_rc rc = discover(x, ctx, src, &fl, err);
 	if (rc == ZMB_OK) {
 		unique_accounts(&fl);
 		keep_shard(ctx, &fl);
-		rc = keep_servers(x, ctx, src, &fl, exit_code, err);
+		rc = keep_servers(x, ctx, src, &fl, &lst, exit_code, err);
 	}
 	if (rc == ZMB_OK) {
 		known_sizes(x, ctx, src, st, &fl);
 		rc = judge_lookups(x, ctx, &fl, err);
 	}
 	if (rc == ZMB_OK)
-		rc = record_plan(x, ctx, st, &fl, total, err);
+		rc = record_plan(x, ctx, st, &fl, &lst, total, err);
 	found_free(&fl);
+	listing_free(&lst);
 	return rc;
 }

@@ -28,9 +28,10 @@
  * copy is a row of merge_duplicates (account, db, also_in: the paths) and
  * its rows are left out.  An account a by-server shard's last listing
  * (shard_deal) dealt to a merged shard but that no DB holds is a row of
- * merge_untaken (account, shard "I/N", home, listed_by, seen_at): that
- * shard has not run since the account appeared on its server (created, or
- * moved there after it ran), and nothing has migrated it.  merge_sources (db, path, shard, accounts,
+ * merge_untaken (account, shard "I/N", home, listed_by, seen_at) when that
+ * shard's own last listing is not newer (MERGE_UNTAKEN): it has not run
+ * since the account appeared on its server (created, or moved there after
+ * it ran), and nothing has migrated it.  merge_sources (db, path, shard, accounts,
  * planned_bytes, bytes_moved) and merge_counts (db, state, accounts) hold
  * the per-DB figures, counted in the same snapshot.  Memory: SQLite's page
  * cache only; the rows go from file to file in SQL.
@@ -43,7 +44,7 @@
 #define MERGE_TABLES \
 	"CREATE TABLE merge_sources (db INTEGER PRIMARY KEY, path TEXT NOT NULL, shard TEXT, " \
 	"  accounts INTEGER NOT NULL DEFAULT 0, planned_bytes INTEGER NOT NULL DEFAULT 0, " \
-	"  bytes_moved INTEGER NOT NULL DEFAULT 0, shard_by TEXT, shard_servers TEXT);" \
+	"  bytes_moved INTEGER NOT NULL DEFAULT 0, shard_by TEXT, shard_servers TEXT, listed_at REAL);" \
 	"CREATE TABLE merge_counts (db INTEGER NOT NULL, state TEXT NOT NULL, accounts INTEGER NOT NULL);" \
 	"CREATE TABLE merge_duplicates (account TEXT NOT NULL, db TEXT NOT NULL, also_in TEXT NOT NULL);" \
 	"CREATE TEMP TABLE mlisted (account TEXT PRIMARY KEY, shard INTEGER, home TEXT, seen_at REAL, " \
@@ -54,18 +55,21 @@
 	"CREATE TEMP TABLE mservers AS SELECT 0 AS db, * FROM main.servers WHERE 0;"
 
 /*
- * After every DB: the accounts a by-server shard listed (its last listing,
- * the newest of any DB: shard_deal, schema 12) that no DB holds, dealt to a
- * shard whose DB is merged (a shard not given is warned about as such).
+ * After every DB: the accounts a by-server shard listed (the newest
+ * sighting of any DB: shard_deal, schema 12) that no DB holds, dealt to a
+ * shard whose DB is merged and whose own last listing is not newer than
+ * that sighting (it has not run since the account appeared on its server).
+ * A shard not given is warned about as such; one that has not listed yet
+ * (starting, or a DB from before schema 12) is not blamed; an account that
+ * its shard's newer listing did not have left the job.
  */
 #define MERGE_UNTAKEN \
 	"INSERT INTO merge_untaken (account, shard, home, listed_by, seen_at) " \
-	"  SELECT l.account, l.shard || substr(s.shard, instr(s.shard, '/')), l.home, s.path, l.seen_at " \
+	"  SELECT DISTINCT l.account, t.shard, l.home, s.path, l.seen_at " \
 	"  FROM temp.mlisted l JOIN merge_sources s ON s.db = l.db " \
-	"  WHERE instr(s.shard, '/') > 0 " \
+	"  JOIN merge_sources t ON t.shard = l.shard || substr(s.shard, instr(s.shard, '/')) " \
+	"  WHERE instr(s.shard, '/') > 0 AND t.listed_at IS NOT NULL AND t.listed_at <= l.seen_at " \
 	"  AND NOT EXISTS (SELECT 1 FROM main.accounts a WHERE a.account = l.account) " \
-	"  AND l.shard || substr(s.shard, instr(s.shard, '/')) IN " \
-	"    (SELECT shard FROM merge_sources WHERE shard IS NOT NULL) " \
 	"  ORDER BY l.account;"
 
 /* After every DB: the rows per job, combined (an older DB's missing columns are NULL here). */
@@ -343,6 +347,12 @@ static enum zmb_rc copy_source(struct state *st, int i, const char *path)
 			"db = excluded.db WHERE excluded.seen_at > mlisted.seen_at", i);
 		rc = st_exec_sql(st, sql, "merge: read the shard's listing");
 		sqlite3_free(sql);
+		if (rc == ZMB_OK) {
+			sql = sqlite3_mprintf("UPDATE merge_sources SET listed_at = (SELECT max(seen_at) "
+					      "FROM m.shard_deal) WHERE db = %d", i);
+			rc = st_exec_sql(st, sql, "merge: when the shard listed");
+			sqlite3_free(sql);
+		}
 	}
 
 	const struct col_expr runs_o[] = { { "id", id }, { NULL, NULL } };
