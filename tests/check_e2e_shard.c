@@ -765,18 +765,29 @@ static pid_t spawn_by_server(unsigned i, unsigned n)
 	return pid;
 }
 
+/* By-server shard I/N (process pid) ends with exit 0. */
+static void wait_by_server(pid_t pid, unsigned i, unsigned n)
+{
+	int rc = tu_wait(pid, 90);
+	if (rc != 0)
+		show_err(i, "srv");
+	ck_assert_msg(rc == 0, "shard %u/%u by server: exit %d", i, n, rc);
+}
+
+/* By-server shard I/N alone: it exits 0. */
+static void run_one_by_server(unsigned i, unsigned n)
+{
+	wait_by_server(spawn_by_server(i, n), i, n);
+}
+
 /* N by-server shards at once: each exits 0. */
 static void run_by_server(unsigned n)
 {
 	pid_t pid[4];
 	for (unsigned i = 0; i < n; i++)
 		pid[i] = spawn_by_server(i, n);
-	for (unsigned i = 0; i < n; i++) {
-		int rc = tu_wait(pid[i], 90);
-		if (rc != 0)
-			show_err(i, "srv");
-		ck_assert_msg(rc == 0, "shard %u/%u by server: exit %d", i, n, rc);
-	}
+	for (unsigned i = 0; i < n; i++)
+		wait_by_server(pid[i], i, n);
 }
 
 static unsigned sb_index(const char *account)
@@ -1091,8 +1102,7 @@ START_TEST(test_by_server_moved_account_untaken)
 	free(err0);
 	free(envs);
 	move_b1_to_mbox1();
-	pid = spawn_by_server(1, 2);
-	ck_assert_int_eq(tu_wait(pid, 90), 0);
+	run_one_by_server(1, 2);
 	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
 	ck_assert_int_eq(e2e_db_int(d0, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 0);
 	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM accounts WHERE account = 'b1@example.com'"), 0);
@@ -1159,11 +1169,9 @@ END_TEST
  */
 START_TEST(test_by_server_left_job_not_untaken)
 {
-	pid_t pid = spawn_by_server(0, 2);
-	ck_assert_int_eq(tu_wait(pid, 90), 0);
+	run_one_by_server(0, 2);
 	free(tu_write(E.dir, "accounts.txt", "y1@example.org\nZ1@example.org\na1@example.com\n", 0600));
-	pid = spawn_by_server(1, 2);
-	ck_assert_int_eq(tu_wait(pid, 90), 0);
+	run_one_by_server(1, 2);
 	char *d0 = shard_db(0, 2), *d1 = shard_db(1, 2);
 	ck_assert_int_eq(e2e_db_int(d0, "SELECT shard FROM shard_deal WHERE account = 'x1@example.org'"), 1);
 	ck_assert_int_eq(e2e_db_int(d1, "SELECT count(*) FROM shard_deal WHERE account = 'x1@example.org'"), 0);

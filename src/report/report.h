@@ -161,8 +161,9 @@
  * bytes_moved}], duplicates [{account, db, also_in}], untaken [{account,
  * shard, home, listed_by, listed_at}], total {accounts, counts,
  * planned_bytes, bytes_moved}, ok}; prom: zmbatch_merge_state_dbs,
- * zmbatch_merge_duplicate_accounts, zmbatch_merge_untaken_accounts.  The CSV has no room for them: the
- * command says so on stderr and exits 1, as it does for every format.
+ * zmbatch_merge_duplicate_accounts, zmbatch_merge_untaken_accounts.  The
+ * CSV has no room for them: the command says so on stderr and exits 1, as
+ * it does for every format.
  *
  * Exit codes of the commands built on this (cmd_status.c, cmd_report.c,
  * cmd_accounts.c, cmd_reset.c):

@@ -1200,6 +1200,22 @@ static void merge_untaken_row(void *arg, const struct qr_merge_untaken *r)
 	fputs("</code>); run that shard again</li>\n", h->out);
 }
 
+/* The head of a capped list of merge errors: n accounts, then why; the rows follow. */
+static void merge_list_open(struct html *h, long long n, const char *what, const char *why)
+{
+	fprintf(h->out, "<p class=\"bad\"><strong>Error: <data value=\"%lld\">%lld</data> account(s) "
+		"%s.</strong> %s</p>\n<ul>\n", n, n, what, why);
+	h->n = 0;
+}
+
+/* Its end, saying how many rows were left out. */
+static void merge_list_close(struct html *h)
+{
+	fputs("</ul>\n", h->out);
+	if (h->n > HTML_PROBLEMS)
+		fprintf(h->out, "<p class=\"dim\">The first %d of %d.</p>\n", HTML_PROBLEMS, h->n);
+}
+
 static enum zmb_rc html_merge(struct html *h, char **err)
 {
 	FILE *out = h->out;
@@ -1213,25 +1229,17 @@ static enum zmb_rc html_merge(struct html *h, char **err)
 	enum zmb_rc rc = qr_merge_sources(h->db, merge_src_row, h, err);
 	fputs("</table></div>\n", out);
 	if (rc == ZMB_OK && h->s->merge_dups) {
-		fprintf(out, "<p class=\"bad\"><strong>Error: <data value=\"%lld\">%lld</data> account(s) "
-			"in more than one state DB.</strong> Each is reported once, from the first DB named; "
-			"two shards worked on it.</p>\n<ul>\n", h->s->merge_dups, h->s->merge_dups);
-		h->n = 0;
+		merge_list_open(h, h->s->merge_dups, "in more than one state DB",
+				"Each is reported once, from the first DB named; two shards worked on it.");
 		rc = qr_merge_dups(h->db, merge_dup_row, h, err);
-		fputs("</ul>\n", out);
-		if (h->n > HTML_PROBLEMS)
-			fprintf(out, "<p class=\"dim\">The first %d of %d.</p>\n", HTML_PROBLEMS, h->n);
+		merge_list_close(h);
 	}
 	if (rc == ZMB_OK && h->s->merge_untaken) {
-		fprintf(out, "<p class=\"bad\"><strong>Error: <data value=\"%lld\">%lld</data> account(s) "
-			"in no state DB.</strong> A shard listed them, dealt to a shard that has not run "
-			"since: nothing has migrated them.</p>\n<ul>\n", h->s->merge_untaken,
-			h->s->merge_untaken);
-		h->n = 0;
+		merge_list_open(h, h->s->merge_untaken, "in no state DB",
+				"A shard listed them, dealt to a shard that has not run since: nothing has "
+				"migrated them.");
 		rc = qr_merge_untaken(h->db, merge_untaken_row, h, err);
-		fputs("</ul>\n", out);
-		if (h->n > HTML_PROBLEMS)
-			fprintf(out, "<p class=\"dim\">The first %d of %d.</p>\n", HTML_PROBLEMS, h->n);
+		merge_list_close(h);
 	}
 	fputs("</section>\n", out);
 	return rc;

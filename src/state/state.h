@@ -368,8 +368,8 @@ enum zmb_rc state_shard_deal(struct state *st, const struct shard_deal_item *v, 
  * accounts, planned_bytes, bytes_moved), merge_counts (db, state, accounts),
  * merge_duplicates (account, db, also_in: an account found in two DBs,
  * kept from the first given) and merge_untaken (account, shard, home,
- * listed_by, seen_at: an account a by-server shard listed that no DB holds).  Rules: state_merge.c.  DBs of two jobs:
- * ZMB_ECONFIG naming both; not a state DB or a newer schema: ZMB_ESTATE.
+ * listed_by, seen_at: an account a by-server shard listed that no DB
+ * holds).  Rules: state_merge.c.  DBs of two jobs: ZMB_ECONFIG naming both; not a state DB or a newer schema: ZMB_ESTATE.
  * *err names the DB.  Main thread (commands).
  */
 enum zmb_rc state_merge_open(const char *const *paths, size_t n, struct state **out, char **err);

@@ -31,9 +31,10 @@
  * merge_untaken (account, shard "I/N", home, listed_by, seen_at) when that
  * shard's own last listing is not newer (MERGE_UNTAKEN): it has not run
  * since the account appeared on its server (created, or moved there after
- * it ran), and nothing has migrated it.  merge_sources (db, path, shard, accounts,
- * planned_bytes, bytes_moved) and merge_counts (db, state, accounts) hold
- * the per-DB figures, counted in the same snapshot.  Memory: SQLite's page
+ * it ran), and nothing has migrated it.  merge_sources (db, path, shard,
+ * accounts, planned_bytes, bytes_moved, ..., listed_at) and merge_counts
+ * (db, state, accounts) hold the per-DB figures, counted in the same
+ * snapshot.  Memory: SQLite's page
  * cache only; the rows go from file to file in SQL.
  */
 #include "state_int.h"
@@ -47,7 +48,7 @@
 	"  bytes_moved INTEGER NOT NULL DEFAULT 0, shard_by TEXT, shard_servers TEXT, listed_at REAL);" \
 	"CREATE TABLE merge_counts (db INTEGER NOT NULL, state TEXT NOT NULL, accounts INTEGER NOT NULL);" \
 	"CREATE TABLE merge_duplicates (account TEXT NOT NULL, db TEXT NOT NULL, also_in TEXT NOT NULL);" \
-	"CREATE TEMP TABLE mlisted (account TEXT PRIMARY KEY, shard INTEGER, home TEXT, seen_at REAL, " \
+	"CREATE TEMP TABLE mlisted (account TEXT PRIMARY KEY, shard TEXT, home TEXT, seen_at REAL, " \
 	"  db INTEGER) WITHOUT ROWID;" \
 	"CREATE TABLE merge_untaken (account TEXT NOT NULL, shard TEXT NOT NULL, home TEXT, " \
 	"  listed_by TEXT NOT NULL, seen_at REAL);" \
@@ -65,10 +66,10 @@
  */
 #define MERGE_UNTAKEN \
 	"INSERT INTO merge_untaken (account, shard, home, listed_by, seen_at) " \
-	"  SELECT DISTINCT l.account, t.shard, l.home, s.path, l.seen_at " \
+	"  SELECT DISTINCT l.account, l.shard, l.home, s.path, l.seen_at " \
 	"  FROM temp.mlisted l JOIN merge_sources s ON s.db = l.db " \
-	"  JOIN merge_sources t ON t.shard = l.shard || substr(s.shard, instr(s.shard, '/')) " \
-	"  WHERE instr(s.shard, '/') > 0 AND t.listed_at IS NOT NULL AND t.listed_at <= l.seen_at " \
+	"  JOIN merge_sources t ON t.shard = l.shard " \
+	"  WHERE t.listed_at IS NOT NULL AND t.listed_at <= l.seen_at " \
 	"  AND NOT EXISTS (SELECT 1 FROM main.accounts a WHERE a.account = l.account) " \
 	"  ORDER BY l.account;"
 
@@ -338,13 +339,16 @@ static enum zmb_rc copy_source(struct state *st, int i, const char *path)
 				 "coalesce(x.updated_at, 0) > coalesce(provision_objects.updated_at, 0))",
 				 "merge: newer provision objects");
 
-	/* the listing of a by-server shard: the newest sighting of each account wins */
+	/* the listing of a by-server shard, each deal as a shard label "I/N" (this DB's N):
+	 * the newest sighting of each account wins */
 	if (rc == ZMB_OK && has_table(st, "shard_deal")) {
 		sql = sqlite3_mprintf(
-			"INSERT INTO temp.mlisted (account, shard, home, seen_at, db) SELECT account, shard, "
-			"home, seen_at, %d FROM m.shard_deal WHERE 1 ON CONFLICT (account) DO UPDATE SET "
-			"shard = excluded.shard, home = excluded.home, seen_at = excluded.seen_at, "
-			"db = excluded.db WHERE excluded.seen_at > mlisted.seen_at", i);
+			"INSERT INTO temp.mlisted (account, shard, home, seen_at, db) SELECT x.account, "
+			"x.shard || substr(s.shard, instr(s.shard, '/')), x.home, x.seen_at, %d "
+			"FROM m.shard_deal x JOIN merge_sources s ON s.db = %d WHERE instr(s.shard, '/') > 0 "
+			"ON CONFLICT (account) DO UPDATE SET shard = excluded.shard, home = excluded.home, "
+			"seen_at = excluded.seen_at, db = excluded.db WHERE excluded.seen_at > mlisted.seen_at",
+			i, i);
 		rc = st_exec_sql(st, sql, "merge: read the shard's listing");
 		sqlite3_free(sql);
 		if (rc == ZMB_OK) {

@@ -6,8 +6,8 @@
  * Creates DB (must not exist) with the job identity "bench|127.0.0.1:1|127.0.0.1:2",
  * upserts N accounts (one transaction, state_account_upsert, sizes heavy-tailed),
  * records run --shard-by server's listing of them twice (state_shard_deal:
- * a first run's, then a later run's replacing it), then THREADS threads, each with its own connection (state_open) and, as
- * the workers of a run, one shared write lock (state_set_write_lock), claim
+ * a first run's, then a later run's replacing it), then THREADS threads,
+ * each with its own connection (state_open) and, as the workers of a run, one shared write lock (state_set_write_lock), claim
  * largest-first until nothing is claimable or CLAIM_SECONDS have passed.
  * Finally the rows get a realistic mix of states (done/failed/pending, with
  * bytes, seconds and error texts) in one SQL transaction, so that `zmbatch
