@@ -645,7 +645,11 @@ END_TEST
 
 START_TEST(test_token_revoked_mid_run)
 {
-	knobs(E.src, "{\"bandwidth\":250000}");
+	/* dave, the last, is held 5 s at the start of his export: the revocation
+	 * after the first account is done still finds work to cut, however late the
+	 * test gets to it on a loaded machine */
+	knobs(E.src, "{\"bandwidth\":250000,\"faults\":[{\"op\":\"export\",\"account\":\"dave@example.com\","
+	      "\"action\":\"slow\",\"seconds\":5,\"count\":1}]}");
 	write_job(1, "order = \"as-listed\";");
 	pid_t pid = spawn_run();
 	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state='done'"), "nothing got done");
@@ -816,8 +820,23 @@ START_TEST(test_target_deleted_mid_run)
 	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE account='bob@example.com' AND state='exporting'"),
 		      "bob never started exporting");
 	/* claimed; his target's check (a GetAccount, paced by max_requests_per_second)
-	 * comes first: delete it once his export is stalled, not before */
-	tu_sleep(0.5);
+	 * comes first: delete it once the target has answered that, not before (a
+	 * fixed wait was once too short on a loaded machine) */
+	bool asked = false;
+	for (int i = 0; i < 1200 && !asked; i++) {
+		json_t *ds = zsim_stats(E.dst), *r;
+		size_t k;
+		json_array_foreach(json_object_get(ds, "requests"), k, r) {
+			const char *soap = json_string_value(json_object_get(r, "soap"));
+			const char *about = json_string_value(json_object_get(r, "about"));
+			asked |= soap && about && !strcmp(soap, "GetAccountRequest") &&
+				 !strncmp(about, "bob@example.com ", 16);
+		}
+		json_decref(ds);
+		if (!asked)
+			tu_sleep(0.05);
+	}
+	ck_assert_msg(asked, "the target was never asked about bob");
 	json_t *r = zsim_post(E.dst, "/zsim/delete-account", "{\"name\":\"bob@example.com\"}");
 	ck_assert(json_is_true(json_object_get(r, "deleted")));
 	json_decref(r);
@@ -1165,7 +1184,9 @@ START_TEST(test_sqlite_full)
 	free(E.db);
 	E.db = xasprintf("%s/dbfs/state.db", E.dir);
 	char *filler = xasprintf("%s/dbfs/filler", E.dir);
-	knobs(E.src, "{\"bandwidth\":250000}");
+	/* dave, the last, is held 5 s: the run is not over when the disk fills */
+	knobs(E.src, "{\"bandwidth\":250000,\"faults\":[{\"op\":\"export\",\"account\":\"dave@example.com\","
+	      "\"action\":\"slow\",\"seconds\":5,\"count\":1}]}");
 	write_job(1, "order = \"as-listed\";");
 	pid_t pid = spawn_run();
 	ck_assert_msg(wait_db(60, "SELECT count(*) FROM accounts WHERE state='done'"), "nothing got done");

@@ -286,19 +286,20 @@ static long long auth_refusals(json_t *st, char *why, size_t whylen)
 }
 
 /*
- * 3 s tokens on both servers over a run of several lifetimes: the token is
+ * 6 s tokens on both servers over a run of several lifetimes: the token is
  * renewed before it expires (the margin is clamped to a third of the
- * lifetime, so 1 s before), so no server ever refuses one, and the logins
- * stay about one per (lifetime - margin).
+ * lifetime, so 2 s before: room for a request's way to the server on a
+ * loaded machine), so no server ever refuses one, and the logins stay about
+ * one per (lifetime - margin).
  */
 START_TEST(test_token_refresh_short_lifetime)
 {
 	struct tu_proc p;
-	const double life = 3.0;
+	const double life = 6.0;
 	teardown();
 	memset(&E, 0, sizeof E);
 	/* bandwidth-limited so the run takes several lifetimes */
-	char *src_cfg = xasprintf("{\"name\":\"src\",\"token_lifetime\":%g,\"knobs\":{\"bandwidth\":70000},%s",
+	char *src_cfg = xasprintf("{\"name\":\"src\",\"token_lifetime\":%g,\"knobs\":{\"bandwidth\":35000},%s",
 				  life, strstr(E2E_SRC_CFG, "\"domains\""));
 	char *dst_cfg = xasprintf("{\"name\":\"dst\",\"token_lifetime\":%g,%s", life,
 				  strstr(E2E_DST_CFG, "\"domains\""));
@@ -356,8 +357,13 @@ START_TEST(test_kill9_resume)
 	write_job_no_domains(2, "domains = [ \"example.org\" ];\n  accounts = [ \"alice@example.com\", "
 			     "\"bob@example.com\", \"carol@example.com\", \"dave@example.com\", "
 			     "\"empty@example.com\" ];");
+	/* frank's first export is held for 60 s, so that the run is not over when
+	 * the kill lands, however late the test gets to it (on a loaded machine
+	 * the other accounts may all finish in the meantime) */
 	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":150000,"
-			      "\"quota_refuse\":\"service.UNKNOWN_DOCUMENT\"}"));
+			      "\"quota_refuse\":\"service.UNKNOWN_DOCUMENT\","
+			      "\"faults\":[{\"op\":\"export\",\"account\":\"frank@example.org\","
+			      "\"action\":\"slow\",\"seconds\":60,\"count\":1}]}"));
 	if (asprintf(&out, "%s/run1.out", E.dir) < 0 || asprintf(&errp, "%s/run1.err", E.dir) < 0)
 		abort();
 	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
@@ -393,7 +399,8 @@ START_TEST(test_kill9_resume)
 	sqlite3_close(db);
 	json_decref(ss);
 
-	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":0}"));
+	/* (frank's hold goes too: his export may not have started before the kill) */
+	json_decref(zsim_post(E.src, "/zsim/knobs", "{\"bandwidth\":0,\"faults\":[]}"));
 	struct tu_proc p;
 	int rc = e2e_zmbatch(&p, 120, "run", "-c", E.job, (char *)NULL);
 	ck_assert_msg(rc == 0, "resume exit %d", rc);

@@ -316,8 +316,10 @@ START_TEST(test_retry_after)
 		double at = json_real_value(json_object_get(e, "at"));
 		if (!path || !strncmp(path, "/zsim/", 6) || at <= end)
 			continue;
-		/* a request granted just before the 503 arrived may start a moment after it */
-		if (at > end + 0.3 && at < end + 2.95) {
+		/* a request granted just before the 503 arrived may start a moment after
+		 * it (0.9 s allowed, for a loaded machine: a pause of the plain backoff,
+		 * 1..1.25 s, instead of the Retry-After still lands in the window) */
+		if (at > end + 0.9 && at < end + 2.95) {
 			fprintf(stderr, "retry_after: %s started %.3f s after the 503\n", path, at - end);
 			in_pause++;
 		}

@@ -218,29 +218,30 @@ END_TEST
 
 /*
  * A live mailbox: one of bob's messages is deleted on the source after his
- * folders were read for the verification and before his export (held 3 s
- * by the simulator) took its items.  The target is one short against those
+ * folders were read for the verification and before his export (held 6 s
+ * by the simulator, room for a loaded machine) took its items.  The target is one short against those
  * figures; the source is asked again, the smaller figure counts, and bob is
  * verified at the first attempt, not imported again and failed.
  */
 START_TEST(test_live_deletion_during_export)
 {
 	knobs(E.src, "{\"faults\":[{\"op\":\"export\",\"account\":\"bob@example.com\",\"action\":\"slow\","
-	      "\"seconds\":3,\"count\":1}]}");
+	      "\"seconds\":6,\"count\":1}]}");
 	e2e_write_job(&E, 2, NULL, NULL);
 	char *out = xasprintf("%s/run.out", E.dir), *err = xasprintf("%s/run.err", E.dir);
 	char *argv[] = { (char *)tu_zmbatch(), (char *)"run", (char *)"-c", E.job, NULL };
 	pid_t pid = tu_spawn(argv, NULL, out, err);
 	ck_assert_int_gt(pid, 0);
 	/* his folders have been read: the export is being held */
-	for (int i = 0; i < 200; i++) {
+	long long lists = 0;
+	for (double t0 = mono_now(); lists < 1 && mono_now() - t0 < 60;) {
 		json_t *ss = zsim_stats(E.src);
-		long long n = zsim_stat_int(ss, "mail/bob@example.com/folder_lists");
+		lists = zsim_stat_int(ss, "mail/bob@example.com/folder_lists");
 		json_decref(ss);
-		if (n >= 1)
-			break;
-		tu_sleep(0.02);
+		if (lists < 1)
+			tu_sleep(0.02);
 	}
+	ck_assert_msg(lists >= 1, "bob's folders were never read");
 	json_t *j = zsim_items(E.src, "bob@example.com");
 	ck_assert(j != NULL);
 	char *del = xasprintf("{\"account\":\"bob@example.com\",\"id\":%lld}",

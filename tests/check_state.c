@@ -1648,7 +1648,7 @@ END_TEST
  * holds that lock, SQLite answers SQLITE_BUSY at once without calling the
  * busy handler (it would deadlock otherwise).  Seen in CI: one of 8 threads
  * opening a new DB together failed "set WAL mode: database is locked".
- * Here another process holds the write lock for 400 ms on the new file:
+ * Here another process holds the write lock for 2 s on the new file:
  * state_open must wait for it, not fail at once.
  */
 START_TEST(test_open_while_new_file_locked)
@@ -1656,7 +1656,7 @@ START_TEST(test_open_while_new_file_locked)
 	char *dir = tu_tmpdir("state");
 	char *path = db_path(dir);
 
-	pid_t pid = lock_holder(path, 400);
+	pid_t pid = lock_holder(path, 2000);
 	double t0 = mono_now();
 	struct state *st = NULL;
 	char *err = NULL;

@@ -289,7 +289,7 @@ END_TEST
 START_TEST(test_import_refused_early)
 {
 	static const struct canned_reply script[] = {
-		{ .status = 413, .body = "too large", .read_headers_only = true, .linger = 0.5 },
+		{ .status = 413, .body = "too large", .read_headers_only = true, .linger = 5 },
 	};
 	start(script, 1);
 	ck_assert_int_eq(ftruncate(E.fd, 32 << 20), 0);   /* 32 MiB, more than socket buffers */

@@ -47,12 +47,12 @@ END_TEST
 START_TEST(test_graceful_then_grace_over)
 {
 	struct run_ctl c;
-	runctl_init(&c, 0, 0.3);
+	runctl_init(&c, 0, 1.0);    /* (1 s: the checks before the sleep stay inside it when loaded) */
 	runctl_request_stop(&c, "SIGTERM", false);
 	ck_assert_int_eq(atomic_load(&c.stop), RUN_STOP_GRACEFUL);
 	ck_assert_str_eq(answers(&c), "--S");
 	ck_assert_str_eq(reason(&c), "SIGTERM");
-	tu_sleep(0.4);
+	tu_sleep(1.1);
 	ck_assert_str_eq(answers(&c), "-AS");
 	/* grace 0: abort at once */
 	runctl_init(&c, 0, 0);
@@ -104,10 +104,10 @@ END_TEST
 START_TEST(test_window_end)
 {
 	struct run_ctl c;
-	runctl_init(&c, mono_now() + 0.2, 60);
+	runctl_init(&c, mono_now() + 1.0, 60);
 	ck_assert_str_eq(answers(&c), "C--");
 	ck_assert_ptr_null(reason(&c));
-	tu_sleep(0.3);
+	tu_sleep(1.1);
 	ck_assert_str_eq(answers(&c), "--S");
 	ck_assert_int_eq(atomic_load(&c.stop), RUN_STOP_GRACEFUL);
 	ck_assert_str_eq(reason(&c), "end of window");
@@ -128,7 +128,7 @@ END_TEST
 START_TEST(test_signal_then_window)
 {
 	struct run_ctl c;
-	runctl_init(&c, mono_now() + 0.1, 0.4);
+	runctl_init(&c, mono_now() + 0.1, 10);
 	runctl_request_stop(&c, "SIGTERM", false);
 	double since = atomic_load(&c.stop_since);
 	tu_sleep(0.2);

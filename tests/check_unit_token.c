@@ -26,6 +26,8 @@ static struct {
 	long long lifetime_ms;
 	enum zmb_rc fail;         /* != ZMB_OK: the next logins fail so */
 	double delay;
+	atomic_int arrived;       /* racers about to call token_get */
+	int wait_arrivals;        /* > 0: a login first waits (<= 10 s) for so many */
 } F;
 
 /*
@@ -43,6 +45,8 @@ static enum zmb_rc fake_login(struct http *h, char **token, long long *lifetime_
 	int m = atomic_load(&F.max_inside);
 	while (in > m && !atomic_compare_exchange_weak(&F.max_inside, &m, in))
 		;
+	for (int i = 0; i < 1000 && atomic_load(&F.arrived) < F.wait_arrivals; i++)
+		tu_sleep(0.01);
 	if (F.delay > 0)
 		tu_sleep(F.delay);
 	atomic_fetch_sub(&F.inside, 1);
@@ -181,6 +185,7 @@ static void *race(void *p)
 {
 	struct racer *r = p;
 	pthread_barrier_wait(r->go);
+	atomic_fetch_add(&F.arrived, 1);
 	r->rc = token_get(r->tc, NULL, &r->tok, &r->err);
 	return NULL;
 }
@@ -228,7 +233,11 @@ START_TEST(test_single_flight_failure_shared)
 	struct racer r[RACERS];
 	F.delay = 0.3;
 	F.fail = ZMB_EAUTH;
+	/* every racer is on its way before the login fails: one that lost the CPU
+	 * for 0.3 s would come after the failure and rightly log in again */
+	F.wait_arrivals = RACERS;
 	ck_assert_int_eq(run_racers(tc, r), 1);
+	F.wait_arrivals = 0;
 	for (int i = 0; i < RACERS; i++) {
 		ck_assert_int_eq(r[i].rc, ZMB_EAUTH);
 		ck_assert_ptr_null(r[i].tok);

@@ -2101,6 +2101,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             a = sim.find_account(about)
             if a:
                 about = "%s %s" % (a.name, a.id.lower())
+        self.rec["about"] = about     # the request log's: what the request was about
         f = sim.take_fault("soap", about, reqname)
         if self.apply_fault(f, "soap"):
             return
