@@ -408,15 +408,23 @@ static long long exports_of(const char *account)
 	return n;
 }
 
-/* Wait until cond_sql (a count) is >= 1, at most timeout seconds. */
-static bool wait_db(double timeout, const char *sql)
+/* Wait until cond_sql (a count) is >= 1, at most timeout seconds; each(arg),
+ * when given, runs before every look. */
+static bool wait_db_each(double timeout, const char *sql, void (*each)(const char *), const char *arg)
 {
 	for (double t = 0; t < timeout; t += 0.05) {
+		if (each)
+			each(arg);
 		if (access(E.db, F_OK) == 0 && db_int("%s", sql) >= 1)
 			return true;
 		tu_sleep(0.05);
 	}
 	return false;
+}
+
+static bool wait_db(double timeout, const char *sql)
+{
+	return wait_db_each(timeout, sql, NULL, NULL);
 }
 
 /* ---- the spool fsync rule ---- */
@@ -1019,14 +1027,8 @@ START_TEST(test_disk_filled_during_export)
 	 * meanwhile (alice's archive, removed once imported while carol's export
 	 * runs) is taken again, or carol's export could finish in it (seen on a
 	 * loaded machine, the archive freed just after the first fill) */
-	bool got = false;
-	for (int i = 0; i < 1200 && !got; i++) {
-		fill_disk(filler);
-		got = db_int("SELECT count(*) FROM accounts WHERE account='carol@example.com' "
-			     "AND last_error LIKE '%%space%%'") >= 1;
-		if (!got)
-			tu_sleep(0.05);
-	}
+	bool got = wait_db_each(60, "SELECT count(*) FROM accounts WHERE account='carol@example.com' "
+				"AND last_error LIKE '%space%'", fill_disk, filler);
 	if (!got)
 		wait_run(pid, 0.1);   /* its log, to tell why */
 	ck_assert_msg(got, "no disk-full error recorded for carol");
