@@ -1032,6 +1032,10 @@ START_TEST(test_disk_filled_during_export)
 	if (!got)
 		wait_run(pid, 0.1);   /* its log, to tell why */
 	ck_assert_msg(got, "no disk-full error recorded for carol");
+	/* and the export itself named it: not only a later attempt's preflight */
+	ck_assert_int_ge(db_int("SELECT count(*) FROM events e JOIN accounts a ON a.id = e.account_id "
+				"WHERE a.account = 'carol@example.com' AND e.message LIKE "
+				"'%%cannot write spool file: No space left on device%%'"), 1);
 	unlink(filler);
 	int rc = wait_run(pid, 120);
 	ck_assert_msg(rc == 0, "exit %d", rc);
